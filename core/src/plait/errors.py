@@ -1,0 +1,128 @@
+"""Every exception plait raises on purpose, in one place.
+
+Errors say what was expected, what was given, and where (the step path), so a
+user never has to read plait's source to learn what went wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PlaitError",
+    "DefinitionError",
+    "StepError",
+    "StepTimeoutError",
+    "RunTimeoutError",
+    "RunCancelledError",
+    "StateConflictError",
+    "PluginError",
+    "ModelError",
+    "RateLimitError",
+    "ModelTimeoutError",
+    "ModelConnectionError",
+    "ServerError",
+    "BadRequestError",
+    "AuthenticationError",
+    "ContextOverflowError",
+    "MissingDependencyError",
+]
+
+
+class PlaitError(Exception):
+    """Base class of every error plait raises."""
+
+
+class DefinitionError(PlaitError, ValueError):
+    """A workflow, step or agent was defined wrongly; raised at construction."""
+
+
+class StepError(PlaitError):
+    """A step failed during a run.
+
+    ``step_path`` is the stable id of the failing step (``"research/parallel/web"``);
+    the original exception is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, step_path: str, step_name: str = "") -> None:
+        super().__init__(message)
+        self.step_path = step_path
+        self.step_name = step_name
+
+
+class StepTimeoutError(PlaitError, TimeoutError):
+    """A step ran longer than its ``timeout``."""
+
+
+class RunTimeoutError(PlaitError, TimeoutError):
+    """A whole run ran longer than the workflow's ``timeout``."""
+
+
+class RunCancelledError(PlaitError):
+    """The run was cancelled before it finished."""
+
+
+class StateConflictError(PlaitError):
+    """Concurrent branches changed one session-state key in ways that cannot be merged."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class PluginError(PlaitError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class MissingDependencyError(PlaitError, ImportError):
+    """An optional package is needed; the message says what to install."""
+
+
+class ModelError(PlaitError):
+    """A model provider call failed.
+
+    ``provider`` names the provider, ``status_code`` is the HTTP status when there
+    was one, ``retry_after`` the server's requested delay in seconds, and the
+    message carries the provider's own words.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class RateLimitError(ModelError):
+    retryable = True
+
+
+class ModelTimeoutError(ModelError, TimeoutError):
+    retryable = True
+
+
+class ModelConnectionError(ModelError):
+    retryable = True
+
+
+class ServerError(ModelError):
+    retryable = True
+
+
+class BadRequestError(ModelError):
+    pass
+
+
+class AuthenticationError(ModelError):
+    pass
+
+
+class ContextOverflowError(BadRequestError):
+    """The request did not fit the model's context window."""

@@ -1,0 +1,266 @@
+"""The model protocol: what an agent needs from any LLM provider.
+
+A provider implements one method, :meth:`Model.stream`, an async iterator that
+yields :class:`TextDelta` and :class:`ToolCallPart` items as they arrive and ends
+with exactly one :class:`ModelResponse` (the whole assistant message, usage,
+finish reason). :meth:`Model.complete` is the non-streaming convenience; a
+provider may override it with a cheaper non-streaming request.
+
+Providers classify failures into :mod:`plait.errors` (``RateLimitError``,
+``ServerError``, ``BadRequestError``, ...) with the provider's own message, so
+retries and error reports work the same for every provider.
+
+Models hold configuration only; SDK clients are built lazily, per process,
+and are left out of pickling (see :attr:`Model.transient_attributes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
+
+from plait.errors import DefinitionError, ModelError, PluginError
+from plait.retry import RetryPolicy
+
+__all__ = [
+    "Message",
+    "ToolCall",
+    "ToolDefinition",
+    "ModelSettings",
+    "ModelRequest",
+    "Usage",
+    "TextDelta",
+    "ToolCallPart",
+    "ModelResponse",
+    "ModelStreamEvent",
+    "Model",
+    "get_model",
+    "stream_with_retry",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A model's request to call tool ``name`` with JSON ``arguments``."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Message:
+    """One chat message. ``tool_calls`` on assistant messages, ``tool_call_id`` on tool results."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A tool as the model sees it: a name, a description and a JSON schema of its parameters."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    """Request settings every provider understands; ``extra`` passes provider-specific ones."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    timeout: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def merged(self, other: ModelSettings | None) -> ModelSettings:
+        """These settings with every field ``other`` sets taking precedence."""
+        if other is None:
+            return self
+        changes = {
+            name: getattr(other, name)
+            for name in ("temperature", "max_tokens", "top_p", "stop", "seed", "timeout")
+            if getattr(other, name) is not None
+        }
+        if other.extra:
+            changes["extra"] = {**self.extra, **other.extra}
+        return replace(self, **changes)
+
+
+@dataclass(slots=True)
+class ModelRequest:
+    """Everything one model call needs.
+
+    ``output_schema`` is a pydantic model class when structured output is wanted;
+    providers that support it natively (:attr:`Model.supports_structured_output`)
+    send it as a JSON schema, otherwise the agent asks for JSON and validates it.
+    """
+
+    messages: list[Message]
+    tools: list[ToolDefinition] = field(default_factory=list)
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    output_schema: type[Any] | None = None
+    tool_choice: str | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one or more model calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.requests += other.requests
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """A piece of the assistant's text, as it streams in."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallPart:
+    """A complete tool call, yielded once its arguments have fully arrived."""
+
+    call: ToolCall
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    """The end of one model call: the whole message, usage and how it finished."""
+
+    message: Message
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    response_id: str | None = None
+    model: str | None = None
+    provider: str | None = None
+
+
+ModelStreamEvent = TextDelta | ToolCallPart | ModelResponse
+
+
+class Model:
+    """Base class of every model provider.
+
+    Subclasses set :attr:`provider`, implement :meth:`stream`, and may override
+    :meth:`complete`. ``settings`` are defaults merged under each request's own.
+    ``retry`` governs retries of retryable errors (rate limits, server errors,
+    timeouts, dropped connections); the agent applies it around each call.
+    """
+
+    provider: ClassVar[str] = "custom"
+    supports_structured_output: ClassVar[bool] = False
+    #: Attributes holding live resources (SDK clients, locks); dropped when pickled
+    #: and rebuilt lazily in the receiving process.
+    transient_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        settings: ModelSettings | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise DefinitionError(f"{type(self).__name__}: model must be a non-empty string, got {model!r}")
+        self.model = model
+        self.settings = settings or ModelSettings()
+        self.retry = retry if retry is not None else RetryPolicy(max_attempts=3, initial_delay=0.5)
+
+    @property
+    def name(self) -> str:
+        """``provider:model``, the string that resolves back to this model."""
+        return f"{self.provider}:{self.model}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for attr in self.transient_attributes:
+            state[attr] = None
+        return state
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        """Yield text deltas and tool calls as they arrive, then one :class:`ModelResponse`."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement stream()")
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        """Run the call to its end and return the final response."""
+        final: ModelResponse | None = None
+        async for item in self.stream(request):
+            if isinstance(item, ModelResponse):
+                final = item
+        if final is None:
+            raise PluginError(f"{self!r}: stream() ended without a ModelResponse")
+        return final
+
+
+def get_model(spec: str | Model, **options: Any) -> Model:
+    """Resolve ``"provider:model"`` through the registered model providers.
+
+    >>> get_model("openai:gpt-4o-mini")      # needs plait-openai installed
+    """
+    if isinstance(spec, Model):
+        return spec
+    if not isinstance(spec, str) or ":" not in spec:
+        raise DefinitionError(
+            f"expected a Model object or a string 'provider:model' such as 'openai:gpt-4o-mini', got {spec!r}"
+        )
+    from plait.plugins import get_registry
+
+    prefix, _, name = spec.partition(":")
+    return get_registry().create_model(prefix, name, **options)
+
+
+async def stream_with_retry(
+    model: Model,
+    request: ModelRequest,
+    *,
+    policy: RetryPolicy | None = None,
+    on_retry: Callable[[int, ModelError, float], None] | None = None,
+) -> AsyncIterator[ModelStreamEvent]:
+    """``model.stream(request)``, retried on retryable :class:`~plait.errors.ModelError`.
+
+    A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
+    first, so a consumer that already saw part of the answer can discard it.
+    """
+    policy = policy or model.retry
+    attempt = 1
+    while True:
+        try:
+            async for item in model.stream(request):
+                yield item
+            return
+        except ModelError as exc:
+            if not exc.retryable or not policy.should_retry(exc, attempt):
+                raise
+            delay = policy.delay(attempt, exc)
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -1,0 +1,325 @@
+"""The plugin manager and the registry of everything plugins registered.
+
+Plugins come from the ``plait`` entry-point group and are loaded lazily, the
+first time something needs the registry (a model string, a storage URL, a run
+with lifecycle hooks), one at a time. A plugin that fails to import, names a
+hook that does not exist, or registers something invalid is recorded in
+:attr:`Registry.errors` and left out; the host and the other plugins carry on.
+``PLAIT_STRICT_PLUGINS=1`` (or ``strict=True``) raises instead.
+
+Environment switches, read when the registry is built:
+
+* ``PLAIT_LOAD_PLUGINS=a,b``: load only these entry points (empty: none).
+* ``PLAIT_DISABLE_PLUGINS=a,b``: load all entry points but these.
+
+The built-in primitives, models, storage, sinks and runner register through the
+very same hooks, as the plugin ``plait.builtins``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from plait import hookspecs
+from plait.errors import PluginError
+
+__all__ = [
+    "Registry",
+    "Registration",
+    "PluginInfo",
+    "PluginLoadError",
+    "get_registry",
+    "build_registry",
+    "set_registry",
+    "ENTRY_POINT_GROUP",
+]
+
+ENTRY_POINT_GROUP = "plait"
+BUILTIN_PLUGIN = "plait.builtins"
+
+#: Provider prefixes whose distributions plait knows, for install hints.
+KNOWN_DISTRIBUTIONS = {
+    "openai": "plait-openai",
+    "anthropic": "plait-anthropic",
+    "litellm": "plait-litellm",
+    "postgresql": "plait-postgres",
+    "postgres": "plait-postgres",
+    "redis": "plait-redis",
+    "ray": "plait-ray",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One thing a plugin registered, and which plugin registered it."""
+
+    kind: str
+    key: str
+    value: Any
+    plugin: str
+
+
+@dataclass(slots=True)
+class PluginInfo:
+    """A loaded plugin: its name, the distribution it came from and its hooks."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: list[Registration] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginLoadError:
+    """A plugin that could not be loaded or registered, with the reason."""
+
+    name: str
+    distribution: str | None
+    error: str
+    traceback: str
+
+
+_KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command")
+
+
+class Registry:
+    """What the loaded plugins registered, by kind and key.
+
+    Build one with :func:`build_registry`; the process-wide one is
+    :func:`get_registry`.
+    """
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        self.plugins: dict[str, PluginInfo] = {}
+        self.errors: list[PluginLoadError] = []
+        self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in _KINDS}
+
+    # -- lookups -------------------------------------------------------------------
+
+    def entries(self, kind: str) -> dict[str, Registration]:
+        """Everything registered of ``kind`` (``"model"``, ``"storage"``, ...), by key."""
+        return self._entries[kind]
+
+    def get(self, kind: str, key: str) -> Any:
+        """The registered value, or a :class:`PluginError` that lists what is known."""
+        entry = self._entries[kind].get(key)
+        if entry is None:
+            known = ", ".join(sorted(self._entries[kind])) or "none"
+            hint = ""
+            if key in KNOWN_DISTRIBUTIONS:
+                hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[key]}"
+            raise PluginError(f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}")
+        return entry.value
+
+    def create_model(self, prefix: str, name: str, **options: Any) -> Any:
+        """Build the model ``prefix:name`` through its registered factory."""
+        factory = self.get("model", prefix)
+        return factory(name, **options)
+
+    @property
+    def step_types(self) -> list[type]:
+        return [entry.value for entry in self._entries["step_type"].values()]
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``registry.hook.on_step_start(...)``)."""
+        return self.manager.hook
+
+    # -- registration --------------------------------------------------------------
+
+    def _register(self, kind: str, key: str, value: Any, plugin: str) -> None:
+        existing = self._entries[kind].get(key)
+        if existing is not None and existing.plugin != plugin:
+            raise PluginError(
+                f"{kind.replace('_', ' ')} {key!r} is registered by both {existing.plugin!r} and {plugin!r}; "
+                "uninstall or disable one of them (PLAIT_DISABLE_PLUGINS)"
+            )
+        entry = Registration(kind, key, value, plugin)
+        self._entries[kind][key] = entry
+        self.plugins[plugin].registered.append(entry)
+
+
+def _check_name(kind: str, key: object) -> str:
+    if not isinstance(key, str) or not key or any(c.isspace() for c in key) or ":" in key:
+        raise PluginError(f"{kind} name must be a non-empty string without spaces or ':', got {key!r}")
+    return key
+
+
+def _require_callable(kind: str, key: str, value: object) -> None:
+    if not callable(value):
+        raise PluginError(f"{kind} {key!r}: expected a callable factory, got {value!r}")
+
+
+def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
+    """Call the plugin's registration hooks, validating each value it gives."""
+    from plait.primitives import StepNode  # late: primitives import this module's users
+
+    def step_type(cls: object) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, StepNode)):
+            raise PluginError(f"register_step_types: expected a subclass of plait.StepNode, got {cls!r}")
+        key = _check_name("step type", getattr(cls, "step_type", None))
+        registry._register("step_type", key, cls, plugin_name)
+
+    def factory(kind: str) -> Callable[..., None]:
+        def register(key: str, value: Any) -> None:
+            key = _check_name(kind, key)
+            _require_callable(kind, key, value)
+            registry._register(kind, key, value, plugin_name)
+
+        return register
+
+    def command(name: str, configure: Callable[..., Any], handler: Callable[..., Any], help: str = "") -> None:
+        name = _check_name("command", name)
+        _require_callable("command", name, handler)
+        _require_callable("command", name, configure)
+        registry._register("command", name, (configure, handler, help), plugin_name)
+
+    callbacks: dict[str, Callable[..., None]] = {
+        "register_step_types": step_type,
+        "register_models": factory("model"),
+        "register_storage": factory("storage"),
+        "register_event_sinks": factory("event_sink"),
+        "register_runners": factory("runner"),
+        "register_commands": command,
+    }
+    for hook_name, callback in callbacks.items():
+        # Call this plugin's own implementation, so whatever it registers is
+        # attributed to it and a failure is reported against it alone.
+        impl = getattr(plugin, hook_name, None)
+        if impl is not None and callable(impl):
+            impl(register=callback)
+
+
+def _env_list(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _hook_names(manager: pluggy.PluginManager, plugin: object) -> list[str]:
+    return sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
+
+
+def _add_plugin(
+    registry: Registry,
+    name: str,
+    plugin: object,
+    *,
+    distribution: str | None,
+    version: str | None,
+    strict: bool,
+) -> None:
+    manager = registry.manager
+    registry.plugins[name] = info = PluginInfo(name, distribution, version)
+    try:
+        manager.register(plugin, name=name)
+        try:
+            manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            manager.unregister(plugin)
+            valid = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(("register_", "on_"))))
+            raise PluginError(f"{exc} (known hooks: {valid})") from exc
+        info.hooks = _hook_names(manager, plugin)
+        _collect(registry, name, plugin)
+    except Exception as exc:
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        for entry in info.registered:
+            registry._entries[entry.kind].pop(entry.key, None)
+        del registry.plugins[name]
+        if strict:
+            raise
+        registry.errors.append(
+            PluginLoadError(name, distribution, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        )
+
+
+def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
+    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def build_registry(
+    plugins: Iterable[object] | dict[str, object] = (),
+    *,
+    entry_points: bool = True,
+    builtins: bool = True,
+    strict: bool | None = None,
+) -> Registry:
+    """Build a registry from the built-ins, the given plugin objects and (optionally)
+    the installed entry points, honouring the environment switches."""
+    if strict is None:
+        strict = os.environ.get("PLAIT_STRICT_PLUGINS", "") not in ("", "0", "false")
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    registry = Registry(manager)
+    if builtins:
+        from plait import _builtins
+
+        _add_plugin(registry, BUILTIN_PLUGIN, _builtins, distribution="plait", version=_version("plait"), strict=True)
+    named = plugins.items() if isinstance(plugins, dict) else ((_plugin_name(p), p) for p in plugins)
+    for name, plugin in named:
+        _add_plugin(registry, name, plugin, distribution=None, version=None, strict=strict)
+    if entry_points:
+        only = _env_list("PLAIT_LOAD_PLUGINS")
+        disabled = _env_list("PLAIT_DISABLE_PLUGINS") or set()
+        for ep in _entry_points():
+            if (only is not None and ep.name not in only) or ep.name in disabled:
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                if strict:
+                    raise PluginError(f"plugin {ep.name!r} ({dist}) failed to import: {exc}") from exc
+                registry.errors.append(
+                    PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+                )
+                continue
+            _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
+    return registry
+
+
+def _plugin_name(plugin: object) -> str:
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+_registry: Registry | None = None
+_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _registry
+    if _registry is None:
+        with _lock:
+            if _registry is None:
+                _registry = build_registry()
+    return _registry
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Replace the process-wide registry (``None`` rebuilds it on next use); returns the old one."""
+    global _registry
+    with _lock:
+        old, _registry = _registry, registry
+    return old
+

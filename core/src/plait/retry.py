@@ -1,0 +1,79 @@
+"""Retry policy: exponential backoff with jitter and an exception filter.
+
+One policy object serves steps (``Step(retry=...)``) and model calls
+(``Agent(retry=...)``); a server's ``Retry-After`` (an exception attribute
+``retry_after`` in seconds) is honoured when it asks for longer than the backoff.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from plait.errors import DefinitionError
+
+__all__ = ["RetryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry a failing step or model call.
+
+    ``max_attempts`` counts the first try: ``RetryPolicy(max_attempts=3)`` tries
+    at most three times. Delays grow as ``initial_delay * multiplier**n`` up to
+    ``max_delay``; ``jitter`` spreads them by up to that fraction either way.
+    ``retry_on`` is a tuple of exception types, or a predicate on the exception.
+
+    >>> RetryPolicy(max_attempts=4, initial_delay=0.5, retry_on=(TimeoutError,))
+    """
+
+    max_attempts: int = 3
+    initial_delay: float = 0.5
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    jitter: float = 0.2
+    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(
+        default=(Exception,)
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise DefinitionError(
+                f"RetryPolicy: max_attempts must be an int >= 1, got {self.max_attempts!r}"
+            )
+        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
+            raise DefinitionError(
+                "RetryPolicy: expected initial_delay >= 0, max_delay >= 0 and multiplier >= 1, "
+                f"got {self.initial_delay!r}, {self.max_delay!r}, {self.multiplier!r}"
+            )
+        if not 0 <= self.jitter <= 1:
+            raise DefinitionError(f"RetryPolicy: jitter must be within 0..1, got {self.jitter!r}")
+        if not (callable(self.retry_on) or isinstance(self.retry_on, tuple)):
+            raise DefinitionError(
+                "RetryPolicy: retry_on must be a tuple of exception types or a predicate, "
+                f"got {self.retry_on!r}"
+            )
+
+    @classmethod
+    def from_max_retries(cls, max_retries: int) -> RetryPolicy:
+        """Agno's ``max_retries=N``: N retries after the first attempt."""
+        return cls(max_attempts=max_retries + 1)
+
+    def should_retry(self, exc: BaseException, attempt: int) -> bool:
+        """True when ``exc`` raised on try number ``attempt`` (1-based) deserves another."""
+        if attempt >= self.max_attempts:
+            return False
+        if isinstance(self.retry_on, tuple):
+            return isinstance(exc, self.retry_on)
+        return bool(self.retry_on(exc))
+
+    def delay(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        base = min(self.max_delay, self.initial_delay * self.multiplier ** (attempt - 1))
+        if self.jitter:
+            base *= 1 + random.uniform(-self.jitter, self.jitter)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > base:
+            return float(retry_after)
+        return max(0.0, base)
