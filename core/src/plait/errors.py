@@ -7,23 +7,23 @@ user never has to read plait's source to learn what went wrong.
 from __future__ import annotations
 
 __all__ = [
-    "PlaitError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ContextOverflowError",
     "DefinitionError",
+    "MissingDependencyError",
+    "ModelConnectionError",
+    "ModelError",
+    "ModelTimeoutError",
+    "PlaitError",
+    "PluginError",
+    "RateLimitError",
+    "RunCancelledError",
+    "RunTimeoutError",
+    "ServerError",
+    "StateConflictError",
     "StepError",
     "StepTimeoutError",
-    "RunTimeoutError",
-    "RunCancelledError",
-    "StateConflictError",
-    "PluginError",
-    "ModelError",
-    "RateLimitError",
-    "ModelTimeoutError",
-    "ModelConnectionError",
-    "ServerError",
-    "BadRequestError",
-    "AuthenticationError",
-    "ContextOverflowError",
-    "MissingDependencyError",
 ]
 
 

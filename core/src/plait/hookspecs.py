@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
 PROJECT_NAME = "plait"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

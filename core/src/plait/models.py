@@ -26,16 +26,17 @@ from plait.retry import RetryPolicy
 
 __all__ = [
     "Message",
-    "ToolCall",
-    "ToolDefinition",
-    "ModelSettings",
-    "ModelRequest",
-    "Usage",
-    "TextDelta",
-    "ToolCallPart",
-    "ModelResponse",
-    "ModelStreamEvent",
     "Model",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelSettings",
+    "ModelStreamEvent",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallPart",
+    "ToolDefinition",
+    "Usage",
+    "complete_with_retry",
     "get_model",
     "stream_with_retry",
 ]
@@ -69,9 +70,7 @@ class ToolDefinition:
 
     name: str
     description: str = ""
-    parameters: dict[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +208,13 @@ class Model:
         """Yield text deltas and tool calls as they arrive, then one :class:`ModelResponse`."""
         raise NotImplementedError(f"{type(self).__name__} does not implement stream()")
 
+    async def aclose(self) -> None:
+        """Release live resources (SDK clients and their connections) of this process.
+
+        Clients are bound to the event loop that created them: close a model before
+        its loop ends when it will be used again from another loop.
+        """
+
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Run the call to its end and return the final response."""
         final: ModelResponse | None = None
@@ -234,7 +240,8 @@ def get_model(spec: str | Model, **options: Any) -> Model:
     from plait.plugins import get_registry
 
     prefix, _, name = spec.partition(":")
-    return get_registry().create_model(prefix, name, **options)
+    model: Model = get_registry().create_model(prefix, name, **options)
+    return model
 
 
 async def stream_with_retry(
@@ -256,6 +263,29 @@ async def stream_with_retry(
             async for item in model.stream(request):
                 yield item
             return
+        except ModelError as exc:
+            if not exc.retryable or not policy.should_retry(exc, attempt):
+                raise
+            delay = policy.delay(attempt, exc)
+            if on_retry is not None:
+                on_retry(attempt, exc, delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+async def complete_with_retry(
+    model: Model,
+    request: ModelRequest,
+    *,
+    policy: RetryPolicy | None = None,
+    on_retry: Callable[[int, ModelError, float], None] | None = None,
+) -> ModelResponse:
+    """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`."""
+    policy = policy or model.retry
+    attempt = 1
+    while True:
+        try:
+            return await model.complete(request)
         except ModelError as exc:
             if not exc.retryable or not policy.should_retry(exc, attempt):
                 raise

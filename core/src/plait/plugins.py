@@ -32,14 +32,15 @@ from plait import hookspecs
 from plait.errors import PluginError
 
 __all__ = [
-    "Registry",
-    "Registration",
+    "ENTRY_POINT_GROUP",
     "PluginInfo",
     "PluginLoadError",
-    "get_registry",
+    "Registration",
+    "Registry",
     "build_registry",
+    "get_registry",
+    "lifecycle_hooks",
     "set_registry",
-    "ENTRY_POINT_GROUP",
 ]
 
 ENTRY_POINT_GROUP = "plait"
@@ -88,6 +89,7 @@ class PluginLoadError:
     traceback: str
 
 
+_UNSET: Any = object()
 _KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command")
 
 
@@ -103,6 +105,7 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.errors: list[PluginLoadError] = []
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in _KINDS}
+        self._lifecycle: Any = _UNSET
 
     # -- lookups -------------------------------------------------------------------
 
@@ -118,7 +121,9 @@ class Registry:
             hint = ""
             if key in KNOWN_DISTRIBUTIONS:
                 hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[key]}"
-            raise PluginError(f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}")
+            raise PluginError(
+                f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}"
+            )
         return entry.value
 
     def create_model(self, prefix: str, name: str, **options: Any) -> Any:
@@ -127,8 +132,17 @@ class Registry:
         return factory(name, **options)
 
     @property
-    def step_types(self) -> list[type]:
+    def step_types(self) -> list[Any]:
         return [entry.value for entry in self._entries["step_type"].values()]
+
+    @property
+    def lifecycle_hooks(self) -> Any:
+        """The hook relay when any plugin observes runs, else None (runs then skip hook calls)."""
+        if self._lifecycle is _UNSET:
+            names = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
+            observed = any(getattr(self.manager.hook, name).get_hookimpls() for name in names)
+            self._lifecycle = self.manager.hook if observed else None
+        return self._lifecycle
 
     @property
     def hook(self) -> Any:
@@ -178,7 +192,9 @@ def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
 
         return register
 
-    def command(name: str, configure: Callable[..., Any], handler: Callable[..., Any], help: str = "") -> None:
+    def command(
+        name: str, configure: Callable[..., Any], handler: Callable[..., Any], help: str = ""
+    ) -> None:
         name = _check_name("command", name)
         _require_callable("command", name, handler)
         _require_callable("command", name, configure)
@@ -266,7 +282,9 @@ def build_registry(
     if builtins:
         from plait import _builtins
 
-        _add_plugin(registry, BUILTIN_PLUGIN, _builtins, distribution="plait", version=_version("plait"), strict=True)
+        _add_plugin(
+            registry, BUILTIN_PLUGIN, _builtins, distribution="plait", version=_version("plait"), strict=True
+        )
     named = plugins.items() if isinstance(plugins, dict) else ((_plugin_name(p), p) for p in plugins)
     for name, plugin in named:
         _add_plugin(registry, name, plugin, distribution=None, version=None, strict=strict)
@@ -323,3 +341,7 @@ def set_registry(registry: Registry | None) -> Registry | None:
         old, _registry = _registry, registry
     return old
 
+
+def lifecycle_hooks() -> Any:
+    """The process registry's lifecycle hook relay, or None when no plugin observes runs."""
+    return get_registry().lifecycle_hooks

@@ -33,15 +33,11 @@ class RetryPolicy:
     multiplier: float = 2.0
     max_delay: float = 30.0
     jitter: float = 0.2
-    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(
-        default=(Exception,)
-    )
+    retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(default=(Exception,))
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise DefinitionError(
-                f"RetryPolicy: max_attempts must be an int >= 1, got {self.max_attempts!r}"
-            )
+            raise DefinitionError(f"RetryPolicy: max_attempts must be an int >= 1, got {self.max_attempts!r}")
         if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
             raise DefinitionError(
                 "RetryPolicy: expected initial_delay >= 0, max_delay >= 0 and multiplier >= 1, "

@@ -1,0 +1,563 @@
+"""The executor: one async walk over the step tree, with its policies.
+
+:func:`execute_node` is the single place where a node (built-in or from a
+plugin) is run: it assigns the stable step id, emits start/end events, opens the
+span, applies the timeout, retry and on-error policies, records the output, and
+turns a failure into a :class:`~plait.errors.StepError` that names the path.
+Containers call :meth:`StepContext.run_steps` (a sequence) and
+:meth:`StepContext.run_branches` (concurrent branches through the runner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from plait import _state
+from plait._executors import Callee
+from plait._io import StepInput, StepMetrics, StepOutput
+from plait.errors import StepError, StepTimeoutError
+from plait.events import (
+    CustomEvent,
+    Event,
+    RunContentEvent,
+    StepCompletedEvent,
+    StepErrorEvent,
+    StepRetryEvent,
+    StepSkippedEvent,
+    StepStartedEvent,
+)
+from plait.tracing import ATTR, record_error, step_span_name
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from plait.primitives import StepNode
+    from plait.runners import Runner
+
+__all__ = ["Branch", "RunContext", "RunState", "StepContext", "WorkflowFrame", "execute_node"]
+
+
+class RunState:
+    """What one top-level run shares with everything inside it, nested workflows included."""
+
+    __slots__ = (
+        "cancelled",
+        "hooks",
+        "listeners",
+        "listening",
+        "runner",
+        "step_events",
+        "stream_content",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        tracer: Tracer | None,
+        listeners: Sequence[Callable[[Event], None]] = (),
+        step_events: bool = False,
+        hooks: Any = None,
+    ) -> None:
+        self.runner = runner
+        self.tracer = tracer
+        self.listeners = list(listeners)
+        self.listening = bool(self.listeners)
+        #: build step and container events only when someone wants them
+        self.step_events = step_events and self.listening
+        #: stream model output token by token only when someone is listening
+        self.stream_content = self.listening
+        self.hooks = hooks
+        #: set when the run is cancelled, so cooperative sync code can stop early
+        self.cancelled = threading.Event()
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+@dataclass(slots=True)
+class WorkflowFrame:
+    """One workflow run inside the tree: the top-level one, or a nested one."""
+
+    workflow: Any
+    workflow_id: str
+    workflow_name: str
+    run_id: str
+    session_id: str
+    depth: int
+    parent_run_id: str | None = None
+    #: ids of steps that failed as data or were skipped after failing
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What an executor that declares a ``run_context`` parameter receives."""
+
+    session_state: dict[str, Any]
+    run_id: str
+    session_id: str
+    workflow_id: str
+    workflow_name: str
+    step_id: str
+    step_name: str
+    nested_depth: int
+    _ctx: StepContext
+
+    def emit(self, data: Any) -> None:
+        """Send a custom event (any JSON-compatible data) to the run's listeners."""
+        self._ctx.emit_content(data)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was cancelled or timed out; long sync code should check it."""
+        return self._ctx.run.cancelled.is_set()
+
+
+class StepContext:
+    """Where a node executes: its run, its workflow, its stable id and its state.
+
+    A step type from a plugin receives one in ``execute(step_input, ctx)`` and uses
+    :meth:`run_steps`, :meth:`run_branches`, :meth:`call` and :meth:`emit`.
+    """
+
+    __slots__ = ("frame", "offload", "outputs", "parent_step_id", "run", "state", "step_id", "step_name")
+
+    def __init__(
+        self,
+        run: RunState,
+        frame: WorkflowFrame,
+        step_id: str,
+        parent_step_id: str | None,
+        step_name: str,
+        state: dict[str, Any],
+        outputs: dict[str, StepOutput],
+        offload: bool,
+    ) -> None:
+        self.run = run
+        self.frame = frame
+        self.step_id = step_id
+        self.parent_step_id = parent_step_id
+        self.step_name = step_name
+        self.state = state
+        self.outputs = outputs
+        #: run sync code in worker threads (inside parallel branches and timeouts)
+        self.offload = offload
+
+    # -- derived contexts ------------------------------------------------------------
+
+    def child(self, name: str) -> StepContext:
+        """The context of a child node called ``name``."""
+        escaped = name.replace("/", "%2F")
+        step_id = f"{self.step_id}/{escaped}" if self.step_id else escaped
+        return StepContext(
+            self.run, self.frame, step_id, self.step_id or None, name, self.state, self.outputs, self.offload
+        )
+
+    def scope(self, suffix: str, name: str) -> StepContext:
+        """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
+        return StepContext(
+            self.run,
+            self.frame,
+            f"{self.step_id}{suffix}",
+            self.step_id or None,
+            name,
+            self.state,
+            self.outputs,
+            self.offload,
+        )
+
+    # -- events ----------------------------------------------------------------------
+
+    def event(self, cls: type[Event], **fields: Any) -> Event:
+        """An event of ``cls`` stamped with where it happened."""
+        frame = self.frame
+        return cls(
+            run_id=frame.run_id,
+            session_id=frame.session_id,
+            workflow_id=frame.workflow_id,
+            workflow_name=frame.workflow_name,
+            step_id=self.step_id or None,
+            step_name=self.step_name or None,
+            parent_step_id=self.parent_step_id,
+            nested_depth=frame.depth,
+            **fields,
+        )
+
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to the run's listeners (thread-safe listeners, any thread)."""
+        if self.run.listening:
+            self.run.emit(event)
+
+    def emit_content(self, item: Any) -> None:
+        """Emit what a generator yielded: text as content, plait events re-stamped, other data as custom."""
+        if not self.run.listening:
+            return
+        if isinstance(item, Event):
+            self.run.emit(self.adopt(item))
+        elif isinstance(item, str):
+            self.run.emit(self.event(RunContentEvent, content=item))
+        else:
+            self.run.emit(self.event(CustomEvent, data=item))
+
+    def adopt(self, event: Event) -> Event:
+        """Re-stamp an event produced elsewhere (an agent run inside this step) with this place."""
+        if event.workflow_id is None:
+            frame = self.frame
+            return replace(
+                event,
+                run_id=frame.run_id,
+                session_id=frame.session_id,
+                workflow_id=frame.workflow_id,
+                workflow_name=frame.workflow_name,
+                step_id=self.step_id or None,
+                step_name=self.step_name or None,
+                parent_step_id=self.parent_step_id,
+                nested_depth=frame.depth,
+            )
+        return replace(
+            event,
+            nested_depth=event.nested_depth + self.frame.depth + 1,
+            parent_step_id=event.parent_step_id or self.step_id,
+        )
+
+    def run_context(self) -> RunContext:
+        frame = self.frame
+        return RunContext(
+            self.state,
+            frame.run_id,
+            frame.session_id,
+            frame.workflow_id,
+            frame.workflow_name,
+            self.step_id,
+            self.step_name,
+            frame.depth,
+            self,
+        )
+
+    # -- running children ------------------------------------------------------------
+
+    async def run_steps(self, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
+        """Run ``nodes`` one after another, each receiving the previous one's content.
+        Stops after an output with ``stop=True``."""
+        outputs: list[StepOutput] = []
+        previous = step_input.previous_step_content
+        for node in nodes:
+            output = await execute_node(
+                node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
+            )
+            outputs.append(output)
+            if not output.skipped:
+                previous = output.content
+            if output.stop:
+                break
+        return outputs
+
+    async def run_branches(
+        self,
+        nodes: Sequence[StepNode],
+        step_input: StepInput,
+        *,
+        runner: Runner | None = None,
+        max_concurrency: int | None = None,
+    ) -> list[StepOutput]:
+        """Run ``nodes`` concurrently through the runner, each on its own copy of the
+        session state; then merge state changes and outputs in declaration order."""
+        branches = []
+        for index, node in enumerate(nodes):
+            ctx = StepContext(
+                self.run,
+                self.frame,
+                self.step_id,
+                self.parent_step_id,
+                self.step_name,
+                _state.isolate(self.state),
+                dict(self.outputs),
+                True,
+            )
+            branches.append(Branch(node, step_input, ctx, index))
+        outputs = await (runner or self.run.runner).run_branches(branches, max_concurrency=max_concurrency)
+        _state.merge_changes(
+            self.state,
+            [(branch.node.name, branch.context.state) for branch in branches],
+            where=f"Parallel {self.step_id!r}",
+        )
+        for branch in branches:
+            for name, output in branch.context.outputs.items():
+                if self.outputs.get(name) is not output:
+                    self.outputs[name] = output
+        return outputs
+
+    async def call(self, callee: Callee, *args: Any) -> Any:
+        """Call a user function (not a generator), off the loop when it is sync and
+        this context offloads, passing ``run_context`` when it asks for one."""
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
+        if callee.kind == "async":
+            return await callee.fn(*args, **kwargs)
+        if self.offload:
+            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
+        else:
+            result = callee.fn(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = await result
+        return result
+
+    async def invoke(self, callee: Callee, *args: Any) -> StepOutput:
+        """Call an executor and turn what it returns or yields into a StepOutput."""
+        kind = callee.kind
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
+        if kind == "async":
+            result = await callee.fn(*args, **kwargs)
+        elif kind == "sync" and not self.offload:
+            result = callee.fn(*args, **kwargs)
+        elif kind == "sync":
+            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
+        else:
+            result = callee.fn(*args, **kwargs)
+        if type(result) is StepOutput:
+            return result
+        if inspect.iscoroutine(result):
+            result = await result
+        if hasattr(result, "__anext__"):
+            return await self._consume_async(result)
+        if hasattr(result, "__next__") and hasattr(result, "send"):
+            return await self._consume_sync(result)
+        return result if isinstance(result, StepOutput) else StepOutput(content=result)
+
+    async def _consume_async(self, agen: Any) -> StepOutput:
+        final: StepOutput | None = None
+        text: list[str] = []
+        try:
+            async for item in agen:
+                final = self._take(item, final, text)
+        finally:
+            await agen.aclose()
+        return _generator_output(final, text)
+
+    async def _consume_sync(self, gen: Any) -> StepOutput:
+        final: StepOutput | None = None
+        text: list[str] = []
+        done = object()
+        try:
+            while True:
+                if self.offload:
+                    item = await self.run.runner.run_blocking(partial(next, gen, done))
+                else:
+                    item = next(gen, done)
+                if item is done:
+                    break
+                final = self._take(item, final, text)
+        finally:
+            gen.close()
+        return _generator_output(final, text)
+
+    def _take(self, item: Any, final: StepOutput | None, text: list[str]) -> StepOutput | None:
+        if isinstance(item, StepOutput):
+            return item
+        if isinstance(item, str):
+            text.append(item)
+        self.emit_content(item)
+        return final
+
+
+def _generator_output(final: StepOutput | None, text: list[str]) -> StepOutput:
+    if final is not None:
+        return final
+    return StepOutput(content="".join(text) if text else None)
+
+
+class Branch:
+    """One parallel branch handed to a runner: a node, its input and its own context."""
+
+    __slots__ = ("context", "index", "node", "step_input")
+
+    def __init__(self, node: StepNode, step_input: StepInput, context: StepContext, index: int) -> None:
+        self.node = node
+        self.step_input = step_input
+        self.context = context
+        self.index = index
+
+    async def run(self) -> StepOutput:
+        return await execute_node(self.node, self.step_input, self.context, branch=self.index)
+
+
+async def execute_node(
+    node: StepNode, step_input: StepInput, parent: StepContext, *, branch: int | None = None
+) -> StepOutput:
+    """Run one node under ``parent`` with every policy and signal applied."""
+    ctx = parent.child(node.name)
+    run = ctx.run
+    step_type = node.step_type
+    hooks = run.hooks
+    if hooks is not None:
+        hooks.on_step_start(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id)
+    if run.step_events:
+        run.emit(ctx.event(StepStartedEvent, step_type=step_type))
+    started = time.perf_counter()
+    tracer = run.tracer
+    span = None
+    span_cm = None
+    if tracer is not None:
+        attributes: dict[str, Any] = {
+            ATTR.STEP_ID: ctx.step_id,
+            ATTR.STEP_TYPE: step_type,
+            ATTR.RUN_ID: ctx.frame.run_id,
+            ATTR.SPAN_KIND: "CHAIN",
+        }
+        if branch is not None:
+            attributes[ATTR.BRANCH] = branch
+        span_cm = tracer.start_as_current_span(
+            step_span_name(step_type, node.name),
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        span = span_cm.__enter__()
+    try:
+        output = await _attempts(node, step_input, ctx, span)
+    except BaseException as exc:
+        if span_cm is not None:
+            if not isinstance(exc, asyncio.CancelledError) and span is not None:
+                record_error(span, _root_cause(exc))
+            span_cm.__exit__(None, None, None)
+        if hooks is not None and isinstance(exc, Exception):
+            hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=None, error=exc)
+        raise
+    duration = time.perf_counter() - started
+    output.step_name = node.name
+    output.step_id = ctx.step_id
+    if output.step_type is None:
+        output.step_type = step_type
+    metrics = output.metrics
+    if metrics is None:
+        output.metrics = StepMetrics(duration=duration)
+    else:
+        metrics.duration = duration
+    parent.outputs[node.name] = output
+    if not output.success:
+        ctx.frame.errors.append(ctx.step_id)
+    if span_cm is not None:
+        span_cm.__exit__(None, None, None)
+    if run.step_events:
+        run.emit(
+            ctx.event(
+                StepCompletedEvent,
+                step_type=step_type,
+                content=output.content,
+                success=output.success,
+                duration=duration,
+                metadata=output.metadata,
+            )
+        )
+    if hooks is not None:
+        hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=output, error=None)
+    return output
+
+
+async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, span: Any) -> StepOutput:
+    policy = node.retry
+    timeout = node.timeout
+    attempt = 1
+    snapshot = copy.deepcopy(ctx.state) if policy is not None else None
+    while True:
+        try:
+            if timeout is None:
+                output = await node.execute(step_input, ctx)
+            else:
+                output = await _with_timeout(node, step_input, ctx, timeout)
+            if attempt > 1:
+                if output.metrics is None:
+                    output.metrics = StepMetrics(attempts=attempt)
+                else:
+                    output.metrics.attempts = attempt
+            return output
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if policy is not None and policy.should_retry(_root_cause(exc), attempt):
+                delay = policy.delay(attempt, _root_cause(exc))
+                if ctx.run.step_events:
+                    ctx.emit(
+                        ctx.event(
+                            StepRetryEvent,
+                            step_type=node.step_type,
+                            attempt=attempt,
+                            delay=delay,
+                            error=f"{type(exc).__name__}: {exc}",
+                        )
+                    )
+                if span is not None:
+                    span.add_event(
+                        "retry", {ATTR.ATTEMPT: attempt, "delay": delay, ATTR.ERROR_TYPE: type(exc).__name__}
+                    )
+                if snapshot is not None:
+                    ctx.state.clear()
+                    ctx.state.update(copy.deepcopy(snapshot))
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            return _fail(node, ctx, exc, attempt)
+
+
+async def _with_timeout(
+    node: StepNode, step_input: StepInput, ctx: StepContext, timeout: float
+) -> StepOutput:
+    # Inside a timeout, sync code must run in a thread, or nothing could interrupt it.
+    inner = StepContext(
+        ctx.run, ctx.frame, ctx.step_id, ctx.parent_step_id, ctx.step_name, ctx.state, ctx.outputs, True
+    )
+    scope = asyncio.timeout(timeout)
+    try:
+        async with scope:
+            return await node.execute(step_input, inner)
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the step's own TimeoutError, not ours
+        note = ""
+        if node.runs_blocking_code:
+            note = "; its synchronous code cannot be interrupted and was abandoned in its worker thread"
+        raise StepTimeoutError(f"timed out after {timeout:g}s{note}") from None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The user's exception behind plait's StepError wrappers (for retry filters)."""
+    while isinstance(exc, StepError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _fail(node: StepNode, ctx: StepContext, exc: Exception, attempt: int) -> StepOutput:
+    """Skip the failed step when its policy says so; otherwise raise a StepError."""
+    message = f"{type(exc).__name__}: {exc}"
+    if node.on_error == "skip":
+        if ctx.run.step_events:
+            ctx.emit(ctx.event(StepSkippedEvent, step_type=node.step_type, error=message))
+        return StepOutput(success=False, error=message, skipped=True, metrics=StepMetrics(attempts=attempt))
+    if ctx.run.step_events:
+        ctx.emit(
+            ctx.event(
+                StepErrorEvent,
+                step_type=node.step_type,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                attempt=attempt,
+            )
+        )
+    if isinstance(exc, StepError):
+        raise exc
+    attempts = f" after {attempt} attempts" if attempt > 1 else ""
+    raise StepError(
+        f"{node.step_type.capitalize()} {ctx.step_id!r} failed{attempts}: {message}",
+        step_path=ctx.step_id,
+        step_name=node.name,
+    ) from exc

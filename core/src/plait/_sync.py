@@ -1,0 +1,128 @@
+"""Driving the async executor from sync code: ``run()`` and ``run(stream=True)``.
+
+Without a running event loop in this thread, a private loop per thread is reused
+(creating a loop per call would cost more than a whole short workflow). Inside a
+running loop (Jupyter, an async web handler calling ``run()``), the work moves to
+a fresh thread with its own loop and the caller's context, so ``run()`` works
+everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["iterate_sync", "run_sync"]
+
+T = TypeVar("T")
+
+_local = threading.local()
+_loops: list[asyncio.AbstractEventLoop] = []
+_loops_lock = threading.Lock()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+        with _loops_lock:
+            _loops.append(loop)
+    return loop
+
+
+@atexit.register
+def _close_loops() -> None:
+    with _loops_lock:
+        for loop in _loops:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+        _loops.clear()
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _finish(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        # KeyboardInterrupt or the like: cancel the run so its branches stop too.
+        if not task.done():
+            task.cancel()
+            try:
+                loop.run_until_complete(task)
+            except BaseException:
+                pass
+        raise
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from sync code and return its result."""
+    if not _in_running_loop():
+        return _finish(_thread_loop(), coro)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="plait-run") as pool:
+        return pool.submit(context.run, lambda: _finish(_thread_loop(), coro)).result()
+
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from sync code; closing early closes it properly."""
+    if _in_running_loop():
+        yield from _iterate_in_thread(agen)
+        return
+    loop = _thread_loop()
+
+    async def step() -> T:
+        return await agen.__anext__()
+
+    try:
+        while True:
+            try:
+                item = _finish(loop, step())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None and not loop.is_closed():
+            loop.run_until_complete(aclose())
+
+
+def _iterate_in_thread(agen: AsyncIterator[T]) -> Iterator[T]:
+    context = contextvars.copy_context()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="plait-stream", daemon=True)
+    thread.start()
+
+    def call(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    async def step() -> Any:
+        return await agen.__anext__()
+
+    try:
+        while True:
+            try:
+                item = context.run(call, step())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            call(aclose())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

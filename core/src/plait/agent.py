@@ -1,0 +1,548 @@
+"""Agents: a model with instructions, tools and an optional output schema.
+
+An agent call is a small loop: ask the model; if it requests tools, run them
+(concurrently, sync tools off the event loop) and ask again, up to
+``max_tool_rounds``; with ``output_schema`` the final text is validated into the
+pydantic model (natively where the provider supports it, else by asking for
+JSON and re-asking once with the validation error). Every model and tool call
+is a span and, when someone listens, an event. Agents hold no per-run state, so
+one agent object may serve many concurrent runs and parallel branches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from plait._io import StepInput, StepMetrics, StepOutput, format_content
+from plait._sync import iterate_sync, run_sync
+from plait.errors import DefinitionError, PlaitError
+from plait.events import (
+    Event,
+    ModelRetryEvent,
+    RunContentEvent,
+    ToolCallCompletedEvent,
+    ToolCallStartedEvent,
+)
+from plait.models import (
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    TextDelta,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+    complete_with_retry,
+    get_model,
+    stream_with_retry,
+)
+from plait.retry import RetryPolicy
+from plait.tracing import ATTR, record_error, resolve_tracer
+
+if TYPE_CHECKING:
+    from plait._engine import StepContext
+
+__all__ = ["Agent", "AgentRunOutput", "Runnable", "Tool", "tool"]
+
+
+@dataclass(slots=True)
+class AgentRunOutput:
+    """The result of one agent run: content (a validated object with ``output_schema``),
+    the conversation, and token usage."""
+
+    content: Any
+    agent_name: str
+    run_id: str
+    model: str
+    messages: list[Message] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    duration: float = 0.0
+
+    def __str__(self) -> str:
+        return format_content(self.content)
+
+
+class Tool:
+    """A typed Python function the model may call; its JSON schema comes from the signature.
+
+    >>> def get_weather(city: str, unit: str = "C") -> str:
+    ...     '''Current weather in a city.'''
+    """
+
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+    ) -> None:
+        if not callable(fn):
+            raise DefinitionError(f"Tool: expected a function, got {fn!r}")
+        from pydantic import create_model
+
+        self.fn = fn
+        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
+        self.description = description or inspect.getdoc(fn) or ""
+        signature = inspect.signature(fn)
+        fields: dict[str, Any] = {}
+        for param in signature.parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            annotation = param.annotation if param.annotation is not param.empty else Any
+            default = param.default if param.default is not param.empty else ...
+            fields[param.name] = (annotation, default)
+        self._arguments = create_model(f"{self.name}_arguments", **fields)
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    @property
+    def definition(self) -> ToolDefinition:
+        schema = self._arguments.model_json_schema()
+        schema.pop("title", None)
+        return ToolDefinition(self.name, self.description, schema)
+
+    async def call(self, arguments: dict[str, Any], run_blocking: Callable[[Callable[[], Any]], Any]) -> Any:
+        validated = self._arguments.model_validate(arguments)
+        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        if self.is_async:
+            return await self.fn(**kwargs)
+        return await run_blocking(lambda: self.fn(**kwargs))
+
+
+def tool(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
+) -> Any:
+    """Decorator form of :class:`Tool`: ``@tool`` or ``@tool(name="search")``."""
+    if fn is None:
+        return lambda f: Tool(f, name=name, description=description)
+    return Tool(fn, name=name, description=description)
+
+
+class Runnable:
+    """What agents and teams share: ``run``/``arun``/``print_response`` and running as a step.
+
+    Subclasses implement ``_run(input, emit=..., make_event=..., run_blocking=..., tracer=...)``.
+    """
+
+    name: str
+    _last_run_output: AgentRunOutput | None
+
+    def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
+        """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
+        if stream or stream_events:
+            return iterate_sync(self._stream(input, stream_events))
+        return run_sync(self._run(input, emit=None))
+
+    def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
+        """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
+        if stream or stream_events:
+            return self._stream(input, stream_events)
+        return self._run(input, emit=None)
+
+    def print_response(
+        self, input: Any = None, *, stream: bool = False, markdown: bool = False
+    ) -> AgentRunOutput | None:
+        from plait.console import print_run
+
+        output: AgentRunOutput | None = print_run(self, input, stream=stream, markdown=markdown, options={})
+        return output
+
+    def get_last_run_output(self) -> AgentRunOutput | None:
+        """The most recent run's output in this process (the last to finish, if runs overlap)."""
+        return self._last_run_output
+
+    async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        """Run as a workflow step: the previous content (or the input) is the message."""
+        result = await self._run(
+            step_input.message,
+            emit=ctx.emit if ctx.run.listening else None,
+            make_event=ctx.event,
+            run_blocking=ctx.run.runner.run_blocking,
+            tracer=ctx.run.tracer,
+        )
+        return StepOutput(
+            content=result.content,
+            metrics=StepMetrics(
+                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens
+            ),
+        )
+
+    # -- execution -------------------------------------------------------------------
+
+    async def _stream(self, input: Any, stream_events: bool) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        done = object()
+
+        def emit(event: Event) -> None:
+            if stream_events or isinstance(event, RunContentEvent):
+                queue.put_nowait(event)
+
+        task = asyncio.ensure_future(self._run(input, emit=emit))
+        task.add_done_callback(lambda _: queue.put_nowait(done))
+        try:
+            while (item := await queue.get()) is not done:
+                yield item
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _run(
+        self,
+        input: Any,
+        *,
+        emit: Callable[[Event], None] | None,
+        make_event: Callable[..., Event] | None = None,
+        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
+        tracer: Any = None,
+    ) -> AgentRunOutput:
+        raise NotImplementedError
+
+
+class Agent(Runnable):
+    """An AI assistant with a role.
+
+    >>> Agent(name="Writer", model="openai:gpt-4o-mini", instructions="Write a polished article.")
+
+    ``model`` is a :class:`~plait.models.Model` or a ``"provider:model"`` string
+    resolved through the installed provider plugins (at first use).
+    ``instructions`` is a string or a list of strings. ``tools`` are plain
+    functions (sync or async) or :class:`Tool` objects.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        model: Model | str | None = None,
+        instructions: str | Sequence[str] | None = None,
+        *,
+        description: str | None = None,
+        role: str | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: type[Any] | None = None,
+        settings: ModelSettings | None = None,
+        max_tool_rounds: int = 10,
+        retry: RetryPolicy | None = None,
+        tracer_provider: Any = None,
+        id: str | None = None,
+        **unsupported: Any,
+    ) -> None:
+        label = name or "Agent"
+        for option in unsupported:
+            if option not in ("markdown", "db", "debug_mode", "add_datetime_to_context"):
+                raise DefinitionError(f"Agent {label!r}: unknown option {option}=")
+        if model is None:
+            raise DefinitionError(f"Agent {label!r}: expected model= (a Model or a 'provider:model' string)")
+        if isinstance(model, str):
+            if ":" not in model:
+                raise DefinitionError(
+                    f"Agent {label!r}: model string must look like 'provider:model' (e.g. 'openai:gpt-4o-mini'), got {model!r}"
+                )
+        elif not isinstance(model, Model):
+            raise DefinitionError(
+                f"Agent {label!r}: model must be a plait Model or a 'provider:model' string, got {model!r}"
+            )
+        if output_schema is not None and not (
+            isinstance(output_schema, type) and hasattr(output_schema, "model_validate_json")
+        ):
+            raise DefinitionError(
+                f"Agent {label!r}: output_schema must be a pydantic model class, got {output_schema!r}"
+            )
+        if not isinstance(max_tool_rounds, int) or max_tool_rounds < 0:
+            raise DefinitionError(
+                f"Agent {label!r}: max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
+            )
+        self.name = label
+        self.id = id or label
+        self._model_spec = model
+        self._model: Model | None = model if isinstance(model, Model) else None
+        if isinstance(instructions, str) or instructions is None:
+            self.instructions = [instructions] if instructions else []
+        else:
+            self.instructions = [str(i) for i in instructions]
+        self.description = description
+        self.role = role
+        self.tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"Agent {label!r}: two tools share a name: {names}")
+        self._tools = {t.name: t for t in self.tools}
+        self.output_schema = output_schema
+        self.settings = settings
+        self.max_tool_rounds = max_tool_rounds
+        self.retry = retry
+        self.tracer_provider = tracer_provider
+        self._last_run_output: AgentRunOutput | None = None
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r})"
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            self._model = get_model(self._model_spec)
+        return self._model
+
+    def _messages(self, input: Any) -> list[Message]:
+        messages = [Message("system", text) for text in self._system_prompts()]
+        messages.append(Message("user", format_content(input)))
+        return messages
+
+    def _system_prompts(self) -> list[str]:
+        prompts = list(self.instructions)
+        if self.role:
+            prompts.insert(0, f"Your role: {self.role}")
+        if self.output_schema is not None and not self.model.supports_structured_output:
+            schema = json.dumps(self.output_schema.model_json_schema())
+            prompts.append(f"Reply with only a JSON object matching this JSON schema, no prose:\n{schema}")
+        return prompts
+
+    async def _run(
+        self,
+        input: Any,
+        *,
+        emit: Callable[[Event], None] | None,
+        make_event: Callable[..., Event] | None = None,
+        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
+        tracer: Any = None,
+    ) -> AgentRunOutput:
+        run_id = str(uuid.uuid4())
+        model = self.model
+        tracer = tracer if tracer is not None else resolve_tracer(self.tracer_provider)
+        event = make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
+        blocking = run_blocking or _to_thread
+        messages = self._messages(input)
+        usage = Usage()
+        started = time.perf_counter()
+        span_cm = None
+        if tracer is not None:
+            span_cm = tracer.start_as_current_span(
+                f"invoke_agent {self.name}",
+                attributes={
+                    ATTR.OPERATION: "invoke_agent",
+                    ATTR.AGENT_NAME: self.name,
+                    ATTR.REQUEST_MODEL: model.model,
+                    ATTR.PROVIDER: model.provider,
+                    ATTR.SPAN_KIND: "AGENT",
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = span_cm.__enter__()
+        try:
+            content = await self._loop(model, messages, usage, emit, event, blocking, tracer)
+        except BaseException as exc:
+            if span_cm is not None:
+                if isinstance(exc, Exception):
+                    record_error(span, exc)
+                span_cm.__exit__(None, None, None)
+            raise
+        if span_cm is not None:
+            span.set_attribute(ATTR.INPUT_TOKENS, usage.input_tokens)
+            span.set_attribute(ATTR.OUTPUT_TOKENS, usage.output_tokens)
+            span_cm.__exit__(None, None, None)
+        result = AgentRunOutput(
+            content=content,
+            agent_name=self.name,
+            run_id=run_id,
+            model=model.name,
+            messages=messages,
+            usage=usage,
+            duration=time.perf_counter() - started,
+        )
+        self._last_run_output = result
+        return result
+
+    async def _loop(
+        self,
+        model: Model,
+        messages: list[Message],
+        usage: Usage,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        blocking: Callable[[Callable[[], Any]], Any],
+        tracer: Any,
+    ) -> Any:
+        definitions = [t.definition for t in self.tools]
+        settings = model.settings.merged(self.settings)
+        native_schema = self.output_schema if model.supports_structured_output else None
+        schema_retry_left = 1
+        for _round in range(self.max_tool_rounds + 1):
+            request = ModelRequest(list(messages), definitions, settings, native_schema)
+            response = await self._call_model(model, request, emit, event, tracer)
+            usage.add(response.usage)
+            messages.append(response.message)
+            calls = response.message.tool_calls
+            if calls:
+                if not self.tools:
+                    raise PlaitError(
+                        f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
+                    )
+                results = await asyncio.gather(
+                    *(self._call_tool(c, emit, event, blocking, tracer) for c in calls)
+                )
+                messages.extend(results)
+                continue
+            text = response.message.content or ""
+            if self.output_schema is None:
+                return text
+            try:
+                return self.output_schema.model_validate_json(_strip_fence(text))
+            except ValueError as exc:
+                if schema_retry_left == 0:
+                    raise PlaitError(
+                        f"Agent {self.name!r}: the model's reply does not match {self.output_schema.__name__}: {exc}"
+                    ) from exc
+                schema_retry_left -= 1
+                messages.append(
+                    Message(
+                        "user", f"That reply was not valid: {exc}. Reply again with only the JSON object."
+                    )
+                )
+        raise PlaitError(
+            f"Agent {self.name!r}: the model was still calling tools after max_tool_rounds={self.max_tool_rounds}"
+        )
+
+    async def _call_model(
+        self,
+        model: Model,
+        request: ModelRequest,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        tracer: Any,
+    ) -> ModelResponse:
+        def on_retry(attempt: int, error: Exception, delay: float) -> None:
+            if emit is not None:
+                emit(
+                    event(
+                        ModelRetryEvent, agent_name=self.name, attempt=attempt, delay=delay, error=str(error)
+                    )
+                )
+
+        span_cm = None
+        if tracer is not None:
+            from opentelemetry.trace import SpanKind
+
+            span_cm = tracer.start_as_current_span(
+                f"chat {model.model}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    ATTR.OPERATION: "chat",
+                    ATTR.PROVIDER: model.provider,
+                    ATTR.REQUEST_MODEL: model.model,
+                    ATTR.SPAN_KIND: "LLM",
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = span_cm.__enter__()
+        try:
+            final: ModelResponse | None = None
+            if emit is None:
+                final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
+            else:
+                async for item in stream_with_retry(model, request, policy=self.retry, on_retry=on_retry):
+                    if isinstance(item, TextDelta):
+                        if item.text:
+                            emit(event(RunContentEvent, content=item.text, agent_name=self.name))
+                    elif isinstance(item, ModelResponse):
+                        final = item
+            if final is None:
+                raise PlaitError(f"{model!r}: the stream ended without a final response")
+        except BaseException as exc:
+            if span_cm is not None:
+                if isinstance(exc, Exception):
+                    record_error(span, exc)
+                span_cm.__exit__(None, None, None)
+            raise
+        if span_cm is not None:
+            span.set_attribute(ATTR.INPUT_TOKENS, final.usage.input_tokens)
+            span.set_attribute(ATTR.OUTPUT_TOKENS, final.usage.output_tokens)
+            if final.model:
+                span.set_attribute(ATTR.RESPONSE_MODEL, final.model)
+            if final.response_id:
+                span.set_attribute(ATTR.RESPONSE_ID, final.response_id)
+            if final.finish_reason:
+                span.set_attribute(ATTR.FINISH_REASONS, [final.finish_reason])
+            span_cm.__exit__(None, None, None)
+        return final
+
+    async def _call_tool(
+        self,
+        call: ToolCall,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        blocking: Callable[[Callable[[], Any]], Any],
+        tracer: Any,
+    ) -> Message:
+        if emit is not None:
+            emit(
+                event(
+                    ToolCallStartedEvent,
+                    agent_name=self.name,
+                    tool_name=call.name,
+                    tool_call_id=call.id,
+                    arguments=call.arguments,
+                )
+            )
+        span_cm = None
+        if tracer is not None:
+            span_cm = tracer.start_as_current_span(
+                f"execute_tool {call.name}",
+                attributes={
+                    ATTR.OPERATION: "execute_tool",
+                    ATTR.TOOL_NAME: call.name,
+                    ATTR.TOOL_CALL_ID: call.id,
+                    ATTR.SPAN_KIND: "TOOL",
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = span_cm.__enter__()
+        error: str | None = None
+        result: Any = None
+        target = self._tools.get(call.name)
+        try:
+            if target is None:
+                raise PlaitError(f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})")
+            result = await target.call(call.arguments, blocking)
+        except Exception as exc:
+            # The model sees the error and may correct itself; the span records it.
+            error = f"{type(exc).__name__}: {exc}"
+            if span_cm is not None:
+                record_error(span, exc)
+        if span_cm is not None:
+            span_cm.__exit__(None, None, None)
+        if emit is not None:
+            emit(
+                event(
+                    ToolCallCompletedEvent,
+                    agent_name=self.name,
+                    tool_name=call.name,
+                    tool_call_id=call.id,
+                    result=result,
+                    error=error,
+                )
+            )
+        content = f"Error: {error}" if error is not None else format_content(result)
+        return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+async def _to_thread(fn: Callable[[], Any]) -> Any:
+    return await asyncio.to_thread(fn)
+
+
+def _strip_fence(text: str) -> str:
+    """Models often wrap JSON in a Markdown code fence; take what is inside."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    return stripped.strip()

@@ -1,0 +1,229 @@
+"""Console output for people: ``print_response`` and the ``plait run`` command.
+
+:class:`ConsoleRenderer` turns the event stream into an indented outline of the
+run (nested workflows one level deeper, containers and steps with their timing,
+retries, tool calls and a preview of each step's content), and prints the final
+answer in a panel, as Markdown when asked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.text import Text
+
+from plait._io import format_content
+from plait.events import (
+    Event,
+    LoopIterationStartedEvent,
+    RunContentEvent,
+    StepCompletedEvent,
+    StepErrorEvent,
+    StepRetryEvent,
+    StepSkippedEvent,
+    StepStartedEvent,
+    ToolCallStartedEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowStartedEvent,
+)
+
+__all__ = ["ConsoleRenderer", "aprint_run", "print_run"]
+
+_ICONS = {
+    "step": "•",
+    "steps": "☰",
+    "parallel": "⫘",
+    "condition": "?",
+    "loop": "↻",
+    "router": "⤳",
+    "workflow": "◆",
+}
+
+
+class ConsoleRenderer:
+    """Prints events as an indented outline. Feed it with :meth:`handle`."""
+
+    def __init__(self, console: Console | None = None, *, preview: int = 90) -> None:
+        self.console = console or Console()
+        self.preview = preview
+        self._content: dict[str | None, list[str]] = {}
+        self._steps = 0
+
+    def _indent(self, event: Event, extra: int = 0) -> str:
+        levels = event.nested_depth + (event.step_id or "").count("/") + extra
+        return "│ " * levels
+
+    def handle(self, event: Event) -> None:
+        print_ = self.console.print
+        if isinstance(event, WorkflowStartedEvent):
+            label = "workflow" if event.nested_depth == 0 else f"nested workflow · depth {event.nested_depth}"
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("◆ ", "bold magenta"),
+                    (event.workflow_name or "", "bold"),
+                    (f"  {label}", "dim"),
+                )
+            )
+        elif isinstance(event, StepStartedEvent):
+            if event.step_type in ("step", "workflow"):
+                return
+            icon = _ICONS.get(event.step_type, "•")
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    (f"{icon} ", "cyan"),
+                    (event.step_name or "", "cyan"),
+                    (f"  {event.step_type}", "dim"),
+                )
+            )
+        elif isinstance(event, LoopIterationStartedEvent):
+            print_(
+                Text.assemble(
+                    self._indent(event), (f"↻ iteration {event.iteration}/{event.max_iterations}", "dim")
+                )
+            )
+        elif isinstance(event, RunContentEvent):
+            if isinstance(event.content, str):
+                self._content.setdefault(event.step_id, []).append(event.content)
+        elif isinstance(event, ToolCallStartedEvent):
+            args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
+            print_(
+                Text.assemble(
+                    self._indent(event, 1), ("⚙ ", "yellow"), (f"{event.tool_name}({args})", "yellow")
+                )
+            )
+        elif isinstance(event, StepRetryEvent):
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("↺ ", "yellow"),
+                    (
+                        f"{event.step_name}: attempt {event.attempt} failed ({event.error}); retrying in {event.delay:.2f}s",
+                        "yellow",
+                    ),
+                )
+            )
+        elif isinstance(event, StepSkippedEvent):
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("⤼ ", "yellow"),
+                    (f"{event.step_name} skipped: {event.error}", "yellow"),
+                )
+            )
+        elif isinstance(event, StepErrorEvent):
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("✗ ", "bold red"),
+                    (f"{event.step_name}: {event.error_type}: {event.error}", "red"),
+                )
+            )
+        elif isinstance(event, StepCompletedEvent):
+            self._completed(event)
+        elif isinstance(event, WorkflowCompletedEvent) and event.nested_depth > 0:
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("◆ ", "magenta"),
+                    (f"{event.workflow_name} done", "magenta"),
+                    (f"  {event.duration:.2f}s", "dim"),
+                )
+            )
+        elif isinstance(event, WorkflowErrorEvent) and event.nested_depth == 0:
+            print_(Text.assemble(("✗ ", "bold red"), (f"{event.workflow_name} failed: {event.error}", "red")))
+
+    def _completed(self, event: StepCompletedEvent) -> None:
+        self._steps += 1
+        streamed = "".join(self._content.pop(event.step_id, []))
+        if event.step_type not in ("step", "workflow"):
+            extra = ""
+            if event.metadata:
+                extra = "  " + ", ".join(f"{k}={v}" for k, v in event.metadata.items())
+            self.console.print(
+                Text.assemble(
+                    self._indent(event),
+                    ("✓ ", "green"),
+                    (event.step_name or "", "green"),
+                    (f"  {event.duration:.2f}s{extra}", "dim"),
+                )
+            )
+            return
+        text = streamed or format_content(event.content)
+        text = " ".join(text.split())
+        if len(text) > self.preview:
+            text = text[: self.preview - 1] + "…"
+        mark = ("✓ ", "green") if event.success else ("✗ ", "red")
+        self.console.print(
+            Text.assemble(
+                self._indent(event),
+                mark,
+                (event.step_name or "", "bold"),
+                (f"  {event.duration:.2f}s  ", "dim"),
+                (text, "italic"),
+            )
+        )
+
+
+def _final(console: Console, title: str, content: Any, markdown: bool, subtitle: str = "") -> None:
+    text = format_content(content)
+    body: Any = Markdown(text) if markdown else Text(text)
+    console.print(Panel(body, title=title, subtitle=subtitle or None, border_style="green", expand=True))
+
+
+def print_run(
+    target: Any,
+    input: Any,
+    *,
+    stream: bool,
+    markdown: bool,
+    options: dict[str, Any],
+    console: Console | None = None,
+) -> Any:
+    """Run a workflow or agent and print it (``print_response``)."""
+    console = console or Console()
+    if stream:
+        renderer = ConsoleRenderer(console)
+        for event in target.run(input, stream=True, stream_events=True, **options):
+            renderer.handle(event)
+        output = target.get_last_run_output()
+    else:
+        with console.status(f"Running {target.name}…"):
+            output = target.run(input, **options)
+    _summary(console, target, output, markdown)
+    return output
+
+
+async def aprint_run(
+    target: Any,
+    input: Any,
+    *,
+    stream: bool,
+    markdown: bool,
+    options: dict[str, Any],
+    console: Console | None = None,
+) -> Any:
+    console = console or Console()
+    if stream:
+        renderer = ConsoleRenderer(console)
+        async for event in target.arun(input, stream=True, stream_events=True, **options):
+            renderer.handle(event)
+        output = target.get_last_run_output()
+    else:
+        output = await target.arun(input, **options)
+    _summary(console, target, output, markdown)
+    return output
+
+
+def _summary(console: Console, target: Any, output: Any, markdown: bool) -> None:
+    if output is None:
+        return
+    status = getattr(output, "status", None)
+    duration = getattr(output, "duration", 0.0)
+    subtitle = f"{status} · {duration:.2f}s" if status is not None else f"{duration:.2f}s"
+    _final(console, target.name, output.content, markdown, subtitle)

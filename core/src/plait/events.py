@@ -1,0 +1,236 @@
+"""The typed event stream of a run.
+
+Every event carries where it came from: the run, session and workflow, the step
+(``step_id`` is the stable path in the tree), its parent step and
+``nested_depth`` (0 for the outermost workflow, one more for each nested
+workflow). ``stream=True`` yields workflow-level and content events;
+``stream_events=True`` adds every step and container event.
+
+Events are slotted dataclasses (cheap to build, one per step or token);
+:meth:`Event.to_dict` and :meth:`Event.to_json` serialize them through pydantic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "STEP_LEVEL_EVENTS",
+    "CustomEvent",
+    "Event",
+    "LoopIterationCompletedEvent",
+    "LoopIterationStartedEvent",
+    "ModelRetryEvent",
+    "RunContentEvent",
+    "StepCompletedEvent",
+    "StepErrorEvent",
+    "StepRetryEvent",
+    "StepSkippedEvent",
+    "StepStartedEvent",
+    "ToolCallCompletedEvent",
+    "ToolCallStartedEvent",
+    "WorkflowCancelledEvent",
+    "WorkflowCompletedEvent",
+    "WorkflowErrorEvent",
+    "WorkflowStartedEvent",
+]
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Fields every event has."""
+
+    event: str = "Event"
+    created_at: float = field(default_factory=time.time)
+    run_id: str | None = None
+    session_id: str | None = None
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    step_id: str | None = None
+    step_name: str | None = None
+    parent_step_id: str | None = None
+    nested_depth: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict (content that is a pydantic model becomes a dict)."""
+        result: dict[str, Any] = _adapter(type(self)).dump_python(self, mode="json", fallback=repr)
+        return result
+
+    def to_json(self) -> str:
+        return str(_adapter(type(self)).dump_json(self, fallback=repr).decode())
+
+
+_adapters: dict[type, Any] = {}
+
+
+def _adapter(cls: type) -> Any:
+    adapter = _adapters.get(cls)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = _adapters[cls] = TypeAdapter(cls)
+    return adapter
+
+
+# -- workflow ----------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowStartedEvent(Event):
+    event: str = "WorkflowStarted"
+    input: Any = None
+    parent_run_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowCompletedEvent(Event):
+    event: str = "WorkflowCompleted"
+    content: Any = None
+    status: str = "completed"
+    duration: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowErrorEvent(Event):
+    event: str = "WorkflowError"
+    error: str = ""
+    error_type: str = ""
+    failed_step_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowCancelledEvent(Event):
+    event: str = "WorkflowCancelled"
+    reason: str = ""
+
+
+# -- steps and containers ----------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class StepStartedEvent(Event):
+    """A step or a container (``step_type``: step, steps, parallel, loop, ...) started."""
+
+    event: str = "StepStarted"
+    step_type: str = "step"
+
+
+@dataclass(slots=True, kw_only=True)
+class StepCompletedEvent(Event):
+    """A step or container finished. ``metadata`` carries container facts:
+    a condition's ``result``, a router's ``selected`` steps, a loop's ``iterations``."""
+
+    event: str = "StepCompleted"
+    step_type: str = "step"
+    content: Any = None
+    success: bool = True
+    duration: float = 0.0
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StepErrorEvent(Event):
+    event: str = "StepError"
+    step_type: str = "step"
+    error: str = ""
+    error_type: str = ""
+    attempt: int = 1
+
+
+@dataclass(slots=True, kw_only=True)
+class StepSkippedEvent(Event):
+    """A failed step skipped by its ``on_error="skip"`` policy."""
+
+    event: str = "StepSkipped"
+    step_type: str = "step"
+    error: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class StepRetryEvent(Event):
+    event: str = "StepRetry"
+    step_type: str = "step"
+    attempt: int = 1
+    delay: float = 0.0
+    error: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class LoopIterationStartedEvent(Event):
+    event: str = "LoopIterationStarted"
+    iteration: int = 1
+    max_iterations: int = 1
+
+
+@dataclass(slots=True, kw_only=True)
+class LoopIterationCompletedEvent(Event):
+    event: str = "LoopIterationCompleted"
+    iteration: int = 1
+    should_stop: bool = False
+
+
+# -- agents, models, tools, user events --------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class RunContentEvent(Event):
+    """A piece of content as it streams: an agent's token delta or a generator step's text."""
+
+    event: str = "RunContent"
+    content: Any = None
+    agent_name: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallStartedEvent(Event):
+    event: str = "ToolCallStarted"
+    agent_name: str | None = None
+    tool_name: str = ""
+    tool_call_id: str = ""
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCallCompletedEvent(Event):
+    event: str = "ToolCallCompleted"
+    agent_name: str | None = None
+    tool_name: str = ""
+    tool_call_id: str = ""
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRetryEvent(Event):
+    """A model call failed with a retryable error and starts over after ``delay``."""
+
+    event: str = "ModelRetry"
+    agent_name: str | None = None
+    attempt: int = 1
+    delay: float = 0.0
+    error: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class CustomEvent(Event):
+    """Anything a generator executor yields that is not a StepOutput, an event or text."""
+
+    event: str = "Custom"
+    data: Any = None
+
+
+#: Events that ``stream=True`` alone leaves out (``stream_events=True`` includes them).
+STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
+    StepStartedEvent,
+    StepCompletedEvent,
+    StepErrorEvent,
+    StepSkippedEvent,
+    StepRetryEvent,
+    LoopIterationStartedEvent,
+    LoopIterationCompletedEvent,
+    ToolCallStartedEvent,
+    ToolCallCompletedEvent,
+    ModelRetryEvent,
+)

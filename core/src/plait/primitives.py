@@ -1,0 +1,555 @@
+"""The workflow primitives: Step, Steps, Parallel, Condition, Loop, Router.
+
+Each primitive only describes itself and how it executes through
+:class:`~plait._engine.StepContext`; ids, events, spans, retries, timeouts and
+error reports are the executor's job (:func:`plait._engine.execute_node`), the
+same for every node, including step types registered by plugins.
+
+Subclass :class:`StepNode` to write a step type of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from plait._executors import Callee
+from plait._io import StepInput, StepOutput, StepType
+from plait.errors import DefinitionError, StepError
+from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
+from plait.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from plait._engine import StepContext
+    from plait.runners import Runner
+
+__all__ = ["Condition", "Loop", "Parallel", "Router", "Step", "StepNode", "Steps", "as_node", "as_nodes"]
+
+OnError = Literal["fail", "skip"]
+
+
+class StepNode:
+    """Base class of every node in a workflow tree.
+
+    A subclass sets a unique :attr:`step_type`, calls ``super().__init__(name, ...)``
+    and implements :meth:`execute`. Register it with the ``register_step_types``
+    hook to list it in ``plait plugins`` and let it wrap foreign objects (:meth:`wrap`).
+
+    Policies every node accepts: ``retry`` (a :class:`RetryPolicy`; Agno's
+    ``max_retries=N`` works too), ``timeout`` in seconds, ``on_error`` ``"fail"``
+    (default) or ``"skip"`` (Agno's ``skip_on_failure=True``).
+    """
+
+    step_type: ClassVar[str] = "step"
+    #: True when the node runs user code synchronously (only threads can time it out).
+    runs_blocking_code: bool = False
+
+    def __init__(
+        self,
+        name: str | None,
+        *,
+        description: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        on_error: OnError | None = None,
+        skip_on_failure: bool | None = None,
+    ) -> None:
+        what = f"{type(self).__name__}"
+        if not isinstance(name, str) or not name.strip():
+            raise DefinitionError(f"{what}: expected a non-empty name, got {name!r}")
+        self.name = name
+        self.description = description
+        if retry is not None and max_retries is not None:
+            raise DefinitionError(f"{what} {name!r}: give either retry= or max_retries=, not both")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise DefinitionError(f"{what} {name!r}: retry must be a RetryPolicy, got {retry!r}")
+        if max_retries is not None:
+            if not isinstance(max_retries, int) or max_retries < 0:
+                raise DefinitionError(
+                    f"{what} {name!r}: max_retries must be an int >= 0, got {max_retries!r}"
+                )
+            retry = RetryPolicy.from_max_retries(max_retries) if max_retries > 0 else None
+        self.retry = retry
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise DefinitionError(
+                f"{what} {name!r}: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        self.timeout = timeout
+        if skip_on_failure is not None:
+            if on_error is not None:
+                raise DefinitionError(f"{what} {name!r}: give either on_error= or skip_on_failure=, not both")
+            on_error = "skip" if skip_on_failure else "fail"
+        if on_error not in (None, "fail", "skip"):
+            raise DefinitionError(f"{what} {name!r}: on_error must be 'fail' or 'skip', got {on_error!r}")
+        self.on_error: OnError = on_error or "fail"
+        self._auto_named = False
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        """Do this node's work and return its output."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement execute()")
+
+    def children(self) -> Sequence[StepNode]:
+        """The nodes directly inside this one (for validation, graphs and listings)."""
+        return ()
+
+    @classmethod
+    def wrap(cls, obj: Any) -> StepNode | None:
+        """Turn a foreign object placed in ``steps=[...]`` into a node of this type, or None."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _sequence_output(outputs: list[StepOutput], **extra: Any) -> StepOutput:
+    """A container's output from its children: the last content produced, stop if any stopped."""
+    content = None
+    produced = False
+    for output in outputs:
+        if not output.skipped:
+            content = output.content
+            produced = True
+    return StepOutput(
+        content=content,
+        steps=outputs,
+        stop=any(o.stop for o in outputs),
+        skipped=not produced,
+        success=all(o.success for o in outputs),
+        **extra,
+    )
+
+
+class Step(StepNode):
+    """A unit of work: exactly one of ``agent``, ``team``, ``executor`` or ``workflow``.
+
+    >>> Step(name="research", agent=researcher)
+    >>> Step(name="summary", executor=create_summary, retry=RetryPolicy(max_attempts=3))
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        agent: Any = None,
+        team: Any = None,
+        executor: Callable[..., Any] | None = None,
+        workflow: Any = None,
+        description: str | None = None,
+        **policies: Any,
+    ) -> None:
+        given = {
+            k: v
+            for k, v in (("agent", agent), ("team", team), ("executor", executor), ("workflow", workflow))
+            if v is not None
+        }
+        if len(given) != 1:
+            what = "none" if not given else " and ".join(given)
+            raise DefinitionError(
+                f"Step {name!r}: expected exactly one of agent=, team=, executor= or workflow=, got {what}"
+            )
+        kind, target = next(iter(given.items()))
+        auto = name is None
+        if auto:
+            name = getattr(target, "name", None) or getattr(target, "__name__", None) or type(target).__name__
+        super().__init__(name, description=description, **policies)
+        self._auto_named = auto
+        self.agent = agent or team
+        self.executor = executor
+        self.workflow = workflow
+        self._callee: Callee | None = None
+        self.executor_type = kind
+        if executor is not None:
+            self._callee = Callee(executor, what=f"Step {name!r} executor")
+            self.executor_type = self._callee.executor_type
+            self.runs_blocking_code = self._callee.kind in ("sync", "sync_gen")
+        elif workflow is not None:
+            from plait.workflow import Workflow
+
+            if not isinstance(workflow, Workflow):
+                raise DefinitionError(f"Step {name!r}: workflow= expects a plait Workflow, got {workflow!r}")
+            self.step_type = StepType.WORKFLOW.value  # type: ignore[misc]
+        elif not hasattr(self.agent, "run_as_step"):
+            raise DefinitionError(
+                f"Step {name!r}: {kind}= expects a plait {kind.capitalize()}, got {target!r}"
+            )
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        if self._callee is not None:
+            output = await ctx.invoke(self._callee, step_input)
+            output.executor_type = self.executor_type
+            output.executor_name = self._callee.name
+            return output
+        if self.workflow is not None:
+            nested: StepOutput = await self.workflow._run_nested(step_input, ctx)
+            nested.executor_type = "workflow"
+            nested.executor_name = self.workflow.name
+            return nested
+        result: StepOutput = await self.agent.run_as_step(step_input, ctx)
+        result.executor_type = self.executor_type
+        result.executor_name = self.agent.name
+        return result
+
+    def children(self) -> Sequence[StepNode]:
+        return self.workflow.nodes if self.workflow is not None else ()
+
+
+class Steps(StepNode):
+    """A named, reusable sequence of steps.
+
+    >>> Steps(name="article", steps=[research, write, edit])
+    """
+
+    step_type = StepType.STEPS.value
+
+    def __init__(
+        self,
+        name: str | None = None,
+        steps: Sequence[Any] = (),
+        description: str | None = None,
+        **policies: Any,
+    ) -> None:
+        super().__init__(name, description=description, **policies)
+        self.steps = as_nodes(steps, where=f"Steps {name!r}")
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        return _sequence_output(await ctx.run_steps(self.steps, step_input))
+
+    def children(self) -> Sequence[StepNode]:
+        return self.steps
+
+
+class Parallel(StepNode):
+    """Branches that run concurrently; the output's content is every branch's content by name.
+
+    >>> Parallel(Step(name="web", agent=web), Step(name="papers", agent=papers), name="research")
+
+    Each branch works on its own copy of the session state; changes merge back
+    in declaration order (see :mod:`plait._state`). ``max_concurrency`` bounds how
+    many branches run at once; ``runner`` picks where they run.
+    """
+
+    step_type = StepType.PARALLEL.value
+
+    def __init__(
+        self,
+        *steps: Any,
+        name: str | None = None,
+        description: str | None = None,
+        max_concurrency: int | None = None,
+        runner: Runner | str | None = None,
+        **policies: Any,
+    ) -> None:
+        super().__init__(name or "Parallel", description=description, **policies)
+        self._auto_named = name is None
+        if len(steps) == 1 and isinstance(steps[0], (list, tuple)):
+            steps = tuple(steps[0])
+        if not steps:
+            raise DefinitionError(f"Parallel {self.name!r}: expected at least one branch")
+        if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
+            raise DefinitionError(
+                f"Parallel {self.name!r}: max_concurrency must be an int >= 1, got {max_concurrency!r}"
+            )
+        self.steps = as_nodes(steps, where=f"Parallel {self.name!r}")
+        self.max_concurrency = max_concurrency
+        self.runner = runner
+        self._runner: Runner | None = None
+
+    def _resolve_runner(self) -> Runner | None:
+        if self.runner is None or self._runner is not None:
+            return self._runner
+        from plait.workflow import resolve_runner
+
+        self._runner = resolve_runner(self.runner)
+        return self._runner
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        outputs = await ctx.run_branches(
+            self.steps, step_input, runner=self._resolve_runner(), max_concurrency=self.max_concurrency
+        )
+        return StepOutput(
+            content={output.step_name: output.content for output in outputs},
+            steps=outputs,
+            stop=any(o.stop for o in outputs),
+            success=all(o.success for o in outputs),
+        )
+
+    def children(self) -> Sequence[StepNode]:
+        return self.steps
+
+
+class Condition(StepNode):
+    """Run ``steps`` when ``evaluator`` is true, else ``else_steps`` (if any).
+
+    ``evaluator`` is a bool or a (sync or async) callable taking the StepInput and
+    returning a bool; anything but a bool is an error, never silently false.
+    """
+
+    step_type = StepType.CONDITION.value
+
+    def __init__(
+        self,
+        name: str | None = None,
+        evaluator: bool | Callable[..., Any] | None = None,
+        steps: Sequence[Any] = (),
+        else_steps: Sequence[Any] | None = None,
+        description: str | None = None,
+        **policies: Any,
+    ) -> None:
+        super().__init__(name or "Condition", description=description, **policies)
+        self._auto_named = name is None
+        if isinstance(evaluator, bool):
+            self._evaluator: Callee | bool = evaluator
+        elif evaluator is None or not callable(evaluator):
+            raise DefinitionError(
+                f"Condition {self.name!r}: evaluator must be a bool or a callable returning a bool, got {evaluator!r}"
+            )
+        else:
+            self._evaluator = Callee(evaluator, what=f"Condition {self.name!r} evaluator")
+        self.evaluator = evaluator
+        self.steps = as_nodes(steps, where=f"Condition {self.name!r}")
+        if not self.steps:
+            raise DefinitionError(f"Condition {self.name!r}: expected at least one step in steps=")
+        self.else_steps = as_nodes(else_steps or (), where=f"Condition {self.name!r} else_steps")
+        _check_unique([*self.steps, *self.else_steps], where=f"Condition {self.name!r}")
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        if isinstance(self._evaluator, bool):
+            result: Any = self._evaluator
+        else:
+            result = await ctx.call(self._evaluator, step_input)
+        if not isinstance(result, bool):
+            raise StepError(
+                f"Condition {ctx.step_id!r}: evaluator returned {result!r} ({type(result).__name__}), expected a bool",
+                step_path=ctx.step_id,
+                step_name=self.name,
+            )
+        branch = self.steps if result else self.else_steps
+        metadata = {"result": result}
+        if not branch:
+            return StepOutput(skipped=True, steps=[], metadata=metadata)
+        return _sequence_output(await ctx.run_steps(branch, step_input), metadata=metadata)
+
+    def children(self) -> Sequence[StepNode]:
+        return [*self.steps, *self.else_steps]
+
+
+class Loop(StepNode):
+    """Repeat ``steps`` until ``end_condition(outputs)`` is true or ``max_iterations`` ran.
+
+    ``end_condition`` receives the outputs of the iteration just finished and
+    returns a bool (True ends the loop). With ``forward_iteration_output=True``
+    each iteration receives the previous iteration's content; otherwise every
+    iteration receives what the loop received.
+    """
+
+    step_type = StepType.LOOP.value
+
+    def __init__(
+        self,
+        name: str | None = None,
+        steps: Sequence[Any] = (),
+        end_condition: Callable[..., Any] | None = None,
+        max_iterations: int = 3,
+        forward_iteration_output: bool = False,
+        description: str | None = None,
+        **policies: Any,
+    ) -> None:
+        super().__init__(name or "Loop", description=description, **policies)
+        self._auto_named = name is None
+        if not isinstance(max_iterations, int) or isinstance(max_iterations, bool) or max_iterations < 1:
+            raise DefinitionError(
+                f"Loop {self.name!r}: max_iterations must be an int >= 1, got {max_iterations!r}"
+            )
+        self.steps = as_nodes(steps, where=f"Loop {self.name!r}")
+        if not self.steps:
+            raise DefinitionError(f"Loop {self.name!r}: expected at least one step in steps=")
+        self.end_condition = end_condition
+        self._end = (
+            None if end_condition is None else Callee(end_condition, what=f"Loop {self.name!r} end_condition")
+        )
+        self.max_iterations = max_iterations
+        self.forward_iteration_output = forward_iteration_output
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        outputs: list[StepOutput] = []
+        current = step_input
+        iterations = 0
+        for iteration in range(1, self.max_iterations + 1):
+            iterations = iteration
+            scope = ctx.scope(f"[{iteration}]", f"{self.name}[{iteration}]")
+            if ctx.run.step_events:
+                ctx.emit(
+                    scope.event(
+                        LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
+                    )
+                )
+            round_outputs = await scope.run_steps(self.steps, current)
+            outputs.extend(round_outputs)
+            stop = any(o.stop for o in round_outputs)
+            done = stop
+            if not done and self._end is not None:
+                verdict = await ctx.call(self._end, round_outputs)
+                if not isinstance(verdict, bool):
+                    raise StepError(
+                        f"Loop {ctx.step_id!r}: end_condition returned {verdict!r} ({type(verdict).__name__}), "
+                        "expected a bool",
+                        step_path=ctx.step_id,
+                        step_name=self.name,
+                    )
+                done = verdict
+            if ctx.run.step_events:
+                ctx.emit(scope.event(LoopIterationCompletedEvent, iteration=iteration, should_stop=done))
+            if done:
+                break
+            if self.forward_iteration_output:
+                last = _sequence_output(round_outputs)
+                if not last.skipped:
+                    current = StepInput(
+                        step_input.input, last.content, ctx.outputs, step_input.additional_data
+                    )
+        return _sequence_output(outputs, metadata={"iterations": iterations})
+
+    def children(self) -> Sequence[StepNode]:
+        return self.steps
+
+
+class Router(StepNode):
+    """Pick what runs next: ``selector(step_input)`` returns a step, a list of steps,
+    or the name (or names) of one of ``choices``.
+
+    >>> Router(name="topic", selector=pick, choices=[tech, business, general])
+
+    A name that matches no choice is an error listing the choices.
+    """
+
+    step_type = StepType.ROUTER.value
+
+    def __init__(
+        self,
+        name: str | None = None,
+        selector: Callable[..., Any] | None = None,
+        choices: Sequence[Any] = (),
+        description: str | None = None,
+        **policies: Any,
+    ) -> None:
+        super().__init__(name or "Router", description=description, **policies)
+        self._auto_named = name is None
+        if selector is None or not callable(selector):
+            raise DefinitionError(f"Router {self.name!r}: selector must be a callable, got {selector!r}")
+        self.selector = selector
+        self._selector = Callee(selector, what=f"Router {self.name!r} selector")
+        self.choices = as_nodes(choices, where=f"Router {self.name!r} choices")
+        if not self.choices:
+            raise DefinitionError(f"Router {self.name!r}: expected at least one step in choices=")
+        self._by_name = {node.name: node for node in self.choices}
+        self._by_identity = {id(node): node for node in self.choices}
+
+    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        selected = await ctx.call(self._selector, step_input)
+        nodes = self._resolve(selected, ctx)
+        metadata = {"selected": [node.name for node in nodes]}
+        if not nodes:
+            return StepOutput(skipped=True, steps=[], metadata=metadata)
+        return _sequence_output(await ctx.run_steps(nodes, step_input), metadata=metadata)
+
+    def _resolve(self, selected: Any, ctx: StepContext) -> list[StepNode]:
+        items = selected if isinstance(selected, (list, tuple)) else [selected]
+        nodes: list[StepNode] = []
+        for item in items:
+            if item is None:
+                continue
+            if isinstance(item, str):
+                node = self._by_name.get(item)
+                if node is None:
+                    expected = ", ".join(repr(n) for n in self._by_name)
+                    raise StepError(
+                        f"Router {ctx.step_id!r}: selector returned {item!r}, expected one of {expected}",
+                        step_path=ctx.step_id,
+                        step_name=self.name,
+                    )
+            elif id(item) in self._by_identity:
+                node = self._by_identity[id(item)]
+            else:
+                try:
+                    node = as_node(item, where=f"Router {self.name!r} selection")
+                except DefinitionError as exc:
+                    raise StepError(
+                        f"Router {ctx.step_id!r}: selector returned {item!r}; expected a step, a list of "
+                        "steps, or the name of a choice",
+                        step_path=ctx.step_id,
+                        step_name=self.name,
+                    ) from exc
+            nodes.append(node)
+        _check_unique(nodes, where=f"Router {ctx.step_id!r} selection")
+        return nodes
+
+    def children(self) -> Sequence[StepNode]:
+        return self.choices
+
+
+def as_node(obj: Any, *, where: str) -> StepNode:
+    """Turn what a user put in ``steps=[...]`` into a node.
+
+    Nodes stay as they are; a Workflow, Agent or Team is wrapped in a Step named
+    after it; registered step types may wrap foreign objects; a callable becomes
+    ``Step(executor=obj)`` named after the function.
+    """
+    if isinstance(obj, StepNode):
+        return obj
+    from plait.workflow import Workflow
+
+    if isinstance(obj, Workflow):
+        step = Step(name=obj.name, workflow=obj)
+        step._auto_named = True
+        return step
+    if hasattr(obj, "run_as_step"):
+        step = Step(name=obj.name, agent=obj)
+        step._auto_named = True
+        return step
+    if not isinstance(obj, (str, bytes, list, tuple, dict)):
+        from plait.plugins import get_registry
+
+        for step_type in get_registry().step_types:
+            wrapped: StepNode | None = step_type.wrap(obj)
+            if wrapped is not None:
+                return wrapped
+        if callable(obj):
+            return Step(executor=obj)
+    raise DefinitionError(
+        f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
+        f"a registered step type or a callable, got {obj!r}"
+    )
+
+
+def as_nodes(items: Any, *, where: str) -> list[StepNode]:
+    """Coerce a sequence of step-like objects and check their names are unique."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        items = [items] if items is not None else []
+    nodes = [as_node(item, where=where) for item in items]
+    _dedupe_auto_names(nodes)
+    _check_unique(nodes, where=where)
+    return nodes
+
+
+def _dedupe_auto_names(nodes: list[StepNode]) -> None:
+    """Give automatically named nodes (``steps=[fn, fn]``) distinct names: ``fn``, ``fn_2``."""
+    used = {node.name for node in nodes if not node._auto_named}
+    for node in nodes:
+        if node._auto_named:
+            name, count = node.name, 1
+            while name in used:
+                count += 1
+                name = f"{node.name}_{count}"
+            node.name = name
+            used.add(name)
+
+
+def _check_unique(nodes: Sequence[StepNode], *, where: str) -> None:
+    seen: set[str] = set()
+    for node in nodes:
+        if node.name in seen:
+            raise DefinitionError(
+                f"{where}: two steps are named {node.name!r}; names must be unique within one "
+                "container, since they key outputs, checkpoints and events"
+            )
+        seen.add(node.name)

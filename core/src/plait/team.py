@@ -1,0 +1,219 @@
+"""Teams: member agents coordinated by a leader model.
+
+Three modes:
+
+* ``"route"``: the leader picks one member (structured output ``{"member": ...}``)
+  and that member's answer is the team's answer;
+* ``"coordinate"`` (default): the leader gets one tool per member
+  (``ask_<member>(task)``), delegates subtasks through tool calls, and writes the
+  final answer from what the members returned;
+* ``"broadcast"``: every member answers the input concurrently, and the leader
+  synthesizes their answers.
+
+A team runs anywhere an agent does: ``team.run(...)``, ``Step(team=team)`` or
+directly in ``steps=[team]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from plait._io import format_content
+from plait.agent import Agent, AgentRunOutput, Runnable, Tool
+from plait.errors import DefinitionError, PlaitError
+from plait.events import Event
+from plait.models import Model, Usage
+from plait.tracing import ATTR, record_error, resolve_tracer
+
+__all__ = ["Team"]
+
+TeamMode = Literal["route", "coordinate", "broadcast"]
+
+#: The run options of the team run a leader's delegation tool is serving.
+_DELEGATION: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("plait_team_delegation")
+
+
+class Team(Runnable):
+    """A coordinated group of agents (or teams).
+
+    >>> Team(name="Research Team", members=[hn_researcher, web_researcher], model="openai:gpt-4o")
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        members: Sequence[Runnable] = (),
+        model: Model | str | None = None,
+        mode: TeamMode = "coordinate",
+        instructions: str | Sequence[str] | None = None,
+        *,
+        description: str | None = None,
+        max_tool_rounds: int = 10,
+        tracer_provider: Any = None,
+    ) -> None:
+        label = name or "Team"
+        if mode not in ("route", "coordinate", "broadcast"):
+            raise DefinitionError(
+                f"Team {label!r}: mode must be 'route', 'coordinate' or 'broadcast', got {mode!r}"
+            )
+        members = list(members)
+        if not members:
+            raise DefinitionError(f"Team {label!r}: expected at least one member")
+        for member in members:
+            if not isinstance(member, Runnable):
+                raise DefinitionError(f"Team {label!r}: members must be Agents or Teams, got {member!r}")
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"Team {label!r}: member names must be unique, got {names}")
+        if model is None:
+            raise DefinitionError(f"Team {label!r}: expected model= for the team leader")
+        self.name = label
+        self.id = label
+        self.members = members
+        self.mode: TeamMode = mode
+        self.description = description
+        self._members = {m.name: m for m in members}
+        roster = "\n".join(f"- {m.name}: {_describe(m)}" for m in members)
+        base = [instructions] if isinstance(instructions, str) else list(instructions or [])
+        leader_instructions = [*base, f"You lead the team {label!r}. Its members:\n{roster}"]
+        tools: list[Tool] = []
+        schema: Any = None
+        if mode == "route":
+            from pydantic import create_model
+
+            choices = Literal[tuple(names)]  # type: ignore[valid-type]
+            schema = create_model("RouteChoice", member=(choices, ...))  # type: ignore[call-overload,arg-type]
+            leader_instructions.append("Choose the one member best suited to answer the request.")
+        elif mode == "coordinate":
+            tools = [self._delegate_tool(m) for m in members]
+            leader_instructions.append(
+                "Delegate subtasks to members with your tools, then write the final answer from their results."
+            )
+        else:
+            leader_instructions.append(
+                "Every member has answered the request; synthesize their answers into one."
+            )
+        self.leader = Agent(
+            name=f"{label} leader",
+            model=model,
+            instructions=leader_instructions,
+            tools=tools,
+            output_schema=schema,
+            max_tool_rounds=max_tool_rounds,
+            tracer_provider=tracer_provider,
+        )
+        self.tracer_provider = tracer_provider
+        self._last_run_output: AgentRunOutput | None = None
+
+    def __repr__(self) -> str:
+        return f"Team({self.name!r}, mode={self.mode!r})"
+
+    def _delegate_tool(self, member: Runnable) -> Tool:
+        async def delegate(task: str) -> str:
+            context = _DELEGATION.get()
+            result = await member._run(task, **context)
+            context["usage"].add(result.usage)
+            return format_content(result.content)
+
+        slug = "".join(c if c.isalnum() else "_" for c in member.name.lower()).strip("_")
+        return Tool(
+            delegate, name=f"ask_{slug}", description=f"Ask {member.name} ({_describe(member)}) to do a task."
+        )
+
+    async def _run(
+        self,
+        input: Any,
+        *,
+        emit: Callable[[Event], None] | None,
+        make_event: Callable[..., Event] | None = None,
+        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
+        tracer: Any = None,
+    ) -> AgentRunOutput:
+        tracer = tracer if tracer is not None else resolve_tracer(self.tracer_provider)
+        options: dict[str, Any] = {
+            "emit": emit,
+            "make_event": make_event,
+            "run_blocking": run_blocking,
+            "tracer": tracer,
+        }
+        usage = Usage()
+        started = time.perf_counter()
+        span_cm = None
+        if tracer is not None:
+            span_cm = tracer.start_as_current_span(
+                f"invoke_agent {self.name}",
+                attributes={
+                    ATTR.OPERATION: "invoke_agent",
+                    ATTR.AGENT_NAME: self.name,
+                    ATTR.SPAN_KIND: "AGENT",
+                    "plait.team.mode": self.mode,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = span_cm.__enter__()
+        try:
+            content = await self._dispatch(input, options, usage)
+        except BaseException as exc:
+            if span_cm is not None:
+                if isinstance(exc, Exception):
+                    record_error(span, exc)
+                span_cm.__exit__(None, None, None)
+            raise
+        if span_cm is not None:
+            span.set_attribute(ATTR.INPUT_TOKENS, usage.input_tokens)
+            span.set_attribute(ATTR.OUTPUT_TOKENS, usage.output_tokens)
+            span_cm.__exit__(None, None, None)
+        result = AgentRunOutput(
+            content=content,
+            agent_name=self.name,
+            run_id=str(uuid.uuid4()),
+            model=self.leader.model.name,
+            usage=usage,
+            duration=time.perf_counter() - started,
+        )
+        self._last_run_output = result
+        return result
+
+    async def _dispatch(self, input: Any, options: dict[str, Any], usage: Usage) -> Any:
+        if self.mode == "route":
+            choice = await self.leader._run(input, **options)
+            usage.add(choice.usage)
+            member = self._members.get(str(getattr(choice.content, "member", "")))
+            if member is None:
+                raise PlaitError(f"Team {self.name!r}: the leader chose {choice.content!r}, not a member")
+            answer = await member._run(input, **options)
+            usage.add(answer.usage)
+            return answer.content
+        if self.mode == "broadcast":
+            answers = await asyncio.gather(*(m._run(input, **options) for m in self.members))
+            for answer in answers:
+                usage.add(answer.usage)
+            sections = "\n\n".join(f"## {a.agent_name}\n{format_content(a.content)}" for a in answers)
+            synthesis = await self.leader._run(
+                f"Request:\n{format_content(input)}\n\nMember answers:\n{sections}", **options
+            )
+            usage.add(synthesis.usage)
+            return synthesis.content
+        token = _DELEGATION.set({**options, "usage": usage})
+        try:
+            final = await self.leader._run(input, **options)
+        finally:
+            _DELEGATION.reset(token)
+        usage.add(final.usage)
+        return final.content
+
+
+def _describe(member: Runnable) -> str:
+    description = getattr(member, "description", None) or getattr(member, "role", None)
+    if description:
+        return str(description)
+    instructions = getattr(member, "instructions", None)
+    if instructions:
+        return str(instructions[0])[:200]
+    return "a team member"

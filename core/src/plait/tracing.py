@@ -1,0 +1,88 @@
+"""Tracing through the OpenTelemetry API.
+
+plait depends on ``opentelemetry-api`` only. With no SDK configured (the API's
+proxy provider is still in place), :func:`resolve_tracer` returns ``None`` and
+the executor creates no spans at all, so tracing costs next to nothing. Pass
+``tracer_provider=`` to a workflow or agent to use a provider of your own
+instead of the global one.
+
+Span names and attributes are decided here, in one place:
+
+* workflow runs: ``invoke_workflow {name}``
+* steps and containers: ``{step_type} {name}`` (no GenAI convention exists yet)
+* agents: ``invoke_agent {name}``; model calls: ``chat {model}``; tools: ``execute_tool {name}``
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from opentelemetry import trace
+
+__all__ = [
+    "ATTR",
+    "record_error",
+    "resolve_tracer",
+    "step_span_name",
+    "workflow_span_name",
+]
+
+try:
+    _VERSION: str | None = version("plait")
+except PackageNotFoundError:  # running from a source tree
+    _VERSION = None
+
+
+class ATTR:
+    """Attribute names used on plait's spans."""
+
+    OPERATION = "gen_ai.operation.name"
+    WORKFLOW_NAME = "gen_ai.workflow.name"
+    AGENT_NAME = "gen_ai.agent.name"
+    PROVIDER = "gen_ai.provider.name"
+    REQUEST_MODEL = "gen_ai.request.model"
+    RESPONSE_MODEL = "gen_ai.response.model"
+    RESPONSE_ID = "gen_ai.response.id"
+    FINISH_REASONS = "gen_ai.response.finish_reasons"
+    INPUT_TOKENS = "gen_ai.usage.input_tokens"
+    OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+    TOOL_NAME = "gen_ai.tool.name"
+    TOOL_CALL_ID = "gen_ai.tool.call.id"
+    SPAN_KIND = "openinference.span.kind"
+    RUN_ID = "plait.run.id"
+    SESSION_ID = "plait.session.id"
+    WORKFLOW_ID = "plait.workflow.id"
+    STEP_ID = "plait.step.id"
+    STEP_TYPE = "plait.step.type"
+    NESTED_DEPTH = "plait.nested_depth"
+    BRANCH = "plait.parallel.branch"
+    ITERATION = "plait.loop.iteration"
+    ROUTER_SELECTED = "plait.router.selected"
+    CONDITION_RESULT = "plait.condition.result"
+    ATTEMPT = "plait.retry.attempt"
+    CACHE_HIT = "plait.cache.hit"
+    ERROR_TYPE = "error.type"
+
+
+def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
+    """The tracer to use, or ``None`` when no OpenTelemetry SDK is configured."""
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return provider.get_tracer("plait", _VERSION)
+
+
+def workflow_span_name(name: str) -> str:
+    return f"invoke_workflow {name}"
+
+
+def step_span_name(step_type: str, name: str) -> str:
+    return f"{step_type} {name}"
+
+
+def record_error(span: trace.Span, exc: BaseException) -> None:
+    """Mark ``span`` failed with ``exc``: status ERROR, ``error.type``, the exception event."""
+    span.set_attribute(ATTR.ERROR_TYPE, type(exc).__qualname__)
+    span.record_exception(exc)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,473 @@
+"""The Workflow: a named tree of steps, or one Python function, and how to run it.
+
+``run()`` and ``arun()`` share one async code path (:meth:`Workflow._execute`);
+a nested workflow runs through the same path with a deeper ``nested_depth``,
+its own run id, and a copy of the session state that merges back when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from plait import _state
+from plait._engine import RunState, StepContext, WorkflowFrame
+from plait._executors import Callee
+from plait._io import (
+    RunStatus,
+    StepInput,
+    StepOutput,
+    StepType,
+    WorkflowExecutionInput,
+    WorkflowRunOutput,
+)
+from plait._sync import iterate_sync, run_sync
+from plait.errors import DefinitionError, RunTimeoutError, StepError
+from plait.events import (
+    STEP_LEVEL_EVENTS,
+    Event,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowStartedEvent,
+)
+from plait.primitives import StepNode, as_nodes
+from plait.runners import Runner, default_runner
+from plait.tracing import ATTR, record_error, resolve_tracer, workflow_span_name
+
+__all__ = ["Workflow", "resolve_runner"]
+
+_DONE = object()
+
+
+class Workflow:
+    """A workflow: ``steps=[...]`` (steps, containers, agents, functions, workflows)
+    or ``steps=fn(workflow, execution_input)`` for a fully-Python workflow.
+
+    >>> workflow = Workflow(name="Research and Write", steps=[research, write])
+    >>> workflow.run("history of AI").content
+    >>> for event in workflow.run("...", stream=True, stream_events=True): ...
+
+    ``session_state`` is the initial state of each new session; ``timeout`` bounds
+    a whole run (seconds); ``runner`` chooses where parallel branches execute;
+    ``tracer_provider`` replaces the global OpenTelemetry provider.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        steps: Sequence[Any] | Callable[..., Any] | None = None,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        input_schema: type[Any] | None = None,
+        timeout: float | None = None,
+        runner: Runner | str | None = None,
+        tracer_provider: Any = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> None:
+        if name is None:
+            name = "Workflow"
+        if not isinstance(name, str) or not name.strip():
+            raise DefinitionError(f"Workflow: expected a non-empty name, got {name!r}")
+        self.name = name
+        self.id = id or _slug(name)
+        self.description = description
+        self.session_id = session_id
+        if session_state is not None and not isinstance(session_state, dict):
+            raise DefinitionError(f"Workflow {name!r}: session_state must be a dict, got {session_state!r}")
+        self.session_state = session_state
+        self.input_schema = input_schema
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise DefinitionError(
+                f"Workflow {name!r}: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        self.timeout = timeout
+        self.runner = runner
+        self._runner: Runner | None = None
+        self.tracer_provider = tracer_provider
+        self.stream = stream
+        self.stream_events = stream_events
+        self._function: Callee | None = None
+        self.nodes: list[StepNode] = []
+        if steps is None:
+            raise DefinitionError(f"Workflow {name!r}: expected steps=[...] or steps=a function, got None")
+        if (
+            callable(steps)
+            and not isinstance(steps, (list, tuple, StepNode))
+            and not hasattr(steps, "run_as_step")
+        ):
+            if isinstance(steps, Workflow):
+                self.nodes = as_nodes([steps], where=f"Workflow {name!r}")
+            else:
+                self._function = Callee(steps, what=f"Workflow {name!r} steps function")
+        else:
+            self.nodes = as_nodes(steps, where=f"Workflow {name!r}")
+            if not self.nodes:
+                raise DefinitionError(f"Workflow {name!r}: expected at least one step")
+        self._sessions: dict[str, dict[str, Any]] = {}
+        self._sessions_lock = threading.Lock()
+        self._last_run_output: WorkflowRunOutput | None = None
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r})"
+
+    # -- public API ------------------------------------------------------------------
+
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Any:
+        """Run to the end and return a :class:`WorkflowRunOutput` (raising a
+        :class:`~plait.errors.StepError` naming the failed step), or, with
+        ``stream=True``, return an iterator of events."""
+        stream, stream_events = self._stream_flags(stream, stream_events)
+        options: dict[str, Any] = {
+            "session_id": session_id,
+            "session_state": session_state,
+            "additional_data": additional_data,
+            "run_id": run_id,
+        }
+        if stream:
+            return iterate_sync(self._stream(input, stream_events, options))
+        return run_sync(self._run(input, listeners=(), stream_events=False, **options))
+
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Any:
+        """``await workflow.arun(x)`` returns a :class:`WorkflowRunOutput`;
+        ``async for event in workflow.arun(x, stream=True)`` streams events."""
+        stream, stream_events = self._stream_flags(stream, stream_events)
+        options: dict[str, Any] = {
+            "session_id": session_id,
+            "session_state": session_state,
+            "additional_data": additional_data,
+            "run_id": run_id,
+        }
+        if stream:
+            return self._stream(input, stream_events, options)
+        return self._run(input, listeners=(), stream_events=False, **options)
+
+    def print_response(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: bool | None = None,
+        markdown: bool = False,
+        **options: Any,
+    ) -> WorkflowRunOutput | None:
+        """Run and print the result for a person: with ``stream=True``, the nested
+        steps live as they happen, then the final content (as Markdown if asked)."""
+        from plait.console import print_run
+
+        stream, stream_events = self._stream_flags(stream, stream_events)
+        output: WorkflowRunOutput | None = print_run(
+            self, input, stream=stream, markdown=markdown, options=options
+        )
+        return output
+
+    async def aprint_response(
+        self, input: Any = None, *, stream: bool | None = None, markdown: bool = False, **options: Any
+    ) -> WorkflowRunOutput | None:
+        from plait.console import aprint_run
+
+        stream, _ = self._stream_flags(stream, None)
+        output: WorkflowRunOutput | None = await aprint_run(
+            self, input, stream=stream, markdown=markdown, options=options
+        )
+        return output
+
+    def get_last_run_output(self) -> WorkflowRunOutput | None:
+        """The output of this workflow's most recent run in this process."""
+        return self._last_run_output
+
+    def get_session_state(self, session_id: str) -> dict[str, Any] | None:
+        """The session state a session ended its last run with."""
+        return self._sessions.get(session_id)
+
+    # -- execution -------------------------------------------------------------------
+
+    def _stream_flags(self, stream: bool | None, stream_events: bool | None) -> tuple[bool, bool]:
+        stream_events = self.stream_events if stream_events is None else stream_events
+        stream = (self.stream if stream is None else stream) or stream_events
+        return stream, stream_events
+
+    async def _stream(self, input: Any, stream_events: bool, options: dict[str, Any]) -> AsyncIterator[Event]:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        def listener(event: Event) -> None:
+            if not stream_events and isinstance(event, STEP_LEVEL_EVENTS):
+                return
+            if threading.get_ident() == loop_thread:
+                queue.put_nowait(event)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        task = asyncio.ensure_future(
+            self._run(input, listeners=(listener,), stream_events=stream_events, **options)
+        )
+        task.add_done_callback(lambda _: queue.put_nowait(_DONE))
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                yield item
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _run(
+        self,
+        input: Any,
+        *,
+        listeners: Sequence[Callable[[Event], None]],
+        stream_events: bool,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> WorkflowRunOutput:
+        from plait.plugins import lifecycle_hooks
+
+        session_id = session_id or self.session_id or str(uuid.uuid4())
+        state = self._session(session_id)
+        if session_state:
+            state.update(session_state)
+        run = RunState(
+            runner=self._resolve_runner(),
+            tracer=resolve_tracer(self.tracer_provider),
+            listeners=listeners,
+            step_events=stream_events,
+            hooks=lifecycle_hooks(),
+        )
+        frame = WorkflowFrame(self, self.id, self.name, run_id or str(uuid.uuid4()), session_id, 0)
+        ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
+        output = await self._execute(input, ctx, additional_data)
+        self._last_run_output = output
+        return output
+
+    def _resolve_runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = resolve_runner(self.runner)
+        return self._runner
+
+    def _session(self, session_id: str) -> dict[str, Any]:
+        with self._sessions_lock:
+            state = self._sessions.get(session_id)
+            if state is None:
+                state = self._sessions[session_id] = (
+                    copy.deepcopy(self.session_state) if self.session_state else {}
+                )
+            return state
+
+    async def _run_nested(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
+        outer = ctx.frame
+        frame = WorkflowFrame(
+            self, self.id, self.name, str(uuid.uuid4()), outer.session_id, outer.depth + 1, outer.run_id
+        )
+        state = _state.isolate(ctx.state)
+        inner = StepContext(
+            ctx.run,
+            frame,
+            ctx.step_id,
+            ctx.parent_step_id,
+            ctx.step_name,
+            state,
+            {},
+            ctx.offload or self.timeout is not None,
+        )
+        output = await self._execute(step_input.message, inner, step_input.additional_data)
+        _state.merge_changes(ctx.state, [(self.name, state)], where=f"Workflow {self.name!r}")
+        return StepOutput(
+            content=output.content,
+            steps=output.step_outputs,
+            success=output.status is RunStatus.COMPLETED,
+            error=output.error,
+            stop=any(o.stop for o in output.step_outputs),
+            step_type=StepType.WORKFLOW.value,
+        )
+
+    async def _execute(
+        self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    ) -> WorkflowRunOutput:
+        frame = ctx.frame
+        run = ctx.run
+        input = self._validate_input(input)
+        if run.hooks is not None:
+            run.hooks.on_workflow_start(
+                workflow=self, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth
+            )
+        if run.listening:
+            run.emit(ctx.event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
+        started = time.perf_counter()
+        span_cm = None
+        span = None
+        if run.tracer is not None:
+            span_cm = run.tracer.start_as_current_span(
+                workflow_span_name(self.name),
+                attributes={
+                    ATTR.OPERATION: "invoke_workflow",
+                    ATTR.WORKFLOW_NAME: self.name,
+                    ATTR.WORKFLOW_ID: self.id,
+                    ATTR.RUN_ID: frame.run_id,
+                    ATTR.SESSION_ID: frame.session_id,
+                    ATTR.NESTED_DEPTH: frame.depth,
+                    ATTR.SPAN_KIND: "CHAIN",
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            span = span_cm.__enter__()
+        outputs: list[StepOutput] = []
+        try:
+            if self.timeout is None:
+                outputs = await self._walk(input, ctx, additional_data)
+            else:
+                scope = asyncio.timeout(self.timeout)
+                try:
+                    async with scope:
+                        outputs = await self._walk(input, ctx, additional_data)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    run.cancelled.set()
+                    raise RunTimeoutError(
+                        f"Workflow {self.name!r} (run {frame.run_id}) timed out after {self.timeout:g}s"
+                    ) from None
+        except asyncio.CancelledError:
+            run.cancelled.set()
+            if run.listening:
+                run.emit(ctx.event(WorkflowCancelledEvent, reason="cancelled"))
+            if span_cm is not None:
+                span_cm.__exit__(None, None, None)
+            self._end_hook(run, frame, RunStatus.CANCELLED, None, None)
+            raise
+        except Exception as exc:
+            if run.listening:
+                run.emit(
+                    ctx.event(
+                        WorkflowErrorEvent,
+                        error=str(exc),
+                        error_type=type(exc).__name__,
+                        failed_step_id=exc.step_path if isinstance(exc, StepError) else None,
+                    )
+                )
+            if span_cm is not None:
+                record_error(span, exc.__cause__ if isinstance(exc, StepError) and exc.__cause__ else exc)  # type: ignore[arg-type]
+                span_cm.__exit__(None, None, None)
+            self._end_hook(run, frame, RunStatus.ERROR, None, exc)
+            raise
+        status = RunStatus.COMPLETED_WITH_ERRORS if frame.errors else RunStatus.COMPLETED
+        content = None
+        for output in outputs:
+            if not output.skipped:
+                content = output.content
+        duration = time.perf_counter() - started
+        result = WorkflowRunOutput(
+            run_id=frame.run_id,
+            workflow_id=self.id,
+            workflow_name=self.name,
+            session_id=frame.session_id,
+            status=status,
+            content=content,
+            step_outputs=outputs,
+            input=input,
+            error=f"steps failed or skipped: {', '.join(frame.errors)}" if frame.errors else None,
+            duration=duration,
+            session_state=ctx.state,
+            parent_run_id=frame.parent_run_id,
+        )
+        if span_cm is not None:
+            span_cm.__exit__(None, None, None)
+        if run.listening:
+            run.emit(
+                ctx.event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
+            )
+        self._end_hook(run, frame, status, result, None)
+        return result
+
+    @staticmethod
+    def _end_hook(
+        run: RunState, frame: WorkflowFrame, status: RunStatus, output: Any, error: BaseException | None
+    ) -> None:
+        if run.hooks is not None:
+            run.hooks.on_workflow_end(
+                workflow=frame.workflow, run_id=frame.run_id, status=status.value, output=output, error=error
+            )
+
+    async def _walk(
+        self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    ) -> list[StepOutput]:
+        if self._function is None:
+            return await ctx.run_steps(self.nodes, StepInput(input, None, ctx.outputs, additional_data))
+        output = await ctx.invoke(self._function, self, WorkflowExecutionInput(input, additional_data))
+        output.step_name = self.name
+        output.step_type = "function"
+        return [output]
+
+    def _validate_input(self, input: Any) -> Any:
+        schema = self.input_schema
+        if schema is None or isinstance(input, schema):
+            return input
+        from pydantic import ValidationError
+
+        try:
+            if isinstance(input, (str, bytes)):
+                return schema.model_validate_json(input)
+            return schema.model_validate(input)
+        except ValidationError as exc:
+            raise DefinitionError(
+                f"Workflow {self.name!r}: input does not match {schema.__name__}: {exc}"
+            ) from exc
+
+
+def resolve_runner(spec: Runner | str | None) -> Runner:
+    """A runner from an object, a registered name (``"ray"``), or None for the default."""
+    if spec is None:
+        return default_runner()
+    if isinstance(spec, str):
+        from plait.plugins import get_registry
+
+        factory = get_registry().get("runner", spec)
+        runner: Runner = factory()
+        return runner
+    if not isinstance(spec, Runner):
+        raise DefinitionError(f"expected a Runner or the name of a registered runner, got {spec!r}")
+    return spec
+
+
+def _slug(name: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "workflow"

@@ -1,0 +1,61 @@
+"""Every example runs, offline, and prints what it should."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# example file -> text its output must contain
+EXPECTED = {
+    "research_and_write.py": ["Research Workflow  nested workflow · depth 1", "writing_phase", "completed"],
+    "sequential_workflow.py": ["Mixed Execution Pipeline", "completed"],
+    "fully_python_workflow.py": ["Final:", "completed"],
+    "step_based_workflow.py": ["Content Creation Pipeline", "completed"],
+    "custom_function_steps.py": ["Published plan for", "Strategic Content Plan"],
+    "custom_function_async_stream.py": [
+        "[StepStarted] Content Planning Step (depth 0)",
+        "Final:",
+        "Strategic Content Plan",
+    ],
+    "conditional_workflow.py": ["Conditional Research", "completed"],
+    "parallel_workflow.py": ["session state: {'sources': 1}"],
+    "iterative_workflow.py": ["iteration 3/3", "Final Analysis", "completed"],
+    "branching_workflow.py": ["Expert Routing", "completed"],
+    "grouped_steps_workflow.py": ["Article Creation Workflow", "completed"],
+    "steps_with_router.py": ["magical forest", "city timelapse"],
+    "deep_nested_workflow.py": [
+        "[depth=2] WorkflowStartedEvent from Data Collection",
+        "[depth=1] StepStartedEvent from Comprehensive Research: research/merge",
+    ],
+}
+
+
+def example_files() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "demo_models.py")
+
+
+def test_every_example_is_checked() -> None:
+    assert example_files() == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs_offline(name: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "PLAIT_EXAMPLE_MODEL"}
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=EXAMPLES,
+    )
+    assert result.returncode == 0, result.stderr
+    for text in EXPECTED[name]:
+        assert text in result.stdout, f"{text!r} not in output of {name}:\n{result.stdout}"
