@@ -1,6 +1,7 @@
 """Conditional workflow: tech topics get a tech researcher first."""
 
 from demo_models import demo_model
+
 from plait import Agent, Condition, Step, Workflow
 
 tech_researcher = Agent(

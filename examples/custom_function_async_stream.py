@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Union
 
 from demo_models import demo_model
+
 from plait import Agent, Step, StepInput, StepOutput, Workflow
 from plait.events import Event as WorkflowRunOutputEvent
 

@@ -1,6 +1,7 @@
 """Custom function executors: a function, a configured class, and an async class."""
 
 from demo_models import demo_model
+
 from plait import Agent, Step, StepInput, StepOutput, Workflow
 
 content_planner = Agent(

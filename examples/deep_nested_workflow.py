@@ -1,6 +1,7 @@
 """Three levels of nested workflows with Parallel, streaming events with nested_depth."""
 
 from demo_models import demo_model
+
 from plait import Agent, Parallel, Step, StepInput, StepOutput, Workflow
 from plait.events import StepCompletedEvent, StepStartedEvent, WorkflowCompletedEvent, WorkflowStartedEvent
 

@@ -1,6 +1,7 @@
 """A fully-Python workflow: one function controls everything."""
 
 from demo_models import demo_model
+
 from plait import Agent, Team, Workflow, WorkflowExecutionInput
 
 research_team = Team(

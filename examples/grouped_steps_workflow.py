@@ -1,6 +1,7 @@
 """A reusable sequence of steps (Steps) used as one step."""
 
 from demo_models import demo_model
+
 from plait import Agent, Step, Steps, Workflow
 
 researcher = Agent(name="Researcher", model=demo_model(), instructions="Research the subject.")

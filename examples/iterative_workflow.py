@@ -1,6 +1,7 @@
 """A loop that repeats research until it is long enough (or three rounds ran)."""
 
 from demo_models import demo_model
+
 from plait import Agent, Loop, Step, Workflow
 
 researcher = Agent(name="Researcher", model=demo_model(), instructions="Research deeper each time.")

@@ -1,6 +1,7 @@
 """Parallel research branches, then a synthesis; branches update session state safely."""
 
 from demo_models import demo_model
+
 from plait import Agent, Parallel, Step, StepInput, StepOutput, Workflow
 
 hn_researcher = Agent(

@@ -7,6 +7,7 @@ and hands its output to a writer. Every event streams with its nested depth.
 """
 
 from demo_models import demo_model
+
 from plait import Agent, Step, StepInput, StepOutput, Workflow
 
 

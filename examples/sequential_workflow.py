@@ -1,6 +1,7 @@
 """Sequential workflow: a team, a function and an agent, one after another."""
 
 from demo_models import demo_model
+
 from plait import Agent, StepOutput, Team, Workflow
 
 researcher = Agent(name="Researcher", model=demo_model(), instructions="Research the topic thoroughly.")

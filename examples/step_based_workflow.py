@@ -1,6 +1,7 @@
 """Named steps: a team, a custom function and an agent."""
 
 from demo_models import demo_model
+
 from plait import Agent, Step, StepInput, StepOutput, Team, Workflow
 
 researcher = Team(

@@ -3,6 +3,7 @@
 from typing import List  # noqa: UP035
 
 from demo_models import demo_model
+
 from plait import Agent, Router, Step, Steps, Workflow
 
 image_generator = Agent(

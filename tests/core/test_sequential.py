@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from plait import RunContext, RunStatus, Step, StepInput, StepOutput, StepType, Workflow
 from plait.errors import DefinitionError
 

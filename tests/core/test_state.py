@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from plait import Parallel, Step, StepError, StepInput, Workflow
 from plait._state import merge_changes
 from plait.errors import StateConflictError

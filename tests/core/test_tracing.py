@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+
 from plait import Agent, Loop, Parallel, Step, StepError, StepInput, Workflow
 from plait.testing import FunctionModel
 

@@ -506,15 +506,14 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         step = Step(name=obj.name, agent=obj)
         step._auto_named = True
         return step
-    if not isinstance(obj, (str, bytes, list, tuple, dict)):
-        from plait.plugins import get_registry
+    from plait.plugins import get_registry
 
-        for step_type in get_registry().step_types:
-            wrapped: StepNode | None = step_type.wrap(obj)
-            if wrapped is not None:
-                return wrapped
-        if callable(obj):
-            return Step(executor=obj)
+    for step_type in get_registry().step_types:
+        wrapped: StepNode | None = step_type.wrap(obj)
+        if wrapped is not None:
+            return wrapped
+    if callable(obj):
+        return Step(executor=obj)
     raise DefinitionError(
         f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
         f"a registered step type or a callable, got {obj!r}"
