@@ -31,3 +31,20 @@ def register_runners(register: Any) -> None:
     from plait.runners import default_runner
 
     register("inprocess", lambda **options: default_runner())
+
+
+@hookimpl
+def register_storage(register: Any) -> None:
+    from plait.storage import MemoryStorage
+    from plait.storage._sqlite import SQLiteStorage
+
+    register("memory", MemoryStorage)
+    register("sqlite", SQLiteStorage)
+
+
+@hookimpl
+def register_event_sinks(register: Any) -> None:
+    from plait.sinks import ConsoleSink, JsonlSink
+
+    register("console", ConsoleSink)
+    register("jsonl", JsonlSink)

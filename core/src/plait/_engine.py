@@ -42,7 +42,17 @@ if TYPE_CHECKING:
     from plait.primitives import StepNode
     from plait.runners import Runner
 
-__all__ = ["Branch", "RunContext", "RunState", "StepContext", "WorkflowFrame", "execute_node"]
+__all__ = [
+    "Branch",
+    "BranchPayload",
+    "BranchResult",
+    "RunContext",
+    "RunState",
+    "StepContext",
+    "WorkflowFrame",
+    "execute_node",
+    "run_branch_payload",
+]
 
 
 class RunState:
@@ -376,6 +386,65 @@ def _generator_output(final: StepOutput | None, text: list[str]) -> StepOutput:
     return StepOutput(content="".join(text) if text else None)
 
 
+@dataclass(slots=True)
+class BranchPayload:
+    """What a runner ships to execute a branch elsewhere: plain data plus the step.
+
+    Build one with :meth:`Branch.payload`, execute it with :func:`run_branch_payload`
+    (in the other process), and hand the :class:`BranchResult` to :meth:`Branch.apply`.
+    """
+
+    node: Any
+    step_input: StepInput
+    index: int
+    frame: WorkflowFrame
+    step_id: str
+    parent_step_id: str | None
+    step_name: str
+    state: dict[str, Any]
+    outputs: dict[str, StepOutput]
+    step_events: bool
+    trace_context: dict[str, str]
+
+
+@dataclass(slots=True)
+class BranchResult:
+    """A remote branch's output, its final copy of the session state and what it recorded."""
+
+    output: StepOutput
+    state: dict[str, Any]
+    outputs: dict[str, StepOutput]
+    errors: list[str]
+
+
+async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
+    """Execute a shipped branch in this process; ``emit`` receives its events in order."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
+    from plait.runners import default_runner
+    from plait.tracing import resolve_tracer
+
+    run = RunState(
+        runner=default_runner(),
+        tracer=resolve_tracer(),
+        listeners=[emit] if emit is not None else [],
+        step_events=payload.step_events,
+    )
+    ctx = StepContext(
+        run, payload.frame, payload.step_id, payload.parent_step_id, payload.step_name, payload.state, payload.outputs, True
+    )
+    known = set(payload.outputs)
+    token = otel_context.attach(propagate.extract(payload.trace_context)) if payload.trace_context else None
+    try:
+        output = await execute_node(payload.node, payload.step_input, ctx, branch=payload.index)
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+    new_outputs = {name: out for name, out in ctx.outputs.items() if name not in known or payload.outputs[name] is not out}
+    return BranchResult(output, ctx.state, new_outputs, list(payload.frame.errors))
+
+
 class Branch:
     """One parallel branch handed to a runner: a node, its input and its own context."""
 
@@ -388,7 +457,45 @@ class Branch:
         self.index = index
 
     async def run(self) -> StepOutput:
+        """Execute the branch in this process."""
         return await execute_node(self.node, self.step_input, self.context, branch=self.index)
+
+    def payload(self) -> BranchPayload:
+        """This branch as plain data plus the step, to execute elsewhere."""
+        ctx = self.context
+        carrier: dict[str, str] = {}
+        if ctx.run.tracer is not None:
+            from opentelemetry import propagate
+
+            propagate.inject(carrier)
+        frame = replace(ctx.frame, workflow=None, errors=[])
+        return BranchPayload(
+            self.node,
+            self.step_input,
+            self.index,
+            frame,
+            ctx.step_id,
+            ctx.parent_step_id,
+            ctx.step_name,
+            ctx.state,
+            ctx.outputs,
+            ctx.run.step_events,
+            carrier,
+        )
+
+    def apply(self, result: BranchResult) -> StepOutput:
+        """Take a remote branch's result into this run; returns its output."""
+        ctx = self.context
+        ctx.state.clear()
+        ctx.state.update(result.state)
+        ctx.outputs.update(result.outputs)
+        ctx.frame.errors.extend(result.errors)
+        return result.output
+
+    def emit(self, event: Event) -> None:
+        """Deliver an event the remote branch produced to this run's listeners."""
+        if self.context.run.listening:
+            self.context.run.emit(event)
 
 
 async def execute_node(

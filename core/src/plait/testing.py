@@ -144,3 +144,47 @@ def plugin_registry(*plugins: object, entry_points: bool = False, strict: bool =
         yield registry
     finally:
         set_registry(previous)
+
+
+class PickleRoundTripRunner:
+    """A runner that ships every branch through ``pickle`` and back, in this process.
+
+    It executes branches the way a distributed runner does (payload out, events
+    and result back), so tests catch steps that cannot be shipped, without a
+    cluster. For tests only: plait never pickles anything it persists.
+    """
+
+    name = "pickle-roundtrip"
+
+    def __init__(self) -> None:
+        from plait.runners import InProcessRunner
+
+        self._local = InProcessRunner(max_threads=32)
+        self.shipped = 0
+
+    async def run_branches(self, branches: Any, *, max_concurrency: int | None = None) -> list[Any]:
+        import pickle
+
+        from plait._engine import run_branch_payload
+        from plait.errors import DefinitionError
+        from plait.runners import gather_first_error
+
+        async def ship(branch: Any) -> Any:
+            payload = branch.payload()
+            try:
+                blob = pickle.dumps(payload)
+            except Exception as exc:
+                raise DefinitionError(
+                    f"step {branch.node.name!r} cannot be shipped to another process: {exc}"
+                ) from exc
+            self.shipped += 1
+            events: list[bytes] = []
+            result = await run_branch_payload(pickle.loads(blob), lambda event: events.append(pickle.dumps(event)))
+            for raw in events:
+                branch.emit(pickle.loads(raw))
+            return branch.apply(pickle.loads(pickle.dumps(result)))
+
+        return await gather_first_error([ship(branch) for branch in branches])
+
+    async def run_blocking(self, fn: Any) -> Any:
+        return await self._local.run_blocking(fn)

@@ -55,7 +55,9 @@ class Workflow:
 
     ``session_state`` is the initial state of each new session; ``timeout`` bounds
     a whole run (seconds); ``runner`` chooses where parallel branches execute;
-    ``tracer_provider`` replaces the global OpenTelemetry provider.
+    ``tracer_provider`` replaces the global OpenTelemetry provider; ``sinks``
+    receive every event of every run (objects with ``handle(event)``, or names
+    of registered sinks such as ``"console"``).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Workflow:
         timeout: float | None = None,
         runner: Runner | str | None = None,
         tracer_provider: Any = None,
+        sinks: Sequence[Any] = (),
         stream: bool = False,
         stream_events: bool = False,
     ) -> None:
@@ -94,6 +97,7 @@ class Workflow:
         self.runner = runner
         self._runner: Runner | None = None
         self.tracer_provider = tracer_provider
+        self.sinks = list(sinks)
         self.stream = stream
         self.stream_events = stream_events
         self._function: Callee | None = None
@@ -132,6 +136,7 @@ class Workflow:
         session_state: dict[str, Any] | None = None,
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
+        sinks: Sequence[Any] = (),
     ) -> Any:
         """Run to the end and return a :class:`WorkflowRunOutput` (raising a
         :class:`~plait.errors.StepError` naming the failed step), or, with
@@ -142,6 +147,7 @@ class Workflow:
             "session_state": session_state,
             "additional_data": additional_data,
             "run_id": run_id,
+            "sinks": sinks,
         }
         if stream:
             return iterate_sync(self._stream(input, stream_events, options))
@@ -157,6 +163,7 @@ class Workflow:
         session_state: dict[str, Any] | None = None,
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
+        sinks: Sequence[Any] = (),
     ) -> Any:
         """``await workflow.arun(x)`` returns a :class:`WorkflowRunOutput`;
         ``async for event in workflow.arun(x, stream=True)`` streams events."""
@@ -166,6 +173,7 @@ class Workflow:
             "session_state": session_state,
             "additional_data": additional_data,
             "run_id": run_id,
+            "sinks": sinks,
         }
         if stream:
             return self._stream(input, stream_events, options)
@@ -258,6 +266,7 @@ class Workflow:
         session_state: dict[str, Any] | None = None,
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
+        sinks: Sequence[Any] = (),
     ) -> WorkflowRunOutput:
         from plait.plugins import lifecycle_hooks
 
@@ -265,11 +274,16 @@ class Workflow:
         state = self._session(session_id)
         if session_state:
             state.update(session_state)
+        all_sinks = [*self._sink_objects(), *sinks]
+        if all_sinks:
+            from plait.sinks import create_sink, dispatcher_for
+
+            listeners = [*listeners, *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks)]
         run = RunState(
             runner=self._resolve_runner(),
             tracer=resolve_tracer(self.tracer_provider),
             listeners=listeners,
-            step_events=stream_events,
+            step_events=stream_events or bool(all_sinks),
             hooks=lifecycle_hooks(),
         )
         frame = WorkflowFrame(self, self.id, self.name, run_id or str(uuid.uuid4()), session_id, 0)
@@ -277,6 +291,14 @@ class Workflow:
         output = await self._execute(input, ctx, additional_data)
         self._last_run_output = output
         return output
+
+    def _sink_objects(self) -> list[Any]:
+        """The workflow's sinks, names resolved once (each sink keeps one queue and thread)."""
+        if self.sinks and any(isinstance(s, str) for s in self.sinks):
+            from plait.sinks import create_sink
+
+            self.sinks = [create_sink(s) if isinstance(s, str) else s for s in self.sinks]
+        return self.sinks
 
     def _resolve_runner(self) -> Runner:
         if self._runner is None:

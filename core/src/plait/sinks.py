@@ -1,0 +1,162 @@
+"""Event sinks: every event of a run, delivered off the run's path.
+
+A sink is any object with ``handle(event)`` (and optionally ``close()``).
+Attach sinks with ``Workflow(sinks=[...])`` or ``run(..., sinks=[...])``, as
+objects or by registered name (``"console"``, ``"jsonl"`` with options through
+:func:`create_sink`). Each sink gets its own bounded queue and thread: a slow
+sink drops events once its queue is full instead of stalling the run, and a
+failing sink is reported once (``logging`` warning) and never fails the run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from plait.events import Event
+
+__all__ = ["EventSink", "JsonlSink", "ConsoleSink", "SinkDispatcher", "create_sink", "dispatcher_for", "flush_sinks"]
+
+logger = logging.getLogger("plait.sinks")
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    def handle(self, event: Event) -> None: ...
+
+
+class JsonlSink:
+    """Appends each event as one JSON line to ``path``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def handle(self, event: Event) -> None:
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __repr__(self) -> str:
+        return f"JsonlSink({str(self.path)!r})"
+
+
+class ConsoleSink:
+    """Prints events as an indented outline (the renderer of ``print_response``)."""
+
+    def __init__(self, **options: Any) -> None:
+        from plait.console import ConsoleRenderer
+
+        self._renderer = ConsoleRenderer(**options)
+
+    def handle(self, event: Event) -> None:
+        self._renderer.handle(event)
+
+
+_STOP = object()
+
+
+class SinkDispatcher:
+    """Feeds one sink from a bounded queue on a thread of its own."""
+
+    def __init__(self, sink: Any, *, maxsize: int = 10_000) -> None:
+        self.sink = sink
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self.dropped = 0
+        self.failures = 0
+        self._reported_drop = False
+        self._reported_failure = False
+        self._thread = threading.Thread(target=self._work, name=f"plait-sink-{type(sink).__name__}", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            if not self._reported_drop:
+                self._reported_drop = True
+                logger.warning("event sink %r is too slow: its queue is full, events are being dropped", self.sink)
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is _STOP:
+                    return
+                self.sink.handle(item)
+            except Exception:
+                self.failures += 1
+                if not self._reported_failure:
+                    self._reported_failure = True
+                    logger.warning("event sink %r failed; its later failures are counted, not logged", self.sink, exc_info=True)
+            finally:
+                self.queue.task_done()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the sink handled every queued event; False on timeout."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self.queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        try:
+            self.queue.put_nowait(_STOP)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+        close = getattr(self.sink, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                logger.warning("event sink %r failed to close", self.sink, exc_info=True)
+
+
+_dispatchers: weakref.WeakKeyDictionary[Any, SinkDispatcher] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def dispatcher_for(sink: Any) -> SinkDispatcher:
+    """The dispatcher of a sink object (one per sink, shared by every run)."""
+    with _lock:
+        dispatcher = _dispatchers.get(sink)
+        if dispatcher is None:
+            dispatcher = _dispatchers[sink] = SinkDispatcher(sink)
+        return dispatcher
+
+
+def create_sink(name: str, **options: Any) -> Any:
+    """Build a sink registered under ``name`` (``create_sink("jsonl", path="events.jsonl")``)."""
+    from plait.plugins import get_registry
+
+    return get_registry().get("event_sink", name)(**options)
+
+
+def flush_sinks(timeout: float = 5.0) -> bool:
+    """Wait until every sink handled every event so far."""
+    with _lock:
+        dispatchers = list(_dispatchers.values())
+    return all(d.flush(timeout) for d in dispatchers)
+
+
+@atexit.register
+def _close_all() -> None:
+    with _lock:
+        dispatchers = list(_dispatchers.values())
+    for dispatcher in dispatchers:
+        dispatcher.close(timeout=2.0)

@@ -1,0 +1,35 @@
+"""Storage: runs, per-step checkpoints, sessions, events and cache entries.
+
+A backend implements :class:`Storage` (async methods; blocking drivers run
+their I/O off the event loop). Everything is stored as JSON through pydantic,
+never pickled, so a stored row can never execute code. Backends are chosen by
+object or URL: ``memory://``, ``sqlite:///runs.db`` (built in), and through
+the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
+``redis://...`` (plait-redis).
+"""
+
+from __future__ import annotations
+
+from plait.storage._base import (
+    CacheEntry,
+    RunRecord,
+    SessionRecord,
+    StepCheckpoint,
+    Storage,
+    StorageError,
+    redact_url,
+    resolve_storage,
+)
+from plait.storage._memory import MemoryStorage
+
+__all__ = [
+    "CacheEntry",
+    "MemoryStorage",
+    "RunRecord",
+    "SessionRecord",
+    "StepCheckpoint",
+    "Storage",
+    "StorageError",
+    "redact_url",
+    "resolve_storage",
+]

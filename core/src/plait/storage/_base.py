@@ -1,0 +1,177 @@
+"""The storage protocol and its records."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from plait.errors import DefinitionError, PlaitError
+
+__all__ = [
+    "CacheEntry",
+    "RunRecord",
+    "SessionRecord",
+    "StepCheckpoint",
+    "Storage",
+    "StorageError",
+    "redact_url",
+    "resolve_storage",
+]
+
+SCHEMA_VERSION = 1
+
+
+class StorageError(PlaitError):
+    """A storage backend failed (unreachable, corrupt, or the value cannot be stored)."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="constants")
+
+
+class RunRecord(_Record):
+    """One workflow run. ``pause`` says what a paused run waits for; ``target`` is
+    ``module:name`` of the workflow when known, so a CLI can resume it."""
+
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    session_id: str
+    status: str
+    parent_run_id: str | None = None
+    input: Any = None
+    content: Any = None
+    error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    target: str | None = None
+    pause: dict[str, Any] | None = None
+
+
+class StepCheckpoint(_Record):
+    """A completed step: its output (a StepOutput as JSON) and the session state after it."""
+
+    run_id: str
+    step_id: str
+    output: dict[str, Any]
+    state: dict[str, Any] = Field(default_factory=dict)
+    created_at: float = Field(default_factory=time.time)
+
+
+class SessionRecord(_Record):
+    session_id: str
+    workflow_id: str
+    state: dict[str, Any] = Field(default_factory=dict)
+    updated_at: float = Field(default_factory=time.time)
+
+
+class CacheEntry(_Record):
+    """A cached step output (StepOutput as JSON); ``expires_at`` None means never."""
+
+    key: str
+    output: dict[str, Any]
+    created_at: float = Field(default_factory=time.time)
+    expires_at: float | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= time.time()
+
+
+class Storage:
+    """Base class of storage backends; every method is async and safe to call concurrently.
+
+    ``setup()`` creates or migrates the schema and is idempotent; the engine calls
+    it before first use. Saving a checkpoint for a ``(run_id, step_id)`` that
+    exists replaces it.
+    """
+
+    url: str = ""
+
+    async def setup(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    # runs
+    async def save_run(self, run: RunRecord) -> None:
+        raise NotImplementedError
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        raise NotImplementedError
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+    ) -> list[RunRecord]:
+        """Newest first."""
+        raise NotImplementedError
+
+    # checkpoints
+    async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
+        raise NotImplementedError
+
+    async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
+        """Every checkpoint of a run, oldest first."""
+        raise NotImplementedError
+
+    # sessions
+    async def save_session(self, session: SessionRecord) -> None:
+        raise NotImplementedError
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        raise NotImplementedError
+
+    # events
+    async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's stored events in the order they were appended."""
+        raise NotImplementedError
+
+    # cache
+    async def get_cache(self, key: str) -> CacheEntry | None:
+        """The entry, or None when missing or expired."""
+        raise NotImplementedError
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({redact_url(self.url)!r})"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for logs, events, spans and errors)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def resolve_storage(spec: Storage | str | None) -> Storage | None:
+    """A backend from an object or a URL (``sqlite:///runs.db``, ``postgresql://...``)."""
+    if spec is None or isinstance(spec, Storage):
+        return spec
+    if not isinstance(spec, str) or "://" not in spec:
+        raise DefinitionError(
+            f"storage must be a Storage object or a URL such as 'sqlite:///runs.db', got {redact_url(str(spec))!r}"
+        )
+    from plait.plugins import get_registry
+
+    scheme = spec.split("://", 1)[0].split("+", 1)[0]
+    factory = get_registry().get("storage", scheme)
+    storage: Storage = factory(spec)
+    return storage

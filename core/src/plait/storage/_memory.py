@@ -1,0 +1,77 @@
+"""In-memory storage: for tests and short-lived processes (``memory://``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from plait.storage._base import CacheEntry, RunRecord, SessionRecord, StepCheckpoint, Storage
+
+__all__ = ["MemoryStorage"]
+
+
+class MemoryStorage(Storage):
+    """Keeps everything in dicts of JSON strings, so values round-trip exactly as they
+    would through a database (and unserializable values fail the same way)."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._runs: dict[str, str] = {}
+        self._checkpoints: dict[str, dict[str, str]] = {}
+        self._sessions: dict[str, str] = {}
+        self._events: dict[str, list[str]] = {}
+        self._cache: dict[str, str] = {}
+
+    async def setup(self) -> None:
+        return None
+
+    async def save_run(self, run: RunRecord) -> None:
+        self._runs[run.run_id] = run.model_dump_json()
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        raw = self._runs.get(run_id)
+        return None if raw is None else RunRecord.model_validate_json(raw)
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+    ) -> list[RunRecord]:
+        runs = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
+        runs = [
+            r
+            for r in runs
+            if (status is None or r.status == status) and (workflow_id is None or r.workflow_id == workflow_id)
+        ]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        return runs[:limit]
+
+    async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
+        for checkpoint in checkpoints:
+            run = self._checkpoints.setdefault(checkpoint.run_id, {})
+            run.pop(checkpoint.step_id, None)  # a replaced checkpoint moves to the end
+            run[checkpoint.step_id] = checkpoint.model_dump_json()
+
+    async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
+        return [StepCheckpoint.model_validate_json(raw) for raw in self._checkpoints.get(run_id, {}).values()]
+
+    async def save_session(self, session: SessionRecord) -> None:
+        self._sessions[session.session_id] = session.model_dump_json()
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        raw = self._sessions.get(session_id)
+        return None if raw is None else SessionRecord.model_validate_json(raw)
+
+    async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        self._events.setdefault(run_id, []).extend(json.dumps(e) for e in events)
+
+    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self._events.get(run_id, [])]
+
+    async def get_cache(self, key: str) -> CacheEntry | None:
+        raw = self._cache.get(key)
+        if raw is None:
+            return None
+        entry = CacheEntry.model_validate_json(raw)
+        return None if entry.expired else entry
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        self._cache[entry.key] = entry.model_dump_json()

@@ -1,0 +1,216 @@
+"""SQLite storage, the embedded default (``sqlite:///runs.db``).
+
+One connection per storage object, used from one worker thread so the event
+loop never blocks; WAL journal and a generous busy timeout make many
+concurrent runs, threads and processes safe on one file. The schema is
+versioned in ``plait_meta`` and migrated by :meth:`SQLiteStorage.setup`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from plait.errors import DefinitionError
+from plait.storage._base import (
+    SCHEMA_VERSION,
+    CacheEntry,
+    RunRecord,
+    SessionRecord,
+    StepCheckpoint,
+    Storage,
+    StorageError,
+)
+
+__all__ = ["SQLiteStorage"]
+
+T = TypeVar("T")
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS plait_runs (run_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,"
+        " status TEXT NOT NULL, created_at REAL NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_runs_created ON plait_runs (created_at DESC)",
+        "CREATE TABLE IF NOT EXISTS plait_checkpoints (run_id TEXT NOT NULL, step_id TEXT NOT NULL,"
+        " data TEXT NOT NULL, PRIMARY KEY (run_id, step_id))",
+        "CREATE TABLE IF NOT EXISTS plait_sessions (session_id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS plait_events (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " run_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_events_run ON plait_events (run_id, seq)",
+        "CREATE TABLE IF NOT EXISTS plait_cache (key TEXT PRIMARY KEY, expires_at REAL, data TEXT NOT NULL)",
+    ],
+}
+
+
+class SQLiteStorage(Storage):
+    """Storage in one SQLite file (``sqlite:///relative.db``, ``sqlite:////absolute.db``)."""
+
+    def __init__(self, url: str = "sqlite:///.plait/plait.db", *, timeout: float = 30.0) -> None:
+        if not url.startswith("sqlite://"):
+            raise DefinitionError(f"SQLiteStorage: expected a sqlite:/// URL, got {url!r}")
+        self.url = url
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url[len("sqlite://") :]
+        self.path = path or ":memory:"
+        self.timeout = timeout
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="plait-sqlite")
+        self._connection: sqlite3.Connection | None = None
+        self._ready = False
+        self._lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            self._connection = connection
+        return self._connection
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def work() -> T:
+            try:
+                return fn(self._connect())
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite storage {self.path!r}: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+
+    @staticmethod
+    def _transaction(connection: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                connection.execute(sql, params)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    async def setup(self) -> None:
+        if self._ready:
+            return
+
+        def migrate(connection: sqlite3.Connection) -> None:
+            connection.execute("CREATE TABLE IF NOT EXISTS plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = connection.execute("SELECT value FROM plait_meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{self.path!r} has schema version {version}, newer than this plait ({SCHEMA_VERSION}); upgrade plait"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                statements = [(sql, ()) for sql in _MIGRATIONS[target]]
+                statements.append(
+                    ("INSERT OR REPLACE INTO plait_meta (key, value) VALUES ('schema_version', ?)", (str(target),))
+                )
+                self._transaction(connection, statements)
+
+        await self._call(migrate)
+        self._ready = True
+
+    async def close(self) -> None:
+        def shut(connection: sqlite3.Connection) -> None:
+            connection.close()
+
+        if self._connection is not None:
+            await self._call(shut)
+            self._connection = None
+        self._worker.shutdown(wait=True)
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def save_run(self, run: RunRecord) -> None:
+        data = run.model_dump_json()
+        sql = (
+            "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, data) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, status = excluded.status, "
+            "created_at = excluded.created_at, data = excluded.data"
+        )
+        await self._call(lambda c: c.execute(sql, (run.run_id, run.workflow_id, run.status, run.created_at, data)))
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        row = await self._call(
+            lambda c: c.execute("SELECT data FROM plait_runs WHERE run_id = ?", (run_id,)).fetchone()
+        )
+        return None if row is None else RunRecord.model_validate_json(row[0])
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+    ) -> list[RunRecord]:
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            params.append(workflow_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT data FROM plait_runs {where} ORDER BY created_at DESC LIMIT ?"
+        rows = await self._call(lambda c: c.execute(sql, (*params, limit)).fetchall())
+        return [RunRecord.model_validate_json(row[0]) for row in rows]
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for checkpoint in checkpoints:
+            key = (checkpoint.run_id, checkpoint.step_id)
+            # delete + insert gives a replaced checkpoint a new rowid: rowid order is write order
+            statements.append(("DELETE FROM plait_checkpoints WHERE run_id = ? AND step_id = ?", key))
+            statements.append(
+                ("INSERT INTO plait_checkpoints (run_id, step_id, data) VALUES (?, ?, ?)", (*key, checkpoint.model_dump_json()))
+            )
+        await self._call(lambda c: self._transaction(c, statements))
+
+    async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
+        rows = await self._call(
+            lambda c: c.execute("SELECT data FROM plait_checkpoints WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+        )
+        return [StepCheckpoint.model_validate_json(row[0]) for row in rows]
+
+    # -- sessions, events, cache -------------------------------------------------------
+
+    async def save_session(self, session: SessionRecord) -> None:
+        sql = "INSERT OR REPLACE INTO plait_sessions (session_id, data) VALUES (?, ?)"
+        data = session.model_dump_json()
+        await self._call(lambda c: c.execute(sql, (session.session_id, data)))
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._call(
+            lambda c: c.execute("SELECT data FROM plait_sessions WHERE session_id = ?", (session_id,)).fetchone()
+        )
+        return None if row is None else SessionRecord.model_validate_json(row[0])
+
+    async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        rows = [(run_id, json.dumps(event)) for event in events]
+        await self._call(lambda c: self._transaction(c, [("INSERT INTO plait_events (run_id, data) VALUES (?, ?)", r) for r in rows]))
+
+    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = await self._call(
+            lambda c: c.execute("SELECT data FROM plait_events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    async def get_cache(self, key: str) -> CacheEntry | None:
+        row = await self._call(
+            lambda c: c.execute(
+                "SELECT data FROM plait_cache WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)", (key, time.time())
+            ).fetchone()
+        )
+        return None if row is None else CacheEntry.model_validate_json(row[0])
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        sql = "INSERT OR REPLACE INTO plait_cache (key, expires_at, data) VALUES (?, ?, ?)"
+        data = entry.model_dump_json()
+        await self._call(lambda c: c.execute(sql, (entry.key, entry.expires_at, data)))
