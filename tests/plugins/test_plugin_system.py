@@ -262,8 +262,26 @@ def test_every_hook_and_command_is_documented() -> None:
 
     docs = (ROOT / "README.md").read_text() + "".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
     hooks = [name for name in dir(hookspecs) if name.startswith(("register_", "on_"))]
-    assert len(hooks) == 10
+    assert len(hooks) == 11
     missing = [name for name in hooks if f"`{name}" not in docs]
     assert not missing, f"hooks missing from the docs: {missing}"
     for command in ("plait plugins", "plait run"):
         assert command in docs
+
+
+def test_on_startup_runs_once_and_a_failure_is_reported() -> None:
+    calls: list[object] = []
+
+    class Starter:
+        @hookimpl
+        def on_startup(self, registry: Any) -> None:
+            calls.append(registry)
+
+    class FailingStarter:
+        @hookimpl
+        def on_startup(self, registry: Any) -> None:
+            raise RuntimeError("no endpoint")
+
+    registry = build_registry([Starter(), FailingStarter()], entry_points=False, strict=False)
+    assert calls == [registry]
+    assert [(e.name, e.error) for e in registry.errors] == [("FailingStarter", "on_startup failed: RuntimeError: no endpoint")]

@@ -84,7 +84,17 @@ def register_commands(register: Any) -> None:
     """
 
 
-# -- Lifecycle: observe runs as they happen ----------------------------------------
+# -- Lifecycle: set up once, then observe runs as they happen ------------------------
+
+
+@hookspec
+def on_startup(registry: Any) -> None:
+    """Called once, after every plugin registered, before the first run uses the registry.
+
+    Configure process-wide things here (an OpenTelemetry SDK from ``OTEL_*``
+    variables, a connection pool). A failure is reported like a load error.
+    """
+
 
 
 @hookspec

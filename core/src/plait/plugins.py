@@ -306,7 +306,27 @@ def build_registry(
                 )
                 continue
             _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
+    _start(registry, strict)
     return registry
+
+
+def _start(registry: Registry, strict: bool) -> None:
+    """Call every plugin's ``on_startup`` once; a failing one is reported by name."""
+    for impl in registry.manager.hook.on_startup.get_hookimpls():
+        try:
+            impl.function(registry=registry)
+        except Exception as exc:
+            if strict:
+                raise
+            info = registry.plugins.get(impl.plugin_name)
+            registry.errors.append(
+                PluginLoadError(
+                    impl.plugin_name,
+                    info.distribution if info else None,
+                    f"on_startup failed: {type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                )
+            )
 
 
 def _plugin_name(plugin: object) -> str:

@@ -279,12 +279,13 @@ class Workflow:
             from plait.sinks import create_sink, dispatcher_for
 
             listeners = [*listeners, *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks)]
+        hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
         run = RunState(
             runner=self._resolve_runner(),
             tracer=resolve_tracer(self.tracer_provider),
             listeners=listeners,
             step_events=stream_events or bool(all_sinks),
-            hooks=lifecycle_hooks(),
+            hooks=hooks,
         )
         frame = WorkflowFrame(self, self.id, self.name, run_id or str(uuid.uuid4()), session_id, 0)
         ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
