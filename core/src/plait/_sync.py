@@ -41,8 +41,18 @@ def _close_loops() -> None:
     with _loops_lock:
         for loop in _loops:
             if not loop.is_running() and not loop.is_closed():
-                loop.close()
+                _shutdown(loop)
         _loops.clear()
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a loop the way asyncio.run does: async generators first (providers park
+    their HTTP clients' cleanup in one), then the default executor."""
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _in_running_loop() -> bool:
@@ -73,8 +83,16 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if not _in_running_loop():
         return _finish(_thread_loop(), coro)
     context = contextvars.copy_context()
+
+    def in_fresh_loop() -> T:
+        loop = asyncio.new_event_loop()
+        try:
+            return _finish(loop, coro)
+        finally:
+            _shutdown(loop)
+
     with ThreadPoolExecutor(1, thread_name_prefix="plait-run") as pool:
-        return pool.submit(context.run, lambda: _finish(_thread_loop(), coro)).result()
+        return pool.submit(context.run, in_fresh_loop).result()
 
 
 def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
@@ -123,6 +141,7 @@ def _iterate_in_thread(agen: AsyncIterator[T]) -> Iterator[T]:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
             call(aclose())
+        asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()

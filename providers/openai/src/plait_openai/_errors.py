@@ -1,0 +1,149 @@
+"""Translate ``openai`` SDK and transport exceptions into :mod:`plait.errors`.
+
+The classification decides what plait retries (rate limits, server errors,
+timeouts, dropped connections) and what it reports at once (bad requests,
+authentication), so it looks at the HTTP status and OpenAI's error code, and
+keeps the provider's own message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from plait.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContextOverflowError,
+    ModelConnectionError,
+    ModelError,
+    ModelTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["map_error", "parse_retry_after"]
+
+PROVIDER = "openai"
+
+# Codes OpenAI (and vLLM, in its message) use when the prompt does not fit.
+_CONTEXT_OVERFLOW_CODES = {"context_length_exceeded", "string_above_max_length"}
+_CONTEXT_OVERFLOW_PHRASES = ("maximum context length", "context length exceeded", "exceeds the context")
+# A 429 that waiting will not fix: the account has no quota left.
+_NOT_RETRYABLE_RATE_LIMIT_CODES = {"insufficient_quota"}
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the server asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or HTTP date)."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_details(body: object) -> tuple[str | None, str | None, str | None]:
+    """(message, code, type) from an OpenAI error body (the SDK already unwraps ``{"error": ...}``)."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            body = inner
+        message, code, kind = body.get("message"), body.get("code"), body.get("type")
+        return (
+            message if isinstance(message, str) and message else None,
+            str(code) if code is not None else None,
+            str(kind) if kind is not None else None,
+        )
+    if isinstance(body, str) and body.strip():
+        return body.strip(), None, None
+    return None, None, None
+
+
+def _is_context_overflow(message: str | None, code: str | None) -> bool:
+    if code in _CONTEXT_OVERFLOW_CODES:
+        return True
+    return message is not None and any(p in message.lower() for p in _CONTEXT_OVERFLOW_PHRASES)
+
+
+def _for_status(
+    status: int, text: str, message: str | None, code: str | None, retry_after: float | None
+) -> ModelError:
+    options: dict[str, Any] = {"provider": PROVIDER, "status_code": status}
+    if status == 429:
+        error: ModelError = RateLimitError(text, retry_after=retry_after, **options)
+        if code in _NOT_RETRYABLE_RATE_LIMIT_CODES:
+            error.retryable = False
+        return error
+    if status in (401, 403):
+        return AuthenticationError(text, **options)
+    if status == 408:
+        return ModelTimeoutError(text, **options)
+    if status >= 500:
+        return ServerError(text, retry_after=retry_after, **options)
+    if status == 400 and _is_context_overflow(message, code):
+        return ContextOverflowError(text, **options)
+    if 400 <= status < 500:
+        return BadRequestError(text, **options)
+    return ModelError(text, **options)
+
+
+def map_error(exc: BaseException, model: str) -> ModelError | None:
+    """The plait error for ``exc``, or ``None`` when ``exc`` is not a provider failure."""
+    import httpx
+    import openai
+
+    where = f"OpenAI model {model!r}"
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeoutError(f"{where}: request timed out ({exc})", provider=PROVIDER)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f"{exc.message} ({cause})" if cause is not None else exc.message
+        return ModelConnectionError(f"{where}: connection failed: {detail}", provider=PROVIDER)
+    if isinstance(exc, openai.APIStatusError):
+        message, code, _ = _error_details(exc.body)
+        text = f"{where}: HTTP {exc.status_code}: {message or exc.message}"
+        if code:
+            text += f" (code: {code})"
+        headers = exc.response.headers
+        return _for_status(exc.status_code, text, message, code, parse_retry_after(headers))
+    if isinstance(exc, openai.APIError):
+        # An error event inside an otherwise successful stream: no status, only a body.
+        message, code, kind = _error_details(exc.body)
+        text = f"{where}: error during streaming: {message or exc.message}"
+        marker = f"{code or ''} {kind or ''}"
+        if "rate_limit" in marker:
+            return RateLimitError(text, provider=PROVIDER)
+        if _is_context_overflow(message, code):
+            return ContextOverflowError(text, provider=PROVIDER)
+        if "invalid_request" in marker:
+            return BadRequestError(text, provider=PROVIDER)
+        return ServerError(text, provider=PROVIDER)
+    if isinstance(exc, httpx.TimeoutException):
+        return ModelTimeoutError(f"{where}: timed out while reading the response ({exc})", provider=PROVIDER)
+    if isinstance(exc, httpx.TransportError):
+        # The SDK wraps transport errors of the initial request, but not those
+        # raised while a stream is read: a connection dropped mid-answer lands here.
+        return ModelConnectionError(
+            f"{where}: connection lost while reading the response: {type(exc).__name__}: {exc}",
+            provider=PROVIDER,
+        )
+    if isinstance(exc, openai.OpenAIError):
+        return ModelError(f"{where}: {exc}", provider=PROVIDER)
+    return None
