@@ -67,7 +67,12 @@ def main(argv: list[str]) -> int:
         return 2
     setup()
     if command == "demo":
-        return run(str(DEMO), *rest)
+        # The demo's runs persist to the embedded SQLite store, like `plait run`.
+        os.environ.setdefault("PLAIT_STORAGE", "sqlite:///.plait/plait.db")
+        code = run(str(DEMO), *rest)
+        if code == 0:
+            print(f"\nThe run is stored in .plait/plait.db: {BIN / 'plait'} runs list")
+        return code
     if command == "test":
         return run("-m", "pytest", *rest)
     if command == "lint":

@@ -29,6 +29,10 @@ EXPECTED = {
     "branching_workflow.py": ["Expert Routing", "completed"],
     "grouped_steps_workflow.py": ["Article Creation Workflow", "completed"],
     "steps_with_router.py": ["magical forest", "city timelapse"],
+    "human_approval.py": [
+        "status: paused; waiting at ['reviews/legal']",
+        "status: completed; content: Published after: fact check, legal",
+    ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",
         "[depth=1] StepStartedEvent from Comprehensive Research: research/merge",

@@ -15,7 +15,9 @@ from plait._io import (
     WorkflowExecutionInput,
     WorkflowRunOutput,
 )
+from plait._pause import PendingInput
 from plait.agent import Agent, AgentRunOutput, Tool, tool
+from plait.approval import Approval, RejectedError
 from plait.errors import (
     DefinitionError,
     PlaitError,
@@ -30,16 +32,30 @@ from plait.retry import RetryPolicy
 from plait.team import Team
 from plait.workflow import Workflow
 
+
+def __getattr__(name: str) -> object:
+    # CachePolicy lives with the (pydantic-backed) durable-run code: imported on first use.
+    if name == "CachePolicy":
+        from plait._durable import CachePolicy
+
+        return CachePolicy
+    raise AttributeError(f"module 'plait' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
     "AgentRunOutput",
+    "Approval",
+    "CachePolicy",
     "Condition",
     "DefinitionError",
     "Loop",
     "Parallel",
+    "PendingInput",
     "PlaitError",
+    "RejectedError",
     "RetryPolicy",
     "Router",
     "RunContext",

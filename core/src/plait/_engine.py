@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from plait import _state
 from plait._executors import Callee
 from plait._io import StepInput, StepMetrics, StepOutput
+from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError
 from plait.events import (
     CustomEvent,
@@ -59,12 +60,16 @@ class RunState:
     """What one top-level run shares with everything inside it, nested workflows included."""
 
     __slots__ = (
+        "answers",
         "cancelled",
+        "checkpointer",
         "hooks",
         "listeners",
         "listening",
+        "restored",
         "runner",
         "step_events",
+        "storage",
         "stream_content",
         "tracer",
     )
@@ -89,6 +94,13 @@ class RunState:
         self.hooks = hooks
         #: set when the run is cancelled, so cooperative sync code can stop early
         self.cancelled = threading.Event()
+        #: durable runs (see plait._durable): all None for a run without storage
+        self.storage: Any = None
+        self.checkpointer: Any = None
+        #: checkpoints of an earlier attempt of this run, by step id (on resume)
+        self.restored: dict[str, Any] | None = None
+        #: people's answers to paused steps, by step id
+        self.answers: dict[str, Any] = {}
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -306,6 +318,9 @@ class StepContext:
             for name, output in branch.context.outputs.items():
                 if self.outputs.get(name) is not output:
                     self.outputs[name] = output
+        pending = [request for branch in branches for request in branch.paused]
+        if pending:
+            raise PauseRequested(pending)
         return outputs
 
     async def call(self, callee: Callee, *args: Any) -> Any:
@@ -415,6 +430,7 @@ class BranchResult:
     state: dict[str, Any]
     outputs: dict[str, StepOutput]
     errors: list[str]
+    paused: list[Any] = field(default_factory=list)
 
 
 async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
@@ -432,33 +448,53 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
         step_events=payload.step_events,
     )
     ctx = StepContext(
-        run, payload.frame, payload.step_id, payload.parent_step_id, payload.step_name, payload.state, payload.outputs, True
+        run,
+        payload.frame,
+        payload.step_id,
+        payload.parent_step_id,
+        payload.step_name,
+        payload.state,
+        payload.outputs,
+        True,
     )
     known = set(payload.outputs)
+    branch = Branch(payload.node, payload.step_input, ctx, payload.index)
     token = otel_context.attach(propagate.extract(payload.trace_context)) if payload.trace_context else None
     try:
-        output = await execute_node(payload.node, payload.step_input, ctx, branch=payload.index)
+        output = await branch.run()
     finally:
         if token is not None:
             otel_context.detach(token)
-    new_outputs = {name: out for name, out in ctx.outputs.items() if name not in known or payload.outputs[name] is not out}
-    return BranchResult(output, ctx.state, new_outputs, list(payload.frame.errors))
+    new_outputs = {
+        name: out
+        for name, out in ctx.outputs.items()
+        if name not in known or payload.outputs[name] is not out
+    }
+    return BranchResult(output, ctx.state, new_outputs, list(payload.frame.errors), branch.paused)
 
 
 class Branch:
     """One parallel branch handed to a runner: a node, its input and its own context."""
 
-    __slots__ = ("context", "index", "node", "step_input")
+    __slots__ = ("context", "index", "node", "paused", "step_input")
 
     def __init__(self, node: StepNode, step_input: StepInput, context: StepContext, index: int) -> None:
         self.node = node
         self.step_input = step_input
         self.context = context
         self.index = index
+        #: what the branch waits for, when it paused
+        self.paused: list[Any] = []
 
     async def run(self) -> StepOutput:
         """Execute the branch in this process."""
-        return await execute_node(self.node, self.step_input, self.context, branch=self.index)
+        try:
+            return await execute_node(self.node, self.step_input, self.context, branch=self.index)
+        except PauseRequested as pause:
+            # A branch waiting for a person must not cancel its siblings: they finish
+            # (and are checkpointed), then the Parallel pauses the run.
+            self.paused = pause.pending
+            return StepOutput(skipped=True)
 
     def payload(self) -> BranchPayload:
         """This branch as plain data plus the step, to execute elsewhere."""
@@ -490,6 +526,7 @@ class Branch:
         ctx.state.update(result.state)
         ctx.outputs.update(result.outputs)
         ctx.frame.errors.extend(result.errors)
+        self.paused = list(result.paused)
         return result.output
 
     def emit(self, event: Event) -> None:
@@ -504,6 +541,8 @@ async def execute_node(
     """Run one node under ``parent`` with every policy and signal applied."""
     ctx = parent.child(node.name)
     run = ctx.run
+    if run.restored is not None and ctx.step_id in run.restored:
+        return _restore(node, ctx, parent, run.restored[ctx.step_id])
     step_type = node.step_type
     hooks = run.hooks
     if hooks is not None:
@@ -531,25 +570,30 @@ async def execute_node(
         )
         span = span_cm.__enter__()
     try:
-        output = await _attempts(node, step_input, ctx, span)
+        if node.cache is not None and run.storage is not None:
+            output = await _cached(node, step_input, ctx, span)
+        else:
+            output = await _attempts(node, step_input, ctx, span)
+        duration = time.perf_counter() - started
+        output.step_name = node.name
+        output.step_id = ctx.step_id
+        if output.step_type is None:
+            output.step_type = step_type
+        metrics = output.metrics
+        if metrics is None:
+            output.metrics = StepMetrics(duration=duration)
+        else:
+            metrics.duration = duration
+        if run.checkpointer is not None:
+            await run.checkpointer.record(ctx.step_id, output, ctx.state)
     except BaseException as exc:
         if span_cm is not None:
-            if not isinstance(exc, asyncio.CancelledError) and span is not None:
+            if isinstance(exc, Exception) and span is not None:
                 record_error(span, _root_cause(exc))
             span_cm.__exit__(None, None, None)
         if hooks is not None and isinstance(exc, Exception):
             hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=None, error=exc)
         raise
-    duration = time.perf_counter() - started
-    output.step_name = node.name
-    output.step_id = ctx.step_id
-    if output.step_type is None:
-        output.step_type = step_type
-    metrics = output.metrics
-    if metrics is None:
-        output.metrics = StepMetrics(duration=duration)
-    else:
-        metrics.duration = duration
     parent.outputs[node.name] = output
     if not output.success:
         ctx.frame.errors.append(ctx.step_id)
@@ -564,10 +608,63 @@ async def execute_node(
                 success=output.success,
                 duration=duration,
                 metadata=output.metadata,
+                cached=bool(output.metadata and output.metadata.get("cache_hit")),
             )
         )
     if hooks is not None:
         hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=output, error=None)
+    return output
+
+
+def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: Any) -> StepOutput:
+    """Take a step's output and state from a checkpoint instead of running it again."""
+    from plait._durable import load_output
+
+    output = load_output(checkpoint.output)
+    output.content = node.load_content(output.content)
+    ctx.state.clear()
+    ctx.state.update(checkpoint.state)
+    parent.outputs[node.name] = output
+    if not output.success:
+        ctx.frame.errors.append(ctx.step_id)
+    if ctx.run.step_events:
+        ctx.run.emit(
+            ctx.event(
+                StepCompletedEvent,
+                step_type=node.step_type,
+                content=output.content,
+                success=output.success,
+                metadata=output.metadata,
+                restored=True,
+            )
+        )
+    return output
+
+
+async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span: Any) -> StepOutput:
+    """Reuse a cached output when the step's identity and input are unchanged."""
+    from plait._durable import cache_get, cache_key, cache_put
+
+    policy = node.cache
+    assert policy is not None
+    storage = ctx.run.storage
+    key = cache_key(
+        policy,
+        ctx.frame.workflow_id,
+        ctx.step_id,
+        node.cache_identity(),
+        [step_input.input, step_input.previous_step_content],
+    )
+    hit = await cache_get(storage, key)
+    if span is not None:
+        span.set_attribute(ATTR.CACHE_HIT, hit is not None)
+    if hit is not None:
+        hit.content = node.load_content(hit.content)
+        hit.metadata = {**(hit.metadata or {}), "cache_hit": True}
+        return hit
+    output = await _attempts(node, step_input, ctx, span)
+    if output.success:
+        await cache_put(storage, key, output, policy, ctx.step_id)
     return output
 
 

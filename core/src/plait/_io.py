@@ -164,6 +164,8 @@ class WorkflowRunOutput:
     duration: float = 0.0
     session_state: dict[str, Any] | None = None
     parent_run_id: str | None = None
+    #: what a paused run waits for (:class:`plait._durable.PendingInput` per step)
+    pending: list[Any] | None = None
 
     @property
     def metrics(self) -> StepMetrics:

@@ -284,6 +284,17 @@ class Agent(Runnable):
     def __repr__(self) -> str:
         return f"Agent({self.name!r})"
 
+    def cache_identity(self) -> Any:
+        """Model, instructions, settings, tools and output schema: what decides the answer."""
+        return [
+            self.name,
+            self.model.name,
+            self.instructions,
+            repr(self.model.settings.merged(self.settings)),
+            sorted(self._tools),
+            None if self.output_schema is None else self.output_schema.model_json_schema(),
+        ]
+
     @property
     def model(self) -> Model:
         if self._model is None:

@@ -2,6 +2,9 @@
 
     plait plugins [--json]                      what is installed and what it registered
     plait run MODULE:WORKFLOW "input" [--json]  run a workflow, streaming its events
+    plait runs list | show ID | resume ID | approve ID   stored runs
+
+Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 
 Plugins add subcommands through the ``register_commands`` hook.
 """
@@ -12,6 +15,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--session-id", default=None, help="continue this session")
     run.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     run.add_argument("--markdown", action="store_true", help="render the final content as Markdown")
+    run.add_argument("--storage", default=None, help=f"where to store the run (default: {_storage_help()})")
     run.set_defaults(handler=_run)
+
+    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    listing = runs_sub.add_parser("list", help="the newest runs")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--status", default=None, help="only runs with this status (paused, error, ...)")
+    show = runs_sub.add_parser("show", help="a run's step tree with status, durations and tokens")
+    show.add_argument("run_id")
+    resume = runs_sub.add_parser("resume", help="continue an interrupted or failed run from its checkpoints")
+    resume.add_argument("run_id")
+    approve = runs_sub.add_parser("approve", help="answer a paused run and continue it")
+    approve.add_argument("run_id")
+    approve.add_argument("--step", default=None, help="the waiting step's id (default: the only one)")
+    answer = approve.add_mutually_exclusive_group()
+    answer.add_argument("--reject", action="store_true", help="reject instead of approve")
+    answer.add_argument("--answer", default=None, help="the answer: JSON for input steps, a name for choices")
+    for command in (listing, show, resume, approve):
+        command.add_argument("--storage", default=None, help=f"the run store (default: {_storage_help()})")
+        command.add_argument("--json", action="store_true", help="print JSON")
+    for command in (resume, approve):
+        command.add_argument(
+            "--workflow", default=None, help="MODULE:NAME of the workflow (default: recorded with the run)"
+        )
+    runs.set_defaults(handler=_runs)
 
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value
@@ -133,6 +162,12 @@ def _run(args: argparse.Namespace) -> int:
             f"plait: {args.target} is {type(target).__name__}, expected a Workflow, Agent or Team"
         )
     options = {"session_id": args.session_id} if args.session_id else {}
+    from plait.workflow import Workflow
+
+    if isinstance(target, Workflow):
+        if args.storage or target.storage is None:
+            target.storage = _storage_url(args.storage)
+        target.target = _absolute_target(args.target)
     try:
         if args.json:
             for event in target.run(args.input, stream=True, stream_events=True, **options):
@@ -145,6 +180,178 @@ def _run(args: argparse.Namespace) -> int:
         print(f"plait: run failed: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+DEFAULT_STORAGE = "sqlite:///.plait/plait.db"
+
+
+def _storage_url(given: str | None) -> str:
+    return given or os.environ.get("PLAIT_STORAGE") or DEFAULT_STORAGE
+
+
+def _storage_help() -> str:
+    return "$PLAIT_STORAGE or " + DEFAULT_STORAGE
+
+
+def _absolute_target(spec: str) -> str:
+    module_part, _, attr = spec.rpartition(":")
+    if module_part.endswith(".py"):
+        return f"{Path(module_part).resolve()}:{attr}"
+    return spec
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from plait._sync import run_sync
+
+    return run_sync(_runs_async(args))
+
+
+async def _runs_async(args: argparse.Namespace) -> int:
+    from plait.storage import redact_url, resolve_storage
+
+    url = _storage_url(args.storage)
+    storage = resolve_storage(url)
+    assert storage is not None
+    await storage.setup()
+    try:
+        if args.runs_command == "list":
+            records = await storage.list_runs(limit=args.limit, status=args.status)
+            if args.json:
+                print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+            else:
+                _print_runs(records, redact_url(url))
+            return 0
+        record = await storage.get_run(args.run_id)
+        if record is None:
+            print(f"plait: no run {args.run_id!r} in {redact_url(url)}", file=sys.stderr)
+            return 1
+        if args.runs_command == "show":
+            checkpoints = await storage.load_checkpoints(record.run_id)
+            if args.json:
+                data = record.model_dump(mode="json")
+                data["steps"] = [c.model_dump(mode="json") for c in checkpoints]
+                print(json.dumps(data, indent=2))
+            else:
+                _print_run(record, checkpoints)
+            return 0
+    finally:
+        await storage.close()
+    return await _continue(args, record, url)
+
+
+async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
+    from plait.errors import PlaitError
+    from plait.workflow import Workflow
+
+    spec = args.workflow or record.target
+    if not spec:
+        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+        return 2
+    workflow = load_target(spec)
+    if not isinstance(workflow, Workflow):
+        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
+    if workflow.storage is None or args.storage:
+        workflow.storage = url
+    workflow.target = record.target or _absolute_target(spec)
+    options: dict[str, Any] = {}
+    if args.runs_command == "approve":
+        pending = (record.pause or {}).get("pending", [])
+        step = args.step or (pending[0]["step_id"] if len(pending) == 1 else None)
+        if step is None:
+            ids = ", ".join(p["step_id"] for p in pending) or "none"
+            print(f"plait: pass --step; the run waits at: {ids}", file=sys.stderr)
+            return 2
+        if args.answer is not None:
+            try:
+                value: Any = json.loads(args.answer)
+            except json.JSONDecodeError:
+                value = args.answer
+        else:
+            value = not args.reject
+        options["answers"] = {step: value}
+    try:
+        output = await workflow.acontinue_run(record.run_id, **options)
+    except (PlaitError, ValueError) as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(
+            json.dumps(
+                {"run_id": output.run_id, "status": str(output.status), "content": _jsonable(output.content)}
+            )
+        )
+    else:
+        from rich.console import Console
+
+        from plait.console import print_summary
+
+        print_summary(Console(), workflow, output, markdown=False)
+        for request in output.pending or []:
+            print(f"waiting at {request.step_id}: {request.prompt}  (plait runs approve {output.run_id})")
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    from plait._durable import to_json
+
+    return to_json(value, "the run's content")
+
+
+def _print_runs(records: list[Any], where: str) -> None:
+    from datetime import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {where}")
+    for column in ("run id", "workflow", "status", "started", "duration", "tokens"):
+        table.add_column(column)
+    for r in records:
+        started = datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        duration = f"{r.metrics['duration']:.2f}s" if "duration" in r.metrics else ""
+        tokens = (
+            str(r.metrics.get("input_tokens", 0) + r.metrics.get("output_tokens", 0)) if r.metrics else ""
+        )
+        table.add_row(r.run_id, r.workflow_name, r.status, started, duration, tokens)
+    Console().print(table)
+
+
+def _print_run(record: Any, checkpoints: list[Any]) -> None:
+    from rich.console import Console
+    from rich.tree import Tree
+
+    tree = Tree(
+        f"[bold]{record.workflow_name}[/bold]  run {record.run_id}  [{_color(record.status)}]{record.status}[/]"
+    )
+    nodes: dict[str, Any] = {"": tree}
+
+    def node_for(step_id: str) -> Any:
+        """The tree node of a step, adding unfinished containers (no checkpoint yet) on the way."""
+        if step_id not in nodes:
+            parent_id, _, name = step_id.rpartition("/")
+            nodes[step_id] = node_for(parent_id).add(f"{name}  [yellow]unfinished[/yellow]")
+        return nodes[step_id]
+
+    for checkpoint in sorted(checkpoints, key=lambda c: c.step_id.count("/")):
+        output = checkpoint.output
+        parent = node_for(checkpoint.step_id.rpartition("/")[0])
+        metrics = output.get("metrics") or {}
+        status = "skipped" if output.get("skipped") else "ok" if output.get("success", True) else "failed"
+        tokens = metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
+        label = f"{checkpoint.step_id.rpartition('/')[2]}  [dim]{output.get('step_type')}[/dim]  [{_color(status)}]{status}[/]"
+        label += f"  {metrics.get('duration', 0.0):.2f}s"
+        if tokens:
+            label += f"  {tokens} tokens"
+        nodes[checkpoint.step_id] = parent.add(label)
+    for request in (record.pause or {}).get("pending", []):
+        tree.add(f"[yellow]waiting at {request['step_id']}: {request['prompt']}[/yellow]")
+    if record.error:
+        tree.add(f"[red]{record.error}[/red]")
+    Console().print(tree)
+
+
+def _color(status: str) -> str:
+    return {"completed": "green", "ok": "green", "paused": "yellow", "skipped": "yellow"}.get(status, "red")
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def print_run(
     else:
         with console.status(f"Running {target.name}…"):
             output = target.run(input, **options)
-    _summary(console, target, output, markdown)
+    print_summary(console, target, output, markdown)
     return output
 
 
@@ -216,14 +216,20 @@ async def aprint_run(
         output = target.get_last_run_output()
     else:
         output = await target.arun(input, **options)
-    _summary(console, target, output, markdown)
+    print_summary(console, target, output, markdown)
     return output
 
 
-def _summary(console: Console, target: Any, output: Any, markdown: bool) -> None:
+def print_summary(console: Console, target: Any, output: Any, markdown: bool) -> None:
     if output is None:
         return
     status = getattr(output, "status", None)
     duration = getattr(output, "duration", 0.0)
     subtitle = f"{status} · {duration:.2f}s" if status is not None else f"{duration:.2f}s"
+    pending = getattr(output, "pending", None)
+    if pending:
+        waits = "\n".join(f"- **{p.step_id}** ({p.kind}): {p.prompt}" for p in pending)
+        hint = f"\n\nContinue with `workflow.continue_run({output.run_id!r}, ...)` or `plait runs approve {output.run_id}`."
+        _final(console, target.name, f"Waiting for a person:\n{waits}{hint}", True, subtitle)
+        return
     _final(console, target.name, output.content, markdown, subtitle)

@@ -26,6 +26,7 @@ __all__ = [
     "RunContentEvent",
     "StepCompletedEvent",
     "StepErrorEvent",
+    "StepPausedEvent",
     "StepRetryEvent",
     "StepSkippedEvent",
     "StepStartedEvent",
@@ -34,6 +35,7 @@ __all__ = [
     "WorkflowCancelledEvent",
     "WorkflowCompletedEvent",
     "WorkflowErrorEvent",
+    "WorkflowPausedEvent",
     "WorkflowStartedEvent",
 ]
 
@@ -101,6 +103,14 @@ class WorkflowErrorEvent(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class WorkflowPausedEvent(Event):
+    """The run waits for a person: ``pending`` lists what each waiting step asks for."""
+
+    event: str = "WorkflowPaused"
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
 class WorkflowCancelledEvent(Event):
     event: str = "WorkflowCancelled"
     reason: str = ""
@@ -128,6 +138,19 @@ class StepCompletedEvent(Event):
     success: bool = True
     duration: float = 0.0
     metadata: dict[str, Any] | None = None
+    #: the output came from a checkpoint of an earlier attempt of this run
+    restored: bool = False
+    #: the output came from the step cache
+    cached: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class StepPausedEvent(Event):
+    """A step waits for a person (see :class:`plait.Approval`)."""
+
+    event: str = "StepPaused"
+    step_type: str = "step"
+    prompt: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -228,6 +251,7 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     StepErrorEvent,
     StepSkippedEvent,
     StepRetryEvent,
+    StepPausedEvent,
     LoopIterationStartedEvent,
     LoopIterationCompletedEvent,
     ToolCallStartedEvent,

@@ -96,7 +96,6 @@ def on_startup(registry: Any) -> None:
     """
 
 
-
 @hookspec
 def on_workflow_start(workflow: Any, run_id: str, session_id: str, nested_depth: int) -> None:
     """A workflow run (top-level or nested) is starting."""

@@ -37,7 +37,9 @@ class StepNode:
 
     Policies every node accepts: ``retry`` (a :class:`RetryPolicy`; Agno's
     ``max_retries=N`` works too), ``timeout`` in seconds, ``on_error`` ``"fail"``
-    (default) or ``"skip"`` (Agno's ``skip_on_failure=True``).
+    (default) or ``"skip"`` (Agno's ``skip_on_failure=True``), and ``cache``
+    (``True``, a TTL in seconds or a :class:`~plait.CachePolicy`: reuse the stored
+    output while the node and its input are unchanged; needs workflow storage).
     """
 
     step_type: ClassVar[str] = "step"
@@ -54,6 +56,7 @@ class StepNode:
         timeout: float | None = None,
         on_error: OnError | None = None,
         skip_on_failure: bool | None = None,
+        cache: Any = None,
     ) -> None:
         what = f"{type(self).__name__}"
         if not isinstance(name, str) or not name.strip():
@@ -83,6 +86,11 @@ class StepNode:
         if on_error not in (None, "fail", "skip"):
             raise DefinitionError(f"{what} {name!r}: on_error must be 'fail' or 'skip', got {on_error!r}")
         self.on_error: OnError = on_error or "fail"
+        self.cache = None
+        if cache is not None:
+            from plait._durable import CachePolicy
+
+            self.cache = CachePolicy.coerce(cache, f"{what} {name!r}")
         self._auto_named = False
 
     async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
@@ -92,6 +100,18 @@ class StepNode:
     def children(self) -> Sequence[StepNode]:
         """The nodes directly inside this one (for validation, graphs and listings)."""
         return ()
+
+    def load_content(self, content: Any) -> Any:
+        """Rebuild typed content from its JSON form (a restored checkpoint, a cache hit).
+
+        The default returns the JSON data as it is; a node whose content is a
+        pydantic model validates it back into that model.
+        """
+        return content
+
+    def cache_identity(self) -> Any:
+        """What, besides its input, decides this node's output (part of its cache key)."""
+        return [self.step_type, self.name, [child.cache_identity() for child in self.children()]]
 
     @classmethod
     def wrap(cls, obj: Any) -> StepNode | None:
@@ -191,6 +211,26 @@ class Step(StepNode):
 
     def children(self) -> Sequence[StepNode]:
         return self.workflow.nodes if self.workflow is not None else ()
+
+    def load_content(self, content: Any) -> Any:
+        schema = getattr(self.agent, "output_schema", None)
+        if schema is not None and isinstance(content, dict):
+            return schema.model_validate(content)
+        return content
+
+    def cache_identity(self) -> Any:
+        if self._callee is not None:
+            fn = self._callee.fn
+            target = fn if self._callee.executor_type == "function" else type(fn)
+            return [
+                "executor",
+                getattr(target, "__module__", ""),
+                getattr(target, "__qualname__", self._callee.name),
+            ]
+        if self.workflow is not None:
+            return ["workflow", self.workflow.id, [node.cache_identity() for node in self.workflow.nodes]]
+        identity = getattr(self.agent, "cache_identity", None)
+        return ["agent", identity() if callable(identity) else self.agent.name]
 
 
 class Steps(StepNode):

@@ -20,7 +20,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from plait.events import Event
 
-__all__ = ["EventSink", "JsonlSink", "ConsoleSink", "SinkDispatcher", "create_sink", "dispatcher_for", "flush_sinks"]
+__all__ = [
+    "ConsoleSink",
+    "EventSink",
+    "JsonlSink",
+    "SinkDispatcher",
+    "create_sink",
+    "dispatcher_for",
+    "flush_sinks",
+]
 
 logger = logging.getLogger("plait.sinks")
 
@@ -74,7 +82,9 @@ class SinkDispatcher:
         self.failures = 0
         self._reported_drop = False
         self._reported_failure = False
-        self._thread = threading.Thread(target=self._work, name=f"plait-sink-{type(sink).__name__}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, name=f"plait-sink-{type(sink).__name__}", daemon=True
+        )
         self._thread.start()
 
     def __call__(self, event: Event) -> None:
@@ -84,7 +94,9 @@ class SinkDispatcher:
             self.dropped += 1
             if not self._reported_drop:
                 self._reported_drop = True
-                logger.warning("event sink %r is too slow: its queue is full, events are being dropped", self.sink)
+                logger.warning(
+                    "event sink %r is too slow: its queue is full, events are being dropped", self.sink
+                )
 
     def _work(self) -> None:
         while True:
@@ -97,7 +109,11 @@ class SinkDispatcher:
                 self.failures += 1
                 if not self._reported_failure:
                     self._reported_failure = True
-                    logger.warning("event sink %r failed; its later failures are counted, not logged", self.sink, exc_info=True)
+                    logger.warning(
+                        "event sink %r failed; its later failures are counted, not logged",
+                        self.sink,
+                        exc_info=True,
+                    )
             finally:
                 self.queue.task_done()
 

@@ -179,7 +179,9 @@ class PickleRoundTripRunner:
                 ) from exc
             self.shipped += 1
             events: list[bytes] = []
-            result = await run_branch_payload(pickle.loads(blob), lambda event: events.append(pickle.dumps(event)))
+            result = await run_branch_payload(
+                pickle.loads(blob), lambda event: events.append(pickle.dumps(event))
+            )
             for raw in events:
                 branch.emit(pickle.loads(raw))
             return branch.apply(pickle.loads(pickle.dumps(result)))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._engine import RunState, StepContext, WorkflowFrame
@@ -26,6 +29,7 @@ from plait._io import (
     WorkflowExecutionInput,
     WorkflowRunOutput,
 )
+from plait._pause import Durability, PauseRequested
 from plait._sync import iterate_sync, run_sync
 from plait.errors import DefinitionError, RunTimeoutError, StepError
 from plait.events import (
@@ -34,11 +38,15 @@ from plait.events import (
     WorkflowCancelledEvent,
     WorkflowCompletedEvent,
     WorkflowErrorEvent,
+    WorkflowPausedEvent,
     WorkflowStartedEvent,
 )
 from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, default_runner
 from plait.tracing import ATTR, record_error, resolve_tracer, workflow_span_name
+
+if TYPE_CHECKING:
+    from plait.storage import RunRecord, Storage
 
 __all__ = ["Workflow", "resolve_runner"]
 
@@ -58,6 +66,13 @@ class Workflow:
     ``tracer_provider`` replaces the global OpenTelemetry provider; ``sinks``
     receive every event of every run (objects with ``handle(event)``, or names
     of registered sinks such as ``"console"``).
+
+    ``storage`` (a :class:`~plait.storage.Storage` or a URL such as
+    ``"sqlite:///runs.db"``; default ``$PLAIT_STORAGE``) makes runs durable: each
+    completed step is checkpointed (``durability="step"``; ``"batch"`` writes in
+    the background, ``"exit"`` when the run ends), runs can be resumed with
+    :meth:`continue_run`, session state persists across processes, and
+    ``store_events=True`` keeps every event.
     """
 
     def __init__(
@@ -74,6 +89,9 @@ class Workflow:
         runner: Runner | str | None = None,
         tracer_provider: Any = None,
         sinks: Sequence[Any] = (),
+        storage: Storage | str | None = None,
+        durability: Durability = "step",
+        store_events: bool = False,
         stream: bool = False,
         stream_events: bool = False,
     ) -> None:
@@ -98,6 +116,16 @@ class Workflow:
         self._runner: Runner | None = None
         self.tracer_provider = tracer_provider
         self.sinks = list(sinks)
+        if durability not in ("step", "batch", "exit"):
+            raise DefinitionError(
+                f"Workflow {name!r}: durability must be 'step', 'batch' or 'exit', got {durability!r}"
+            )
+        self.storage = storage if storage is not None else os.environ.get("PLAIT_STORAGE") or None
+        self._storage: Storage | None = None
+        self.durability: Durability = durability
+        self.store_events = store_events
+        #: ``module:name`` of this workflow, recorded with its runs so the CLI can resume them
+        self.target: str | None = None
         self.stream = stream
         self.stream_events = stream_events
         self._function: Callee | None = None
@@ -237,9 +265,14 @@ class Workflow:
             else:
                 loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        task = asyncio.ensure_future(
-            self._run(input, listeners=(listener,), stream_events=stream_events, **options)
-        )
+        if "resume_run_id" in options:
+            options = dict(options)
+            coro = self._resume(
+                options.pop("resume_run_id"), listeners=(listener,), stream_events=stream_events, **options
+            )
+        else:
+            coro = self._run(input, listeners=(listener,), stream_events=stream_events, **options)
+        task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _: queue.put_nowait(_DONE))
         try:
             while True:
@@ -267,31 +300,241 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        resume: _Resume | None = None,
     ) -> WorkflowRunOutput:
         from plait.plugins import lifecycle_hooks
 
+        storage = await self._ready_storage()
         session_id = session_id or self.session_id or str(uuid.uuid4())
-        state = self._session(session_id)
+        state = await self._session(storage, session_id)
         if session_state:
             state.update(session_state)
         all_sinks = [*self._sink_objects(), *sinks]
         if all_sinks:
             from plait.sinks import create_sink, dispatcher_for
 
-            listeners = [*listeners, *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks)]
+            listeners = [
+                *listeners,
+                *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks),
+            ]
+        stored_events: list[Event] = []
+        if storage is not None and self.store_events:
+            listeners = [*listeners, stored_events.append]
         hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
         run = RunState(
             runner=self._resolve_runner(),
             tracer=resolve_tracer(self.tracer_provider),
             listeners=listeners,
-            step_events=stream_events or bool(all_sinks),
+            step_events=stream_events or bool(all_sinks) or bool(storage is not None and self.store_events),
             hooks=hooks,
         )
-        frame = WorkflowFrame(self, self.id, self.name, run_id or str(uuid.uuid4()), session_id, 0)
+        run_id = run_id or str(uuid.uuid4())
+        frame = WorkflowFrame(self, self.id, self.name, run_id, session_id, 0)
         ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
-        output = await self._execute(input, ctx, additional_data)
+        if storage is None:
+            output = await self._execute(input, ctx, additional_data)
+            self._last_run_output = output
+            return output
+        from plait._durable import Checkpointer, to_json
+        from plait.storage import RunRecord
+
+        run.storage = storage
+        run.checkpointer = Checkpointer(storage, run_id, self.durability)
+        if resume is not None:
+            run.restored = resume.checkpoints
+            run.answers = resume.answers
+            record = resume.record
+            record.status = RunStatus.RUNNING.value
+            record.pause = None
+        else:
+            input = self._validate_input(input)
+            record = RunRecord(
+                run_id=run_id,
+                workflow_id=self.id,
+                workflow_name=self.name,
+                session_id=session_id,
+                status=RunStatus.RUNNING.value,
+                input=to_json(input, f"the input of workflow {self.name!r}"),
+                target=self.target,
+            )
+        await storage.save_run(record)
+        try:
+            output = await self._execute(input, ctx, additional_data)
+        except BaseException as exc:
+            record.status = (
+                RunStatus.CANCELLED if isinstance(exc, asyncio.CancelledError) else RunStatus.ERROR
+            ).value
+            record.error = f"{type(exc).__name__}: {exc}"
+            await self._finish(storage, run, record, stored_events)
+            raise
+        record.status = output.status.value
+        record.content = to_json(output.content, f"the output of workflow {self.name!r}")
+        record.error = output.error
+        metrics = output.metrics
+        record.metrics = {
+            "duration": output.duration,
+            "input_tokens": metrics.input_tokens,
+            "output_tokens": metrics.output_tokens,
+        }
+        record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
+        await self._finish(storage, run, record, stored_events)
+        from plait.storage import SessionRecord
+
+        await storage.save_session(
+            SessionRecord(
+                session_id=session_id, workflow_id=self.id, state=to_json(state, "the session state")
+            )
+        )
         self._last_run_output = output
         return output
+
+    async def _finish(self, storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
+        """Write what the run leaves behind: its checkpoints, events and record."""
+        record.updated_at = time.time()
+        try:
+            await run.checkpointer.close()
+            if events:
+                await storage.append_events(record.run_id, [event.to_dict() for event in events])
+        finally:
+            await storage.save_run(record)
+
+    async def _ready_storage(self) -> Storage | None:
+        if self._storage is None and self.storage is not None:
+            from plait.storage import resolve_storage
+
+            storage = resolve_storage(self.storage)
+            assert storage is not None
+            await storage.setup()
+            self._storage = storage
+        return self._storage
+
+    async def _session(self, storage: Storage | None, session_id: str) -> dict[str, Any]:
+        if storage is not None:
+            record = await storage.load_session(session_id)
+            if record is not None:
+                return record.state
+            return copy.deepcopy(self.session_state) if self.session_state else {}
+        with self._sessions_lock:
+            state = self._sessions.get(session_id)
+            if state is None:
+                state = self._sessions[session_id] = (
+                    copy.deepcopy(self.session_state) if self.session_state else {}
+                )
+            return state
+
+    # -- durable runs ------------------------------------------------------------------
+
+    def continue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        approve: bool | None = None,
+        answer: Any = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Any:
+        """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
+
+        Completed steps are not executed again: their outputs and session state are
+        restored. Answer paused steps with ``answers={step_id or step name: answer}``,
+        ``approve=True/False`` (every pending confirmation), or ``answer=...`` (the
+        only pending step). Works in another process, given the same storage.
+        """
+        options = {"answers": answers, "approve": approve, "answer": answer}
+        if stream or stream_events:
+            return iterate_sync(self._stream_resume(run_id, stream_events, options))
+        return run_sync(self._resume(run_id, listeners=(), stream_events=False, **options))
+
+    def acontinue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        approve: bool | None = None,
+        answer: Any = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Any:
+        """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
+        options = {"answers": answers, "approve": approve, "answer": answer}
+        if stream or stream_events:
+            return self._stream_resume(run_id, stream_events, options)
+        return self._resume(run_id, listeners=(), stream_events=False, **options)
+
+    def _stream_resume(
+        self, run_id: str, stream_events: bool, options: dict[str, Any]
+    ) -> AsyncIterator[Event]:
+        return self._stream(None, stream_events, {"resume_run_id": run_id, **options})
+
+    async def _resume(
+        self,
+        run_id: str,
+        *,
+        listeners: Sequence[Callable[[Event], None]],
+        stream_events: bool,
+        answers: dict[str, Any] | None = None,
+        approve: bool | None = None,
+        answer: Any = None,
+    ) -> WorkflowRunOutput:
+        storage = await self._ready_storage()
+        if storage is None:
+            raise DefinitionError(
+                f"Workflow {self.name!r}: continue_run needs storage (Workflow(storage='sqlite:///runs.db'))"
+            )
+        record = await storage.get_run(run_id)
+        if record is None:
+            raise DefinitionError(f"Workflow {self.name!r}: no run {run_id!r} in {storage!r}")
+        if record.workflow_id != self.id:
+            raise DefinitionError(
+                f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {self.id!r}"
+            )
+        if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
+            raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
+        checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        resolved = self._answers(record, answers, approve, answer)
+        input = self._validate_input(record.input)
+        return await self._run(
+            input,
+            listeners=listeners,
+            stream_events=stream_events,
+            session_id=record.session_id,
+            run_id=run_id,
+            resume=_Resume(record, checkpoints, resolved),
+        )
+
+    def _answers(
+        self, record: RunRecord, answers: dict[str, Any] | None, approve: bool | None, answer: Any
+    ) -> dict[str, Any]:
+        """Map the caller's answers to pending step ids, checking each against its step."""
+        from plait._pause import PendingInput
+
+        pending = [PendingInput.from_dict(p) for p in (record.pause or {}).get("pending", [])]
+        by_name = {p.step_name: p.step_id for p in pending}
+        resolved: dict[str, Any] = {}
+        for key, value in (answers or {}).items():
+            resolved[by_name.get(key, key)] = value
+        if approve is not None:
+            for request in pending:
+                if request.kind == "confirm":
+                    resolved.setdefault(request.step_id, approve)
+        if answer is not None:
+            if len(pending) != 1:
+                ids = ", ".join(p.step_id for p in pending) or "none"
+                raise DefinitionError(
+                    f"answer= needs exactly one pending step; pending: {ids}; use answers={{step_id: ...}}"
+                )
+            resolved.setdefault(pending[0].step_id, answer)
+        nodes = dict(_walk_approvals(self.nodes, ""))
+        for step_id, value in resolved.items():
+            node = nodes.get(_pattern(step_id))
+            if node is None:
+                known = ", ".join(p.step_id for p in pending) or "none"
+                raise DefinitionError(
+                    f"no approval step {step_id!r} in workflow {self.name!r} (pending: {known})"
+                )
+            resolved[step_id] = node.validate_answer(value, step_id)
+        return resolved
 
     def _sink_objects(self) -> list[Any]:
         """The workflow's sinks, names resolved once (each sink keeps one queue and thread)."""
@@ -306,20 +549,13 @@ class Workflow:
             self._runner = resolve_runner(self.runner)
         return self._runner
 
-    def _session(self, session_id: str) -> dict[str, Any]:
-        with self._sessions_lock:
-            state = self._sessions.get(session_id)
-            if state is None:
-                state = self._sessions[session_id] = (
-                    copy.deepcopy(self.session_state) if self.session_state else {}
-                )
-            return state
-
     async def _run_nested(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
         outer = ctx.frame
+        # Derived from the parent run and the step: a resumed run gets the same nested run ids.
+        run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"plait:{outer.run_id}/{ctx.step_id}"))
         frame = WorkflowFrame(
-            self, self.id, self.name, str(uuid.uuid4()), outer.session_id, outer.depth + 1, outer.run_id
+            self, self.id, self.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
         )
         state = _state.isolate(ctx.state)
         inner = StepContext(
@@ -390,6 +626,27 @@ class Workflow:
                     raise RunTimeoutError(
                         f"Workflow {self.name!r} (run {frame.run_id}) timed out after {self.timeout:g}s"
                     ) from None
+        except PauseRequested as pause:
+            if span_cm is not None:
+                span.set_attribute("plait.paused", True)  # type: ignore[union-attr]
+                span_cm.__exit__(None, None, None)
+            if frame.depth > 0:
+                raise
+            pending = pause.pending
+            if run.listening:
+                run.emit(ctx.event(WorkflowPausedEvent, pending=[p.to_dict() for p in pending]))
+            self._end_hook(run, frame, RunStatus.PAUSED, None, None)
+            return WorkflowRunOutput(
+                run_id=frame.run_id,
+                workflow_id=self.id,
+                workflow_name=self.name,
+                session_id=frame.session_id,
+                status=RunStatus.PAUSED,
+                input=input,
+                duration=time.perf_counter() - started,
+                session_state=ctx.state,
+                pending=pending,
+            )
         except asyncio.CancelledError:
             run.cancelled.set()
             if run.listening:
@@ -494,3 +751,28 @@ def resolve_runner(spec: Runner | str | None) -> Runner:
 
 def _slug(name: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "workflow"
+
+
+@dataclass(slots=True)
+class _Resume:
+    """What continue_run hands to a run: its record, checkpoints and answers."""
+
+    record: RunRecord
+    checkpoints: dict[str, Any]
+    answers: dict[str, Any]
+
+
+def _walk_approvals(nodes: Sequence[StepNode], prefix: str) -> Iterator[tuple[str, Any]]:
+    """(step id pattern, node) of every Approval in the tree (loop iterations left out of ids)."""
+    from plait.approval import Approval
+
+    for node in nodes:
+        step_id = f"{prefix}/{node.name.replace('/', '%2F')}" if prefix else node.name.replace("/", "%2F")
+        if isinstance(node, Approval):
+            yield step_id, node
+        yield from _walk_approvals(node.children(), step_id)
+
+
+def _pattern(step_id: str) -> str:
+    """A step id without loop iteration numbers: ``loop[2]/ask`` -> ``loop/ask``."""
+    return re.sub(r"\[\d+\]", "", step_id)

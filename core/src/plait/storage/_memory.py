@@ -39,7 +39,8 @@ class MemoryStorage(Storage):
         runs = [
             r
             for r in runs
-            if (status is None or r.status == status) and (workflow_id is None or r.workflow_id == workflow_id)
+            if (status is None or r.status == status)
+            and (workflow_id is None or r.workflow_id == workflow_id)
         ]
         runs.sort(key=lambda r: r.created_at, reverse=True)
         return runs[:limit]

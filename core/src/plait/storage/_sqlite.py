@@ -70,7 +70,9 @@ class SQLiteStorage(Storage):
         if self._connection is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -102,7 +104,9 @@ class SQLiteStorage(Storage):
             return
 
         def migrate(connection: sqlite3.Connection) -> None:
-            connection.execute("CREATE TABLE IF NOT EXISTS plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             row = connection.execute("SELECT value FROM plait_meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
@@ -110,9 +114,12 @@ class SQLiteStorage(Storage):
                     f"{self.path!r} has schema version {version}, newer than this plait ({SCHEMA_VERSION}); upgrade plait"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                statements = [(sql, ()) for sql in _MIGRATIONS[target]]
+                statements: list[tuple[str, tuple[Any, ...]]] = [(sql, ()) for sql in _MIGRATIONS[target]]
                 statements.append(
-                    ("INSERT OR REPLACE INTO plait_meta (key, value) VALUES ('schema_version', ?)", (str(target),))
+                    (
+                        "INSERT OR REPLACE INTO plait_meta (key, value) VALUES ('schema_version', ?)",
+                        (str(target),),
+                    )
                 )
                 self._transaction(connection, statements)
 
@@ -137,7 +144,9 @@ class SQLiteStorage(Storage):
             "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, status = excluded.status, "
             "created_at = excluded.created_at, data = excluded.data"
         )
-        await self._call(lambda c: c.execute(sql, (run.run_id, run.workflow_id, run.status, run.created_at, data)))
+        await self._call(
+            lambda c: c.execute(sql, (run.run_id, run.workflow_id, run.status, run.created_at, data))
+        )
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._call(
@@ -169,13 +178,18 @@ class SQLiteStorage(Storage):
             # delete + insert gives a replaced checkpoint a new rowid: rowid order is write order
             statements.append(("DELETE FROM plait_checkpoints WHERE run_id = ? AND step_id = ?", key))
             statements.append(
-                ("INSERT INTO plait_checkpoints (run_id, step_id, data) VALUES (?, ?, ?)", (*key, checkpoint.model_dump_json()))
+                (
+                    "INSERT INTO plait_checkpoints (run_id, step_id, data) VALUES (?, ?, ?)",
+                    (*key, checkpoint.model_dump_json()),
+                )
             )
         await self._call(lambda c: self._transaction(c, statements))
 
     async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
         rows = await self._call(
-            lambda c: c.execute("SELECT data FROM plait_checkpoints WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+            lambda c: c.execute(
+                "SELECT data FROM plait_checkpoints WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
         )
         return [StepCheckpoint.model_validate_json(row[0]) for row in rows]
 
@@ -188,24 +202,33 @@ class SQLiteStorage(Storage):
 
     async def load_session(self, session_id: str) -> SessionRecord | None:
         row = await self._call(
-            lambda c: c.execute("SELECT data FROM plait_sessions WHERE session_id = ?", (session_id,)).fetchone()
+            lambda c: c.execute(
+                "SELECT data FROM plait_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
         )
         return None if row is None else SessionRecord.model_validate_json(row[0])
 
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         rows = [(run_id, json.dumps(event)) for event in events]
-        await self._call(lambda c: self._transaction(c, [("INSERT INTO plait_events (run_id, data) VALUES (?, ?)", r) for r in rows]))
+        await self._call(
+            lambda c: self._transaction(
+                c, [("INSERT INTO plait_events (run_id, data) VALUES (?, ?)", r) for r in rows]
+            )
+        )
 
     async def load_events(self, run_id: str) -> list[dict[str, Any]]:
         rows = await self._call(
-            lambda c: c.execute("SELECT data FROM plait_events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+            lambda c: c.execute(
+                "SELECT data FROM plait_events WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
         )
         return [json.loads(row[0]) for row in rows]
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         row = await self._call(
             lambda c: c.execute(
-                "SELECT data FROM plait_cache WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)", (key, time.time())
+                "SELECT data FROM plait_cache WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (key, time.time()),
             ).fetchone()
         )
         return None if row is None else CacheEntry.model_validate_json(row[0])

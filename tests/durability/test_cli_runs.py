@@ -1,0 +1,75 @@
+"""`plait run` stores runs; `plait runs list|show|resume|approve` work on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+WORKFLOW = """
+from plait import Approval, Parallel, Workflow
+
+def a(step_input):
+    return f"a({step_input.input})"
+
+def b(step_input):
+    return f"b({step_input.message})"
+
+def flaky(step_input):
+    import os
+    if os.environ.get("FAIL_ONCE"):
+        raise RuntimeError("the service is down")
+    return "recovered"
+
+workflow = Workflow(name="cli demo", steps=[a, Parallel(b, Approval(name="ok", prompt="Ship it?"), name="p")])
+failing = Workflow(name="failing", steps=[a, flaky])
+"""
+
+
+def plait(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "COLUMNS": "200", **env}
+    environment.pop("PLAIT_STORAGE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "plait.cli", *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_pause_show_approve(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(WORKFLOW)
+    ran = plait(tmp_path, "run", "flows.py:workflow", "hello")
+    assert ran.returncode == 0, ran.stderr
+    assert "Waiting for a person" in ran.stdout and (tmp_path / ".plait" / "plait.db").exists()
+    runs = json.loads(plait(tmp_path, "runs", "list", "--json").stdout)
+    assert [(r["workflow_name"], r["status"]) for r in runs] == [("cli demo", "paused")]
+    run_id = runs[0]["run_id"]
+    assert runs[0]["target"] == f"{tmp_path / 'flows.py'}:workflow"
+    shown = plait(tmp_path, "runs", "show", run_id)
+    assert "waiting at p/ok: Ship it?" in shown.stdout and "unfinished" in shown.stdout
+    approved = plait(tmp_path, "runs", "approve", run_id, "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout) == {
+        "run_id": run_id,
+        "status": "completed",
+        "content": {"b": "b(a(hello))", "ok": "a(hello)"},
+    }
+    detail = json.loads(plait(tmp_path, "runs", "show", run_id, "--json").stdout)
+    assert detail["status"] == "completed"
+    assert sorted(step["step_id"] for step in detail["steps"]) == ["a", "p", "p/b", "p/ok"]
+
+
+def test_resume_a_failed_run(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(WORKFLOW)
+    failed = plait(tmp_path, "run", "flows.py:failing", "x", FAIL_ONCE="1")
+    assert failed.returncode == 1 and "the service is down" in failed.stderr
+    run_id = json.loads(plait(tmp_path, "runs", "list", "--json", "--status", "error").stdout)[0]["run_id"]
+    resumed = plait(tmp_path, "runs", "resume", run_id, "--json")
+    assert json.loads(resumed.stdout)["content"] == "recovered"
+    missing = plait(tmp_path, "runs", "show", "nope")
+    assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
