@@ -35,7 +35,7 @@ __all__ = ["Team"]
 TeamMode = Literal["route", "coordinate", "broadcast"]
 
 #: The run options of the team run a leader's delegation tool is serving.
-_DELEGATION: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("plait_team_delegation")
+_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage]] = contextvars.ContextVar("plait_team_delegation")
 
 
 class Team(Runnable):
@@ -115,9 +115,9 @@ class Team(Runnable):
 
     def _delegate_tool(self, member: Runnable) -> Tool:
         async def delegate(task: str) -> str:
-            context = _DELEGATION.get()
-            result = await member._run(task, **context)
-            context["usage"].add(result.usage)
+            options, usage = _DELEGATION.get()
+            result = await member._run(task, **options)
+            usage.add(result.usage)
             return format_content(result.content)
 
         slug = "".join(c if c.isalnum() else "_" for c in member.name.lower()).strip("_")
@@ -200,7 +200,7 @@ class Team(Runnable):
             )
             usage.add(synthesis.usage)
             return synthesis.content
-        token = _DELEGATION.set({**options, "usage": usage})
+        token = _DELEGATION.set((options, usage))
         try:
             final = await self.leader._run(input, **options)
         finally:
