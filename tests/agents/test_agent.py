@@ -23,10 +23,19 @@ def test_instructions_arrive_as_system_messages_and_input_last() -> None:
         seen.append([(m.role, m.content) for m in messages])
         return "ok"
 
-    agent = Agent(name="a", model=FunctionModel(reply), instructions=["Be brief.", "Cite sources."], role="analyst")
+    agent = Agent(
+        name="a", model=FunctionModel(reply), instructions=["Be brief.", "Cite sources."], role="analyst"
+    )
     output = agent.run("What is plait?")
     assert output.content == "ok"
-    assert seen == [[("system", "Your role: analyst"), ("system", "Be brief."), ("system", "Cite sources."), ("user", "What is plait?")]]
+    assert seen == [
+        [
+            ("system", "Your role: analyst"),
+            ("system", "Be brief."),
+            ("system", "Cite sources."),
+            ("user", "What is plait?"),
+        ]
+    ]
     assert output.usage.input_tokens == 3 + 2 + 2 + 3 and output.usage.output_tokens == 1
     assert agent.get_last_run_output() is output
 
@@ -39,7 +48,10 @@ def test_parallel_contents_arrive_as_one_message_with_a_section_per_branch() -> 
         return "synthesis"
 
     synthesizer = Agent(name="s", model=FunctionModel(reply), instructions="Combine.")
-    workflow = Workflow(name="w", steps=[Parallel(lambda si: "one", Step(name="b", executor=lambda si: "two"), name="p"), synthesizer])
+    workflow = Workflow(
+        name="w",
+        steps=[Parallel(lambda si: "one", Step(name="b", executor=lambda si: "two"), name="p"), synthesizer],
+    )
     workflow.run("x")
     assert seen == ["## <lambda>\none\n\n## b\ntwo"]
 
@@ -61,11 +73,16 @@ def test_tool_loop_with_sync_and_async_tools() -> None:
         assert request.tools[0].description == "Current weather in a city."
         assert request.tools[0].parameters["required"] == ["city"]
         if messages[-1].role == "user":
-            return [ToolCall("c1", "get_weather", {"city": "Paris"}), ToolCall("c2", "get_time", {"city": "Paris"})]
+            return [
+                ToolCall("c1", "get_weather", {"city": "Paris"}),
+                ToolCall("c2", "get_time", {"city": "Paris"}),
+            ]
         results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
         return f"It is {results['c2']} and {results['c1']}."
 
-    agent = Agent(name="a", model=FunctionModel(model), instructions="Use tools.", tools=[get_weather, get_time])
+    agent = Agent(
+        name="a", model=FunctionModel(model), instructions="Use tools.", tools=[get_weather, get_time]
+    )
     events = list(agent.run("weather?", stream=True, stream_events=True))
     assert agent.get_last_run_output().content == "It is 12:00 and 21C in Paris."  # type: ignore[union-attr]
     assert sorted(c.split(":")[0] for c in calls) == ["time", "weather"]
@@ -73,7 +90,10 @@ def test_tool_loop_with_sync_and_async_tools() -> None:
     assert not weather.endswith("MainThread")  # sync tools run off the event loop
     started = [e for e in events if isinstance(e, ToolCallStartedEvent)]
     done = [e for e in events if isinstance(e, ToolCallCompletedEvent)]
-    assert [(e.tool_name, e.arguments) for e in started] == [("get_weather", {"city": "Paris"}), ("get_time", {"city": "Paris"})]
+    assert [(e.tool_name, e.arguments) for e in started] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {"city": "Paris"}),
+    ]
     assert sorted(e.result for e in done) == ["12:00", "21C in Paris"]  # the two tools ran concurrently
 
 
@@ -139,7 +159,11 @@ def test_streaming_deltas_bubble_up_through_nested_workflows() -> None:
 
     writer = Agent(name="writer", model=FunctionModel(chunks))
     inner = Workflow(name="inner", steps=[Step(name="write", agent=writer)])
-    events = [e for e in Workflow(name="outer", steps=[inner]).run("x", stream=True) if isinstance(e, RunContentEvent)]
+    events = [
+        e
+        for e in Workflow(name="outer", steps=[inner]).run("x", stream=True)
+        if isinstance(e, RunContentEvent)
+    ]
     assert [(e.content, e.nested_depth, e.step_id, e.agent_name) for e in events] == [
         ("Hel", 1, "inner/write", "writer"),
         ("lo", 1, "inner/write", "writer"),
@@ -155,7 +179,9 @@ def test_retryable_model_errors_are_retried_with_an_event() -> None:
             raise RateLimitError("slow down", provider="function", status_code=429, retry_after=0.01)
         return "fine"
 
-    agent = Agent(name="a", model=FunctionModel(flaky, retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)))
+    agent = Agent(
+        name="a", model=FunctionModel(flaky, retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0))
+    )
     events = list(agent.run("x", stream=True, stream_events=True))
     retries = [e for e in events if isinstance(e, ModelRetryEvent)]
     assert len(retries) == 1 and retries[0].delay == pytest.approx(0.01) and "slow down" in retries[0].error
@@ -169,7 +195,13 @@ def test_one_agent_shared_by_many_concurrent_branches() -> None:
 
     agent = Agent(name="shared", model=FunctionModel(reply))
     branches = [Step(name=f"b{i}", executor=_ask(agent, i)) for i in range(50)]
-    output = Workflow(name="w", steps=[Parallel(*branches, name="p"), Parallel(*[Step(name=f"a{i}", agent=agent) for i in range(20)], name="q")]).run("q")
+    output = Workflow(
+        name="w",
+        steps=[
+            Parallel(*branches, name="p"),
+            Parallel(*[Step(name=f"a{i}", agent=agent) for i in range(20)], name="q"),
+        ],
+    ).run("q")
     assert output.step_outputs[0].content == {f"b{i}": f"answer to question {i}" for i in range(50)}
     from plait._io import format_content
 

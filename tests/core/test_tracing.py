@@ -69,19 +69,21 @@ def test_span_tree_of_a_nested_run(tracing) -> None:  # type: ignore[no-untyped-
         "workflow phase": "invoke_workflow outer",
         "invoke_workflow inner": "workflow phase",
         "parallel fan": "invoke_workflow inner",
-        "step sync_step": "loop loop",  # the last one named so: the loop's
+        "step sync_step": "loop_iteration loop[2]",  # the last one named so: the loop's
         "step async_step": "parallel fan",
         "step write": "invoke_workflow inner",
         "invoke_agent writer": "step write",
         "chat <lambda>": "invoke_agent writer",
         "loop loop": "invoke_workflow outer",
+        "loop_iteration loop[1]": "loop loop",
+        "loop_iteration loop[2]": "loop loop",
     }
     by_name: dict[str, list[ReadableSpan]] = {}
     for span in spans:
         by_name.setdefault(span.name, []).append(span)
     # the sync branch ran in a worker thread and still has the right parent
     parents = sorted(tree_parent(s, spans) for s in by_name["step sync_step"])
-    assert parents == ["loop loop", "loop loop", "parallel fan"]
+    assert parents == ["loop_iteration loop[1]", "loop_iteration loop[2]", "parallel fan"]
     fan_branch = next(s for s in by_name["step sync_step"] if tree_parent(s, spans) == "parallel fan")
     assert fan_branch.attributes["plait.step.id"] == "phase/fan/sync_step"
     assert fan_branch.attributes["plait.parallel.branch"] == 0

@@ -11,6 +11,7 @@ Containers call :meth:`StepContext.run_steps` (a sequence) and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import threading
@@ -35,7 +36,7 @@ from plait.events import (
     StepSkippedEvent,
     StepStartedEvent,
 )
-from plait.tracing import ATTR, record_error, step_span_name
+from plait.tracing import ATTR, metadata_attributes, record_error, step_span_name
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -66,6 +67,7 @@ class RunState:
         "hooks",
         "listeners",
         "listening",
+        "meter",
         "restored",
         "runner",
         "step_events",
@@ -101,6 +103,8 @@ class RunState:
         self.restored: dict[str, Any] | None = None
         #: people's answers to paused steps, by step id
         self.answers: dict[str, Any] = {}
+        #: OpenTelemetry metric instruments, when a metrics SDK is configured
+        self.meter: Any = None
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -198,6 +202,20 @@ class StepContext:
             self.outputs,
             self.offload,
         )
+
+    def span(self, kind: str, name: str, attributes: dict[str, Any]) -> Any:
+        """A span under the current one (no-op without a tracer): for pseudo-nodes such as
+        loop iterations, which the executor does not wrap itself."""
+        tracer = self.run.tracer
+        if tracer is None:
+            return contextlib.nullcontext()
+        attributes = {
+            ATTR.STEP_ID: self.step_id,
+            ATTR.RUN_ID: self.frame.run_id,
+            ATTR.SPAN_KIND: "CHAIN",
+            **attributes,
+        }
+        return tracer.start_as_current_span(step_span_name(kind, name), attributes=attributes)
 
     # -- events ----------------------------------------------------------------------
 
@@ -587,6 +605,10 @@ async def execute_node(
         if run.checkpointer is not None:
             await run.checkpointer.record(ctx.step_id, output, ctx.state)
     except BaseException as exc:
+        if run.meter is not None and isinstance(exc, Exception):
+            run.meter.errors.add(
+                1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(_root_cause(exc)).__name__}
+            )
         if span_cm is not None:
             if isinstance(exc, Exception) and span is not None:
                 record_error(span, _root_cause(exc))
@@ -597,7 +619,15 @@ async def execute_node(
     parent.outputs[node.name] = output
     if not output.success:
         ctx.frame.errors.append(ctx.step_id)
+    if run.meter is not None:
+        run.meter.step_duration.record(
+            duration, {ATTR.STEP_TYPE: step_type, ATTR.WORKFLOW_NAME: ctx.frame.workflow_name}
+        )
     if span_cm is not None:
+        if output.metadata:
+            span.set_attributes(metadata_attributes(step_type, output.metadata))  # type: ignore[union-attr]
+        if output.metrics is not None and output.metrics.attempts > 1:
+            span.set_attribute(ATTR.ATTEMPT, output.metrics.attempts)  # type: ignore[union-attr]
         span_cm.__exit__(None, None, None)
     if run.step_events:
         run.emit(
@@ -704,6 +734,8 @@ async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, spa
                     span.add_event(
                         "retry", {ATTR.ATTEMPT: attempt, "delay": delay, ATTR.ERROR_TYPE: type(exc).__name__}
                     )
+                if ctx.run.meter is not None:
+                    ctx.run.meter.retries.add(1, {ATTR.STEP_TYPE: node.step_type})
                 if snapshot is not None:
                     ctx.state.clear()
                     ctx.state.update(copy.deepcopy(snapshot))

@@ -45,7 +45,7 @@ from plait.models import (
     stream_with_retry,
 )
 from plait.retry import RetryPolicy
-from plait.tracing import ATTR, record_error, resolve_tracer
+from plait.tracing import ATTR, capture_content, record_error, resolve_meter, resolve_tracer, truncate
 
 if TYPE_CHECKING:
     from plait._engine import StepContext
@@ -449,6 +449,7 @@ class Agent(Runnable):
                     ATTR.PROVIDER: model.provider,
                     ATTR.REQUEST_MODEL: model.model,
                     ATTR.SPAN_KIND: "LLM",
+                    **_request_attributes(request),
                 },
                 record_exception=False,
                 set_status_on_exception=False,
@@ -482,7 +483,14 @@ class Agent(Runnable):
                 span.set_attribute(ATTR.RESPONSE_ID, final.response_id)
             if final.finish_reason:
                 span.set_attribute(ATTR.FINISH_REASONS, [final.finish_reason])
+            if capture_content():
+                span.set_attribute("gen_ai.output.messages", truncate(_messages_json([final.message])))
             span_cm.__exit__(None, None, None)
+        meter = resolve_meter()
+        if meter is not None:
+            base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: model.provider, ATTR.REQUEST_MODEL: model.model}
+            meter.token_usage.record(final.usage.input_tokens, {**base, "gen_ai.token.type": "input"})
+            meter.token_usage.record(final.usage.output_tokens, {**base, "gen_ai.token.type": "output"})
         return final
 
     async def _call_tool(
@@ -530,6 +538,11 @@ class Agent(Runnable):
             if span_cm is not None:
                 record_error(span, exc)
         if span_cm is not None:
+            if capture_content():
+                span.set_attribute(
+                    "gen_ai.tool.call.arguments", truncate(json.dumps(call.arguments, default=str))
+                )
+                span.set_attribute("gen_ai.tool.call.result", truncate(format_content(result)))
             span_cm.__exit__(None, None, None)
         if emit is not None:
             emit(
@@ -544,6 +557,46 @@ class Agent(Runnable):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _request_attributes(request: ModelRequest) -> dict[str, Any]:
+    """GenAI request attributes of a model call; the prompt only when capture is on."""
+    settings = request.settings
+    attributes: dict[str, Any] = {}
+    for name, value in (
+        ("gen_ai.request.temperature", settings.temperature),
+        ("gen_ai.request.max_tokens", settings.max_tokens),
+        ("gen_ai.request.top_p", settings.top_p),
+        ("gen_ai.request.seed", settings.seed),
+    ):
+        if value is not None:
+            attributes[name] = value
+    if capture_content():
+        attributes["gen_ai.input.messages"] = truncate(_messages_json(request.messages))
+    return attributes
+
+
+def _messages_json(messages: list[Message]) -> str:
+    return json.dumps(
+        [
+            {
+                "role": m.role,
+                "content": m.content,
+                **(
+                    {
+                        "tool_calls": [
+                            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
+                        ]
+                    }
+                    if m.tool_calls
+                    else {}
+                ),
+            }
+            for m in messages
+        ],
+        default=str,
+        ensure_ascii=False,
+    )
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:

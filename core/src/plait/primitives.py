@@ -423,7 +423,8 @@ class Loop(StepNode):
                         LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
                     )
                 )
-            round_outputs = await scope.run_steps(self.steps, current)
+            with scope.span("loop_iteration", scope.step_name, {"plait.loop.iteration": iteration}):
+                round_outputs = await scope.run_steps(self.steps, current)
             outputs.extend(round_outputs)
             stop = any(o.stop for o in round_outputs)
             done = stop

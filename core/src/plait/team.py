@@ -35,7 +35,9 @@ __all__ = ["Team"]
 TeamMode = Literal["route", "coordinate", "broadcast"]
 
 #: The run options of the team run a leader's delegation tool is serving.
-_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage]] = contextvars.ContextVar("plait_team_delegation")
+_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage]] = contextvars.ContextVar(
+    "plait_team_delegation"
+)
 
 
 class Team(Runnable):

@@ -15,6 +15,7 @@ Span names and attributes are decided here, in one place:
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -22,9 +23,14 @@ from opentelemetry import trace
 
 __all__ = [
     "ATTR",
+    "Instruments",
+    "capture_content",
+    "metadata_attributes",
     "record_error",
+    "resolve_meter",
     "resolve_tracer",
     "step_span_name",
+    "truncate",
     "workflow_span_name",
 ]
 
@@ -71,6 +77,79 @@ def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
     return provider.get_tracer("plait", _VERSION)
+
+
+def resolve_meter() -> Any:
+    """plait's instruments when an OpenTelemetry metrics SDK is configured, else ``None``."""
+    from opentelemetry import metrics
+
+    provider = metrics.get_meter_provider()
+    if type(provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+        return None
+    return _instruments(provider)
+
+
+_instrument_cache: dict[int, Any] = {}
+
+
+class Instruments:
+    """The OpenTelemetry instruments plait records into."""
+
+    def __init__(self, meter: Any) -> None:
+        self.workflow_duration = meter.create_histogram(
+            "plait.workflow.duration", unit="s", description="Workflow run duration"
+        )
+        self.step_duration = meter.create_histogram(
+            "plait.step.duration", unit="s", description="Step duration"
+        )
+        self.token_usage = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Tokens used by model calls"
+        )
+        self.errors = meter.create_counter("plait.step.errors", description="Steps that failed")
+        self.retries = meter.create_counter("plait.step.retries", description="Step and model-call retries")
+
+
+def _instruments(provider: Any) -> Instruments:
+    cached: Instruments | None = _instrument_cache.get(id(provider))
+    if cached is None:
+        cached = _instrument_cache[id(provider)] = Instruments(provider.get_meter("plait", _VERSION))
+    return cached
+
+
+#: what containers decided (their output's ``metadata``), as span attributes
+_METADATA_ATTRIBUTES = {
+    ("condition", "result"): ATTR.CONDITION_RESULT,
+    ("router", "selected"): ATTR.ROUTER_SELECTED,
+    ("loop", "iterations"): "plait.loop.iterations",
+    ("approval", "approved"): "plait.approval.approved",
+    ("approval", "choice"): "plait.approval.choice",
+}
+
+
+def metadata_attributes(step_type: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Span attributes for what a container decided."""
+    attributes = {}
+    for key, value in metadata.items():
+        name = _METADATA_ATTRIBUTES.get((step_type, key))
+        if name is not None and isinstance(value, (str, bool, int, float, list)):
+            attributes[name] = value
+    return attributes
+
+
+def capture_content() -> bool:
+    """Whether prompts and completions may be recorded on spans: off unless opted in with
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (the GenAI convention's
+    switch) or ``PLAIT_CAPTURE_CONTENT=true``."""
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+        for name in ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "PLAIT_CAPTURE_CONTENT")
+    )
+
+
+def truncate(text: str, limit: int | None = None) -> str:
+    """``text`` cut to ``PLAIT_CAPTURE_MAX_CHARS`` (default 4096) characters."""
+    limit = limit or int(os.environ.get("PLAIT_CAPTURE_MAX_CHARS", "4096"))
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 def workflow_span_name(name: str) -> str:

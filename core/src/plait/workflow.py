@@ -43,7 +43,7 @@ from plait.events import (
 )
 from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, default_runner
-from plait.tracing import ATTR, record_error, resolve_tracer, workflow_span_name
+from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
     from plait.storage import RunRecord, Storage
@@ -328,6 +328,7 @@ class Workflow:
             step_events=stream_events or bool(all_sinks) or bool(storage is not None and self.store_events),
             hooks=hooks,
         )
+        run.meter = resolve_meter()
         run_id = run_id or str(uuid.uuid4())
         frame = WorkflowFrame(self, self.id, self.name, run_id, session_id, 0)
         ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
@@ -676,6 +677,10 @@ class Workflow:
             if not output.skipped:
                 content = output.content
         duration = time.perf_counter() - started
+        if run.meter is not None:
+            run.meter.workflow_duration.record(
+                duration, {ATTR.WORKFLOW_NAME: self.name, "plait.run.status": status.value}
+            )
         result = WorkflowRunOutput(
             run_id=frame.run_id,
             workflow_id=self.id,
