@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import copy
 import inspect
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,8 +93,8 @@ class RunState:
         #: stream model output token by token only when someone is listening
         self.stream_content = self.listening
         self.hooks = hooks
-        #: set when the run is cancelled, so cooperative sync code can stop early
-        self.cancelled = threading.Event()
+        #: True once the run is cancelled or timed out, so cooperative sync code can stop early
+        self.cancelled = False
         #: durable runs (see plait._durable): all None for a run without storage
         self.storage: Any = None
         self.checkpointer: Any = None
@@ -147,7 +146,7 @@ class RunContext:
     @property
     def cancelled(self) -> bool:
         """True once the run was cancelled or timed out; long sync code should check it."""
-        return self._ctx.run.cancelled.is_set()
+        return self._ctx.run.cancelled
 
 
 class StepContext:
@@ -590,6 +589,13 @@ async def execute_node(
     try:
         if node.cache is not None and run.storage is not None:
             output = await _cached(node, step_input, ctx, span)
+        elif node.retry is None and node.timeout is None:
+            try:
+                output = await node.execute(step_input, ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                output = _fail(node, ctx, exc, 1)
         else:
             output = await _attempts(node, step_input, ctx, span)
         duration = time.perf_counter() - started

@@ -13,11 +13,15 @@ import asyncio
 import atexit
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["iterate_sync", "run_sync"]
+__all__ = ["astream", "iterate_sync", "run_sync", "stream"]
+
+Listener = Callable[[Any], None]
+_DONE = object()
 
 T = TypeVar("T")
 
@@ -145,3 +149,73 @@ def _iterate_in_thread(agen: AsyncIterator[T]) -> Iterator[T]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+async def astream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> AsyncIterator[Any]:
+    """Run ``start(listener)`` as a task and yield what it passes to ``listener``, from any
+    thread, in order. The task's error is raised after its last item; closing the
+    iterator early cancels the task."""
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def listener(item: Any) -> None:
+        if threading.get_ident() == loop_thread:
+            queue.put_nowait(item)
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    task = asyncio.ensure_future(start(listener))
+    task.add_done_callback(lambda _: queue.put_nowait(_DONE))
+    try:
+        while (item := await queue.get()) is not _DONE:
+            yield item
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+
+def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[Any]:
+    """The sync form of :func:`astream`. On this thread's own loop, items are buffered
+    and the loop runs only when the buffer is empty: a run that produces many events
+    in one go hands them over without a loop round trip per event."""
+    if _in_running_loop():
+        yield from iterate_sync(astream(start))
+        return
+    loop = _thread_loop()
+    loop_thread = threading.get_ident()
+    buffer: deque[Any] = deque()
+    waiter: list[asyncio.Future[None] | None] = [None]
+
+    def wake() -> None:
+        future = waiter[0]
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def listener(item: Any) -> None:
+        buffer.append(item)
+        if threading.get_ident() == loop_thread:
+            wake()
+        else:
+            loop.call_soon_threadsafe(wake)
+
+    task = loop.create_task(start(listener))
+    task.add_done_callback(lambda _: wake())
+    try:
+        while True:
+            while buffer:
+                yield buffer.popleft()
+            if task.done():
+                break
+            waiter[0] = loop.create_future()
+            loop.run_until_complete(waiter[0])
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))

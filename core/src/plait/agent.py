@@ -15,13 +15,14 @@ import asyncio
 import inspect
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
-from plait._sync import iterate_sync, run_sync
+from plait._sync import astream, run_sync
+from plait._sync import stream as stream_sync
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
@@ -133,13 +134,13 @@ class Runnable:
     def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
         if stream or stream_events:
-            return iterate_sync(self._stream(input, stream_events))
+            return stream_sync(self._starter(input, stream_events))
         return run_sync(self._run(input, emit=None))
 
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
-            return self._stream(input, stream_events)
+            return astream(self._starter(input, stream_events))
         return self._run(input, emit=None)
 
     def print_response(
@@ -172,27 +173,15 @@ class Runnable:
 
     # -- execution -------------------------------------------------------------------
 
-    async def _stream(self, input: Any, stream_events: bool) -> AsyncIterator[Event]:
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        done = object()
+    def _starter(self, input: Any, stream_events: bool) -> Callable[[Callable[[Event], None]], Any]:
+        def start(deliver: Callable[[Event], None]) -> Any:
+            def emit(event: Event) -> None:
+                if stream_events or isinstance(event, RunContentEvent):
+                    deliver(event)
 
-        def emit(event: Event) -> None:
-            if stream_events or isinstance(event, RunContentEvent):
-                queue.put_nowait(event)
+            return self._run(input, emit=emit)
 
-        task = asyncio.ensure_future(self._run(input, emit=emit))
-        task.add_done_callback(lambda _: queue.put_nowait(done))
-        try:
-            while (item := await queue.get()) is not done:
-                yield item
-            task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        return start
 
     async def _run(
         self,
@@ -324,7 +313,7 @@ class Agent(Runnable):
         run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
         tracer: Any = None,
     ) -> AgentRunOutput:
-        run_id = str(uuid.uuid4())
+        run_id = new_id()
         model = self.model
         tracer = tracer if tracer is not None else resolve_tracer(self.tracer_provider)
         event = make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))

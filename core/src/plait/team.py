@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from plait._ids import new_id
 from plait._io import format_content
 from plait.agent import Agent, AgentRunOutput, Runnable, Tool
 from plait.errors import DefinitionError, PlaitError
@@ -174,7 +174,7 @@ class Team(Runnable):
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,
-            run_id=str(uuid.uuid4()),
+            run_id=new_id(),
             model=self.leader.model.name,
             usage=usage,
             duration=time.perf_counter() - started,

@@ -71,8 +71,26 @@ class ATTR:
     ERROR_TYPE = "error.type"
 
 
+def _global_unset(module: Any, attribute: str, variable: str) -> bool:
+    """True while no global provider is installed (nor named by its environment variable).
+
+    Checked on every run, so it avoids the API's getter, which reads the environment
+    on each call while nothing is installed."""
+    if getattr(module, attribute, False) is not None:
+        return False
+    unset: bool | None = _ENV_UNSET.get(variable)
+    if unset is None:
+        unset = _ENV_UNSET[variable] = variable not in os.environ
+    return unset
+
+
+_ENV_UNSET: dict[str, bool] = {}
+
+
 def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
     """The tracer to use, or ``None`` when no OpenTelemetry SDK is configured."""
+    if tracer_provider is None and _global_unset(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+        return None
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
@@ -81,6 +99,10 @@ def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
 
 def resolve_meter() -> Any:
     """plait's instruments when an OpenTelemetry metrics SDK is configured, else ``None``."""
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    if _global_unset(metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"):
+        return None
     from opentelemetry import metrics
 
     provider = metrics.get_meter_provider()

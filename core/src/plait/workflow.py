@@ -13,14 +13,14 @@ import os
 import re
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._engine import RunState, StepContext, WorkflowFrame
 from plait._executors import Callee
+from plait._ids import new_id
 from plait._io import (
     RunStatus,
     StepInput,
@@ -30,7 +30,8 @@ from plait._io import (
     WorkflowRunOutput,
 )
 from plait._pause import Durability, PauseRequested
-from plait._sync import iterate_sync, run_sync
+from plait._sync import astream, run_sync
+from plait._sync import stream as stream_sync
 from plait.errors import DefinitionError, RunTimeoutError, StepError
 from plait.events import (
     STEP_LEVEL_EVENTS,
@@ -152,6 +153,17 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to another process (a distributed runner): the definition travels,
+        # this process's sessions, lock, runner, storage connection and last output do not.
+        state = dict(self.__dict__)
+        state.update(_sessions={}, _sessions_lock=None, _runner=None, _storage=None, _last_run_output=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sessions_lock = threading.Lock()
+
     # -- public API ------------------------------------------------------------------
 
     def run(
@@ -178,7 +190,7 @@ class Workflow:
             "sinks": sinks,
         }
         if stream:
-            return iterate_sync(self._stream(input, stream_events, options))
+            return stream_sync(self._starter(input, stream_events, options))
         return run_sync(self._run(input, listeners=(), stream_events=False, **options))
 
     def arun(
@@ -204,7 +216,7 @@ class Workflow:
             "sinks": sinks,
         }
         if stream:
-            return self._stream(input, stream_events, options)
+            return astream(self._starter(input, stream_events, options))
         return self._run(input, listeners=(), stream_events=False, **options)
 
     def print_response(
@@ -252,42 +264,25 @@ class Workflow:
         stream = (self.stream if stream is None else stream) or stream_events
         return stream, stream_events
 
-    async def _stream(self, input: Any, stream_events: bool, options: dict[str, Any]) -> AsyncIterator[Event]:
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
+    def _starter(
+        self, input: Any, stream_events: bool, options: dict[str, Any]
+    ) -> Callable[[Callable[[Event], None]], Any]:
+        """``start(listener)`` for the streaming helpers: the run (or resumed run), its events
+        filtered to what was asked for (run and content events, or every event)."""
 
-        def listener(event: Event) -> None:
-            if not stream_events and isinstance(event, STEP_LEVEL_EVENTS):
-                return
-            if threading.get_ident() == loop_thread:
-                queue.put_nowait(event)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+        def start(deliver: Callable[[Event], None]) -> Any:
+            def listener(event: Event) -> None:
+                if stream_events or not isinstance(event, STEP_LEVEL_EVENTS):
+                    deliver(event)
 
-        if "resume_run_id" in options:
-            options = dict(options)
-            coro = self._resume(
-                options.pop("resume_run_id"), listeners=(listener,), stream_events=stream_events, **options
-            )
-        else:
-            coro = self._run(input, listeners=(listener,), stream_events=stream_events, **options)
-        task = asyncio.ensure_future(coro)
-        task.add_done_callback(lambda _: queue.put_nowait(_DONE))
-        try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    break
-                yield item
-            task.result()
-        finally:
-            if not task.done():
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+            if "resume_run_id" in options:
+                rest = {k: v for k, v in options.items() if k != "resume_run_id"}
+                return self._resume(
+                    options["resume_run_id"], listeners=(listener,), stream_events=stream_events, **rest
+                )
+            return self._run(input, listeners=(listener,), stream_events=stream_events, **options)
+
+        return start
 
     async def _run(
         self,
@@ -305,7 +300,7 @@ class Workflow:
         from plait.plugins import lifecycle_hooks
 
         storage = await self._ready_storage()
-        session_id = session_id or self.session_id or str(uuid.uuid4())
+        session_id = session_id or self.session_id or new_id()
         state = await self._session(storage, session_id)
         if session_state:
             state.update(session_state)
@@ -329,7 +324,7 @@ class Workflow:
             hooks=hooks,
         )
         run.meter = resolve_meter()
-        run_id = run_id or str(uuid.uuid4())
+        run_id = run_id or new_id()
         frame = WorkflowFrame(self, self.id, self.name, run_id, session_id, 0)
         ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
         if storage is None:
@@ -444,7 +439,7 @@ class Workflow:
         """
         options = {"answers": answers, "approve": approve, "answer": answer}
         if stream or stream_events:
-            return iterate_sync(self._stream_resume(run_id, stream_events, options))
+            return stream_sync(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
         return run_sync(self._resume(run_id, listeners=(), stream_events=False, **options))
 
     def acontinue_run(
@@ -460,13 +455,8 @@ class Workflow:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
         options = {"answers": answers, "approve": approve, "answer": answer}
         if stream or stream_events:
-            return self._stream_resume(run_id, stream_events, options)
+            return astream(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
         return self._resume(run_id, listeners=(), stream_events=False, **options)
-
-    def _stream_resume(
-        self, run_id: str, stream_events: bool, options: dict[str, Any]
-    ) -> AsyncIterator[Event]:
-        return self._stream(None, stream_events, {"resume_run_id": run_id, **options})
 
     async def _resume(
         self,
@@ -554,7 +544,7 @@ class Workflow:
         """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
         outer = ctx.frame
         # Derived from the parent run and the step: a resumed run gets the same nested run ids.
-        run_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"plait:{outer.run_id}/{ctx.step_id}"))
+        run_id = f"{outer.run_id}:{ctx.step_id}"
         frame = WorkflowFrame(
             self, self.id, self.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
         )
@@ -623,7 +613,7 @@ class Workflow:
                 except TimeoutError:
                     if not scope.expired():
                         raise
-                    run.cancelled.set()
+                    run.cancelled = True
                     raise RunTimeoutError(
                         f"Workflow {self.name!r} (run {frame.run_id}) timed out after {self.timeout:g}s"
                     ) from None
@@ -649,7 +639,7 @@ class Workflow:
                 pending=pending,
             )
         except asyncio.CancelledError:
-            run.cancelled.set()
+            run.cancelled = True
             if run.listening:
                 run.emit(ctx.event(WorkflowCancelledEvent, reason="cancelled"))
             if span_cm is not None:
