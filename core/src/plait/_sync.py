@@ -212,8 +212,9 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
                 yield buffer.popleft()
             if task.done():
                 break
-            waiter[0] = loop.create_future()
-            loop.run_until_complete(waiter[0])
+            future: asyncio.Future[None] = loop.create_future()
+            waiter[0] = future
+            loop.run_until_complete(future)
         task.result()
     finally:
         if not task.done():
