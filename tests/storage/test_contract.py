@@ -41,7 +41,14 @@ async def test_runs_round_trip_and_upsert(storage: Storage) -> None:
 async def test_list_runs_newest_first_with_filters(storage: Storage) -> None:
     now = time.time()
     for i in range(5):
-        await storage.save_run(run(f"r{i}", created_at=now + i, status="completed" if i % 2 else "error", workflow_id=f"wf{i % 2}"))
+        await storage.save_run(
+            run(
+                f"r{i}",
+                created_at=now + i,
+                status="completed" if i % 2 else "error",
+                workflow_id=f"wf{i % 2}",
+            )
+        )
     assert [r.run_id for r in await storage.list_runs()] == ["r4", "r3", "r2", "r1", "r0"]
     assert [r.run_id for r in await storage.list_runs(limit=2)] == ["r4", "r3"]
     assert [r.run_id for r in await storage.list_runs(status="completed")] == ["r3", "r1"]
@@ -50,7 +57,9 @@ async def test_list_runs_newest_first_with_filters(storage: Storage) -> None:
 
 async def test_checkpoints_replace_and_keep_order(storage: Storage) -> None:
     def checkpoint(step_id: str, content: object, at: float) -> StepCheckpoint:
-        return StepCheckpoint(run_id="r1", step_id=step_id, output={"content": content}, state={"n": at}, created_at=at)
+        return StepCheckpoint(
+            run_id="r1", step_id=step_id, output={"content": content}, state={"n": at}, created_at=at
+        )
 
     await storage.save_checkpoints([checkpoint("a", 1, 1.0), checkpoint("b/c", "x", 2.0)])
     await storage.save_checkpoints([checkpoint("loop[1]/d", None, 3.0)])
@@ -65,7 +74,9 @@ async def test_checkpoints_replace_and_keep_order(storage: Storage) -> None:
 async def test_sessions(storage: Storage) -> None:
     assert await storage.load_session("s1") is None
     await storage.save_session(SessionRecord(session_id="s1", workflow_id="wf", state={"count": 1}))
-    await storage.save_session(SessionRecord(session_id="s1", workflow_id="wf", state={"count": 2, "items": ["a"]}))
+    await storage.save_session(
+        SessionRecord(session_id="s1", workflow_id="wf", state={"count": 2, "items": ["a"]})
+    )
     loaded = await storage.load_session("s1")
     assert loaded is not None and loaded.state == {"count": 2, "items": ["a"]}
 
@@ -90,7 +101,12 @@ async def test_hundred_concurrent_runs_lose_and_corrupt_nothing(storage: Storage
     async def one(i: int) -> None:
         await storage.save_run(run(f"c{i}", created_at=1000.0 + i))
         await storage.save_checkpoints(
-            [StepCheckpoint(run_id=f"c{i}", step_id=f"s{j}", output={"content": i * 10 + j}, state={"i": i}) for j in range(3)]
+            [
+                StepCheckpoint(
+                    run_id=f"c{i}", step_id=f"s{j}", output={"content": i * 10 + j}, state={"i": i}
+                )
+                for j in range(3)
+            ]
         )
         await storage.append_events(f"c{i}", [{"i": i}])
         await storage.save_run(run(f"c{i}", created_at=1000.0 + i, status="completed", content=i))
@@ -100,7 +116,11 @@ async def test_hundred_concurrent_runs_lose_and_corrupt_nothing(storage: Storage
     assert sorted(r.run_id for r in runs) == sorted(f"c{i}" for i in range(100))
     assert all(r.status == "completed" and r.content == int(r.run_id[1:]) for r in runs)
     for i in (0, 42, 99):
-        assert [c.output["content"] for c in await storage.load_checkpoints(f"c{i}")] == [i * 10, i * 10 + 1, i * 10 + 2]
+        assert [c.output["content"] for c in await storage.load_checkpoints(f"c{i}")] == [
+            i * 10,
+            i * 10 + 1,
+            i * 10 + 2,
+        ]
         assert await storage.load_events(f"c{i}") == [{"i": i}]
 
 

@@ -1,0 +1,412 @@
+"""PostgreSQL storage on psycopg 3 and an async connection pool.
+
+Every table lives in one PostgreSQL schema (``plait`` unless told otherwise), so
+several deployments or test runs can share a database. ``setup()`` creates and
+migrates that schema on a connection of its own, holding an advisory lock so
+processes starting together do not race, and then opens the pool. An operation
+that meets a dead pooled connection has the pool checked and runs once more, so
+a storage recovers by itself after the server restarts or kills its connections
+(a restart shorter than ``timeout`` is not even seen by the caller).
+
+Records are stored as JSON text, not JSONB: text round-trips exactly what
+pydantic wrote (object key order, NaN, ``\\u0000``), the same as the SQLite
+backend, while JSONB would reorder keys and reject NaN and NUL. Nothing queries
+inside a record: the columns that are filtered or sorted on have their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, LiteralString, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+
+from plait.errors import DefinitionError
+from plait.storage import (
+    CacheEntry,
+    RunRecord,
+    SessionRecord,
+    StepCheckpoint,
+    Storage,
+    StorageError,
+    redact_url,
+)
+from plait.storage._base import SCHEMA_VERSION
+
+__all__ = ["PostgresStorage"]
+
+T = TypeVar("T")
+
+_SCHEMES = ("postgresql", "postgres")
+
+# Statements of each schema version; ``{schema}`` is the quoted schema name.
+_MIGRATIONS: dict[int, list[LiteralString]] = {
+    1: [
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_runs (run_id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,"
+        " status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_runs_created ON {schema}.plait_runs (created_at DESC)",
+        "CREATE INDEX IF NOT EXISTS plait_runs_status ON {schema}.plait_runs (status, created_at DESC)",
+        "CREATE INDEX IF NOT EXISTS plait_runs_workflow ON {schema}.plait_runs (workflow_id, created_at DESC)",
+        # seq is redrawn when a checkpoint is replaced: ordering by it is write order
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_checkpoints (run_id TEXT NOT NULL, step_id TEXT NOT NULL,"
+        " seq BIGSERIAL NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, step_id))",
+        "CREATE INDEX IF NOT EXISTS plait_checkpoints_order ON {schema}.plait_checkpoints (run_id, seq)",
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_sessions (session_id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_events (seq BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_events_run ON {schema}.plait_events (run_id, seq)",
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_cache (key TEXT PRIMARY KEY, expires_at DOUBLE PRECISION,"
+        " data TEXT NOT NULL)",
+    ],
+}
+_TABLES = ("plait_runs", "plait_checkpoints", "plait_sessions", "plait_events", "plait_cache", "plait_meta")
+
+
+class PostgresStorage(Storage):
+    """Storage in a PostgreSQL database (``postgresql://user:password@host:5432/dbname``).
+
+    ``schema`` is the PostgreSQL schema that holds plait's tables (created by
+    :meth:`setup`). ``min_size``/``max_size`` bound the connection pool;
+    ``connect_timeout`` bounds each connection attempt and ``timeout`` how long an
+    operation waits for a free (or reconnected) connection.
+
+    Example::
+
+        storage = PostgresStorage("postgresql://plait@db.internal/plait", schema="prod")
+        await storage.setup()
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "plait",
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 5.0,
+        timeout: float = 30.0,
+    ) -> None:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.split("+", 1)[0] not in _SCHEMES:
+            raise DefinitionError(f"PostgresStorage: expected a postgresql:// URL, got {redact_url(url)!r}")
+        if not schema or len(schema.encode()) > 63:
+            raise DefinitionError(f"PostgresStorage: schema must be 1 to 63 bytes long, got {schema!r}")
+        if not 0 <= min_size <= max_size or max_size < 1:
+            raise DefinitionError(
+                f"PostgresStorage: expected 0 <= min_size <= max_size and max_size >= 1, got {min_size}, {max_size}"
+            )
+        self.url = url
+        self.schema = schema
+        self.min_size = min_size
+        self.max_size = max_size
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        # libpq knows postgresql:// and postgres://, not SQLAlchemy-style postgresql+psycopg://
+        self._conninfo = f"{scheme.split('+', 1)[0]}://{rest}"
+        self._secrets = _secrets_of(url)
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._setup_lock = asyncio.Lock()
+        self._q = sql.Identifier(schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self._display_url()!r}, schema={self.schema!r})"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _display_url(self) -> str:
+        return _scrub(redact_url(self.url), self._secrets)
+
+    def _error(self, exc: BaseException, doing: str) -> StorageError:
+        message = _scrub(str(exc).strip() or type(exc).__name__, self._secrets)
+        return StorageError(
+            f"PostgreSQL storage {self._display_url()} (schema {self.schema!r}): {doing} failed: {message}"
+        )
+
+    def _sql(self, template: LiteralString) -> sql.Composed:
+        return sql.SQL(template).format(schema=self._q)
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        return await AsyncConnection.connect(
+            self._conninfo, autocommit=True, connect_timeout=self._timeout_arg()
+        )
+
+    def _timeout_arg(self) -> int:
+        # libpq takes whole seconds and treats anything below 2 as 2
+        return max(2, round(self.connect_timeout))
+
+    async def _run(
+        self,
+        doing: str,
+        operation: Callable[[AsyncConnection[Any]], Awaitable[T]],
+        *,
+        may_retry: Callable[[], bool] = lambda: True,
+    ) -> T:
+        """Run ``operation`` on a pooled connection, once more on a fresh one if the first
+        turned out dead (killed by the server, or the server restarted) and ``may_retry()``.
+
+        Pooled connections are not pinged before each use (that would double the round
+        trips); a dead one shows itself as ``broken``, and then every idle connection is
+        checked so the retry, and the operations after it, get live ones.
+        """
+        if self._pool is None:
+            raise StorageError(f"{self!r}: {doing} before setup() (or after close())")
+        pool = self._pool
+        for attempt in (1, 2):
+            connection: AsyncConnection[Any] | None = None
+            try:
+                async with pool.connection() as connection:
+                    return await operation(connection)
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and connection is not None and connection.broken and may_retry():
+                    await pool.check()
+                    continue
+                raise self._error(exc, doing) from None
+            except psycopg.Error as exc:
+                raise self._error(exc, doing) from None
+        raise AssertionError("unreachable")
+
+    async def setup(self) -> None:
+        async with self._setup_lock:
+            if self._pool is not None:
+                return
+            try:
+                connection = await self._connect()
+            except psycopg.Error as exc:
+                raise self._error(exc, "connecting") from None
+            try:
+                async with connection:
+                    await self._migrate(connection)
+            except psycopg.Error as exc:
+                raise self._error(exc, "migrating the schema") from None
+            pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+                self._conninfo,
+                kwargs={"autocommit": True, "connect_timeout": self._timeout_arg()},
+                min_size=self.min_size,
+                max_size=self.max_size,
+                open=False,
+                timeout=self.timeout,
+                name=f"plait-postgres-{self.schema}",
+            )
+            await pool.open()
+            self._pool = pool
+
+    async def _migrate(self, connection: AsyncConnection[Any]) -> None:
+        async with connection.transaction():
+            # one migrator per schema at a time, across processes; released at commit
+            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema),))
+            await connection.execute(self._sql("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            await connection.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS {schema}.plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                )
+            )
+            cursor = await connection.execute(
+                self._sql("SELECT value FROM {schema}.plait_meta WHERE key = 'schema_version'")
+            )
+            row = await cursor.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"PostgreSQL storage {self._display_url()} (schema {self.schema!r}) has schema version "
+                    f"{version}, newer than this plait-postgres understands ({SCHEMA_VERSION}); upgrade it"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    await connection.execute(self._sql(statement))
+                await connection.execute(
+                    self._sql(
+                        "INSERT INTO {schema}.plait_meta (key, value) VALUES ('schema_version', %s) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    ),
+                    (str(target),),
+                )
+
+    async def close(self) -> None:
+        async with self._setup_lock:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close()
+
+    async def drop(self) -> None:
+        """Drop every table this storage created, and its schema when that is left empty (for tests)."""
+        try:
+            connection = await self._connect()
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting") from None
+        async with connection:
+            try:
+                async with connection.transaction():
+                    for table in _TABLES:
+                        await connection.execute(
+                            sql.SQL("DROP TABLE IF EXISTS {}.{}").format(self._q, sql.Identifier(table))
+                        )
+                if self.schema != "public":
+                    await connection.execute(self._sql("DROP SCHEMA IF EXISTS {schema} RESTRICT"))
+            except psycopg.errors.DependentObjectsStillExist:
+                pass  # the schema holds someone else's objects too: leave it
+            except psycopg.Error as exc:
+                raise self._error(exc, "dropping the schema") from None
+
+    async def _fetch(self, doing: str, query: sql.Composed, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        async def fetch(connection: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cursor = await connection.execute(query, params)
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
+            return rows
+
+        return await self._run(doing, fetch)
+
+    async def _execute(self, doing: str, query: sql.Composed, params: tuple[Any, ...]) -> None:
+        """One idempotent statement (an upsert), in autocommit."""
+
+        async def execute(connection: AsyncConnection[Any]) -> None:
+            await connection.execute(query, params)
+
+        await self._run(doing, execute)
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def save_run(self, run: RunRecord) -> None:
+        query = self._sql(
+            "INSERT INTO {schema}.plait_runs (run_id, workflow_id, status, created_at, data) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
+            "status = excluded.status, created_at = excluded.created_at, data = excluded.data"
+        )
+        params = (run.run_id, run.workflow_id, run.status, run.created_at, run.model_dump_json())
+        await self._execute(f"saving run {run.run_id!r}", query, params)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        query = self._sql("SELECT data FROM {schema}.plait_runs WHERE run_id = %s")
+        rows = await self._fetch(f"loading run {run_id!r}", query, (run_id,))
+        return RunRecord.model_validate_json(rows[0][0]) if rows else None
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+    ) -> list[RunRecord]:
+        clauses: list[sql.Composable] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append(sql.SQL("status = %s"))
+            params.append(status)
+        if workflow_id is not None:
+            clauses.append(sql.SQL("workflow_id = %s"))
+            params.append(workflow_id)
+        where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+        query = sql.SQL("SELECT data FROM {}.plait_runs {} ORDER BY created_at DESC LIMIT %s").format(
+            self._q, where
+        )
+        rows = await self._fetch("listing runs", query, (*params, limit))
+        return [RunRecord.model_validate_json(row[0]) for row in rows]
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
+        if not checkpoints:
+            return
+        # excluded.seq is a freshly drawn sequence value, so a replaced checkpoint moves to the end
+        query = self._sql(
+            "INSERT INTO {schema}.plait_checkpoints (run_id, step_id, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (run_id, step_id) DO UPDATE SET seq = excluded.seq, data = excluded.data"
+        )
+        rows = [(c.run_id, c.step_id, c.model_dump_json()) for c in checkpoints]
+
+        async def save(connection: AsyncConnection[Any]) -> None:
+            async with connection.transaction(), connection.cursor() as cursor:
+                await cursor.executemany(query, rows)
+
+        # upserts: running the batch twice leaves what running it once does
+        await self._run(f"saving checkpoints of run {checkpoints[0].run_id!r}", save)
+
+    async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
+        query = self._sql("SELECT data FROM {schema}.plait_checkpoints WHERE run_id = %s ORDER BY seq")
+        rows = await self._fetch(f"loading checkpoints of run {run_id!r}", query, (run_id,))
+        return [StepCheckpoint.model_validate_json(row[0]) for row in rows]
+
+    # -- sessions, events, cache -------------------------------------------------------
+
+    async def save_session(self, session: SessionRecord) -> None:
+        query = self._sql(
+            "INSERT INTO {schema}.plait_sessions (session_id, data) VALUES (%s, %s) "
+            "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data"
+        )
+        await self._execute(
+            f"saving session {session.session_id!r}", query, (session.session_id, session.model_dump_json())
+        )
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        query = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = %s")
+        rows = await self._fetch(f"loading session {session_id!r}", query, (session_id,))
+        return SessionRecord.model_validate_json(rows[0][0]) if rows else None
+
+    async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        query = self._sql("INSERT INTO {schema}.plait_events (run_id, data) VALUES (%s, %s)")
+        rows = [(run_id, json.dumps(event)) for event in events]
+        committing = False
+
+        async def append(connection: AsyncConnection[Any]) -> None:
+            nonlocal committing
+            committing = False
+            async with connection.transaction():
+                async with connection.cursor() as cursor:
+                    await cursor.executemany(query, rows)
+                committing = True
+
+        # Appending twice would duplicate the events: retry only when the connection died
+        # before COMMIT was sent (the server then rolled the batch back), never during it.
+        await self._run(f"appending events of run {run_id!r}", append, may_retry=lambda: not committing)
+
+    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        query = self._sql("SELECT data FROM {schema}.plait_events WHERE run_id = %s ORDER BY seq")
+        rows = await self._fetch(f"loading events of run {run_id!r}", query, (run_id,))
+        return [json.loads(row[0]) for row in rows]
+
+    async def get_cache(self, key: str) -> CacheEntry | None:
+        query = self._sql("SELECT data FROM {schema}.plait_cache WHERE key = %s")
+        rows = await self._fetch(f"loading cache entry {key!r}", query, (key,))
+        if not rows:
+            return None
+        # expiry is judged on this process's clock, the one that wrote expires_at
+        entry = CacheEntry.model_validate_json(rows[0][0])
+        return None if entry.expired else entry
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        query = self._sql(
+            "INSERT INTO {schema}.plait_cache (key, expires_at, data) VALUES (%s, %s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at, data = excluded.data"
+        )
+        await self._execute(
+            f"saving cache entry {entry.key!r}", query, (entry.key, entry.expires_at, entry.model_dump_json())
+        )
+
+
+def _lock_key(schema: str) -> int:
+    """A stable signed 64-bit advisory-lock key for migrating ``schema``."""
+    digest = hashlib.blake2b(f"plait-postgres migrate {schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """Passwords in the URL (userinfo or ``?password=``), raw and percent-decoded."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or "", *parse_qs(parts.query).get("password", [])]
+    except ValueError:
+        return []
+    return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+# Reported under its public home, as httpx does.
+PostgresStorage.__module__ = "plait_postgres"

@@ -1,0 +1,398 @@
+"""Redis storage on redis-py's asyncio client.
+
+Every key starts with ``{prefix}:`` (``plait`` unless told otherwise), so several
+deployments can share one Redis database. The layout (schema version 1):
+
+==================================  =========  ==============================================
+key                                 type       holds
+==================================  =========  ==============================================
+``P:meta``                          hash       ``schema_version``
+``P:run:{run_id}``                  hash       ``data`` (RunRecord JSON), ``status``, ``workflow_id``
+``P:runs``                          zset       every run id, scored by ``created_at``
+``P:runs:status:{status}``          zset       run ids with that status, same scores
+``P:runs:workflow:{workflow_id}``   zset       run ids of that workflow, same scores
+``P:checkpoints:{run_id}``          hash       step id -> StepCheckpoint JSON
+``P:checkpoint-order:{run_id}``     zset       step id scored by a write sequence number
+``P:checkpoint-seq``                string     that sequence (INCRBY)
+``P:session:{session_id}``          string     SessionRecord JSON
+``P:events:{run_id}``               list       event JSON, in append order
+``P:cache:{key}``                   string     CacheEntry JSON, with a Redis TTL when it expires
+==================================  =========  ==============================================
+
+Writes that belong together go in one MULTI/EXEC; a run update first WATCHes the
+run's hash so its status index moves atomically even when two writers race.
+The client retries a command on a connection error (with backoff) and pings
+connections that sat idle, so a storage recovers by itself after Redis restarts
+or kills its clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError, WatchError
+
+from plait.errors import DefinitionError
+from plait.storage import (
+    CacheEntry,
+    RunRecord,
+    SessionRecord,
+    StepCheckpoint,
+    Storage,
+    StorageError,
+    redact_url,
+)
+from plait.storage._base import SCHEMA_VERSION
+
+__all__ = ["RedisStorage"]
+
+_SCHEMES = ("redis", "rediss")
+_PAGE = 200  # run ids read per round trip while listing runs
+_WATCH_ATTEMPTS = 50  # optimistic retries of one run update racing other writers of that run
+
+
+class RedisStorage(Storage):
+    """Storage in a Redis database (``redis://:password@host:6379/0``, ``rediss://`` for TLS).
+
+    ``prefix`` starts every key. At most ``max_connections`` are open at once;
+    ``connect_timeout`` bounds each connection attempt, ``timeout`` each command
+    and each wait for a free connection; a command that meets a dropped
+    connection is retried ``retries`` times with backoff before it fails.
+
+    Example::
+
+        storage = RedisStorage("redis://cache.internal:6379/2", prefix="prod")
+        await storage.setup()
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "plait",
+        connect_timeout: float = 5.0,
+        timeout: float = 30.0,
+        retries: int = 3,
+        max_connections: int = 50,
+    ) -> None:
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme not in _SCHEMES:
+            raise DefinitionError(
+                f"RedisStorage: expected a redis:// or rediss:// URL, got {redact_url(url)!r}"
+            )
+        if not prefix:
+            raise DefinitionError("RedisStorage: prefix must not be empty")
+        self.url = url
+        self.prefix = prefix
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.retries = retries
+        self.max_connections = max_connections
+        self._secrets = _secrets_of(url)
+        self._client: Redis | None = None
+        self._setup_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisStorage({self._display_url()!r}, prefix={self.prefix!r})"
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _display_url(self) -> str:
+        return _scrub(redact_url(self.url), self._secrets)
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _new_client(self) -> Redis:
+        try:
+            # a blocking pool waits up to `timeout` for a free connection instead of failing
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=self.max_connections,
+                timeout=self.timeout,
+                decode_responses=True,
+                socket_connect_timeout=self.connect_timeout,
+                socket_timeout=self.timeout,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), self.retries),
+                retry_on_error=[ConnectionError, TimeoutError],
+                # ping a connection that sat idle this long before using it again
+                health_check_interval=15,
+            )
+        except ValueError as exc:
+            reason = _scrub(str(exc), self._secrets)
+            raise DefinitionError(f"RedisStorage: invalid URL {self._display_url()!r}: {reason}") from None
+        return Redis(connection_pool=pool)
+
+    async def _call(self, doing: str, operation: Callable[[Redis], Any]) -> Any:
+        """Await ``operation(client)``, turning Redis errors into StorageErrors.
+
+        (Typed ``Any``: redis-py annotates its commands as ``Awaitable[T] | T``.)
+        """
+        if self._client is None:
+            raise StorageError(f"{self!r}: {doing} before setup() (or after close())")
+        try:
+            return await operation(self._client)
+        except RedisError as exc:
+            raise self._error(exc, doing) from None
+
+    def _error(self, exc: BaseException, doing: str) -> StorageError:
+        message = _scrub(str(exc).strip() or type(exc).__name__, self._secrets)
+        return StorageError(
+            f"Redis storage {self._display_url()} (prefix {self.prefix!r}): {doing} failed: {message}"
+        )
+
+    async def _transaction(self, doing: str, fill: Callable[[Pipeline], None]) -> list[Any]:
+        async def run(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                fill(pipe)
+                result: list[Any] = await pipe.execute()
+                return result
+
+        results: list[Any] = await self._call(doing, run)
+        return results
+
+    async def setup(self) -> None:
+        async with self._setup_lock:
+            if self._client is not None:
+                return
+            self._client = self._new_client()
+            try:
+                await self._check_schema()
+            except BaseException:
+                client, self._client = self._client, None
+                await client.aclose(close_connection_pool=True)
+                raise
+
+    async def _check_schema(self) -> None:
+        await self._call("connecting", lambda c: c.ping())
+        meta = self._key("meta")
+        # Version 1 is the first layout: claiming an empty prefix needs no lock. A later
+        # layout migrates here, under a SET NX lock key, before writing its version.
+
+        def claim(pipe: Pipeline) -> None:
+            pipe.hsetnx(meta, "schema_version", str(SCHEMA_VERSION))
+            pipe.hget(meta, "schema_version")
+
+        _, version = await self._transaction("checking the schema version", claim)
+        if int(version) > SCHEMA_VERSION:
+            raise StorageError(
+                f"Redis storage {self._display_url()} (prefix {self.prefix!r}) has schema version {version}, "
+                f"newer than this plait-redis understands ({SCHEMA_VERSION}); upgrade it"
+            )
+
+    async def close(self) -> None:
+        async with self._setup_lock:
+            client, self._client = self._client, None
+            if client is not None:
+                await client.aclose(close_connection_pool=True)
+
+    async def drop(self) -> None:
+        """Delete every key under this storage's prefix (for tests; works without setup())."""
+        pattern = _glob_escape(self.prefix) + ":*"
+        client = self._client or self._new_client()
+        try:
+            batch: list[str] = []
+            async for key in client.scan_iter(match=pattern, count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    await client.delete(*batch)
+                    batch.clear()
+            if batch:
+                await client.delete(*batch)
+        except RedisError as exc:
+            raise self._error(exc, "dropping the keys") from None
+        finally:
+            if client is not self._client:
+                await client.aclose(close_connection_pool=True)
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def save_run(self, run: RunRecord) -> None:
+        key = self._key("run", run.run_id)
+        data = run.model_dump_json()
+
+        async def save(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                for _ in range(_WATCH_ATTEMPTS):
+                    try:
+                        # WATCH the run so the old index entries read here are still the
+                        # ones replaced at EXEC; a concurrent writer makes EXEC fail and we retry
+                        await pipe.watch(key)
+                        old: list[str | None] = await pipe.hmget(key, ["status", "workflow_id"])  # type: ignore[misc,assignment]
+                        old_status, old_workflow = old
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        if old_status is not None and old_status != run.status:
+                            pipe.zrem(self._key("runs", "status", old_status), run.run_id)
+                        if old_workflow is not None and old_workflow != run.workflow_id:
+                            pipe.zrem(self._key("runs", "workflow", old_workflow), run.run_id)
+                        pipe.hset(
+                            key, mapping={"data": data, "status": run.status, "workflow_id": run.workflow_id}
+                        )
+                        score = {run.run_id: run.created_at}
+                        pipe.zadd(self._key("runs"), score)
+                        pipe.zadd(self._key("runs", "status", run.status), score)
+                        pipe.zadd(self._key("runs", "workflow", run.workflow_id), score)
+                        await pipe.execute()
+                        return
+                    except WatchError:
+                        continue
+                raise StorageError(
+                    f"Redis storage {self._display_url()} (prefix {self.prefix!r}): run {run.run_id!r} kept "
+                    f"changing under {_WATCH_ATTEMPTS} attempts to save it"
+                )
+
+        await self._call(f"saving run {run.run_id!r}", save)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        data = await self._call(f"loading run {run_id!r}", lambda c: c.hget(self._key("run", run_id), "data"))
+        return None if data is None else RunRecord.model_validate_json(data)
+
+    async def list_runs(
+        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+    ) -> list[RunRecord]:
+        # Walk the narrowest index newest first and check the other filter on the record.
+        if workflow_id is not None:
+            index = self._key("runs", "workflow", workflow_id)
+        elif status is not None:
+            index = self._key("runs", "status", status)
+        else:
+            index = self._key("runs")
+
+        async def collect(client: Redis) -> list[RunRecord]:
+            found: list[RunRecord] = []
+            start = 0
+            while len(found) < limit:
+                ids: list[str] = await client.zrevrange(index, start, start + _PAGE - 1)  # type: ignore[assignment]
+                if not ids:
+                    break
+                start += len(ids)
+                async with client.pipeline(transaction=False) as pipe:
+                    for run_id in ids:
+                        pipe.hget(self._key("run", run_id), "data")
+                    rows: list[str | None] = await pipe.execute()
+                for data in rows:
+                    if data is None:
+                        continue  # deleted between the two reads
+                    record = RunRecord.model_validate_json(data)
+                    if (status is None or record.status == status) and (
+                        workflow_id is None or record.workflow_id == workflow_id
+                    ):
+                        found.append(record)
+            return found[:limit]
+
+        runs: list[RunRecord] = await self._call("listing runs", collect)
+        return runs
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
+        if not checkpoints:
+            return
+        doing = f"saving checkpoints of run {checkpoints[0].run_id!r}"
+        # Draw the sequence numbers first: a replaced checkpoint gets a new, higher one
+        # and so moves to the end of its run's order.
+        last: int = await self._call(doing, lambda c: c.incrby(self._key("checkpoint-seq"), len(checkpoints)))
+        first = last - len(checkpoints) + 1
+
+        def fill(pipe: Pipeline) -> None:
+            for seq, checkpoint in enumerate(checkpoints, start=first):
+                pipe.hset(
+                    self._key("checkpoints", checkpoint.run_id),
+                    checkpoint.step_id,
+                    checkpoint.model_dump_json(),
+                )
+                pipe.zadd(self._key("checkpoint-order", checkpoint.run_id), {checkpoint.step_id: seq})
+
+        await self._transaction(doing, fill)
+
+    async def load_checkpoints(self, run_id: str) -> list[StepCheckpoint]:
+
+        def read(pipe: Pipeline) -> None:
+            pipe.zrange(self._key("checkpoint-order", run_id), 0, -1)
+            pipe.hgetall(self._key("checkpoints", run_id))
+
+        order, data = await self._transaction(f"loading checkpoints of run {run_id!r}", read)
+        return [StepCheckpoint.model_validate_json(data[step]) for step in order if step in data]
+
+    # -- sessions, events, cache -------------------------------------------------------
+
+    async def save_session(self, session: SessionRecord) -> None:
+        key = self._key("session", session.session_id)
+        await self._call(
+            f"saving session {session.session_id!r}", lambda c: c.set(key, session.model_dump_json())
+        )
+
+    async def load_session(self, session_id: str) -> SessionRecord | None:
+        data = await self._call(
+            f"loading session {session_id!r}", lambda c: c.get(self._key("session", session_id))
+        )
+        return None if data is None else SessionRecord.model_validate_json(data)
+
+    async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        rows = [json.dumps(event) for event in events]
+        # one RPUSH of many values is atomic: a batch is never interleaved with another
+        await self._call(
+            f"appending events of run {run_id!r}", lambda c: c.rpush(self._key("events", run_id), *rows)
+        )
+
+    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+        rows = await self._call(
+            f"loading events of run {run_id!r}", lambda c: c.lrange(self._key("events", run_id), 0, -1)
+        )
+        return [json.loads(row) for row in rows]
+
+    async def get_cache(self, key: str) -> CacheEntry | None:
+        data = await self._call(f"loading cache entry {key!r}", lambda c: c.get(self._key("cache", key)))
+        if data is None:
+            return None
+        # Redis expires the key on its own clock; check ours too, the one that wrote expires_at
+        entry = CacheEntry.model_validate_json(data)
+        return None if entry.expired else entry
+
+    async def put_cache(self, entry: CacheEntry) -> None:
+        key = self._key("cache", entry.key)
+        doing = f"saving cache entry {entry.key!r}"
+        if entry.expires_at is None:
+            await self._call(doing, lambda c: c.set(key, entry.model_dump_json()))
+            return
+        ttl_ms = int((entry.expires_at - time.time()) * 1000)
+        if ttl_ms <= 0:
+            await self._call(doing, lambda c: c.delete(key))  # already expired: replaces any live entry
+        else:
+            await self._call(doing, lambda c: c.set(key, entry.model_dump_json(), px=ttl_ms))
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis MATCH pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """Passwords in the URL (userinfo or ``?password=``), raw and percent-decoded."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or "", *parse_qs(parts.query).get("password", [])]
+    except ValueError:
+        return []
+    return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+# Reported under its public home, as httpx does.
+RedisStorage.__module__ = "plait_redis"
