@@ -76,10 +76,13 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run("-m", "pytest", *rest)
     if command == "lint":
+        # every distribution's package: core/src/plait, providers/*/src/*, plugins/*/src/*, ...
+        inits = (p.relative_to(ROOT) for p in ROOT.glob("**/src/*/__init__.py"))
+        packages = sorted(str(p.parent) for p in inits if not any(part.startswith(".") for part in p.parts))
         return (
             run("-m", "ruff", "check", ".")
             or run("-m", "ruff", "format", "--check", ".")
-            or run("-m", "mypy", "core/src/plait")
+            or run("-m", "mypy", *packages)
         )
     if command == "bench":
         return run("bench/run.py", *rest)

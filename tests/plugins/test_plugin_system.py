@@ -285,4 +285,6 @@ def test_on_startup_runs_once_and_a_failure_is_reported() -> None:
 
     registry = build_registry([Starter(), FailingStarter()], entry_points=False, strict=False)
     assert calls == [registry]
-    assert [(e.name, e.error) for e in registry.errors] == [("FailingStarter", "on_startup failed: RuntimeError: no endpoint")]
+    assert [(e.name, e.error) for e in registry.errors] == [
+        ("FailingStarter", "on_startup failed: RuntimeError: no endpoint")
+    ]
