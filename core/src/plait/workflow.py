@@ -43,11 +43,12 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import StepNode, as_nodes
+from plait.storage._base import Storage
 from plait.runners import Runner, default_runner
 from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
-    from plait.storage import RunRecord, Storage
+    from plait.storage import RunRecord
 
 __all__ = ["Workflow", "resolve_runner"]
 
@@ -249,6 +250,17 @@ class Workflow:
         )
         return output
 
+    async def aclose(self) -> None:
+        """Close the storage this workflow opened from its URL (a storage object you
+        passed stays yours to close). The workflow reopens it if it runs again."""
+        storage, self._storage = self._storage, None
+        if storage is not None and not isinstance(self.storage, Storage):
+            await storage.close()
+
+    def close(self) -> None:
+        """:meth:`aclose` from sync code."""
+        run_sync(self.aclose())
+
     def get_last_run_output(self) -> WorkflowRunOutput | None:
         """The output of this workflow's most recent run in this process."""
         return self._last_run_output
@@ -395,13 +407,16 @@ class Workflow:
             await storage.save_run(record)
 
     async def _ready_storage(self) -> Storage | None:
-        if self._storage is None and self.storage is not None:
+        if self.storage is None:
+            return None
+        if self._storage is None:
             from plait.storage import resolve_storage
 
-            storage = resolve_storage(self.storage)
-            assert storage is not None
-            await storage.setup()
-            self._storage = storage
+            with self._sessions_lock:  # concurrent first runs must share one storage object
+                if self._storage is None:
+                    self._storage = resolve_storage(self.storage)
+        assert self._storage is not None
+        await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
 
     async def _session(self, storage: Storage | None, session_id: str) -> dict[str, Any]:

@@ -7,7 +7,9 @@ Anthropic one. litellm is imported once, by the first test that calls a model.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import gc
+import warnings
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -92,3 +94,14 @@ async def anthropic_model(
         timeout=10,
     ) as model:
         yield model
+
+
+@pytest.fixture(scope="package", autouse=True)
+def collect_litellm_leaks() -> Iterator[None]:
+    """litellm 1.106 leaves aiohttp sessions and sockets of its own open (after some
+    streaming errors). Collect them here, with their ResourceWarnings ignored, so they
+    are not garbage-collected during, and blamed on, some later test of another package."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

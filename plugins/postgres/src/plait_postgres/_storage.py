@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 from psycopg import AsyncConnection, sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from plait.errors import DefinitionError
 from plait.storage import (
@@ -162,6 +162,14 @@ class PostgresStorage(Storage):
             try:
                 async with pool.connection() as connection:
                     return await operation(connection)
+            except PoolTimeout as exc:
+                # No connection came within the timeout. After an outage the pool may sit in
+                # its reconnect backoff for many seconds; if the server answers now, start over
+                # with a fresh pool rather than wait.
+                if attempt == 1 and may_retry() and await self._reachable():
+                    pool = await self._renew_pool(pool)
+                    continue
+                raise self._error(exc, doing) from None
             except psycopg.OperationalError as exc:
                 if attempt == 1 and connection is not None and connection.broken and may_retry():
                     await pool.check()
@@ -184,17 +192,39 @@ class PostgresStorage(Storage):
                     await self._migrate(connection)
             except psycopg.Error as exc:
                 raise self._error(exc, "migrating the schema") from None
-            pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-                self._conninfo,
-                kwargs={"autocommit": True, "connect_timeout": self._timeout_arg()},
-                min_size=self.min_size,
-                max_size=self.max_size,
-                open=False,
-                timeout=self.timeout,
-                name=f"plait-postgres-{self.schema}",
-            )
+            pool = self._new_pool()
             await pool.open()
             self._pool = pool
+
+    def _new_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        return AsyncConnectionPool(
+            self._conninfo,
+            kwargs={"autocommit": True, "connect_timeout": self._timeout_arg()},
+            min_size=self.min_size,
+            max_size=self.max_size,
+            open=False,
+            timeout=self.timeout,
+            name=f"plait-postgres-{self.schema}",
+        )
+
+    async def _reachable(self) -> bool:
+        try:
+            connection = await self._connect()
+        except psycopg.Error:
+            return False
+        await connection.close()
+        return True
+
+    async def _renew_pool(
+        self, old: AsyncConnectionPool[AsyncConnection[Any]]
+    ) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        if self._pool is old:
+            fresh = self._new_pool()
+            await fresh.open()
+            self._pool = fresh
+            await old.close(timeout=0)
+        assert self._pool is not None
+        return self._pool
 
     async def _migrate(self, connection: AsyncConnection[Any]) -> None:
         async with connection.transaction():
