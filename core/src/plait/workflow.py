@@ -43,12 +43,11 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import StepNode, as_nodes
-from plait.storage._base import Storage
 from plait.runners import Runner, default_runner
 from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
-    from plait.storage import RunRecord
+    from plait.storage import RunRecord, Storage
 
 __all__ = ["Workflow", "resolve_runner"]
 
@@ -254,7 +253,7 @@ class Workflow:
         """Close the storage this workflow opened from its URL (a storage object you
         passed stays yours to close). The workflow reopens it if it runs again."""
         storage, self._storage = self._storage, None
-        if storage is not None and not isinstance(self.storage, Storage):
+        if storage is not None and isinstance(self.storage, str):
             await storage.close()
 
     def close(self) -> None:
