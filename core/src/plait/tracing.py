@@ -15,8 +15,8 @@ Span names and attributes are decided here, in one place:
 
 from __future__ import annotations
 
+import functools
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from opentelemetry import trace
@@ -34,10 +34,15 @@ __all__ = [
     "workflow_span_name",
 ]
 
-try:
-    _VERSION: str | None = version("plait")
-except PackageNotFoundError:  # running from a source tree
-    _VERSION = None
+@functools.cache
+def _version() -> str | None:
+    """plait's version, for the instrumentation scope (read once, when first needed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("plait")
+    except PackageNotFoundError:  # running from a source tree
+        return None
 
 
 class ATTR:
@@ -94,7 +99,7 @@ def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
     provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
-    return provider.get_tracer("plait", _VERSION)
+    return provider.get_tracer("plait", _version())
 
 
 def resolve_meter() -> Any:
@@ -134,7 +139,7 @@ class Instruments:
 def _instruments(provider: Any) -> Instruments:
     cached: Instruments | None = _instrument_cache.get(id(provider))
     if cached is None:
-        cached = _instrument_cache[id(provider)] = Instruments(provider.get_meter("plait", _VERSION))
+        cached = _instrument_cache[id(provider)] = Instruments(provider.get_meter("plait", _version()))
     return cached
 
 
