@@ -232,3 +232,18 @@ def test_agent_metrics_land_in_step_outputs() -> None:
     metrics = output.step_outputs[0].metrics
     assert metrics is not None and (metrics.input_tokens, metrics.output_tokens) == (2, 3)
     assert output.metrics.output_tokens == 6
+
+
+def test_cost_from_model_pricing_lands_in_metrics() -> None:
+    from plait import Team
+    from plait.models import Pricing
+
+    priced = FunctionModel(lambda m: "two words", pricing=Pricing(input=1.0, output=10.0))
+    agent = Agent(name="a", model=priced)
+    output = Workflow(name="w", steps=[agent]).run("one two three")
+    assert output.step_outputs[0].metrics.cost == pytest.approx((3 * 1.0 + 2 * 10.0) / 1e6)  # type: ignore[union-attr]
+    assert output.metrics.cost == pytest.approx(23e-6)
+    team = Team(name="t", members=[agent], model=priced, mode="broadcast")
+    result = team.run("x")
+    assert result.cost is not None and result.cost > 23e-6 - 1e-12
+    assert Agent(name="free", model=FunctionModel(lambda m: "x")).run("y").cost is None

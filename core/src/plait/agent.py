@@ -66,6 +66,8 @@ class AgentRunOutput:
     messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     duration: float = 0.0
+    #: the run's cost, when its models have :class:`~plait.models.Pricing`
+    cost: float | None = None
 
     def __str__(self) -> str:
         return format_content(self.content)
@@ -167,7 +169,9 @@ class Runnable:
         return StepOutput(
             content=result.content,
             metrics=StepMetrics(
-                input_tokens=result.usage.input_tokens, output_tokens=result.usage.output_tokens
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                cost=result.cost,
             ),
         )
 
@@ -356,6 +360,7 @@ class Agent(Runnable):
             messages=messages,
             usage=usage,
             duration=time.perf_counter() - started,
+            cost=model.pricing.cost(usage) if model.pricing is not None else None,
         )
         self._last_run_output = result
         return result

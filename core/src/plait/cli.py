@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     run.add_argument("--markdown", action="store_true", help="render the final content as Markdown")
     run.add_argument("--storage", default=None, help=f"where to store the run (default: {_storage_help()})")
+    run.add_argument(
+        "--otlp",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ENDPOINT",
+        help="export traces over OTLP (needs plait-otlp); ENDPOINT defaults to $OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
     run.set_defaults(handler=_run)
 
     runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve")
@@ -156,6 +164,12 @@ def load_target(spec: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from plait.errors import PlaitError
 
+    if args.otlp is not None:
+        try:
+            import plait_otlp
+        except ImportError:
+            raise SystemExit("plait: --otlp needs the OTLP exporter: pip install plait-otlp") from None
+        plait_otlp.configure(args.otlp or None)
     target = load_target(args.target)
     if not hasattr(target, "run"):
         raise SystemExit(

@@ -31,6 +31,7 @@ __all__ = [
     "ModelResponse",
     "ModelSettings",
     "ModelStreamEvent",
+    "Pricing",
     "TextDelta",
     "ToolCall",
     "ToolCallPart",
@@ -162,6 +163,20 @@ class ModelResponse:
 ModelStreamEvent = TextDelta | ToolCallPart | ModelResponse
 
 
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """What a model costs, in your currency per million tokens; gives steps a ``metrics.cost``.
+
+    >>> OpenAIModel("gpt-4o-mini", pricing=Pricing(input=0.15, output=0.60))
+    """
+
+    input: float
+    output: float
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.input_tokens * self.input + usage.output_tokens * self.output) / 1_000_000
+
+
 class Model:
     """Base class of every model provider.
 
@@ -183,12 +198,14 @@ class Model:
         *,
         settings: ModelSettings | None = None,
         retry: RetryPolicy | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise DefinitionError(f"{type(self).__name__}: model must be a non-empty string, got {model!r}")
         self.model = model
         self.settings = settings or ModelSettings()
         self.retry = retry if retry is not None else RetryPolicy(max_attempts=3, initial_delay=0.5)
+        self.pricing = pricing
 
     @property
     def name(self) -> str:

@@ -35,8 +35,8 @@ __all__ = ["Team"]
 TeamMode = Literal["route", "coordinate", "broadcast"]
 
 #: The run options of the team run a leader's delegation tool is serving.
-_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage]] = contextvars.ContextVar(
-    "plait_team_delegation"
+_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage, list[float | None]]] = (
+    contextvars.ContextVar("plait_team_delegation")
 )
 
 
@@ -117,9 +117,10 @@ class Team(Runnable):
 
     def _delegate_tool(self, member: Runnable) -> Tool:
         async def delegate(task: str) -> str:
-            options, usage = _DELEGATION.get()
+            options, usage, costs = _DELEGATION.get()
             result = await member._run(task, **options)
             usage.add(result.usage)
+            costs.append(result.cost)
             return format_content(result.content)
 
         slug = "".join(c if c.isalnum() else "_" for c in member.name.lower()).strip("_")
@@ -144,6 +145,7 @@ class Team(Runnable):
             "tracer": tracer,
         }
         usage = Usage()
+        costs: list[float | None] = []
         started = time.perf_counter()
         span_cm = None
         if tracer is not None:
@@ -160,7 +162,7 @@ class Team(Runnable):
             )
             span = span_cm.__enter__()
         try:
-            content = await self._dispatch(input, options, usage)
+            content = await self._dispatch(input, options, usage, costs)
         except BaseException as exc:
             if span_cm is not None:
                 if isinstance(exc, Exception):
@@ -178,36 +180,39 @@ class Team(Runnable):
             model=self.leader.model.name,
             usage=usage,
             duration=time.perf_counter() - started,
+            cost=sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None,
         )
         self._last_run_output = result
         return result
 
-    async def _dispatch(self, input: Any, options: dict[str, Any], usage: Usage) -> Any:
+    async def _dispatch(
+        self, input: Any, options: dict[str, Any], usage: Usage, costs: list[float | None]
+    ) -> Any:
+        """Run the team's mode; every agent run adds its usage and cost to the totals."""
+
+        def count(result: AgentRunOutput) -> AgentRunOutput:
+            usage.add(result.usage)
+            costs.append(result.cost)
+            return result
+
         if self.mode == "route":
-            choice = await self.leader._run(input, **options)
-            usage.add(choice.usage)
+            choice = count(await self.leader._run(input, **options))
             member = self._members.get(str(getattr(choice.content, "member", "")))
             if member is None:
                 raise PlaitError(f"Team {self.name!r}: the leader chose {choice.content!r}, not a member")
-            answer = await member._run(input, **options)
-            usage.add(answer.usage)
-            return answer.content
+            return count(await member._run(input, **options)).content
         if self.mode == "broadcast":
-            answers = await asyncio.gather(*(m._run(input, **options) for m in self.members))
-            for answer in answers:
-                usage.add(answer.usage)
+            answers = [
+                count(a) for a in await asyncio.gather(*(m._run(input, **options) for m in self.members))
+            ]
             sections = "\n\n".join(f"## {a.agent_name}\n{format_content(a.content)}" for a in answers)
-            synthesis = await self.leader._run(
-                f"Request:\n{format_content(input)}\n\nMember answers:\n{sections}", **options
-            )
-            usage.add(synthesis.usage)
-            return synthesis.content
-        token = _DELEGATION.set((options, usage))
+            request = f"Request:\n{format_content(input)}\n\nMember answers:\n{sections}"
+            return count(await self.leader._run(request, **options)).content
+        token = _DELEGATION.set((options, usage, costs))
         try:
-            final = await self.leader._run(input, **options)
+            final = count(await self.leader._run(input, **options))
         finally:
             _DELEGATION.reset(token)
-        usage.add(final.usage)
         return final.content
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "workflow_span_name",
 ]
 
+
 @functools.cache
 def _version() -> str | None:
     """plait's version, for the instrumentation scope (read once, when first needed)."""

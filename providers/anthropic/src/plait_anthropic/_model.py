@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar, NoReturn
 
 from plait.errors import AuthenticationError, MissingDependencyError
-from plait.models import Model, ModelRequest, ModelResponse, ModelSettings, ModelStreamEvent
+from plait.models import Model, ModelRequest, ModelResponse, ModelSettings, ModelStreamEvent, Pricing
 from plait.retry import RetryPolicy
 from plait_anthropic._errors import to_model_error
 from plait_anthropic._request import request_params
@@ -49,11 +49,12 @@ class AnthropicModel(Model):
         base_url: str | None = None,
         settings: ModelSettings | None = None,
         retry: RetryPolicy | None = None,
+        pricing: Pricing | None = None,
         timeout: float | None = None,
         max_tokens: int = 4096,
         default_headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(model, settings=settings, retry=retry)
+        super().__init__(model, settings=settings, retry=retry, pricing=pricing)
         self.api_key = api_key
         self.base_url = base_url
         self.timeout = timeout

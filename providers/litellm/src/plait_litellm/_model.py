@@ -22,6 +22,7 @@ from plait.models import (
     ModelResponse,
     ModelSettings,
     ModelStreamEvent,
+    Pricing,
     TextDelta,
     ToolCall,
     ToolCallPart,
@@ -137,10 +138,11 @@ class LiteLLMModel(Model):
         base_url: str | None = None,
         settings: ModelSettings | None = None,
         retry: RetryPolicy | None = None,
+        pricing: Pricing | None = None,
         timeout: float | None = None,
         **litellm_options: Any,
     ) -> None:
-        super().__init__(model, settings=settings, retry=retry)
+        super().__init__(model, settings=settings, retry=retry, pricing=pricing)
         self.api_key = api_key
         self.base_url = base_url
         self.timeout = timeout

@@ -22,6 +22,7 @@ from plait.models import (
     ModelResponse,
     ModelSettings,
     ModelStreamEvent,
+    Pricing,
     TextDelta,
     ToolCall,
     ToolCallPart,
@@ -90,10 +91,11 @@ class OpenAIModel(Model):
         organization: str | None = None,
         settings: ModelSettings | None = None,
         retry: RetryPolicy | None = None,
+        pricing: Pricing | None = None,
         timeout: float | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(model, settings=settings, retry=retry)
+        super().__init__(model, settings=settings, retry=retry, pricing=pricing)
         self.api_key = api_key
         self.base_url = base_url
         self.organization = organization

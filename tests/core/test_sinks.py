@@ -1,0 +1,80 @@
+"""Event sinks get every event off the run's path; a failing or slow sink never fails or stalls a run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from plait import Parallel, Step, Workflow
+from plait.events import Event
+from plait.sinks import JsonlSink, dispatcher_for, flush_sinks
+
+
+def text(label: str):  # type: ignore[no-untyped-def]
+    def step(step_input) -> str:  # type: ignore[no-untyped-def]
+        return label
+
+    step.__name__ = label
+    return step
+
+
+def test_jsonl_sink_gets_every_event_in_order(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "events.jsonl")
+    workflow = Workflow(name="w", steps=[text("a"), Parallel(text("b"), text("c"), name="p")], sinks=[sink])
+    output = workflow.run("x")  # not streaming: sinks receive events anyway
+    assert flush_sinks()
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "WorkflowStarted" and events[-1]["event"] == "WorkflowCompleted"
+    assert {e["run_id"] for e in events} == {output.run_id}
+    assert [e["step_id"] for e in events if e["event"] == "StepCompleted"][-1] == "p"
+
+
+def test_a_failing_sink_is_reported_once_and_never_fails_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def handle(self, event: Event) -> None:
+            raise ConnectionError("broker down")
+
+    sink = Broken()
+    workflow = Workflow(name="w", steps=[text("a"), text("b")], sinks=[sink])
+    caplog.set_level(logging.WARNING, logger="plait.sinks")
+    assert workflow.run("x").content == "b"
+    assert workflow.run("y").content == "b"
+    assert flush_sinks()
+    dispatcher = dispatcher_for(sink)
+    assert dispatcher.failures == 12  # 6 events per run, all failed
+    assert [r.getMessage() for r in caplog.records].count(
+        f"event sink {sink!r} failed; its later failures are counted, not logged"
+    ) == 1
+
+
+def test_a_slow_sink_drops_events_instead_of_stalling_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    class Stuck:
+        def handle(self, event: Event) -> None:
+            release.wait(10)
+
+    sink = Stuck()
+    dispatcher = dispatcher_for(sink)
+    dispatcher.queue.maxsize = 3  # a small queue, to fill it quickly
+    workflow = Workflow(name="w", steps=[text(f"s{i}") for i in range(10)], sinks=[sink])
+    caplog.set_level(logging.WARNING, logger="plait.sinks")
+    started = time.monotonic()
+    assert workflow.run("x").content == "s9"
+    assert time.monotonic() - started < 5
+    release.set()
+    assert dispatcher.dropped > 0
+    assert any("too slow" in r.getMessage() for r in caplog.records)
+    assert dispatcher.flush()
+
+
+def test_sinks_by_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
+    Workflow(name="named", steps=[Step(name="hello", executor=text("hi"))], sinks=["console"]).run("x")
+    assert flush_sinks()
+    out = capsys.readouterr().out
+    assert "named" in out and "hello" in out
