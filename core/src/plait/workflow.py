@@ -310,12 +310,16 @@ class Workflow:
     ) -> WorkflowRunOutput:
         from plait.plugins import lifecycle_hooks
 
-        storage = await self._ready_storage()
+        storage = None if self.storage is None else await self._ready_storage()
         session_id = session_id or self.session_id or new_id()
-        state = await self._session(storage, session_id)
+        state = (
+            self._memory_session(session_id)
+            if storage is None
+            else await self._stored_session(storage, session_id)
+        )
         if session_state:
             state.update(session_state)
-        all_sinks = [*self._sink_objects(), *sinks]
+        all_sinks = [*self._sink_objects(), *sinks] if self.sinks or sinks else ()
         if all_sinks:
             from plait.sinks import create_sink, dispatcher_for
 
@@ -418,12 +422,13 @@ class Workflow:
         await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
 
-    async def _session(self, storage: Storage | None, session_id: str) -> dict[str, Any]:
-        if storage is not None:
-            record = await storage.load_session(session_id)
-            if record is not None:
-                return record.state
-            return copy.deepcopy(self.session_state) if self.session_state else {}
+    async def _stored_session(self, storage: Storage, session_id: str) -> dict[str, Any]:
+        record = await storage.load_session(session_id)
+        if record is not None:
+            return record.state
+        return copy.deepcopy(self.session_state) if self.session_state else {}
+
+    def _memory_session(self, session_id: str) -> dict[str, Any]:
         with self._sessions_lock:
             state = self._sessions.get(session_id)
             if state is None:
