@@ -96,11 +96,11 @@ async def anthropic_model(
         yield model
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(autouse=True)
 def collect_litellm_leaks() -> Iterator[None]:
     """litellm 1.106 leaves aiohttp sessions and sockets of its own open (after some
-    streaming errors). Collect them here, with their ResourceWarnings ignored, so they
-    are not garbage-collected during, and blamed on, some later test of another package."""
+    streaming errors). Collect them after each test, with their ResourceWarnings ignored,
+    so they are not garbage-collected during, and blamed on, some later test."""
     yield
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)

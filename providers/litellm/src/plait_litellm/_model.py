@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar, NoReturn
 
+from plait.chat_format import ToolCallAccumulator, parse_arguments, usage_from
 from plait.errors import MissingDependencyError
 from plait.models import (
     Message,
@@ -28,7 +29,7 @@ from plait.models import (
     ToolCallPart,
 )
 from plait.retry import RetryPolicy
-from plait_litellm._convert import ToolCallAccumulator, completion_kwargs, parse_arguments, usage_from
+from plait_litellm._convert import PROVIDER, completion_kwargs
 from plait_litellm._errors import map_error
 
 __all__ = ["LiteLLMModel"]
@@ -172,7 +173,7 @@ class LiteLLMModel(Model):
         kwargs = self._kwargs(request)
         text: list[str] = []
         tool_calls: list[ToolCall] = []
-        pending = ToolCallAccumulator()
+        pending = ToolCallAccumulator(PROVIDER)
         finish_reason: str | None = None
         usage: Any = None
         response_id: str | None = None
@@ -236,7 +237,9 @@ class LiteLLMModel(Model):
             content = choice.message.content
             for call in choice.message.tool_calls or ():
                 function = call.function
-                arguments = parse_arguments(function.name, function.arguments, finish_reason)
+                arguments = parse_arguments(
+                    function.name, function.arguments, finish_reason, provider=PROVIDER
+                )
                 tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
         return ModelResponse(
             message=Message(role="assistant", content=content, tool_calls=tool_calls),

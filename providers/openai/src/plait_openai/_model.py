@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
+from plait.chat_format import ToolCallAccumulator, parse_arguments, usage_from
 from plait.errors import AuthenticationError, MissingDependencyError
 from plait.models import (
     Message,
@@ -28,7 +29,7 @@ from plait.models import (
     ToolCallPart,
 )
 from plait.retry import RetryPolicy
-from plait_openai._convert import ToolCallAccumulator, parse_arguments, request_params, usage_from
+from plait_openai._convert import PROVIDER, request_params
 from plait_openai._errors import map_error
 
 __all__ = ["OpenAIModel"]
@@ -184,7 +185,7 @@ class OpenAIModel(Model):
         params = self._params(client, request)
         text: list[str] = []
         tool_calls: list[ToolCall] = []
-        pending = ToolCallAccumulator()
+        pending = ToolCallAccumulator(PROVIDER)
         finish_reason: str | None = None
         usage: Any = None
         response_id: str | None = None
@@ -249,7 +250,9 @@ class OpenAIModel(Model):
                 function = getattr(call, "function", None)
                 if function is None:  # a non-function (custom) tool call: plait defines none
                     continue
-                arguments = parse_arguments(function.name, function.arguments, finish_reason)
+                arguments = parse_arguments(
+                    function.name, function.arguments, finish_reason, provider=PROVIDER
+                )
                 tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
         return ModelResponse(
             message=Message(role="assistant", content=content, tool_calls=tool_calls),
