@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import SpanKind
+
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import astream, run_sync
@@ -46,7 +48,7 @@ from plait.models import (
     stream_with_retry,
 )
 from plait.retry import RetryPolicy
-from plait.tracing import ATTR, capture_content, record_error, resolve_meter, resolve_tracer, truncate
+from plait.tracing import ATTR, capture_content, record_error, resolve_meter, resolve_tracer, span, truncate
 
 if TYPE_CHECKING:
     from plait._engine import StepContext
@@ -325,33 +327,19 @@ class Agent(Runnable):
         messages = self._messages(input)
         usage = Usage()
         started = time.perf_counter()
-        span_cm = None
-        if tracer is not None:
-            span_cm = tracer.start_as_current_span(
-                f"invoke_agent {self.name}",
-                attributes={
-                    ATTR.OPERATION: "invoke_agent",
-                    ATTR.AGENT_NAME: self.name,
-                    ATTR.REQUEST_MODEL: model.model,
-                    ATTR.PROVIDER: model.provider,
-                    ATTR.SPAN_KIND: "AGENT",
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
-        try:
+        attributes = {
+            ATTR.OPERATION: "invoke_agent",
+            ATTR.AGENT_NAME: self.name,
+            ATTR.REQUEST_MODEL: model.model,
+            ATTR.PROVIDER: model.provider,
+            ATTR.SPAN_KIND: "AGENT",
+        }
+        with span(tracer, f"invoke_agent {self.name}", attributes) as current:
             content = await self._loop(model, messages, usage, emit, event, blocking, tracer)
-        except BaseException as exc:
-            if span_cm is not None:
-                if isinstance(exc, Exception):
-                    record_error(span, exc)
-                span_cm.__exit__(None, None, None)
-            raise
-        if span_cm is not None:
-            span.set_attribute(ATTR.INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(ATTR.OUTPUT_TOKENS, usage.output_tokens)
-            span_cm.__exit__(None, None, None)
+            if current is not None:
+                current.set_attributes(
+                    {ATTR.INPUT_TOKENS: usage.input_tokens, ATTR.OUTPUT_TOKENS: usage.output_tokens}
+                )
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,
@@ -431,25 +419,14 @@ class Agent(Runnable):
                     )
                 )
 
-        span_cm = None
-        if tracer is not None:
-            from opentelemetry.trace import SpanKind
-
-            span_cm = tracer.start_as_current_span(
-                f"chat {model.model}",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    ATTR.OPERATION: "chat",
-                    ATTR.PROVIDER: model.provider,
-                    ATTR.REQUEST_MODEL: model.model,
-                    ATTR.SPAN_KIND: "LLM",
-                    **_request_attributes(request),
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
-        try:
+        attributes = {
+            ATTR.OPERATION: "chat",
+            ATTR.PROVIDER: model.provider,
+            ATTR.REQUEST_MODEL: model.model,
+            ATTR.SPAN_KIND: "LLM",
+            **_request_attributes(request),
+        }
+        with span(tracer, f"chat {model.model}", attributes, kind=SpanKind.CLIENT) as current:
             final: ModelResponse | None = None
             if emit is None:
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
@@ -462,24 +439,8 @@ class Agent(Runnable):
                         final = item
             if final is None:
                 raise PlaitError(f"{model!r}: the stream ended without a final response")
-        except BaseException as exc:
-            if span_cm is not None:
-                if isinstance(exc, Exception):
-                    record_error(span, exc)
-                span_cm.__exit__(None, None, None)
-            raise
-        if span_cm is not None:
-            span.set_attribute(ATTR.INPUT_TOKENS, final.usage.input_tokens)
-            span.set_attribute(ATTR.OUTPUT_TOKENS, final.usage.output_tokens)
-            if final.model:
-                span.set_attribute(ATTR.RESPONSE_MODEL, final.model)
-            if final.response_id:
-                span.set_attribute(ATTR.RESPONSE_ID, final.response_id)
-            if final.finish_reason:
-                span.set_attribute(ATTR.FINISH_REASONS, [final.finish_reason])
-            if capture_content():
-                span.set_attribute("gen_ai.output.messages", truncate(_messages_json([final.message])))
-            span_cm.__exit__(None, None, None)
+            if current is not None:
+                current.set_attributes(_response_attributes(final))
         meter = resolve_meter()
         if meter is not None:
             base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: model.provider, ATTR.REQUEST_MODEL: model.model}
@@ -505,39 +466,34 @@ class Agent(Runnable):
                     arguments=call.arguments,
                 )
             )
-        span_cm = None
-        if tracer is not None:
-            span_cm = tracer.start_as_current_span(
-                f"execute_tool {call.name}",
-                attributes={
-                    ATTR.OPERATION: "execute_tool",
-                    ATTR.TOOL_NAME: call.name,
-                    ATTR.TOOL_CALL_ID: call.id,
-                    ATTR.SPAN_KIND: "TOOL",
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
+        attributes = {
+            ATTR.OPERATION: "execute_tool",
+            ATTR.TOOL_NAME: call.name,
+            ATTR.TOOL_CALL_ID: call.id,
+            ATTR.SPAN_KIND: "TOOL",
+        }
         error: str | None = None
         result: Any = None
         target = self._tools.get(call.name)
-        try:
-            if target is None:
-                raise PlaitError(f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})")
-            result = await target.call(call.arguments, blocking)
-        except Exception as exc:
-            # The model sees the error and may correct itself; the span records it.
-            error = f"{type(exc).__name__}: {exc}"
-            if span_cm is not None:
-                record_error(span, exc)
-        if span_cm is not None:
-            if capture_content():
-                span.set_attribute(
-                    "gen_ai.tool.call.arguments", truncate(json.dumps(call.arguments, default=str))
+        with span(tracer, f"execute_tool {call.name}", attributes) as current:
+            try:
+                if target is None:
+                    raise PlaitError(
+                        f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})"
+                    )
+                result = await target.call(call.arguments, blocking)
+            except Exception as exc:
+                # The model sees the error and may correct itself; the span records it.
+                error = f"{type(exc).__name__}: {exc}"
+                if current is not None:
+                    record_error(current, exc)
+            if current is not None and capture_content():
+                current.set_attributes(
+                    {
+                        "gen_ai.tool.call.arguments": truncate(json.dumps(call.arguments, default=str)),
+                        "gen_ai.tool.call.result": truncate(format_content(result)),
+                    }
                 )
-                span.set_attribute("gen_ai.tool.call.result", truncate(format_content(result)))
-            span_cm.__exit__(None, None, None)
         if emit is not None:
             emit(
                 event(
@@ -551,6 +507,23 @@ class Agent(Runnable):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _response_attributes(response: ModelResponse) -> dict[str, Any]:
+    """GenAI response attributes of a model call; the completion only when capture is on."""
+    attributes: dict[str, Any] = {
+        ATTR.INPUT_TOKENS: response.usage.input_tokens,
+        ATTR.OUTPUT_TOKENS: response.usage.output_tokens,
+    }
+    if response.model:
+        attributes[ATTR.RESPONSE_MODEL] = response.model
+    if response.response_id:
+        attributes[ATTR.RESPONSE_ID] = response.response_id
+    if response.finish_reason:
+        attributes[ATTR.FINISH_REASONS] = [response.finish_reason]
+    if capture_content():
+        attributes["gen_ai.output.messages"] = truncate(_messages_json([response.message]))
+    return attributes
 
 
 def _request_attributes(request: ModelRequest) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from plait.agent import Agent, AgentRunOutput, Runnable, Tool
 from plait.errors import DefinitionError, PlaitError
 from plait.events import Event
 from plait.models import Model, Usage
-from plait.tracing import ATTR, record_error, resolve_tracer
+from plait.tracing import ATTR, resolve_tracer, span
 
 __all__ = ["Team"]
 
@@ -147,32 +147,18 @@ class Team(Runnable):
         usage = Usage()
         costs: list[float | None] = []
         started = time.perf_counter()
-        span_cm = None
-        if tracer is not None:
-            span_cm = tracer.start_as_current_span(
-                f"invoke_agent {self.name}",
-                attributes={
-                    ATTR.OPERATION: "invoke_agent",
-                    ATTR.AGENT_NAME: self.name,
-                    ATTR.SPAN_KIND: "AGENT",
-                    "plait.team.mode": self.mode,
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
-        try:
+        attributes = {
+            ATTR.OPERATION: "invoke_agent",
+            ATTR.AGENT_NAME: self.name,
+            ATTR.SPAN_KIND: "AGENT",
+            "plait.team.mode": self.mode,
+        }
+        with span(tracer, f"invoke_agent {self.name}", attributes) as current:
             content = await self._dispatch(input, options, usage, costs)
-        except BaseException as exc:
-            if span_cm is not None:
-                if isinstance(exc, Exception):
-                    record_error(span, exc)
-                span_cm.__exit__(None, None, None)
-            raise
-        if span_cm is not None:
-            span.set_attribute(ATTR.INPUT_TOKENS, usage.input_tokens)
-            span.set_attribute(ATTR.OUTPUT_TOKENS, usage.output_tokens)
-            span_cm.__exit__(None, None, None)
+            if current is not None:
+                current.set_attributes(
+                    {ATTR.INPUT_TOKENS: usage.input_tokens, ATTR.OUTPUT_TOKENS: usage.output_tokens}
+                )
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,

@@ -15,8 +15,10 @@ Span names and attributes are decided here, in one place:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
@@ -29,6 +31,7 @@ __all__ = [
     "record_error",
     "resolve_meter",
     "resolve_tracer",
+    "span",
     "step_span_name",
     "truncate",
     "workflow_span_name",
@@ -186,6 +189,29 @@ def workflow_span_name(name: str) -> str:
 
 def step_span_name(step_type: str, name: str) -> str:
     return f"{step_type} {name}"
+
+
+@contextlib.contextmanager
+def span(
+    tracer: trace.Tracer | None,
+    name: str,
+    attributes: dict[str, Any],
+    *,
+    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+) -> Iterator[trace.Span | None]:
+    """The current span for a block (``None`` without a tracer); an exception escaping
+    the block is recorded on it as its error."""
+    if tracer is None:
+        yield None
+        return
+    with tracer.start_as_current_span(
+        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as current:
+        try:
+            yield current
+        except Exception as exc:
+            record_error(current, exc)
+            raise
 
 
 def record_error(span: trace.Span, exc: BaseException) -> None:
