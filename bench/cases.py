@@ -48,6 +48,7 @@ GROUP_TITLES = {
     "F": "streaming every event",
     "G": "cold import",
     "H": "plait options: tracing, checkpoints",
+    "R": "plait only: parallel branches on Ray (plait-ray) vs in process",
     "M": "memory per run",
 }
 
@@ -130,6 +131,21 @@ def build_cases(quick: bool) -> list[Case]:
             {"n": 100},
             frameworks=("plait",),
         ),
+        *(
+            []
+            if quick
+            else [
+                Case(
+                    "R.ray.1000",
+                    "R",
+                    "ray",
+                    "R fan-out 1000 async sleeps on Ray",
+                    "per_run",
+                    {"n": 1000},
+                    frameworks=("plait",),
+                )
+            ]
+        ),
         Case(
             "M.memory.100",
             "M",
@@ -153,7 +169,7 @@ def expected_output(workload: str, params: dict[str, Any]) -> Any:
     """
     if workload in ("chain_sync", "chain_async", "tracing", "checkpoint"):
         return params["n"]
-    if workload in ("fanout_async", "fanout_sync"):
+    if workload in ("fanout_async", "fanout_sync", "ray"):
         return list(range(params["n"]))
     if workload == "nested":
         # Each level is [add, inner, add]; the innermost is three adds.

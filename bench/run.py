@@ -298,7 +298,7 @@ def metric_value(case: Case, stats: dict[str, Any], base: dict[str, Any] | None,
 
 
 def rows_for(case: Case, results: dict[str, dict[str, Any]], selected: list[str]) -> list[dict[str, Any]]:
-    if case.group == "H":
+    if case.group in ("H", "R"):
         return _option_rows(case, results.get("plait"))
     row: dict[str, Any] = {
         "key": case.key,
@@ -338,14 +338,17 @@ def rows_for(case: Case, results: dict[str, dict[str, Any]], selected: list[str]
 
 
 def _option_rows(case: Case, result: dict[str, Any] | None) -> list[dict[str, Any]]:
-    names = {"tracing": ("off", "on"), "checkpoint": ("none", "sqlite")}[case.workload]
-    title = {"tracing": "tracing", "checkpoint": "checkpoints"}[case.workload]
+    names = {"tracing": ("off", "on"), "checkpoint": ("none", "sqlite"), "ray": ("inprocess", "ray")}[
+        case.workload
+    ]
+    title = {"tracing": "tracing", "checkpoint": "checkpoints", "ray": "runner"}[case.workload]
+    prefix = "R fan-out 1000 async sleeps" if case.workload == "ray" else "H chain 100"
     rows = []
     reference: float | None = None
     for name in names:
         row: dict[str, Any] = {
             "key": f"{case.key}.{name}",
-            "label": f"H chain 100, {title} {name}",
+            "label": f"{prefix}, {title} {name}",
             "unit": "us/run",
             "cells": dict.fromkeys(FRAMEWORKS, "-"),
             "values": {},

@@ -54,7 +54,7 @@ def chain_workflow(api: Api, n: int, **extra: Any) -> Any:
     return api.make_workflow("chain", [_add_one_step(api, f"s{i}") for i in range(n)], **extra)
 
 
-def build(api: Api, workload: str, params: dict[str, Any]) -> Callable[[], Any]:
+def build(api: Api, workload: str, params: dict[str, Any], **extra: Any) -> Callable[[], Any]:
     StepOutput = api.StepOutput
     if workload == "chain_sync":
         wf = chain_workflow(api, params["n"])
@@ -78,7 +78,7 @@ def build(api: Api, workload: str, params: dict[str, Any]) -> Callable[[], Any]:
             return api.Step(name=f"b{i}", executor=branch)
 
         wf = api.make_workflow(
-            "fanout", [api.Parallel(*[sleeper(i) for i in range(params["n"])], name="fan")]
+            "fanout", [api.Parallel(*[sleeper(i) for i in range(params["n"])], name="fan")], **extra
         )
 
         async def run_fanout() -> Any:

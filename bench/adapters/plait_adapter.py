@@ -122,8 +122,23 @@ def _checkpoint(api: _workflow_api.Api, n: int) -> dict[str, Any]:
     return variants
 
 
+def _ray(api: _workflow_api.Api, n: int) -> dict[str, Any]:
+    """The async fan-out in process, and with its branches on a local Ray cluster
+    (plait-ray's async actors); the cluster starts during warm-up, not while timed."""
+    variants: dict[str, Any] = {"inprocess": _workflow_api.build(api, "fanout_async", {"n": n})}
+    try:
+        from plait_ray import RayRunner
+    except ImportError as exc:
+        variants["ray"] = NotSupported(f"plait-ray is not installed: {exc}")
+        return variants
+    variants["ray"] = _workflow_api.build(api, "fanout_async", {"n": n}, runner=RayRunner(num_cpus=2))
+    return variants
+
+
 def build(workload: str, params: dict[str, Any]) -> Callable[[], Any] | dict[str, Any]:
     api = _api()
+    if workload == "ray":
+        return _ray(api, params["n"])
     if workload == "tracing":
         return _tracing(api, params["n"])
     if workload == "checkpoint":
