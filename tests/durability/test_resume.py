@@ -229,3 +229,21 @@ def test_storage_credentials_never_show(tmp_path: Path) -> None:
     assert (
         redact_url("postgresql://me:hunter2@127.0.0.1:5432/test") == "postgresql://me:***@127.0.0.1:5432/test"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://me:hunter2@127.0.0.1:5432/test", "postgresql://me:***@127.0.0.1:5432/test"),
+        (
+            "postgresql://127.0.0.1/test?password=hunter2&sslmode=require",
+            "postgresql://127.0.0.1/test?password=***&sslmode=require",
+        ),
+        ("redis://:hunter2@[::1]:6379/0", "redis://:***@[::1]:6379/0"),
+        ("sqlite:///runs.db", "sqlite:///runs.db"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    from plait.storage import redact_url
+
+    assert redact_url(url) == shown

@@ -152,13 +152,21 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<invalid url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        # keep the host part exactly as written (an IPv6 host keeps its brackets)
+        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{key}=***" if key.lower() in _SECRET_PARAMETERS else f"{key}={value}" if sep else key
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing secret (and urlunsplit would drop sqlite:///'s empty host)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: query parameters that carry credentials (libpq's ``password``, tokens of other drivers)
+_SECRET_PARAMETERS = {"password", "pass", "passwd", "secret", "token", "access_token", "api_key", "apikey"}
 
 
 def resolve_storage(spec: Storage | str | None) -> Storage | None:
