@@ -263,3 +263,17 @@ def test_stop_ends_the_run_early_even_from_nested_containers() -> None:
     assert output.status is RunStatus.COMPLETED
     assert ran == []
     assert output.step_outputs[0].steps[0].metadata == {"iterations": 1}  # type: ignore[index]
+
+
+def test_parse_retry_after_reads_every_form() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from plait.retry import parse_retry_after
+
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert parse_retry_after({"retry-after": "2.5"}) == 2.5
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28 <= parse_retry_after({"retry-after": later}) <= 31  # type: ignore[operator]
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after(None) is None and parse_retry_after({}) is None

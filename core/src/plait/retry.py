@@ -7,13 +7,15 @@ One policy object serves steps (``Step(retry=...)``) and model calls
 
 from __future__ import annotations
 
+import email.utils
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from plait.errors import DefinitionError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "parse_retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +75,31 @@ class RetryPolicy:
         if isinstance(retry_after, (int, float)) and retry_after > base:
             return float(retry_after)
         return max(0.0, base)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a server asks to wait, from HTTP headers: ``retry-after-ms``, else
+    ``retry-after`` (seconds or an HTTP date); None when absent or unreadable.
+
+    ``headers`` must look names up case-insensitively (as httpx's and aiohttp's do).
+    """
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -28,9 +28,8 @@ from plait.models import (
     complete_with_retry,
     stream_with_retry,
 )
-from plait.retry import RetryPolicy
+from plait.retry import RetryPolicy, parse_retry_after
 from plait_litellm import LiteLLMModel
-from plait_litellm._errors import parse_retry_after
 from tests.servers import anthropic_server as anthropic
 from tests.servers.anthropic_server import AnthropicServer
 from tests.servers.openai_server import ErrorReply, OpenAIServer, Reply

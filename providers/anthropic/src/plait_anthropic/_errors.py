@@ -7,8 +7,6 @@ keeps the provider's own words and the request id, when there is one.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 from plait.errors import (
@@ -21,6 +19,7 @@ from plait.errors import (
     RateLimitError,
     ServerError,
 )
+from plait.retry import parse_retry_after
 
 __all__ = ["to_model_error"]
 
@@ -83,7 +82,7 @@ def _status_error(exc: Any) -> ModelError:
         text,
         provider=PROVIDER,
         status_code=None if streamed else status,
-        retry_after=_retry_after(exc.response.headers),
+        retry_after=parse_retry_after(exc.response.headers),
     )
 
 
@@ -109,28 +108,6 @@ def _error_body(body: object) -> tuple[str | None, str | None]:
             kind, message = error.get("type"), error.get("message")
             return (kind if isinstance(kind, str) else None, message if isinstance(message, str) else None)
     return None, None
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    try:
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms is not None:
-            return max(0.0, float(raw_ms) / 1000)
-    except ValueError:
-        pass
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,10 +11,8 @@ at once (bad requests, authentication); the message keeps the provider's words.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +26,7 @@ from plait.errors import (
     RateLimitError,
     ServerError,
 )
+from plait.retry import parse_retry_after
 from plait_litellm._convert import PROVIDER
 
 __all__ = ["map_error", "parse_retry_after"]
@@ -35,30 +34,6 @@ __all__ = ["map_error", "parse_retry_after"]
 # LiteLLM prefixes its messages with the class names it went through:
 # "litellm.RateLimitError: RateLimitError: OpenAIException - Slow down".
 _LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*|\w+Error:\s*)+")
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the server asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _headers(exc: BaseException) -> Mapping[str, str] | None:

@@ -8,8 +8,6 @@ keeps the provider's own message.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +21,7 @@ from plait.errors import (
     RateLimitError,
     ServerError,
 )
+from plait.retry import parse_retry_after
 
 __all__ = ["map_error", "parse_retry_after"]
 
@@ -33,30 +32,6 @@ _CONTEXT_OVERFLOW_CODES = {"context_length_exceeded", "string_above_max_length"}
 _CONTEXT_OVERFLOW_PHRASES = ("maximum context length", "context length exceeded", "exceeds the context")
 # A 429 that waiting will not fix: the account has no quota left.
 _NOT_RETRYABLE_RATE_LIMIT_CODES = {"insufficient_quota"}
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the server asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or HTTP date)."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_details(body: object) -> tuple[str | None, str | None, str | None]:

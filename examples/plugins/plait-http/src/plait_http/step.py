@@ -8,11 +8,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from plait import StepContext, StepInput, StepNode, StepOutput
 from plait.errors import DefinitionError, PlaitError
+from plait.retry import parse_retry_after
 
 __all__ = ["HttpRequest", "HttpStatusError"]
 
@@ -103,7 +103,7 @@ class HttpRequest(StepNode):
                     url,
                     error.headers.get("Content-Type", ""),
                     error.read(),
-                    _retry_after(error.headers.get("Retry-After")),
+                    parse_retry_after(error.headers),
                 )
 
 
@@ -112,19 +112,3 @@ def _parse(response: _Response) -> Any:
     if "json" in response.content_type:
         return json.loads(text)
     return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (a number of seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        from datetime import UTC, datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
