@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import threading
 import time
@@ -78,3 +79,34 @@ def test_sinks_by_registered_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert flush_sinks()
     out = capsys.readouterr().out
     assert "named" in out and "hello" in out
+
+
+def test_tree_sink_shows_the_run_as_a_tree_with_status() -> None:
+    from rich.console import Console
+
+    from plait.sinks import TreeSink
+
+    console = Console(record=True, width=100, force_terminal=False)
+    sink = TreeSink(console=console)
+
+    def boom(step_input) -> str:  # type: ignore[no-untyped-def]
+        raise ValueError("no")
+
+    inner = Workflow(name="inner", steps=[Parallel(text("a"), text("b"), name="p")])
+    outer = Workflow(
+        name="outer", steps=[inner, Step(name="risky", executor=boom, on_error="skip"), text("c")], sinks=[sink]
+    )
+    outer.run("x")
+    assert flush_sinks()
+    lines = [line.rstrip() for line in console.export_text().splitlines() if line.strip()]
+    # durations vary: compare the tree without them
+    shape = [re.sub(r"\s+\d+\.\d+s$", "", line) for line in lines]
+    assert shape == [
+        "✓ ◆ outer",
+        "├── ✓ ◆ inner",
+        "│   └── ✓ ⫘ p",
+        "│       ├── ✓ • a",
+        "│       └── ✓ • b",
+        "├── ⤼ • risky",
+        "└── ✓ • c",
+    ]

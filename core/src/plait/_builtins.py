@@ -44,7 +44,8 @@ def register_storage(register: Any) -> None:
 
 @hookimpl
 def register_event_sinks(register: Any) -> None:
-    from plait.sinks import ConsoleSink, JsonlSink
+    from plait.sinks import ConsoleSink, JsonlSink, TreeSink
 
     register("console", ConsoleSink)
+    register("tree", TreeSink)
     register("jsonl", JsonlSink)

@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--session-id", default=None, help="continue this session")
     run.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     run.add_argument("--markdown", action="store_true", help="render the final content as Markdown")
+    run.add_argument("--tree", action="store_true", help="show the run as a live tree of its steps")
     run.add_argument("--storage", default=None, help=f"where to store the run (default: {_storage_help()})")
     run.add_argument(
         "--otlp",
@@ -187,9 +188,18 @@ def _run(args: argparse.Namespace) -> int:
             for event in target.run(args.input, stream=True, stream_events=True, **options):
                 print(event.to_json(), flush=True)
             return 0
-        from plait.console import print_run
+        from plait.console import print_run, print_summary
 
-        print_run(target, args.input, stream=True, markdown=args.markdown, options=options)
+        if args.tree and isinstance(target, Workflow):
+            from rich.console import Console
+
+            from plait.sinks import TreeSink, flush_sinks
+
+            output = target.run(args.input, sinks=[TreeSink()], **options)
+            flush_sinks()
+            print_summary(Console(), target, output, args.markdown)
+        else:
+            print_run(target, args.input, stream=True, markdown=args.markdown, options=options)
     except PlaitError as exc:
         print(f"plait: run failed: {exc}", file=sys.stderr)
         return 1

@@ -31,9 +31,9 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 
-__all__ = ["ConsoleRenderer", "aprint_run", "print_run"]
+__all__ = ["ICONS", "ConsoleRenderer", "aprint_run", "print_run", "print_summary"]
 
-_ICONS = {
+ICONS = {
     "step": "•",
     "steps": "☰",
     "parallel": "⫘",
@@ -72,7 +72,7 @@ class ConsoleRenderer:
         elif isinstance(event, StepStartedEvent):
             if event.step_type in ("step", "workflow"):
                 return
-            icon = _ICONS.get(event.step_type, "•")
+            icon = ICONS.get(event.step_type, "•")
             print_(
                 Text.assemble(
                     self._indent(event),

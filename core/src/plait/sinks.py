@@ -25,6 +25,7 @@ __all__ = [
     "EventSink",
     "JsonlSink",
     "SinkDispatcher",
+    "TreeSink",
     "create_sink",
     "dispatcher_for",
     "flush_sinks",
@@ -55,6 +56,29 @@ class JsonlSink:
 
     def __repr__(self) -> str:
         return f"JsonlSink({str(self.path)!r})"
+
+
+_RUN_ENDS = ("WorkflowCompleted", "WorkflowError", "WorkflowPaused", "WorkflowCancelled")
+
+
+class TreeSink:
+    """Shows each run as a tree of its steps with status and timing: redrawn in place on a
+    terminal while the run goes, printed once when it ends elsewhere."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._trees: dict[str, Any] = {}
+
+    def handle(self, event: Event) -> None:
+        from plait._tree import RunTree
+
+        root = (event.run_id or "").split(":", 1)[0]  # nested run ids extend their top-level run's
+        tree = self._trees.get(root)
+        if tree is None:
+            tree = self._trees[root] = RunTree(**self.options)
+        tree.handle(event)
+        if event.nested_depth == 0 and event.event in _RUN_ENDS:
+            del self._trees[root]
 
 
 class ConsoleSink:
