@@ -18,7 +18,6 @@ __all__ = [
     "PlaitError",
     "PluginError",
     "RateLimitError",
-    "RunCancelledError",
     "RunTimeoutError",
     "ServerError",
     "StateConflictError",
@@ -54,10 +53,6 @@ class StepTimeoutError(PlaitError, TimeoutError):
 
 class RunTimeoutError(PlaitError, TimeoutError):
     """A whole run ran longer than the workflow's ``timeout``."""
-
-
-class RunCancelledError(PlaitError):
-    """The run was cancelled before it finished."""
 
 
 class StateConflictError(PlaitError):

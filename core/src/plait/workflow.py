@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Workflow", "resolve_runner"]
 
-_DONE = object()
-
 
 class Workflow:
     """A workflow: ``steps=[...]`` (steps, containers, agents, functions, workflows)
