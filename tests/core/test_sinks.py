@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -94,7 +94,9 @@ def test_tree_sink_shows_the_run_as_a_tree_with_status() -> None:
 
     inner = Workflow(name="inner", steps=[Parallel(text("a"), text("b"), name="p")])
     outer = Workflow(
-        name="outer", steps=[inner, Step(name="risky", executor=boom, on_error="skip"), text("c")], sinks=[sink]
+        name="outer",
+        steps=[inner, Step(name="risky", executor=boom, on_error="skip"), text("c")],
+        sinks=[sink],
     )
     outer.run("x")
     assert flush_sinks()
