@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from plait.errors import DefinitionError
 
@@ -77,7 +78,11 @@ class RetryPolicy:
         return max(0.0, base)
 
 
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+class _Headers(Protocol):
+    def get(self, name: str, /) -> str | None: ...
+
+
+def parse_retry_after(headers: Mapping[str, str] | _Headers | None) -> float | None:
     """Seconds a server asks to wait, from HTTP headers: ``retry-after-ms``, else
     ``retry-after`` (seconds or an HTTP date); None when absent or unreadable.
 
