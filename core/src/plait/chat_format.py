@@ -9,16 +9,28 @@ chunks (any object with the SDK's attribute names).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from plait.errors import BadRequestError, ModelError
-from plait.models import Message, ToolCall, ToolDefinition, Usage
+from plait.models import (
+    Message,
+    ModelResponse,
+    ModelStreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallPart,
+    ToolDefinition,
+    Usage,
+)
 
 __all__ = [
+    "ChatStream",
     "ToolCallAccumulator",
     "message_params",
     "parse_arguments",
+    "response_from_completion",
     "tool_choice_param",
     "tool_params",
     "usage_from",
@@ -164,3 +176,87 @@ class ToolCallAccumulator:
         self._calls.clear()
         self._by_index.clear()
         return calls
+
+
+def response_from_completion(completion: Any, *, provider: str, model: str) -> ModelResponse:
+    """A non-streaming chat completion as a plait response (``model`` when it names none)."""
+    content: str | None = None
+    tool_calls: list[ToolCall] = []
+    finish_reason: str | None = None
+    if completion.choices:
+        choice = completion.choices[0]
+        finish_reason = choice.finish_reason
+        # a refusal (structured outputs) is the model's answer too: keep its words
+        content = choice.message.content or getattr(choice.message, "refusal", None)
+        for call in choice.message.tool_calls or ():
+            function = getattr(call, "function", None)
+            if function is None:  # a non-function (custom) tool call: plait defines none
+                continue
+            arguments = parse_arguments(function.name, function.arguments, finish_reason, provider=provider)
+            tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
+    return ModelResponse(
+        message=Message(role="assistant", content=content, tool_calls=tool_calls),
+        usage=usage_from(getattr(completion, "usage", None)),
+        finish_reason=finish_reason,
+        response_id=getattr(completion, "id", None),
+        model=getattr(completion, "model", None) or model,
+        provider=provider,
+    )
+
+
+class ChatStream:
+    """Turns streamed chat completion chunks into plait stream items.
+
+    ``feed(chunk)`` yields text deltas and each tool call once complete;
+    ``finish()`` yields the tool calls still pending (some servers never send a
+    finish reason) and then the one :class:`~plait.models.ModelResponse`.
+    """
+
+    def __init__(self, *, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self._text: list[str] = []
+        self._tool_calls: list[ToolCall] = []
+        self._pending = ToolCallAccumulator(provider)
+        self._finish_reason: str | None = None
+        self._usage: Any = None
+        self._response_id: str | None = None
+        self._response_model: str | None = None
+
+    def feed(self, chunk: Any) -> Iterator[ModelStreamEvent]:
+        self._response_id = self._response_id or getattr(chunk, "id", None)
+        self._response_model = getattr(chunk, "model", None) or self._response_model
+        if getattr(chunk, "usage", None) is not None:
+            self._usage = chunk.usage
+        for choice in chunk.choices or ():
+            if getattr(choice, "index", 0) != 0:
+                continue
+            delta = choice.delta
+            if delta is not None:
+                for piece in (delta.content, getattr(delta, "refusal", None)):
+                    if piece:
+                        self._text.append(piece)
+                        yield TextDelta(piece)
+                for call_delta in delta.tool_calls or ():
+                    self._pending.add(call_delta)
+            if choice.finish_reason:
+                self._finish_reason = choice.finish_reason
+                yield from self._complete_calls()
+
+    def _complete_calls(self) -> Iterator[ModelStreamEvent]:
+        for call in self._pending.finish(self._finish_reason):
+            self._tool_calls.append(call)
+            yield ToolCallPart(call)
+
+    def finish(self) -> Iterator[ModelStreamEvent]:
+        yield from self._complete_calls()
+        yield ModelResponse(
+            message=Message(
+                role="assistant", content="".join(self._text) or None, tool_calls=self._tool_calls
+            ),
+            usage=usage_from(self._usage),
+            finish_reason=self._finish_reason,
+            response_id=self._response_id,
+            model=self._response_model or self.model,
+            provider=self.provider,
+        )

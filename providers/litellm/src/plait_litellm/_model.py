@@ -14,22 +14,18 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar, NoReturn
 
-from plait.chat_format import ToolCallAccumulator, parse_arguments, usage_from
+from plait.chat_format import ChatStream, response_from_completion
 from plait.errors import MissingDependencyError
 from plait.models import (
-    Message,
     Model,
     ModelRequest,
     ModelResponse,
     ModelSettings,
     ModelStreamEvent,
     Pricing,
-    TextDelta,
-    ToolCall,
-    ToolCallPart,
 )
 from plait.retry import RetryPolicy
-from plait_litellm._convert import PROVIDER, completion_kwargs
+from plait_litellm._convert import completion_kwargs
 from plait_litellm._errors import map_error
 
 __all__ = ["LiteLLMModel"]
@@ -171,54 +167,21 @@ class LiteLLMModel(Model):
         """Stream the answer: text deltas, each tool call once complete, then the response."""
         litellm = await _litellm_for_this_loop()
         kwargs = self._kwargs(request)
-        text: list[str] = []
-        tool_calls: list[ToolCall] = []
-        pending = ToolCallAccumulator(PROVIDER)
-        finish_reason: str | None = None
-        usage: Any = None
-        response_id: str | None = None
-        response_model: str | None = None
+        assembler = ChatStream(provider=self.provider, model=self.model)
         try:
             stream = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
         except Exception as exc:
             self._raise_mapped(exc)
         try:
             async for chunk in stream:
-                response_id = response_id or getattr(chunk, "id", None)
-                response_model = getattr(chunk, "model", None) or response_model
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or ():
-                    if getattr(choice, "index", 0) != 0:
-                        continue
-                    delta = choice.delta
-                    if delta is not None:
-                        if delta.content:
-                            text.append(delta.content)
-                            yield TextDelta(delta.content)
-                        for call_delta in delta.tool_calls or ():
-                            pending.add(call_delta)
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
-                        for call in pending.finish(finish_reason):
-                            tool_calls.append(call)
-                            yield ToolCallPart(call)
+                for item in assembler.feed(chunk):
+                    yield item
         except Exception as exc:
             self._raise_mapped(exc)
         finally:
             await stream.aclose()
-        # Providers that never send a finish reason still get their tool calls delivered.
-        for call in pending.finish(finish_reason):
-            tool_calls.append(call)
-            yield ToolCallPart(call)
-        yield ModelResponse(
-            message=Message(role="assistant", content="".join(text) or None, tool_calls=tool_calls),
-            usage=usage_from(usage),
-            finish_reason=finish_reason,
-            response_id=response_id,
-            model=response_model or self.model,
-            provider=self.provider,
-        )
+        for item in assembler.finish():
+            yield item
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """One non-streaming request."""
@@ -228,27 +191,7 @@ class LiteLLMModel(Model):
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
             self._raise_mapped(exc)
-        content: str | None = None
-        tool_calls: list[ToolCall] = []
-        finish_reason: str | None = None
-        if response.choices:
-            choice = response.choices[0]
-            finish_reason = choice.finish_reason
-            content = choice.message.content
-            for call in choice.message.tool_calls or ():
-                function = call.function
-                arguments = parse_arguments(
-                    function.name, function.arguments, finish_reason, provider=PROVIDER
-                )
-                tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
-        return ModelResponse(
-            message=Message(role="assistant", content=content, tool_calls=tool_calls),
-            usage=usage_from(getattr(response, "usage", None)),
-            finish_reason=finish_reason,
-            response_id=response.id,
-            model=response.model or self.model,
-            provider=self.provider,
-        )
+        return response_from_completion(response, provider=self.provider, model=self.model)
 
     async def aclose(self) -> None:
         """Close the HTTP clients LiteLLM cached for the running event loop.

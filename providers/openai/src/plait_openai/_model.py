@@ -14,22 +14,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
-from plait.chat_format import ToolCallAccumulator, parse_arguments, usage_from
+from plait.chat_format import ChatStream, response_from_completion
 from plait.errors import AuthenticationError, MissingDependencyError
 from plait.models import (
-    Message,
     Model,
     ModelRequest,
     ModelResponse,
     ModelSettings,
     ModelStreamEvent,
     Pricing,
-    TextDelta,
-    ToolCall,
-    ToolCallPart,
 )
 from plait.retry import RetryPolicy
-from plait_openai._convert import PROVIDER, request_params
+from plait_openai._convert import request_params
 from plait_openai._errors import map_error
 
 __all__ = ["OpenAIModel"]
@@ -183,53 +179,19 @@ class OpenAIModel(Model):
         """Stream the answer: text deltas, each tool call once complete, then the response."""
         client = await self._client()
         params = self._params(client, request)
-        text: list[str] = []
-        tool_calls: list[ToolCall] = []
-        pending = ToolCallAccumulator(PROVIDER)
-        finish_reason: str | None = None
-        usage: Any = None
-        response_id: str | None = None
-        response_model: str | None = None
+        assembler = ChatStream(provider=self.provider, model=self.model)
         try:
             stream = await client.chat.completions.create(
                 **params, stream=True, stream_options={"include_usage": True}
             )
             async with stream:
                 async for chunk in stream:
-                    response_id = response_id or chunk.id
-                    response_model = chunk.model or response_model
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        delta = choice.delta
-                        # A refusal (structured outputs) is the model's answer too: keep its words.
-                        for piece in (delta.content, getattr(delta, "refusal", None)):
-                            if piece:
-                                text.append(piece)
-                                yield TextDelta(piece)
-                        for call_delta in delta.tool_calls or ():
-                            pending.add(call_delta)
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
-                            for call in pending.finish(finish_reason):
-                                tool_calls.append(call)
-                                yield ToolCallPart(call)
+                    for item in assembler.feed(chunk):
+                        yield item
         except Exception as exc:
             self._raise_mapped(exc)
-        # Servers that never send a finish_reason still get their tool calls delivered.
-        for call in pending.finish(finish_reason):
-            tool_calls.append(call)
-            yield ToolCallPart(call)
-        yield ModelResponse(
-            message=Message(role="assistant", content="".join(text) or None, tool_calls=tool_calls),
-            usage=usage_from(usage),
-            finish_reason=finish_reason,
-            response_id=response_id,
-            model=response_model or self.model,
-            provider=self.provider,
-        )
+        for item in assembler.finish():
+            yield item
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """One non-streaming request."""
@@ -239,26 +201,4 @@ class OpenAIModel(Model):
             completion = await client.chat.completions.create(**params)
         except Exception as exc:
             self._raise_mapped(exc)
-        content: str | None = None
-        tool_calls: list[ToolCall] = []
-        finish_reason: str | None = None
-        if completion.choices:
-            choice = completion.choices[0]
-            finish_reason = choice.finish_reason
-            content = choice.message.content or getattr(choice.message, "refusal", None)
-            for call in choice.message.tool_calls or ():
-                function = getattr(call, "function", None)
-                if function is None:  # a non-function (custom) tool call: plait defines none
-                    continue
-                arguments = parse_arguments(
-                    function.name, function.arguments, finish_reason, provider=PROVIDER
-                )
-                tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
-        return ModelResponse(
-            message=Message(role="assistant", content=content, tool_calls=tool_calls),
-            usage=usage_from(completion.usage),
-            finish_reason=finish_reason,
-            response_id=completion.id,
-            model=completion.model or self.model,
-            provider=self.provider,
-        )
+        return response_from_completion(completion, provider=self.provider, model=self.model)
