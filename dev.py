@@ -31,8 +31,9 @@ def _fingerprint() -> str:
     digest = hashlib.sha256()
     for path in [
         ROOT / "requirements-dev.txt",
-        *sorted(ROOT.glob("*/*/pyproject.toml")),
         ROOT / "core" / "pyproject.toml",
+        *sorted(ROOT.glob("*/*/pyproject.toml")),  # providers/*, plugins/*
+        *sorted(ROOT.glob("examples/plugins/*/pyproject.toml")),
     ]:
         if path.exists():
             digest.update(str(path.relative_to(ROOT)).encode())
