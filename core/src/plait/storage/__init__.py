@@ -19,6 +19,8 @@ from plait.storage._base import (
     StorageError,
     redact_url,
     resolve_storage,
+    scrub_secrets,
+    url_secrets,
 )
 from plait.storage._memory import MemoryStorage
 
@@ -32,4 +34,6 @@ __all__ = [
     "StorageError",
     "redact_url",
     "resolve_storage",
+    "scrub_secrets",
+    "url_secrets",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,8 @@ __all__ = [
     "StorageError",
     "redact_url",
     "resolve_storage",
+    "scrub_secrets",
+    "url_secrets",
 ]
 
 SCHEMA_VERSION = 1
@@ -163,6 +165,30 @@ def redact_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url  # nothing secret (and urlunsplit would drop sqlite:///'s empty host)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials in a URL (password, secret query parameters), raw and percent-decoded,
+    longest first: what :func:`scrub_secrets` removes from a driver's error messages."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        found += [
+            value
+            for key, values in parse_qs(parts.query).items()
+            if key.lower() in _SECRET_PARAMETERS
+            for value in values
+        ]
+    except ValueError:
+        return []
+    return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
+
+
+def scrub_secrets(text: str, secrets: list[str]) -> str:
+    """``text`` with each of ``secrets`` (from :func:`url_secrets`) replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 #: query parameters that carry credentials (libpq's ``password``, tokens of other drivers)

@@ -21,7 +21,6 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -36,6 +35,8 @@ from plait.storage import (
     Storage,
     StorageError,
     redact_url,
+    scrub_secrets,
+    url_secrets,
 )
 from plait.storage._base import SCHEMA_VERSION
 
@@ -109,7 +110,7 @@ class PostgresStorage(Storage):
         self.timeout = timeout
         # libpq knows postgresql:// and postgres://, not SQLAlchemy-style postgresql+psycopg://
         self._conninfo = f"{scheme.split('+', 1)[0]}://{rest}"
-        self._secrets = _secrets_of(url)
+        self._secrets = url_secrets(url)
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._setup_lock = asyncio.Lock()
         self._q = sql.Identifier(schema)
@@ -120,10 +121,10 @@ class PostgresStorage(Storage):
     # -- plumbing ----------------------------------------------------------------------
 
     def _display_url(self) -> str:
-        return _scrub(redact_url(self.url), self._secrets)
+        return scrub_secrets(redact_url(self.url), self._secrets)
 
     def _error(self, exc: BaseException, doing: str) -> StorageError:
-        message = _scrub(str(exc).strip() or type(exc).__name__, self._secrets)
+        message = scrub_secrets(str(exc).strip() or type(exc).__name__, self._secrets)
         return StorageError(
             f"PostgreSQL storage {self._display_url()} (schema {self.schema!r}): {doing} failed: {message}"
         )
@@ -420,22 +421,6 @@ def _lock_key(schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for migrating ``schema``."""
     digest = hashlib.blake2b(f"plait-postgres migrate {schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _secrets_of(url: str) -> list[str]:
-    """Passwords in the URL (userinfo or ``?password=``), raw and percent-decoded."""
-    try:
-        parts = urlsplit(url)
-        found = [parts.password or "", *parse_qs(parts.query).get("password", [])]
-    except ValueError:
-        return []
-    return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 # Reported under its public home, as httpx does.

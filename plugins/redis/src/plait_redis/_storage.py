@@ -33,7 +33,6 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
@@ -50,6 +49,8 @@ from plait.storage import (
     Storage,
     StorageError,
     redact_url,
+    scrub_secrets,
+    url_secrets,
 )
 from plait.storage._base import SCHEMA_VERSION
 
@@ -97,7 +98,7 @@ class RedisStorage(Storage):
         self.timeout = timeout
         self.retries = retries
         self.max_connections = max_connections
-        self._secrets = _secrets_of(url)
+        self._secrets = url_secrets(url)
         self._client: Redis | None = None
         self._setup_lock = asyncio.Lock()
 
@@ -107,7 +108,7 @@ class RedisStorage(Storage):
     # -- plumbing ----------------------------------------------------------------------
 
     def _display_url(self) -> str:
-        return _scrub(redact_url(self.url), self._secrets)
+        return scrub_secrets(redact_url(self.url), self._secrets)
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -128,7 +129,7 @@ class RedisStorage(Storage):
                 health_check_interval=15,
             )
         except ValueError as exc:
-            reason = _scrub(str(exc), self._secrets)
+            reason = scrub_secrets(str(exc), self._secrets)
             raise DefinitionError(f"RedisStorage: invalid URL {self._display_url()!r}: {reason}") from None
         return Redis(connection_pool=pool)
 
@@ -145,7 +146,7 @@ class RedisStorage(Storage):
             raise self._error(exc, doing) from None
 
     def _error(self, exc: BaseException, doing: str) -> StorageError:
-        message = _scrub(str(exc).strip() or type(exc).__name__, self._secrets)
+        message = scrub_secrets(str(exc).strip() or type(exc).__name__, self._secrets)
         return StorageError(
             f"Redis storage {self._display_url()} (prefix {self.prefix!r}): {doing} failed: {message}"
         )
@@ -376,22 +377,6 @@ class RedisStorage(Storage):
 def _glob_escape(text: str) -> str:
     """``text`` as a literal inside a Redis MATCH pattern."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-def _secrets_of(url: str) -> list[str]:
-    """Passwords in the URL (userinfo or ``?password=``), raw and percent-decoded."""
-    try:
-        parts = urlsplit(url)
-        found = [parts.password or "", *parse_qs(parts.query).get("password", [])]
-    except ValueError:
-        return []
-    return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 # Reported under its public home, as httpx does.
