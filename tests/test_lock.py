@@ -96,3 +96,10 @@ def _marker_holds(marker: str) -> bool:
     from packaging.markers import Marker
 
     return Marker(marker).evaluate()
+
+
+def test_the_phoenix_lock_is_for_the_pinned_phoenix() -> None:
+    from tools import phoenix
+
+    assert phoenix.LOCK.read_text().split("\n", 1)[0] == phoenix.lock_header()
+    assert f"arize-phoenix=={phoenix.PHOENIX_VERSION}" in phoenix.LOCK.read_text()

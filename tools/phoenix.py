@@ -3,7 +3,7 @@
 Phoenix has heavy dependencies that conflict with the project's, so it lives in
 a virtual environment of its own, ``.venv-phoenix`` at the repository root::
 
-    python3 tools/phoenix.py install      # create .venv-phoenix, pip install the pinned Phoenix
+    python3 tools/phoenix.py install      # create .venv-phoenix, install tools/phoenix.lock
     python3 tools/phoenix.py check        # exit 0 when it is installed
 
 The test fixture (``tests/observability/test_phoenix.py``) uses :func:`start`,
@@ -56,6 +56,8 @@ __all__ = [
 PHOENIX_VERSION = "20.26.1"
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-phoenix"
+#: Phoenix and its dependencies at exact versions, written by `python3 dev.py lock`
+LOCK = Path(__file__).resolve().parent / "phoenix.lock"
 HOST = "127.0.0.1"
 
 
@@ -72,12 +74,21 @@ def installed(venv: Path = VENV, version: str = PHOENIX_VERSION) -> bool:
     return result.returncode == 0 and result.stdout.strip() == version
 
 
+def lock_header(version: str = PHOENIX_VERSION) -> str:
+    """The first line of tools/phoenix.lock: what it was resolved for."""
+    return f"# arize-phoenix=={version}"
+
+
 def install(venv: Path = VENV, version: str = PHOENIX_VERSION) -> None:
-    """Create ``venv`` (if needed) and pip install ``arize-phoenix==version`` into it."""
+    """Create ``venv`` (if needed) and install the locked Phoenix (tools/phoenix.lock) into it."""
+    if not LOCK.exists() or LOCK.read_text().split("\n", 1)[0] != lock_header(version):
+        sys.exit(
+            f"{LOCK} is missing or not for arize-phoenix=={version}; re-resolve it with: python3 dev.py lock"
+        )
     if not python(venv).exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python(venv)), "-m", "pip", "install", "--disable-pip-version-check"]
-    subprocess.run([*pip, f"arize-phoenix=={version}"], check=True)
+    subprocess.run([*pip, "-r", str(LOCK)], check=True)
 
 
 def free_port() -> int:
