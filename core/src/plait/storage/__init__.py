@@ -22,6 +22,7 @@ from plait.storage._base import (
     scrub_secrets,
     url_secrets,
 )
+from plait.storage._loop import own_event_loop
 from plait.storage._memory import MemoryStorage
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "StepCheckpoint",
     "Storage",
     "StorageError",
+    "own_event_loop",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",

@@ -34,6 +34,7 @@ from plait.storage import (
     StepCheckpoint,
     Storage,
     StorageError,
+    own_event_loop,
     redact_url,
     scrub_secrets,
     url_secrets,
@@ -69,6 +70,7 @@ _MIGRATIONS: dict[int, list[LiteralString]] = {
 _TABLES = ("plait_runs", "plait_checkpoints", "plait_sessions", "plait_events", "plait_cache", "plait_meta")
 
 
+@own_event_loop  # its client binds to an event loop: give it one of its own
 class PostgresStorage(Storage):
     """Storage in a PostgreSQL database (``postgresql://user:password@host:5432/dbname``).
 

@@ -48,6 +48,7 @@ from plait.storage import (
     StepCheckpoint,
     Storage,
     StorageError,
+    own_event_loop,
     redact_url,
     scrub_secrets,
     url_secrets,
@@ -61,6 +62,7 @@ _PAGE = 200  # run ids read per round trip while listing runs
 _WATCH_ATTEMPTS = 50  # optimistic retries of one run update racing other writers of that run
 
 
+@own_event_loop  # its client binds to an event loop: give it one of its own
 class RedisStorage(Storage):
     """Storage in a Redis database (``redis://:password@host:6379/0``, ``rediss://`` for TLS).
 
