@@ -10,6 +10,9 @@ in declaration order, deterministically, and nothing is silently lost:
 * lists changed by several branches that only appended keep every addition,
   in branch order;
 * dicts changed by several branches merge key by key, by these same rules;
+* a key that did not exist counts as the zero of what the branches made of it: a
+  number created by several branches starts from 0 (five branches doing
+  ``state["n"] = state.get("n", 0) + 1`` leave 5), a list from ``[]``, a dict from ``{}``;
 * equal new values agree; anything else is a :class:`StateConflictError` that
   names the key and the branches.
 """
@@ -72,12 +75,14 @@ def _merge_value(old: Any, changes: list[tuple[str, Any]], *, path: str, where: 
     if len(changes) == 1:
         return changes[0][1]
     values = [value for _, value in changes]
-    if all(_same(value, values[0]) for value in values) and not _is_number(old):
-        return values[0]
+    if old is _MISSING:
+        old = _zero_of(values)
     if _is_number(old) and all(_is_number(v) for v in values):
         return old + sum(v - old for v in values)
     if isinstance(old, list) and all(isinstance(v, list) and v[: len(old)] == old for v in values):
         return old + [item for v in values for item in v[len(old) :]]
+    if all(_same(value, values[0]) for value in values):
+        return values[0]
     if isinstance(old, dict) and all(isinstance(v, dict) for v in values):
         return _merge_dict(old, changes, path=f"{path}.", where=where)
     names = ", ".join(repr(name) for name, _ in changes)
@@ -87,6 +92,17 @@ def _merge_value(old: Any, changes: list[tuple[str, Any]], *, path: str, where: 
         "that cannot be merged; update distinct keys per branch, or use a number or a list",
         key=path,
     )
+
+
+def _zero_of(values: list[Any]) -> Any:
+    """What a key several branches created counts as having been before them."""
+    if all(_is_number(v) for v in values):
+        return 0
+    if all(isinstance(v, list) for v in values):
+        return []
+    if all(isinstance(v, dict) for v in values):
+        return {}
+    return _MISSING
 
 
 def _is_number(value: Any) -> bool:

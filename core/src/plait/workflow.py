@@ -30,6 +30,7 @@ from plait._io import (
     WorkflowRunOutput,
 )
 from plait._pause import Durability, PauseRequested
+from plait._sessions import MemorySessions, commit_stored
 from plait._sync import astream, run_sync
 from plait._sync import stream as stream_sync
 from plait.errors import DefinitionError, RunTimeoutError, StepError
@@ -73,6 +74,10 @@ class Workflow:
     :meth:`continue_run`, session state persists across processes, and
     ``store_events=True`` keeps every event.
     """
+
+    #: how many sessions a workflow without storage keeps in memory (least recently used
+    #: dropped first); with storage, sessions live in the storage and this does not apply
+    max_sessions_in_memory: int = 1000
 
     def __init__(
         self,
@@ -144,7 +149,7 @@ class Workflow:
             self.nodes = as_nodes(steps, where=f"Workflow {name!r}")
             if not self.nodes:
                 raise DefinitionError(f"Workflow {name!r}: expected at least one step")
-        self._sessions: dict[str, dict[str, Any]] = {}
+        self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None
 
@@ -155,11 +160,12 @@ class Workflow:
         # Shipped to another process (a distributed runner): the definition travels,
         # this process's sessions, lock, runner, storage connection and last output do not.
         state = dict(self.__dict__)
-        state.update(_sessions={}, _sessions_lock=None, _runner=None, _storage=None, _last_run_output=None)
+        state.update(_sessions=None, _sessions_lock=None, _runner=None, _storage=None, _last_run_output=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
 
     # -- public API ------------------------------------------------------------------
@@ -262,9 +268,24 @@ class Workflow:
         """The output of this workflow's most recent run in this process."""
         return self._last_run_output
 
-    def get_session_state(self, session_id: str) -> dict[str, Any] | None:
-        """The session state a session ended its last run with."""
-        return self._sessions.get(session_id)
+    def get_session_state(self, session_id: str | None = None) -> dict[str, Any] | None:
+        """The session state as its runs committed it (a copy), from the storage when the
+        workflow has one; ``session_id`` defaults to the workflow's own ``session_id``, else
+        the session of the last run in this process. None when there is no such session."""
+        return run_sync(self.aget_session_state(session_id))
+
+    async def aget_session_state(self, session_id: str | None = None) -> dict[str, Any] | None:
+        """:meth:`get_session_state` from async code."""
+        if session_id is None:
+            last = self._last_run_output
+            session_id = self.session_id or (last.session_id if last is not None else None)
+            if session_id is None:
+                return None
+        storage = await self._ready_storage()
+        if storage is None:
+            return self._sessions.get(session_id)
+        record = await storage.load_session(session_id)
+        return None if record is None else record.state
 
     # -- execution -------------------------------------------------------------------
 
@@ -310,13 +331,17 @@ class Workflow:
 
         storage = None if self.storage is None else await self._ready_storage()
         session_id = session_id or self.session_id or new_id()
-        state = (
-            self._memory_session(session_id)
-            if storage is None
-            else await self._stored_session(storage, session_id)
-        )
+        # The run works on its own copy of the session and commits its changes at the end
+        # (plait._sessions): concurrent runs of one session merge instead of overwriting.
+        if storage is None:
+            state, base = self._sessions.start(session_id, self.session_state)
+        else:
+            state, base = await self._stored_session(storage, session_id)
+            if resume is not None and resume.record.session_base is not None:
+                base = resume.record.session_base  # the state the run last committed against
         if session_state:
             state.update(session_state)
+        where = f"Workflow {self.name!r}, session {session_id!r}"
         all_sinks = [*self._sink_objects(), *sinks] if self.sinks or sinks else ()
         if all_sinks:
             from plait.sinks import create_sink, dispatcher_for
@@ -342,6 +367,8 @@ class Workflow:
         ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
         if storage is None:
             output = await self._execute(input, ctx, additional_data)
+            if state or base:
+                self._sessions.commit(session_id, base, state, where=where)
             self._last_run_output = output
             return output
         from plait._durable import Checkpointer, to_json
@@ -365,6 +392,7 @@ class Workflow:
                 status=RunStatus.RUNNING.value,
                 input=to_json(input, f"the input of workflow {self.name!r}"),
                 target=self.target,
+                session_base=base,
             )
         await storage.save_run(record)
         try:
@@ -386,14 +414,16 @@ class Workflow:
             "output_tokens": metrics.output_tokens,
         }
         record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
+        try:
+            final = to_json(state, "the session state")
+            await commit_stored(storage, session_id, self.id, base, final, where=where)
+            record.session_base = final  # a resumed run's changes count from here
+        except BaseException as exc:
+            record.status = RunStatus.ERROR.value
+            record.error = f"{type(exc).__name__}: {exc}"
+            await self._finish(storage, run, record, stored_events)
+            raise
         await self._finish(storage, run, record, stored_events)
-        from plait.storage import SessionRecord
-
-        await storage.save_session(
-            SessionRecord(
-                session_id=session_id, workflow_id=self.id, state=to_json(state, "the session state")
-            )
-        )
         self._last_run_output = output
         return output
 
@@ -420,20 +450,17 @@ class Workflow:
         await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
 
-    async def _stored_session(self, storage: Storage, session_id: str) -> dict[str, Any]:
+    async def _stored_session(
+        self, storage: Storage, session_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The run's working copy of a stored session and its base (JSON-compatible)."""
+        from plait._durable import to_json
+
         record = await storage.load_session(session_id)
         if record is not None:
-            return record.state
-        return copy.deepcopy(self.session_state) if self.session_state else {}
-
-    def _memory_session(self, session_id: str) -> dict[str, Any]:
-        with self._sessions_lock:
-            state = self._sessions.get(session_id)
-            if state is None:
-                state = self._sessions[session_id] = (
-                    copy.deepcopy(self.session_state) if self.session_state else {}
-                )
-            return state
+            return record.state, copy.deepcopy(record.state)
+        initial = to_json(self.session_state, "the initial session_state") if self.session_state else {}
+        return copy.deepcopy(initial), initial
 
     # -- durable runs ------------------------------------------------------------------
 

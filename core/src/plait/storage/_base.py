@@ -52,6 +52,9 @@ class RunRecord(_Record):
     metrics: dict[str, Any] = Field(default_factory=dict)
     target: str | None = None
     pause: dict[str, Any] | None = None
+    #: the session state this run's changes are relative to: what it started from, or
+    #: what it last committed (at a pause); a resumed run merges its changes against it
+    session_base: dict[str, Any] | None = None
 
 
 class StepCheckpoint(_Record):
@@ -65,10 +68,16 @@ class StepCheckpoint(_Record):
 
 
 class SessionRecord(_Record):
+    """A session's state. ``version`` counts its writes (0: never written), so concurrent
+    runs of one session can save with :meth:`Storage.save_session_if` and merge instead of
+    overwriting each other; ``writer`` is the token of the write that produced it."""
+
     session_id: str
     workflow_id: str
     state: dict[str, Any] = Field(default_factory=dict)
     updated_at: float = Field(default_factory=time.time)
+    version: int = 0
+    writer: str | None = None
 
 
 class CacheEntry(_Record):
@@ -127,6 +136,20 @@ class Storage:
 
     async def load_session(self, session_id: str) -> SessionRecord | None:
         raise NotImplementedError
+
+    async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
+        """Save ``session`` only if the stored session's version is ``expected_version``
+        (0 when none is stored), atomically; False when another writer came first.
+
+        The caller sets ``session.version`` to ``expected_version + 1``. Every built-in
+        backend does this in one atomic operation; this default, for third-party backends
+        that predate it, compares and then saves, which two writers can interleave.
+        """
+        current = await self.load_session(session.session_id)
+        if (current.version if current else 0) != expected_version:
+            return False
+        await self.save_session(session)
+        return True
 
     # events
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:

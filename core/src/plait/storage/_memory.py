@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from plait.storage._base import CacheEntry, RunRecord, SessionRecord, StepCheckpoint, Storage
@@ -21,6 +22,7 @@ class MemoryStorage(Storage):
         self._sessions: dict[str, str] = {}
         self._events: dict[str, list[str]] = {}
         self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     async def setup(self) -> None:
         return None
@@ -60,6 +62,15 @@ class MemoryStorage(Storage):
     async def load_session(self, session_id: str) -> SessionRecord | None:
         raw = self._sessions.get(session_id)
         return None if raw is None else SessionRecord.model_validate_json(raw)
+
+    async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
+        data = session.model_dump_json()
+        with self._lock:  # threads with loops of their own share this object; no await inside
+            raw = self._sessions.get(session.session_id)
+            if (0 if raw is None else SessionRecord.model_validate_json(raw).version) != expected_version:
+                return False
+            self._sessions[session.session_id] = data
+            return True
 
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         self._events.setdefault(run_id, []).extend(json.dumps(e) for e in events)

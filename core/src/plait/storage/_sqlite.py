@@ -229,6 +229,29 @@ class SQLiteStorage(Storage):
         )
         return None if row is None else SessionRecord.model_validate_json(row[0])
 
+    async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
+        data = session.model_dump_json()
+
+        def compare_and_save(connection: sqlite3.Connection) -> bool:
+            connection.execute("BEGIN IMMEDIATE")  # the write lock, held until COMMIT
+            try:
+                row = connection.execute(
+                    "SELECT data FROM plait_sessions WHERE session_id = ?", (session.session_id,)
+                ).fetchone()
+                stored = 0 if row is None else SessionRecord.model_validate_json(row[0]).version
+                if stored == expected_version:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO plait_sessions (session_id, data) VALUES (?, ?)",
+                        (session.session_id, data),
+                    )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return stored == expected_version
+
+        return await self._call(compare_and_save)
+
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         rows = [(run_id, json.dumps(event)) for event in events]
         await self._call(

@@ -376,6 +376,24 @@ class PostgresStorage(Storage):
         rows = await self._fetch(f"loading session {session_id!r}", query, (session_id,))
         return SessionRecord.model_validate_json(rows[0][0]) if rows else None
 
+    async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
+        # One statement: insert when there is no row, replace only a row of the expected
+        # version (records written before versions existed count as version 0).
+        query = self._sql(
+            "INSERT INTO {schema}.plait_sessions AS s (session_id, data) VALUES (%s, %s) "
+            "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data "
+            "WHERE COALESCE((s.data::json->>'version')::bigint, 0) = %s"
+        )
+        params = (session.session_id, session.model_dump_json(), expected_version)
+
+        async def save(connection: AsyncConnection[Any]) -> bool:
+            cursor = await connection.execute(query, params)
+            return cursor.rowcount == 1
+
+        # Not retried on a dead connection: the write may have landed; the caller finds
+        # out from the stored record's writer token.
+        return await self._run(f"saving session {session.session_id!r}", save, may_retry=lambda: False)
+
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         if not events:
             return

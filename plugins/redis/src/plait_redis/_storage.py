@@ -340,6 +340,29 @@ class RedisStorage(Storage):
         )
         return None if data is None else SessionRecord.model_validate_json(data)
 
+    async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
+        key = self._key("session", session.session_id)
+        data = session.model_dump_json()
+
+        async def save(client: Redis) -> bool:
+            async with client.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)  # EXEC fails if another writer touched the key since
+                raw = await pipe.get(key)
+                stored = 0 if raw is None else SessionRecord.model_validate_json(raw).version
+                if stored != expected_version:
+                    await pipe.unwatch()  # type: ignore[no-untyped-call]
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, data)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    return False
+                return True
+
+        saved: bool = await self._call(f"saving session {session.session_id!r}", save)
+        return saved
+
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         if not events:
             return
