@@ -189,7 +189,7 @@ def test_input_schema_validates_input() -> None:
         (lambda: Workflow(name="w", steps=[42]), "expected a Step, Steps, Parallel"),
         (lambda: Workflow(name="w", steps=None), "expected steps="),
         (lambda: Workflow(name="w", steps=[]), "at least one step"),
-        (lambda: Step(name="x", executor=add_one, timeout=-1), "timeout must be a positive number"),
+        (lambda: Step(name="x", executor=add_one, timeout=-1), "timeout must be a positive, finite number"),
         (lambda: Step(name="x", executor=add_one, on_error="ignore"), "on_error must be 'fail' or 'skip'"),
         (lambda: Step(name="", executor=add_one), "non-empty name"),
     ],

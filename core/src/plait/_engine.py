@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import inspect
 import time
@@ -51,6 +52,7 @@ __all__ = [
     "RunState",
     "StepContext",
     "WorkflowFrame",
+    "current_step",
     "execute_node",
     "run_branch_payload",
 ]
@@ -125,9 +127,19 @@ class WorkflowFrame:
     errors: list[str] = field(default_factory=list)
 
 
+_current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
+
+
+def current_step() -> StepContext | None:
+    """The step whose code is running in this context (None outside a workflow run)."""
+    return _current_step.get()
+
+
 @dataclass(slots=True)
 class RunContext:
-    """What an executor that declares a ``run_context`` parameter receives."""
+    """What an executor (or an agent's tool) that declares a ``run_context`` parameter
+    receives. A tool of an agent run outside any workflow gets one of the agent's own run:
+    a fresh ``session_state``, the agent's run id, and an ``emit`` that goes nowhere."""
 
     session_state: dict[str, Any]
     run_id: str
@@ -137,16 +149,17 @@ class RunContext:
     step_id: str
     step_name: str
     nested_depth: int
-    _ctx: StepContext
+    _ctx: StepContext | None
 
     def emit(self, data: Any) -> None:
         """Send a custom event (any JSON-compatible data) to the run's listeners."""
-        self._ctx.emit_content(data)
+        if self._ctx is not None:
+            self._ctx.emit_content(data)
 
     @property
     def cancelled(self) -> bool:
         """True once the run was cancelled or timed out; long sync code should check it."""
-        return self._ctx.run.cancelled
+        return self._ctx is not None and self._ctx.run.cancelled
 
 
 class StepContext:
@@ -586,6 +599,9 @@ async def execute_node(
             set_status_on_exception=False,
         )
         span = span_cm.__enter__()
+    # An agent run (or any Runnable) started inside this step's code finds the step here,
+    # and emits into this run (plait.agent): sync, async, in worker threads (context copied).
+    token = _current_step.set(ctx)
     try:
         if node.cache is not None and run.storage is not None:
             output = await _cached(node, step_input, ctx, span)
@@ -611,6 +627,7 @@ async def execute_node(
         if run.checkpointer is not None:
             await run.checkpointer.record(ctx.step_id, output, ctx.state)
     except BaseException as exc:
+        _current_step.reset(token)
         if run.meter is not None and isinstance(exc, Exception):
             run.meter.errors.add(
                 1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(_root_cause(exc)).__name__}
@@ -622,6 +639,7 @@ async def execute_node(
         if hooks is not None and isinstance(exc, Exception):
             hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=None, error=exc)
         raise
+    _current_step.reset(token)
     parent.outputs[node.name] = output
     if not output.success:
         ctx.frame.errors.append(ctx.step_id)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from plait._checks import check_number
+from plait._engine import RunContext, current_step
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import astream, run_sync
@@ -94,8 +96,10 @@ class Tool:
         self.description = description or inspect.getdoc(fn) or ""
         signature = inspect.signature(fn)
         fields: dict[str, Any] = {}
+        #: the tool declares ``run_context``: plait passes it, the model never sees it
+        self.wants_run_context = "run_context" in signature.parameters
         for param in signature.parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name == "run_context":
                 continue
             annotation = param.annotation if param.annotation is not param.empty else Any
             default = param.default if param.default is not param.empty else ...
@@ -109,9 +113,16 @@ class Tool:
         schema.pop("title", None)
         return ToolDefinition(self.name, self.description, schema)
 
-    async def call(self, arguments: dict[str, Any], run_blocking: Callable[[Callable[[], Any]], Any]) -> Any:
+    async def call(
+        self,
+        arguments: dict[str, Any],
+        run_blocking: Callable[[Callable[[], Any]], Any],
+        run_context: RunContext | None = None,
+    ) -> Any:
         validated = self._arguments.model_validate(arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        if self.wants_run_context:
+            kwargs["run_context"] = run_context
         if self.is_async:
             return await self.fn(**kwargs)
         return await run_blocking(lambda: self.fn(**kwargs))
@@ -135,17 +146,30 @@ class Runnable:
     name: str
     _last_run_output: AgentRunOutput | None
 
+    def _enclosing(self) -> dict[str, Any]:
+        """Inside a workflow step's code, an agent's events go to that run's stream, stamped
+        with that step (its id, its nested_depth), and its spans join that run's trace."""
+        ctx = current_step()
+        if ctx is None:
+            return {}
+        return {
+            "emit": ctx.emit if ctx.run.listening else None,
+            "make_event": ctx.event,
+            "run_blocking": ctx.run.runner.run_blocking,
+            "tracer": ctx.run.tracer,
+        }
+
     def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
         if stream or stream_events:
             return stream_sync(self._starter(input, stream_events))
-        return run_sync(self._run(input, emit=None))
+        return run_sync(self._run(input, **{"emit": None, **self._enclosing()}))
 
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
             return astream(self._starter(input, stream_events))
-        return self._run(input, emit=None)
+        return self._run(input, **{"emit": None, **self._enclosing()})
 
     def print_response(
         self, input: Any = None, *, stream: bool = False, markdown: bool = False
@@ -229,7 +253,28 @@ class Agent(Runnable):
         id: str | None = None,
         **unsupported: Any,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise DefinitionError(f"Agent: name must be a non-empty string, got {name!r}")
         label = name or "Agent"
+        where = f"Agent {label!r}"
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise DefinitionError(f"{where}: retry must be a RetryPolicy(...), got {retry!r}")
+        if settings is not None and not isinstance(settings, ModelSettings):
+            raise DefinitionError(
+                f"{where}: settings must be ModelSettings(temperature=..., max_tokens=...), got {settings!r}"
+            )
+        if (
+            instructions is not None
+            and not isinstance(instructions, str)
+            and not (
+                isinstance(instructions, (list, tuple)) and all(isinstance(i, str) for i in instructions)
+            )
+        ):
+            raise DefinitionError(
+                f"{where}: instructions must be a string or a list of strings, got {instructions!r}"
+            )
+        if isinstance(tools, (str, bytes)) or not isinstance(tools, (list, tuple)):
+            raise DefinitionError(f"{where}: tools must be a list of functions or Tools, got {tools!r}")
         for option in unsupported:
             if option not in ("markdown", "db", "debug_mode", "add_datetime_to_context"):
                 raise DefinitionError(f"Agent {label!r}: unknown option {option}=")
@@ -250,10 +295,7 @@ class Agent(Runnable):
             raise DefinitionError(
                 f"Agent {label!r}: output_schema must be a pydantic model class, got {output_schema!r}"
             )
-        if not isinstance(max_tool_rounds, int) or max_tool_rounds < 0:
-            raise DefinitionError(
-                f"Agent {label!r}: max_tool_rounds must be an int >= 0, got {max_tool_rounds!r}"
-            )
+        check_number(max_tool_rounds, where, "max_tool_rounds", integer=True)
         self.name = label
         self.id = id or label
         self._model_spec = model
@@ -278,6 +320,11 @@ class Agent(Runnable):
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r})"
+
+    def _tool_context(self) -> RunContext:
+        """What a tool that declares ``run_context`` gets: the enclosing step's, or one of its own."""
+        ctx = current_step()
+        return ctx.run_context() if ctx is not None else _standalone_context(self.name)
 
     def cache_identity(self) -> Any:
         """Model, instructions, settings, tools and output schema: what decides the answer."""
@@ -481,7 +528,9 @@ class Agent(Runnable):
                     raise PlaitError(
                         f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})"
                     )
-                result = await target.call(call.arguments, blocking)
+                result = await target.call(
+                    call.arguments, blocking, self._tool_context() if target.wants_run_context else None
+                )
             except Exception as exc:
                 # The model sees the error and may correct itself; the span records it.
                 error = f"{type(exc).__name__}: {exc}"
@@ -507,6 +556,11 @@ class Agent(Runnable):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _standalone_context(agent_name: str) -> RunContext:
+    run_id = new_id()
+    return RunContext({}, run_id, run_id, "", "", "", agent_name, 0, None)
 
 
 def _response_attributes(response: ModelResponse) -> dict[str, Any]:

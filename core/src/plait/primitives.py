@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from plait._checks import check_number, check_seconds
 from plait._executors import Callee
 from plait._io import StepInput, StepOutput, StepType
 from plait.errors import DefinitionError, StepError
@@ -68,16 +69,10 @@ class StepNode:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise DefinitionError(f"{what} {name!r}: retry must be a RetryPolicy, got {retry!r}")
         if max_retries is not None:
-            if not isinstance(max_retries, int) or max_retries < 0:
-                raise DefinitionError(
-                    f"{what} {name!r}: max_retries must be an int >= 0, got {max_retries!r}"
-                )
+            check_number(max_retries, f"{what} {name!r}", "max_retries", integer=True)
             retry = RetryPolicy.from_max_retries(max_retries) if max_retries > 0 else None
         self.retry = retry
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise DefinitionError(
-                f"{what} {name!r}: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        check_seconds(timeout, f"{what} {name!r}")
         self.timeout = timeout
         if skip_on_failure is not None:
             if on_error is not None:
@@ -250,6 +245,8 @@ class Steps(StepNode):
     ) -> None:
         super().__init__(name, description=description, **policies)
         self.steps = as_nodes(steps, where=f"Steps {name!r}")
+        if not self.steps:
+            raise DefinitionError(f"Steps {name!r}: expected at least one step in steps=")
 
     async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         return _sequence_output(await ctx.run_steps(self.steps, step_input))
@@ -285,9 +282,9 @@ class Parallel(StepNode):
             steps = tuple(steps[0])
         if not steps:
             raise DefinitionError(f"Parallel {self.name!r}: expected at least one branch")
-        if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
-            raise DefinitionError(
-                f"Parallel {self.name!r}: max_concurrency must be an int >= 1, got {max_concurrency!r}"
+        if max_concurrency is not None:
+            check_number(
+                max_concurrency, f"Parallel {self.name!r}", "max_concurrency", minimum=1, integer=True
             )
         self.steps = as_nodes(steps, where=f"Parallel {self.name!r}")
         self.max_concurrency = max_concurrency
@@ -569,6 +566,36 @@ def as_nodes(items: Any, *, where: str) -> list[StepNode]:
     _dedupe_auto_names(nodes)
     _check_unique(nodes, where=where)
     return nodes
+
+
+#: the deepest nesting of steps (containers and nested workflows, each a level) that plait
+#: runs: each level is a few Python frames deep, and Python's recursion limit is finite
+MAX_DEPTH = 100
+
+
+def check_tree(nodes: Sequence[StepNode], *, where: str) -> None:
+    """Reject a tree nested deeper than :data:`MAX_DEPTH` or one that contains itself (a
+    workflow whose steps, after a change made after construction, reach that workflow)."""
+    path: list[StepNode] = []
+
+    def shown() -> str:
+        return "/".join(node.name for node in path)
+
+    def walk(node: StepNode) -> None:
+        if any(seen is node for seen in path):
+            raise DefinitionError(f"{where}: step {node.name!r} contains itself: {shown()}/{node.name}")
+        if len(path) >= MAX_DEPTH:
+            raise DefinitionError(
+                f"{where}: steps nest more than {MAX_DEPTH} levels deep (containers and nested "
+                f"workflows each count one), at {shown()[:200]}...; plait runs at most {MAX_DEPTH} levels"
+            )
+        path.append(node)
+        for child in node.children():
+            walk(child)
+        path.pop()
+
+    for node in nodes:
+        walk(node)
 
 
 def _dedupe_auto_names(nodes: list[StepNode]) -> None:

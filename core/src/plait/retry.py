@@ -39,19 +39,28 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = field(default=(Exception,))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise DefinitionError(f"RetryPolicy: max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        if self.initial_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            raise DefinitionError(
-                "RetryPolicy: expected initial_delay >= 0, max_delay >= 0 and multiplier >= 1, "
-                f"got {self.initial_delay!r}, {self.max_delay!r}, {self.multiplier!r}"
-            )
-        if not 0 <= self.jitter <= 1:
+        from plait._checks import check_number
+
+        check_number(self.max_attempts, "RetryPolicy", "max_attempts", minimum=1, integer=True)
+        check_number(self.initial_delay, "RetryPolicy", "initial_delay")
+        check_number(self.max_delay, "RetryPolicy", "max_delay")
+        check_number(self.multiplier, "RetryPolicy", "multiplier", minimum=1)
+        check_number(self.jitter, "RetryPolicy", "jitter")
+        if self.jitter > 1:
             raise DefinitionError(f"RetryPolicy: jitter must be within 0..1, got {self.jitter!r}")
-        if not (callable(self.retry_on) or isinstance(self.retry_on, tuple)):
+        retry_on = self.retry_on
+        if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
+            object.__setattr__(self, "retry_on", (retry_on,))  # retry_on=TimeoutError: one type
+        elif isinstance(retry_on, tuple):
+            if not retry_on or not all(
+                isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
+            ):
+                raise DefinitionError(
+                    f"RetryPolicy: retry_on must be a non-empty tuple of exception types, got {retry_on!r}"
+                )
+        elif not callable(retry_on):
             raise DefinitionError(
-                "RetryPolicy: retry_on must be a tuple of exception types or a predicate, "
-                f"got {self.retry_on!r}"
+                f"RetryPolicy: retry_on must be a tuple of exception types or a predicate, got {retry_on!r}"
             )
 
     @classmethod

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from plait._checks import check_number
 from plait._ids import new_id
 from plait._io import format_content
 from plait.agent import Agent, AgentRunOutput, Runnable, Tool
@@ -58,7 +59,10 @@ class Team(Runnable):
         max_tool_rounds: int = 10,
         tracer_provider: Any = None,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise DefinitionError(f"Team: name must be a non-empty string, got {name!r}")
         label = name or "Team"
+        check_number(max_tool_rounds, f"Team {label!r}", "max_tool_rounds", integer=True)
         if mode not in ("route", "coordinate", "broadcast"):
             raise DefinitionError(
                 f"Team {label!r}: mode must be 'route', 'coordinate' or 'broadcast', got {mode!r}"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait import _state
-from plait._engine import RunState, StepContext, WorkflowFrame
+from plait._checks import check_seconds
+from plait._engine import RunState, StepContext, WorkflowFrame, _current_step
 from plait._executors import Callee
 from plait._ids import new_id
 from plait._io import (
@@ -43,7 +44,7 @@ from plait.events import (
     WorkflowPausedEvent,
     WorkflowStartedEvent,
 )
-from plait.primitives import StepNode, as_nodes
+from plait.primitives import StepNode, as_nodes, check_tree
 from plait.runners import Runner, default_runner
 from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
 
@@ -111,15 +112,12 @@ class Workflow:
             raise DefinitionError(f"Workflow {name!r}: session_state must be a dict, got {session_state!r}")
         self.session_state = session_state
         self.input_schema = input_schema
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise DefinitionError(
-                f"Workflow {name!r}: timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        check_seconds(timeout, f"Workflow {name!r}")
         self.timeout = timeout
         self.runner = runner
         self._runner: Runner | None = None
         self.tracer_provider = tracer_provider
-        self.sinks = list(sinks)
+        self.sinks = _check_sinks(sinks, f"Workflow {name!r}")
         if durability not in ("step", "batch", "exit"):
             raise DefinitionError(
                 f"Workflow {name!r}: durability must be 'step', 'batch' or 'exit', got {durability!r}"
@@ -149,6 +147,8 @@ class Workflow:
             self.nodes = as_nodes(steps, where=f"Workflow {name!r}")
             if not self.nodes:
                 raise DefinitionError(f"Workflow {name!r}: expected at least one step")
+        check_tree(self.nodes, where=f"Workflow {name!r}")
+        self._tree_checked = False  # checked again at the first run: steps may change after this
         self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None
@@ -329,6 +329,9 @@ class Workflow:
     ) -> WorkflowRunOutput:
         from plait.plugins import lifecycle_hooks
 
+        if not self._tree_checked:
+            check_tree(self.nodes, where=f"Workflow {self.name!r}")
+            self._tree_checked = True
         storage = None if self.storage is None else await self._ready_storage()
         session_id = session_id or self.session_id or new_id()
         # The run works on its own copy of the session and commits its changes at the end
@@ -752,7 +755,11 @@ class Workflow:
     ) -> list[StepOutput]:
         if self._function is None:
             return await ctx.run_steps(self.nodes, StepInput(input, None, ctx.outputs, additional_data))
-        output = await ctx.invoke(self._function, self, WorkflowExecutionInput(input, additional_data))
+        token = _current_step.set(ctx)  # agents run by the function stream into this run
+        try:
+            output = await ctx.invoke(self._function, self, WorkflowExecutionInput(input, additional_data))
+        finally:
+            _current_step.reset(token)
         output.step_name = self.name
         output.step_type = "function"
         return [output]
@@ -771,6 +778,18 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {self.name!r}: input does not match {schema.__name__}: {exc}"
             ) from exc
+
+
+def _check_sinks(sinks: Any, where: str) -> list[Any]:
+    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, (list, tuple)):
+        hint = f" (did you mean sinks=[{sinks!r}]?)" if isinstance(sinks, str) else ""
+        raise DefinitionError(f"{where}: sinks must be a list of sinks, got {sinks!r}{hint}")
+    for sink in sinks:
+        if not isinstance(sink, str) and not callable(getattr(sink, "handle", None)):
+            raise DefinitionError(
+                f"{where}: each sink must be a registered sink's name or an object with handle(event), got {sink!r}"
+            )
+    return list(sinks)
 
 
 def resolve_runner(spec: Runner | str | None) -> Runner:
