@@ -158,8 +158,32 @@ class RunContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once the run was cancelled or timed out; long sync code should check it."""
-        return self._ctx is not None and self._ctx.run.cancelled
+        """True once this step's result will be discarded: the run was cancelled or timed
+        out, this attempt timed out, or a sibling branch failed. Long sync code, which
+        cannot be interrupted, should check it and return early."""
+        ctx = self._ctx
+        if ctx is None:
+            return False
+        return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
+
+
+class Discard:
+    """Set when the work under a context will be thrown away (its attempt timed out, its
+    branch was cancelled); a context inherits its parent's and may add its own."""
+
+    __slots__ = ("parent", "set")
+
+    def __init__(self, parent: Discard | None) -> None:
+        self.parent = parent
+        self.set = False
+
+    def is_set(self) -> bool:
+        scope: Discard | None = self
+        while scope is not None:
+            if scope.set:
+                return True
+            scope = scope.parent
+        return False
 
 
 class StepContext:
@@ -169,7 +193,17 @@ class StepContext:
     :meth:`run_steps`, :meth:`run_branches`, :meth:`call` and :meth:`emit`.
     """
 
-    __slots__ = ("frame", "offload", "outputs", "parent_step_id", "run", "state", "step_id", "step_name")
+    __slots__ = (
+        "discard",
+        "frame",
+        "offload",
+        "outputs",
+        "parent_step_id",
+        "run",
+        "state",
+        "step_id",
+        "step_name",
+    )
 
     def __init__(
         self,
@@ -181,6 +215,7 @@ class StepContext:
         state: dict[str, Any],
         outputs: dict[str, StepOutput],
         offload: bool,
+        discard: Discard | None = None,
     ) -> None:
         self.run = run
         self.frame = frame
@@ -191,6 +226,8 @@ class StepContext:
         self.outputs = outputs
         #: run sync code in worker threads (inside parallel branches and timeouts)
         self.offload = offload
+        #: set when this context's work will be discarded (RunContext.cancelled)
+        self.discard = discard
 
     # -- derived contexts ------------------------------------------------------------
 
@@ -199,7 +236,15 @@ class StepContext:
         escaped = name.replace("/", "%2F")
         step_id = f"{self.step_id}/{escaped}" if self.step_id else escaped
         return StepContext(
-            self.run, self.frame, step_id, self.step_id or None, name, self.state, self.outputs, self.offload
+            self.run,
+            self.frame,
+            step_id,
+            self.step_id or None,
+            name,
+            self.state,
+            self.outputs,
+            self.offload,
+            self.discard,
         )
 
     def scope(self, suffix: str, name: str) -> StepContext:
@@ -213,6 +258,7 @@ class StepContext:
             self.state,
             self.outputs,
             self.offload,
+            self.discard,
         )
 
     def span(self, kind: str, name: str, attributes: dict[str, Any]) -> Any:
@@ -336,6 +382,7 @@ class StepContext:
                 _state.isolate(self.state),
                 dict(self.outputs),
                 True,
+                Discard(self.discard),
             )
             branches.append(Branch(node, step_input, ctx, index))
         outputs = await (runner or self.run.runner).run_branches(branches, max_concurrency=max_concurrency)
@@ -520,6 +567,10 @@ class Branch:
         """Execute the branch in this process."""
         try:
             return await execute_node(self.node, self.step_input, self.context, branch=self.index)
+        except asyncio.CancelledError:
+            if self.context.discard is not None:  # a sibling failed, or the run was cancelled
+                self.context.discard.set = True
+            raise
         except PauseRequested as pause:
             # A branch waiting for a person must not cancel its siblings: they finish
             # (and are checkpointed), then the Parallel pauses the run.
@@ -772,21 +823,36 @@ async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, spa
 async def _with_timeout(
     node: StepNode, step_input: StepInput, ctx: StepContext, timeout: float
 ) -> StepOutput:
-    # Inside a timeout, sync code must run in a thread, or nothing could interrupt it.
+    # Inside a timeout, sync code must run in a thread, or nothing could interrupt it. The
+    # attempt works on its own copy of the state: a timed-out thread that goes on writing
+    # writes into a copy nobody reads, and its RunContext.cancelled turns true.
+    work = _state.isolate(ctx.state)
+    discard = Discard(ctx.discard)
     inner = StepContext(
-        ctx.run, ctx.frame, ctx.step_id, ctx.parent_step_id, ctx.step_name, ctx.state, ctx.outputs, True
+        ctx.run, ctx.frame, ctx.step_id, ctx.parent_step_id, ctx.step_name, work, ctx.outputs, True, discard
     )
     scope = asyncio.timeout(timeout)
     try:
         async with scope:
-            return await node.execute(step_input, inner)
+            output = await node.execute(step_input, inner)
     except TimeoutError:
         if not scope.expired():
             raise  # the step's own TimeoutError, not ours
+        discard.set = True
         note = ""
         if node.runs_blocking_code:
-            note = "; its synchronous code cannot be interrupted and was abandoned in its worker thread"
+            note = (
+                "; its synchronous code cannot be interrupted and was abandoned in its worker thread "
+                "(it runs on; its result and session-state changes are discarded, and its "
+                "run_context.cancelled is now true)"
+            )
         raise StepTimeoutError(f"timed out after {timeout:g}s{note}") from None
+    except BaseException:
+        discard.set = True
+        raise
+    ctx.state.clear()
+    ctx.state.update(work)
+    return output
 
 
 def _root_cause(exc: BaseException) -> BaseException:

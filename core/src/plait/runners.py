@@ -11,18 +11,19 @@ runner, such as one on a distributed engine, plugs in through the
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import os
+import queue
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from plait._engine import Branch
     from plait._io import StepOutput
 
-__all__ = ["InProcessRunner", "Runner", "default_runner", "gather_first_error"]
+__all__ = ["BlockingPool", "InProcessRunner", "Runner", "default_runner", "gather_first_error"]
 
 T = TypeVar("T")
 
@@ -46,6 +47,98 @@ class Runner(Protocol):
         ...
 
 
+class _Job:
+    __slots__ = ("abandoned", "fn", "future")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.abandoned = False
+
+
+class BlockingPool:
+    """Daemon worker threads for blocking (sync) work, at most ``max_threads`` of them
+    busy with work someone still waits for.
+
+    Sync code cannot be interrupted: when a step times out or its branch is cancelled,
+    its thread goes on to the end of the function. Such a thread is *abandoned*: it no
+    longer counts against ``max_threads`` (a replacement is started for queued work, so
+    abandoned steps cannot starve healthy ones), it exits when its function returns, and
+    since workers are daemon threads the interpreter does not wait for it at exit.
+    """
+
+    def __init__(self, max_threads: int, name: str = "plait") -> None:
+        self.max_threads = max_threads
+        self.name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # workers waiting for a job
+        self._counted = 0  # live workers that are not abandoned
+        self._abandoned = 0  # workers still running abandoned work
+        self._started = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[[], Any]) -> _Job:
+        job = _Job(fn)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"BlockingPool {self.name!r} is closed")
+            self._jobs.put(job)
+            self._spawn_if_needed()
+        return job
+
+    def abandon(self, job: _Job) -> None:
+        """Nobody waits for ``job`` any more: stop counting its thread (if it runs)."""
+        with self._lock:
+            if job.abandoned or job.future.done():
+                return
+            job.abandoned = True
+            if job.future.running():
+                self._counted -= 1
+                self._abandoned += 1
+                self._spawn_if_needed()
+
+    @property
+    def abandoned_threads(self) -> int:
+        """Threads still running abandoned work."""
+        return self._abandoned
+
+    def close(self) -> None:
+        """Let idle workers exit; running ones exit when their work returns."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._counted):
+                self._jobs.put(None)
+
+    def _spawn_if_needed(self) -> None:  # holding the lock
+        if self._idle >= self._jobs.qsize() or self._counted >= self.max_threads:
+            return
+        self._counted += 1
+        self._started += 1
+        threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    self._counted -= 1
+                    return
+            if not job.future.set_running_or_notify_cancel():
+                continue  # cancelled before it started
+            try:
+                job.future.set_result(job.fn())
+            except BaseException as exc:
+                job.future.set_exception(exc)
+            with self._lock:
+                if job.abandoned:  # this thread stopped counting when the job was abandoned
+                    self._abandoned -= 1
+                    return
+
+
 class InProcessRunner:
     """Branches as asyncio tasks; blocking work in a bounded, lazily created thread pool.
 
@@ -58,20 +151,28 @@ class InProcessRunner:
 
     def __init__(self, max_threads: int | None = None) -> None:
         self.max_threads = max_threads or int(os.environ.get("PLAIT_MAX_THREADS", "128"))
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: BlockingPool | None = None
         self._lock = threading.Lock()
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> BlockingPool:
         if self._pool is None:
             with self._lock:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.max_threads, thread_name_prefix="plait")
+                    self._pool = BlockingPool(self.max_threads)
         return self._pool
 
     async def run_blocking(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread with the current context. Cancelling the caller
+        (a timeout, a failed sibling branch, Ctrl-C) abandons the thread (see BlockingPool)."""
         context = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), context.run, fn)
+        pool = self._executor()
+        job = pool.submit(lambda: context.run(fn))
+        try:
+            result: T = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:
+            pool.abandon(job)
+            raise
+        return result
 
     async def run_branches(
         self, branches: Sequence[Branch], *, max_concurrency: int | None = None
@@ -87,9 +188,10 @@ class InProcessRunner:
         return await gather_first_error([limited(branch) for branch in branches])
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        """Close the pool: idle workers exit now, busy ones when their work returns."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
 
 async def gather_first_error(coroutines: Sequence[Awaitable[T]]) -> list[T]:

@@ -401,9 +401,10 @@ class Workflow:
         try:
             output = await self._execute(input, ctx, additional_data)
         except BaseException as exc:
-            record.status = (
-                RunStatus.CANCELLED if isinstance(exc, asyncio.CancelledError) else RunStatus.ERROR
-            ).value
+            # Ctrl-C in a sync step on the loop thread arrives as KeyboardInterrupt, elsewhere
+            # as cancellation: either way the run was cancelled, and can be resumed.
+            cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+            record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
             record.error = f"{type(exc).__name__}: {exc}"
             await self._finish(storage, run, record, stored_events)
             raise
@@ -685,10 +686,11 @@ class Workflow:
                 session_state=ctx.state,
                 pending=pending,
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             run.cancelled = True
             if run.listening:
-                run.emit(ctx.event(WorkflowCancelledEvent, reason="cancelled"))
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled"
+                run.emit(ctx.event(WorkflowCancelledEvent, reason=reason))
             if span_cm is not None:
                 span_cm.__exit__(None, None, None)
             self._end_hook(run, frame, RunStatus.CANCELLED, None, None)
