@@ -9,9 +9,11 @@ any of those. :class:`Callee` records which, and whether it takes a
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
+from plait._codec import allow_content_type, declared_types
 from plait.errors import DefinitionError
 
 __all__ = ["CallKind", "Callee"]
@@ -22,7 +24,7 @@ CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
 class Callee:
     """A user callable and how to call it."""
 
-    __slots__ = ("executor_type", "fn", "kind", "name", "wants_run_context")
+    __slots__ = ("declared_types", "executor_type", "fn", "kind", "name", "wants_run_context")
 
     def __init__(self, fn: Callable[..., Any], *, what: str) -> None:
         if not callable(fn):
@@ -43,6 +45,9 @@ class Callee:
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self.executor_type = "class" if is_class_instance and not hasattr(fn, "func") else "function"
         self.wants_run_context = _accepts(fn, "run_context")
+        self.declared_types = _declared_types(fn, self.executor_type)
+        # declared classes may be rebuilt from stored content (resume, cache) by any run of this process
+        allow_content_type(*self.declared_types)
 
     def __repr__(self) -> str:
         return f"Callee({self.name!r}, {self.kind})"
@@ -56,3 +61,14 @@ def _accepts(fn: Callable[..., Any], parameter: str) -> bool:
     return parameter in signature.parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
     )
+
+
+def _declared_types(fn: Callable[..., Any], executor_type: str) -> list[type]:
+    """Model, dataclass and enum classes in the callable's annotations."""
+    target: Any = fn if executor_type == "function" else type(fn).__call__
+    target = getattr(target, "func", target)  # functools.partial
+    try:
+        hints = list(typing.get_type_hints(target).values())
+    except Exception:  # unresolvable forward references: take what already is a class
+        hints = list(getattr(target, "__annotations__", {}).values())
+    return declared_types(hints)
