@@ -163,3 +163,22 @@ def test_cache_without_storage_warns_at_construction() -> None:
             Workflow(name="w", steps=[Step(name="e", executor=lambda si: 1, cache=True)])
     finally:
         monkey.undo()
+
+
+def test_an_agents_identity_changes_with_its_tools_code() -> None:
+    from plait import Agent
+    from plait.testing import EchoModel
+
+    def lookup(city: str) -> str:
+        return f"sunny in {city}"
+
+    def changed(city: str) -> str:
+        return f"rainy in {city}"
+
+    changed.__name__ = changed.__qualname__ = "lookup"
+
+    def identity(tool: object) -> object:
+        return Agent(name="a", model=EchoModel(), tools=[tool]).cache_identity()
+
+    assert identity(lookup) == identity(lookup)
+    assert identity(lookup) != identity(changed)

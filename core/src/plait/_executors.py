@@ -94,6 +94,11 @@ def _declared_types(fn: Callable[..., Any], executor_type: str) -> list[type]:
     return declared_types(hints)
 
 
+def code_identity(fn: Callable[..., Any], where: str) -> Any:
+    """A callable's code and configuration as JSON data; what cannot be read counts by its type."""
+    return _Identity(where, versioned=True).of(fn, "the callable")
+
+
 class _Identity:
     """Builds a callable's cache identity: JSON data that changes when its code or configuration does."""
 
