@@ -41,7 +41,11 @@ class Colour(enum.Enum):
     RED = "red"
 
 
-allow_content_type(Colour)  # declared by no step: the explicit allow-list
+class Size(enum.StrEnum):
+    LARGE = "large"
+
+
+allow_content_type(Colour, Size)  # declared by no step: the explicit allow-list
 
 STAMP = dt.datetime(2026, 12, 1, 22, 30, tzinfo=dt.UTC)
 ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -64,6 +68,7 @@ def samples() -> dict[str, Any]:
         "decimal": Decimal("3.14159265358979323846"),
         "uuid": ID,
         "enum": Colour.RED,
+        "str_enum": Size.LARGE,
         "nested": [{"when": STAMP, "ids": {ID}}, (Point(x=5, y=6),)],
         "tag_lookalike": {"$plait": "tuple", "v": [1]},
         "huge": HUGE,

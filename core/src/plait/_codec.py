@@ -76,9 +76,13 @@ def declared_types(annotations: Iterable[Any]) -> list[type]:
 
 def encode(value: Any, what: str) -> Any:
     """``value`` as tagged JSON, or a StorageError naming ``what`` and the type that cannot be stored."""
+    if isinstance(value, enum.Enum):  # before str and int: a StrEnum or IntEnum member is one too
+        cls = type(value)
+        _allowed.setdefault(class_key(cls), cls)
+        return {TAG: "enum", "cls": class_key(cls), "v": encode(value.value, what)}
     if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int) and not isinstance(value, enum.Enum):
+        return str(value) if isinstance(value, str) else value
+    if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
         if math.isfinite(value):
@@ -111,9 +115,6 @@ def encode(value: Any, what: str) -> Any:
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
     cls = type(value)
-    if isinstance(value, enum.Enum):
-        _allowed.setdefault(class_key(cls), cls)
-        return {TAG: "enum", "cls": class_key(cls), "v": encode(value.value, what)}
     if isinstance(value, BaseModel):
         _allowed.setdefault(class_key(cls), cls)
         fields = {name: getattr(value, name) for name in type(value).model_fields}
