@@ -156,10 +156,14 @@ class Checkpointer:
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """Reuse a step's stored output when its identity and input are unchanged.
+    """Reuse a step's stored output, and replay its session-state changes, when its
+    identity and input are unchanged.
 
     ``ttl`` in seconds (None: forever). ``Step(..., cache=True)`` or
-    ``cache=3600`` are shorthands. The cache lives in the workflow's storage.
+    ``cache=3600`` are shorthands. The cache lives in the workflow's storage. The
+    identity covers the executor's code and configuration (plait._executors);
+    ``version`` is part of it too, and lets a step whose configuration plait cannot
+    read be cached: change it when that configuration changes.
     """
 
     ttl: float | None = None
