@@ -145,11 +145,11 @@ class Workflow:
             self.nodes = as_nodes(steps, where=f"Workflow {name!r}")
             if not self.nodes:
                 raise DefinitionError(f"Workflow {name!r}: expected at least one step")
-        if self.storage is None:
-            _warn_cache_without_storage(self)
         self._sessions: dict[str, dict[str, Any]] = {}
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None
+        if self.storage is None:
+            _warn_cache_without_storage(self)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
