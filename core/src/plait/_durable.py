@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from plait._codec import decode, encode
 from plait._io import StepOutput
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry, StepCheckpoint, Storage, StorageError
@@ -39,7 +42,7 @@ _output_adapter: TypeAdapter[StepOutput] | None = None
 def to_json(value: Any, what: str) -> Any:
     """``value`` as JSON-compatible data, or a StorageError that says what could not be stored."""
     try:
-        return to_jsonable_python(value, inf_nan_mode="constants")
+        return to_jsonable_python(value, inf_nan_mode="constants", bytes_mode="base64")
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise StorageError(
             f"{what} cannot be stored as JSON ({exc}); return JSON-compatible content "
@@ -48,15 +51,53 @@ def to_json(value: Any, what: str) -> Any:
 
 
 def dump_output(output: StepOutput, step_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = to_json(output, f"the output of step {step_id!r}")
+    """A StepOutput as JSON; its content (and its inner outputs' content) in the tagged form of _codec."""
+    what = f"the output of step {step_id!r}"
+    data: dict[str, Any] = to_json(dataclasses.replace(output, content=None, steps=None), what)
+    data["content"] = encode(output.content, what)
+    if output.steps is not None:
+        data["steps"] = [dump_output(inner, step_id) for inner in output.steps]
     return data
 
 
-def load_output(data: dict[str, Any]) -> StepOutput:
+def load_output(data: dict[str, Any], step_id: str, declared: Iterable[type] = ()) -> StepOutput:
+    """The StepOutput :func:`dump_output` stored, its content rebuilt (classes only from ``declared``
+    or the allowed ones)."""
     global _output_adapter
     if _output_adapter is None:
         _output_adapter = TypeAdapter(StepOutput)
-    return _output_adapter.validate_python(data)
+    output = _output_adapter.validate_python({**data, "content": None, "steps": None})
+    output.content = decode(data.get("content"), f"the stored output of step {step_id!r}", declared)
+    if data.get("steps") is not None:
+        output.steps = [load_output(inner, step_id, declared) for inner in data["steps"]]
+    return output
+
+
+def dump_state(state: dict[str, Any], what: str) -> dict[str, Any]:
+    data: dict[str, Any] = encode(state, what)
+    return data
+
+
+def load_state(data: dict[str, Any], what: str, declared: Iterable[type] = ()) -> dict[str, Any]:
+    state: dict[str, Any] = decode(data, what, declared)
+    return state
+
+
+def declared_types(node: Any) -> list[type]:
+    """The classes a node and the nodes inside it declare (annotations, agents' output schemas):
+    the classes its stored content may be rebuilt into."""
+    found: list[type] = []
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        callee = getattr(current, "_callee", None)
+        if callee is not None:
+            found.extend(callee.declared_types)
+        schema = getattr(getattr(current, "agent", None), "output_schema", None)
+        if isinstance(schema, type):
+            found.append(schema)
+        pending.extend(current.children())
+    return found
 
 
 class Checkpointer:
@@ -85,7 +126,7 @@ class Checkpointer:
             run_id=self.run_id,
             step_id=step_id,
             output=dump_output(output, step_id),
-            state=to_json(state, f"the session state after step {step_id!r}"),
+            state=dump_state(state, f"the session state after step {step_id!r}"),
         )
         if self.durability == "step":
             await self.storage.save_checkpoints([checkpoint])
@@ -115,10 +156,14 @@ class Checkpointer:
 
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
-    """Reuse a step's stored output when its identity and input are unchanged.
+    """Reuse a step's stored output, and replay its session-state changes, when its
+    identity and input are unchanged.
 
     ``ttl`` in seconds (None: forever). ``Step(..., cache=True)`` or
-    ``cache=3600`` are shorthands. The cache lives in the workflow's storage.
+    ``cache=3600`` are shorthands. The cache lives in the workflow's storage. The
+    identity covers the executor's code and configuration (plait._executors);
+    ``version`` is part of it too, and lets a step whose configuration plait cannot
+    read be cached: change it when that configuration changes.
     """
 
     ttl: float | None = None
@@ -144,20 +189,99 @@ def cache_key(policy: CachePolicy, workflow_id: str, step_id: str, identity: Any
         "workflow": workflow_id,
         "step": step_id,
         "identity": identity,
-        "input": step_input,
+        "input": encode(step_input, f"the input of step {step_id!r} (for its cache key)"),
         "version": policy.version,
     }
-    text = json.dumps(to_json(payload, f"the input of step {step_id!r} (for its cache key)"), sort_keys=True)
+    text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def cache_get(storage: Storage, key: str) -> StepOutput | None:
+@dataclass(slots=True)
+class CacheHit:
+    output: StepOutput
+    #: the step's session-state changes, as recorded by :func:`state_delta`
+    state_delta: dict[str, Any]
+
+
+async def cache_get(storage: Storage, key: str, step_id: str, declared: Iterable[type]) -> CacheHit | None:
     entry = await storage.get_cache(key)
-    return None if entry is None else load_output(entry.output)
+    if entry is None:
+        return None
+    output = load_output(entry.output, step_id, declared)
+    delta = decode(entry.state_delta, f"the cached session-state changes of step {step_id!r}", declared)
+    return CacheHit(output, delta)
 
 
 async def cache_put(
-    storage: Storage, key: str, output: StepOutput, policy: CachePolicy, step_id: str
+    storage: Storage,
+    key: str,
+    output: StepOutput,
+    policy: CachePolicy,
+    step_id: str,
+    state_delta: dict[str, Any],
 ) -> None:
     expires = None if policy.ttl is None else time.time() + policy.ttl
-    await storage.put_cache(CacheEntry(key=key, output=dump_output(output, step_id), expires_at=expires))
+    delta = encode(state_delta, f"the session-state changes of step {step_id!r}")
+    await storage.put_cache(
+        CacheEntry(key=key, output=dump_output(output, step_id), state_delta=delta, expires_at=expires)
+    )
+
+
+def state_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What a step did to the session state, so a cache hit can do it again to the state it finds.
+
+    The rules of Parallel's merge (plait._state): per changed key, ``["add", n]``
+    for a number that changed (a counter or a bill goes up again on a hit),
+    ``["append", items]`` for a list that only grew, ``["merge", delta]`` for a
+    dict, ``["set", value]`` otherwise, ``["del"]`` for a removed key. A key the
+    step created counts as 0, [] or {} before it (``state.get("n", 0) + 1``).
+    """
+    delta: dict[str, Any] = {}
+    for key, new in after.items():
+        old = before.get(key, _MISSING)
+        if old is _MISSING:
+            old = 0 if _is_number(new) else type(new)() if type(new) in (list, dict) else _MISSING
+        if old is _MISSING:
+            delta[key] = ["set", new]
+        elif type(old) is type(new) and old == new and key in before:
+            continue
+        if _is_number(old) and _is_number(new):
+            delta[key] = ["add", new - old]
+        elif isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
+            delta[key] = ["append", new[len(old) :]]
+        elif isinstance(old, dict) and isinstance(new, dict):
+            delta[key] = ["merge", state_delta(old, new)]
+        else:
+            delta[key] = ["set", new]
+    for key in before:
+        if key not in after:
+            delta[key] = ["del"]
+    return delta
+
+
+def apply_state_delta(state: dict[str, Any], delta: dict[str, Any]) -> None:
+    """Replay :func:`state_delta`'s changes on ``state`` in place."""
+    for key, change in delta.items():
+        how = change[0]
+        current = state.get(key)
+        if how == "del":
+            state.pop(key, None)
+        elif how == "add" and _is_number(current):
+            state[key] = current + change[1]
+        elif how == "add":  # the key is gone or no longer a number: the change starts from zero
+            state[key] = change[1]
+        elif how == "append":
+            state[key] = [*(current if isinstance(current, list) else []), *change[1]]
+        elif how == "merge":
+            target = dict(current) if isinstance(current, dict) else {}
+            apply_state_delta(target, change[1])
+            state[key] = target
+        else:
+            state[key] = change[1]
+
+
+_MISSING: Any = object()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

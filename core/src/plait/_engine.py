@@ -723,12 +723,14 @@ async def execute_node(
 
 def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: Any) -> StepOutput:
     """Take a step's output and state from a checkpoint instead of running it again."""
-    from plait._durable import load_output
+    from plait._durable import declared_types, load_output, load_state
 
-    output = load_output(checkpoint.output)
+    declared = declared_types(node)
+    output = load_output(checkpoint.output, ctx.step_id, declared)
     output.content = node.load_content(output.content)
+    state = load_state(checkpoint.state, f"the stored session state after step {ctx.step_id!r}", declared)
     ctx.state.clear()
-    ctx.state.update(checkpoint.state)
+    ctx.state.update(state)
     parent.outputs[node.name] = output
     if not output.success:
         ctx.frame.errors.append(ctx.step_id)
@@ -747,8 +749,9 @@ def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: 
 
 
 async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span: Any) -> StepOutput:
-    """Reuse a cached output when the step's identity and input are unchanged."""
-    from plait._durable import cache_get, cache_key, cache_put
+    """Reuse a cached output, and replay the step's session-state changes, when the step's
+    identity and input are unchanged."""
+    from plait._durable import apply_state_delta, cache_get, cache_key, cache_put, declared_types, state_delta
 
     policy = node.cache
     assert policy is not None
@@ -760,16 +763,19 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
         node.cache_identity(),
         [step_input.input, step_input.previous_step_content],
     )
-    hit = await cache_get(storage, key)
+    hit = await cache_get(storage, key, ctx.step_id, declared_types(node))
     if span is not None:
         span.set_attribute(ATTR.CACHE_HIT, hit is not None)
     if hit is not None:
-        hit.content = node.load_content(hit.content)
-        hit.metadata = {**(hit.metadata or {}), "cache_hit": True}
-        return hit
+        apply_state_delta(ctx.state, hit.state_delta)
+        output = hit.output
+        output.content = node.load_content(output.content)
+        output.metadata = {**(output.metadata or {}), "cache_hit": True}
+        return output
+    before = copy.deepcopy(ctx.state)
     output = await _attempts(node, step_input, ctx, span)
     if output.success:
-        await cache_put(storage, key, output, policy, ctx.step_id)
+        await cache_put(storage, key, output, policy, ctx.step_id, state_delta(before, ctx.state))
     return output
 
 

@@ -8,10 +8,17 @@ any of those. :class:`Callee` records which, and whether it takes a
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
+import hashlib
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
+from plait._codec import allow_content_type, declared_types
 from plait.errors import DefinitionError
 
 __all__ = ["CallKind", "Callee"]
@@ -22,7 +29,7 @@ CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
 class Callee:
     """A user callable and how to call it."""
 
-    __slots__ = ("executor_type", "fn", "kind", "name", "wants_run_context")
+    __slots__ = ("_identity", "declared_types", "executor_type", "fn", "kind", "name", "wants_run_context")
 
     def __init__(self, fn: Callable[..., Any], *, what: str) -> None:
         if not callable(fn):
@@ -43,6 +50,24 @@ class Callee:
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self.executor_type = "class" if is_class_instance and not hasattr(fn, "func") else "function"
         self.wants_run_context = _accepts(fn, "run_context")
+        self.declared_types = _declared_types(fn, self.executor_type)
+        # declared classes may be rebuilt from stored content (resume, cache) by any run of this process
+        allow_content_type(*self.declared_types)
+        self._identity: Any = None
+
+    def cache_identity(self, where: str, *, versioned: bool) -> Any:
+        """What decides the callable's output besides its input: its code (a digest of its
+        bytecode and constants, and of every method of a callable object's class) and its
+        configuration (defaults, the closure's values except mutable containers, which are
+        state the function keeps, a callable object's attributes or its own
+        ``cache_identity()``), taken once, when first asked (at construction).
+
+        A value whose configuration cannot be read (a client, a lock, ...) is a
+        DefinitionError, unless the policy has a ``version`` (then only its type counts).
+        """
+        if self._identity is None:
+            self._identity = _Identity(where, versioned).of(self.fn, "the executor")
+        return self._identity
 
     def __repr__(self) -> str:
         return f"Callee({self.name!r}, {self.kind})"
@@ -56,3 +81,173 @@ def _accepts(fn: Callable[..., Any], parameter: str) -> bool:
     return parameter in signature.parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
     )
+
+
+def _declared_types(fn: Callable[..., Any], executor_type: str) -> list[type]:
+    """Model, dataclass and enum classes in the callable's annotations."""
+    target: Any = fn if executor_type == "function" else type(fn).__call__
+    target = getattr(target, "func", target)  # functools.partial
+    try:
+        hints = list(typing.get_type_hints(target).values())
+    except Exception:  # unresolvable forward references: take what already is a class
+        hints = list(getattr(target, "__annotations__", {}).values())
+    return declared_types(hints)
+
+
+def code_identity(fn: Callable[..., Any], where: str) -> Any:
+    """A callable's code and configuration as JSON data; what cannot be read counts by its type."""
+    return _Identity(where, versioned=True).of(fn, "the callable")
+
+
+class _Identity:
+    """Builds a callable's cache identity: JSON data that changes when its code or configuration does."""
+
+    def __init__(self, where: str, versioned: bool) -> None:
+        self.where = where
+        self.versioned = versioned
+        self.seen: set[int] = set()
+
+    def of(self, value: Any, path: str) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, bytes):
+            return ["bytes", hashlib.sha256(value).hexdigest()]
+        if isinstance(value, enum.Enum):
+            return ["enum", _qualified(type(value)), self.of(value.value, path)]
+        if isinstance(value, type):
+            return ["class", _qualified(value), _class_digest(value)]
+        if isinstance(value, types.ModuleType):
+            return ["module", value.__name__]
+        if id(value) in self.seen:  # a function or object that refers to itself
+            return ["again", _qualified(type(value))]
+        self.seen.add(id(value))
+        if isinstance(value, (list, tuple)):
+            return [type(value).__name__, [self.of(item, f"{path}[{i}]") for i, item in enumerate(value)]]
+        if isinstance(value, (set, frozenset)):
+            return [type(value).__name__, sorted((self.of(item, path) for item in value), key=repr)]
+        if isinstance(value, dict):
+            return ["dict", [[self.of(k, path), self.of(v, f"{path}[{k!r}]")] for k, v in value.items()]]
+        if isinstance(value, types.FunctionType):
+            return self._function(value, path)
+        if isinstance(value, types.MethodType):
+            return ["method", self.of(value.__func__, path), self.of(value.__self__, f"{path}.__self__")]
+        if isinstance(value, functools.partial):
+            return [
+                "partial",
+                self.of(value.func, path),
+                self.of(value.args, path),
+                self.of(value.keywords, path),
+            ]
+        if isinstance(value, (types.BuiltinFunctionType, types.BuiltinMethodType)):
+            return ["builtin", getattr(value, "__module__", None), value.__qualname__]
+        own = getattr(value, "cache_identity", None)
+        if callable(own):  # the object says what its identity is (plait's Agent does)
+            return ["object", _qualified(type(value)), _class_digest(type(value)), self.of(own(), path)]
+        attributes = _attributes(value)
+        if attributes is None:
+            if self.versioned:
+                return ["opaque", _qualified(type(value))]
+            raise DefinitionError(
+                f"{self.where}: cache= cannot tell when the step's output changes: {path} is a "
+                f"{_qualified(type(value))} whose configuration plait cannot read. Give "
+                "cache=CachePolicy(version=...) (and change the version when the code or its "
+                "configuration changes), or give the object a cache_identity() method that returns "
+                "what decides its output"
+            )
+        return [
+            "object",
+            _qualified(type(value)),
+            _class_digest(type(value)),
+            {name: self.of(item, f"{path}.{name}") for name, item in attributes.items()},
+        ]
+
+    def _function(self, fn: types.FunctionType, path: str) -> Any:
+        closure = fn.__closure__ or ()
+        names = fn.__code__.co_freevars
+        cells = {}
+        for name, cell in zip(names, closure, strict=False):
+            try:
+                content = cell.cell_contents
+            except ValueError:  # an empty cell: a variable not yet assigned
+                cells[name] = ["empty"]
+                continue
+            if isinstance(
+                content, _MUTABLE
+            ):  # state the function keeps (a log, a counter), not configuration
+                cells[name] = ["mutable", type(content).__name__]
+            else:
+                cells[name] = self.of(content, f"{name!r} (a closure variable of {fn.__qualname__})")
+        return [
+            "function",
+            fn.__module__,
+            fn.__qualname__,
+            _code_digest(fn.__code__),
+            self.of(fn.__defaults__, f"the defaults of {fn.__qualname__}"),
+            self.of(fn.__kwdefaults__, f"the defaults of {fn.__qualname__}"),
+            cells,
+        ]
+
+
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """A plain object's configuration (its attributes), or None where it is not plain data."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):
+        return {name: getattr(value, name) for name in type(value).model_fields}
+    attributes: dict[str, Any] = {}
+    slotted = False
+    for cls in type(value).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            slotted = True
+            if hasattr(value, name) and name not in ("__dict__", "__weakref__"):
+                attributes[name] = getattr(value, name)
+    if hasattr(value, "__dict__"):
+        attributes.update(vars(value))
+    elif not slotted:  # a type made in C (a lock, a socket, a client's handle): its state is not visible
+        return None
+    return attributes
+
+
+def _class_digest(cls: type) -> str:
+    """A digest of every function defined in a class and its bases (not object's)."""
+    digest = hashlib.sha256()
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__ == "builtins":
+            continue
+        for name, member in sorted(vars(klass).items()):
+            function = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if isinstance(function, types.FunctionType):
+                digest.update(f"{klass.__qualname__}.{name}:{_code_digest(function.__code__)}".encode())
+    return digest.hexdigest()
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """A digest of what a code object does: bytecode, names and constants (not its file or line)."""
+    parts = [
+        code.co_code,
+        code.co_names,
+        code.co_varnames,
+        code.co_freevars,
+        code.co_argcount,
+        code.co_kwonlyargcount,
+        code.co_flags,
+        [_constant(c) for c in code.co_consts],
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _constant(value: Any) -> Any:
+    if isinstance(value, types.CodeType):
+        return _code_digest(value)
+    if isinstance(value, frozenset):  # its repr's order depends on the process's hash seed
+        return sorted(repr(_constant(item)) for item in value)
+    if isinstance(value, tuple):
+        return tuple(_constant(item) for item in value)
+    return repr(value)

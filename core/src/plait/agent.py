@@ -327,13 +327,19 @@ class Agent(Runnable):
         return ctx.run_context() if ctx is not None else _standalone_context(self.name)
 
     def cache_identity(self) -> Any:
-        """Model, instructions, settings, tools and output schema: what decides the answer."""
+        """Model, instructions, settings, tools (their code and configuration too) and output
+        schema: what decides the answer."""
+        from plait._executors import code_identity
+
         return [
             self.name,
             self.model.name,
             self.instructions,
             repr(self.model.settings.merged(self.settings)),
-            sorted(self._tools),
+            [
+                [name, tool.description, code_identity(tool.fn, f"Agent {self.name!r} tool {name!r}")]
+                for name, tool in sorted(self._tools.items())
+            ],
             None if self.output_schema is None else self.output_schema.model_json_schema(),
         ]
 

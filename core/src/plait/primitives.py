@@ -177,6 +177,8 @@ class Step(StepNode):
             self._callee = Callee(executor, what=f"Step {name!r} executor")
             self.executor_type = self._callee.executor_type
             self.runs_blocking_code = self._callee.kind in ("sync", "sync_gen")
+            if self.cache is not None:  # refuse an identity that cannot be established, now
+                self.cache_identity()
         elif workflow is not None:
             from plait.workflow import Workflow
 
@@ -215,13 +217,8 @@ class Step(StepNode):
 
     def cache_identity(self) -> Any:
         if self._callee is not None:
-            fn = self._callee.fn
-            target = fn if self._callee.executor_type == "function" else type(fn)
-            return [
-                "executor",
-                getattr(target, "__module__", ""),
-                getattr(target, "__qualname__", self._callee.name),
-            ]
+            versioned = self.cache is not None and bool(self.cache.version)
+            return ["executor", self._callee.cache_identity(f"Step {self.name!r}", versioned=versioned)]
         if self.workflow is not None:
             return ["workflow", self.workflow.id, [node.cache_identity() for node in self.workflow.nodes]]
         identity = getattr(self.agent, "cache_identity", None)

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,8 @@ class Workflow:
         self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None
+        if self.storage is None:
+            _warn_cache_without_storage(self)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
@@ -836,3 +839,21 @@ def _walk_approvals(nodes: Sequence[StepNode], prefix: str) -> Iterator[tuple[st
 def _pattern(step_id: str) -> str:
     """A step id without loop iteration numbers: ``loop[2]/ask`` -> ``loop/ask``."""
     return re.sub(r"\[\d+\]", "", step_id)
+
+
+def _warn_cache_without_storage(workflow: Workflow) -> None:
+    """A warning, not an error: such a workflow may still run nested in one with storage,
+    where its steps' cache works."""
+    pending = list(workflow.nodes)
+    while pending:
+        node = pending.pop(0)
+        if node.cache is not None:
+            warnings.warn(
+                f"Workflow {workflow.name!r}: step {node.name!r} has cache= but workflow "
+                f"{workflow.name!r} has no storage, so nothing is cached unless it runs nested in a "
+                "workflow with storage; give storage= (or set $PLAIT_STORAGE)",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        pending.extend(node.children())

@@ -81,10 +81,12 @@ class SessionRecord(_Record):
 
 
 class CacheEntry(_Record):
-    """A cached step output (StepOutput as JSON); ``expires_at`` None means never."""
+    """A cached step output (StepOutput as JSON) and the session-state changes the step made
+    (replayed on a hit); ``expires_at`` None means never."""
 
     key: str
     output: dict[str, Any]
+    state_delta: dict[str, Any] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
     expires_at: float | None = None
 
