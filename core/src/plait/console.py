@@ -229,7 +229,38 @@ def print_summary(console: Console, target: Any, output: Any, markdown: bool) ->
     pending = getattr(output, "pending", None)
     if pending:
         waits = "\n".join(f"- **{p.step_id}** ({p.kind}): {p.prompt}" for p in pending)
-        hint = f"\n\nContinue with `workflow.continue_run({output.run_id!r}, ...)` or `plait runs approve {output.run_id}`."
+        where = storage_url(getattr(target, "storage", None))
+        command = approve_command(output.run_id, getattr(target, "storage", None))
+        hint = f"\n\nThe run is stored in `{where}`. Continue with `workflow.continue_run({output.run_id!r}, ...)`"
+        hint += f" or, in a shell in this directory:\n\n    {command}" if command else " in this process."
         _final(console, target.name, f"Waiting for a person:\n{waits}{hint}", True, subtitle)
         return
     _final(console, target.name, output.content, markdown, subtitle)
+
+
+def storage_url(storage: Any) -> str | None:
+    """The URL of a workflow's storage (a URL or a backend object), password redacted."""
+    from plait.storage import redact_url
+
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    return redact_url(url) if isinstance(url, str) else None
+
+
+def approve_command(run_id: str, storage: Any) -> str | None:
+    """The ``plait runs approve`` command that finds the run, or None when no other process can.
+
+    ``--storage`` is spelled out unless the run is in the store the CLI searches by
+    default, so the printed command works as pasted (a password stays redacted).
+    """
+    import os
+    import shlex
+
+    from plait.cli import DEFAULT_STORAGE
+    from plait.storage import redact_url
+
+    url = storage_url(storage)
+    if url is None or url.startswith("memory:"):
+        return None
+    searched = redact_url(os.environ.get("PLAIT_STORAGE") or DEFAULT_STORAGE)
+    option = "" if url == searched else f" --storage {shlex.quote(url)}"
+    return f"plait runs approve {run_id}{option}"
