@@ -65,3 +65,21 @@ def test_first_workflow_file_runs_with_plait_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Research and Write") >= 1
     assert "WorkflowRunOutput" not in result.stdout and "completed ###" not in result.stdout
+
+
+def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
+    """core/README.md is plait's PyPI page: its example must run as pasted, too."""
+    text = (ROOT / "core" / "README.md").read_text(encoding="utf-8")
+    snippet = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    assert '"offline:demo"' in snippet
+    (tmp_path / "first.py").write_text(snippet, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "first.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=offline_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("completed\n### The history of tea\n")
