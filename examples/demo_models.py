@@ -18,3 +18,10 @@ import os
 def demo_model() -> str:
     """The model every example agent uses."""
     return os.environ.get("PLAIT_EXAMPLE_MODEL") or "offline:demo"
+
+
+def announce() -> None:
+    """Say which model the example runs on, so offline text is never mistaken for a real model's."""
+    model = demo_model()
+    note = "a real provider" if model != "offline:demo" else "plait's offline demo model, no API key"
+    print(f"model: {model} ({note}; set PLAIT_EXAMPLE_MODEL=openai:gpt-4o-mini to change it)\n")
