@@ -23,5 +23,8 @@ def demo_model() -> str:
 def announce() -> None:
     """Say which model the example runs on, so offline text is never mistaken for a real model's."""
     model = demo_model()
-    note = "a real provider" if model != "offline:demo" else "plait's offline demo model, no API key"
-    print(f"model: {model} ({note}; set PLAIT_EXAMPLE_MODEL=openai:gpt-4o-mini to change it)\n")
+    if model == "offline:demo":
+        print("model: offline:demo, plait's offline demo model (no API key, scripted text).")
+        print("Set PLAIT_EXAMPLE_MODEL=openai:gpt-4o-mini (or another model) for a real one.\n")
+    else:
+        print(f"model: {model}\n")

@@ -71,3 +71,8 @@ def test_streams_word_by_word_with_the_configured_delay(monkeypatch: pytest.Monk
 
     chunks = asyncio.run(asyncio.wait_for(deltas(), 10))
     assert len(chunks) > 10 and "".join(chunks).startswith("### The history of tea")
+
+
+def test_an_announcement_reads_like_one() -> None:
+    text = reply("Write a short announcement.", "plait 1.0 is out")
+    assert text.startswith("### Plait 1.0 is out\n\nWe are glad to share the news: plait 1.0 is out.")

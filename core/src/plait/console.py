@@ -286,7 +286,7 @@ def print_summary(console: Console, target: Any, output: Any, markdown: bool) ->
         where = storage_url(getattr(target, "storage", None))
         command = approve_command(output.run_id, getattr(target, "storage", None))
         hint = f"\n\nThe run is stored in `{where}`. Continue with `workflow.continue_run({output.run_id!r}, ...)`"
-        hint += f" or, in a shell in this directory:\n\n    {command}" if command else " in this process."
+        hint += f" or, in a shell in this directory:\n\n`{command}`" if command else " in this process."
         _final(console, target.name, f"Waiting for a person:\n{waits}{hint}", True, subtitle)
         return
     _final(console, target.name, output.content, markdown, subtitle)

@@ -194,6 +194,15 @@ _ROLES: list[tuple[str, tuple[str, ...], list[str]]] = [
         ],
     ),
     (
+        "announcer",
+        ("announce",),
+        [
+            "We are glad to share the news: {t}. It is the result of many small, careful steps, "
+            "and of the people who tried early versions and told us what to fix.\n\n"
+            "Everything you need to get started is in the documentation. Thank you for building with us.",
+        ],
+    ),
+    (
         "writer",
         ("write", "article", "announcement", "report", "briefing", "story", "draft"),
         [
