@@ -76,3 +76,11 @@ def test_streams_word_by_word_with_the_configured_delay(monkeypatch: pytest.Monk
 def test_an_announcement_reads_like_one() -> None:
     text = reply("Write a short announcement.", "plait 1.0 is out")
     assert text.startswith("### Plait 1.0 is out\n\nWe are glad to share the news: plait 1.0 is out.")
+
+
+def test_a_short_topic_survives_the_next_agent() -> None:
+    """The writer finds the topic in the researcher's heading, however short it is."""
+    research = reply("Research the topic.", "history of AI")
+    assert research.startswith("### History of AI\n")
+    article = reply("Write a polished article.", f"Summary of research:\n{research}")
+    assert article.startswith("### History of AI\n")

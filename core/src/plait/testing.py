@@ -144,8 +144,9 @@ class EchoModel(FunctionModel):
 
 def _topic(text: str) -> str:
     """What the text is about: its first sentence-like line, without Markdown marks or a request verb."""
+    heading = next((line for line in text.splitlines() if line.startswith("#")), None)  # a previous reply's
     lines = [line.strip(" #*-:_") for line in text.splitlines()]
-    line = next((line for line in lines if len(line.split()) >= 4), None)
+    line = heading.strip(" #") if heading else next((line for line in lines if len(line.split()) >= 4), None)
     line = line or next((line for line in lines if line), "") or "the topic"
     line = re.sub(
         r"^(please\s+)?((tell|teach) me about|write (about|on)|explain|research|describe)\s+",
