@@ -1,15 +1,17 @@
 """Durable runs: a run that pauses for a person, then continues from its checkpoints.
 
-The run is stored in SQLite. It pauses at the approval inside a parallel branch
-(the other branch finishes first); `continue_run` resumes it without running
-any completed step again, here or in another process with the same storage:
+The run is stored in SQLite, in the store `plait run` and `plait runs` use
+(`.plait/plait.db` in the current directory, or `$PLAIT_STORAGE`). It pauses at
+the approval inside a parallel branch (the other branch finishes first);
+`continue_run` resumes it without running any completed step again, here or in
+another process with the same storage:
 
-    plait runs list
+    plait run examples/human_approval.py:workflow "plait 1.0 is out"   # pauses, prints the run id
+    plait runs list --status paused
     plait runs approve RUN_ID            # or --reject
 """
 
 import os
-import tempfile
 
 from demo_models import demo_model
 
@@ -18,7 +20,7 @@ from plait import Agent, Approval, Parallel, Step, Workflow
 writer = Agent(name="Writer", model=demo_model(), instructions="Write a short announcement.")
 checker = Agent(name="Fact Checker", model=demo_model(), instructions="List the claims that need a source.")
 
-storage = os.environ.get("PLAIT_STORAGE") or f"sqlite:///{tempfile.mkdtemp()}/runs.db"
+storage = os.environ.get("PLAIT_STORAGE") or "sqlite:///.plait/plait.db"
 
 workflow = Workflow(
     name="Announcement",

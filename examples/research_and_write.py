@@ -6,7 +6,7 @@ and hands its output to a writer. Every event streams with its nested depth.
     python dev.py demo
 """
 
-from demo_models import demo_model
+from demo_models import announce, demo_model
 
 from plait import Agent, Step, StepInput, StepOutput, Workflow
 
@@ -52,6 +52,7 @@ outer_workflow = Workflow(
 )
 
 if __name__ == "__main__":
+    announce()
     outer_workflow.print_response(
         input="Tell me about the history of artificial intelligence",
         stream=True,

@@ -49,9 +49,11 @@ def test_every_example_is_checked() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_runs_offline(name: str) -> None:
+def test_example_runs_offline(name: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "PLAIT_EXAMPLE_MODEL"}
     env["COLUMNS"] = "200"
+    env["PLAIT_OFFLINE_DELAY"] = "0"
+    env["PLAIT_STORAGE"] = f"sqlite:///{tmp_path}/runs.db"  # the storing examples stay out of the repository
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         capture_output=True,

@@ -21,9 +21,10 @@ def register_step_types(register: Any) -> None:
 
 @hookimpl
 def register_models(register: Any) -> None:
-    from plait.testing import EchoModel
+    from plait.testing import EchoModel, OfflineModel
 
     register("test", EchoModel)
+    register("offline", OfflineModel)
 
 
 @hookimpl

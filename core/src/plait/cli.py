@@ -247,7 +247,11 @@ async def _runs_async(args: argparse.Namespace) -> int:
             return 0
         record = await storage.get_run(args.run_id)
         if record is None:
-            print(f"plait: no run {args.run_id!r} in {redact_url(url)}", file=sys.stderr)
+            print(
+                f"plait: no run {args.run_id!r} in {redact_url(url)}"
+                " (runs are searched in --storage, else $PLAIT_STORAGE, else " + DEFAULT_STORAGE + ")",
+                file=sys.stderr,
+            )
             return 1
         if args.runs_command == "show":
             checkpoints = await storage.load_checkpoints(record.run_id)
@@ -307,11 +311,12 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
     else:
         from rich.console import Console
 
-        from plait.console import print_summary
+        from plait.console import approve_command, print_summary
 
         print_summary(Console(), workflow, output, markdown=False)
+        command = approve_command(output.run_id, workflow.storage)
         for request in output.pending or []:
-            print(f"waiting at {request.step_id}: {request.prompt}  (plait runs approve {output.run_id})")
+            print(f"waiting at {request.step_id}: {request.prompt}" + (f"  ({command})" if command else ""))
     return 0
 
 

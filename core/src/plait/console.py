@@ -8,9 +8,11 @@ answer in a panel, as Markdown when asked.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.text import Text
@@ -47,11 +49,47 @@ ICONS = {
 class ConsoleRenderer:
     """Prints events as an indented outline. Feed it with :meth:`handle`."""
 
-    def __init__(self, console: Console | None = None, *, preview: int = 90) -> None:
+    def __init__(self, console: Console | None = None, *, preview: int = 90, live: bool = False) -> None:
         self.console = console or Console()
         self.preview = preview
         self._content: dict[str | None, list[str]] = {}
         self._steps = 0
+        # On a terminal, the text of the steps still streaming shows live below the
+        # outline (one line each, the newest words), and disappears when they complete.
+        # Only for an owner that calls close() when the run ends (print_response, plait run).
+        self.live = live
+        self._live: Live | None = None
+        self._streaming: dict[str | None, Text] = {}
+
+    def close(self) -> None:
+        """Stop the live display of streaming steps (call once the run has ended)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._streaming.clear()
+
+    def _show_streaming(self, event: Event) -> None:
+        if not (self.live and self.console.is_terminal):
+            return
+        text = _oneline("".join(self._content[event.step_id]))
+        self._streaming[event.step_id] = Text.assemble(
+            self._indent(event),
+            ("▸ ", "cyan"),
+            (event.step_name or "", "bold"),
+            ("  ", ""),
+            (text[-max(10, self.console.width - 40) :], "italic dim"),
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._live is None:
+            if not self._streaming:
+                return
+            self._live = Live(console=self.console, transient=True, auto_refresh=False)
+            self._live.start()
+        self._live.update(Group(*self._streaming.values()), refresh=True)
 
     def _indent(self, event: Event, extra: int = 0) -> str:
         levels = event.nested_depth + (event.step_id or "").count("/") + extra
@@ -90,6 +128,7 @@ class ConsoleRenderer:
         elif isinstance(event, RunContentEvent):
             if isinstance(event.content, str):
                 self._content.setdefault(event.step_id, []).append(event.content)
+                self._show_streaming(event)
         elif isinstance(event, ToolCallStartedEvent):
             args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
             print_(
@@ -136,11 +175,14 @@ class ConsoleRenderer:
                 )
             )
         elif isinstance(event, WorkflowErrorEvent) and event.nested_depth == 0:
+            self.close()
             print_(Text.assemble(("✗ ", "bold red"), (f"{event.workflow_name} failed: {event.error}", "red")))
 
     def _completed(self, event: StepCompletedEvent) -> None:
         self._steps += 1
         streamed = "".join(self._content.pop(event.step_id, []))
+        if self._streaming.pop(event.step_id, None) is not None:
+            self._refresh()
         if event.step_type not in ("step", "workflow"):
             extra = ""
             if event.metadata:
@@ -154,8 +196,7 @@ class ConsoleRenderer:
                 )
             )
             return
-        text = streamed or format_content(event.content)
-        text = " ".join(text.split())
+        text = _oneline(streamed or format_content(event.content))
         if len(text) > self.preview:
             text = text[: self.preview - 1] + "…"
         mark = ("✓ ", "green") if event.success else ("✗ ", "red")
@@ -166,8 +207,15 @@ class ConsoleRenderer:
                 (event.step_name or "", "bold"),
                 (f"  {event.duration:.2f}s  ", "dim"),
                 (text, "italic"),
-            )
+            ),
+            no_wrap=True,  # a preview is one line: cut at the terminal's edge, not wrapped
+            overflow="ellipsis",
         )
+
+
+def _oneline(text: str) -> str:
+    """Text as one line for a preview: whitespace collapsed, Markdown heading and bold marks dropped."""
+    return " ".join(re.sub(r"(?m)^\s*#+\s+|\*\*", "", text).split())
 
 
 def _final(console: Console, title: str, content: Any, markdown: bool, subtitle: str = "") -> None:
@@ -188,9 +236,12 @@ def print_run(
     """Run a workflow or agent and print it (``print_response``)."""
     console = console or Console()
     if stream:
-        renderer = ConsoleRenderer(console)
-        for event in target.run(input, stream=True, stream_events=True, **options):
-            renderer.handle(event)
+        renderer = ConsoleRenderer(console, live=True)
+        try:
+            for event in target.run(input, stream=True, stream_events=True, **options):
+                renderer.handle(event)
+        finally:
+            renderer.close()
         output = target.get_last_run_output()
     else:
         with console.status(f"Running {target.name}…"):
@@ -210,9 +261,12 @@ async def aprint_run(
 ) -> Any:
     console = console or Console()
     if stream:
-        renderer = ConsoleRenderer(console)
-        async for event in target.arun(input, stream=True, stream_events=True, **options):
-            renderer.handle(event)
+        renderer = ConsoleRenderer(console, live=True)
+        try:
+            async for event in target.arun(input, stream=True, stream_events=True, **options):
+                renderer.handle(event)
+        finally:
+            renderer.close()
         output = target.get_last_run_output()
     else:
         output = await target.arun(input, **options)
@@ -229,7 +283,38 @@ def print_summary(console: Console, target: Any, output: Any, markdown: bool) ->
     pending = getattr(output, "pending", None)
     if pending:
         waits = "\n".join(f"- **{p.step_id}** ({p.kind}): {p.prompt}" for p in pending)
-        hint = f"\n\nContinue with `workflow.continue_run({output.run_id!r}, ...)` or `plait runs approve {output.run_id}`."
+        where = storage_url(getattr(target, "storage", None))
+        command = approve_command(output.run_id, getattr(target, "storage", None))
+        hint = f"\n\nThe run is stored in `{where}`. Continue with `workflow.continue_run({output.run_id!r}, ...)`"
+        hint += f" or, in a shell in this directory:\n\n`{command}`" if command else " in this process."
         _final(console, target.name, f"Waiting for a person:\n{waits}{hint}", True, subtitle)
         return
     _final(console, target.name, output.content, markdown, subtitle)
+
+
+def storage_url(storage: Any) -> str | None:
+    """The URL of a workflow's storage (a URL or a backend object), password redacted."""
+    from plait.storage import redact_url
+
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    return redact_url(url) if isinstance(url, str) else None
+
+
+def approve_command(run_id: str, storage: Any) -> str | None:
+    """The ``plait runs approve`` command that finds the run, or None when no other process can.
+
+    ``--storage`` is spelled out unless the run is in the store the CLI searches by
+    default, so the printed command works as pasted (a password stays redacted).
+    """
+    import os
+    import shlex
+
+    from plait.cli import DEFAULT_STORAGE
+    from plait.storage import redact_url
+
+    url = storage_url(storage)
+    if url is None or url.startswith("memory:"):
+        return None
+    searched = redact_url(os.environ.get("PLAIT_STORAGE") or DEFAULT_STORAGE)
+    option = "" if url == searched else f" --storage {shlex.quote(url)}"
+    return f"plait runs approve {run_id}{option}"

@@ -13,13 +13,24 @@ list of them, or yield string chunks (sync or async generator) to stream.
 
 :func:`plugin_registry` gives a test a registry with only the plugins it names,
 so tests never depend on what happens to be installed.
+
+:class:`OfflineModel` is the ``offline:`` provider (``model="offline:demo"``): no
+API key, no network. It writes a short, readable, deterministic reply suited to
+the agent's instructions (a researcher lists findings, a writer writes, an
+editor edits, ...), streamed a word at a time with a small delay
+(``PLAIT_OFFLINE_DELAY`` seconds per word, default 0.02; ``0`` in tests).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import itertools
+import json
+import os
+import re
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
@@ -37,7 +48,7 @@ from plait.models import (
 )
 from plait.plugins import Registry, build_registry, set_registry
 
-__all__ = ["EchoModel", "FunctionModel", "plugin_registry"]
+__all__ = ["EchoModel", "FunctionModel", "OfflineModel", "plugin_registry"]
 
 _call_ids = itertools.count(1)
 
@@ -129,6 +140,146 @@ class EchoModel(FunctionModel):
     def _reply(self, messages: list[Message]) -> str:
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         return f"[{self.model}] {last}"
+
+
+def _topic(text: str) -> str:
+    """What the text is about: its first sentence-like line, without Markdown marks or a request verb."""
+    heading = next((line for line in text.splitlines() if line.startswith("#")), None)  # a previous reply's
+    lines = [line.strip(" #*-:_") for line in text.splitlines()]
+    line = heading.strip(" #") if heading else next((line for line in lines if len(line.split()) >= 4), None)
+    line = line or next((line for line in lines if line), "") or "the topic"
+    line = re.sub(
+        r"^(please\s+)?((tell|teach) me about|write (about|on)|explain|research|describe)\s+",
+        "",
+        line,
+        flags=re.I,
+    )
+    line = line.rstrip(" .?!")[:80] or "the topic"
+    return line[0].upper() + line[1:]
+
+
+# role -> (words in the agent's instructions that select it, the reply's paragraphs).
+# Replies are templates over the topic; which variant is used depends on a checksum
+# of the input, so the same input always gives the same text.
+_ROLES: list[tuple[str, tuple[str, ...], list[str]]] = [
+    (
+        "checker",
+        ("check", "claim", "verify"),
+        [
+            "Claims that need a source:\n\n"
+            "1. Every date and number in the draft about {t}.\n"
+            '2. Any "first" or "only": these are the claims readers challenge.\n'
+            "3. Quotes: each needs a named speaker and a link.",
+        ],
+    ),
+    (
+        "editor",
+        ("edit", "proofread", "polish the", "clarity"),
+        [
+            "I tightened the draft on {t}: the main point now comes first, long sentences are split, "
+            "and each paragraph carries one idea. The structure and the facts are unchanged.",
+        ],
+    ),
+    (
+        "analyst",
+        ("analy", "assess", "opinion", "synthes", "combine", "evaluate"),
+        [
+            "**Assessment.** The evidence on {t} is consistent: progress has been steady rather than sudden, "
+            "and the biggest gains came when better tools met clearer goals.\n\n"
+            "**Risk.** Much of what is written about {t} repeats a few sources; the weakest claims are the newest.\n\n"
+            "**Verdict.** Worth pursuing, with a small first step that can be measured.",
+            "**Assessment.** Taken together, the findings on {t} point one way: the fundamentals are sound, "
+            "and the open questions are about pace, not direction.\n\n"
+            "**Risk.** Optimistic estimates dominate the sources; plan for the slower case.\n\n"
+            "**Verdict.** Proceed, and review the numbers after the first milestone.",
+        ],
+    ),
+    (
+        "announcer",
+        ("announce",),
+        [
+            "We are glad to share the news: {t}. It is the result of many small, careful steps, "
+            "and of the people who tried early versions and told us what to fix.\n\n"
+            "Everything you need to get started is in the documentation. Thank you for building with us.",
+        ],
+    ),
+    (
+        "writer",
+        ("write", "article", "announcement", "report", "briefing", "story", "draft"),
+        [
+            "{T} is less a story of sudden breakthroughs than of patient work. Small groups set clear goals, "
+            "built what they could test, and kept what worked.\n\n"
+            "The research shows the same pattern again and again: enthusiasm, a hard limit, a quieter period of "
+            "better tools, then a new leap. Today's results stand on every one of those cycles.\n\n"
+            "What comes next will be decided the same way: by what can be measured, shared and improved.",
+            "Few subjects reward a closer look like {t}. Behind the headlines is a long line of careful "
+            "experiments, each one answering a single, well-posed question.\n\n"
+            "The research gathered here traces that line from its first ideas to the present, and shows why "
+            "the slow, cumulative steps mattered more than any single moment.\n\n"
+            "The lesson for readers is practical: progress follows good questions.",
+        ],
+    ),
+    (
+        "researcher",
+        ("research", "find", "gather", "collect", "fact", "investigat"),
+        [
+            "Key findings:\n\n"
+            "1. The early work on {t} came from a few small groups with clear, testable goals.\n"
+            "2. Progress came in waves: fast advances, then slower periods of consolidation.\n"
+            "3. The most reliable sources are first-hand accounts and recent surveys.",
+            "Key findings:\n\n"
+            "1. Interest in {t} grew from practical problems, not theory alone.\n"
+            "2. Better tools and shared data drove most of the measurable progress.\n"
+            "3. Open questions remain about cost and scale.",
+        ],
+    ),
+]
+_ANSWER = [
+    "Here is a short answer on {t}: start from the basics, check the claims against a primary source, "
+    "and keep the first step small enough to measure.",
+]
+
+
+class OfflineModel(FunctionModel):
+    """The ``offline:`` provider: readable, deterministic replies without a network (see the module docstring)."""
+
+    provider = "offline"
+
+    def __init__(self, model: str = "demo", *, delay: float | None = None, **options: Any) -> None:
+        super().__init__(self._reply, model=model, **options)
+        self.delay = float(os.environ.get("PLAIT_OFFLINE_DELAY", "0.02")) if delay is None else delay
+
+    async def _reply(self, messages: list[Message], request: ModelRequest) -> AsyncIterator[str]:
+        system = "\n".join(m.content or "" for m in messages if m.role == "system")
+        user = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        if request.output_schema is not None or "JSON" in system:
+            yield json.dumps(_fill_schema(request.output_schema, system))
+            return
+        topic = _topic(user)
+        lowered = system.lower()
+        variants = next((texts for _, words, texts in _ROLES if any(w in lowered for w in words)), _ANSWER)
+        body = variants[zlib.crc32(user.encode()) % len(variants)]
+        text = f"### {topic}\n\n" + body.format(t=topic[0].lower() + topic[1:], T=topic) + "\n"
+        for token in re.findall(r"\S+\s*|\s+", text):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield token
+
+
+def _fill_schema(schema: type | None, system: str) -> dict[str, object]:
+    """A value matching the requested JSON schema (the first choice of any enum)."""
+    properties: dict[str, dict[str, object]] = {}
+    if schema is not None:
+        properties = schema.model_json_schema().get("properties", {})  # type: ignore[attr-defined]
+    else:
+        match = re.search(r"(\{.*\})\s*$", system, re.S)
+        if match:
+            properties = json.loads(match.group(1)).get("properties", {})
+    defaults: dict[object, object] = {"integer": 1, "number": 1.0, "boolean": True, "array": []}
+    return {
+        name: spec["enum"][0] if "enum" in spec else defaults.get(spec.get("type"), f"offline {name}")  # type: ignore[index]
+        for name, spec in properties.items()
+    }
 
 
 @contextlib.contextmanager

@@ -1,0 +1,45 @@
+"""What print_response shows: streamed text live on a terminal, one-line previews, the offline demo."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from plait import Agent, Step, Workflow
+from plait.console import print_run
+from plait.testing import OfflineModel
+
+
+def workflow() -> Workflow:
+    researcher = Agent(name="Researcher", model=OfflineModel(delay=0), instructions="Research the topic.")
+    writer = Agent(name="Writer", model=OfflineModel(delay=0), instructions="Write a polished article.")
+    return Workflow(
+        name="W", steps=[Step(name="research", agent=researcher), Step(name="write", agent=writer)]
+    )
+
+
+def render(terminal: bool, width: int = 70) -> str:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=terminal, width=width, color_system=None)
+    print_run(workflow(), "The history of tea", stream=True, markdown=False, options={}, console=console)
+    return out.getvalue()
+
+
+def test_streaming_text_shows_live_on_a_terminal() -> None:
+    shown = render(terminal=True)
+    assert "▸ research" in shown and "▸ write" in shown  # the live line of each streaming step
+    assert "✓ research" in shown and "completed" in shown
+
+
+def test_no_live_display_when_not_a_terminal() -> None:
+    shown = render(terminal=False)
+    assert "▸" not in shown and "✓ write" in shown
+
+
+def test_previews_are_one_line_within_the_width_without_markdown_marks() -> None:
+    lines = [line for line in render(terminal=False, width=70).splitlines() if line.startswith("✓ ")]
+    assert len(lines) == 2
+    assert all(len(line) <= 70 and line.endswith("…") for line in lines)
+    assert all("#" not in line and "**" not in line for line in lines)
+    assert "The history of tea Key findings:" in lines[0]
