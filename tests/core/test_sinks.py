@@ -112,3 +112,54 @@ def test_tree_sink_shows_the_run_as_a_tree_with_status() -> None:
         "├── ⤼ • risky",
         "└── ✓ • c",
     ]
+
+
+def test_flushing_a_stuck_sink_costs_no_thread_per_call() -> None:
+    release = threading.Event()
+
+    class Stuck:
+        def handle(self, event: Event) -> None:
+            release.wait(30)
+
+    sink = Stuck()
+    try:
+        Workflow(name="w", steps=[text("a")], sinks=[sink]).run("x")
+        assert not flush_sinks(timeout=0.01)  # stuck: the flush gives up
+        before = threading.active_count()
+        for _ in range(20):
+            assert not dispatcher_for(sink).flush(timeout=0.001)
+            assert not flush_sinks(timeout=0.001)
+        assert threading.active_count() == before
+    finally:
+        release.set()
+        assert flush_sinks(timeout=5)
+
+
+STUCK_AT_EXIT = """
+import threading, time
+from plait import Step, Workflow
+import plait.sinks
+
+class Stuck:
+    def handle(self, event):
+        threading.Event().wait()  # never returns
+
+workflow = Workflow(name="w", steps=[Step(name="a", executor=lambda step_input: "a")],
+                    sinks=[Stuck(), Stuck(), Stuck()])
+workflow.run("x")
+print(getattr(plait.sinks, "EXIT_TIMEOUT", 2.0), flush=True)
+"""
+
+
+def test_stuck_sinks_delay_interpreter_exit_by_the_exit_timeout_in_all() -> None:
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", STUCK_AT_EXIT], capture_output=True, text=True, timeout=60, check=True
+    )
+    elapsed = time.monotonic() - started
+    exit_timeout = float(done.stdout.strip())
+    # Three stuck sinks share one exit budget (before: ~4 s each, so ~12 s).
+    assert elapsed < exit_timeout + 3.0, (elapsed, done.stderr)

@@ -256,3 +256,30 @@ def test_metrics_through_the_metrics_api(monkeypatch) -> None:  # type: ignore[n
         assert sum(p.value for p in points["plait.step.retries"]) == 1
     finally:
         provider.shutdown()
+
+
+def test_agent_team_and_tool_spans_carry_the_genai_attributes(traced) -> None:  # type: ignore[no-untyped-def]
+    from plait import Team
+
+    provider, exporter = traced
+    agent = Agent(
+        name="forecaster", model=FunctionModel(weather_model, model="fn-model"), tools=[get_weather]
+    )
+    team = Team(
+        name="crew",
+        members=[agent],
+        model=FunctionModel(lambda messages: "all sunny", model="lead-model"),
+        mode="broadcast",
+    )
+    Workflow(name="w", steps=[Step(name="ask", team=team)], tracer_provider=provider).run("weather?")
+    spans = exporter.get_finished_spans()
+    crew = by_name(spans, "invoke_agent crew").attributes
+    assert crew["gen_ai.operation.name"] == "invoke_agent"
+    assert crew["gen_ai.request.model"] == "lead-model"
+    assert crew["gen_ai.provider.name"] == "function"
+    forecaster = by_name(spans, "invoke_agent forecaster").attributes
+    assert forecaster["gen_ai.request.model"] == "fn-model"
+    assert forecaster["gen_ai.provider.name"] == "function"
+    tool = by_name(spans, "execute_tool get_weather").attributes
+    assert tool["gen_ai.tool.type"] == "function"
+    assert tool["gen_ai.tool.name"] == "get_weather"

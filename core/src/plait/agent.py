@@ -522,6 +522,7 @@ class Agent(Runnable):
         attributes = {
             ATTR.OPERATION: "execute_tool",
             ATTR.TOOL_NAME: call.name,
+            ATTR.TOOL_TYPE: "function",
             ATTR.TOOL_CALL_ID: call.id,
             ATTR.SPAN_KIND: "TOOL",
         }

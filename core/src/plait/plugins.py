@@ -7,6 +7,13 @@ hook that does not exist, or registers something invalid is recorded in
 :attr:`Registry.errors` and left out; the host and the other plugins carry on.
 ``PLAIT_STRICT_PLUGINS=1`` (or ``strict=True``) raises instead.
 
+Lifecycle hooks (``on_workflow_*``, ``on_step_*``) are observers, isolated like
+event sinks: each observing plugin is fed from a bounded queue on a thread of
+its own, so a hook that raises is reported once (naming the plugin) and a hook
+that blocks stalls neither the run nor its event loop. In strict mode they are
+called inline instead, and a failure raises :class:`PluginError` naming the
+plugin and the hook.
+
 Environment switches, read when the registry is built:
 
 * ``PLAIT_LOAD_PLUGINS=a,b``: load only these entry points (empty: none).
@@ -33,6 +40,7 @@ from plait.errors import PluginError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "LifecycleHooks",
     "PluginInfo",
     "PluginLoadError",
     "Registration",
@@ -91,6 +99,66 @@ class PluginLoadError:
 
 _UNSET: Any = object()
 _KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command")
+_LIFECYCLE = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
+
+
+class _Observer:
+    """One plugin's lifecycle hooks, called with the arguments each one names."""
+
+    def __init__(self, plugin: str, impls: dict[str, pluggy.HookImpl]) -> None:
+        self.plugin = plugin
+        self.impls = impls
+
+    def handle(self, call: tuple[str, dict[str, Any]]) -> None:
+        name, kwargs = call
+        impl = self.impls[name]
+        impl.function(*[kwargs[arg] for arg in impl.argnames])
+
+    def __repr__(self) -> str:
+        return f"plugin {self.plugin!r}"
+
+
+class LifecycleHooks:
+    """Calls the plugins observing runs, isolated from the run (see the module docs)."""
+
+    def __init__(self, observers: list[_Observer], *, strict: bool) -> None:
+        self._strict = strict
+        if not strict:
+            from plait.sinks import dispatcher_for
+
+            # A dispatcher per plugin: its own bounded queue and thread, as a sink has.
+            feeds: dict[str, list[Callable[[Any], None]]] = {name: [] for name in _LIFECYCLE}
+            for observer in observers:
+                dispatch = dispatcher_for(observer, kind="lifecycle hooks of")
+                for name in observer.impls:
+                    feeds[name].append(dispatch)
+            self._feeds = feeds
+        self._observers = {name: [o for o in observers if name in o.impls] for name in _LIFECYCLE}
+
+    def _call(self, name: str, kwargs: dict[str, Any]) -> None:
+        if not self._strict:
+            for dispatch in self._feeds[name]:
+                dispatch((name, kwargs))
+            return
+        for observer in self._observers[name]:
+            try:
+                observer.handle((name, kwargs))
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {observer.plugin!r} failed in {name}: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def on_workflow_start(self, **kwargs: Any) -> None:
+        self._call("on_workflow_start", kwargs)
+
+    def on_workflow_end(self, **kwargs: Any) -> None:
+        self._call("on_workflow_end", kwargs)
+
+    def on_step_start(self, **kwargs: Any) -> None:
+        self._call("on_step_start", kwargs)
+
+    def on_step_end(self, **kwargs: Any) -> None:
+        self._call("on_step_end", kwargs)
 
 
 class Registry:
@@ -100,8 +168,9 @@ class Registry:
     :func:`get_registry`.
     """
 
-    def __init__(self, manager: pluggy.PluginManager) -> None:
+    def __init__(self, manager: pluggy.PluginManager, *, strict: bool = False) -> None:
         self.manager = manager
+        self.strict = strict
         self.plugins: dict[str, PluginInfo] = {}
         self.errors: list[PluginLoadError] = []
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in _KINDS}
@@ -136,13 +205,16 @@ class Registry:
         return [entry.value for entry in self._entries["step_type"].values()]
 
     @property
-    def lifecycle_hooks(self) -> Any:
-        """The hook relay when any plugin observes runs, else None (runs then skip hook calls)."""
+    def lifecycle_hooks(self) -> LifecycleHooks | None:
+        """The observers of runs, or None when no plugin observes them (runs then skip hook calls)."""
         if self._lifecycle is _UNSET:
-            names = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
-            observed = any(getattr(self.manager.hook, name).get_hookimpls() for name in names)
-            self._lifecycle = self.manager.hook if observed else None
-        return self._lifecycle
+            impls: dict[str, dict[str, pluggy.HookImpl]] = {}
+            for name in _LIFECYCLE:
+                for impl in getattr(self.manager.hook, name).get_hookimpls():
+                    impls.setdefault(impl.plugin_name, {})[name] = impl
+            observers = [_Observer(plugin, found) for plugin, found in impls.items()]
+            self._lifecycle = LifecycleHooks(observers, strict=self.strict) if observers else None
+        return self._lifecycle  # type: ignore[no-any-return]
 
     @property
     def hook(self) -> Any:
@@ -209,11 +281,11 @@ def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
         "register_commands": command,
     }
     for hook_name, callback in callbacks.items():
-        # Call this plugin's own implementation, so whatever it registers is
-        # attributed to it and a failure is reported against it alone.
-        impl = getattr(plugin, hook_name, None)
-        if impl is not None and callable(impl):
-            impl(register=callback)
+        # Call this plugin's own implementations (pluggy's: only what @hookimpl marks),
+        # so whatever it registers is attributed to it and a failure is reported against it alone.
+        for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(register=callback)
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -278,7 +350,7 @@ def build_registry(
         strict = os.environ.get("PLAIT_STRICT_PLUGINS", "") not in ("", "0", "false")
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    registry = Registry(manager)
+    registry = Registry(manager, strict=strict)
     if builtins:
         from plait import _builtins
 
@@ -362,6 +434,6 @@ def set_registry(registry: Registry | None) -> Registry | None:
     return old
 
 
-def lifecycle_hooks() -> Any:
+def lifecycle_hooks() -> LifecycleHooks | None:
     """The process registry's lifecycle hook relay, or None when no plugin observes runs."""
     return get_registry().lifecycle_hooks

@@ -6,6 +6,8 @@ objects or by registered name (``"console"``, ``"jsonl"`` with options through
 :func:`create_sink`). Each sink gets its own bounded queue and thread: a slow
 sink drops events once its queue is full instead of stalling the run, and a
 failing sink is reported once (``logging`` warning) and never fails the run.
+:func:`flush_sinks` waits ``timeout`` seconds at most in all, and interpreter
+exit waits :data:`EXIT_TIMEOUT` seconds at most in all, however many sinks are stuck.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -99,8 +102,9 @@ _STOP = object()
 class SinkDispatcher:
     """Feeds one sink from a bounded queue on a thread of its own."""
 
-    def __init__(self, sink: Any, *, maxsize: int = 10_000) -> None:
+    def __init__(self, sink: Any, *, maxsize: int = 10_000, kind: str = "event sink") -> None:
         self.sink = sink
+        self.kind = kind
         self.queue: queue.Queue[Any] = queue.Queue(maxsize)
         self.dropped = 0
         self.failures = 0
@@ -119,7 +123,7 @@ class SinkDispatcher:
             if not self._reported_drop:
                 self._reported_drop = True
                 logger.warning(
-                    "event sink %r is too slow: its queue is full, events are being dropped", self.sink
+                    "%s %r is too slow: its queue is full, events are being dropped", self.kind, self.sink
                 )
 
     def _work(self) -> None:
@@ -134,7 +138,8 @@ class SinkDispatcher:
                 if not self._reported_failure:
                     self._reported_failure = True
                     logger.warning(
-                        "event sink %r failed; its later failures are counted, not logged",
+                        "%s %r failed; its later failures are counted, not logged",
+                        self.kind,
                         self.sink,
                         exc_info=True,
                     )
@@ -143,22 +148,27 @@ class SinkDispatcher:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the sink handled every queued event; False on timeout."""
-        done = threading.Event()
-
-        def wait() -> None:
-            self.queue.join()
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        return done.wait(timeout)
+        # Wait on the queue's own condition (what Queue.join waits on) with a
+        # timeout, so a stuck sink costs no helper thread.
+        q = self.queue
+        with q.all_tasks_done:
+            return q.all_tasks_done.wait_for(lambda: not q.unfinished_tasks, max(timeout, 0.0))
 
     def close(self, timeout: float = 5.0) -> None:
-        self.flush(timeout)
+        """Flush, stop the thread and close the sink, within ``timeout`` in all.
+
+        A sink still stuck after the flush is left to its daemon thread (it never
+        gets ``close()``): waiting longer for it would only delay the caller."""
+        deadline = time.monotonic() + timeout
+        if not self.flush(timeout):
+            return
         try:
             self.queue.put_nowait(_STOP)
         except queue.Full:
             return
-        self._thread.join(timeout)
+        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        if self._thread.is_alive():
+            return
         close = getattr(self.sink, "close", None)
         if callable(close):
             try:
@@ -171,12 +181,13 @@ _dispatchers: weakref.WeakKeyDictionary[Any, SinkDispatcher] = weakref.WeakKeyDi
 _lock = threading.Lock()
 
 
-def dispatcher_for(sink: Any) -> SinkDispatcher:
-    """The dispatcher of a sink object (one per sink, shared by every run)."""
+def dispatcher_for(sink: Any, *, kind: str = "event sink") -> SinkDispatcher:
+    """The dispatcher of a sink object (one per sink, shared by every run); ``kind``
+    names it in warnings (plugins' lifecycle hooks are fed the same way)."""
     with _lock:
         dispatcher = _dispatchers.get(sink)
         if dispatcher is None:
-            dispatcher = _dispatchers[sink] = SinkDispatcher(sink)
+            dispatcher = _dispatchers[sink] = SinkDispatcher(sink, kind=kind)
         return dispatcher
 
 
@@ -188,15 +199,23 @@ def create_sink(name: str, **options: Any) -> Any:
 
 
 def flush_sinks(timeout: float = 5.0) -> bool:
-    """Wait until every sink handled every event so far."""
+    """Wait until every sink (and every plugin's lifecycle hooks) handled every event
+    so far, ``timeout`` seconds at most in all; False if some sink did not."""
     with _lock:
         dispatchers = list(_dispatchers.values())
-    return all(d.flush(timeout) for d in dispatchers)
+    deadline = time.monotonic() + timeout
+    flushed = [d.flush(deadline - time.monotonic()) for d in dispatchers]
+    return all(flushed)
+
+
+#: How long interpreter exit waits, at most in all, for sinks to drain and close.
+EXIT_TIMEOUT = 2.0
 
 
 @atexit.register
 def _close_all() -> None:
     with _lock:
         dispatchers = list(_dispatchers.values())
+    deadline = time.monotonic() + EXIT_TIMEOUT
     for dispatcher in dispatchers:
-        dispatcher.close(timeout=2.0)
+        dispatcher.close(timeout=max(deadline - time.monotonic(), 0.0))

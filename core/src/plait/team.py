@@ -151,9 +151,12 @@ class Team(Runnable):
         usage = Usage()
         costs: list[float | None] = []
         started = time.perf_counter()
+        leader_model = self.leader.model
         attributes = {
             ATTR.OPERATION: "invoke_agent",
             ATTR.AGENT_NAME: self.name,
+            ATTR.REQUEST_MODEL: leader_model.model,  # the leader's: it answers for the team
+            ATTR.PROVIDER: leader_model.provider,
             ATTR.SPAN_KIND: "AGENT",
             "plait.team.mode": self.mode,
         }

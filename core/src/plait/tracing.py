@@ -64,6 +64,7 @@ class ATTR:
     OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
     TOOL_NAME = "gen_ai.tool.name"
     TOOL_CALL_ID = "gen_ai.tool.call.id"
+    TOOL_TYPE = "gen_ai.tool.type"
     SPAN_KIND = "openinference.span.kind"
     RUN_ID = "plait.run.id"
     SESSION_ID = "plait.session.id"
