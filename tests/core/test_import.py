@@ -27,3 +27,16 @@ def test_import_plait_and_loading_plugins_import_no_sdk() -> None:
     data = json.loads(result.stdout)
     assert data["before"] == [] and data["after"] == []
     assert "plait.builtins" in data["plugins"]
+
+
+def test_import_plait_and_building_a_plain_workflow_import_no_pydantic() -> None:
+    code = (
+        "import sys\nfrom plait import Step, Workflow\n"
+        "def f(step_input) -> str:\n    return 'x'\n"
+        "Workflow(name='w', steps=[Step(name='s', executor=f)])\n"
+        "print('pydantic' in sys.modules, 'plait.storage' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]

@@ -5,6 +5,7 @@
 >>> workflow.print_response("topic", stream=True)
 """
 
+from plait._codec import allow_content_type
 from plait._engine import RunContext, StepContext
 from plait._io import (
     RunStatus,
@@ -77,6 +78,7 @@ __all__ = [
     "Workflow",
     "WorkflowExecutionInput",
     "WorkflowRunOutput",
+    "allow_content_type",
     "hookimpl",
     "tool",
 ]

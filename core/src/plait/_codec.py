@@ -21,17 +21,30 @@ import dataclasses
 import datetime as dt
 import enum
 import math
+import sys
 import typing
 import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
-from plait.storage import StorageError
+from plait.errors import PlaitError
 
 __all__ = ["allow_content_type", "class_key", "declared_types", "decode", "encode"]
+
+
+def _is_model_class(cls: type) -> bool:
+    """A pydantic model class, found without importing pydantic: where pydantic was never
+    imported, nothing can be one (this keeps ``import plait`` and plain steps light)."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(cls, type) and issubclass(cls, pydantic.BaseModel)
+
+
+def _storage_error(message: str) -> PlaitError:
+    from plait.storage import StorageError
+
+    return StorageError(message)
+
 
 TAG = "$plait"
 
@@ -50,7 +63,7 @@ def allow_content_type(*classes: type) -> None:
 
 
 def _rebuildable(cls: type) -> bool:
-    return issubclass(cls, (BaseModel, enum.Enum)) or dataclasses.is_dataclass(cls)
+    return _is_model_class(cls) or issubclass(cls, enum.Enum) or dataclasses.is_dataclass(cls)
 
 
 def declared_types(annotations: Iterable[Any]) -> list[type]:
@@ -65,8 +78,8 @@ def declared_types(annotations: Iterable[Any]) -> list[type]:
         seen.add(id(item))
         if isinstance(item, type) and _rebuildable(item):
             found.append(item)
-            if issubclass(item, BaseModel):  # the classes of its fields may be stored inside it
-                pending.extend(field.annotation for field in item.model_fields.values())
+            if _is_model_class(item):  # the classes of its fields may be stored inside it
+                pending.extend(field.annotation for field in getattr(item, "model_fields", {}).values())
             elif dataclasses.is_dataclass(item):
                 with contextlib.suppress(Exception):
                     pending.extend(typing.get_type_hints(item).values())
@@ -115,7 +128,7 @@ def encode(value: Any, what: str) -> Any:
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
     cls = type(value)
-    if isinstance(value, BaseModel):
+    if _is_model_class(type(value)):
         _allowed.setdefault(class_key(cls), cls)
         fields = {name: getattr(value, name) for name in type(value).model_fields}
         fields.update(value.model_extra or {})
@@ -124,7 +137,7 @@ def encode(value: Any, what: str) -> Any:
         _allowed.setdefault(class_key(cls), cls)
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
         return {TAG: "dataclass", "cls": class_key(cls), "v": encode(fields, what)}
-    raise StorageError(
+    raise _storage_error(
         f"{what} cannot be stored as JSON: a {cls.__module__}.{cls.__qualname__} ({value!r:.80}) would not come back "
         "as itself; return str, numbers, bools, None, lists, dicts, tuples, sets, bytes, datetimes, "
         "Decimal, UUID, enums, pydantic models or dataclasses"
@@ -174,10 +187,10 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
         name = data.get("cls")
         cls = classes.get(name) or _allowed.get(name)  # type: ignore[arg-type]
         if cls is None:
-            raise StorageError(
+            raise _storage_error(
                 f"{what} holds a {name}, which this process may not rebuild (a class named in stored "
                 "data is never imported): declare it in the step's return annotation or call "
-                f"plait._codec.allow_content_type({str(name).rpartition(':')[2]})"
+                f"plait.allow_content_type({str(name).rpartition(':')[2]})"
             )
         value = _decode(raw, what, classes)
         if tag == "enum":
@@ -186,4 +199,4 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
             # built from what was stored, not validated again: the model validated it when the step made it
             return cls.model_construct(**value)  # type: ignore[attr-defined]
         return cls(**value)
-    raise StorageError(f"{what} holds an unknown tag {tag!r}; was it stored by a newer plait?")
+    raise _storage_error(f"{what} holds an unknown tag {tag!r}; was it stored by a newer plait?")

@@ -72,7 +72,8 @@ class BlockingPool:
         self.name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0  # workers waiting for a job
+        #: one permit per idle worker (ThreadPoolExecutor's scheme: no idle-count races)
+        self._idle = threading.Semaphore(0)
         self._counted = 0  # live workers that are not abandoned
         self._abandoned = 0  # workers still running abandoned work
         self._started = 0
@@ -84,7 +85,8 @@ class BlockingPool:
             if self._closed:
                 raise RuntimeError(f"BlockingPool {self.name!r} is closed")
             self._jobs.put(job)
-            self._spawn_if_needed()
+            if not self._idle.acquire(blocking=False):
+                self._spawn()
         return job
 
     def abandon(self, job: _Job) -> None:
@@ -96,7 +98,8 @@ class BlockingPool:
             if job.future.running():
                 self._counted -= 1
                 self._abandoned += 1
-                self._spawn_if_needed()
+                if self._jobs.qsize():  # queued work may have been waiting for this slot
+                    self._spawn()
 
     @property
     def abandoned_threads(self) -> int:
@@ -110,33 +113,30 @@ class BlockingPool:
             for _ in range(self._counted):
                 self._jobs.put(None)
 
-    def _spawn_if_needed(self) -> None:  # holding the lock
-        if self._idle >= self._jobs.qsize() or self._counted >= self.max_threads:
-            return
+    def _spawn(self) -> None:  # holding the lock
+        if self._counted >= self.max_threads:
+            return  # the job waits in the queue for the next free worker
         self._counted += 1
         self._started += 1
         threading.Thread(target=self._work, name=f"{self.name}-{self._started}", daemon=True).start()
 
     def _work(self) -> None:
         while True:
-            with self._lock:
-                self._idle += 1
             job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-                if job is None:
+            if job is None:
+                with self._lock:
                     self._counted -= 1
-                    return
-            if not job.future.set_running_or_notify_cancel():
-                continue  # cancelled before it started
-            try:
-                job.future.set_result(job.fn())
-            except BaseException as exc:
-                job.future.set_exception(exc)
+                return
+            if job.future.set_running_or_notify_cancel():
+                try:
+                    job.future.set_result(job.fn())
+                except BaseException as exc:
+                    job.future.set_exception(exc)
             with self._lock:
                 if job.abandoned:  # this thread stopped counting when the job was abandoned
                     self._abandoned -= 1
                     return
+            self._idle.release()
 
 
 class InProcessRunner:
