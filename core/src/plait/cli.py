@@ -226,8 +226,14 @@ def _absolute_target(spec: str) -> str:
 
 def _runs(args: argparse.Namespace) -> int:
     from plait._sync import run_sync
+    from plait.errors import PlaitError
 
-    return run_sync(_runs_async(args))
+    try:
+        return run_sync(_runs_async(args))
+    except PlaitError as exc:
+        # an unreachable or misconfigured store: one line (naming the redacted URL), no traceback
+        print("plait: " + " ".join(str(exc).split()), file=sys.stderr)  # a driver's message may wrap
+        return 1
 
 
 async def _runs_async(args: argparse.Namespace) -> int:

@@ -225,8 +225,10 @@ def resolve_storage(spec: Storage | str | None) -> Storage | None:
     if spec is None or isinstance(spec, Storage):
         return spec
     if not isinstance(spec, str) or "://" not in spec:
+        # without '//' nothing marks where a password ends ('postgres:PW@host'): show the scheme only
+        shown = f"{str(spec).partition(':')[0]}:***" if ":" in str(spec) else str(spec)
         raise DefinitionError(
-            f"storage must be a Storage object or a URL such as 'sqlite:///runs.db', got {redact_url(str(spec))!r}"
+            f"storage must be a Storage object or a URL such as 'sqlite:///runs.db', got {shown!r}"
         )
     from plait.plugins import get_registry
 

@@ -70,7 +70,12 @@ class SQLiteStorage(Storage):
 
     def _open(self, timeout: float) -> sqlite3.Connection:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"SQLite storage {self.path!r}: cannot create its directory: {exc.strerror or exc}"
+                ) from None
         connection = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, LiteralString, TypeVar
+from urllib.parse import quote
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -346,7 +347,7 @@ class PostgresStorage(Storage):
             "INSERT INTO {schema}.plait_checkpoints (run_id, step_id, data) VALUES (%s, %s, %s) "
             "ON CONFLICT (run_id, step_id) DO UPDATE SET seq = excluded.seq, data = excluded.data"
         )
-        rows = [(c.run_id, c.step_id, c.model_dump_json()) for c in checkpoints]
+        rows = [(c.run_id, _column(c.step_id), c.model_dump_json()) for c in checkpoints]
 
         async def save(connection: AsyncConnection[Any]) -> None:
             async with connection.transaction(), connection.cursor() as cursor:
@@ -368,12 +369,14 @@ class PostgresStorage(Storage):
             "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data"
         )
         await self._execute(
-            f"saving session {session.session_id!r}", query, (session.session_id, session.model_dump_json())
+            f"saving session {session.session_id!r}",
+            query,
+            (_column(session.session_id), session.model_dump_json()),
         )
 
     async def load_session(self, session_id: str) -> SessionRecord | None:
         query = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = %s")
-        rows = await self._fetch(f"loading session {session_id!r}", query, (session_id,))
+        rows = await self._fetch(f"loading session {session_id!r}", query, (_column(session_id),))
         return SessionRecord.model_validate_json(rows[0][0]) if rows else None
 
     async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
@@ -384,7 +387,7 @@ class PostgresStorage(Storage):
             "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data "
             "WHERE COALESCE((s.data::json->>'version')::bigint, 0) = %s"
         )
-        params = (session.session_id, session.model_dump_json(), expected_version)
+        params = (_column(session.session_id), session.model_dump_json(), expected_version)
 
         async def save(connection: AsyncConnection[Any]) -> bool:
             cursor = await connection.execute(query, params)
@@ -435,6 +438,19 @@ class PostgresStorage(Storage):
         await self._execute(
             f"saving cache entry {entry.key!r}", query, (entry.key, entry.expires_at, entry.model_dump_json())
         )
+
+
+_ENCODED = "\x01plait-encoded:"
+
+
+def _column(text: str) -> str:
+    """``text`` as a key column value. PostgreSQL's TEXT cannot hold NUL, which a step name or
+    session id may contain (SQLite and Redis store it): such a value is percent-encoded behind a
+    marker. The mapping is one-to-one, and every other value is stored as it is; the record's
+    JSON, which is what is read back, keeps the original."""
+    if "\x00" in text or text.startswith(_ENCODED):
+        return _ENCODED + quote(text, safe="")
+    return text
 
 
 def _lock_key(schema: str) -> int:

@@ -33,6 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
@@ -94,6 +95,12 @@ class RedisStorage(Storage):
             )
         if not prefix:
             raise DefinitionError("RedisStorage: prefix must not be empty")
+        database = urlsplit(url).path.strip("/")
+        if database and not database.isdigit():  # redis-py would silently use database 0
+            raise DefinitionError(
+                f"RedisStorage: the URL's path must be a database number such as /0, got "
+                f"{database!r} in {redact_url(url)!r}"
+            )
         self.url = url
         self.prefix = prefix
         self.connect_timeout = connect_timeout
