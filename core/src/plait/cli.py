@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     resume = runs_sub.add_parser("resume", help="continue an interrupted or failed run from its checkpoints")
     resume.add_argument("run_id")
+    resume.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait while another process executes the run (until its lease ends)",
+    )
     approve = runs_sub.add_parser("approve", help="answer a paused run and continue it")
     approve.add_argument("run_id")
     approve.add_argument("--step", default=None, help="the waiting step's id (default: the only one)")
@@ -287,7 +292,7 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
     if workflow.storage is None or args.storage:
         workflow.storage = url
     workflow.target = record.target or _absolute_target(spec)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"wait": bool(getattr(args, "wait", False))}
     if args.runs_command == "approve":
         pending = (record.pause or {}).get("pending", [])
         step = args.step or (pending[0]["step_id"] if len(pending) == 1 else None)

@@ -80,6 +80,8 @@ class Workflow:
     #: how many sessions a workflow without storage keeps in memory (least recently used
     #: dropped first); with storage, sessions live in the storage and this does not apply
     max_sessions_in_memory: int = 1000
+    #: seconds a run's lease lasts unless renewed (every third of it while the run executes)
+    lease_ttl: float = 30.0
 
     def __init__(
         self,
@@ -400,39 +402,47 @@ class Workflow:
                 target=self.target,
                 session_base=base,
             )
-        await storage.save_run(record)
+        from plait.storage import claim_run
+
+        # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
+        lease = await claim_run(storage, run_id, ttl=self.lease_ttl) if resume is None else None
         try:
-            output = await self._execute(input, ctx, additional_data)
-        except BaseException as exc:
-            # Ctrl-C in a sync step on the loop thread arrives as KeyboardInterrupt, elsewhere
-            # as cancellation: either way the run was cancelled, and can be resumed.
-            cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
-            record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
-            record.error = f"{type(exc).__name__}: {exc}"
+            await storage.save_run(record)
+            try:
+                output = await self._execute(input, ctx, additional_data)
+            except BaseException as exc:
+                # Ctrl-C in a sync step on the loop thread arrives as KeyboardInterrupt, elsewhere
+                # as cancellation: either way the run was cancelled, and can be resumed.
+                cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+                record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
+                record.error = f"{type(exc).__name__}: {exc}"
+                await self._finish(storage, run, record, stored_events)
+                raise
+            record.status = output.status.value
+            record.content = to_json(output.content, f"the output of workflow {self.name!r}")
+            record.error = output.error
+            metrics = output.metrics
+            record.metrics = {
+                "duration": output.duration,
+                "input_tokens": metrics.input_tokens,
+                "output_tokens": metrics.output_tokens,
+            }
+            record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
+            try:
+                final = to_json(state, "the session state")
+                await commit_stored(storage, session_id, self.id, base, final, where=where)
+                record.session_base = final  # a resumed run's changes count from here
+            except BaseException as exc:
+                record.status = RunStatus.ERROR.value
+                record.error = f"{type(exc).__name__}: {exc}"
+                await self._finish(storage, run, record, stored_events)
+                raise
             await self._finish(storage, run, record, stored_events)
-            raise
-        record.status = output.status.value
-        record.content = to_json(output.content, f"the output of workflow {self.name!r}")
-        record.error = output.error
-        metrics = output.metrics
-        record.metrics = {
-            "duration": output.duration,
-            "input_tokens": metrics.input_tokens,
-            "output_tokens": metrics.output_tokens,
-        }
-        record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
-        try:
-            final = to_json(state, "the session state")
-            await commit_stored(storage, session_id, self.id, base, final, where=where)
-            record.session_base = final  # a resumed run's changes count from here
-        except BaseException as exc:
-            record.status = RunStatus.ERROR.value
-            record.error = f"{type(exc).__name__}: {exc}"
-            await self._finish(storage, run, record, stored_events)
-            raise
-        await self._finish(storage, run, record, stored_events)
-        self._last_run_output = output
-        return output
+            self._last_run_output = output
+            return output
+        finally:
+            if lease is not None:
+                await lease.release()
 
     async def _finish(self, storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
         """Write what the run leaves behind: its checkpoints, events and record."""
@@ -480,15 +490,18 @@ class Workflow:
         answer: Any = None,
         stream: bool = False,
         stream_events: bool = False,
+        wait: float | bool = False,
     ) -> Any:
         """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
 
         Completed steps are not executed again: their outputs and session state are
         restored. Answer paused steps with ``answers={step_id or step name: answer}``,
         ``approve=True/False`` (every pending confirmation), or ``answer=...`` (the
-        only pending step). Works in another process, given the same storage.
+        only pending step). Works in another process, given the same storage. A run that
+        another process is executing raises :class:`~plait.storage.RunClaimedError` naming it;
+        ``wait=True`` (or seconds) waits for it to end or for its lease to expire instead.
         """
-        options = {"answers": answers, "approve": approve, "answer": answer}
+        options = {"answers": answers, "approve": approve, "answer": answer, "wait": wait}
         if stream or stream_events:
             return stream_sync(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
         return run_sync(self._resume(run_id, listeners=(), stream_events=False, **options))
@@ -502,9 +515,10 @@ class Workflow:
         answer: Any = None,
         stream: bool = False,
         stream_events: bool = False,
+        wait: float | bool = False,
     ) -> Any:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
-        options = {"answers": answers, "approve": approve, "answer": answer}
+        options = {"answers": answers, "approve": approve, "answer": answer, "wait": wait}
         if stream or stream_events:
             return astream(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
         return self._resume(run_id, listeners=(), stream_events=False, **options)
@@ -518,32 +532,41 @@ class Workflow:
         answers: dict[str, Any] | None = None,
         approve: bool | None = None,
         answer: Any = None,
+        wait: float | bool = False,
     ) -> WorkflowRunOutput:
         storage = await self._ready_storage()
         if storage is None:
             raise DefinitionError(
                 f"Workflow {self.name!r}: continue_run needs storage (Workflow(storage='sqlite:///runs.db'))"
             )
-        record = await storage.get_run(run_id)
-        if record is None:
-            raise DefinitionError(f"Workflow {self.name!r}: no run {run_id!r} in {storage!r}")
-        if record.workflow_id != self.id:
-            raise DefinitionError(
-                f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {self.id!r}"
+        from plait.storage import claim_run
+
+        # Claim the run before reading it: checkpoints read under the lease are the latest, and
+        # a second resumer gets a RunClaimedError naming the holder (or waits, with wait=).
+        lease = await claim_run(storage, run_id, ttl=self.lease_ttl, wait=wait)
+        try:
+            record = await storage.get_run(run_id)
+            if record is None:
+                raise DefinitionError(f"Workflow {self.name!r}: no run {run_id!r} in {storage!r}")
+            if record.workflow_id != self.id:
+                raise DefinitionError(
+                    f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {self.id!r}"
+                )
+            if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
+                raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
+            checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+            resolved = self._answers(record, answers, approve, answer)
+            input = self._validate_input(record.input)
+            return await self._run(
+                input,
+                listeners=listeners,
+                stream_events=stream_events,
+                session_id=record.session_id,
+                run_id=run_id,
+                resume=_Resume(record, checkpoints, resolved),
             )
-        if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
-            raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
-        checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
-        resolved = self._answers(record, answers, approve, answer)
-        input = self._validate_input(record.input)
-        return await self._run(
-            input,
-            listeners=listeners,
-            stream_events=stream_events,
-            session_id=record.session_id,
-            run_id=run_id,
-            resume=_Resume(record, checkpoints, resolved),
-        )
+        finally:
+            await lease.release()
 
     def _answers(
         self, record: RunRecord, answers: dict[str, Any] | None, approve: bool | None, answer: Any

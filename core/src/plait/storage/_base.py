@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import os
+import socket
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -12,11 +17,14 @@ from plait.errors import DefinitionError, PlaitError
 
 __all__ = [
     "CacheEntry",
+    "RunClaimedError",
+    "RunLease",
     "RunRecord",
     "SessionRecord",
     "StepCheckpoint",
     "Storage",
     "StorageError",
+    "claim_run",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
@@ -28,6 +36,10 @@ SCHEMA_VERSION = 1
 
 class StorageError(PlaitError):
     """A storage backend failed (unreachable, corrupt, or the value cannot be stored)."""
+
+
+class RunClaimedError(StorageError):
+    """Another process (or task) holds the run's lease: it is executing the run."""
 
 
 class _Record(BaseModel):
@@ -153,6 +165,46 @@ class Storage:
         await self.save_session(session)
         return True
 
+    # leases: who executes a run. Built on the sessions' compare-and-set, under a session id
+    # no caller uses (it starts with NUL); a backend may override them with native ones.
+    async def claim_lease(
+        self, run_id: str, owner: dict[str, Any], ttl: float, *, take_over: str | None = None
+    ) -> dict[str, Any] | None:
+        """Take or renew ``run_id``'s lease for ``owner`` (``{"owner": id, "host", "pid"}``) for
+        ``ttl`` seconds: None when taken, else the live lease someone else holds. A lease held
+        by ``take_over`` (an owner id known to be dead) is taken as if it had expired."""
+        key = _LEASE_PREFIX + run_id
+        for _ in range(_LEASE_ATTEMPTS):
+            record = await self.load_session(key)
+            held = None if record is None else record.state
+            now = time.time()
+            mine = held is not None and held.get("owner") == owner["owner"]
+            live = held is not None and held.get("expires_at", 0) > now and held.get("owner") != take_over
+            if held is not None and not mine and live:
+                return held
+            state = {**owner, "since": held["since"] if mine and held else now, "expires_at": now + ttl}
+            version = 1 if record is None else record.version + 1
+            if await self.save_session_if(
+                SessionRecord(session_id=key, workflow_id="", state=state, version=version), version - 1
+            ):
+                return None
+        raise StorageError(
+            f"{self!r}: the lease of run {run_id!r} kept changing under {_LEASE_ATTEMPTS} attempts"
+        )
+
+    async def release_lease(self, run_id: str, owner_id: str) -> None:
+        """End ``owner_id``'s lease of ``run_id`` (nothing when someone else holds it)."""
+        key = _LEASE_PREFIX + run_id
+        for _ in range(_LEASE_ATTEMPTS):
+            record = await self.load_session(key)
+            if record is None or record.state.get("owner") != owner_id:
+                return
+            state = {**record.state, "expires_at": 0.0}
+            if await self.save_session_if(
+                record.model_copy(update={"state": state, "version": record.version + 1}), record.version
+            ):
+                return
+
     # events
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         raise NotImplementedError
@@ -171,6 +223,68 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"
+
+
+_LEASE_PREFIX = "\x00plait-lease:"
+_LEASE_ATTEMPTS = 100
+
+
+class RunLease:
+    """A held run lease, renewed in the background every third of its ``ttl`` until released."""
+
+    def __init__(self, storage: Storage, run_id: str, owner: dict[str, Any], ttl: float) -> None:
+        self.storage, self.run_id, self.owner, self.ttl = storage, run_id, owner, ttl
+        self._beat = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self.storage.claim_lease(self.run_id, self.owner, self.ttl)
+            except StorageError:
+                continue  # an outage: try again at the next beat, the lease lasts ttl
+
+    async def release(self) -> None:
+        self._beat.cancel()
+        await asyncio.gather(self._beat, return_exceptions=True)
+        await self.storage.release_lease(self.run_id, self.owner["owner"])
+
+
+async def claim_run(storage: Storage, run_id: str, *, ttl: float, wait: float | bool = False) -> RunLease:
+    """Claim ``run_id`` for this process, waiting up to ``wait`` seconds (True: until the
+    holder ends or its lease expires) or raising :class:`RunClaimedError` naming the holder."""
+    owner = {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
+    limit = math.inf if wait is True else float(wait)
+    deadline = time.monotonic() + limit
+    while True:
+        held = await storage.claim_lease(run_id, owner, ttl)
+        if held is not None and _dead_here(held):  # its process died on this host: no need to wait
+            held = await storage.claim_lease(run_id, owner, ttl, take_over=held.get("owner"))
+        if held is None:
+            return RunLease(storage, run_id, owner, ttl)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(held.get("since", 0)))
+            raise RunClaimedError(
+                f"run {run_id!r} is being executed by host {held.get('host')!r} pid {held.get('pid')} "
+                f"since {since} (its lease runs {held.get('expires_at', 0) - time.time():.0f}s more unless "
+                "renewed); wait for it with continue_run(..., wait=True) or `plait runs resume --wait`"
+            )
+        await asyncio.sleep(min(left, ttl / 3, 0.5))
+
+
+def _dead_here(held: dict[str, Any]) -> bool:
+    """Whether the lease's holder is a process of this host that no longer exists."""
+    pid = held.get("pid")
+    if held.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
 
 
 def redact_url(url: str) -> str:

@@ -380,18 +380,29 @@ class PostgresStorage(Storage):
         return SessionRecord.model_validate_json(rows[0][0]) if rows else None
 
     async def save_session_if(self, session: SessionRecord, expected_version: int) -> bool:
-        # One statement: insert when there is no row, replace only a row of the expected
-        # version (records written before versions existed count as version 0).
-        query = self._sql(
-            "INSERT INTO {schema}.plait_sessions AS s (session_id, data) VALUES (%s, %s) "
-            "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data "
-            "WHERE COALESCE((s.data::json->>'version')::bigint, 0) = %s"
+        # Compared in Python, not with data::json: PostgreSQL's json type rejects the \u0000
+        # that a record may hold. The row lock (FOR UPDATE) keeps writers out until COMMIT.
+        key = _column(session.session_id)
+        data = session.model_dump_json()
+        select = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = %s FOR UPDATE")
+        insert = self._sql(
+            "INSERT INTO {schema}.plait_sessions (session_id, data) VALUES (%s, %s) ON CONFLICT DO NOTHING"
         )
-        params = (_column(session.session_id), session.model_dump_json(), expected_version)
+        update = self._sql("UPDATE {schema}.plait_sessions SET data = %s WHERE session_id = %s")
 
         async def save(connection: AsyncConnection[Any]) -> bool:
-            cursor = await connection.execute(query, params)
-            return cursor.rowcount == 1
+            async with connection.transaction():
+                cursor = await connection.execute(select, (key,))
+                row = await cursor.fetchone()
+                if row is None:
+                    if expected_version != 0:
+                        return False
+                    cursor = await connection.execute(insert, (key, data))  # unless a racer inserted
+                    return cursor.rowcount == 1
+                if SessionRecord.model_validate_json(row[0]).version != expected_version:
+                    return False
+                await connection.execute(update, (data, key))
+                return True
 
         # Not retried on a dead connection: the write may have landed; the caller finds
         # out from the stored record's writer token.
