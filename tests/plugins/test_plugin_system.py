@@ -170,6 +170,7 @@ def _cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
         text=True,
         env=environment,
         timeout=60,
+        cwd=tmp_path,  # `plait run` stores runs in ./.plait: keep them out of the repository
     )
 
 

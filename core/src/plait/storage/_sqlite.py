@@ -79,7 +79,18 @@ class SQLiteStorage(Storage):
         connection = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
-        connection.execute("PRAGMA journal_mode=WAL")
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # Switching to WAL takes the file's write lock without waiting for the busy handler:
+            # two processes creating one database at once retry here instead of failing.
+            deadline = time.monotonic() + max(timeout, 1.0)
+            while True:
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         return connection
