@@ -46,7 +46,8 @@ class StreamAccumulator:
     before ``message_stop``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
+        self.requested_model = model
         self.response_id: str | None = None
         self.model: str | None = None
         self.input_tokens = 0
@@ -97,7 +98,8 @@ class StreamAccumulator:
     def finish(self) -> ModelResponse:
         if not self.stopped:
             raise ModelConnectionError(
-                "Anthropic stream ended before message_stop: the connection was closed early",
+                f"Anthropic model {self.requested_model!r}: the stream ended before message_stop "
+                "(the connection was closed early): the answer is incomplete",
                 provider=PROVIDER,
             )
         return ModelResponse(
