@@ -84,10 +84,14 @@ class TextBlock:
 
 @dataclass(frozen=True, slots=True)
 class ToolUseBlock:
-    """A ``tool_use`` content block; ``id`` defaults to a fresh ``toolu_...`` id."""
+    """A ``tool_use`` content block; ``id`` defaults to a fresh ``toolu_...`` id.
+
+    ``input`` may be raw text (streaming only) to send JSON the real API never
+    would, or that a ``max_tokens`` stop cut off.
+    """
 
     name: str
-    input: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] | str = field(default_factory=dict)
     id: str | None = None
 
 
@@ -145,15 +149,15 @@ class Reply:
     def tool_use(
         cls,
         name: str,
-        input: dict[str, Any] | None = None,
+        input: dict[str, Any] | str | None = None,
         *,
         id: str | None = None,
         text: str | None = None,
         **options: Any,
     ) -> Reply:
-        """A tool call, optionally preceded by some text."""
+        """A tool call, optionally preceded by some text (raw text ``input``: streaming only)."""
         blocks: list[TextBlock | ToolUseBlock] = [TextBlock(text)] if text else []
-        blocks.append(ToolUseBlock(name, dict(input or {}), id))
+        blocks.append(ToolUseBlock(name, input if isinstance(input, str) else dict(input or {}), id))
         return cls(content=blocks, **options)
 
     @classmethod
@@ -380,10 +384,10 @@ def _text_fragments(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or [""]
 
 
-def _json_fragments(data: dict[str, Any], size: int = 7) -> list[str]:
+def _json_fragments(data: dict[str, Any] | str, size: int = 7) -> list[str]:
     # The API starts every tool input with an empty fragment, then sends pieces
     # that are not valid JSON on their own.
-    encoded = json.dumps(data)
+    encoded = data if isinstance(data, str) else json.dumps(data)
     return ["", *(encoded[i : i + size] for i in range(0, len(encoded), size))]
 
 
@@ -521,7 +525,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._start_body(reply, "application/json")
                 self._drip(reply, b" ")  # blanks before the JSON: valid, and never a silent second
                 data = json.dumps(message).encode()
-                self._write_chunk(reply, data if reply.malformed_after is None else data[: reply.malformed_after])
+                self._write_chunk(
+                    reply, data if reply.malformed_after is None else data[: reply.malformed_after]
+                )
                 self._end_body(reply)
             else:
                 self._send_json(200, message, reply.headers)

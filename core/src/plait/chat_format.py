@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.errors import BadRequestError, ModelConnectionError, ModelError, ServerError
+from plait.errors import BadRequestError, ModelConnectionError, ServerError
 from plait.models import (
     Message,
     ModelResponse,
@@ -29,8 +29,8 @@ __all__ = [
     "ChatStream",
     "ToolCallAccumulator",
     "message_params",
-    "parse_arguments",
     "response_from_completion",
+    "tool_call",
     "tool_choice_param",
     "tool_params",
     "usage_from",
@@ -51,6 +51,8 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
                     {
                         "id": call.id,
                         "type": "function",
+                        # a call whose arguments were invalid goes back with none ("{}"): some
+                        # servers (and LiteLLM, for Anthropic) parse what they are sent back
                         "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
                     }
                     for call in message.tool_calls
@@ -91,26 +93,10 @@ def tool_choice_param(choice: str) -> str | dict[str, Any]:
     return {"type": "function", "function": {"name": choice}}
 
 
-def parse_arguments(
-    name: str, raw: str | None, finish_reason: str | None, *, provider: str
-) -> dict[str, Any]:
-    """A tool call's JSON arguments as a dict; a clear error when the model sent something else."""
-    if not raw or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        hint = " (the answer was cut off: finish_reason 'length')" if finish_reason == "length" else ""
-        raise ModelError(
-            f"{provider} model returned invalid JSON arguments for tool {name!r}{hint}: {exc}: {raw[:200]!r}",
-            provider=provider,
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelError(
-            f"{provider} model returned arguments for tool {name!r} that are not a JSON object: {raw[:200]!r}",
-            provider=provider,
-        )
-    return value
+def tool_call(call_id: str, name: str, raw: str | None, finish_reason: str | None) -> ToolCall:
+    """A tool call from its JSON arguments; invalid ones become its ``arguments_error``."""
+    hint = " (the answer was cut off: finish_reason 'length')" if finish_reason == "length" else ""
+    return ToolCall.from_json(call_id, name, raw, hint=hint)
 
 
 def usage_from(usage: Any) -> Usage:
@@ -164,13 +150,7 @@ class ToolCallAccumulator:
     def finish(self, finish_reason: str | None) -> list[ToolCall]:
         """Every call received so far, in arrival order, with parsed arguments."""
         calls = [
-            ToolCall(
-                id=partial.id,
-                name=partial.name,
-                arguments=parse_arguments(
-                    partial.name, "".join(partial.arguments), finish_reason, provider=self.provider
-                ),
-            )
+            tool_call(partial.id, partial.name, "".join(partial.arguments), finish_reason)
             for partial in self._calls
         ]
         self._calls.clear()
@@ -191,8 +171,7 @@ def response_from_completion(completion: Any, *, provider: str, model: str) -> M
         function = getattr(call, "function", None)
         if function is None:  # a non-function (custom) tool call: plait defines none
             continue
-        arguments = parse_arguments(function.name, function.arguments, finish_reason, provider=provider)
-        tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
+        tool_calls.append(tool_call(call.id, function.name, function.arguments, finish_reason))
     return ModelResponse(
         message=Message(role="assistant", content=content, tool_calls=tool_calls),
         usage=usage_from(getattr(completion, "usage", None)),

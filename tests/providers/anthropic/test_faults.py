@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from plait import Agent, Step, Workflow
 from plait.errors import ModelConnectionError, ModelError
+from plait.events import WorkflowCompletedEvent
 from plait.models import Message, ModelRequest, ModelResponse, TextDelta, stream_with_retry
 from plait_anthropic import AnthropicModel
 from tests.servers.anthropic_server import AnthropicServer, Reply
@@ -41,7 +43,9 @@ async def test_a_stream_without_message_stop_is_a_connection_error(
     assert "".join(seen) != ANSWER or reply.end_after == 12
 
 
-async def test_a_cut_stream_is_retried_to_the_whole_answer(model: AnthropicModel, server: AnthropicServer) -> None:
+async def test_a_cut_stream_is_retried_to_the_whole_answer(
+    model: AnthropicModel, server: AnthropicServer
+) -> None:
     server.enqueue(Reply.text(ANSWER, drop_after=5, framing="close"), Reply.text(ANSWER, framing="close"))
     restarts: list[int] = []
     items = [
@@ -70,3 +74,41 @@ async def test_a_malformed_body_is_a_model_error_naming_provider_and_model(
     with pytest.raises(ModelError, match=r"Anthropic model 'claude-sonnet-4-5'.*not valid JSON") as caught:
         await model.complete(REQUEST)
     assert caught.value.provider == "anthropic"
+
+
+CITIES: list[str] = []
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    CITIES.append(city)
+    return f"Sunny in {city}"
+
+
+async def test_tool_input_cut_by_max_tokens_goes_back_to_the_model(server: AnthropicServer) -> None:
+    CITIES.clear()
+    server.enqueue(
+        Reply.tool_use("get_weather", '{"city": "Par', id="toolu_1", stop_reason="max_tokens"),
+        Reply.tool_use("get_weather", {"city": "Paris"}, id="toolu_2"),
+        "It is sunny in Paris.",
+    )
+    async with AnthropicModel("claude-sonnet-4-5", api_key="sk-ant-k", base_url=server.base_url) as model:
+        workflow = Workflow(
+            name="w", steps=[Step(name="ask", agent=Agent(name="a", model=model, tools=[get_weather]))]
+        )
+        events = [event async for event in workflow.arun("Weather in Paris?", stream=True)]
+    last = events[-1]
+    assert isinstance(last, WorkflowCompletedEvent) and last.content == "It is sunny in Paris."
+    assert CITIES == ["Paris"]
+    second = server.requests[1].json["messages"]
+    assert second[-2]["content"][-1] == {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "get_weather",
+        "input": {},
+    }
+    result = second[-1]["content"][0]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_1"
+    text = result["content"] if isinstance(result["content"], str) else result["content"][0]["text"]
+    assert "the arguments for tool 'get_weather' are not valid JSON" in text
+    assert '{"city": "Par' in text

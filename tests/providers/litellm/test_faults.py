@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from plait import Agent, Step, Workflow
 from plait.errors import ModelConnectionError, ModelError, ServerError
-from plait.models import Message, ModelRequest, ModelResponse, TextDelta
+from plait.events import WorkflowCompletedEvent
+from plait.models import Message, ModelRequest, TextDelta
 from plait_litellm import LiteLLMModel
 from tests.servers import anthropic_server as anthropic
 from tests.servers.anthropic_server import AnthropicServer
@@ -80,7 +82,9 @@ async def test_a_malformed_chunk_is_a_model_error_not_a_connection_error(
     openai_model: LiteLLMModel, openai_server: OpenAIServer
 ) -> None:
     openai_server.enqueue(Reply(ANSWER, malformed_after=2))
-    with pytest.raises(ModelError, match=r"openai/gpt-4o-mini.*JSONDecodeError: Unterminated string") as caught:
+    with pytest.raises(
+        ModelError, match=r"openai/gpt-4o-mini.*JSONDecodeError: Unterminated string"
+    ) as caught:
         async for _ in openai_model.stream(REQUEST):
             pass
     assert not isinstance(caught.value, ModelConnectionError)
@@ -118,3 +122,38 @@ async def test_real_connection_failures_stay_connection_errors(openai_server: Op
     ) as model:
         with pytest.raises(ModelConnectionError):
             await model.complete(REQUEST)
+
+
+CITIES: list[str] = []
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    CITIES.append(city)
+    return f"Sunny in {city}"
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+async def test_invalid_tool_arguments_go_back_to_the_model(
+    openai_model: LiteLLMModel, openai_server: OpenAIServer, streaming: bool
+) -> None:
+    CITIES.clear()
+    openai_server.enqueue(
+        Reply(tool_calls=[ToolCallReply("get_weather", '{"city": "Par', id="call_1")]),
+        Reply(tool_calls=[ToolCallReply("get_weather", {"city": "Paris"}, id="call_2")]),
+        "It is sunny in Paris.",
+    )
+    workflow = Workflow(
+        name="w", steps=[Step(name="ask", agent=Agent(name="a", model=openai_model, tools=[get_weather]))]
+    )
+    if streaming:
+        last = [event async for event in workflow.arun("Weather in Paris?", stream=True)][-1]
+        assert isinstance(last, WorkflowCompletedEvent)
+        content = last.content
+    else:
+        content = (await workflow.arun("Weather in Paris?")).content
+    assert content == "It is sunny in Paris."
+    assert CITIES == ["Paris"]
+    tool_message = openai_server.chat_requests[1]["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_1"
+    assert "the arguments for tool 'get_weather' are not valid JSON" in tool_message["content"]

@@ -8,6 +8,7 @@ import pytest
 
 from plait import Agent, Step, StepError, Workflow
 from plait.errors import ModelConnectionError, ModelError, ServerError
+from plait.events import WorkflowCompletedEvent
 from plait.models import Message, ModelRequest, ModelResponse, TextDelta, stream_with_retry
 from plait.retry import RetryPolicy
 from plait_openai import OpenAIModel
@@ -68,19 +69,20 @@ async def test_a_cut_stream_is_retried_to_the_whole_answer(
     assert isinstance(final, ModelResponse) and final.message.content == ANSWER
 
 
-def test_a_workflow_fed_a_cut_stream_fails_instead_of_completing(openai_server: OpenAIServer) -> None:
+async def test_a_workflow_fed_a_cut_stream_fails_instead_of_completing(openai_server: OpenAIServer) -> None:
     openai_server.enqueue(Reply(ANSWER, end_after=3, framing="close"))
-    model = OpenAIModel(
-        "gpt-4o-mini", base_url=openai_server.base_url, api_key="k", retry=RetryPolicy(max_attempts=1)
-    )
-    workflow = Workflow(name="w", steps=[Step(name="answer", agent=Agent(name="a", model=model))])
-    events = []
-    with pytest.raises(StepError) as caught:
-        for event in workflow.run("Hi", stream=True):  # streaming: the agent reads the stream
-            events.append(event)
+    policy = RetryPolicy(max_attempts=1)
+    async with OpenAIModel(
+        "gpt-4o-mini", base_url=openai_server.base_url, api_key="k", retry=policy
+    ) as model:
+        workflow = Workflow(name="w", steps=[Step(name="answer", agent=Agent(name="a", model=model))])
+        events = []
+        with pytest.raises(StepError) as caught:
+            async for event in workflow.arun("Hi", stream=True):  # streaming: the agent reads the stream
+                events.append(event)
     assert isinstance(caught.value.__cause__, ModelConnectionError)
     assert type(events[-1]).__name__ == "WorkflowErrorEvent"
-    assert not any(type(e).__name__ == "WorkflowCompletedEvent" for e in events)
+    assert not any(isinstance(e, WorkflowCompletedEvent) for e in events)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
@@ -111,3 +113,55 @@ async def test_a_malformed_body_is_a_model_error_naming_provider_and_model(
     with pytest.raises(ModelError, match=r"OpenAI model 'gpt-4o-mini'.*not valid JSON") as caught:
         await model.complete(REQUEST)
     assert caught.value.provider == "openai"
+
+
+CITIES: list[str] = []
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    CITIES.append(city)
+    return f"Sunny in {city}"
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize(
+    ("arguments", "finish_reason", "expected"),
+    [
+        ('{"city": "Par', None, "not valid JSON"),
+        ('{"city": "Par', "length", "not valid JSON (the answer was cut off: finish_reason 'length')"),
+        ('["Paris"]', None, "not a JSON object"),
+    ],
+    ids=["unterminated", "cut-by-length", "not-an-object"],
+)
+async def test_invalid_tool_arguments_go_back_to_the_model(
+    openai_server: OpenAIServer, streaming: bool, arguments: str, finish_reason: str | None, expected: str
+) -> None:
+    CITIES.clear()
+    openai_server.enqueue(
+        Reply(tool_calls=[ToolCallReply("get_weather", arguments, id="call_1")], finish_reason=finish_reason),
+        Reply(tool_calls=[ToolCallReply("get_weather", {"city": "Paris"}, id="call_2")]),
+        "It is sunny in Paris.",
+    )
+    async with OpenAIModel("gpt-4o-mini", base_url=openai_server.base_url, api_key="k") as model:
+        agent = Agent(name="weather", model=model, tools=[get_weather])
+        workflow = Workflow(name="w", steps=[Step(name="ask", agent=agent)])
+        if streaming:
+            events = [event async for event in workflow.arun("Weather in Paris?", stream=True)]
+            last = events[-1]
+            assert isinstance(last, WorkflowCompletedEvent) and last.status == "completed"
+            content = last.content
+        else:
+            run = await workflow.arun("Weather in Paris?")
+            assert run.status == "completed"
+            content = run.content
+    assert content == "It is sunny in Paris."
+    assert CITIES == ["Paris"]  # the tool ran only with valid arguments
+    second = openai_server.chat_requests[1]["messages"]
+    sent_call = second[-2]["tool_calls"][0]
+    assert sent_call["id"] == "call_1" and json.loads(sent_call["function"]["arguments"]) == {}
+    tool_message = second[-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "call_1"
+    assert tool_message["content"].startswith("Error: ")
+    assert f"arguments for tool 'get_weather' are {expected}" in tool_message["content"]
+    assert arguments in tool_message["content"]  # the model sees what it sent
