@@ -54,11 +54,12 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -83,10 +84,14 @@ class TextBlock:
 
 @dataclass(frozen=True, slots=True)
 class ToolUseBlock:
-    """A ``tool_use`` content block; ``id`` defaults to a fresh ``toolu_...`` id."""
+    """A ``tool_use`` content block; ``id`` defaults to a fresh ``toolu_...`` id.
+
+    ``input`` may be raw text (streaming only) to send JSON the real API never
+    would, or that a ``max_tokens`` stop cut off.
+    """
 
     name: str
-    input: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] | str = field(default_factory=dict)
     id: str | None = None
 
 
@@ -104,6 +109,16 @@ class Reply:
     before ``message_delta``); ``drop_after=N`` cuts the connection after N
     events, mid-body; ``end_after=N`` ends the body cleanly after N events, so
     the stream lacks its ``message_stop``.
+
+    More byte-level faults: ``framing="close"`` sends the stream without chunked
+    encoding or a length, ended by closing the connection (a cut there looks like
+    a clean end to the client); ``malformed_after=N`` sends an event whose data is
+    not JSON after N events (without streaming: only the first N bytes of the JSON
+    body); ``drip=s`` sends a ``ping`` event (streaming) or a
+    blank (JSON body) every ``s`` seconds for ``drip_for`` seconds before the
+    answer, so no single read ever times out. ``echo_header`` quotes that request
+    header's value at the end of an error's message, as some gateways quote the
+    credentials they refused.
     """
 
     content: list[TextBlock | ToolUseBlock] = field(default_factory=list)
@@ -119,6 +134,11 @@ class Reply:
     drop_after: int | None = None
     end_after: int | None = None
     delay: float = 0.0
+    framing: Literal["chunked", "close"] = "chunked"
+    malformed_after: int | None = None
+    drip: float | None = None
+    drip_for: float = 30.0
+    echo_header: str | None = None
 
     @classmethod
     def text(cls, text: str, **options: Any) -> Reply:
@@ -129,15 +149,15 @@ class Reply:
     def tool_use(
         cls,
         name: str,
-        input: dict[str, Any] | None = None,
+        input: dict[str, Any] | str | None = None,
         *,
         id: str | None = None,
         text: str | None = None,
         **options: Any,
     ) -> Reply:
-        """A tool call, optionally preceded by some text."""
+        """A tool call, optionally preceded by some text (raw text ``input``: streaming only)."""
         blocks: list[TextBlock | ToolUseBlock] = [TextBlock(text)] if text else []
-        blocks.append(ToolUseBlock(name, dict(input or {}), id))
+        blocks.append(ToolUseBlock(name, input if isinstance(input, str) else dict(input or {}), id))
         return cls(content=blocks, **options)
 
     @classmethod
@@ -149,6 +169,7 @@ class Reply:
         *,
         headers: dict[str, str] | None = None,
         delay: float = 0.0,
+        echo_header: str | None = None,
     ) -> Reply:
         """An HTTP error with the API's body: ``{"type": "error", "error": {...}}``."""
         return cls(
@@ -157,6 +178,7 @@ class Reply:
             error_message=message,
             headers=dict(headers or {}),
             delay=delay,
+            echo_header=echo_header,
         )
 
 
@@ -362,10 +384,10 @@ def _text_fragments(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or [""]
 
 
-def _json_fragments(data: dict[str, Any], size: int = 7) -> list[str]:
+def _json_fragments(data: dict[str, Any] | str, size: int = 7) -> list[str]:
     # The API starts every tool input with an empty fragment, then sends pieces
     # that are not valid JSON on their own.
-    encoded = json.dumps(data)
+    encoded = data if isinstance(data, str) else json.dumps(data)
     return ["", *(encoded[i : i + size] for i in range(0, len(encoded), size))]
 
 
@@ -490,18 +512,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if reply.delay and owner._stopping.wait(reply.delay):
             return
         if reply.status != 200:
-            self._send_error(
-                reply.status,
-                reply.error_type or "api_error",
-                reply.error_message or "error",
-                reply.headers,
-            )
+            error_message = reply.error_message or "error"
+            if reply.echo_header is not None:
+                error_message += f" ({reply.echo_header}: {headers.get(reply.echo_header.lower(), '')})"
+            self._send_error(reply.status, reply.error_type or "api_error", error_message, reply.headers)
             return
         message = self._render(reply, body)
-        if body.get("stream"):
-            self._send_stream(reply, message)
-        else:
-            self._send_json(200, message, reply.headers)
+        try:
+            if body.get("stream"):
+                self._send_stream(reply, message)
+            elif reply.drip is not None or reply.framing == "close" or reply.malformed_after is not None:
+                self._start_body(reply, "application/json")
+                self._drip(reply, b" ")  # blanks before the JSON: valid, and never a silent second
+                data = json.dumps(message).encode()
+                self._write_chunk(
+                    reply, data if reply.malformed_after is None else data[: reply.malformed_after]
+                )
+                self._end_body(reply)
+            else:
+                self._send_json(200, message, reply.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its timeout): an everyday event
 
     def do_GET(self) -> None:
         self.server.owner._record(
@@ -548,15 +579,33 @@ class _RequestHandler(BaseHTTPRequestHandler):
         payload = {"type": "error", "error": {"type": error_type, "message": message}}
         self._send_json(status, payload, headers)
 
-    def _send_stream(self, reply: Reply, message: dict[str, Any]) -> None:
+    def _start_body(self, reply: Reply, content_type: str) -> None:
+        """Status and headers of a body sent piece by piece: chunked, or ended by closing."""
         self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("content-type", content_type)
         self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
+        if reply.framing == "chunked":
+            self.send_header("transfer-encoding", "chunked")
+        else:  # no length, no chunks: the body is whatever arrives before the connection closes
+            self.send_header("connection", "close")
+            self.close_connection = True
         self.send_header("request-id", self.server.owner._new_id("req"))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
+
+    def _drip(self, reply: Reply, piece: bytes) -> None:
+        """``piece`` every ``reply.drip`` seconds for ``reply.drip_for`` seconds."""
+        if reply.drip is None:
+            return
+        until = time.monotonic() + reply.drip_for
+        while time.monotonic() < until and not self.server.owner._stopping.is_set():
+            self._write_chunk(reply, piece)
+            self.server.owner._stopping.wait(reply.drip)
+
+    def _send_stream(self, reply: Reply, message: dict[str, Any]) -> None:
+        self._start_body(reply, "text/event-stream; charset=utf-8")
+        self._drip(reply, b'event: ping\ndata: {"type": "ping"}\n\n')
         for sent, (event, data) in enumerate(_sse_events(reply, message)):
             if reply.drop_after is not None and sent >= reply.drop_after:
                 # Cut the connection mid-body: no terminating chunk, as when a proxy drops it.
@@ -566,12 +615,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
             if reply.end_after is not None and sent >= reply.end_after:
                 break
-            self._write_chunk(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
-        self._write_chunk(b"")
+            if reply.malformed_after is not None and sent == reply.malformed_after:
+                self._write_chunk(reply, b'event: content_block_delta\ndata: {"type": "content_block_del\n\n')
+            self._write_chunk(reply, f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+        self._end_body(reply)
 
-    def _write_chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    def _write_chunk(self, reply: Reply, data: bytes) -> None:
+        if reply.framing == "chunked":
+            data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
+        self.wfile.write(data)
         self.wfile.flush()
+
+    def _end_body(self, reply: Reply) -> None:
+        if reply.framing == "chunked":
+            self._write_chunk(reply, b"")  # the last chunk
+        else:
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the end of a close-delimited body
 
 
 @pytest.fixture

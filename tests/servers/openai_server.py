@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -101,6 +101,16 @@ class Reply:
     as an in-stream error event (``data: {"error": ...}``, status 200) after
     ``drop_after`` chunks (all chunks when unset), the way OpenAI reports
     failures that happen after a stream has started.
+
+    Byte-level faults of a misbehaving server or proxy: ``end_after`` ends the
+    body cleanly after that many chunks, so the stream lacks its finish reason
+    and ``[DONE]``; ``framing="close"`` sends the body without chunked encoding
+    or a length, ended by closing the connection (so a cut there looks like a
+    clean end to the client); ``no_choices`` answers with an empty ``choices``
+    list (every chunk's, when streaming); ``malformed_after`` sends a chunk that
+    is not JSON after that many chunks; ``drip`` sends, before the answer, an
+    SSE comment (streaming) or a blank (JSON body) every ``drip`` seconds for
+    ``drip_for`` seconds, so no single read ever times out.
     """
 
     content: str | None = None
@@ -113,6 +123,12 @@ class Reply:
     chunk_delay: float = 0.0
     delay: float = 0.0
     stream_error: ErrorReply | None = None
+    end_after: int | None = None
+    framing: Literal["chunked", "close"] = "chunked"
+    no_choices: bool = False
+    malformed_after: int | None = None
+    drip: float | None = None
+    drip_for: float = 30.0
 
 
 @dataclass(slots=True)
@@ -120,6 +136,8 @@ class ErrorReply:
     """An HTTP error in OpenAI's shape: ``{"error": {"message", "type", "code", "param"}}``.
 
     ``body`` replaces that JSON body entirely when given (a dict, or raw text).
+    ``echo_header`` names a request header whose value is quoted at the end of
+    the message, as some servers and gateways quote the credentials they refused.
     """
 
     status: int
@@ -128,6 +146,7 @@ class ErrorReply:
     code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | str | None = None
+    echo_header: str | None = None
 
 
 ReplyLike = Reply | ErrorReply | str
@@ -374,9 +393,9 @@ def _completion(reply: Reply, body: Mapping[str, Any], response_id: str) -> dict
         "object": "chat.completion",
         "created": int(time.time()),
         "model": reply.model or body.get("model", "unknown"),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}
-        ],
+        "choices": []
+        if reply.no_choices
+        else [{"index": 0, "message": message, "finish_reason": _finish_reason(reply), "logprobs": None}],
         "usage": _usage(reply, body),
     }
 
@@ -395,6 +414,8 @@ def _chunks(reply: Reply, body: Mapping[str, Any], response_id: str) -> Iterator
     }
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        if reply.no_choices:
+            return {**base, "choices": []}
         return {
             **base,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
@@ -424,11 +445,14 @@ def _chunks(reply: Reply, body: Mapping[str, Any], response_id: str) -> Iterator
         yield {**base, "choices": [], "usage": _usage(reply, body)}
 
 
-def _error_payload(reply: ErrorReply) -> dict[str, Any] | str:
+def _error_payload(reply: ErrorReply, headers: Mapping[str, str] | None = None) -> dict[str, Any] | str:
     if reply.body is not None:
         return reply.body
+    message = reply.message
+    if reply.echo_header is not None:
+        message += f" ({reply.echo_header}: {(headers or {}).get(reply.echo_header.lower(), '')})"
     error_type = reply.type or _DEFAULT_ERROR_TYPES.get(reply.status, "server_error")
-    return {"error": {"message": reply.message, "type": error_type, "param": None, "code": reply.code}}
+    return {"error": {"message": message, "type": error_type, "param": None, "code": reply.code}}
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -538,6 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(reply)
             elif body.get("stream"):
                 self._stream(reply, body)
+            elif reply.drip is not None or reply.framing == "close":
+                self._send_body(reply, "application/json", body)
             else:
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -548,33 +574,77 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send_error(self, reply: ErrorReply) -> None:
-        self._send_json(reply.status, _error_payload(reply), reply.headers)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send_json(reply.status, _error_payload(reply, headers), reply.headers)
 
-    def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+    def _start_body(self, reply: Reply, content_type: str) -> None:
+        """Status and headers of a body sent piece by piece: chunked, or ended by closing."""
         if reply.delay:
             time.sleep(reply.delay)
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
+        if reply.framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:  # no length, no chunks: the body is whatever arrives before the connection closes
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
+
+    def _drip(self, reply: Reply, piece: bytes) -> None:
+        """``piece`` every ``reply.drip`` seconds for ``reply.drip_for`` seconds (or until the client leaves)."""
+        if reply.drip is None:
+            return
+        until = time.monotonic() + reply.drip_for
+        while time.monotonic() < until:
+            self._write(reply, piece)
+            time.sleep(reply.drip)
+
+    def _send_body(self, reply: Reply, content_type: str, body: dict[str, Any]) -> None:
+        """A non-streaming completion after a drip of blanks (valid JSON whitespace)."""
+        self._start_body(reply, content_type)
+        self._drip(reply, b" ")
+        self._write(reply, json.dumps(_completion(reply, body, self.owner._next_id())).encode())
+        self._end_body(reply)
+
+    def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+        self._start_body(reply, "text/event-stream; charset=utf-8")
+        self._drip(reply, b": keep-alive\n\n")
         for sent, chunk in enumerate(_chunks(reply, body, self.owner._next_id())):
             if reply.drop_after is not None and sent >= reply.drop_after:
                 break
+            if reply.end_after is not None and sent >= reply.end_after:
+                self._end_body(reply)  # a clean end, without finish reason or [DONE]
+                return
+            if reply.malformed_after is not None and sent == reply.malformed_after:
+                self._write_event(reply, '{"id": "chatcmpl-broken", "choices": [{"delta": {"cont')
             if reply.chunk_delay and sent:
                 time.sleep(reply.chunk_delay)
-            self._write_event(json.dumps(chunk))
+            self._write_event(reply, json.dumps(chunk))
         if reply.stream_error is not None:
-            self._write_event(json.dumps(_error_payload(reply.stream_error)))
+            self._write_event(reply, json.dumps(_error_payload(reply.stream_error)))
         elif reply.drop_after is not None:
             self._drop()
-        self._write_event("[DONE]")
-        self.wfile.write(b"0\r\n\r\n")  # end of the chunked body
+        self._write_event(reply, "[DONE]")
+        self._end_body(reply)
 
-    def _write_event(self, data: str) -> None:
-        event = f"data: {data}\n\n".encode()
-        self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+    def _write_event(self, reply: Reply, data: str) -> None:
+        self._write(reply, f"data: {data}\n\n".encode())
+
+    def _write(self, reply: Reply, data: bytes) -> None:
+        if reply.framing == "chunked":
+            data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
+        self.wfile.write(data)
         self.wfile.flush()
+
+    def _end_body(self, reply: Reply) -> None:
+        if reply.framing == "chunked":
+            self.wfile.write(b"0\r\n\r\n")  # the last chunk
+            self.wfile.flush()
+        else:
+            self.close_connection = True
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the end of a close-delimited body
 
 
 @pytest.fixture

@@ -535,6 +535,8 @@ class Agent(Runnable):
                     raise PlaitError(
                         f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})"
                     )
+                if call.arguments_error is not None:  # arguments that were not JSON: never call the tool
+                    raise ValueError(f"{call.arguments_error}; call the tool again with a JSON object")
                 result = await target.call(
                     call.arguments, blocking, self._tool_context() if target.wants_run_context else None
                 )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait.errors import BadRequestError, ModelError
+from plait.errors import BadRequestError, ModelConnectionError, ServerError
 from plait.models import (
     Message,
     ModelResponse,
@@ -29,8 +29,8 @@ __all__ = [
     "ChatStream",
     "ToolCallAccumulator",
     "message_params",
-    "parse_arguments",
     "response_from_completion",
+    "tool_call",
     "tool_choice_param",
     "tool_params",
     "usage_from",
@@ -51,6 +51,8 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
                     {
                         "id": call.id,
                         "type": "function",
+                        # a call whose arguments were invalid goes back with none ("{}"): some
+                        # servers (and LiteLLM, for Anthropic) parse what they are sent back
                         "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
                     }
                     for call in message.tool_calls
@@ -91,26 +93,10 @@ def tool_choice_param(choice: str) -> str | dict[str, Any]:
     return {"type": "function", "function": {"name": choice}}
 
 
-def parse_arguments(
-    name: str, raw: str | None, finish_reason: str | None, *, provider: str
-) -> dict[str, Any]:
-    """A tool call's JSON arguments as a dict; a clear error when the model sent something else."""
-    if not raw or not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        hint = " (the answer was cut off: finish_reason 'length')" if finish_reason == "length" else ""
-        raise ModelError(
-            f"{provider} model returned invalid JSON arguments for tool {name!r}{hint}: {exc}: {raw[:200]!r}",
-            provider=provider,
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelError(
-            f"{provider} model returned arguments for tool {name!r} that are not a JSON object: {raw[:200]!r}",
-            provider=provider,
-        )
-    return value
+def tool_call(call_id: str, name: str, raw: str | None, finish_reason: str | None) -> ToolCall:
+    """A tool call from its JSON arguments; invalid ones become its ``arguments_error``."""
+    hint = " (the answer was cut off: finish_reason 'length')" if finish_reason == "length" else ""
+    return ToolCall.from_json(call_id, name, raw, hint=hint)
 
 
 def usage_from(usage: Any) -> Usage:
@@ -164,13 +150,7 @@ class ToolCallAccumulator:
     def finish(self, finish_reason: str | None) -> list[ToolCall]:
         """Every call received so far, in arrival order, with parsed arguments."""
         calls = [
-            ToolCall(
-                id=partial.id,
-                name=partial.name,
-                arguments=parse_arguments(
-                    partial.name, "".join(partial.arguments), finish_reason, provider=self.provider
-                ),
-            )
+            tool_call(partial.id, partial.name, "".join(partial.arguments), finish_reason)
             for partial in self._calls
         ]
         self._calls.clear()
@@ -180,20 +160,18 @@ class ToolCallAccumulator:
 
 def response_from_completion(completion: Any, *, provider: str, model: str) -> ModelResponse:
     """A non-streaming chat completion as a plait response (``model`` when it names none)."""
-    content: str | None = None
     tool_calls: list[ToolCall] = []
-    finish_reason: str | None = None
-    if completion.choices:
-        choice = completion.choices[0]
-        finish_reason = choice.finish_reason
-        # a refusal (structured outputs) is the model's answer too: keep its words
-        content = choice.message.content or getattr(choice.message, "refusal", None)
-        for call in choice.message.tool_calls or ():
-            function = getattr(call, "function", None)
-            if function is None:  # a non-function (custom) tool call: plait defines none
-                continue
-            arguments = parse_arguments(function.name, function.arguments, finish_reason, provider=provider)
-            tool_calls.append(ToolCall(id=call.id, name=function.name, arguments=arguments))
+    if not completion.choices:
+        raise _no_choices(provider, model)
+    choice = completion.choices[0]
+    finish_reason: str | None = choice.finish_reason
+    # a refusal (structured outputs) is the model's answer too: keep its words
+    content = choice.message.content or getattr(choice.message, "refusal", None)
+    for call in choice.message.tool_calls or ():
+        function = getattr(call, "function", None)
+        if function is None:  # a non-function (custom) tool call: plait defines none
+            continue
+        tool_calls.append(tool_call(call.id, function.name, function.arguments, finish_reason))
     return ModelResponse(
         message=Message(role="assistant", content=content, tool_calls=tool_calls),
         usage=usage_from(getattr(completion, "usage", None)),
@@ -208,8 +186,12 @@ class ChatStream:
     """Turns streamed chat completion chunks into plait stream items.
 
     ``feed(chunk)`` yields text deltas and each tool call once complete;
-    ``finish()`` yields the tool calls still pending (some servers never send a
-    finish reason) and then the one :class:`~plait.models.ModelResponse`.
+    ``finish()`` yields the tool calls still pending and then the one
+    :class:`~plait.models.ModelResponse`. A stream that ended before its finish
+    reason was cut short (the connection closed early: with a close-delimited
+    body, or a proxy that ends chunks cleanly, the SDK sees an ordinary end), so
+    ``finish()`` raises :class:`~plait.errors.ModelConnectionError` then rather
+    than pass the partial text off as the answer.
     """
 
     def __init__(self, *, provider: str, model: str) -> None:
@@ -222,6 +204,7 @@ class ChatStream:
         self._usage: Any = None
         self._response_id: str | None = None
         self._response_model: str | None = None
+        self._had_choices = False
 
     def feed(self, chunk: Any) -> Iterator[ModelStreamEvent]:
         self._response_id = self._response_id or getattr(chunk, "id", None)
@@ -231,6 +214,7 @@ class ChatStream:
         for choice in chunk.choices or ():
             if getattr(choice, "index", 0) != 0:
                 continue
+            self._had_choices = True
             delta = choice.delta
             if delta is not None:
                 for piece in (delta.content, getattr(delta, "refusal", None)):
@@ -249,6 +233,16 @@ class ChatStream:
             yield ToolCallPart(call)
 
     def finish(self) -> Iterator[ModelStreamEvent]:
+        if self._finish_reason is None:
+            if not self._had_choices:
+                raise _no_choices(self.provider, self.model)
+            received = sum(len(piece) for piece in self._text)
+            raise ModelConnectionError(
+                f"{self.provider} model {self.model!r}: the stream ended before its finish reason "
+                f"(the connection was closed early, after {received} characters of text): "
+                "the answer is incomplete",
+                provider=self.provider,
+            )
         yield from self._complete_calls()
         yield ModelResponse(
             message=Message(
@@ -260,3 +254,11 @@ class ChatStream:
             model=self._response_model or self.model,
             provider=self.provider,
         )
+
+
+def _no_choices(provider: str, model: str) -> ServerError:
+    return ServerError(
+        f"{provider} model {model!r}: the response has no choices (no answer at all): "
+        "a fault of the provider or a proxy in between",
+        provider=provider,
+    )

@@ -17,6 +17,7 @@ and are left out of pickling (see :attr:`Model.transient_attributes`).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
@@ -47,11 +48,37 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 @dataclass(slots=True)
 class ToolCall:
-    """A model's request to call tool ``name`` with JSON ``arguments``."""
+    """A model's request to call tool ``name`` with JSON ``arguments``.
+
+    ``arguments_error`` says why the model's arguments could not be used (not
+    JSON, not an object), quoting what it sent; ``arguments`` is then empty and
+    the agent sends the error back to the model instead of calling the tool.
+    """
 
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    arguments_error: str | None = None
+
+    @classmethod
+    def from_json(cls, id: str, name: str, raw: str | None, *, hint: str = "") -> ToolCall:
+        """The call with the arguments the model sent as JSON text (empty text: no arguments).
+
+        Invalid arguments are the model's mistake, which it can correct when told,
+        not a failure of the call: they become :attr:`arguments_error`. ``hint``
+        is added to that message (say, that the answer was cut off).
+        """
+        if not raw or not raw.strip():
+            return cls(id, name)
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            problem = f"not valid JSON{hint} ({exc})"
+        else:
+            if isinstance(value, dict):
+                return cls(id, name, value)
+            problem = f"not a JSON object{hint}"
+        return cls(id, name, arguments_error=f"the arguments for tool {name!r} are {problem}: {raw[:500]!r}")
 
 
 @dataclass(slots=True)

@@ -226,16 +226,21 @@ async def test_model_timeout_option(openai_server: OpenAIServer) -> None:
             await model.complete(REQUEST)
 
 
-async def test_invalid_tool_arguments_are_reported(model: OpenAIModel, openai_server: OpenAIServer) -> None:
+async def test_invalid_tool_arguments_are_reported_on_the_call(
+    model: OpenAIModel, openai_server: OpenAIServer
+) -> None:
     from tests.servers.openai_server import ToolCallReply
 
     openai_server.enqueue(
         Reply(tool_calls=[ToolCallReply("search", '{"query": "unterminat')], finish_reason="length")
     )
-    with pytest.raises(
-        ModelError, match=r"invalid JSON arguments for tool 'search' \(the answer was cut off"
-    ):
-        await model.complete(REQUEST)
+    response = await model.complete(REQUEST)  # the model's mistake, for the agent to send back
+    (call,) = response.message.tool_calls
+    assert call.name == "search" and call.arguments == {}
+    assert call.arguments_error is not None
+    assert call.arguments_error.startswith(
+        "the arguments for tool 'search' are not valid JSON (the answer was cut off: finish_reason 'length')"
+    )
 
 
 @pytest.mark.parametrize(

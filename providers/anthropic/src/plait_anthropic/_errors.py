@@ -7,6 +7,7 @@ keeps the provider's own words and the request id, when there is one.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from plait.errors import (
@@ -42,13 +43,20 @@ _ERROR_TYPES: dict[str, type[ModelError]] = {
 }
 
 
-def to_model_error(exc: BaseException) -> ModelError | None:
-    """The plait error for ``exc``, or None when it is not a provider failure."""
+def to_model_error(exc: BaseException, model: str) -> ModelError | None:
+    """The plait error for ``exc`` (a call to ``model``), or None when it is not a provider failure."""
     import anthropic
     import httpx
 
     if isinstance(exc, ModelError):
         return exc
+    if isinstance(exc, json.JSONDecodeError):
+        # A garbled SSE event or body (a proxy, a broken server): the SDK hands out the bare error.
+        return ServerError(
+            f"Anthropic model {model!r}: the server sent a response that is not valid JSON ({exc}): "
+            f"{exc.doc[:200]!r}",
+            provider=PROVIDER,
+        )
     if isinstance(exc, anthropic.APIStatusError):
         return _status_error(exc)
     # Timeout before connection error: the SDK's timeout error subclasses it.

@@ -71,15 +71,15 @@ class AnthropicModel(Model):
         try:
             events = await client.messages.create(**params, stream=True)
         except Exception as exc:
-            _raise_mapped(exc)
-        accumulator = StreamAccumulator()
+            self._raise_mapped(exc)
+        accumulator = StreamAccumulator(self.model)
         try:
             async for event in events:
                 for item in accumulator.feed(event):
                     yield item
             yield accumulator.finish()
         except Exception as exc:
-            _raise_mapped(exc)
+            self._raise_mapped(exc)
         finally:
             await events.close()
 
@@ -89,7 +89,7 @@ class AnthropicModel(Model):
         try:
             message = await client.messages.create(**params)
         except Exception as exc:
-            _raise_mapped(exc)
+            self._raise_mapped(exc)
         return response_from_message(message)
 
     # -- the client --------------------------------------------------------------------
@@ -109,6 +109,12 @@ class AnthropicModel(Model):
     def _params(self, request: ModelRequest) -> dict[str, Any]:
         settings = self.settings.merged(request.settings)
         return request_params(request, settings, model=self.model, max_tokens=self.max_tokens)
+
+    def _raise_mapped(self, exc: Exception) -> NoReturn:
+        mapped = to_model_error(exc, self.model)
+        if mapped is None or mapped is exc:
+            raise exc
+        raise mapped from exc
 
     def _get_client(self) -> Any:
         # Connections belong to the event loop that opened them, so a model used
@@ -140,10 +146,3 @@ class AnthropicModel(Model):
         self._client = anthropic.AsyncAnthropic(**options)
         self._client_loop = weakref.ref(loop)
         return self._client
-
-
-def _raise_mapped(exc: Exception) -> NoReturn:
-    mapped = to_model_error(exc)
-    if mapped is None or mapped is exc:
-        raise exc
-    raise mapped from exc

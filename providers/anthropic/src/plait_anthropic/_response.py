@@ -6,11 +6,10 @@ plus the prompt-cache reads and writes, which the API reports separately.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
-from plait.errors import ModelConnectionError, ServerError
+from plait.errors import ModelConnectionError
 from plait.models import Message, ModelResponse, ModelStreamEvent, TextDelta, ToolCall, ToolCallPart, Usage
 
 __all__ = ["StreamAccumulator", "response_from_message"]
@@ -46,7 +45,8 @@ class StreamAccumulator:
     before ``message_stop``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, model: str) -> None:
+        self.requested_model = model
         self.response_id: str | None = None
         self.model: str | None = None
         self.input_tokens = 0
@@ -97,7 +97,8 @@ class StreamAccumulator:
     def finish(self) -> ModelResponse:
         if not self.stopped:
             raise ModelConnectionError(
-                "Anthropic stream ended before message_stop: the connection was closed early",
+                f"Anthropic model {self.requested_model!r}: the stream ended before message_stop "
+                "(the connection was closed early): the answer is incomplete",
                 provider=PROVIDER,
             )
         return ModelResponse(
@@ -116,19 +117,8 @@ def _tool_call(call_id: str, name: str, fragments: list[str], initial: dict[str,
     raw = "".join(fragments)
     if not raw.strip():
         return ToolCall(id=call_id, name=name, arguments=initial)
-    try:
-        arguments = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        # The API sends valid JSON once all fragments are in; anything else is a broken response.
-        raise ServerError(
-            f"Anthropic sent invalid JSON arguments for tool {name!r} ({exc}): {raw!r}", provider=PROVIDER
-        ) from exc
-    if not isinstance(arguments, dict):
-        raise ServerError(
-            f"Anthropic sent tool arguments for {name!r} that are not a JSON object: {raw!r}",
-            provider=PROVIDER,
-        )
-    return ToolCall(id=call_id, name=name, arguments=arguments)
+    # Invalid JSON (an input cut off by max_tokens) goes back to the model as the tool's error.
+    return ToolCall.from_json(call_id, name, raw)
 
 
 def _input_tokens(usage: Any) -> int:

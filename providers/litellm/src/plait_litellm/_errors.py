@@ -93,6 +93,54 @@ def _caused_by(exc: BaseException, types: tuple[type[BaseException], ...]) -> bo
     return False
 
 
+# LiteLLM's own words when a stream ends cleanly before its finish reason; the
+# httpx error it builds for that is not kept in the exception's chain.
+_STREAM_CUT = "Stream ended before a finish_reason"
+
+
+def _root_cause(exc: BaseException) -> BaseException | None:
+    """The first exception ``exc`` was raised from or while handling, followed to its end."""
+    seen = {id(exc)}
+    cause, root = exc.__cause__ or exc.__context__, None
+    while cause is not None and id(cause) not in seen:
+        root = cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return root
+
+
+def _connection_lost(exc: BaseException, message: str) -> bool:
+    """Whether a LiteLLM ``APIConnectionError`` really comes from the network.
+
+    LiteLLM wraps *every* exception it does not recognise in its
+    ``APIConnectionError`` (a TypeError from a bad option, a warning turned into
+    an error, a garbled chunk): only a transport failure underneath, or LiteLLM's
+    own report of a cut stream, is a failed connection.
+    """
+    import httpx
+    import openai
+    from litellm import exceptions as litellm
+
+    transport: tuple[type[BaseException], ...] = (httpx.TransportError, OSError)
+    try:
+        import aiohttp
+
+        transport += (aiohttp.ClientError,)
+    except ImportError:  # pragma: no cover - litellm depends on aiohttp
+        pass
+    if _STREAM_CUT in message or _caused_by(exc, transport):
+        return True
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        # the openai SDK's own connection error (LiteLLM's subclasses it)
+        if isinstance(cause, openai.APIConnectionError) and not isinstance(cause, litellm.APIConnectionError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _for_status(status: int, text: str, retry_after: float | None) -> ModelError:
     options: dict[str, Any] = {"provider": PROVIDER, "status_code": status}
     if status == 429:
@@ -132,7 +180,17 @@ def map_error(exc: BaseException, model: str) -> ModelError | None:
     if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
         return ModelTimeoutError(f"{where}: request timed out: {provider_message(exc)}", provider=PROVIDER)
     if isinstance(exc, openai.APIConnectionError):
-        return ModelConnectionError(f"{where}: connection failed: {provider_message(exc)}", provider=PROVIDER)
+        message = provider_message(exc)
+        if isinstance(exc, litellm.APIConnectionError) and not _connection_lost(exc, message):
+            root = _root_cause(exc)
+            if root is None:
+                return ModelError(f"{where}: {message}", provider=PROVIDER)
+            # A garbled response is the server's fault (retryable); anything else is not a provider failure.
+            cls = ServerError if isinstance(root, json.JSONDecodeError) else ModelError
+            mapped = cls(f"{where}: {type(root).__name__}: {root}", provider=PROVIDER)
+            mapped.__cause__ = root  # the original exception, not LiteLLM's wrapper of it
+            return mapped
+        return ModelConnectionError(f"{where}: connection failed: {message}", provider=PROVIDER)
     if isinstance(exc, httpx.TransportError):
         return ModelConnectionError(
             f"{where}: connection lost: {type(exc).__name__}: {exc}", provider=PROVIDER

@@ -234,4 +234,5 @@ class LiteLLMModel(Model):
         mapped = map_error(exc, self.model)
         if mapped is None or mapped is exc:
             raise exc
-        raise mapped from exc
+        # map_error may name a better cause (the exception LiteLLM wrapped)
+        raise mapped from (mapped.__cause__ or exc)

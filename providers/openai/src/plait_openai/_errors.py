@@ -8,6 +8,7 @@ keeps the provider's own message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,6 +118,12 @@ def map_error(exc: BaseException, model: str) -> ModelError | None:
         # raised while a stream is read: a connection dropped mid-answer lands here.
         return ModelConnectionError(
             f"{where}: connection lost while reading the response: {type(exc).__name__}: {exc}",
+            provider=PROVIDER,
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        # A garbled SSE chunk or body (a proxy, a broken server): the SDK hands out the bare error.
+        return ServerError(
+            f"{where}: the server sent a response that is not valid JSON ({exc}): {exc.doc[:200]!r}",
             provider=PROVIDER,
         )
     if isinstance(exc, openai.OpenAIError):
