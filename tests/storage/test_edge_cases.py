@@ -83,3 +83,14 @@ def test_runs_list_against_an_unreachable_store_prints_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "127.0.0.1:9" in lines[0] and "hunter2" not in lines[0]
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite"])
+def test_a_lone_surrogate_in_content_is_a_storage_error_naming_the_step(url: str, tmp_path: Path) -> None:
+    def broken(step_input: object) -> str:
+        return "half a pair: \udc80"
+
+    storage = f"sqlite:///{tmp_path / 'runs.db'}" if url == "sqlite" else url
+    wf = Workflow(name="w", steps=[Step(name="surrogate", executor=broken)], storage=storage)
+    with pytest.raises(StorageError, match="step 'surrogate' cannot be stored as JSON"):
+        wf.run("x")

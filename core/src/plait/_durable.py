@@ -129,7 +129,7 @@ class Checkpointer:
             state=dump_state(state, f"the session state after step {step_id!r}"),
         )
         if self.durability == "step":
-            await self.storage.save_checkpoints([checkpoint])
+            await self._save([checkpoint])
             return
         self._buffer.append(checkpoint)
         if self.durability == "batch" and self._task is None:
@@ -143,7 +143,17 @@ class Checkpointer:
     async def flush(self) -> None:
         if self._buffer:
             pending, self._buffer = self._buffer, []
-            await self.storage.save_checkpoints(pending)
+            await self._save(pending)
+
+    async def _save(self, checkpoints: list[StepCheckpoint]) -> None:
+        try:
+            await self.storage.save_checkpoints(checkpoints)
+        except PydanticSerializationError as exc:
+            # JSON-compatible to Python, not to UTF-8: a lone surrogate in a string, say
+            steps = ", ".join(repr(c.step_id) for c in checkpoints)
+            raise StorageError(
+                f"the output or session state of step {steps} cannot be stored as JSON: {exc}"
+            ) from None
 
     async def close(self) -> None:
         if self._task is not None:
