@@ -17,7 +17,6 @@ import pytest
 from plait import Approval, Parallel, Step, StepInput, StepOutput, Workflow
 from plait.errors import StateConflictError, StepError
 from plait.storage import Storage
-from tests.storage.conftest import BACKENDS
 from tests.storage.test_threads_and_loops import BOUND, in_daemon_threads
 
 
@@ -105,20 +104,6 @@ def test_150_concurrent_runs_without_storage_lose_nothing() -> None:
     assert state is not None
     assert state["n"] == 600
     assert len(state["seen"]) == 600
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def shared(request: Any, tmp_path: Path) -> Any:
-    storage = BACKENDS[request.param](tmp_path)
-    yield storage
-
-    async def cleanup() -> None:
-        drop = getattr(storage, "drop", None)
-        if drop is not None:
-            await drop()
-        await storage.close()
-
-    asyncio.run(cleanup())
 
 
 def test_150_concurrent_runs_with_storage_lose_nothing(shared: Storage) -> None:

@@ -7,14 +7,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from plait import Step, StepInput, StepOutput, Workflow
 from plait.storage import Storage
-from tests.storage.conftest import BACKENDS
 
 BOUND = 60  # seconds: a hang fails the test instead of stalling the suite
 
@@ -29,21 +25,6 @@ def workflow(storage: Storage) -> Workflow:
         steps=[Step(name="one", executor=step), Step(name="two", executor=step)],
         storage=storage,
     )
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def shared(request: Any, tmp_path: Path) -> Any:
-    """A storage object that no event loop owns: each test's threads and loops share it."""
-    storage = BACKENDS[request.param](tmp_path)
-    yield storage
-
-    async def cleanup() -> None:
-        drop = getattr(storage, "drop", None)
-        if drop is not None:
-            await drop()
-        await storage.close()
-
-    asyncio.run(cleanup())
 
 
 def in_daemon_threads(fn: Any, args: list[Any], workers: int) -> list[concurrent.futures.Future[Any]]:

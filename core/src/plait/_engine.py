@@ -234,25 +234,17 @@ class StepContext:
     def child(self, name: str) -> StepContext:
         """The context of a child node called ``name``."""
         escaped = name.replace("/", "%2F")
-        step_id = f"{self.step_id}/{escaped}" if self.step_id else escaped
+        return self._under(f"{self.step_id}/{escaped}" if self.step_id else escaped, name)
+
+    def scope(self, suffix: str, name: str) -> StepContext:
+        """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
+        return self._under(f"{self.step_id}{suffix}", name)
+
+    def _under(self, step_id: str, name: str) -> StepContext:
         return StepContext(
             self.run,
             self.frame,
             step_id,
-            self.step_id or None,
-            name,
-            self.state,
-            self.outputs,
-            self.offload,
-            self.discard,
-        )
-
-    def scope(self, suffix: str, name: str) -> StepContext:
-        """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
-        return StepContext(
-            self.run,
-            self.frame,
-            f"{self.step_id}{suffix}",
             self.step_id or None,
             name,
             self.state,
