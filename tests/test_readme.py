@@ -29,19 +29,16 @@ def offline_env(**extra: str) -> dict[str, str]:
     return {**env, "PLAIT_OFFLINE_DELAY": "0", "COLUMNS": "200", **extra}
 
 
+def run_offline(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, env=offline_env())
+
+
 def test_first_workflow_runs_as_pasted(tmp_path: Path) -> None:
     snippet = readme_snippets("A first workflow")[0]
     assert 'MODEL = "offline:demo"' in snippet and "openai:" in snippet  # the real provider beside it
     assert 'if __name__ == "__main__":' in snippet
     (tmp_path / "first.py").write_text(snippet, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "first.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=offline_env(),
-    )
+    result = run_offline([sys.executable, "first.py"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     last = result.stdout.strip().splitlines()
@@ -54,13 +51,8 @@ def test_first_workflow_file_runs_with_plait_run(tmp_path: Path) -> None:
     """`plait run first.py:workflow` imports the file: the __main__ guard keeps it from running twice."""
     (tmp_path / "first.py").write_text(readme_snippets("A first workflow")[0], encoding="utf-8")
     plait = Path(sys.executable).with_name("plait")
-    result = subprocess.run(
-        [str(plait), "run", "first.py:workflow", "The history of artificial intelligence"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=offline_env(),
+    result = run_offline(
+        [str(plait), "run", "first.py:workflow", "The history of artificial intelligence"], tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Research and Write") >= 1
@@ -73,13 +65,6 @@ def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
     snippet = re.findall(r"```python\n(.*?)```", text, re.S)[0]
     assert '"offline:demo"' in snippet
     (tmp_path / "first.py").write_text(snippet, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "first.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=offline_env(),
-    )
+    result = run_offline([sys.executable, "first.py"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("completed\n### The history of tea\n")
