@@ -9,22 +9,13 @@ import pytest
 from plait import Agent, Step, StepError, Workflow
 from plait.errors import ModelConnectionError, ModelError, ServerError
 from plait.events import WorkflowCompletedEvent
-from plait.models import Message, ModelRequest, ModelResponse, TextDelta, stream_with_retry
+from plait.models import ModelResponse, TextDelta, stream_with_retry
 from plait.retry import RetryPolicy
 from plait_openai import OpenAIModel
+from tests.providers.openai.test_errors import REQUEST, call
 from tests.servers.openai_server import ErrorReply, OpenAIServer, Reply, ToolCallReply
 
-REQUEST = ModelRequest(messages=[Message(role="user", content="Hi")])
-
 ANSWER = "one two three four five six seven"
-
-
-async def call(model: OpenAIModel, streaming: bool) -> ModelResponse:
-    if not streaming:
-        return await model.complete(REQUEST)
-    items = [item async for item in model.stream(REQUEST)]
-    assert isinstance(items[-1], ModelResponse)
-    return items[-1]
 
 
 # Every way a stream can end before its finish reason: the body ends cleanly
