@@ -201,3 +201,10 @@ def test_sessions_in_memory_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     wf.run("y")  # without a session id: a new session each run, bounded just the same
     assert len(wf._sessions._states) == 10
     assert wf.get_session_state() == {"n": 4, "seen": ["y"] * 4}  # the last run's session
+
+
+def test_changing_a_runs_output_state_does_not_change_the_session() -> None:
+    wf = counter()
+    out = wf.run("x", session_id="s")
+    out.session_state["n"] = 1000
+    assert wf.get_session_state("s") == {"n": 4, "seen": ["x"] * 4}

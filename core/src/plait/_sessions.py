@@ -73,7 +73,8 @@ class MemorySessions:
     def commit(self, session_id: str, base: dict[str, Any], final: dict[str, Any], *, where: str) -> None:
         with self._lock:
             latest = self._states.get(session_id, base)
-            self._states[session_id] = merge_run(base, latest, final, where=where)
+            # a copy: the run's output holds its working state, which its caller may change
+            self._states[session_id] = copy.deepcopy(merge_run(base, latest, final, where=where))
             self._states.move_to_end(session_id)
             while len(self._states) > self.limit:
                 self._states.popitem(last=False)
