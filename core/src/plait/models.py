@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
-from plait.errors import DefinitionError, ModelError, PluginError
+from plait._secrets import credentials, scrub_exception
+from plait.errors import DefinitionError, ModelError, ModelTimeoutError, PluginError
 from plait.retry import RetryPolicy
 
 __all__ = [
@@ -39,7 +40,11 @@ __all__ = [
     "ToolDefinition",
     "Usage",
     "complete_with_retry",
+    "credentials",
     "get_model",
+    "guarded_complete",
+    "guarded_stream",
+    "scrub_exception",
     "stream_with_retry",
 ]
 
@@ -248,6 +253,23 @@ class Model:
             state[attr] = None
         return state
 
+    def call_timeout(self, request: ModelRequest) -> float | None:
+        """The total seconds one call may take: the request's ``settings.timeout``, else the
+        model's settings, else the provider's own ``timeout`` attribute; None: unbounded."""
+        for timeout in (request.settings.timeout, self.settings.timeout, getattr(self, "timeout", None)):
+            if timeout is not None:
+                return float(timeout)
+        return None
+
+    def secrets(self) -> list[str]:
+        """The credentials this model sends (API keys, credential headers).
+
+        They are replaced by ``***`` in every error a call raises, so a provider
+        that quotes them back never puts them into events, spans or stored runs.
+        Providers override this, usually with :func:`credentials`.
+        """
+        return []
+
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Yield text deltas and tool calls as they arrive, then one :class:`ModelResponse`."""
         raise NotImplementedError(f"{type(self).__name__} does not implement stream()")
@@ -288,6 +310,67 @@ def get_model(spec: str | Model, **options: Any) -> Model:
     return model
 
 
+def _deadline_error(model: Model, timeout: float) -> ModelTimeoutError:
+    return ModelTimeoutError(
+        f"{model!r}: no complete answer within {timeout:g} s, the total time allowed for one call "
+        "(the request and every part of its answer; set with timeout= on the model or "
+        "ModelSettings(timeout=...))",
+        provider=model.provider,
+    )
+
+
+async def guarded_stream(model: Model, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+    """``model.stream(request)`` within :meth:`Model.call_timeout` in all, secrets scrubbed from errors.
+
+    The deadline covers the whole call, not one read: a server that drips a
+    byte every few seconds cannot hold a call open past it. Time the consumer
+    spends between items does not count. Past it, :class:`ModelTimeoutError`.
+    """
+    timeout = model.call_timeout(request)
+    source = model.stream(request)
+    try:
+        if timeout is None:
+            async for item in source:
+                yield item
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline) as scope:
+                    item = await anext(source)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if scope.expired():
+                    raise _deadline_error(model, timeout) from None
+                raise
+            yield item
+    except BaseException as exc:
+        scrub_exception(exc, model.secrets())
+        raise
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def guarded_complete(model: Model, request: ModelRequest) -> ModelResponse:
+    """``model.complete(request)`` within :meth:`Model.call_timeout`, secrets scrubbed from errors."""
+    timeout = model.call_timeout(request)
+    try:
+        async with asyncio.timeout(timeout) as scope:
+            return await model.complete(request)
+    except TimeoutError as exc:
+        if timeout is not None and scope.expired():
+            raise _deadline_error(model, timeout) from None
+        scrub_exception(exc, model.secrets())
+        raise
+    except BaseException as exc:
+        scrub_exception(exc, model.secrets())
+        raise
+
+
 async def stream_with_retry(
     model: Model,
     request: ModelRequest,
@@ -297,6 +380,7 @@ async def stream_with_retry(
 ) -> AsyncIterator[ModelStreamEvent]:
     """``model.stream(request)``, retried on retryable :class:`~plait.errors.ModelError`.
 
+    Each attempt is bounded and scrubbed as :func:`guarded_stream` says.
     A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
     first, so a consumer that already saw part of the answer can discard it.
     """
@@ -304,7 +388,7 @@ async def stream_with_retry(
     attempt = 1
     while True:
         try:
-            async for item in model.stream(request):
+            async for item in guarded_stream(model, request):
                 yield item
             return
         except ModelError as exc:
@@ -324,12 +408,13 @@ async def complete_with_retry(
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, ModelError, float], None] | None = None,
 ) -> ModelResponse:
-    """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`."""
+    """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`;
+    each attempt bounded and scrubbed as :func:`guarded_complete` says."""
     policy = policy or model.retry
     attempt = 1
     while True:
         try:
-            return await model.complete(request)
+            return await guarded_complete(model, request)
         except ModelError as exc:
             if not exc.retryable or not policy.should_retry(exc, attempt):
                 raise

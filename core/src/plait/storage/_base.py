@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, PlaitError
 
 __all__ = [
@@ -321,13 +322,6 @@ def url_secrets(url: str) -> list[str]:
     except ValueError:
         return []
     return sorted({s for p in found if p for s in (p, unquote(p))}, key=len, reverse=True)
-
-
-def scrub_secrets(text: str, secrets: list[str]) -> str:
-    """``text`` with each of ``secrets`` (from :func:`url_secrets`) replaced by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 #: query parameters that carry credentials (libpq's ``password``, tokens of other drivers)

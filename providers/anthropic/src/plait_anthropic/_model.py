@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar, NoReturn
 
 from plait.errors import AuthenticationError, MissingDependencyError
-from plait.models import Model, ModelRequest, ModelResponse, ModelSettings, ModelStreamEvent, Pricing
+from plait.models import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    ModelStreamEvent,
+    Pricing,
+    credentials,
+    scrub_exception,
+)
 from plait.retry import RetryPolicy
 from plait_anthropic._errors import to_model_error
 from plait_anthropic._request import request_params
@@ -24,8 +33,9 @@ class AnthropicModel(Model):
     ``api_key`` and ``base_url`` default to ``ANTHROPIC_API_KEY`` and
     ``ANTHROPIC_BASE_URL``, read when the client is first built. ``max_tokens``
     (which the API requires) is used when neither the request's nor the model's
-    settings give one. ``timeout`` is in seconds per request. The SDK's own
-    retries are off: ``retry`` (a :class:`plait.RetryPolicy`) governs them.
+    settings give one. ``timeout`` bounds each read and, for calls made
+    through plait (agents, teams, :func:`plait.models.stream_with_retry`), a
+    whole call, in seconds. The SDK's own retries are off: ``retry`` (a :class:`plait.RetryPolicy`) governs them.
 
     ``ModelSettings.extra`` goes into the request body as given (``top_k``,
     ``metadata``, ...); ``seed`` is not part of the Anthropic API and is not sent.
@@ -110,8 +120,13 @@ class AnthropicModel(Model):
         settings = self.settings.merged(request.settings)
         return request_params(request, settings, model=self.model, max_tokens=self.max_tokens)
 
+    def secrets(self) -> list[str]:
+        """The API key and credential headers sent, scrubbed from every error."""
+        return credentials(self.api_key or os.environ.get("ANTHROPIC_API_KEY"), headers=self.default_headers)
+
     def _raise_mapped(self, exc: Exception) -> NoReturn:
         mapped = to_model_error(exc, self.model)
+        scrub_exception(mapped or exc, self.secrets())
         if mapped is None or mapped is exc:
             raise exc
         raise mapped from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar, NoReturn
 
 from plait.chat_format import ChatStream, response_from_completion
@@ -23,12 +23,17 @@ from plait.models import (
     ModelSettings,
     ModelStreamEvent,
     Pricing,
+    credentials,
+    scrub_exception,
 )
 from plait.retry import RetryPolicy
 from plait_litellm._convert import completion_kwargs
 from plait_litellm._errors import map_error
 
 __all__ = ["LiteLLMModel"]
+
+#: environment variables through which LiteLLM finds the providers' credentials
+_SECRET_ENV_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_ACCESS_KEY", "_SECRET_ACCESS_KEY", "_AUTH_TOKEN")
 
 
 def _import_litellm() -> Any:
@@ -114,7 +119,8 @@ class LiteLLMModel(Model):
 
     ``api_key`` and ``base_url`` (LiteLLM's ``api_base``) default to what LiteLLM
     reads from the provider's own environment variables (``OPENAI_API_KEY``,
-    ``ANTHROPIC_API_KEY``, ...). ``timeout`` is in seconds per request (a
+    ``ANTHROPIC_API_KEY``, ...). ``timeout`` bounds a whole call made through plait (agents, teams,
+    :func:`plait.models.stream_with_retry`), in seconds (a
     request's ``ModelSettings.timeout`` overrides it). Every other keyword
     argument goes to ``litellm.acompletion`` with each call (``api_version``,
     ``extra_headers``, ``drop_params``, ...), as does ``ModelSettings.extra``.
@@ -230,8 +236,20 @@ class LiteLLMModel(Model):
             kwargs.setdefault("_skip_mcp_handler", True)
         return kwargs
 
+    def secrets(self) -> list[str]:
+        """The credentials LiteLLM may send: ``api_key``, credential headers among the
+        options, and the providers' keys in the environment (``*_API_KEY``, ...)."""
+        headers: dict[str, str] = {}
+        for option in ("headers", "extra_headers"):
+            given = self.litellm_options.get(option)
+            if isinstance(given, Mapping):  # anything else is litellm's to reject
+                headers.update(given)
+        from_env = [value for name, value in os.environ.items() if name.endswith(_SECRET_ENV_SUFFIXES)]
+        return credentials(self.api_key, *from_env, headers=headers)
+
     def _raise_mapped(self, exc: Exception) -> NoReturn:
         mapped = map_error(exc, self.model)
+        scrub_exception(mapped or exc, self.secrets())
         if mapped is None or mapped is exc:
             raise exc
         # map_error may name a better cause (the exception LiteLLM wrapped)

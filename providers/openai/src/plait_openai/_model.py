@@ -23,6 +23,8 @@ from plait.models import (
     ModelSettings,
     ModelStreamEvent,
     Pricing,
+    credentials,
+    scrub_exception,
 )
 from plait.retry import RetryPolicy
 from plait_openai._convert import request_params
@@ -65,7 +67,8 @@ class OpenAIModel(Model):
     """An OpenAI chat model, or any OpenAI-compatible server through ``base_url``.
 
     ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` and
-    ``OPENAI_BASE_URL``; ``timeout`` is the HTTP timeout in seconds (a request's
+    ``OPENAI_BASE_URL``; ``timeout`` bounds a whole call made through plait (agents, teams,
+    :func:`plait.models.stream_with_retry`), in seconds (a request's
     ``ModelSettings.timeout`` overrides it); ``default_headers`` go with every request.
 
     >>> model = OpenAIModel("gpt-4o-mini")
@@ -167,8 +170,13 @@ class OpenAIModel(Model):
             params["timeout"] = timeout
         return params
 
+    def secrets(self) -> list[str]:
+        """The API key and credential headers sent, scrubbed from every error."""
+        return credentials(self.api_key or os.environ.get("OPENAI_API_KEY"), headers=self.default_headers)
+
     def _raise_mapped(self, exc: Exception) -> NoReturn:
         mapped = map_error(exc, self.model)
+        scrub_exception(mapped or exc, self.secrets())
         if mapped is None:
             raise exc
         raise mapped from exc
