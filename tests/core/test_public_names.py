@@ -62,7 +62,9 @@ def test_the_top_level_names_defined_in_private_modules_report_plait() -> None:
 
 
 def test_public_dataclasses_still_pickle_and_resolve_their_annotations() -> None:
-    output = StepOutput(content={"a": 1}, metrics=StepMetrics(input_tokens=3), steps=[StepOutput(content="x")])
+    output = StepOutput(
+        content={"a": 1}, metrics=StepMetrics(input_tokens=3), steps=[StepOutput(content="x")]
+    )
     assert pickle.loads(pickle.dumps(output)) == output
     run = WorkflowRunOutput("r", "w", "w", "s", RunStatus.COMPLETED, content="done", step_outputs=[output])
     assert pickle.loads(pickle.dumps(run)) == run
