@@ -6,9 +6,11 @@ exposed through the ``plait`` entry-point group::
     [project.entry-points.plait]
     my_plugin = "my_package.plugin"
 
-Registration hooks receive a ``register`` callback. Calling it hands the value
-to plait, which checks it at once and records which plugin gave it, so a
-mistake is reported against the plugin that made it.
+Registration hooks receive a ``register`` callback (typed by the ``Register*``
+protocols below, for plugins that annotate their hooks). Calling it hands the
+value to plait, which checks it at once and records which plugin gave it, so a
+mistake is reported against the plugin that made it. docs/plugins.md shows
+every hook with the signature declared here (a test checks that they agree).
 """
 
 from __future__ import annotations
