@@ -17,6 +17,7 @@ from plait._io import (
     WorkflowRunOutput,
 )
 from plait._pause import PendingInput
+from plait._public import report_public_home
 from plait.agent import Agent, AgentRunOutput, Tool, tool
 from plait.approval import Approval, RejectedError
 from plait.errors import (
@@ -39,6 +40,7 @@ def __getattr__(name: str) -> object:
     if name == "CachePolicy":
         from plait._durable import CachePolicy
 
+        report_public_home(__name__, {name: CachePolicy}, [name])
         return CachePolicy
     raise AttributeError(f"module 'plait' has no attribute {name!r}")
 
@@ -82,3 +84,7 @@ __all__ = [
     "hookimpl",
     "tool",
 ]
+
+# Every class and function above reports ``plait`` as its home (``plait.StepOutput``, not
+# ``plait._io.StepOutput``): see plait._public.
+report_public_home(__name__, globals(), __all__)

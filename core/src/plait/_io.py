@@ -2,7 +2,9 @@
 
 These are slotted dataclasses rather than pydantic models because one is built
 for every step of every run; they serialize to JSON through pydantic
-(:func:`plait.serialization.to_jsonable`) when persisted or sent elsewhere.
+(:func:`plait._durable.dump_output` and ``load_output``, content in the tagged
+form of :mod:`plait._codec`) when persisted or sent elsewhere. Users import
+them from ``plait``, which they report as their module (see :mod:`plait._public`).
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ class WorkflowRunOutput:
     duration: float = 0.0
     session_state: dict[str, Any] | None = None
     parent_run_id: str | None = None
-    #: what a paused run waits for (:class:`plait._durable.PendingInput` per step)
+    #: what a paused run waits for (a :class:`plait.PendingInput` per step)
     pending: list[Any] | None = None
 
     @property

@@ -15,11 +15,12 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from opentelemetry.trace import SpanKind
+from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._checks import check_number
 from plait._engine import RunContext, current_step
@@ -57,13 +58,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent", "AgentRunOutput", "Runnable", "Tool", "tool"]
 
+#: what an agent's runs produce: ``str``, or an instance of its ``output_schema``
+#: (for a type checker only: ``Agent[Forecast]``, ``AgentRunOutput[Forecast]``)
+ContentT = TypeVar("ContentT", default=Any)
+OutputT = TypeVar("OutputT", default=Any)
+
 
 @dataclass(slots=True)
-class AgentRunOutput:
+class AgentRunOutput(Generic[ContentT]):
     """The result of one agent run: content (a validated object with ``output_schema``),
     the conversation, and token usage."""
 
-    content: Any
+    content: ContentT
     agent_name: str
     run_id: str
     model: str
@@ -225,7 +231,7 @@ class Runnable:
         raise NotImplementedError
 
 
-class Agent(Runnable):
+class Agent(Runnable, Generic[OutputT]):
     """An AI assistant with a role.
 
     >>> Agent(name="Writer", model="openai:gpt-4o-mini", instructions="Write a polished article.")
@@ -234,7 +240,50 @@ class Agent(Runnable):
     resolved through the installed provider plugins (at first use).
     ``instructions`` is a string or a list of strings. ``tools`` are plain
     functions (sync or async) or :class:`Tool` objects.
+
+    For a type checker an agent is generic in what it produces:
+    ``Agent(..., output_schema=Forecast)`` is an ``Agent[Forecast]``, whose
+    ``agent.run(x).content`` is a ``Forecast``; without ``output_schema`` an
+    ``Agent[str]``. A bare ``Agent`` annotation is ``Agent[Any]``.
     """
+
+    @overload
+    def __init__(
+        self: Agent[str],
+        name: str | None = None,
+        model: Model | str | None = None,
+        instructions: str | Sequence[str] | None = None,
+        *,
+        description: str | None = None,
+        role: str | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: None = None,
+        settings: ModelSettings | None = None,
+        max_tool_rounds: int = 10,
+        retry: RetryPolicy | None = None,
+        tracer_provider: Any = None,
+        id: str | None = None,
+        **unsupported: Any,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Agent[OutputT],
+        name: str | None = None,
+        model: Model | str | None = None,
+        instructions: str | Sequence[str] | None = None,
+        *,
+        description: str | None = None,
+        role: str | None = None,
+        tools: Sequence[Callable[..., Any] | Tool] = (),
+        output_schema: type[OutputT],
+        settings: ModelSettings | None = None,
+        max_tool_rounds: int = 10,
+        retry: RetryPolicy | None = None,
+        tracer_provider: Any = None,
+        id: str | None = None,
+        **unsupported: Any,
+    ) -> None: ...
 
     def __init__(
         self,
@@ -245,7 +294,7 @@ class Agent(Runnable):
         description: str | None = None,
         role: str | None = None,
         tools: Sequence[Callable[..., Any] | Tool] = (),
-        output_schema: type[Any] | None = None,
+        output_schema: type[OutputT] | None = None,
         settings: ModelSettings | None = None,
         max_tool_rounds: int = 10,
         retry: RetryPolicy | None = None,
@@ -311,7 +360,7 @@ class Agent(Runnable):
         if len(set(names)) != len(names):
             raise DefinitionError(f"Agent {label!r}: two tools share a name: {names}")
         self._tools = {t.name: t for t in self.tools}
-        self.output_schema = output_schema
+        self.output_schema: type[Any] | None = output_schema
         self.settings = settings
         self.max_tool_rounds = max_tool_rounds
         self.retry = retry
@@ -320,6 +369,52 @@ class Agent(Runnable):
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r})"
+
+    if TYPE_CHECKING:  # Runnable's run/arun, as a type checker sees them on an Agent[OutputT]
+
+        @overload
+        def run(
+            self, input: Any = None, *, stream: Literal[False] = False, stream_events: Literal[False] = False
+        ) -> AgentRunOutput[OutputT]: ...
+
+        @overload
+        def run(
+            self, input: Any = None, *, stream: Literal[True], stream_events: bool = False
+        ) -> Iterator[Event]: ...
+
+        @overload
+        def run(
+            self, input: Any = None, *, stream: bool = False, stream_events: Literal[True]
+        ) -> Iterator[Event]: ...
+
+        @overload
+        def run(
+            self, input: Any = None, *, stream: bool = False, stream_events: bool = False
+        ) -> AgentRunOutput[OutputT] | Iterator[Event]: ...
+
+        def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any: ...
+
+        @overload
+        def arun(
+            self, input: Any = None, *, stream: Literal[False] = False, stream_events: Literal[False] = False
+        ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]]: ...
+
+        @overload
+        def arun(
+            self, input: Any = None, *, stream: Literal[True], stream_events: bool = False
+        ) -> AsyncIterator[Event]: ...
+
+        @overload
+        def arun(
+            self, input: Any = None, *, stream: bool = False, stream_events: Literal[True]
+        ) -> AsyncIterator[Event]: ...
+
+        @overload
+        def arun(
+            self, input: Any = None, *, stream: bool = False, stream_events: bool = False
+        ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]] | AsyncIterator[Event]: ...
+
+        def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any: ...
 
     def _tool_context(self) -> RunContext:
         """What a tool that declares ``run_context`` gets: the enclosing step's, or one of its own."""

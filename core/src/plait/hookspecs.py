@@ -6,29 +6,103 @@ exposed through the ``plait`` entry-point group::
     [project.entry-points.plait]
     my_plugin = "my_package.plugin"
 
-Registration hooks receive a ``register`` callback. Calling it hands the value
-to plait, which checks it at once and records which plugin gave it, so a
-mistake is reported against the plugin that made it.
+Registration hooks receive a ``register`` callback (typed by the ``Register*``
+protocols below, for plugins that annotate their hooks). Calling it hands the
+value to plait, which checks it at once and records which plugin gave it, so a
+mistake is reported against the plugin that made it. docs/plugins.md shows
+every hook with the signature declared here (a test checks that they agree).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import pluggy
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+if TYPE_CHECKING:  # for annotations only: importing the hookspecs stays cheap and acyclic
+    import argparse
+
+    from plait._io import StepOutput, WorkflowRunOutput
+    from plait.models import Model
+    from plait.plugins import Registry
+    from plait.primitives import StepNode
+    from plait.runners import Runner
+    from plait.sinks import EventSink
+    from plait.storage import Storage
+    from plait.workflow import Workflow
+
+__all__ = [
+    "PROJECT_NAME",
+    "RegisterCommand",
+    "RegisterEventSink",
+    "RegisterModel",
+    "RegisterRunner",
+    "RegisterStepType",
+    "RegisterStorage",
+    "hookimpl",
+    "hookspec",
+]
 
 PROJECT_NAME = "plait"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+# -- The register callbacks the registration hooks receive ----------------------------
+
+
+class RegisterStepType(Protocol):
+    """``register(step_class)``, the callback of :func:`register_step_types`."""
+
+    def __call__(self, step_class: type[StepNode], /) -> None: ...
+
+
+class RegisterModel(Protocol):
+    """``register(prefix, factory)``, the callback of :func:`register_models`:
+    ``factory(model_name, **options)`` returns a Model."""
+
+    def __call__(self, prefix: str, factory: Callable[..., Model], /) -> None: ...
+
+
+class RegisterStorage(Protocol):
+    """``register(scheme, factory)``, the callback of :func:`register_storage`:
+    ``factory(url)`` returns a Storage."""
+
+    def __call__(self, scheme: str, factory: Callable[[str], Storage], /) -> None: ...
+
+
+class RegisterEventSink(Protocol):
+    """``register(name, factory)``, the callback of :func:`register_event_sinks`:
+    ``factory(**options)`` returns an EventSink."""
+
+    def __call__(self, name: str, factory: Callable[..., EventSink], /) -> None: ...
+
+
+class RegisterRunner(Protocol):
+    """``register(name, factory)``, the callback of :func:`register_runners`:
+    ``factory(**options)`` returns a Runner."""
+
+    def __call__(self, name: str, factory: Callable[..., Runner], /) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    """``register(name, configure, handler, help)``, the callback of :func:`register_commands`."""
+
+    def __call__(
+        self,
+        name: str,
+        configure: Callable[[argparse.ArgumentParser], object],
+        handler: Callable[[argparse.Namespace], int],
+        help: str = "",
+    ) -> None: ...
+
+
 # -- Registration: called once, when the registry is first needed ------------------
 
 
 @hookspec
-def register_step_types(register: Any) -> None:
+def register_step_types(register: RegisterStepType) -> None:
     """Add step types.
 
     ``register(step_class)``: ``step_class`` subclasses ``plait.StepNode`` and sets
@@ -38,7 +112,7 @@ def register_step_types(register: Any) -> None:
 
 
 @hookspec
-def register_models(register: Any) -> None:
+def register_models(register: RegisterModel) -> None:
     """Add model providers.
 
     ``register(prefix, factory)``: ``factory(model_name, **options)`` returns a
@@ -48,7 +122,7 @@ def register_models(register: Any) -> None:
 
 
 @hookspec
-def register_storage(register: Any) -> None:
+def register_storage(register: RegisterStorage) -> None:
     """Add storage backends.
 
     ``register(scheme, factory)``: ``factory(url)`` returns a storage backend for
@@ -57,7 +131,7 @@ def register_storage(register: Any) -> None:
 
 
 @hookspec
-def register_event_sinks(register: Any) -> None:
+def register_event_sinks(register: RegisterEventSink) -> None:
     """Add event sinks.
 
     ``register(name, factory)``: ``factory(**options)`` returns an object with
@@ -66,7 +140,7 @@ def register_event_sinks(register: Any) -> None:
 
 
 @hookspec
-def register_runners(register: Any) -> None:
+def register_runners(register: RegisterRunner) -> None:
     """Add runners that execute parallel branches.
 
     ``register(name, factory)``: ``factory(**options)`` returns a ``plait.runners.Runner``;
@@ -75,7 +149,7 @@ def register_runners(register: Any) -> None:
 
 
 @hookspec
-def register_commands(register: Any) -> None:
+def register_commands(register: RegisterCommand) -> None:
     """Add ``plait`` CLI subcommands.
 
     ``register(name, configure, handler, help)``: ``configure(parser)`` adds
@@ -88,7 +162,7 @@ def register_commands(register: Any) -> None:
 
 
 @hookspec
-def on_startup(registry: Any) -> None:
+def on_startup(registry: Registry) -> None:
     """Called once, after every plugin registered, before the first run uses the registry.
 
     Configure process-wide things here (an OpenTelemetry SDK from ``OTEL_*``
@@ -97,22 +171,29 @@ def on_startup(registry: Any) -> None:
 
 
 @hookspec
-def on_workflow_start(workflow: Any, run_id: str, session_id: str, nested_depth: int) -> None:
+def on_workflow_start(workflow: Workflow, run_id: str, session_id: str, nested_depth: int) -> None:
     """A workflow run (top-level or nested) is starting."""
 
 
 @hookspec
 def on_workflow_end(
-    workflow: Any, run_id: str, status: str, output: Any, error: BaseException | None
+    workflow: Workflow,
+    run_id: str,
+    status: str,
+    output: WorkflowRunOutput | None,
+    error: BaseException | None,
 ) -> None:
-    """A workflow run ended; ``status`` is the run's final status."""
+    """A workflow run ended; ``status`` is the run's final status (a ``plait.RunStatus`` value).
+    ``output`` is None when it paused, was cancelled or failed (then ``error`` is set)."""
 
 
 @hookspec
-def on_step_start(step: Any, step_id: str, run_id: str) -> None:
+def on_step_start(step: StepNode, step_id: str, run_id: str) -> None:
     """A step (or container) is starting."""
 
 
 @hookspec
-def on_step_end(step: Any, step_id: str, run_id: str, output: Any, error: BaseException | None) -> None:
+def on_step_end(
+    step: StepNode, step_id: str, run_id: str, output: StepOutput | None, error: BaseException | None
+) -> None:
     """A step (or container) ended, with its output or the error it raised."""

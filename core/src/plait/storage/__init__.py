@@ -10,6 +10,7 @@ the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
 
 from __future__ import annotations
 
+from plait._public import report_public_home
 from plait.storage._base import (
     CacheEntry,
     RunClaimedError,
@@ -45,3 +46,5 @@ __all__ = [
     "scrub_secrets",
     "url_secrets",
 ]
+
+report_public_home(__name__, globals(), __all__)  # plait.storage.Storage, not plait.storage._base.Storage
