@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 from plait.errors import DefinitionError, ModelError, ModelTimeoutError, PluginError
 from plait.retry import RetryPolicy
@@ -423,3 +424,6 @@ async def complete_with_retry(
                 on_retry(attempt, exc, delay)
             await asyncio.sleep(delay)
             attempt += 1
+
+
+report_public_home(__name__, globals(), __all__)  # plait.models.credentials, not plait._secrets.credentials
