@@ -23,6 +23,8 @@ __all__ = [
     "StateConflictError",
     "StepError",
     "StepTimeoutError",
+    "error_class_for_status",
+    "error_for_status",
 ]
 
 
@@ -121,3 +123,39 @@ class AuthenticationError(ModelError):
 
 class ContextOverflowError(BadRequestError):
     """The request did not fit the model's context window."""
+
+
+def error_class_for_status(status: int) -> type[ModelError]:
+    """The error class an HTTP status means, for every provider: 429 a rate limit, 401 and
+    403 authentication, 408 a timeout, 5xx a server error (529 "overloaded" included),
+    any other 4xx a bad request; anything else a plain :class:`ModelError`."""
+    if status == 429:
+        return RateLimitError
+    if status in (401, 403):
+        return AuthenticationError
+    if status == 408:
+        return ModelTimeoutError
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return BadRequestError
+    return ModelError
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    provider: str,
+    retry_after: float | None = None,
+    context_overflow: bool = False,
+) -> ModelError:
+    """The classified error for an HTTP error answer (see :func:`error_class_for_status`).
+
+    ``context_overflow``: the provider's answer says the prompt did not fit, which
+    makes a bad request a :class:`ContextOverflowError`.
+    """
+    cls = error_class_for_status(status)
+    if context_overflow and cls is BadRequestError:
+        cls = ContextOverflowError
+    return cls(message, provider=provider, status_code=status, retry_after=retry_after)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 from plait.errors import DefinitionError, ModelError, ModelTimeoutError, PluginError
-from plait.retry import RetryPolicy
+from plait.retry import RetryPolicy, retrying
 
 __all__ = [
     "Message",
@@ -372,6 +372,10 @@ async def guarded_complete(model: Model, request: ModelRequest) -> ModelResponse
         raise
 
 
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.retryable
+
+
 async def stream_with_retry(
     model: Model,
     request: ModelRequest,
@@ -385,21 +389,10 @@ async def stream_with_retry(
     A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
     first, so a consumer that already saw part of the answer can discard it.
     """
-    policy = policy or model.retry
-    attempt = 1
-    while True:
-        try:
+    async for attempt in retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry):
+        with attempt:
             async for item in guarded_stream(model, request):
                 yield item
-            return
-        except ModelError as exc:
-            if not exc.retryable or not policy.should_retry(exc, attempt):
-                raise
-            delay = policy.delay(attempt, exc)
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
 
 
 async def complete_with_retry(
@@ -411,19 +404,12 @@ async def complete_with_retry(
 ) -> ModelResponse:
     """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`;
     each attempt bounded and scrubbed as :func:`guarded_complete` says."""
-    policy = policy or model.retry
-    attempt = 1
-    while True:
-        try:
-            return await guarded_complete(model, request)
-        except ModelError as exc:
-            if not exc.retryable or not policy.should_retry(exc, attempt):
-                raise
-            delay = policy.delay(attempt, exc)
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
+    response: ModelResponse | None = None
+    async for attempt in retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry):
+        with attempt:
+            response = await guarded_complete(model, request)
+    assert response is not None  # the loop ends only after a try that did not fail
+    return response
 
 
 report_public_home(__name__, globals(), __all__)  # plait.models.credentials, not plait._secrets.credentials

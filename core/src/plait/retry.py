@@ -7,16 +7,18 @@ One policy object serves steps (``Step(retry=...)``) and model calls
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from types import TracebackType
+from typing import Any, Protocol
 
 from plait.errors import DefinitionError
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["Attempt", "RetryPolicy", "parse_retry_after", "retrying"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,90 @@ class RetryPolicy:
         if isinstance(retry_after, (int, float)) and retry_after > base:
             return float(retry_after)
         return max(0.0, base)
+
+
+def _same(exc: BaseException) -> BaseException:
+    return exc
+
+
+def _always(exc: BaseException) -> bool:
+    return True
+
+
+class Attempt:
+    """One try of a :func:`retrying` loop; use it as ``with attempt:`` around the work.
+
+    A failure the policy retries is swallowed (and kept as :attr:`error`); any other
+    failure, and every ``BaseException`` that is not an ``Exception``
+    (cancellation, Ctrl-C), propagates.
+    """
+
+    __slots__ = ("_loop", "error", "number")
+
+    def __init__(self, loop: _Loop, number: int) -> None:
+        self._loop = loop
+        self.number = number  #: 1 for the first try
+        self.error: Exception | None = None
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if not isinstance(exc, Exception):
+            return False
+        loop = self._loop
+        judged = loop.judge(exc)
+        if (
+            loop.policy is None
+            or not loop.retryable(judged)
+            or not loop.policy.should_retry(judged, self.number)
+        ):
+            return False
+        self.error = exc
+        return True
+
+
+@dataclass(slots=True)
+class _Loop:
+    policy: RetryPolicy | None
+    judge: Callable[[BaseException], BaseException]
+    retryable: Callable[[BaseException], bool]
+
+
+async def retrying(
+    policy: RetryPolicy | None,
+    *,
+    judge: Callable[[BaseException], BaseException] = _same,
+    retryable: Callable[[BaseException], bool] = _always,
+    on_retry: Callable[[int, Any, float], None] | None = None,
+) -> AsyncIterator[Attempt]:
+    """The one retry loop of plait, for steps and model calls, plain calls and streams alike.
+
+    >>> async for attempt in retrying(policy, on_retry=report):
+    ...     with attempt:
+    ...         result = await call()
+
+    Each failure is judged by ``judge(exc)`` (say, the root cause of a wrapped
+    error): retried when ``retryable`` and the policy agree, after
+    ``on_retry(attempt, exc, delay)`` and ``delay`` seconds of backoff. The loop
+    ends after a try that did not fail; a failure that is not retried leaves the
+    ``with`` block. ``policy=None``: one try.
+    """
+    loop = _Loop(policy, judge, retryable)
+    number = 1
+    while True:
+        attempt = Attempt(loop, number)
+        yield attempt
+        error = attempt.error
+        if error is None or policy is None:
+            return
+        delay = policy.delay(number, judge(error))
+        if on_retry is not None:
+            on_retry(number, error, delay)
+        await asyncio.sleep(delay)
+        number += 1
 
 
 class _Headers(Protocol):

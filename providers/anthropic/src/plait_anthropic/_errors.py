@@ -19,6 +19,7 @@ from plait.errors import (
     ModelTimeoutError,
     RateLimitError,
     ServerError,
+    error_class_for_status,
 )
 from plait.retry import parse_retry_after
 
@@ -81,7 +82,7 @@ def _status_error(exc: Any) -> ModelError:
         cls = _ERROR_TYPES.get(error_type or "", ServerError)
         text = f"Anthropic stream error {error_type or 'unknown'}: {message}{suffix}"
     else:
-        cls = _class_for_status(status)
+        cls = error_class_for_status(status)
         label = f"{status} {error_type}" if error_type else str(status)
         text = f"Anthropic API error {label}: {message}{suffix}"
     if issubclass(cls, BadRequestError) and any(p in message.lower() for p in _CONTEXT_OVERFLOW_PHRASES):
@@ -92,20 +93,6 @@ def _status_error(exc: Any) -> ModelError:
         status_code=None if streamed else status,
         retry_after=parse_retry_after(exc.response.headers),
     )
-
-
-def _class_for_status(status: int) -> type[ModelError]:
-    if status == 429:
-        return RateLimitError
-    if status in (401, 403):
-        return AuthenticationError
-    if status == 408:
-        return ModelTimeoutError
-    if status >= 500:  # 529 is "overloaded"
-        return ServerError
-    if status >= 400:
-        return BadRequestError
-    return ModelError
 
 
 def _error_body(body: object) -> tuple[str | None, str | None]:

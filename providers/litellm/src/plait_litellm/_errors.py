@@ -14,17 +14,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from plait.errors import (
-    AuthenticationError,
-    BadRequestError,
     ContextOverflowError,
     ModelConnectionError,
     ModelError,
     ModelTimeoutError,
-    RateLimitError,
     ServerError,
+    error_for_status,
 )
 from plait.retry import parse_retry_after
 from plait_litellm._convert import PROVIDER
@@ -141,21 +138,6 @@ def _connection_lost(exc: BaseException, message: str) -> bool:
     return False
 
 
-def _for_status(status: int, text: str, retry_after: float | None) -> ModelError:
-    options: dict[str, Any] = {"provider": PROVIDER, "status_code": status}
-    if status == 429:
-        return RateLimitError(text, retry_after=retry_after, **options)
-    if status in (401, 403):
-        return AuthenticationError(text, **options)
-    if status == 408:
-        return ModelTimeoutError(text, **options)
-    if status >= 500:
-        return ServerError(text, retry_after=retry_after, **options)
-    if 400 <= status < 500:
-        return BadRequestError(text, **options)
-    return ModelError(text, **options)
-
-
 def map_error(exc: BaseException, model: str) -> ModelError | None:
     """The plait error for ``exc``, or ``None`` when ``exc`` is not a provider failure."""
     import httpx
@@ -208,7 +190,12 @@ def map_error(exc: BaseException, model: str) -> ModelError | None:
             # LiteLLM reports the OpenAI SDK's connection failures as an
             # InternalServerError("Connection error."): nothing answered at all.
             return ModelConnectionError(f"{where}: connection failed: {message}", provider=PROVIDER)
-        return _for_status(status, f"{where}: HTTP {status}: {message}", parse_retry_after(_headers(exc)))
+        return error_for_status(
+            status,
+            f"{where}: HTTP {status}: {message}",
+            provider=PROVIDER,
+            retry_after=parse_retry_after(_headers(exc)),
+        )
     if isinstance(exc, openai.OpenAIError):
         return ModelError(f"{where}: {provider_message(exc)}", provider=PROVIDER)
     return None

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from plait.errors import (
-    AuthenticationError,
     BadRequestError,
     ContextOverflowError,
     ModelConnectionError,
@@ -21,6 +19,7 @@ from plait.errors import (
     ModelTimeoutError,
     RateLimitError,
     ServerError,
+    error_for_status,
 )
 from plait.retry import parse_retry_after
 
@@ -61,23 +60,16 @@ def _is_context_overflow(message: str | None, code: str | None) -> bool:
 def _for_status(
     status: int, text: str, message: str | None, code: str | None, retry_after: float | None
 ) -> ModelError:
-    options: dict[str, Any] = {"provider": PROVIDER, "status_code": status}
-    if status == 429:
-        error: ModelError = RateLimitError(text, retry_after=retry_after, **options)
-        if code in _NOT_RETRYABLE_RATE_LIMIT_CODES:
-            error.retryable = False
-        return error
-    if status in (401, 403):
-        return AuthenticationError(text, **options)
-    if status == 408:
-        return ModelTimeoutError(text, **options)
-    if status >= 500:
-        return ServerError(text, retry_after=retry_after, **options)
-    if status == 400 and _is_context_overflow(message, code):
-        return ContextOverflowError(text, **options)
-    if 400 <= status < 500:
-        return BadRequestError(text, **options)
-    return ModelError(text, **options)
+    error = error_for_status(
+        status,
+        text,
+        provider=PROVIDER,
+        retry_after=retry_after,
+        context_overflow=status == 400 and _is_context_overflow(message, code),
+    )
+    if code in _NOT_RETRYABLE_RATE_LIMIT_CODES:
+        error.retryable = False
+    return error
 
 
 def map_error(exc: BaseException, model: str) -> ModelError | None:
