@@ -1,7 +1,11 @@
-"""plait's own plugin: the built-in step types, test models and runner.
+"""plait's own plugin: the built-in step types, test models, storage backends, event sinks and runner.
 
 Registered through the same hooks as any third-party plugin, under the name
-``plait.builtins``.
+``plait.builtins`` (:data:`plait.plugins.BUILTIN_MODULES` names this module).
+
+Registering is cheap: the storage backends are registered as small factories that
+import their module (and pydantic) when a URL asks for one, so building the registry,
+and a run without storage, import neither.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from plait.hookspecs import hookimpl
 
 @hookimpl
 def register_step_types(register: Any) -> None:
+    from plait.approval import Approval
     from plait.primitives import Condition, Loop, Parallel, Router, Step, Steps
 
-    for step_type in (Step, Steps, Parallel, Condition, Loop, Router):
+    for step_type in (Step, Steps, Parallel, Condition, Loop, Router, Approval):
         register(step_type)
 
 
@@ -34,13 +39,24 @@ def register_runners(register: Any) -> None:
     register("inprocess", lambda **options: default_runner())
 
 
-@hookimpl
-def register_storage(register: Any) -> None:
+def memory_storage(url: str) -> Any:
+    """``memory://``: a :class:`plait.storage.MemoryStorage`."""
     from plait.storage import MemoryStorage
+
+    return MemoryStorage(url)
+
+
+def sqlite_storage(url: str) -> Any:
+    """``sqlite:///path.db``: a SQLite backend."""
     from plait.storage._sqlite import SQLiteStorage
 
-    register("memory", MemoryStorage)
-    register("sqlite", SQLiteStorage)
+    return SQLiteStorage(url)
+
+
+@hookimpl
+def register_storage(register: Any) -> None:
+    register("memory", memory_storage)
+    register("sqlite", sqlite_storage)
 
 
 @hookimpl

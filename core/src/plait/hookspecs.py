@@ -84,6 +84,17 @@ def register_commands(register: Any) -> None:
     """
 
 
+@hookspec
+def register_run_options(register: Any) -> None:
+    """Add options to ``plait run``.
+
+    ``register(name, configure, apply)``: ``configure(parser)`` adds the option
+    ``--name`` to the ``plait run`` parser (``parser.add_argument("--otlp", ...)``);
+    ``apply(args)`` is called with the parsed arguments before the run starts, and
+    does nothing when its option was not given. plait-otlp adds ``--otlp`` this way.
+    """
+
+
 # -- Lifecycle: set up once, then observe runs as they happen ------------------------
 
 

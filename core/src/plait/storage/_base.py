@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from plait.errors import DefinitionError, PlaitError
 
 __all__ = [
+    "SCHEMA_VERSION",
     "CacheEntry",
     "RunClaimedError",
     "RunLease",
@@ -344,9 +345,9 @@ def resolve_storage(spec: Storage | str | None) -> Storage | None:
         raise DefinitionError(
             f"storage must be a Storage object or a URL such as 'sqlite:///runs.db', got {shown!r}"
         )
-    from plait.plugins import get_registry
+    from plait._lookup import registry
 
     scheme = spec.split("://", 1)[0].split("+", 1)[0]
-    factory = get_registry().get("storage", scheme)
+    factory = registry().get("storage", scheme)
     storage: Storage = factory(spec)
     return storage
