@@ -3,9 +3,10 @@
 Registered through the same hooks as any third-party plugin, under the name
 ``plait.builtins`` (:data:`plait.plugins.BUILTIN_MODULES` names this module).
 
-Registering is cheap: the storage backends are registered as small factories that
-import their module (and pydantic) when a URL asks for one, so building the registry,
-and a run without storage, import neither.
+Registering is cheap: models, storage backends and sinks are registered as small
+factories that import their module when a name or URL asks for one (the storage
+modules bring pydantic), so building the registry, and a run without storage,
+import none of them. Step types are classes, registered as they are.
 """
 
 from __future__ import annotations
@@ -24,12 +25,24 @@ def register_step_types(register: Any) -> None:
         register(step_type)
 
 
+def echo_model(name: str, **options: Any) -> Any:
+    """``"test:NAME"``: a :class:`plait.testing.EchoModel`."""
+    from plait.testing import EchoModel
+
+    return EchoModel(name, **options)
+
+
+def offline_model(name: str, **options: Any) -> Any:
+    """``"offline:NAME"``: a :class:`plait.testing.OfflineModel`."""
+    from plait.testing import OfflineModel
+
+    return OfflineModel(name, **options)
+
+
 @hookimpl
 def register_models(register: Any) -> None:
-    from plait.testing import EchoModel, OfflineModel
-
-    register("test", EchoModel)
-    register("offline", OfflineModel)
+    register("test", echo_model)
+    register("offline", offline_model)
 
 
 @hookimpl
@@ -59,10 +72,29 @@ def register_storage(register: Any) -> None:
     register("sqlite", sqlite_storage)
 
 
+def console_sink(**options: Any) -> Any:
+    """``"console"``: a :class:`plait.sinks.ConsoleSink`."""
+    from plait.sinks import ConsoleSink
+
+    return ConsoleSink(**options)
+
+
+def tree_sink(**options: Any) -> Any:
+    """``"tree"``: a :class:`plait.sinks.TreeSink`."""
+    from plait.sinks import TreeSink
+
+    return TreeSink(**options)
+
+
+def jsonl_sink(**options: Any) -> Any:
+    """``"jsonl"``: a :class:`plait.sinks.JsonlSink` (``path=``)."""
+    from plait.sinks import JsonlSink
+
+    return JsonlSink(**options)
+
+
 @hookimpl
 def register_event_sinks(register: Any) -> None:
-    from plait.sinks import ConsoleSink, JsonlSink, TreeSink
-
-    register("console", ConsoleSink)
-    register("tree", TreeSink)
-    register("jsonl", JsonlSink)
+    register("console", console_sink)
+    register("tree", tree_sink)
+    register("jsonl", jsonl_sink)

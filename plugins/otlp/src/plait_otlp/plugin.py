@@ -7,11 +7,13 @@ when an endpoint variable or ``--otlp`` asks for export.
 
 from __future__ import annotations
 
-import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["on_startup", "register_run_options"]
 
