@@ -4,7 +4,9 @@ reaches into the core's private modules.
 Both checks read the source with :mod:`ast`, so they see every import, including those
 made inside functions (an import deferred to a function is still a dependency: it only
 moves the moment the cycle bites). Imports under ``if TYPE_CHECKING:`` are left out of
-the cycle check, since they never run.
+the cycle check, since they never run. The few modules the core names in a string instead
+of importing (the registry, the built-in plugin) are listed, each with its reason, in
+FOUND_BY_NAME: a new one fails too.
 """
 
 from __future__ import annotations
@@ -171,6 +173,34 @@ def test_the_core_has_no_import_cycle() -> None:
     )
 
 
+#: The only places a core module names a higher one instead of importing it, each where the
+#: higher module is, by construction, already loaded or meant to be loaded on demand:
+FOUND_BY_NAME = {
+    # the registry lookup of low modules: plait.plugins installs itself into plait._lookup
+    ("plait._lookup", "plait.plugins"),
+    # the built-in plugin, loaded by module name like any plugin
+    ("plait.plugins", "plait._builtins"),
+    # "is this a Workflow?": only if plait.workflow is loaded (sys.modules)
+    ("plait.primitives", "plait.workflow"),
+    # a Branch runs on the executor that made it (every Branch and payload comes from it)
+    ("plait.runners", "plait._engine"),
+}
+
+
+def test_modules_named_instead_of_imported_are_the_known_ones() -> None:
+    """A module named in a string (``import_module("plait.x")``, ``sys.modules.get(...)``) is a
+    dependency the cycle check cannot see: each one is listed in FOUND_BY_NAME, with its reason."""
+    files = {_module_name(p, CORE) for p in (CORE / PACKAGE).rglob("*.py")}
+    found = set()
+    for path in sorted((CORE / PACKAGE).rglob("*.py")):
+        module = _module_name(path, CORE)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            value = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(value, str) and value in files and value not in (module, PACKAGE):
+                found.add((module, value))
+    assert found == FOUND_BY_NAME, f"new: {found - FOUND_BY_NAME}, gone: {FOUND_BY_NAME - found}"
+
+
 def test_the_cycle_check_catches_a_function_level_import() -> None:
     graph = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}, "d": {"a": 4}}
     assert find_cycles(graph) == [(["a", "b", "c"], ["a", "b", "c", "a"])]
@@ -247,6 +277,25 @@ def test_the_core_imports_no_plugin() -> None:
             if target.split(".")[0] in members:
                 found.append(f"{path.relative_to(ROOT)}:{line}: {target}")
     assert not found, "the core imports a plugin:\n" + "\n".join(found)
+
+
+def test_low_modules_reach_the_registry_without_importing_it() -> None:
+    """plait.models resolves a model string through plait._lookup, which loads the registry
+    module by name the first time (``import plait`` does not import it)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import plait
+        from plait.models import get_model
+        assert "plait.plugins" not in sys.modules
+        print(type(get_model("test:echo")).__name__, "plait.plugins" in sys.modules)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["EchoModel", "True"]
 
 
 def test_building_the_registry_and_a_run_import_no_pydantic() -> None:
