@@ -6,7 +6,8 @@
 
 Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 
-Plugins add subcommands through the ``register_commands`` hook.
+Plugins add subcommands through the ``register_commands`` hook and options of
+``plait run`` through ``register_run_options`` (plait-otlp adds ``--otlp``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "load_target", "main"]
+from plait.storage import DEFAULT_STORAGE
+
+__all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main"]
+
+#: Options of ``plait run`` that plugins add (``register_run_options``): what each needs and
+#: the distribution that has it, so one asked for without its plugin gets an install hint.
+PLUGIN_RUN_OPTIONS = {"otlp": ("the OTLP exporter", "plait-otlp")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,14 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--markdown", action="store_true", help="render the final content as Markdown")
     run.add_argument("--tree", action="store_true", help="show the run as a live tree of its steps")
     run.add_argument("--storage", default=None, help=f"where to store the run (default: {_storage_help()})")
-    run.add_argument(
-        "--otlp",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ENDPOINT",
-        help="export traces over OTLP (needs plait-otlp); ENDPOINT defaults to $OTEL_EXPORTER_OTLP_ENDPOINT",
-    )
+    for _, entry in sorted(get_registry().entries("run_option").items()):
+        configure_option, _apply = entry.value
+        configure_option(run)
     run.set_defaults(handler=_run)
 
     runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve")
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _check_plugin_options(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
@@ -99,6 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = handler(args)
     return int(result or 0)
+
+
+def _check_plugin_options(argv: list[str]) -> None:
+    """A plugin's ``plait run`` option given while the plugin is not installed: say what to install."""
+    if not argv or argv[0] != "run":
+        return
+    from plait.plugins import get_registry
+
+    registered = get_registry().entries("run_option")
+    for given in argv[1:]:
+        if given == "--":
+            return
+        name = given.partition("=")[0].removeprefix("--")
+        if given.startswith("--") and name in PLUGIN_RUN_OPTIONS and name not in registered:
+            needs, distribution = PLUGIN_RUN_OPTIONS[name]
+            raise SystemExit(f"plait: --{name} needs {needs}: pip install {distribution}")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -169,13 +188,11 @@ def load_target(spec: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from plait.errors import PlaitError
+    from plait.plugins import get_registry
 
-    if args.otlp is not None:
-        try:
-            import plait_otlp
-        except ImportError:
-            raise SystemExit("plait: --otlp needs the OTLP exporter: pip install plait-otlp") from None
-        plait_otlp.configure(args.otlp or None)
+    for _, entry in sorted(get_registry().entries("run_option").items()):
+        _configure, apply_option = entry.value
+        apply_option(args)
     target = load_target(args.target)
     if not hasattr(target, "run"):
         raise SystemExit(
@@ -209,9 +226,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"plait: run failed: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-DEFAULT_STORAGE = "sqlite:///.plait/plait.db"
 
 
 def _storage_url(given: str | None) -> str:

@@ -309,8 +309,7 @@ def approve_command(run_id: str, storage: Any) -> str | None:
     import os
     import shlex
 
-    from plait.cli import DEFAULT_STORAGE
-    from plait.storage import redact_url
+    from plait.storage import DEFAULT_STORAGE, redact_url
 
     url = storage_url(storage)
     if url is None or url.startswith("memory:"):

@@ -37,6 +37,7 @@ __all__ = [
     "RegisterCommand",
     "RegisterEventSink",
     "RegisterModel",
+    "RegisterRunOption",
     "RegisterRunner",
     "RegisterStepType",
     "RegisterStorage",
@@ -98,6 +99,17 @@ class RegisterCommand(Protocol):
     ) -> None: ...
 
 
+class RegisterRunOption(Protocol):
+    """``register(name, configure, apply)``, the callback of :func:`register_run_options`."""
+
+    def __call__(
+        self,
+        name: str,
+        configure: Callable[[argparse.ArgumentParser], object],
+        apply: Callable[[argparse.Namespace], object],
+    ) -> None: ...
+
+
 # -- Registration: called once, when the registry is first needed ------------------
 
 
@@ -155,6 +167,17 @@ def register_commands(register: RegisterCommand) -> None:
     ``register(name, configure, handler, help)``: ``configure(parser)`` adds
     arguments to an ``argparse`` sub-parser; ``handler(args)`` runs the command
     and returns an exit code.
+    """
+
+
+@hookspec
+def register_run_options(register: RegisterRunOption) -> None:
+    """Add options to ``plait run``.
+
+    ``register(name, configure, apply)``: ``configure(parser)`` adds the option
+    ``--name`` to the ``plait run`` parser (``parser.add_argument("--otlp", ...)``);
+    ``apply(args)`` is called with the parsed arguments before the run starts, and
+    does nothing when its option was not given. plait-otlp adds ``--otlp`` this way.
     """
 
 

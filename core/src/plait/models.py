@@ -304,10 +304,10 @@ def get_model(spec: str | Model, **options: Any) -> Model:
         raise DefinitionError(
             f"expected a Model object or a string 'provider:model' such as 'openai:gpt-4o-mini', got {spec!r}"
         )
-    from plait.plugins import get_registry
+    from plait._lookup import registry
 
     prefix, _, name = spec.partition(":")
-    model: Model = get_registry().create_model(prefix, name, **options)
+    model: Model = registry().create_model(prefix, name, **options)
     return model
 
 

@@ -19,12 +19,19 @@ Environment switches, read when the registry is built:
 * ``PLAIT_LOAD_PLUGINS=a,b``: load only these entry points (empty: none).
 * ``PLAIT_DISABLE_PLUGINS=a,b``: load all entry points but these.
 
-The built-in primitives, models, storage, sinks and runner register through the
-very same hooks, as the plugin ``plait.builtins``.
+The built-in step types, models, storage, sinks and runner register through the
+very same hooks, as the plugin ``plait.builtins``: the modules named in
+:data:`BUILTIN_MODULES`, imported by name when the registry is built (so this
+module imports none of what they register, and the core's imports stay one-way).
+
+Low modules that resolve names through the registry (a model string, a storage
+URL, a sink or runner name) reach it through :mod:`plait._lookup`, which this
+module fills in when imported.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import threading
@@ -35,7 +42,8 @@ from typing import Any
 
 import pluggy
 
-from plait import hookspecs
+from plait import _lookup, hookspecs
+from plait._node import StepNode
 from plait.errors import PluginError
 
 __all__ = [
@@ -53,6 +61,8 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "plait"
 BUILTIN_PLUGIN = "plait.builtins"
+#: The built-in plugins (name: module), imported by name when a registry is built.
+BUILTIN_MODULES = {BUILTIN_PLUGIN: "plait._builtins"}
 
 #: Provider prefixes whose distributions plait knows, for install hints.
 KNOWN_DISTRIBUTIONS = {
@@ -98,7 +108,7 @@ class PluginLoadError:
 
 
 _UNSET: Any = object()
-_KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command")
+_KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command", "run_option")
 _LIFECYCLE = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
 
 
@@ -248,7 +258,6 @@ def _require_callable(kind: str, key: str, value: object) -> None:
 
 def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
     """Call the plugin's registration hooks, validating each value it gives."""
-    from plait.primitives import StepNode  # late: primitives import this module's users
 
     def step_type(cls: object) -> None:
         if not (isinstance(cls, type) and issubclass(cls, StepNode)):
@@ -272,6 +281,12 @@ def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
         _require_callable("command", name, configure)
         registry._register("command", name, (configure, handler, help), plugin_name)
 
+    def run_option(name: str, configure: Callable[..., Any], apply: Callable[..., Any]) -> None:
+        name = _check_name("run option", name)
+        _require_callable("run option", name, configure)
+        _require_callable("run option", name, apply)
+        registry._register("run_option", name, (configure, apply), plugin_name)
+
     callbacks: dict[str, Callable[..., None]] = {
         "register_step_types": step_type,
         "register_models": factory("model"),
@@ -279,6 +294,7 @@ def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
         "register_event_sinks": factory("event_sink"),
         "register_runners": factory("runner"),
         "register_commands": command,
+        "register_run_options": run_option,
     }
     for hook_name, callback in callbacks.items():
         # Call this plugin's own implementations (pluggy's: only what @hookimpl marks),
@@ -352,11 +368,15 @@ def build_registry(
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager, strict=strict)
     if builtins:
-        from plait import _builtins
-
-        _add_plugin(
-            registry, BUILTIN_PLUGIN, _builtins, distribution="plait", version=_version("plait"), strict=True
-        )
+        for name, module in BUILTIN_MODULES.items():
+            _add_plugin(
+                registry,
+                name,
+                importlib.import_module(module),
+                distribution="plait",
+                version=_version("plait"),
+                strict=True,
+            )
     named = plugins.items() if isinstance(plugins, dict) else ((_plugin_name(p), p) for p in plugins)
     for name, plugin in named:
         _add_plugin(registry, name, plugin, distribution=None, version=None, strict=strict)
@@ -437,3 +457,6 @@ def set_registry(registry: Registry | None) -> Registry | None:
 def lifecycle_hooks() -> LifecycleHooks | None:
     """The process registry's lifecycle hook relay, or None when no plugin observes runs."""
     return get_registry().lifecycle_hooks
+
+
+_lookup.install(get_registry)

@@ -10,15 +10,17 @@ Subclass :class:`StepNode` to write a step type of your own.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 
-from plait._checks import check_number, check_seconds
+from plait._checks import check_number
 from plait._executors import Callee
 from plait._io import StepInput, StepOutput, StepType
+from plait._node import OnError as OnError  # re-exported: its home before plait._node
+from plait._node import StepNode
 from plait.errors import DefinitionError, StepError
 from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
-from plait.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from plait._engine import StepContext
@@ -26,95 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Condition", "Loop", "Parallel", "Router", "Step", "StepNode", "Steps", "as_node", "as_nodes"]
 
-OnError = Literal["fail", "skip"]
-
-
-class StepNode:
-    """Base class of every node in a workflow tree.
-
-    A subclass sets a unique :attr:`step_type`, calls ``super().__init__(name, ...)``
-    and implements :meth:`execute`. Register it with the ``register_step_types``
-    hook to list it in ``plait plugins`` and let it wrap foreign objects (:meth:`wrap`).
-
-    Policies every node accepts: ``retry`` (a :class:`RetryPolicy`; Agno's
-    ``max_retries=N`` works too), ``timeout`` in seconds, ``on_error`` ``"fail"``
-    (default) or ``"skip"`` (Agno's ``skip_on_failure=True``), and ``cache``
-    (``True``, a TTL in seconds or a :class:`~plait.CachePolicy`: reuse the stored
-    output while the node and its input are unchanged; needs workflow storage).
-    """
-
-    step_type: ClassVar[str] = "step"
-    #: True when the node runs user code synchronously (only threads can time it out).
-    runs_blocking_code: bool = False
-
-    def __init__(
-        self,
-        name: str | None,
-        *,
-        description: str | None = None,
-        retry: RetryPolicy | None = None,
-        max_retries: int | None = None,
-        timeout: float | None = None,
-        on_error: OnError | None = None,
-        skip_on_failure: bool | None = None,
-        cache: Any = None,
-    ) -> None:
-        what = f"{type(self).__name__}"
-        if not isinstance(name, str) or not name.strip():
-            raise DefinitionError(f"{what}: expected a non-empty name, got {name!r}")
-        self.name = name
-        self.description = description
-        if retry is not None and max_retries is not None:
-            raise DefinitionError(f"{what} {name!r}: give either retry= or max_retries=, not both")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise DefinitionError(f"{what} {name!r}: retry must be a RetryPolicy, got {retry!r}")
-        if max_retries is not None:
-            check_number(max_retries, f"{what} {name!r}", "max_retries", integer=True)
-            retry = RetryPolicy.from_max_retries(max_retries) if max_retries > 0 else None
-        self.retry = retry
-        check_seconds(timeout, f"{what} {name!r}")
-        self.timeout = timeout
-        if skip_on_failure is not None:
-            if on_error is not None:
-                raise DefinitionError(f"{what} {name!r}: give either on_error= or skip_on_failure=, not both")
-            on_error = "skip" if skip_on_failure else "fail"
-        if on_error not in (None, "fail", "skip"):
-            raise DefinitionError(f"{what} {name!r}: on_error must be 'fail' or 'skip', got {on_error!r}")
-        self.on_error: OnError = on_error or "fail"
-        self.cache = None
-        if cache is not None:
-            from plait._durable import CachePolicy
-
-            self.cache = CachePolicy.coerce(cache, f"{what} {name!r}")
-        self._auto_named = False
-
-    async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
-        """Do this node's work and return its output."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement execute()")
-
-    def children(self) -> Sequence[StepNode]:
-        """The nodes directly inside this one (for validation, graphs and listings)."""
-        return ()
-
-    def load_content(self, content: Any) -> Any:
-        """Rebuild typed content from its JSON form (a restored checkpoint, a cache hit).
-
-        The default returns the JSON data as it is; a node whose content is a
-        pydantic model validates it back into that model.
-        """
-        return content
-
-    def cache_identity(self) -> Any:
-        """What, besides its input, decides this node's output (part of its cache key)."""
-        return [self.step_type, self.name, [child.cache_identity() for child in self.children()]]
-
-    @classmethod
-    def wrap(cls, obj: Any) -> StepNode | None:
-        """Turn a foreign object placed in ``steps=[...]`` into a node of this type, or None."""
-        return None
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+StepNode.__module__ = __name__  # its public home: plait.primitives.StepNode (defined in plait._node)
 
 
 def _sequence_output(outputs: list[StepOutput], **extra: Any) -> StepOutput:
@@ -180,9 +94,7 @@ class Step(StepNode):
             if self.cache is not None:  # refuse an identity that cannot be established, now
                 self.cache_identity()
         elif workflow is not None:
-            from plait.workflow import Workflow
-
-            if not isinstance(workflow, Workflow):
+            if not _is_workflow(workflow):
                 raise DefinitionError(f"Step {name!r}: workflow= expects a plait Workflow, got {workflow!r}")
             self.step_type = StepType.WORKFLOW.value  # type: ignore[misc]
         elif not hasattr(self.agent, "run_as_step"):
@@ -291,7 +203,7 @@ class Parallel(StepNode):
     def _resolve_runner(self) -> Runner | None:
         if self.runner is None or self._runner is not None:
             return self._runner
-        from plait.workflow import resolve_runner
+        from plait.runners import resolve_runner
 
         self._runner = resolve_runner(self.runner)
         return self._runner
@@ -531,9 +443,7 @@ def as_node(obj: Any, *, where: str) -> StepNode:
     """
     if isinstance(obj, StepNode):
         return obj
-    from plait.workflow import Workflow
-
-    if isinstance(obj, Workflow):
+    if _is_workflow(obj):
         step = Step(name=obj.name, workflow=obj)
         step._auto_named = True
         return step
@@ -541,9 +451,9 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         step = Step(name=obj.name, agent=obj)
         step._auto_named = True
         return step
-    from plait.plugins import get_registry
+    from plait._lookup import registry
 
-    for step_type in get_registry().step_types:
+    for step_type in registry().step_types:
         wrapped: StepNode | None = step_type.wrap(obj)
         if wrapped is not None:
             return wrapped
@@ -553,6 +463,14 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
         f"a registered step type or a callable, got {obj!r}"
     )
+
+
+def _is_workflow(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`plait.Workflow`. Workflows are built from the primitives,
+    so this module does not import theirs: an object can only be a Workflow once
+    ``plait.workflow`` is imported, and then it is found among the loaded modules."""
+    module = sys.modules.get("plait.workflow")
+    return module is not None and isinstance(obj, module.Workflow)
 
 
 def as_nodes(items: Any, *, where: str) -> list[StepNode]:

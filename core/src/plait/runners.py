@@ -1,4 +1,4 @@
-"""Runners: where concurrent and blocking work executes.
+"""Runners: where concurrent and blocking work executes, and the contract a runner implements.
 
 The executor never starts threads or tasks for parallel branches itself; it hands
 them to a :class:`Runner`. The default :class:`InProcessRunner` runs branches as
@@ -6,6 +6,12 @@ asyncio tasks on the current loop and blocking (sync) work in a bounded thread
 pool with the caller's context (tracing spans, run context) copied. Another
 runner, such as one on a distributed engine, plugs in through the
 ``register_runners`` hook without changes to the primitives.
+
+What a runner plugin needs is public here: a :class:`Branch` is what it is handed
+(``await branch.run()`` runs it in this process); to run it elsewhere it ships
+``branch.payload()`` (a :class:`BranchPayload`), executes it there with
+:func:`run_branch_payload`, and takes the :class:`BranchResult` back with
+``branch.apply(result)``. :func:`resolve_runner` turns a runner's name into one.
 """
 
 from __future__ import annotations
@@ -13,17 +19,36 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import importlib
 import os
 import queue
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-if TYPE_CHECKING:
-    from plait._engine import Branch
-    from plait._io import StepOutput
+from plait._io import StepInput, StepOutput
+from plait._pause import PauseRequested
+from plait.errors import DefinitionError
 
-__all__ = ["BlockingPool", "InProcessRunner", "Runner", "default_runner", "gather_first_error"]
+if TYPE_CHECKING:
+    from plait._engine import StepContext, WorkflowFrame
+    from plait._node import StepNode
+    from plait.events import Event
+
+__all__ = [
+    "BlockingPool",
+    "Branch",
+    "BranchPayload",
+    "BranchResult",
+    "InProcessRunner",
+    "Runner",
+    "default_runner",
+    "gather_first_error",
+    "resolve_runner",
+    "run_branch_payload",
+]
 
 T = TypeVar("T")
 
@@ -45,6 +70,162 @@ class Runner(Protocol):
     async def run_blocking(self, fn: Callable[[], T]) -> T:
         """Run blocking ``fn`` without blocking the event loop, with the current context."""
         ...
+
+
+# -- the branch contract: what the executor hands a runner -----------------------------
+
+#: The executor's module. It imports this one (the runner contract), so this one does not
+#: import it back: a branch reaches ``execute_node`` and the run contexts through it by
+#: name, when it runs. By then it is loaded: every Branch and BranchPayload comes from it.
+_EXECUTOR = "plait._engine"
+
+
+def _executor() -> Any:
+    return sys.modules.get(_EXECUTOR) or importlib.import_module(_EXECUTOR)
+
+
+@dataclass(slots=True)
+class BranchPayload:
+    """What a runner ships to execute a branch elsewhere: plain data plus the step.
+
+    Build one with :meth:`Branch.payload`, execute it with :func:`run_branch_payload`
+    (in the other process), and hand the :class:`BranchResult` to :meth:`Branch.apply`.
+    """
+
+    node: Any
+    step_input: StepInput
+    index: int
+    frame: WorkflowFrame
+    step_id: str
+    parent_step_id: str | None
+    step_name: str
+    state: dict[str, Any]
+    outputs: dict[str, StepOutput]
+    step_events: bool
+    trace_context: dict[str, str]
+
+
+@dataclass(slots=True)
+class BranchResult:
+    """A remote branch's output, its final copy of the session state and what it recorded."""
+
+    output: StepOutput
+    state: dict[str, Any]
+    outputs: dict[str, StepOutput]
+    errors: list[str]
+    paused: list[Any] = field(default_factory=list)
+
+
+async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
+    """Execute a shipped branch in this process; ``emit`` receives its events in order."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
+    from plait.tracing import resolve_tracer
+
+    engine = _executor()
+    run = engine.RunState(
+        runner=default_runner(),
+        tracer=resolve_tracer(),
+        listeners=[emit] if emit is not None else [],
+        step_events=payload.step_events,
+    )
+    ctx = engine.StepContext(
+        run,
+        payload.frame,
+        payload.step_id,
+        payload.parent_step_id,
+        payload.step_name,
+        payload.state,
+        payload.outputs,
+        True,
+    )
+    known = set(payload.outputs)
+    branch = Branch(payload.node, payload.step_input, ctx, payload.index)
+    token = otel_context.attach(propagate.extract(payload.trace_context)) if payload.trace_context else None
+    try:
+        output = await branch.run()
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+    new_outputs = {
+        name: out
+        for name, out in ctx.outputs.items()
+        if name not in known or payload.outputs[name] is not out
+    }
+    return BranchResult(output, ctx.state, new_outputs, list(payload.frame.errors), branch.paused)
+
+
+class Branch:
+    """One parallel branch handed to a runner: a node, its input and its own context."""
+
+    __slots__ = ("context", "index", "node", "paused", "step_input")
+
+    def __init__(self, node: StepNode, step_input: StepInput, context: StepContext, index: int) -> None:
+        self.node = node
+        self.step_input = step_input
+        self.context = context
+        self.index = index
+        #: what the branch waits for, when it paused
+        self.paused: list[Any] = []
+
+    async def run(self) -> StepOutput:
+        """Execute the branch in this process."""
+        try:
+            output: StepOutput = await _executor().execute_node(
+                self.node, self.step_input, self.context, branch=self.index
+            )
+            return output
+        except asyncio.CancelledError:
+            if self.context.discard is not None:  # a sibling failed, or the run was cancelled
+                self.context.discard.set = True
+            raise
+        except PauseRequested as pause:
+            # A branch waiting for a person must not cancel its siblings: they finish
+            # (and are checkpointed), then the Parallel pauses the run.
+            self.paused = pause.pending
+            return StepOutput(skipped=True)
+
+    def payload(self) -> BranchPayload:
+        """This branch as plain data plus the step, to execute elsewhere."""
+        ctx = self.context
+        carrier: dict[str, str] = {}
+        if ctx.run.tracer is not None:
+            from opentelemetry import propagate
+
+            propagate.inject(carrier)
+        frame = replace(ctx.frame, workflow=None, errors=[])
+        return BranchPayload(
+            self.node,
+            self.step_input,
+            self.index,
+            frame,
+            ctx.step_id,
+            ctx.parent_step_id,
+            ctx.step_name,
+            ctx.state,
+            ctx.outputs,
+            ctx.run.step_events,
+            carrier,
+        )
+
+    def apply(self, result: BranchResult) -> StepOutput:
+        """Take a remote branch's result into this run; returns its output."""
+        ctx = self.context
+        ctx.state.clear()
+        ctx.state.update(result.state)
+        ctx.outputs.update(result.outputs)
+        ctx.frame.errors.extend(result.errors)
+        self.paused = list(result.paused)
+        return result.output
+
+    def emit(self, event: Event) -> None:
+        """Deliver an event the remote branch produced to this run's listeners."""
+        if self.context.run.listening:
+            self.context.run.emit(event)
+
+
+# -- the in-process runner ----------------------------------------------------------------
 
 
 class _Job:
@@ -230,3 +411,18 @@ def default_runner() -> InProcessRunner:
     if _default is None:
         _default = InProcessRunner()
     return _default
+
+
+def resolve_runner(spec: Runner | str | None) -> Runner:
+    """A runner from an object, a registered name (``"ray"``), or None for the default."""
+    if spec is None:
+        return default_runner()
+    if isinstance(spec, str):
+        from plait._lookup import registry
+
+        factory = registry().get("runner", spec)
+        runner: Runner = factory()
+        return runner
+    if not isinstance(spec, Runner):
+        raise DefinitionError(f"expected a Runner or the name of a registered runner, got {spec!r}")
+    return spec

@@ -193,9 +193,9 @@ def dispatcher_for(sink: Any, *, kind: str = "event sink") -> SinkDispatcher:
 
 def create_sink(name: str, **options: Any) -> Any:
     """Build a sink registered under ``name`` (``create_sink("jsonl", path="events.jsonl")``)."""
-    from plait.plugins import get_registry
+    from plait._lookup import registry
 
-    return get_registry().get("event_sink", name)(**options)
+    return registry().get("event_sink", name)(**options)
 
 
 def flush_sinks(timeout: float = 5.0) -> bool:

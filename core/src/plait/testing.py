@@ -316,9 +316,8 @@ class PickleRoundTripRunner:
     async def run_branches(self, branches: Any, *, max_concurrency: int | None = None) -> list[Any]:
         import pickle
 
-        from plait._engine import run_branch_payload
         from plait.errors import DefinitionError
-        from plait.runners import gather_first_error
+        from plait.runners import gather_first_error, run_branch_payload
 
         async def ship(branch: Any) -> Any:
             payload = branch.payload()

@@ -6,12 +6,19 @@ never pickled, so a stored row can never execute code. Backends are chosen by
 object or URL: ``memory://``, ``sqlite:///runs.db`` (built in), and through
 the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
 ``redis://...`` (plait-redis).
+
+A storage plugin imports what it needs from here: :class:`Storage` (the base
+class to subclass), the records it stores (:class:`RunRecord`,
+:class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`),
+:class:`StorageError` and :class:`RunClaimedError`, and :data:`SCHEMA_VERSION`
+(the version of the stored layout: a backend migrates up to it and refuses a newer one).
 """
 
 from __future__ import annotations
 
 from plait._public import report_public_home
 from plait.storage._base import (
+    SCHEMA_VERSION,
     CacheEntry,
     RunClaimedError,
     RunLease,
@@ -30,6 +37,8 @@ from plait.storage._loop import own_event_loop
 from plait.storage._memory import MemoryStorage
 
 __all__ = [
+    "DEFAULT_STORAGE",
+    "SCHEMA_VERSION",
     "CacheEntry",
     "MemoryStorage",
     "RunClaimedError",
@@ -46,5 +55,9 @@ __all__ = [
     "scrub_secrets",
     "url_secrets",
 ]
+
+#: Where the ``plait`` CLI stores and looks for runs when neither ``--storage`` nor
+#: ``$PLAIT_STORAGE`` names a store.
+DEFAULT_STORAGE = "sqlite:///.plait/plait.db"
 
 report_public_home(__name__, globals(), __all__)  # plait.storage.Storage, not plait.storage._base.Storage

@@ -17,6 +17,7 @@ from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, PlaitError
 
 __all__ = [
+    "SCHEMA_VERSION",
     "CacheEntry",
     "RunClaimedError",
     "RunLease",
@@ -338,9 +339,9 @@ def resolve_storage(spec: Storage | str | None) -> Storage | None:
         raise DefinitionError(
             f"storage must be a Storage object or a URL such as 'sqlite:///runs.db', got {shown!r}"
         )
-    from plait.plugins import get_registry
+    from plait._lookup import registry
 
     scheme = spec.split("://", 1)[0].split("+", 1)[0]
-    factory = get_registry().get("storage", scheme)
+    factory = registry().get("storage", scheme)
     storage: Storage = factory(spec)
     return storage

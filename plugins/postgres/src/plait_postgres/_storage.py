@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from plait.errors import DefinitionError
 from plait.storage import (
+    SCHEMA_VERSION,
     CacheEntry,
     RunRecord,
     SessionRecord,
@@ -40,7 +41,6 @@ from plait.storage import (
     scrub_secrets,
     url_secrets,
 )
-from plait.storage._base import SCHEMA_VERSION
 
 __all__ = ["PostgresStorage"]
 

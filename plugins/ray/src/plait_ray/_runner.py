@@ -26,8 +26,8 @@ from plait.runners import default_runner, gather_first_error
 from plait_ray._options import task_options_of, validate_options
 
 if TYPE_CHECKING:
-    from plait._engine import Branch
-    from plait._io import StepOutput
+    from plait import StepOutput
+    from plait.runners import Branch
 
 __all__ = ["RayRunner", "runner_factory", "shared_runner"]
 

@@ -19,7 +19,7 @@ from plait.events import StepErrorEvent
 from plait_ray.errors import RayBranchError, RemoteTraceback
 
 if TYPE_CHECKING:
-    from plait._engine import Branch
+    from plait.runners import Branch
 
 __all__ = ["pack", "ray_failure", "remote_failure"]
 

@@ -1,7 +1,7 @@
 """The worker side: run a shipped branch and stream its events, then its result, back.
 
-A branch arrives as a cloudpickled :class:`~plait._engine.BranchPayload`. It runs
-through the core's :func:`~plait._engine.run_branch_payload` (so retries, timeouts
+A branch arrives as a cloudpickled :class:`~plait.runners.BranchPayload`. It runs
+through the core's :func:`~plait.runners.run_branch_payload` (so retries, timeouts
 and spans are the core's, exactly as in process) while its events are collected
 with a per-branch sequence number and handed back in batches. Every message is
 a tuple:
@@ -30,9 +30,9 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from plait._engine import run_branch_payload
 from plait.errors import StepError
 from plait.events import Event
+from plait.runners import run_branch_payload
 
 __all__ = ["BranchActor", "describe_error", "run_branch_task"]
 

@@ -43,6 +43,7 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError, WatchErr
 
 from plait.errors import DefinitionError
 from plait.storage import (
+    SCHEMA_VERSION,
     CacheEntry,
     RunRecord,
     SessionRecord,
@@ -54,7 +55,6 @@ from plait.storage import (
     scrub_secrets,
     url_secrets,
 )
-from plait.storage._base import SCHEMA_VERSION
 
 __all__ = ["RedisStorage"]
 
