@@ -21,6 +21,7 @@ from plait._node import OnError as OnError  # re-exported: its home before plait
 from plait._node import StepNode
 from plait.errors import DefinitionError, StepError
 from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
+from plait.tracing import ATTR
 
 if TYPE_CHECKING:
     from plait._engine import StepContext
@@ -329,7 +330,7 @@ class Loop(StepNode):
                         LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
                     )
                 )
-            with scope.span("loop_iteration", scope.step_name, {"plait.loop.iteration": iteration}):
+            with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
                 round_outputs = await scope.run_steps(self.steps, current)
             outputs.extend(round_outputs)
             stop = any(o.stop for o in round_outputs)
