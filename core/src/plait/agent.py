@@ -51,7 +51,19 @@ from plait.models import (
     stream_with_retry,
 )
 from plait.retry import RetryPolicy
-from plait.tracing import ATTR, capture_content, record_error, resolve_meter, resolve_tracer, span, truncate
+from plait.tracing import (
+    ATTR,
+    capture_content,
+    chat_response_attributes,
+    chat_span,
+    record_error,
+    resolve_meter,
+    resolve_tracer,
+    span,
+    token_usage_points,
+    tool_content_attributes,
+    tool_span,
+)
 
 if TYPE_CHECKING:
     from plait._engine import StepContext
@@ -567,14 +579,8 @@ class Agent(Runnable, Generic[OutputT]):
                     )
                 )
 
-        attributes = {
-            ATTR.OPERATION: "chat",
-            ATTR.PROVIDER: model.provider,
-            ATTR.REQUEST_MODEL: model.model,
-            ATTR.SPAN_KIND: "LLM",
-            **_request_attributes(request),
-        }
-        with span(tracer, f"chat {model.model}", attributes, kind=SpanKind.CLIENT) as current:
+        span_name, attributes = chat_span(model, request)
+        with span(tracer, span_name, attributes, kind=SpanKind.CLIENT) as current:
             final: ModelResponse | None = None
             if emit is None:
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
@@ -588,12 +594,11 @@ class Agent(Runnable, Generic[OutputT]):
             if final is None:
                 raise PlaitError(f"{model!r}: the stream ended without a final response")
             if current is not None:
-                current.set_attributes(_response_attributes(final))
+                current.set_attributes(chat_response_attributes(final))
         meter = resolve_meter()
         if meter is not None:
-            base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: model.provider, ATTR.REQUEST_MODEL: model.model}
-            meter.token_usage.record(final.usage.input_tokens, {**base, "gen_ai.token.type": "input"})
-            meter.token_usage.record(final.usage.output_tokens, {**base, "gen_ai.token.type": "output"})
+            for value, point in token_usage_points(model, final.usage):
+                meter.token_usage.record(value, point)
         return final
 
     async def _call_tool(
@@ -614,17 +619,11 @@ class Agent(Runnable, Generic[OutputT]):
                     arguments=call.arguments,
                 )
             )
-        attributes = {
-            ATTR.OPERATION: "execute_tool",
-            ATTR.TOOL_NAME: call.name,
-            ATTR.TOOL_TYPE: "function",
-            ATTR.TOOL_CALL_ID: call.id,
-            ATTR.SPAN_KIND: "TOOL",
-        }
+        span_name, attributes = tool_span(call)
         error: str | None = None
         result: Any = None
         target = self._tools.get(call.name)
-        with span(tracer, f"execute_tool {call.name}", attributes) as current:
+        with span(tracer, span_name, attributes) as current:
             try:
                 if target is None:
                     raise PlaitError(
@@ -641,12 +640,7 @@ class Agent(Runnable, Generic[OutputT]):
                 if current is not None:
                     record_error(current, exc)
             if current is not None and capture_content():
-                current.set_attributes(
-                    {
-                        "gen_ai.tool.call.arguments": truncate(json.dumps(call.arguments, default=str)),
-                        "gen_ai.tool.call.result": truncate(format_content(result)),
-                    }
-                )
+                current.set_attributes(tool_content_attributes(call.arguments, format_content(result)))
         if emit is not None:
             emit(
                 event(
@@ -665,63 +659,6 @@ class Agent(Runnable, Generic[OutputT]):
 def _standalone_context(agent_name: str) -> RunContext:
     run_id = new_id()
     return RunContext({}, run_id, run_id, "", "", "", agent_name, 0, None)
-
-
-def _response_attributes(response: ModelResponse) -> dict[str, Any]:
-    """GenAI response attributes of a model call; the completion only when capture is on."""
-    attributes: dict[str, Any] = {
-        ATTR.INPUT_TOKENS: response.usage.input_tokens,
-        ATTR.OUTPUT_TOKENS: response.usage.output_tokens,
-    }
-    if response.model:
-        attributes[ATTR.RESPONSE_MODEL] = response.model
-    if response.response_id:
-        attributes[ATTR.RESPONSE_ID] = response.response_id
-    if response.finish_reason:
-        attributes[ATTR.FINISH_REASONS] = [response.finish_reason]
-    if capture_content():
-        attributes["gen_ai.output.messages"] = truncate(_messages_json([response.message]))
-    return attributes
-
-
-def _request_attributes(request: ModelRequest) -> dict[str, Any]:
-    """GenAI request attributes of a model call; the prompt only when capture is on."""
-    settings = request.settings
-    attributes: dict[str, Any] = {}
-    for name, value in (
-        ("gen_ai.request.temperature", settings.temperature),
-        ("gen_ai.request.max_tokens", settings.max_tokens),
-        ("gen_ai.request.top_p", settings.top_p),
-        ("gen_ai.request.seed", settings.seed),
-    ):
-        if value is not None:
-            attributes[name] = value
-    if capture_content():
-        attributes["gen_ai.input.messages"] = truncate(_messages_json(request.messages))
-    return attributes
-
-
-def _messages_json(messages: list[Message]) -> str:
-    return json.dumps(
-        [
-            {
-                "role": m.role,
-                "content": m.content,
-                **(
-                    {
-                        "tool_calls": [
-                            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
-                        ]
-                    }
-                    if m.tool_calls
-                    else {}
-                ),
-            }
-            for m in messages
-        ],
-        default=str,
-        ensure_ascii=False,
-    )
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:

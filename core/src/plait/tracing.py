@@ -10,13 +10,17 @@ Span names and attributes are decided here, in one place:
 
 * workflow runs: ``invoke_workflow {name}``
 * steps and containers: ``{step_type} {name}`` (no GenAI convention exists yet)
-* agents: ``invoke_agent {name}``; model calls: ``chat {model}``; tools: ``execute_tool {name}``
+* agents and teams: ``invoke_agent {name}``; model calls: ``chat {model}``; tools:
+  ``execute_tool {name}`` (:func:`agent_span`, :func:`chat_span`, :func:`tool_span`)
+
+No other module names a span attribute: they use :class:`ATTR` and the helpers here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -26,14 +30,22 @@ from opentelemetry import trace
 __all__ = [
     "ATTR",
     "Instruments",
+    "agent_span",
     "capture_content",
+    "chat_response_attributes",
+    "chat_span",
+    "messages_json",
     "metadata_attributes",
     "record_error",
     "resolve_meter",
     "resolve_tracer",
     "span",
     "step_span_name",
+    "token_usage_points",
+    "tool_content_attributes",
+    "tool_span",
     "truncate",
+    "usage_attributes",
     "workflow_span_name",
 ]
 
@@ -78,6 +90,21 @@ class ATTR:
     CONDITION_RESULT = "plait.condition.result"
     ATTEMPT = "plait.retry.attempt"
     CACHE_HIT = "plait.cache.hit"
+    LOOP_ITERATIONS = "plait.loop.iterations"
+    APPROVAL_APPROVED = "plait.approval.approved"
+    APPROVAL_CHOICE = "plait.approval.choice"
+    TEAM_MODE = "plait.team.mode"
+    PAUSED = "plait.paused"
+    RUN_STATUS = "plait.run.status"
+    TOKEN_TYPE = "gen_ai.token.type"
+    REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+    REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+    REQUEST_TOP_P = "gen_ai.request.top_p"
+    REQUEST_SEED = "gen_ai.request.seed"
+    INPUT_MESSAGES = "gen_ai.input.messages"
+    OUTPUT_MESSAGES = "gen_ai.output.messages"
+    TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+    TOOL_CALL_RESULT = "gen_ai.tool.call.result"
     ERROR_TYPE = "error.type"
 
 
@@ -152,9 +179,9 @@ def _instruments(provider: Any) -> Instruments:
 _METADATA_ATTRIBUTES = {
     ("condition", "result"): ATTR.CONDITION_RESULT,
     ("router", "selected"): ATTR.ROUTER_SELECTED,
-    ("loop", "iterations"): "plait.loop.iterations",
-    ("approval", "approved"): "plait.approval.approved",
-    ("approval", "choice"): "plait.approval.choice",
+    ("loop", "iterations"): ATTR.LOOP_ITERATIONS,
+    ("approval", "approved"): ATTR.APPROVAL_APPROVED,
+    ("approval", "choice"): ATTR.APPROVAL_CHOICE,
 }
 
 
@@ -182,6 +209,119 @@ def truncate(text: str, limit: int | None = None) -> str:
     """``text`` cut to ``PLAIT_CAPTURE_MAX_CHARS`` (default 4096) characters."""
     limit = limit or int(os.environ.get("PLAIT_CAPTURE_MAX_CHARS", "4096"))
     return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+# -- agents, teams, model and tool calls ---------------------------------------------------
+
+
+def agent_span(name: str, model: Any, *, team_mode: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of an ``invoke_agent`` span; a team's carries its leader's model."""
+    attributes: dict[str, Any] = {
+        ATTR.OPERATION: "invoke_agent",
+        ATTR.AGENT_NAME: name,
+        ATTR.REQUEST_MODEL: model.model,
+        ATTR.PROVIDER: model.provider,
+        ATTR.SPAN_KIND: "AGENT",
+    }
+    if team_mode is not None:
+        attributes[ATTR.TEAM_MODE] = team_mode
+    return f"invoke_agent {name}", attributes
+
+
+def usage_attributes(usage: Any) -> dict[str, Any]:
+    """Token counts (a :class:`plait.models.Usage`) as GenAI attributes."""
+    return {ATTR.INPUT_TOKENS: usage.input_tokens, ATTR.OUTPUT_TOKENS: usage.output_tokens}
+
+
+def chat_span(model: Any, request: Any) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a model call's ``chat`` span; the prompt only when capture is on."""
+    attributes: dict[str, Any] = {
+        ATTR.OPERATION: "chat",
+        ATTR.PROVIDER: model.provider,
+        ATTR.REQUEST_MODEL: model.model,
+        ATTR.SPAN_KIND: "LLM",
+    }
+    settings = request.settings
+    for name, value in (
+        (ATTR.REQUEST_TEMPERATURE, settings.temperature),
+        (ATTR.REQUEST_MAX_TOKENS, settings.max_tokens),
+        (ATTR.REQUEST_TOP_P, settings.top_p),
+        (ATTR.REQUEST_SEED, settings.seed),
+    ):
+        if value is not None:
+            attributes[name] = value
+    if capture_content():
+        attributes[ATTR.INPUT_MESSAGES] = truncate(messages_json(request.messages))
+    return f"chat {model.model}", attributes
+
+
+def chat_response_attributes(response: Any) -> dict[str, Any]:
+    """GenAI attributes of a model call's response; the completion only when capture is on."""
+    attributes = usage_attributes(response.usage)
+    if response.model:
+        attributes[ATTR.RESPONSE_MODEL] = response.model
+    if response.response_id:
+        attributes[ATTR.RESPONSE_ID] = response.response_id
+    if response.finish_reason:
+        attributes[ATTR.FINISH_REASONS] = [response.finish_reason]
+    if capture_content():
+        attributes[ATTR.OUTPUT_MESSAGES] = truncate(messages_json([response.message]))
+    return attributes
+
+
+def token_usage_points(model: Any, usage: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The ``gen_ai.client.token.usage`` histogram points of one model call: (value, attributes)."""
+    base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: model.provider, ATTR.REQUEST_MODEL: model.model}
+    return [
+        (usage.input_tokens, {**base, ATTR.TOKEN_TYPE: "input"}),
+        (usage.output_tokens, {**base, ATTR.TOKEN_TYPE: "output"}),
+    ]
+
+
+def tool_span(call: Any) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a tool call's ``execute_tool`` span."""
+    return f"execute_tool {call.name}", {
+        ATTR.OPERATION: "execute_tool",
+        ATTR.TOOL_NAME: call.name,
+        ATTR.TOOL_TYPE: "function",
+        ATTR.TOOL_CALL_ID: call.id,
+        ATTR.SPAN_KIND: "TOOL",
+    }
+
+
+def tool_content_attributes(arguments: Any, result: str) -> dict[str, Any]:
+    """A tool call's arguments and result, for when capture is on."""
+    return {
+        ATTR.TOOL_CALL_ARGUMENTS: truncate(json.dumps(arguments, default=str)),
+        ATTR.TOOL_CALL_RESULT: truncate(result),
+    }
+
+
+def messages_json(messages: list[Any]) -> str:
+    """Chat messages (:class:`plait.models.Message`) as the GenAI conventions' JSON."""
+    return json.dumps(
+        [
+            {
+                "role": m.role,
+                "content": m.content,
+                **(
+                    {
+                        "tool_calls": [
+                            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
+                        ]
+                    }
+                    if m.tool_calls
+                    else {}
+                ),
+            }
+            for m in messages
+        ],
+        default=str,
+        ensure_ascii=False,
+    )
+
+
+# -- workflows and steps ---------------------------------------------------------------------
 
 
 def workflow_span_name(name: str) -> str:
