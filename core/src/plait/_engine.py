@@ -14,15 +14,13 @@ import asyncio
 import contextlib
 import contextvars
 import copy
-import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from plait import _state
-from plait._executors import Callee
+from plait._executors import Callee, call
 from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError
@@ -392,76 +390,20 @@ class StepContext:
             raise PauseRequested(pending)
         return outputs
 
-    async def call(self, callee: Callee, *args: Any) -> Any:
+    def call(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, Any]:
         """Call a user function (not a generator), off the loop when it is sync and
         this context offloads, passing ``run_context`` when it asks for one."""
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
-        if callee.kind == "async":
-            return await callee.fn(*args, **kwargs)
-        if self.offload:
-            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
-        else:
-            result = callee.fn(*args, **kwargs)
-        if inspect.iscoroutine(result):
-            result = await result
-        return result
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        return call(callee.fn, callee.kind, args, kwargs, self.run.runner.run_blocking if self.offload else None)
 
-    async def invoke(self, callee: Callee, *args: Any) -> StepOutput:
+    def invoke(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, StepOutput]:
         """Call an executor and turn what it returns or yields into a StepOutput."""
-        kind = callee.kind
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
-        if kind == "async":
-            result = await callee.fn(*args, **kwargs)
-        elif kind == "sync" and not self.offload:
-            result = callee.fn(*args, **kwargs)
-        elif kind == "sync":
-            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
-        else:
-            result = callee.fn(*args, **kwargs)
-        if type(result) is StepOutput:
-            return result
-        if inspect.iscoroutine(result):
-            result = await result
-        if hasattr(result, "__anext__"):
-            return await self._consume_async(result)
-        if hasattr(result, "__next__") and hasattr(result, "send"):
-            return await self._consume_sync(result)
-        return result if isinstance(result, StepOutput) else StepOutput(content=result)
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        blocking = self.run.runner.run_blocking if self.offload else None
+        return call(callee.fn, callee.kind, args, kwargs, blocking, self.emit_content)
 
-    async def _consume_async(self, agen: Any) -> StepOutput:
-        final: StepOutput | None = None
-        text: list[str] = []
-        try:
-            async for item in agen:
-                final = self._take(item, final, text)
-        finally:
-            await agen.aclose()
-        return _generator_output(final, text)
 
-    async def _consume_sync(self, gen: Any) -> StepOutput:
-        final: StepOutput | None = None
-        text: list[str] = []
-        done = object()
-        try:
-            while True:
-                if self.offload:
-                    item = await self.run.runner.run_blocking(partial(next, gen, done))
-                else:
-                    item = next(gen, done)
-                if item is done:
-                    break
-                final = self._take(item, final, text)
-        finally:
-            gen.close()
-        return _generator_output(final, text)
-
-    def _take(self, item: Any, final: StepOutput | None, text: list[str]) -> StepOutput | None:
-        if isinstance(item, StepOutput):
-            return item
-        if isinstance(item, str):
-            text.append(item)
-        self.emit_content(item)
-        return final
+_NO_KWARGS: dict[str, Any] = {}
 
 
 def _generator_output(final: StepOutput | None, text: list[str]) -> StepOutput:

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 
 from plait._checks import check_number
 from plait._engine import RunContext, current_step
+from plait._executors import call, call_kind
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import astream, run_sync
@@ -105,7 +106,8 @@ class Tool:
             default = param.default if param.default is not param.empty else ...
             fields[param.name] = (annotation, default)
         self._arguments = create_model(f"{self.name}_arguments", **fields)
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.kind = call_kind(fn)
+        self.is_async = self.kind == "async"
 
     @property
     def definition(self) -> ToolDefinition:
@@ -123,9 +125,7 @@ class Tool:
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.wants_run_context:
             kwargs["run_context"] = run_context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        return await run_blocking(lambda: self.fn(**kwargs))
+        return await call(self.fn, self.kind, (), kwargs, run_blocking)
 
 
 def tool(
