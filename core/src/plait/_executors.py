@@ -35,7 +35,8 @@ Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
 def call_kind(fn: Callable[..., Any]) -> CallKind:
     """Whether ``fn`` (or a callable object's ``__call__``) is sync, async, or a generator function."""
     target: Any = fn
-    if not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)) and not hasattr(fn, "func"):
+    plain = inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)
+    if not plain and not hasattr(fn, "func"):  # a callable object: its __call__ decides
         target = type(fn).__call__
     if inspect.isasyncgenfunction(target):
         return "async_gen"
@@ -113,7 +114,9 @@ async def _consume_sync(gen: Any, emit: Callable[[Any], None], blocking: Blockin
     return _yielded(final, text)
 
 
-def _take(item: Any, final: StepOutput | None, text: list[str], emit: Callable[[Any], None]) -> StepOutput | None:
+def _take(
+    item: Any, final: StepOutput | None, text: list[str], emit: Callable[[Any], None]
+) -> StepOutput | None:
     if isinstance(item, StepOutput):
         return item
     if isinstance(item, str):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import SpanKind
 
 from plait._checks import check_number
-from plait._engine import RunContext, current_step
+from plait._context import RunContext, current_step
 from plait._executors import call, call_kind
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
@@ -54,7 +54,7 @@ from plait.retry import RetryPolicy
 from plait.tracing import ATTR, capture_content, record_error, resolve_meter, resolve_tracer, span, truncate
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext
+    from plait._context import StepContext
 
 __all__ = ["Agent", "AgentRunOutput", "Runnable", "Tool", "tool"]
 

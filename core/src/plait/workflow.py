@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._checks import check_seconds
-from plait._engine import RunState, StepContext, WorkflowFrame, _current_step
+from plait._context import RunState, StepContext, WorkflowFrame, _current_step
+from plait._engine import run_steps
 from plait._executors import Callee
 from plait._ids import new_id
 from plait._io import (
@@ -782,7 +783,7 @@ class Workflow:
         self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
     ) -> list[StepOutput]:
         if self._function is None:
-            return await ctx.run_steps(self.nodes, StepInput(input, None, ctx.outputs, additional_data))
+            return await run_steps(ctx, self.nodes, StepInput(input, None, ctx.outputs, additional_data))
         token = _current_step.set(ctx)  # agents run by the function stream into this run
         try:
             output = await ctx.invoke(self._function, self, WorkflowExecutionInput(input, additional_data))
