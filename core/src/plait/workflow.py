@@ -8,14 +8,11 @@ its own run id, and a copy of the session state that merges back when it ends.
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
-import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import _state
@@ -33,7 +30,7 @@ from plait._io import (
     WorkflowRunOutput,
 )
 from plait._pause import Durability, PauseRequested
-from plait._sessions import MemorySessions, commit_stored
+from plait._sessions import MemorySessions
 from plait._sync import astream, run_sync
 from plait._sync import stream as stream_sync
 from plait.errors import DefinitionError, RunTimeoutError, StepError
@@ -51,7 +48,8 @@ from plait.runners import Runner, default_runner
 from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
-    from plait.storage import RunRecord, Storage
+    from plait._runs import Resume
+    from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
 
@@ -331,7 +329,7 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
-        resume: _Resume | None = None,
+        resume: Resume | None = None,
     ) -> WorkflowRunOutput:
         from plait.plugins import lifecycle_hooks
 
@@ -345,7 +343,9 @@ class Workflow:
         if storage is None:
             state, base = self._sessions.start(session_id, self.session_state)
         else:
-            state, base = await self._stored_session(storage, session_id)
+            from plait._runs import stored_session
+
+            state, base = await stored_session(self, storage, session_id)
             if resume is not None and resume.record.session_base is not None:
                 base = resume.record.session_base  # the state the run last committed against
         if session_state:
@@ -380,80 +380,13 @@ class Workflow:
                 self._sessions.commit(session_id, base, state, where=where)
             self._last_run_output = output
             return output
-        from plait._durable import Checkpointer, to_json
-        from plait.storage import RunRecord
+        from plait._runs import run_stored
 
-        run.storage = storage
-        run.checkpointer = Checkpointer(storage, run_id, self.durability)
-        if resume is not None:
-            run.restored = resume.checkpoints
-            run.answers = resume.answers
-            record = resume.record
-            record.status = RunStatus.RUNNING.value
-            record.pause = None
-        else:
-            input = self._validate_input(input)
-            record = RunRecord(
-                run_id=run_id,
-                workflow_id=self.id,
-                workflow_name=self.name,
-                session_id=session_id,
-                status=RunStatus.RUNNING.value,
-                input=to_json(input, f"the input of workflow {self.name!r}"),
-                target=self.target,
-                session_base=base,
-            )
-        from plait.storage import claim_run
-
-        # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
-        lease = await claim_run(storage, run_id, ttl=self.lease_ttl) if resume is None else None
-        try:
-            await storage.save_run(record)
-            try:
-                output = await self._execute(input, ctx, additional_data)
-            except BaseException as exc:
-                # Ctrl-C in a sync step on the loop thread arrives as KeyboardInterrupt, elsewhere
-                # as cancellation: either way the run was cancelled, and can be resumed.
-                cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
-                record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
-                record.error = f"{type(exc).__name__}: {exc}"
-                await self._finish(storage, run, record, stored_events)
-                raise
-            record.status = output.status.value
-            record.content = to_json(output.content, f"the output of workflow {self.name!r}")
-            record.error = output.error
-            metrics = output.metrics
-            record.metrics = {
-                "duration": output.duration,
-                "input_tokens": metrics.input_tokens,
-                "output_tokens": metrics.output_tokens,
-            }
-            record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
-            try:
-                final = to_json(state, "the session state")
-                await commit_stored(storage, session_id, self.id, base, final, where=where)
-                record.session_base = final  # a resumed run's changes count from here
-            except BaseException as exc:
-                record.status = RunStatus.ERROR.value
-                record.error = f"{type(exc).__name__}: {exc}"
-                await self._finish(storage, run, record, stored_events)
-                raise
-            await self._finish(storage, run, record, stored_events)
-            self._last_run_output = output
-            return output
-        finally:
-            if lease is not None:
-                await lease.release()
-
-    async def _finish(self, storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
-        """Write what the run leaves behind: its checkpoints, events and record."""
-        record.updated_at = time.time()
-        try:
-            await run.checkpointer.close()
-            if events:
-                await storage.append_events(record.run_id, [event.to_dict() for event in events])
-        finally:
-            await storage.save_run(record)
+        output = await run_stored(
+            self, storage, ctx, input, additional_data, base, stored_events, resume, where
+        )
+        self._last_run_output = output
+        return output
 
     async def _ready_storage(self) -> Storage | None:
         if self.storage is None:
@@ -467,18 +400,6 @@ class Workflow:
         assert self._storage is not None
         await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
-
-    async def _stored_session(
-        self, storage: Storage, session_id: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The run's working copy of a stored session and its base (JSON-compatible)."""
-        from plait._durable import to_json
-
-        record = await storage.load_session(session_id)
-        if record is not None:
-            return record.state, copy.deepcopy(record.state)
-        initial = to_json(self.session_state, "the initial session_state") if self.session_state else {}
-        return copy.deepcopy(initial), initial
 
     # -- durable runs ------------------------------------------------------------------
 
@@ -540,67 +461,19 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {self.name!r}: continue_run needs storage (Workflow(storage='sqlite:///runs.db'))"
             )
-        from plait.storage import claim_run
+        from plait._runs import resume
 
-        # Claim the run before reading it: checkpoints read under the lease are the latest, and
-        # a second resumer gets a RunClaimedError naming the holder (or waits, with wait=).
-        lease = await claim_run(storage, run_id, ttl=self.lease_ttl, wait=wait)
-        try:
-            record = await storage.get_run(run_id)
-            if record is None:
-                raise DefinitionError(f"Workflow {self.name!r}: no run {run_id!r} in {storage!r}")
-            if record.workflow_id != self.id:
-                raise DefinitionError(
-                    f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {self.id!r}"
-                )
-            if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
-                raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
-            checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
-            resolved = self._answers(record, answers, approve, answer)
-            input = self._validate_input(record.input)
-            return await self._run(
-                input,
-                listeners=listeners,
-                stream_events=stream_events,
-                session_id=record.session_id,
-                run_id=run_id,
-                resume=_Resume(record, checkpoints, resolved),
-            )
-        finally:
-            await lease.release()
-
-    def _answers(
-        self, record: RunRecord, answers: dict[str, Any] | None, approve: bool | None, answer: Any
-    ) -> dict[str, Any]:
-        """Map the caller's answers to pending step ids, checking each against its step."""
-        from plait._pause import PendingInput
-
-        pending = [PendingInput.from_dict(p) for p in (record.pause or {}).get("pending", [])]
-        by_name = {p.step_name: p.step_id for p in pending}
-        resolved: dict[str, Any] = {}
-        for key, value in (answers or {}).items():
-            resolved[by_name.get(key, key)] = value
-        if approve is not None:
-            for request in pending:
-                if request.kind == "confirm":
-                    resolved.setdefault(request.step_id, approve)
-        if answer is not None:
-            if len(pending) != 1:
-                ids = ", ".join(p.step_id for p in pending) or "none"
-                raise DefinitionError(
-                    f"answer= needs exactly one pending step; pending: {ids}; use answers={{step_id: ...}}"
-                )
-            resolved.setdefault(pending[0].step_id, answer)
-        nodes = dict(_walk_approvals(self.nodes, ""))
-        for step_id, value in resolved.items():
-            node = nodes.get(_pattern(step_id))
-            if node is None:
-                known = ", ".join(p.step_id for p in pending) or "none"
-                raise DefinitionError(
-                    f"no approval step {step_id!r} in workflow {self.name!r} (pending: {known})"
-                )
-            resolved[step_id] = node.validate_answer(value, step_id)
-        return resolved
+        return await resume(
+            self,
+            storage,
+            run_id,
+            listeners=listeners,
+            stream_events=stream_events,
+            answers=answers,
+            approve=approve,
+            answer=answer,
+            wait=wait,
+        )
 
     def _sink_objects(self) -> list[Any]:
         """The workflow's sinks, names resolved once (each sink keeps one queue and thread)."""
@@ -838,31 +711,6 @@ def resolve_runner(spec: Runner | str | None) -> Runner:
 
 def _slug(name: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "workflow"
-
-
-@dataclass(slots=True)
-class _Resume:
-    """What continue_run hands to a run: its record, checkpoints and answers."""
-
-    record: RunRecord
-    checkpoints: dict[str, Any]
-    answers: dict[str, Any]
-
-
-def _walk_approvals(nodes: Sequence[StepNode], prefix: str) -> Iterator[tuple[str, Any]]:
-    """(step id pattern, node) of every Approval in the tree (loop iterations left out of ids)."""
-    from plait.approval import Approval
-
-    for node in nodes:
-        step_id = f"{prefix}/{node.name.replace('/', '%2F')}" if prefix else node.name.replace("/", "%2F")
-        if isinstance(node, Approval):
-            yield step_id, node
-        yield from _walk_approvals(node.children(), step_id)
-
-
-def _pattern(step_id: str) -> str:
-    """A step id without loop iteration numbers: ``loop[2]/ask`` -> ``loop/ask``."""
-    return re.sub(r"\[\d+\]", "", step_id)
 
 
 def _warn_cache_without_storage(workflow: Workflow) -> None:
