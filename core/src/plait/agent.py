@@ -26,8 +26,7 @@ from plait._context import RunContext, current_step
 from plait._executors import call, call_kind
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
-from plait._sync import astream, run_sync
-from plait._sync import stream as stream_sync
+from plait._sync import entry, sync
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
@@ -161,14 +160,13 @@ class Runnable:
 
     def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
-        if stream or stream_events:
-            return stream_sync(self._starter(input, stream_events))
-        return run_sync(self._run(input, **{"emit": None, **self._enclosing()}))
+        return sync(self.arun(input, stream=stream, stream_events=stream_events))
 
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
-            return astream(self._starter(input, stream_events))
+            keep = None if stream_events else _is_content
+            return entry(lambda listener: self._run(input, emit=listener), True, keep)
         return self._run(input, **{"emit": None, **self._enclosing()})
 
     def print_response(
@@ -202,16 +200,6 @@ class Runnable:
         )
 
     # -- execution -------------------------------------------------------------------
-
-    def _starter(self, input: Any, stream_events: bool) -> Callable[[Callable[[Event], None]], Any]:
-        def start(deliver: Callable[[Event], None]) -> Any:
-            def emit(event: Event) -> None:
-                if stream_events or isinstance(event, RunContentEvent):
-                    deliver(event)
-
-            return self._run(input, emit=emit)
-
-        return start
 
     async def _run(
         self,
@@ -565,6 +553,11 @@ class Agent(Runnable):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _is_content(event: Event) -> bool:
+    """What an agent's stream without ``stream_events`` delivers: its content."""
+    return isinstance(event, RunContentEvent)
 
 
 def _standalone_context(agent_name: str) -> RunContext:

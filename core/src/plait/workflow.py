@@ -12,8 +12,8 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from plait import _state
 from plait._checks import check_seconds
@@ -31,8 +31,7 @@ from plait._io import (
 )
 from plait._pause import Durability, PauseRequested
 from plait._sessions import MemorySessions
-from plait._sync import astream, run_sync
-from plait._sync import stream as stream_sync
+from plait._sync import entry, run_sync, sync
 from plait.errors import DefinitionError, RunTimeoutError, StepError
 from plait.events import (
     STEP_LEVEL_EVENTS,
@@ -174,6 +173,46 @@ class Workflow:
 
     # -- public API ------------------------------------------------------------------
 
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[False] | None = None,
+        stream_events: Literal[False] | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> Iterator[Event]: ...
+    @overload
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: Literal[True],
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> Iterator[Event]: ...
+    @overload
     def run(
         self,
         input: Any = None,
@@ -185,22 +224,87 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
-    ) -> Any:
+    ) -> WorkflowRunOutput | Iterator[Event]: ...
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> WorkflowRunOutput | Iterator[Event]:
         """Run to the end and return a :class:`WorkflowRunOutput` (raising a
         :class:`~plait.errors.StepError` naming the failed step), or, with
         ``stream=True``, return an iterator of events."""
-        stream, stream_events = self._stream_flags(stream, stream_events)
-        options: dict[str, Any] = {
-            "session_id": session_id,
-            "session_state": session_state,
-            "additional_data": additional_data,
-            "run_id": run_id,
-            "sinks": sinks,
-        }
-        if stream:
-            return stream_sync(self._starter(input, stream_events, options))
-        return run_sync(self._run(input, listeners=(), stream_events=False, **options))
+        return sync(
+            self.arun(
+                input,
+                stream=stream,
+                stream_events=stream_events,
+                session_id=session_id,
+                session_state=session_state,
+                additional_data=additional_data,
+                run_id=run_id,
+                sinks=sinks,
+            )
+        )
 
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[False] | None = None,
+        stream_events: Literal[False] | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> AsyncIterator[Event]: ...
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: Literal[True],
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> AsyncIterator[Event]: ...
+    @overload
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool | None = None,
+        stream_events: bool | None = None,
+        session_id: str | None = None,
+        session_state: dict[str, Any] | None = None,
+        additional_data: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        sinks: Sequence[Any] = (),
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncIterator[Event]: ...
     def arun(
         self,
         input: Any = None,
@@ -216,16 +320,20 @@ class Workflow:
         """``await workflow.arun(x)`` returns a :class:`WorkflowRunOutput`;
         ``async for event in workflow.arun(x, stream=True)`` streams events."""
         stream, stream_events = self._stream_flags(stream, stream_events)
-        options: dict[str, Any] = {
-            "session_id": session_id,
-            "session_state": session_state,
-            "additional_data": additional_data,
-            "run_id": run_id,
-            "sinks": sinks,
-        }
-        if stream:
-            return astream(self._starter(input, stream_events, options))
-        return self._run(input, listeners=(), stream_events=False, **options)
+
+        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
+            return self._run(
+                input,
+                listeners=() if listener is None else (listener,),
+                stream_events=stream_events,
+                session_id=session_id,
+                session_state=session_state,
+                additional_data=additional_data,
+                run_id=run_id,
+                sinks=sinks,
+            )
+
+        return entry(run, stream, None if stream_events else _run_level)
 
     def print_response(
         self,
@@ -297,26 +405,6 @@ class Workflow:
         stream_events = self.stream_events if stream_events is None else stream_events
         stream = (self.stream if stream is None else stream) or stream_events
         return stream, stream_events
-
-    def _starter(
-        self, input: Any, stream_events: bool, options: dict[str, Any]
-    ) -> Callable[[Callable[[Event], None]], Any]:
-        """``start(listener)`` for the streaming helpers: the run (or resumed run), its events
-        filtered to what was asked for (run and content events, or every event)."""
-
-        def start(deliver: Callable[[Event], None]) -> Any:
-            def listener(event: Event) -> None:
-                if stream_events or not isinstance(event, STEP_LEVEL_EVENTS):
-                    deliver(event)
-
-            if "resume_run_id" in options:
-                rest = {k: v for k, v in options.items() if k != "resume_run_id"}
-                return self._resume(
-                    options["resume_run_id"], listeners=(listener,), stream_events=stream_events, **rest
-                )
-            return self._run(input, listeners=(listener,), stream_events=stream_events, **options)
-
-        return start
 
     async def _run(
         self,
@@ -423,10 +511,17 @@ class Workflow:
         another process is executing raises :class:`~plait.storage.RunClaimedError` naming it;
         ``wait=True`` (or seconds) waits for it to end or for its lease to expire instead.
         """
-        options = {"answers": answers, "approve": approve, "answer": answer, "wait": wait}
-        if stream or stream_events:
-            return stream_sync(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
-        return run_sync(self._resume(run_id, listeners=(), stream_events=False, **options))
+        return sync(
+            self.acontinue_run(
+                run_id,
+                answers,
+                approve=approve,
+                answer=answer,
+                stream=stream,
+                stream_events=stream_events,
+                wait=wait,
+            )
+        )
 
     def acontinue_run(
         self,
@@ -440,10 +535,19 @@ class Workflow:
         wait: float | bool = False,
     ) -> Any:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
-        options = {"answers": answers, "approve": approve, "answer": answer, "wait": wait}
-        if stream or stream_events:
-            return astream(self._starter(None, stream_events, {"resume_run_id": run_id, **options}))
-        return self._resume(run_id, listeners=(), stream_events=False, **options)
+
+        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
+            return self._resume(
+                run_id,
+                listeners=() if listener is None else (listener,),
+                stream_events=stream_events,
+                answers=answers,
+                approve=approve,
+                answer=answer,
+                wait=wait,
+            )
+
+        return entry(run, stream or stream_events, None if stream_events else _run_level)
 
     async def _resume(
         self,
@@ -680,6 +784,11 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {self.name!r}: input does not match {schema.__name__}: {exc}"
             ) from exc
+
+
+def _run_level(event: Event) -> bool:
+    """What a stream without ``stream_events`` delivers: run and content events, not step ones."""
+    return not isinstance(event, STEP_LEVEL_EVENTS)
 
 
 def _check_sinks(sinks: Any, where: str) -> list[Any]:
