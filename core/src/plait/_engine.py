@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._context import ENGINE, Discard, RunState, StepContext, WorkflowFrame, _current_step
+from plait._frame import bounded, close_span, open_span, root_cause
 from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError
@@ -32,7 +33,7 @@ from plait.events import (
     StepSkippedEvent,
     StepStartedEvent,
 )
-from plait.tracing import ATTR, metadata_attributes, record_error, step_span_name
+from plait.tracing import ATTR, metadata_attributes, step_span_name
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode
@@ -280,13 +281,7 @@ async def execute_node(
         }
         if branch is not None:
             attributes[ATTR.BRANCH] = branch
-        span_cm = tracer.start_as_current_span(
-            step_span_name(step_type, node.name),
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        span = span_cm.__enter__()
+        span_cm, span = open_span(tracer, step_span_name(step_type, node.name), attributes)
     # An agent run (or any Runnable) started inside this step's code finds the step here,
     # and emits into this run (plait.agent): sync, async, in worker threads (context copied).
     token = _current_step.set(ctx)
@@ -318,12 +313,10 @@ async def execute_node(
         _current_step.reset(token)
         if run.meter is not None and isinstance(exc, Exception):
             run.meter.errors.add(
-                1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(_root_cause(exc)).__name__}
+                1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(root_cause(exc)).__name__}
             )
         if span_cm is not None:
-            if isinstance(exc, Exception) and span is not None:
-                record_error(span, _root_cause(exc))
-            span_cm.__exit__(None, None, None)
+            close_span(span_cm, span, exc)
         if hooks is not None and isinstance(exc, Exception):
             hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=None, error=exc)
         raise
@@ -340,7 +333,7 @@ async def execute_node(
             span.set_attributes(metadata_attributes(step_type, output.metadata))  # type: ignore[union-attr]
         if output.metrics is not None and output.metrics.attempts > 1:
             span.set_attribute(ATTR.ATTEMPT, output.metrics.attempts)  # type: ignore[union-attr]
-        span_cm.__exit__(None, None, None)
+        close_span(span_cm, span)
     if run.step_events:
         run.emit(
             ctx.event(
@@ -436,8 +429,8 @@ async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, spa
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if policy is not None and policy.should_retry(_root_cause(exc), attempt):
-                delay = policy.delay(attempt, _root_cause(exc))
+            if policy is not None and policy.should_retry(root_cause(exc), attempt):
+                delay = policy.delay(attempt, root_cause(exc))
                 if ctx.run.step_events:
                     ctx.emit(
                         ctx.event(
@@ -474,13 +467,8 @@ async def _with_timeout(
     inner = StepContext(
         ctx.run, ctx.frame, ctx.step_id, ctx.parent_step_id, ctx.step_name, work, ctx.outputs, True, discard
     )
-    scope = asyncio.timeout(timeout)
-    try:
-        async with scope:
-            output = await node.execute(step_input, inner)
-    except TimeoutError:
-        if not scope.expired():
-            raise  # the step's own TimeoutError, not ours
+
+    def expired() -> BaseException:
         discard.set = True
         note = ""
         if node.runs_blocking_code:
@@ -489,20 +477,16 @@ async def _with_timeout(
                 "(it runs on; its result and session-state changes are discarded, and its "
                 "run_context.cancelled is now true)"
             )
-        raise StepTimeoutError(f"timed out after {timeout:g}s{note}") from None
+        return StepTimeoutError(f"timed out after {timeout:g}s{note}")
+
+    try:
+        output = await bounded(timeout, node.execute(step_input, inner), expired)
     except BaseException:
         discard.set = True
         raise
     ctx.state.clear()
     ctx.state.update(work)
     return output
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The user's exception behind plait's StepError wrappers (for retry filters)."""
-    while isinstance(exc, StepError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
 
 
 def _fail(node: StepNode, ctx: StepContext, exc: Exception, attempt: int) -> StepOutput:

@@ -20,6 +20,7 @@ from plait._checks import check_seconds
 from plait._context import RunState, StepContext, WorkflowFrame, _current_step
 from plait._engine import run_steps
 from plait._executors import Callee
+from plait._frame import bounded, close_span, open_span
 from plait._ids import new_id
 from plait._io import (
     RunStatus,
@@ -44,7 +45,7 @@ from plait.events import (
 )
 from plait.primitives import StepNode, as_nodes, check_tree
 from plait.runners import Runner, default_runner
-from plait.tracing import ATTR, record_error, resolve_meter, resolve_tracer, workflow_span_name
+from plait.tracing import ATTR, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -635,44 +636,37 @@ class Workflow:
         if run.listening:
             run.emit(ctx.event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
         started = time.perf_counter()
-        span_cm = None
-        span = None
+        span_cm: Any = None
+        span: Any = None
         if run.tracer is not None:
-            span_cm = run.tracer.start_as_current_span(
-                workflow_span_name(self.name),
-                attributes={
-                    ATTR.OPERATION: "invoke_workflow",
-                    ATTR.WORKFLOW_NAME: self.name,
-                    ATTR.WORKFLOW_ID: self.id,
-                    ATTR.RUN_ID: frame.run_id,
-                    ATTR.SESSION_ID: frame.session_id,
-                    ATTR.NESTED_DEPTH: frame.depth,
-                    ATTR.SPAN_KIND: "CHAIN",
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            span = span_cm.__enter__()
+            attributes = {
+                ATTR.OPERATION: "invoke_workflow",
+                ATTR.WORKFLOW_NAME: self.name,
+                ATTR.WORKFLOW_ID: self.id,
+                ATTR.RUN_ID: frame.run_id,
+                ATTR.SESSION_ID: frame.session_id,
+                ATTR.NESTED_DEPTH: frame.depth,
+                ATTR.SPAN_KIND: "CHAIN",
+            }
+            span_cm, span = open_span(run.tracer, workflow_span_name(self.name), attributes)
         outputs: list[StepOutput] = []
         try:
             if self.timeout is None:
                 outputs = await self._walk(input, ctx, additional_data)
             else:
-                scope = asyncio.timeout(self.timeout)
-                try:
-                    async with scope:
-                        outputs = await self._walk(input, ctx, additional_data)
-                except TimeoutError:
-                    if not scope.expired():
-                        raise
+                timeout = self.timeout
+
+                def expired() -> BaseException:
                     run.cancelled = True
-                    raise RunTimeoutError(
-                        f"Workflow {self.name!r} (run {frame.run_id}) timed out after {self.timeout:g}s"
-                    ) from None
+                    return RunTimeoutError(
+                        f"Workflow {self.name!r} (run {frame.run_id}) timed out after {timeout:g}s"
+                    )
+
+                outputs = await bounded(timeout, self._walk(input, ctx, additional_data), expired)
         except PauseRequested as pause:
             if span_cm is not None:
-                span.set_attribute("plait.paused", True)  # type: ignore[union-attr]
-                span_cm.__exit__(None, None, None)
+                span.set_attribute("plait.paused", True)
+                close_span(span_cm, span)
             if frame.depth > 0:
                 raise
             pending = pause.pending
@@ -696,7 +690,7 @@ class Workflow:
                 reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled"
                 run.emit(ctx.event(WorkflowCancelledEvent, reason=reason))
             if span_cm is not None:
-                span_cm.__exit__(None, None, None)
+                close_span(span_cm, span)
             self._end_hook(run, frame, RunStatus.CANCELLED, None, None)
             raise
         except Exception as exc:
@@ -710,8 +704,7 @@ class Workflow:
                     )
                 )
             if span_cm is not None:
-                record_error(span, exc.__cause__ if isinstance(exc, StepError) and exc.__cause__ else exc)  # type: ignore[arg-type]
-                span_cm.__exit__(None, None, None)
+                close_span(span_cm, span, exc)
             self._end_hook(run, frame, RunStatus.ERROR, None, exc)
             raise
         status = RunStatus.COMPLETED_WITH_ERRORS if frame.errors else RunStatus.COMPLETED
@@ -739,7 +732,7 @@ class Workflow:
             parent_run_id=frame.parent_run_id,
         )
         if span_cm is not None:
-            span_cm.__exit__(None, None, None)
+            close_span(span_cm, span)
         if run.listening:
             run.emit(
                 ctx.event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
