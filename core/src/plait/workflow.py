@@ -1,51 +1,38 @@
-"""The Workflow: a named tree of steps, or one Python function, and how to run it.
+"""The Workflow: a named tree of steps, or one Python function, and its entry points.
 
-``run()`` and ``arun()`` share one async code path (:meth:`Workflow._execute`);
-a nested workflow runs through the same path with a deeper ``nested_depth``,
-its own run id, and a copy of the session state that merges back when it ends.
+The entry points are written once, async (``arun``, ``acontinue_run``); ``run`` and
+``continue_run`` drive them from sync code (plait._sync). A run itself is
+:mod:`plait._workflow_run` (set-up, run frame, nested runs); a run with storage
+keeps its record through :mod:`plait._runs`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from plait import _state
+from plait import _workflow_run
 from plait._checks import check_seconds
-from plait._context import RunState, StepContext, WorkflowFrame, _current_step
-from plait._engine import run_steps
+from plait._context import StepContext
 from plait._executors import Callee
-from plait._frame import bounded, close_span, open_span
-from plait._ids import new_id
 from plait._io import (
-    RunStatus,
     StepInput,
     StepOutput,
-    StepType,
-    WorkflowExecutionInput,
     WorkflowRunOutput,
 )
-from plait._pause import Durability, PauseRequested
+from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._sync import entry, run_sync, sync
-from plait.errors import DefinitionError, RunTimeoutError, StepError
+from plait.errors import DefinitionError
 from plait.events import (
     STEP_LEVEL_EVENTS,
     Event,
-    WorkflowCancelledEvent,
-    WorkflowCompletedEvent,
-    WorkflowErrorEvent,
-    WorkflowPausedEvent,
-    WorkflowStartedEvent,
 )
 from plait.primitives import StepNode, as_nodes, check_tree
 from plait.runners import Runner, default_runner
-from plait.tracing import ATTR, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -407,7 +394,7 @@ class Workflow:
         stream = (self.stream if stream is None else stream) or stream_events
         return stream, stream_events
 
-    async def _run(
+    def _run(
         self,
         input: Any,
         *,
@@ -419,63 +406,20 @@ class Workflow:
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
         resume: Resume | None = None,
-    ) -> WorkflowRunOutput:
-        from plait.plugins import lifecycle_hooks
-
-        if not self._tree_checked:
-            check_tree(self.nodes, where=f"Workflow {self.name!r}")
-            self._tree_checked = True
-        storage = None if self.storage is None else await self._ready_storage()
-        session_id = session_id or self.session_id or new_id()
-        # The run works on its own copy of the session and commits its changes at the end
-        # (plait._sessions): concurrent runs of one session merge instead of overwriting.
-        if storage is None:
-            state, base = self._sessions.start(session_id, self.session_state)
-        else:
-            from plait._runs import stored_session
-
-            state, base = await stored_session(self, storage, session_id)
-            if resume is not None and resume.record.session_base is not None:
-                base = resume.record.session_base  # the state the run last committed against
-        if session_state:
-            state.update(session_state)
-        where = f"Workflow {self.name!r}, session {session_id!r}"
-        all_sinks = [*self._sink_objects(), *sinks] if self.sinks or sinks else ()
-        if all_sinks:
-            from plait.sinks import create_sink, dispatcher_for
-
-            listeners = [
-                *listeners,
-                *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks),
-            ]
-        stored_events: list[Event] = []
-        if storage is not None and self.store_events:
-            listeners = [*listeners, stored_events.append]
-        hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
-        run = RunState(
-            runner=self._resolve_runner(),
-            tracer=resolve_tracer(self.tracer_provider),
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]:
+        """A top-level run of this workflow (plait._workflow_run)."""
+        return _workflow_run.run(
+            self,
+            input,
             listeners=listeners,
-            step_events=stream_events or bool(all_sinks) or bool(storage is not None and self.store_events),
-            hooks=hooks,
+            stream_events=stream_events,
+            session_id=session_id,
+            session_state=session_state,
+            additional_data=additional_data,
+            run_id=run_id,
+            sinks=sinks,
+            resume=resume,
         )
-        run.meter = resolve_meter()
-        run_id = run_id or new_id()
-        frame = WorkflowFrame(self, self.id, self.name, run_id, session_id, 0)
-        ctx = StepContext(run, frame, "", None, "", state, {}, self.timeout is not None)
-        if storage is None:
-            output = await self._execute(input, ctx, additional_data)
-            if state or base:
-                self._sessions.commit(session_id, base, state, where=where)
-            self._last_run_output = output
-            return output
-        from plait._runs import run_stored
-
-        output = await run_stored(
-            self, storage, ctx, input, additional_data, base, stored_events, resume, where
-        )
-        self._last_run_output = output
-        return output
 
     async def _ready_storage(self) -> Storage | None:
         if self.storage is None:
@@ -593,175 +537,15 @@ class Workflow:
             self._runner = resolve_runner(self.runner)
         return self._runner
 
-    async def _run_nested(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+    def _run_nested(self, step_input: StepInput, ctx: StepContext) -> Coroutine[Any, Any, StepOutput]:
         """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
-        outer = ctx.frame
-        # Derived from the parent run and the step: a resumed run gets the same nested run ids.
-        run_id = f"{outer.run_id}:{ctx.step_id}"
-        frame = WorkflowFrame(
-            self, self.id, self.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
-        )
-        state = _state.isolate(ctx.state)
-        inner = StepContext(
-            ctx.run,
-            frame,
-            ctx.step_id,
-            ctx.parent_step_id,
-            ctx.step_name,
-            state,
-            {},
-            ctx.offload or self.timeout is not None,
-        )
-        output = await self._execute(step_input.message, inner, step_input.additional_data)
-        _state.merge_changes(ctx.state, [(self.name, state)], where=f"Workflow {self.name!r}")
-        return StepOutput(
-            content=output.content,
-            steps=output.step_outputs,
-            success=output.status is RunStatus.COMPLETED,
-            error=output.error,
-            stop=any(o.stop for o in output.step_outputs),
-            step_type=StepType.WORKFLOW.value,
-        )
+        return _workflow_run.run_nested(self, step_input, ctx)
 
-    async def _execute(
+    def _execute(
         self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
-    ) -> WorkflowRunOutput:
-        frame = ctx.frame
-        run = ctx.run
-        input = self._validate_input(input)
-        if run.hooks is not None:
-            run.hooks.on_workflow_start(
-                workflow=self, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth
-            )
-        if run.listening:
-            run.emit(ctx.event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
-        started = time.perf_counter()
-        span_cm: Any = None
-        span: Any = None
-        if run.tracer is not None:
-            attributes = {
-                ATTR.OPERATION: "invoke_workflow",
-                ATTR.WORKFLOW_NAME: self.name,
-                ATTR.WORKFLOW_ID: self.id,
-                ATTR.RUN_ID: frame.run_id,
-                ATTR.SESSION_ID: frame.session_id,
-                ATTR.NESTED_DEPTH: frame.depth,
-                ATTR.SPAN_KIND: "CHAIN",
-            }
-            span_cm, span = open_span(run.tracer, workflow_span_name(self.name), attributes)
-        outputs: list[StepOutput] = []
-        try:
-            if self.timeout is None:
-                outputs = await self._walk(input, ctx, additional_data)
-            else:
-                timeout = self.timeout
-
-                def expired() -> BaseException:
-                    run.cancelled = True
-                    return RunTimeoutError(
-                        f"Workflow {self.name!r} (run {frame.run_id}) timed out after {timeout:g}s"
-                    )
-
-                outputs = await bounded(timeout, self._walk(input, ctx, additional_data), expired)
-        except PauseRequested as pause:
-            if span_cm is not None:
-                span.set_attribute("plait.paused", True)
-                close_span(span_cm, span)
-            if frame.depth > 0:
-                raise
-            pending = pause.pending
-            if run.listening:
-                run.emit(ctx.event(WorkflowPausedEvent, pending=[p.to_dict() for p in pending]))
-            self._end_hook(run, frame, RunStatus.PAUSED, None, None)
-            return WorkflowRunOutput(
-                run_id=frame.run_id,
-                workflow_id=self.id,
-                workflow_name=self.name,
-                session_id=frame.session_id,
-                status=RunStatus.PAUSED,
-                input=input,
-                duration=time.perf_counter() - started,
-                session_state=ctx.state,
-                pending=pending,
-            )
-        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-            run.cancelled = True
-            if run.listening:
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled"
-                run.emit(ctx.event(WorkflowCancelledEvent, reason=reason))
-            if span_cm is not None:
-                close_span(span_cm, span)
-            self._end_hook(run, frame, RunStatus.CANCELLED, None, None)
-            raise
-        except Exception as exc:
-            if run.listening:
-                run.emit(
-                    ctx.event(
-                        WorkflowErrorEvent,
-                        error=str(exc),
-                        error_type=type(exc).__name__,
-                        failed_step_id=exc.step_path if isinstance(exc, StepError) else None,
-                    )
-                )
-            if span_cm is not None:
-                close_span(span_cm, span, exc)
-            self._end_hook(run, frame, RunStatus.ERROR, None, exc)
-            raise
-        status = RunStatus.COMPLETED_WITH_ERRORS if frame.errors else RunStatus.COMPLETED
-        content = None
-        for output in outputs:
-            if not output.skipped:
-                content = output.content
-        duration = time.perf_counter() - started
-        if run.meter is not None:
-            run.meter.workflow_duration.record(
-                duration, {ATTR.WORKFLOW_NAME: self.name, "plait.run.status": status.value}
-            )
-        result = WorkflowRunOutput(
-            run_id=frame.run_id,
-            workflow_id=self.id,
-            workflow_name=self.name,
-            session_id=frame.session_id,
-            status=status,
-            content=content,
-            step_outputs=outputs,
-            input=input,
-            error=f"steps failed or skipped: {', '.join(frame.errors)}" if frame.errors else None,
-            duration=duration,
-            session_state=ctx.state,
-            parent_run_id=frame.parent_run_id,
-        )
-        if span_cm is not None:
-            close_span(span_cm, span)
-        if run.listening:
-            run.emit(
-                ctx.event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
-            )
-        self._end_hook(run, frame, status, result, None)
-        return result
-
-    @staticmethod
-    def _end_hook(
-        run: RunState, frame: WorkflowFrame, status: RunStatus, output: Any, error: BaseException | None
-    ) -> None:
-        if run.hooks is not None:
-            run.hooks.on_workflow_end(
-                workflow=frame.workflow, run_id=frame.run_id, status=status.value, output=output, error=error
-            )
-
-    async def _walk(
-        self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
-    ) -> list[StepOutput]:
-        if self._function is None:
-            return await run_steps(ctx, self.nodes, StepInput(input, None, ctx.outputs, additional_data))
-        token = _current_step.set(ctx)  # agents run by the function stream into this run
-        try:
-            output = await ctx.invoke(self._function, self, WorkflowExecutionInput(input, additional_data))
-        finally:
-            _current_step.reset(token)
-        output.step_name = self.name
-        output.step_type = "function"
-        return [output]
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]:
+        """This workflow's steps under ``ctx``, in the run frame (events, hooks, span, timeout)."""
+        return _workflow_run.execute(self, input, ctx, additional_data)
 
     def _validate_input(self, input: Any) -> Any:
         schema = self.input_schema
