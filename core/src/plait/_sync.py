@@ -255,25 +255,11 @@ class EventStream(AsyncIterator[Any]):
 
 
 def entry(
-    run: Callable[[Listener | None], Coroutine[Any, Any, T]],
-    stream: bool,
-    keep: Callable[[Any], bool] | None = None,
+    run: Callable[[Listener | None], Coroutine[Any, Any, T]], stream: bool
 ) -> Coroutine[Any, Any, T] | EventStream:
     """What an async entry point returns: ``run(None)``, a coroutine to await; or with
-    ``stream``, an :class:`EventStream` of what ``run(listener)`` emits (what ``keep`` accepts)."""
-    if not stream:
-        return run(None)
-    if keep is None:
-        return EventStream(run)
-
-    def start(deliver: Listener) -> Coroutine[Any, Any, T]:
-        def listener(item: Any) -> None:
-            if keep(item):
-                deliver(item)
-
-        return run(listener)
-
-    return EventStream(start)
+    ``stream``, an :class:`EventStream` of what ``run(listener)`` passes to its listener."""
+    return EventStream(run) if stream else run(None)
 
 
 @overload
@@ -284,8 +270,8 @@ def sync(result: Coroutine[Any, Any, T]) -> T: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]:
     """The sync form of what an async entry point returned: its result, or an iterator of events."""
-    if isinstance(result, EventStream):
+    if type(result) is EventStream:  # not isinstance: an ABC's check costs more than a short run
         return stream(result.start)
-    if isinstance(result, AsyncIterator):
-        return iterate_sync(result)
-    return run_sync(result)
+    if hasattr(result, "__anext__"):
+        return iterate_sync(result)  # type: ignore[arg-type]
+    return run_sync(result)  # type: ignore[arg-type]

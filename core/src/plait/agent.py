@@ -165,8 +165,10 @@ class Runnable:
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
-            keep = None if stream_events else _is_content
-            return entry(lambda listener: self._run(input, emit=listener), True, keep)
+            return entry(
+                lambda listener: self._run(input, emit=listener if stream_events else _content(listener)),
+                True,
+            )
         return self._run(input, **{"emit": None, **self._enclosing()})
 
     def print_response(
@@ -555,9 +557,16 @@ class Agent(Runnable):
         return Message("tool", content, tool_call_id=call.id, name=call.name)
 
 
-def _is_content(event: Event) -> bool:
+def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
     """What an agent's stream without ``stream_events`` delivers: its content."""
-    return isinstance(event, RunContentEvent)
+    if deliver is None:
+        return None
+
+    def emit(event: Event) -> None:
+        if isinstance(event, RunContentEvent):
+            deliver(event)
+
+    return emit
 
 
 def _standalone_context(agent_name: str) -> RunContext:

@@ -310,9 +310,10 @@ class Workflow:
         stream, stream_events = self._stream_flags(stream, stream_events)
 
         def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
-            return self._run(
+            return _workflow_run.run(
+                self,
                 input,
-                listeners=() if listener is None else (listener,),
+                listeners=() if listener is None else (listener if stream_events else _run_level(listener),),
                 stream_events=stream_events,
                 session_id=session_id,
                 session_state=session_state,
@@ -321,7 +322,7 @@ class Workflow:
                 sinks=sinks,
             )
 
-        return entry(run, stream, None if stream_events else _run_level)
+        return entry(run, stream)
 
     def print_response(
         self,
@@ -484,7 +485,7 @@ class Workflow:
         def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
             return self._resume(
                 run_id,
-                listeners=() if listener is None else (listener,),
+                listeners=() if listener is None else (listener if stream_events else _run_level(listener),),
                 stream_events=stream_events,
                 answers=answers,
                 approve=approve,
@@ -492,7 +493,7 @@ class Workflow:
                 wait=wait,
             )
 
-        return entry(run, stream or stream_events, None if stream_events else _run_level)
+        return entry(run, stream or stream_events)
 
     async def _resume(
         self,
@@ -563,9 +564,14 @@ class Workflow:
             ) from exc
 
 
-def _run_level(event: Event) -> bool:
+def _run_level(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
     """What a stream without ``stream_events`` delivers: run and content events, not step ones."""
-    return not isinstance(event, STEP_LEVEL_EVENTS)
+
+    def listener(event: Event) -> None:
+        if not isinstance(event, STEP_LEVEL_EVENTS):
+            deliver(event)
+
+    return listener
 
 
 def _check_sinks(sinks: Any, where: str) -> list[Any]:
