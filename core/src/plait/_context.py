@@ -7,8 +7,8 @@ spans. :class:`RunContext` is the view user code asks for with a ``run_context``
 parameter; :func:`current_step` finds the running step from anywhere in its code.
 
 A StepContext runs its children through the executor (:mod:`plait._engine`),
-which imports this module and fills in :data:`ENGINE` when it loads, so the
-contexts never import the engine.
+which imports this module and fills in :data:`ENGINE` (``execute_node``,
+``run_branches``) when it loads, so the contexts never import the engine.
 """
 
 from __future__ import annotations
@@ -320,12 +320,22 @@ class StepContext:
 
     # -- running children ------------------------------------------------------------
 
-    def run_steps(
-        self, nodes: Sequence[StepNode], step_input: StepInput
-    ) -> Coroutine[Any, Any, list[StepOutput]]:
+    async def run_steps(self, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
         """Run ``nodes`` one after another, each receiving the previous one's content.
         Stops after an output with ``stop=True``."""
-        return ENGINE.run_steps(self, nodes, step_input)
+        execute_node = ENGINE.execute_node
+        outputs: list[StepOutput] = []
+        previous = step_input.previous_step_content
+        for node in nodes:
+            output = await execute_node(
+                node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
+            )
+            outputs.append(output)
+            if not output.skipped:
+                previous = output.content
+            if output.stop:
+                break
+        return outputs
 
     def run_branches(
         self,
@@ -360,7 +370,7 @@ _NO_KWARGS: dict[str, Any] = {}
 class Engine:
     """What a :class:`StepContext` needs from the executor: plait._engine sets these when it loads."""
 
-    run_steps: Callable[[StepContext, Sequence[StepNode], StepInput], Coroutine[Any, Any, list[StepOutput]]]
+    execute_node: Callable[[StepNode, StepInput, StepContext], Coroutine[Any, Any, StepOutput]]
     run_branches: Callable[
         [StepContext, Sequence[StepNode], StepInput, Runner | None, int | None],
         Coroutine[Any, Any, list[StepOutput]],

@@ -6,8 +6,8 @@ span, applies the timeout, retry and on-error policies, records the output, and
 turns a failure into a :class:`~plait.errors.StepError` that names the path.
 Containers call :meth:`StepContext.run_steps` (a sequence) and
 :meth:`StepContext.run_branches` (concurrent branches through the runner), which
-come here (:func:`run_steps`, :func:`run_branches`); the contexts themselves live
-in :mod:`plait._context`.
+call :func:`execute_node` per node (:func:`run_branches` here does the branches'
+bookkeeping); the contexts themselves live in :mod:`plait._context`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ __all__ = [
     "execute_node",
     "run_branch_payload",
     "run_branches",
-    "run_steps",
 ]
 
 
@@ -194,23 +193,6 @@ class Branch:
             self.context.run.emit(event)
 
 
-async def run_steps(ctx: StepContext, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
-    """:meth:`StepContext.run_steps`: ``nodes`` one after another, each receiving the
-    previous one's content; stops after an output with ``stop=True``."""
-    outputs: list[StepOutput] = []
-    previous = step_input.previous_step_content
-    for node in nodes:
-        output = await execute_node(
-            node, StepInput(step_input.input, previous, ctx.outputs, step_input.additional_data), ctx
-        )
-        outputs.append(output)
-        if not output.skipped:
-            previous = output.content
-        if output.stop:
-            break
-    return outputs
-
-
 async def run_branches(
     ctx: StepContext,
     nodes: Sequence[StepNode],
@@ -248,10 +230,6 @@ async def run_branches(
     if pending:
         raise PauseRequested(pending)
     return outputs
-
-
-ENGINE.run_steps = run_steps
-ENGINE.run_branches = run_branches
 
 
 async def execute_node(
@@ -514,3 +492,8 @@ def _fail(node: StepNode, ctx: StepContext, exc: Exception, attempt: int) -> Ste
         step_path=ctx.step_id,
         step_name=node.name,
     ) from exc
+
+
+# the contexts (plait._context) run their children through these
+ENGINE.execute_node = execute_node
+ENGINE.run_branches = run_branches

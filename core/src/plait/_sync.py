@@ -1,8 +1,7 @@
 """Driving the async executor from sync code: ``run()`` and ``run(stream=True)``.
 
-Entry points are written once, async: ``arun()`` returns :func:`entry` (a
-coroutine, or with ``stream=True`` an :class:`EventStream`), and ``run()`` is
-``sync(self.arun(...))``.
+Entry points are written once, async: ``arun()`` returns a coroutine, or with
+``stream=True`` an :class:`EventStream`, and ``run()`` is ``sync(self.arun(...))``.
 
 Without a running event loop in this thread, a private loop per thread is reused
 (creating a loop per call would cost more than a whole short workflow). Inside a
@@ -22,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
-__all__ = ["EventStream", "astream", "entry", "iterate_sync", "run_sync", "stream", "sync"]
+__all__ = ["EventStream", "astream", "iterate_sync", "run_sync", "stream", "sync"]
 
 Listener = Callable[[Any], None]
 _DONE = object()
@@ -252,14 +251,6 @@ class EventStream(AsyncIterator[Any]):
         """Stop early: cancel the run if it started."""
         if self._iterator is not None:
             await self._iterator.aclose()  # type: ignore[attr-defined]
-
-
-def entry(
-    run: Callable[[Listener | None], Coroutine[Any, Any, T]], stream: bool
-) -> Coroutine[Any, Any, T] | EventStream:
-    """What an async entry point returns: ``run(None)``, a coroutine to await; or with
-    ``stream``, an :class:`EventStream` of what ``run(listener)`` passes to its listener."""
-    return EventStream(run) if stream else run(None)
 
 
 @overload

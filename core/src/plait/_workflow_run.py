@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from plait import _state
+from plait import (
+    _engine,  # noqa: F401  (loading the engine fills in the contexts' ENGINE)
+    _state,
+)
 from plait._context import RunState, StepContext, WorkflowFrame, _current_step
-from plait._engine import run_steps
 from plait._frame import bounded, close_span, open_span
 from plait._ids import new_id
 from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
@@ -274,7 +276,7 @@ async def _walk(
     workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
 ) -> list[StepOutput]:
     if workflow._function is None:
-        return await run_steps(ctx, workflow.nodes, StepInput(input, None, ctx.outputs, additional_data))
+        return await ctx.run_steps(workflow.nodes, StepInput(input, None, ctx.outputs, additional_data))
     token = _current_step.set(ctx)  # agents run by the function stream into this run
     try:
         output = await ctx.invoke(

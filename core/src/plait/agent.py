@@ -26,7 +26,7 @@ from plait._context import RunContext, current_step
 from plait._executors import call, call_kind
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
-from plait._sync import entry, sync
+from plait._sync import EventStream, sync
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
@@ -165,9 +165,8 @@ class Runnable:
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
-            return entry(
-                lambda listener: self._run(input, emit=listener if stream_events else _content(listener)),
-                True,
+            return EventStream(
+                lambda listener: self._run(input, emit=listener if stream_events else _content(listener))
             )
         return self._run(input, **{"emit": None, **self._enclosing()})
 

@@ -16,16 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from plait import _workflow_run
 from plait._checks import check_seconds
-from plait._context import StepContext
 from plait._executors import Callee
 from plait._io import (
-    StepInput,
-    StepOutput,
     WorkflowRunOutput,
 )
 from plait._pause import Durability
 from plait._sessions import MemorySessions
-from plait._sync import entry, run_sync, sync
+from plait._sync import EventStream, run_sync, sync
 from plait.errors import DefinitionError
 from plait.events import (
     STEP_LEVEL_EVENTS,
@@ -35,7 +32,6 @@ from plait.primitives import StepNode, as_nodes, check_tree
 from plait.runners import Runner, default_runner
 
 if TYPE_CHECKING:
-    from plait._runs import Resume
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
@@ -322,7 +318,7 @@ class Workflow:
                 sinks=sinks,
             )
 
-        return entry(run, stream)
+        return EventStream(run) if stream else run(None)
 
     def print_response(
         self,
@@ -395,32 +391,8 @@ class Workflow:
         stream = (self.stream if stream is None else stream) or stream_events
         return stream, stream_events
 
-    def _run(
-        self,
-        input: Any,
-        *,
-        listeners: Sequence[Callable[[Event], None]],
-        stream_events: bool,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        resume: Resume | None = None,
-    ) -> Coroutine[Any, Any, WorkflowRunOutput]:
-        """A top-level run of this workflow (plait._workflow_run)."""
-        return _workflow_run.run(
-            self,
-            input,
-            listeners=listeners,
-            stream_events=stream_events,
-            session_id=session_id,
-            session_state=session_state,
-            additional_data=additional_data,
-            run_id=run_id,
-            sinks=sinks,
-            resume=resume,
-        )
+    #: a top-level run of this workflow (plait._workflow_run)
+    _run = _workflow_run.run
 
     async def _ready_storage(self) -> Storage | None:
         if self.storage is None:
@@ -493,7 +465,7 @@ class Workflow:
                 wait=wait,
             )
 
-        return entry(run, stream or stream_events)
+        return EventStream(run) if stream or stream_events else run(None)
 
     async def _resume(
         self,
@@ -538,15 +510,10 @@ class Workflow:
             self._runner = resolve_runner(self.runner)
         return self._runner
 
-    def _run_nested(self, step_input: StepInput, ctx: StepContext) -> Coroutine[Any, Any, StepOutput]:
-        """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
-        return _workflow_run.run_nested(self, step_input, ctx)
-
-    def _execute(
-        self, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
-    ) -> Coroutine[Any, Any, WorkflowRunOutput]:
-        """This workflow's steps under ``ctx``, in the run frame (events, hooks, span, timeout)."""
-        return _workflow_run.execute(self, input, ctx, additional_data)
+    #: run as a step of an outer workflow: deeper, with a state copy merged back after
+    _run_nested = _workflow_run.run_nested
+    #: this workflow's steps under a context, in the run frame (events, hooks, span, timeout)
+    _execute = _workflow_run.execute
 
     def _validate_input(self, input: Any) -> Any:
         schema = self.input_schema
