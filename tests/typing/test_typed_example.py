@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
-
-from plait import Workflow
 
 from . import typed_example
 
@@ -27,16 +24,13 @@ forecaster = Agent(name="f", model=FunctionModel(lambda m: "{}"), output_schema=
 text: str = forecaster.run("x").content
 """
 
-WORKFLOW_OVERLOADS = bool(typing.get_overloads(Workflow.run))
 
 
 @pytest.fixture(scope="module")
 def mypy_report(tmp_path_factory: pytest.TempPathFactory) -> str:
     mistakes = tmp_path_factory.mktemp("typing") / "mistakes.py"
     mistakes.write_text(MISTAKES)
-    files = [str(HERE / "typed_example.py"), str(mistakes)]
-    if WORKFLOW_OVERLOADS:
-        files.append(str(HERE / "typed_workflow.py"))
+    files = [str(HERE / "typed_example.py"), str(HERE / "typed_workflow.py"), str(mistakes)]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), *files],
         cwd=ROOT,
@@ -56,10 +50,6 @@ def test_the_typed_example_passes_mypy(mypy_report: str) -> None:
     assert not _errors(mypy_report, "typed_example.py"), mypy_report
 
 
-@pytest.mark.skipif(
-    not WORKFLOW_OVERLOADS,
-    reason="Workflow.run has no @overload yet: run(x) is typed Any, not WorkflowRunOutput",
-)
 def test_the_typed_workflow_example_passes_mypy(mypy_report: str) -> None:
     assert not _errors(mypy_report, "typed_workflow.py"), mypy_report
 

@@ -1,5 +1,5 @@
-"""What a type checker knows about a workflow's results (needs the ``Workflow.run``/``arun``
-overloads); checked by mypy in test_typed_example.py, skipped while they are missing."""
+"""What a type checker knows about a workflow's results (the ``Workflow.run``/``arun``
+overloads): checked by mypy in test_typed_example.py."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ def workflows() -> None:
     assert result.content == "HI"
     events = workflow.run("hi", stream=True)
     assert_type(events, Iterator[Event])
+    assert_type(workflow.run("hi", stream_events=True), Iterator[Event])
     for event in workflow.run("hi", stream=True, stream_events=True):
         assert isinstance(event, Event)
 
 
 async def workflows_async() -> None:
     workflow = Workflow(name="shout", steps=[Step(name="shout", executor=shout)])
+    assert_type(await workflow.arun("hi"), WorkflowRunOutput)
     result: WorkflowRunOutput = await workflow.arun("hi")
     assert result.content == "HI"
     events = workflow.arun("hi", stream=True)

@@ -6,7 +6,7 @@
 """
 
 from plait._codec import allow_content_type
-from plait._engine import RunContext, StepContext
+from plait._context import RunContext, StepContext
 from plait._io import (
     RunStatus,
     StepInput,

@@ -1,8 +1,12 @@
-"""Durable runs: checkpoints, restoring them on resume, pauses for people, the step cache.
+"""What the executor stores: step outputs and session state as JSON, checkpoints, the step cache.
 
-The executor calls in here only when a run has storage (checkpoints, cache) or
-is being resumed (restored checkpoints, answers to pauses), so runs without
-storage pay three attribute checks per step.
+:func:`dump_output` / :func:`load_output` (and the state pair) turn what a step
+leaves behind into stored data and back; :class:`Checkpointer` writes a run's
+checkpoints with its durability; :class:`CachePolicy` and the ``cache_*``
+functions are the step cache. The executor calls in here only when a run has
+storage (checkpoints, cache) or is being resumed (restored checkpoints), so runs
+without storage pay three attribute checks per step. The run's own bookkeeping
+(record, lease, resume, answers) is :mod:`plait._runs`; pauses are :mod:`plait._pause`.
 """
 
 from __future__ import annotations

@@ -5,470 +5,79 @@ plugin) is run: it assigns the stable step id, emits start/end events, opens the
 span, applies the timeout, retry and on-error policies, records the output, and
 turns a failure into a :class:`~plait.errors.StepError` that names the path.
 Containers call :meth:`StepContext.run_steps` (a sequence) and
-:meth:`StepContext.run_branches` (concurrent branches through the runner).
+:meth:`StepContext.run_branches` (concurrent branches through the runner), which
+call :func:`execute_node` per node (:func:`run_branches` here does the branches'
+bookkeeping); the contexts themselves live in :mod:`plait._context`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import copy
-import inspect
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import _state
-from plait._executors import Callee
+from plait._context import ENGINE, Discard, StepContext, _current_step
+from plait._frame import bounded, close_span, open_span, root_cause
 from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError
 from plait.events import (
-    CustomEvent,
-    Event,
-    RunContentEvent,
     StepCompletedEvent,
     StepErrorEvent,
     StepRetryEvent,
     StepSkippedEvent,
     StepStartedEvent,
 )
-from plait.runners import Branch, BranchPayload, BranchResult, run_branch_payload
-from plait.tracing import ATTR, metadata_attributes, record_error, step_span_name
+from plait.runners import Branch
+from plait.tracing import ATTR, metadata_attributes, step_span_name
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
-
     from plait.primitives import StepNode
     from plait.runners import Runner
 
-__all__ = [
-    "Branch",
-    "BranchPayload",
-    "BranchResult",
-    "RunContext",
-    "RunState",
-    "StepContext",
-    "WorkflowFrame",
-    "current_step",
-    "execute_node",
-    "run_branch_payload",
-]
+__all__ = ["execute_node", "run_branches"]
 
 
-class RunState:
-    """What one top-level run shares with everything inside it, nested workflows included."""
-
-    __slots__ = (
-        "answers",
-        "cancelled",
-        "checkpointer",
-        "hooks",
-        "listeners",
-        "listening",
-        "meter",
-        "restored",
-        "runner",
-        "step_events",
-        "storage",
-        "stream_content",
-        "tracer",
+async def run_branches(
+    ctx: StepContext,
+    nodes: Sequence[StepNode],
+    step_input: StepInput,
+    runner: Runner | None = None,
+    max_concurrency: int | None = None,
+) -> list[StepOutput]:
+    """:meth:`StepContext.run_branches`: ``nodes`` concurrently through the runner, each on
+    its own copy of the session state; then state changes and outputs merged in declaration order."""
+    branches = []
+    for index, node in enumerate(nodes):
+        branch_ctx = StepContext(
+            ctx.run,
+            ctx.frame,
+            ctx.step_id,
+            ctx.parent_step_id,
+            ctx.step_name,
+            _state.isolate(ctx.state),
+            dict(ctx.outputs),
+            True,
+            Discard(ctx.discard),
+        )
+        branches.append(Branch(node, step_input, branch_ctx, index))
+    outputs = await (runner or ctx.run.runner).run_branches(branches, max_concurrency=max_concurrency)
+    _state.merge_changes(
+        ctx.state,
+        [(branch.node.name, branch.context.state) for branch in branches],
+        where=f"Parallel {ctx.step_id!r}",
     )
-
-    def __init__(
-        self,
-        *,
-        runner: Runner,
-        tracer: Tracer | None,
-        listeners: Sequence[Callable[[Event], None]] = (),
-        step_events: bool = False,
-        hooks: Any = None,
-    ) -> None:
-        self.runner = runner
-        self.tracer = tracer
-        self.listeners = list(listeners)
-        self.listening = bool(self.listeners)
-        #: build step and container events only when someone wants them
-        self.step_events = step_events and self.listening
-        #: stream model output token by token only when someone is listening
-        self.stream_content = self.listening
-        self.hooks = hooks
-        #: True once the run is cancelled or timed out, so cooperative sync code can stop early
-        self.cancelled = False
-        #: durable runs (see plait._durable): all None for a run without storage
-        self.storage: Any = None
-        self.checkpointer: Any = None
-        #: checkpoints of an earlier attempt of this run, by step id (on resume)
-        self.restored: dict[str, Any] | None = None
-        #: people's answers to paused steps, by step id
-        self.answers: dict[str, Any] = {}
-        #: OpenTelemetry metric instruments, when a metrics SDK is configured
-        self.meter: Any = None
-
-    def emit(self, event: Event) -> None:
-        for listener in self.listeners:
-            listener(event)
-
-
-@dataclass(slots=True)
-class WorkflowFrame:
-    """One workflow run inside the tree: the top-level one, or a nested one."""
-
-    workflow: Any
-    workflow_id: str
-    workflow_name: str
-    run_id: str
-    session_id: str
-    depth: int
-    parent_run_id: str | None = None
-    #: ids of steps that failed as data or were skipped after failing
-    errors: list[str] = field(default_factory=list)
-
-
-_current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
-
-
-def current_step() -> StepContext | None:
-    """The step whose code is running in this context (None outside a workflow run)."""
-    return _current_step.get()
-
-
-@dataclass(slots=True)
-class RunContext:
-    """What an executor (or an agent's tool) that declares a ``run_context`` parameter
-    receives. A tool of an agent run outside any workflow gets one of the agent's own run:
-    a fresh ``session_state``, the agent's run id, and an ``emit`` that goes nowhere."""
-
-    session_state: dict[str, Any]
-    run_id: str
-    session_id: str
-    workflow_id: str
-    workflow_name: str
-    step_id: str
-    step_name: str
-    nested_depth: int
-    _ctx: StepContext | None
-
-    def emit(self, data: Any) -> None:
-        """Send a custom event (any JSON-compatible data) to the run's listeners."""
-        if self._ctx is not None:
-            self._ctx.emit_content(data)
-
-    @property
-    def cancelled(self) -> bool:
-        """True once this step's result will be discarded: the run was cancelled or timed
-        out, this attempt timed out, or a sibling branch failed. Long sync code, which
-        cannot be interrupted, should check it and return early."""
-        ctx = self._ctx
-        if ctx is None:
-            return False
-        return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
-
-
-class Discard:
-    """Set when the work under a context will be thrown away (its attempt timed out, its
-    branch was cancelled); a context inherits its parent's and may add its own."""
-
-    __slots__ = ("parent", "set")
-
-    def __init__(self, parent: Discard | None) -> None:
-        self.parent = parent
-        self.set = False
-
-    def is_set(self) -> bool:
-        scope: Discard | None = self
-        while scope is not None:
-            if scope.set:
-                return True
-            scope = scope.parent
-        return False
-
-
-class StepContext:
-    """Where a node executes: its run, its workflow, its stable id and its state.
-
-    A step type from a plugin receives one in ``execute(step_input, ctx)`` and uses
-    :meth:`run_steps`, :meth:`run_branches`, :meth:`call` and :meth:`emit`.
-    """
-
-    __slots__ = (
-        "discard",
-        "frame",
-        "offload",
-        "outputs",
-        "parent_step_id",
-        "run",
-        "state",
-        "step_id",
-        "step_name",
-    )
-
-    def __init__(
-        self,
-        run: RunState,
-        frame: WorkflowFrame,
-        step_id: str,
-        parent_step_id: str | None,
-        step_name: str,
-        state: dict[str, Any],
-        outputs: dict[str, StepOutput],
-        offload: bool,
-        discard: Discard | None = None,
-    ) -> None:
-        self.run = run
-        self.frame = frame
-        self.step_id = step_id
-        self.parent_step_id = parent_step_id
-        self.step_name = step_name
-        self.state = state
-        self.outputs = outputs
-        #: run sync code in worker threads (inside parallel branches and timeouts)
-        self.offload = offload
-        #: set when this context's work will be discarded (RunContext.cancelled)
-        self.discard = discard
-
-    # -- derived contexts ------------------------------------------------------------
-
-    def child(self, name: str) -> StepContext:
-        """The context of a child node called ``name``."""
-        escaped = name.replace("/", "%2F")
-        return self._under(f"{self.step_id}/{escaped}" if self.step_id else escaped, name)
-
-    def scope(self, suffix: str, name: str) -> StepContext:
-        """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
-        return self._under(f"{self.step_id}{suffix}", name)
-
-    def _under(self, step_id: str, name: str) -> StepContext:
-        return StepContext(
-            self.run,
-            self.frame,
-            step_id,
-            self.step_id or None,
-            name,
-            self.state,
-            self.outputs,
-            self.offload,
-            self.discard,
-        )
-
-    def span(self, kind: str, name: str, attributes: dict[str, Any]) -> Any:
-        """A span under the current one (no-op without a tracer): for pseudo-nodes such as
-        loop iterations, which the executor does not wrap itself."""
-        tracer = self.run.tracer
-        if tracer is None:
-            return contextlib.nullcontext()
-        attributes = {
-            ATTR.STEP_ID: self.step_id,
-            ATTR.RUN_ID: self.frame.run_id,
-            ATTR.SPAN_KIND: "CHAIN",
-            **attributes,
-        }
-        return tracer.start_as_current_span(step_span_name(kind, name), attributes=attributes)
-
-    # -- events ----------------------------------------------------------------------
-
-    def event(self, cls: type[Event], **fields: Any) -> Event:
-        """An event of ``cls`` stamped with where it happened."""
-        frame = self.frame
-        return cls(
-            run_id=frame.run_id,
-            session_id=frame.session_id,
-            workflow_id=frame.workflow_id,
-            workflow_name=frame.workflow_name,
-            step_id=self.step_id or None,
-            step_name=self.step_name or None,
-            parent_step_id=self.parent_step_id,
-            nested_depth=frame.depth,
-            **fields,
-        )
-
-    def emit(self, event: Event) -> None:
-        """Send ``event`` to the run's listeners (thread-safe listeners, any thread)."""
-        if self.run.listening:
-            self.run.emit(event)
-
-    def emit_content(self, item: Any) -> None:
-        """Emit what a generator yielded: text as content, plait events re-stamped, other data as custom."""
-        if not self.run.listening:
-            return
-        if isinstance(item, Event):
-            self.run.emit(self.adopt(item))
-        elif isinstance(item, str):
-            self.run.emit(self.event(RunContentEvent, content=item))
-        else:
-            self.run.emit(self.event(CustomEvent, data=item))
-
-    def adopt(self, event: Event) -> Event:
-        """Re-stamp an event produced elsewhere (an agent run inside this step) with this place."""
-        if event.workflow_id is None:
-            frame = self.frame
-            return replace(
-                event,
-                run_id=frame.run_id,
-                session_id=frame.session_id,
-                workflow_id=frame.workflow_id,
-                workflow_name=frame.workflow_name,
-                step_id=self.step_id or None,
-                step_name=self.step_name or None,
-                parent_step_id=self.parent_step_id,
-                nested_depth=frame.depth,
-            )
-        return replace(
-            event,
-            nested_depth=event.nested_depth + self.frame.depth + 1,
-            parent_step_id=event.parent_step_id or self.step_id,
-        )
-
-    def run_context(self) -> RunContext:
-        frame = self.frame
-        return RunContext(
-            self.state,
-            frame.run_id,
-            frame.session_id,
-            frame.workflow_id,
-            frame.workflow_name,
-            self.step_id,
-            self.step_name,
-            frame.depth,
-            self,
-        )
-
-    # -- running children ------------------------------------------------------------
-
-    async def run_steps(self, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
-        """Run ``nodes`` one after another, each receiving the previous one's content.
-        Stops after an output with ``stop=True``."""
-        outputs: list[StepOutput] = []
-        previous = step_input.previous_step_content
-        for node in nodes:
-            output = await execute_node(
-                node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
-            )
-            outputs.append(output)
-            if not output.skipped:
-                previous = output.content
-            if output.stop:
-                break
-        return outputs
-
-    async def run_branches(
-        self,
-        nodes: Sequence[StepNode],
-        step_input: StepInput,
-        *,
-        runner: Runner | None = None,
-        max_concurrency: int | None = None,
-    ) -> list[StepOutput]:
-        """Run ``nodes`` concurrently through the runner, each on its own copy of the
-        session state; then merge state changes and outputs in declaration order."""
-        branches = []
-        for index, node in enumerate(nodes):
-            ctx = StepContext(
-                self.run,
-                self.frame,
-                self.step_id,
-                self.parent_step_id,
-                self.step_name,
-                _state.isolate(self.state),
-                dict(self.outputs),
-                True,
-                Discard(self.discard),
-            )
-            branches.append(Branch(node, step_input, ctx, index))
-        outputs = await (runner or self.run.runner).run_branches(branches, max_concurrency=max_concurrency)
-        _state.merge_changes(
-            self.state,
-            [(branch.node.name, branch.context.state) for branch in branches],
-            where=f"Parallel {self.step_id!r}",
-        )
-        for branch in branches:
-            for name, output in branch.context.outputs.items():
-                if self.outputs.get(name) is not output:
-                    self.outputs[name] = output
-        pending = [request for branch in branches for request in branch.paused]
-        if pending:
-            raise PauseRequested(pending)
-        return outputs
-
-    async def call(self, callee: Callee, *args: Any) -> Any:
-        """Call a user function (not a generator), off the loop when it is sync and
-        this context offloads, passing ``run_context`` when it asks for one."""
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
-        if callee.kind == "async":
-            return await callee.fn(*args, **kwargs)
-        if self.offload:
-            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
-        else:
-            result = callee.fn(*args, **kwargs)
-        if inspect.iscoroutine(result):
-            result = await result
-        return result
-
-    async def invoke(self, callee: Callee, *args: Any) -> StepOutput:
-        """Call an executor and turn what it returns or yields into a StepOutput."""
-        kind = callee.kind
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else {}
-        if kind == "async":
-            result = await callee.fn(*args, **kwargs)
-        elif kind == "sync" and not self.offload:
-            result = callee.fn(*args, **kwargs)
-        elif kind == "sync":
-            result = await self.run.runner.run_blocking(partial(callee.fn, *args, **kwargs))
-        else:
-            result = callee.fn(*args, **kwargs)
-        if type(result) is StepOutput:
-            return result
-        if inspect.iscoroutine(result):
-            result = await result
-        if hasattr(result, "__anext__"):
-            return await self._consume_async(result)
-        if hasattr(result, "__next__") and hasattr(result, "send"):
-            return await self._consume_sync(result)
-        return result if isinstance(result, StepOutput) else StepOutput(content=result)
-
-    async def _consume_async(self, agen: Any) -> StepOutput:
-        final: StepOutput | None = None
-        text: list[str] = []
-        try:
-            async for item in agen:
-                final = self._take(item, final, text)
-        finally:
-            await agen.aclose()
-        return _generator_output(final, text)
-
-    async def _consume_sync(self, gen: Any) -> StepOutput:
-        final: StepOutput | None = None
-        text: list[str] = []
-        done = object()
-        try:
-            while True:
-                if self.offload:
-                    item = await self.run.runner.run_blocking(partial(next, gen, done))
-                else:
-                    item = next(gen, done)
-                if item is done:
-                    break
-                final = self._take(item, final, text)
-        finally:
-            gen.close()
-        return _generator_output(final, text)
-
-    def _take(self, item: Any, final: StepOutput | None, text: list[str]) -> StepOutput | None:
-        if isinstance(item, StepOutput):
-            return item
-        if isinstance(item, str):
-            text.append(item)
-        self.emit_content(item)
-        return final
-
-
-def _generator_output(final: StepOutput | None, text: list[str]) -> StepOutput:
-    if final is not None:
-        return final
-    return StepOutput(content="".join(text) if text else None)
+    for branch in branches:
+        for name, output in branch.context.outputs.items():
+            if ctx.outputs.get(name) is not output:
+                ctx.outputs[name] = output
+    pending = [request for branch in branches for request in branch.paused]
+    if pending:
+        raise PauseRequested(pending)
+    return outputs
 
 
 async def execute_node(
@@ -498,13 +107,7 @@ async def execute_node(
         }
         if branch is not None:
             attributes[ATTR.BRANCH] = branch
-        span_cm = tracer.start_as_current_span(
-            step_span_name(step_type, node.name),
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        span = span_cm.__enter__()
+        span_cm, span = open_span(tracer, step_span_name(step_type, node.name), attributes)
     # An agent run (or any Runnable) started inside this step's code finds the step here,
     # and emits into this run (plait.agent): sync, async, in worker threads (context copied).
     token = _current_step.set(ctx)
@@ -536,12 +139,10 @@ async def execute_node(
         _current_step.reset(token)
         if run.meter is not None and isinstance(exc, Exception):
             run.meter.errors.add(
-                1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(_root_cause(exc)).__name__}
+                1, {ATTR.STEP_TYPE: step_type, ATTR.ERROR_TYPE: type(root_cause(exc)).__name__}
             )
         if span_cm is not None:
-            if isinstance(exc, Exception) and span is not None:
-                record_error(span, _root_cause(exc))
-            span_cm.__exit__(None, None, None)
+            close_span(span_cm, span, exc)
         if hooks is not None and isinstance(exc, Exception):
             hooks.on_step_end(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id, output=None, error=exc)
         raise
@@ -558,7 +159,7 @@ async def execute_node(
             span.set_attributes(metadata_attributes(step_type, output.metadata))  # type: ignore[union-attr]
         if output.metrics is not None and output.metrics.attempts > 1:
             span.set_attribute(ATTR.ATTEMPT, output.metrics.attempts)  # type: ignore[union-attr]
-        span_cm.__exit__(None, None, None)
+        close_span(span_cm, span)
     if run.step_events:
         run.emit(
             ctx.event(
@@ -654,8 +255,8 @@ async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, spa
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if policy is not None and policy.should_retry(_root_cause(exc), attempt):
-                delay = policy.delay(attempt, _root_cause(exc))
+            if policy is not None and policy.should_retry(root_cause(exc), attempt):
+                delay = policy.delay(attempt, root_cause(exc))
                 if ctx.run.step_events:
                     ctx.emit(
                         ctx.event(
@@ -692,13 +293,8 @@ async def _with_timeout(
     inner = StepContext(
         ctx.run, ctx.frame, ctx.step_id, ctx.parent_step_id, ctx.step_name, work, ctx.outputs, True, discard
     )
-    scope = asyncio.timeout(timeout)
-    try:
-        async with scope:
-            output = await node.execute(step_input, inner)
-    except TimeoutError:
-        if not scope.expired():
-            raise  # the step's own TimeoutError, not ours
+
+    def expired() -> BaseException:
         discard.set = True
         note = ""
         if node.runs_blocking_code:
@@ -707,20 +303,16 @@ async def _with_timeout(
                 "(it runs on; its result and session-state changes are discarded, and its "
                 "run_context.cancelled is now true)"
             )
-        raise StepTimeoutError(f"timed out after {timeout:g}s{note}") from None
+        return StepTimeoutError(f"timed out after {timeout:g}s{note}")
+
+    try:
+        output = await bounded(timeout, node.execute(step_input, inner), expired)
     except BaseException:
         discard.set = True
         raise
     ctx.state.clear()
     ctx.state.update(work)
     return output
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The user's exception behind plait's StepError wrappers (for retry filters)."""
-    while isinstance(exc, StepError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc
 
 
 def _fail(node: StepNode, ctx: StepContext, exc: Exception, attempt: int) -> StepOutput:
@@ -748,3 +340,8 @@ def _fail(node: StepNode, ctx: StepContext, exc: Exception, attempt: int) -> Ste
         step_path=ctx.step_id,
         step_name=node.name,
     ) from exc
+
+
+# the contexts (plait._context) run their children through these
+ENGINE.execute_node = execute_node
+ENGINE.run_branches = run_branches

@@ -1,9 +1,11 @@
-"""User callables, classified once at construction.
+"""User callables: classified once at construction, called through one dispatcher.
 
-A step executor, evaluator, selector or end condition may be a sync or async
-function, a sync or async generator function, or an object whose ``__call__`` is
-any of those. :class:`Callee` records which, and whether it takes a
-``run_context`` argument, so nothing is inspected on the hot path.
+A step executor, evaluator, selector, end condition or agent tool may be a sync
+or async function, a sync or async generator function, or an object whose
+``__call__`` is any of those. :class:`Callee` records which, and whether it takes
+a ``run_context`` argument, so nothing is inspected on the hot path; :func:`call`
+is the one place that calls such code (awaiting it, offloading sync code to a
+worker thread, or consuming what a generator yields).
 """
 
 from __future__ import annotations
@@ -15,15 +17,119 @@ import hashlib
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Literal
 
 from plait._codec import allow_content_type, declared_types
+from plait._io import StepOutput
 from plait.errors import DefinitionError
 
-__all__ = ["CallKind", "Callee"]
+__all__ = ["Blocking", "CallKind", "Callee", "call", "call_kind"]
 
 CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
+#: how sync code is sent off the event loop: a runner's ``run_blocking``
+Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+def call_kind(fn: Callable[..., Any]) -> CallKind:
+    """Whether ``fn`` (or a callable object's ``__call__``) is sync, async, or a generator function."""
+    target: Any = fn
+    plain = inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn)
+    if not plain and not hasattr(fn, "func"):  # a callable object: its __call__ decides
+        target = type(fn).__call__
+    if inspect.isasyncgenfunction(target):
+        return "async_gen"
+    if inspect.isgeneratorfunction(target):
+        return "sync_gen"
+    if inspect.iscoroutinefunction(target):
+        return "async"
+    return "sync"
+
+
+async def call(
+    fn: Callable[..., Any],
+    kind: CallKind,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    blocking: Blocking | None,
+    emit: Callable[[Any], None] | None = None,
+) -> Any:
+    """Call user code of ``kind`` and return what it returns.
+
+    Async code is awaited; sync code runs through ``blocking`` when given (a worker
+    thread, so the loop stays free), else right here; a coroutine that sync code
+    returns is awaited. With ``emit`` (a step executor), the result is a
+    :class:`StepOutput`: what a generator yields is consumed (``next`` through
+    ``blocking`` too), each item passed to ``emit``; its last StepOutput, or the
+    text it yielded, is the output.
+    """
+    if kind == "async":
+        result = await fn(*args, **kwargs)
+    elif kind == "sync" and blocking is not None:
+        result = await blocking(partial(fn, *args, **kwargs))
+    else:
+        result = fn(*args, **kwargs)
+    if emit is None:
+        if inspect.iscoroutine(result):
+            result = await result
+        return result
+    if type(result) is StepOutput:
+        return result
+    if inspect.iscoroutine(result):
+        result = await result
+    if hasattr(result, "__anext__"):
+        return await _consume_async(result, emit)
+    if hasattr(result, "__next__") and hasattr(result, "send"):
+        return await _consume_sync(result, emit, blocking)
+    return result if isinstance(result, StepOutput) else StepOutput(content=result)
+
+
+async def _consume_async(agen: Any, emit: Callable[[Any], None]) -> StepOutput:
+    final: StepOutput | None = None
+    text: list[str] = []
+    try:
+        async for item in agen:
+            final = _take(item, final, text, emit)
+    finally:
+        await agen.aclose()
+    return _yielded(final, text)
+
+
+async def _consume_sync(gen: Any, emit: Callable[[Any], None], blocking: Blocking | None) -> StepOutput:
+    final: StepOutput | None = None
+    text: list[str] = []
+    done = object()
+    try:
+        while True:
+            if blocking is not None:
+                item = await blocking(partial(next, gen, done))
+            else:
+                item = next(gen, done)
+            if item is done:
+                break
+            final = _take(item, final, text, emit)
+    finally:
+        gen.close()
+    return _yielded(final, text)
+
+
+def _take(
+    item: Any, final: StepOutput | None, text: list[str], emit: Callable[[Any], None]
+) -> StepOutput | None:
+    if isinstance(item, StepOutput):
+        return item
+    if isinstance(item, str):
+        text.append(item)
+    emit(item)
+    return final
+
+
+def _yielded(final: StepOutput | None, text: list[str]) -> StepOutput:
+    """A generator's output: the last StepOutput it yielded, else the text it yielded."""
+    if final is not None:
+        return final
+    return StepOutput(content="".join(text) if text else None)
 
 
 class Callee:
@@ -35,18 +141,8 @@ class Callee:
         if not callable(fn):
             raise DefinitionError(f"{what}: expected a function or a callable object, got {fn!r}")
         self.fn = fn
-        target: Any = fn
         is_class_instance = not (inspect.isfunction(fn) or inspect.ismethod(fn) or inspect.isbuiltin(fn))
-        if is_class_instance and not hasattr(fn, "func"):
-            target = type(fn).__call__
-        if inspect.isasyncgenfunction(target):
-            self.kind: CallKind = "async_gen"
-        elif inspect.isgeneratorfunction(target):
-            self.kind = "sync_gen"
-        elif inspect.iscoroutinefunction(target):
-            self.kind = "async"
-        else:
-            self.kind = "sync"
+        self.kind: CallKind = call_kind(fn)
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self.executor_type = "class" if is_class_instance and not hasattr(fn, "func") else "function"
         self.wants_run_context = _accepts(fn, "run_context")

@@ -16,7 +16,7 @@ from plait.errors import DefinitionError
 from plait.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext
+    from plait._context import StepContext
     from plait._io import StepInput, StepOutput
 
 __all__ = ["OnError", "StepNode"]

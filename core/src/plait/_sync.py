@@ -1,5 +1,8 @@
 """Driving the async executor from sync code: ``run()`` and ``run(stream=True)``.
 
+Entry points are written once, async: ``arun()`` returns a coroutine, or with
+``stream=True`` an :class:`EventStream`, and ``run()`` is ``sync(self.arun(...))``.
+
 Without a running event loop in this thread, a private loop per thread is reused
 (creating a loop per call would cost more than a whole short workflow). Inside a
 running loop (Jupyter, an async web handler calling ``run()``), the work moves to
@@ -16,9 +19,9 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-__all__ = ["astream", "iterate_sync", "run_sync", "stream"]
+__all__ = ["EventStream", "astream", "iterate_sync", "run_sync", "stream", "sync"]
 
 Listener = Callable[[Any], None]
 _DONE = object()
@@ -220,3 +223,46 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
         if not task.done():
             task.cancel()
             loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+
+
+class EventStream(AsyncIterator[Any]):
+    """What ``arun(..., stream=True)`` returns: an async iterator over what ``start(listener)``
+    passes to its listener (:func:`astream`); :func:`sync` drives the same run from sync
+    code through :func:`stream` instead."""
+
+    __slots__ = ("_iterator", "start")
+
+    def __init__(self, start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> None:
+        self.start = start
+        self._iterator: AsyncIterator[Any] | None = None
+
+    def _events(self) -> AsyncIterator[Any]:
+        if self._iterator is None:
+            self._iterator = astream(self.start)
+        return self._iterator
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events()
+
+    async def __anext__(self) -> Any:
+        return await self._events().__anext__()
+
+    async def aclose(self) -> None:
+        """Stop early: cancel the run if it started."""
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+
+@overload
+def sync(result: AsyncIterator[T]) -> Iterator[T]: ...
+@overload
+def sync(result: Coroutine[Any, Any, T]) -> T: ...
+@overload
+def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]: ...
+def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]:
+    """The sync form of what an async entry point returned: its result, or an iterator of events."""
+    if type(result) is EventStream:  # not isinstance: an ABC's check costs more than a short run
+        return stream(result.start)
+    if hasattr(result, "__anext__"):
+        return iterate_sync(result)  # type: ignore[arg-type]
+    return run_sync(result)  # type: ignore[arg-type]

@@ -23,11 +23,11 @@ from opentelemetry.trace import SpanKind
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._checks import check_number
-from plait._engine import RunContext, current_step
+from plait._context import RunContext, current_step
+from plait._executors import call, call_kind
 from plait._ids import new_id
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
-from plait._sync import astream, run_sync
-from plait._sync import stream as stream_sync
+from plait._sync import EventStream, sync
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
@@ -66,7 +66,7 @@ from plait.tracing import (
 )
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext
+    from plait._context import StepContext
 
 __all__ = ["Agent", "AgentRunOutput", "Runnable", "Tool", "tool"]
 
@@ -123,7 +123,8 @@ class Tool:
             default = param.default if param.default is not param.empty else ...
             fields[param.name] = (annotation, default)
         self._arguments = create_model(f"{self.name}_arguments", **fields)
-        self.is_async = inspect.iscoroutinefunction(fn)
+        self.kind = call_kind(fn)
+        self.is_async = self.kind == "async"
 
     @property
     def definition(self) -> ToolDefinition:
@@ -141,9 +142,7 @@ class Tool:
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.wants_run_context:
             kwargs["run_context"] = run_context
-        if self.is_async:
-            return await self.fn(**kwargs)
-        return await run_blocking(lambda: self.fn(**kwargs))
+        return await call(self.fn, self.kind, (), kwargs, run_blocking)
 
 
 def tool(
@@ -179,14 +178,14 @@ class Runnable:
 
     def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
-        if stream or stream_events:
-            return stream_sync(self._starter(input, stream_events))
-        return run_sync(self._run(input, **{"emit": None, **self._enclosing()}))
+        return sync(self.arun(input, stream=stream, stream_events=stream_events))
 
     def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
-            return astream(self._starter(input, stream_events))
+            return EventStream(
+                lambda listener: self._run(input, emit=listener if stream_events else _content(listener))
+            )
         return self._run(input, **{"emit": None, **self._enclosing()})
 
     def print_response(
@@ -220,16 +219,6 @@ class Runnable:
         )
 
     # -- execution -------------------------------------------------------------------
-
-    def _starter(self, input: Any, stream_events: bool) -> Callable[[Callable[[Event], None]], Any]:
-        def start(deliver: Callable[[Event], None]) -> Any:
-            def emit(event: Event) -> None:
-                if stream_events or isinstance(event, RunContentEvent):
-                    deliver(event)
-
-            return self._run(input, emit=emit)
-
-        return start
 
     async def _run(
         self,
@@ -654,6 +643,18 @@ class Agent(Runnable, Generic[OutputT]):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
+    """What an agent's stream without ``stream_events`` delivers: its content."""
+    if deliver is None:
+        return None
+
+    def emit(event: Event) -> None:
+        if isinstance(event, RunContentEvent):
+            deliver(event)
+
+    return emit
 
 
 def _standalone_context(agent_name: str) -> RunContext:

@@ -19,7 +19,7 @@ from plait.events import StepPausedEvent
 from plait.primitives import StepNode, _sequence_output, as_nodes
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext
+    from plait._context import StepContext
 
 __all__ = ["Approval", "RejectedError"]
 

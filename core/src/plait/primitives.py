@@ -1,7 +1,7 @@
 """The workflow primitives: Step, Steps, Parallel, Condition, Loop, Router.
 
 Each primitive only describes itself and how it executes through
-:class:`~plait._engine.StepContext`; ids, events, spans, retries, timeouts and
+:class:`~plait._context.StepContext`; ids, events, spans, retries, timeouts and
 error reports are the executor's job (:func:`plait._engine.execute_node`), the
 same for every node, including step types registered by plugins.
 
@@ -24,7 +24,7 @@ from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
 from plait.tracing import ATTR
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext
+    from plait._context import StepContext
     from plait.runners import Runner
 
 __all__ = ["Condition", "Loop", "Parallel", "Router", "Step", "StepNode", "Steps", "as_node", "as_nodes"]

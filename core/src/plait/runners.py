@@ -28,12 +28,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
+from plait._context import ENGINE, RunState, StepContext
 from plait._io import StepInput, StepOutput
 from plait._pause import PauseRequested
 from plait.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from plait._engine import StepContext, WorkflowFrame
+    from plait._context import WorkflowFrame
     from plait._node import StepNode
     from plait.events import Event
 
@@ -75,13 +76,15 @@ class Runner(Protocol):
 # -- the branch contract: what the executor hands a runner -----------------------------
 
 #: The executor's module. It imports this one (the runner contract), so this one does not
-#: import it back: a branch reaches ``execute_node`` and the run contexts through it by
-#: name, when it runs. By then it is loaded: every Branch and BranchPayload comes from it.
+#: import it back: a branch reaches ``execute_node`` through ``plait._context.ENGINE``, which
+#: the engine fills in when it loads; a shipped branch loads it by name first.
 _EXECUTOR = "plait._engine"
 
 
-def _executor() -> Any:
-    return sys.modules.get(_EXECUTOR) or importlib.import_module(_EXECUTOR)
+def _engine() -> Any:
+    if _EXECUTOR not in sys.modules:
+        importlib.import_module(_EXECUTOR)
+    return ENGINE
 
 
 @dataclass(slots=True)
@@ -123,14 +126,14 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
 
     from plait.tracing import resolve_tracer
 
-    engine = _executor()
-    run = engine.RunState(
+    _engine()
+    run = RunState(
         runner=default_runner(),
         tracer=resolve_tracer(),
         listeners=[emit] if emit is not None else [],
         step_events=payload.step_events,
     )
-    ctx = engine.StepContext(
+    ctx = StepContext(
         run,
         payload.frame,
         payload.step_id,
@@ -172,7 +175,7 @@ class Branch:
     async def run(self) -> StepOutput:
         """Execute the branch in this process."""
         try:
-            output: StepOutput = await _executor().execute_node(
+            output: StepOutput = await ENGINE.execute_node(
                 self.node, self.step_input, self.context, branch=self.index
             )
             return output

@@ -1,0 +1,386 @@
+"""Where code runs inside a workflow run: the run, the workflow frame and the step.
+
+:class:`RunState` is what one top-level run shares with everything inside it,
+:class:`WorkflowFrame` one workflow (top-level or nested) in it, and
+:class:`StepContext` one node: its stable id, its session state, its events and
+spans. :class:`RunContext` is the view user code asks for with a ``run_context``
+parameter; :func:`current_step` finds the running step from anywhere in its code.
+
+A StepContext runs its children through the executor (:mod:`plait._engine`),
+which imports this module and fills in :data:`ENGINE` (``execute_node``,
+``run_branches``) when it loads, so the contexts never import the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from plait._executors import Callee, call
+from plait._io import StepInput, StepOutput
+from plait.events import CustomEvent, Event, RunContentEvent
+from plait.tracing import ATTR, step_span_name
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
+    from plait.primitives import StepNode
+    from plait.runners import Runner
+
+__all__ = [
+    "ENGINE",
+    "Discard",
+    "RunContext",
+    "RunState",
+    "StepContext",
+    "WorkflowFrame",
+    "current_step",
+]
+
+
+class RunState:
+    """What one top-level run shares with everything inside it, nested workflows included."""
+
+    __slots__ = (
+        "answers",
+        "cancelled",
+        "checkpointer",
+        "hooks",
+        "listeners",
+        "listening",
+        "meter",
+        "restored",
+        "runner",
+        "step_events",
+        "storage",
+        "stream_content",
+        "tracer",
+    )
+
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        tracer: Tracer | None,
+        listeners: Sequence[Callable[[Event], None]] = (),
+        step_events: bool = False,
+        hooks: Any = None,
+    ) -> None:
+        self.runner = runner
+        self.tracer = tracer
+        self.listeners = list(listeners)
+        self.listening = bool(self.listeners)
+        #: build step and container events only when someone wants them
+        self.step_events = step_events and self.listening
+        #: stream model output token by token only when someone is listening
+        self.stream_content = self.listening
+        self.hooks = hooks
+        #: True once the run is cancelled or timed out, so cooperative sync code can stop early
+        self.cancelled = False
+        #: durable runs (see plait._durable): all None for a run without storage
+        self.storage: Any = None
+        self.checkpointer: Any = None
+        #: checkpoints of an earlier attempt of this run, by step id (on resume)
+        self.restored: dict[str, Any] | None = None
+        #: people's answers to paused steps, by step id
+        self.answers: dict[str, Any] = {}
+        #: OpenTelemetry metric instruments, when a metrics SDK is configured
+        self.meter: Any = None
+
+    def emit(self, event: Event) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+@dataclass(slots=True)
+class WorkflowFrame:
+    """One workflow run inside the tree: the top-level one, or a nested one."""
+
+    workflow: Any
+    workflow_id: str
+    workflow_name: str
+    run_id: str
+    session_id: str
+    depth: int
+    parent_run_id: str | None = None
+    #: ids of steps that failed as data or were skipped after failing
+    errors: list[str] = field(default_factory=list)
+
+
+_current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
+
+
+def current_step() -> StepContext | None:
+    """The step whose code is running in this context (None outside a workflow run)."""
+    return _current_step.get()
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What an executor (or an agent's tool) that declares a ``run_context`` parameter
+    receives. A tool of an agent run outside any workflow gets one of the agent's own run:
+    a fresh ``session_state``, the agent's run id, and an ``emit`` that goes nowhere."""
+
+    session_state: dict[str, Any]
+    run_id: str
+    session_id: str
+    workflow_id: str
+    workflow_name: str
+    step_id: str
+    step_name: str
+    nested_depth: int
+    _ctx: StepContext | None
+
+    def emit(self, data: Any) -> None:
+        """Send a custom event (any JSON-compatible data) to the run's listeners."""
+        if self._ctx is not None:
+            self._ctx.emit_content(data)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this step's result will be discarded: the run was cancelled or timed
+        out, this attempt timed out, or a sibling branch failed. Long sync code, which
+        cannot be interrupted, should check it and return early."""
+        ctx = self._ctx
+        if ctx is None:
+            return False
+        return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
+
+
+class Discard:
+    """Set when the work under a context will be thrown away (its attempt timed out, its
+    branch was cancelled); a context inherits its parent's and may add its own."""
+
+    __slots__ = ("parent", "set")
+
+    def __init__(self, parent: Discard | None) -> None:
+        self.parent = parent
+        self.set = False
+
+    def is_set(self) -> bool:
+        scope: Discard | None = self
+        while scope is not None:
+            if scope.set:
+                return True
+            scope = scope.parent
+        return False
+
+
+class StepContext:
+    """Where a node executes: its run, its workflow, its stable id and its state.
+
+    A step type from a plugin receives one in ``execute(step_input, ctx)`` and uses
+    :meth:`run_steps`, :meth:`run_branches`, :meth:`call` and :meth:`emit`.
+    """
+
+    __slots__ = (
+        "discard",
+        "frame",
+        "offload",
+        "outputs",
+        "parent_step_id",
+        "run",
+        "state",
+        "step_id",
+        "step_name",
+    )
+
+    def __init__(
+        self,
+        run: RunState,
+        frame: WorkflowFrame,
+        step_id: str,
+        parent_step_id: str | None,
+        step_name: str,
+        state: dict[str, Any],
+        outputs: dict[str, StepOutput],
+        offload: bool,
+        discard: Discard | None = None,
+    ) -> None:
+        self.run = run
+        self.frame = frame
+        self.step_id = step_id
+        self.parent_step_id = parent_step_id
+        self.step_name = step_name
+        self.state = state
+        self.outputs = outputs
+        #: run sync code in worker threads (inside parallel branches and timeouts)
+        self.offload = offload
+        #: set when this context's work will be discarded (RunContext.cancelled)
+        self.discard = discard
+
+    # -- derived contexts ------------------------------------------------------------
+
+    def child(self, name: str) -> StepContext:
+        """The context of a child node called ``name``."""
+        escaped = name.replace("/", "%2F")
+        return self._under(f"{self.step_id}/{escaped}" if self.step_id else escaped, name)
+
+    def scope(self, suffix: str, name: str) -> StepContext:
+        """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
+        return self._under(f"{self.step_id}{suffix}", name)
+
+    def _under(self, step_id: str, name: str) -> StepContext:
+        return StepContext(
+            self.run,
+            self.frame,
+            step_id,
+            self.step_id or None,
+            name,
+            self.state,
+            self.outputs,
+            self.offload,
+            self.discard,
+        )
+
+    def span(self, kind: str, name: str, attributes: dict[str, Any]) -> Any:
+        """A span under the current one (no-op without a tracer): for pseudo-nodes such as
+        loop iterations, which the executor does not wrap itself."""
+        tracer = self.run.tracer
+        if tracer is None:
+            return contextlib.nullcontext()
+        attributes = {
+            ATTR.STEP_ID: self.step_id,
+            ATTR.RUN_ID: self.frame.run_id,
+            ATTR.SPAN_KIND: "CHAIN",
+            **attributes,
+        }
+        return tracer.start_as_current_span(step_span_name(kind, name), attributes=attributes)
+
+    # -- events ----------------------------------------------------------------------
+
+    def event(self, cls: type[Event], **fields: Any) -> Event:
+        """An event of ``cls`` stamped with where it happened."""
+        frame = self.frame
+        return cls(
+            run_id=frame.run_id,
+            session_id=frame.session_id,
+            workflow_id=frame.workflow_id,
+            workflow_name=frame.workflow_name,
+            step_id=self.step_id or None,
+            step_name=self.step_name or None,
+            parent_step_id=self.parent_step_id,
+            nested_depth=frame.depth,
+            **fields,
+        )
+
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to the run's listeners (thread-safe listeners, any thread)."""
+        if self.run.listening:
+            self.run.emit(event)
+
+    def emit_content(self, item: Any) -> None:
+        """Emit what a generator yielded: text as content, plait events re-stamped, other data as custom."""
+        if not self.run.listening:
+            return
+        if isinstance(item, Event):
+            self.run.emit(self.adopt(item))
+        elif isinstance(item, str):
+            self.run.emit(self.event(RunContentEvent, content=item))
+        else:
+            self.run.emit(self.event(CustomEvent, data=item))
+
+    def adopt(self, event: Event) -> Event:
+        """Re-stamp an event produced elsewhere (an agent run inside this step) with this place."""
+        if event.workflow_id is None:
+            frame = self.frame
+            return replace(
+                event,
+                run_id=frame.run_id,
+                session_id=frame.session_id,
+                workflow_id=frame.workflow_id,
+                workflow_name=frame.workflow_name,
+                step_id=self.step_id or None,
+                step_name=self.step_name or None,
+                parent_step_id=self.parent_step_id,
+                nested_depth=frame.depth,
+            )
+        return replace(
+            event,
+            nested_depth=event.nested_depth + self.frame.depth + 1,
+            parent_step_id=event.parent_step_id or self.step_id,
+        )
+
+    def run_context(self) -> RunContext:
+        frame = self.frame
+        return RunContext(
+            self.state,
+            frame.run_id,
+            frame.session_id,
+            frame.workflow_id,
+            frame.workflow_name,
+            self.step_id,
+            self.step_name,
+            frame.depth,
+            self,
+        )
+
+    # -- running children ------------------------------------------------------------
+
+    async def run_steps(self, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
+        """Run ``nodes`` one after another, each receiving the previous one's content.
+        Stops after an output with ``stop=True``."""
+        execute_node = ENGINE.execute_node
+        outputs: list[StepOutput] = []
+        previous = step_input.previous_step_content
+        for node in nodes:
+            output = await execute_node(
+                node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
+            )
+            outputs.append(output)
+            if not output.skipped:
+                previous = output.content
+            if output.stop:
+                break
+        return outputs
+
+    def run_branches(
+        self,
+        nodes: Sequence[StepNode],
+        step_input: StepInput,
+        *,
+        runner: Runner | None = None,
+        max_concurrency: int | None = None,
+    ) -> Coroutine[Any, Any, list[StepOutput]]:
+        """Run ``nodes`` concurrently through the runner, each on its own copy of the
+        session state; then merge state changes and outputs in declaration order."""
+        return ENGINE.run_branches(self, nodes, step_input, runner, max_concurrency)
+
+    def call(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, Any]:
+        """Call a user function (not a generator), off the loop when it is sync and
+        this context offloads, passing ``run_context`` when it asks for one."""
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        return call(
+            callee.fn, callee.kind, args, kwargs, self.run.runner.run_blocking if self.offload else None
+        )
+
+    def invoke(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, StepOutput]:
+        """Call an executor and turn what it returns or yields into a StepOutput."""
+        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        blocking = self.run.runner.run_blocking if self.offload else None
+        return call(callee.fn, callee.kind, args, kwargs, blocking, self.emit_content)
+
+
+_NO_KWARGS: dict[str, Any] = {}
+
+
+class _ExecuteNode(Protocol):
+    def __call__(
+        self, node: StepNode, step_input: StepInput, parent: StepContext, *, branch: int | None = None
+    ) -> Coroutine[Any, Any, StepOutput]: ...
+
+
+class Engine:
+    """What a :class:`StepContext` needs from the executor: plait._engine sets these when it loads."""
+
+    execute_node: _ExecuteNode
+    run_branches: Callable[
+        [StepContext, Sequence[StepNode], StepInput, Runner | None, int | None],
+        Coroutine[Any, Any, list[StepOutput]],
+    ]
+
+
+ENGINE = Engine()

@@ -1,0 +1,229 @@
+"""Durable runs of a workflow: the run record, its lease, the stored session, resuming, answers.
+
+A workflow with storage comes here (:func:`run_stored`) to run under a lease with
+its record saved before and after, its checkpoints written through
+:class:`~plait._durable.Checkpointer` and its session committed to the storage;
+:func:`resume` claims an earlier run, checks the caller's answers to its paused
+steps and runs it again from its checkpoints. A run without storage never
+imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plait._context import RunState, StepContext
+from plait._durable import Checkpointer, to_json
+from plait._io import RunStatus, WorkflowRunOutput
+from plait._pause import PendingInput
+from plait._sessions import commit_stored
+from plait.errors import DefinitionError
+from plait.events import Event
+from plait.storage import RunRecord, Storage, claim_run
+
+if TYPE_CHECKING:
+    from plait.primitives import StepNode
+    from plait.workflow import Workflow
+
+__all__ = ["Resume", "resume", "run_stored", "stored_session"]
+
+
+@dataclass(slots=True)
+class Resume:
+    """What continue_run hands to a run: its record, checkpoints and answers."""
+
+    record: RunRecord
+    checkpoints: dict[str, Any]
+    answers: dict[str, Any]
+
+
+async def stored_session(
+    workflow: Workflow, storage: Storage, session_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's working copy of a stored session and its base (JSON-compatible)."""
+    record = await storage.load_session(session_id)
+    if record is not None:
+        return record.state, copy.deepcopy(record.state)
+    initial = to_json(workflow.session_state, "the initial session_state") if workflow.session_state else {}
+    return copy.deepcopy(initial), initial
+
+
+async def run_stored(
+    workflow: Workflow,
+    storage: Storage,
+    ctx: StepContext,
+    input: Any,
+    additional_data: dict[str, Any] | None,
+    base: dict[str, Any],
+    stored_events: list[Event],
+    resume: Resume | None,
+    where: str,
+) -> WorkflowRunOutput:
+    """Run ``workflow`` durably: record, lease, checkpoints, stored session (``ctx.state``)."""
+    run = ctx.run
+    frame = ctx.frame
+    run_id, session_id, state = frame.run_id, frame.session_id, ctx.state
+    run.storage = storage
+    run.checkpointer = Checkpointer(storage, run_id, workflow.durability)
+    if resume is not None:
+        run.restored = resume.checkpoints
+        run.answers = resume.answers
+        record = resume.record
+        record.status = RunStatus.RUNNING.value
+        record.pause = None
+    else:
+        input = workflow._validate_input(input)
+        record = RunRecord(
+            run_id=run_id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            session_id=session_id,
+            status=RunStatus.RUNNING.value,
+            input=to_json(input, f"the input of workflow {workflow.name!r}"),
+            target=workflow.target,
+            session_base=base,
+        )
+    # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
+    lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
+    try:
+        await storage.save_run(record)
+        try:
+            output = await workflow._execute(input, ctx, additional_data)
+        except BaseException as exc:
+            # Ctrl-C in a sync step on the loop thread arrives as KeyboardInterrupt, elsewhere
+            # as cancellation: either way the run was cancelled, and can be resumed.
+            cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+            record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
+            record.error = f"{type(exc).__name__}: {exc}"
+            await _finish(storage, run, record, stored_events)
+            raise
+        record.status = output.status.value
+        record.content = to_json(output.content, f"the output of workflow {workflow.name!r}")
+        record.error = output.error
+        metrics = output.metrics
+        record.metrics = {
+            "duration": output.duration,
+            "input_tokens": metrics.input_tokens,
+            "output_tokens": metrics.output_tokens,
+        }
+        record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
+        try:
+            final = to_json(state, "the session state")
+            await commit_stored(storage, session_id, workflow.id, base, final, where=where)
+            record.session_base = final  # a resumed run's changes count from here
+        except BaseException as exc:
+            record.status = RunStatus.ERROR.value
+            record.error = f"{type(exc).__name__}: {exc}"
+            await _finish(storage, run, record, stored_events)
+            raise
+        await _finish(storage, run, record, stored_events)
+        return output
+    finally:
+        if lease is not None:
+            await lease.release()
+
+
+async def _finish(storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
+    """Write what the run leaves behind: its checkpoints, events and record."""
+    record.updated_at = time.time()
+    try:
+        await run.checkpointer.close()
+        if events:
+            await storage.append_events(record.run_id, [event.to_dict() for event in events])
+    finally:
+        await storage.save_run(record)
+
+
+async def resume(
+    workflow: Workflow,
+    storage: Storage,
+    run_id: str,
+    *,
+    listeners: Sequence[Callable[[Event], None]],
+    stream_events: bool,
+    answers: dict[str, Any] | None,
+    approve: bool | None,
+    answer: Any,
+    wait: float | bool,
+) -> WorkflowRunOutput:
+    """Claim run ``run_id`` of ``workflow``, check the answers, and run it from its checkpoints."""
+    # Claim the run before reading it: checkpoints read under the lease are the latest, and
+    # a second resumer gets a RunClaimedError naming the holder (or waits, with wait=).
+    lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl, wait=wait)
+    try:
+        record = await storage.get_run(run_id)
+        if record is None:
+            raise DefinitionError(f"Workflow {workflow.name!r}: no run {run_id!r} in {storage!r}")
+        if record.workflow_id != workflow.id:
+            raise DefinitionError(
+                f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}"
+            )
+        if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
+            raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
+        checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        resolved = resolve_answers(workflow, record, answers, approve, answer)
+        input = workflow._validate_input(record.input)
+        return await workflow._run(
+            input,
+            listeners=listeners,
+            stream_events=stream_events,
+            session_id=record.session_id,
+            run_id=run_id,
+            resume=Resume(record, checkpoints, resolved),
+        )
+    finally:
+        await lease.release()
+
+
+def resolve_answers(
+    workflow: Workflow, record: RunRecord, answers: dict[str, Any] | None, approve: bool | None, answer: Any
+) -> dict[str, Any]:
+    """Map the caller's answers to pending step ids, checking each against its step."""
+    pending = [PendingInput.from_dict(p) for p in (record.pause or {}).get("pending", [])]
+    by_name = {p.step_name: p.step_id for p in pending}
+    resolved: dict[str, Any] = {}
+    for key, value in (answers or {}).items():
+        resolved[by_name.get(key, key)] = value
+    if approve is not None:
+        for request in pending:
+            if request.kind == "confirm":
+                resolved.setdefault(request.step_id, approve)
+    if answer is not None:
+        if len(pending) != 1:
+            ids = ", ".join(p.step_id for p in pending) or "none"
+            raise DefinitionError(
+                f"answer= needs exactly one pending step; pending: {ids}; use answers={{step_id: ...}}"
+            )
+        resolved.setdefault(pending[0].step_id, answer)
+    nodes = dict(_walk_approvals(workflow.nodes, ""))
+    for step_id, value in resolved.items():
+        node = nodes.get(_pattern(step_id))
+        if node is None:
+            known = ", ".join(p.step_id for p in pending) or "none"
+            raise DefinitionError(
+                f"no approval step {step_id!r} in workflow {workflow.name!r} (pending: {known})"
+            )
+        resolved[step_id] = node.validate_answer(value, step_id)
+    return resolved
+
+
+def _walk_approvals(nodes: Sequence[StepNode], prefix: str) -> Iterator[tuple[str, Any]]:
+    """(step id pattern, node) of every Approval in the tree (loop iterations left out of ids)."""
+    from plait.approval import Approval
+
+    for node in nodes:
+        step_id = f"{prefix}/{node.name.replace('/', '%2F')}" if prefix else node.name.replace("/", "%2F")
+        if isinstance(node, Approval):
+            yield step_id, node
+        yield from _walk_approvals(node.children(), step_id)
+
+
+def _pattern(step_id: str) -> str:
+    """A step id without loop iteration numbers: ``loop[2]/ask`` -> ``loop/ask``."""
+    return re.sub(r"\[\d+\]", "", step_id)

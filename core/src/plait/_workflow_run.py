@@ -1,0 +1,289 @@
+"""One run of a workflow: setting it up, its frame, and a workflow nested as a step.
+
+:func:`run` starts a top-level run (its session copy, sinks, listeners, hooks,
+:class:`~plait._context.RunState`), hands a run with storage to
+:mod:`plait._runs`, and commits the session; :func:`execute` is the run frame
+(start/end events and hooks, the span and timeout from :mod:`plait._frame`, a
+pause or a failure turned into the run's output or error) around the walk over
+the steps; :func:`run_nested` runs a workflow as a step of an outer one, deeper,
+with a state copy merged back after. ``Workflow._run``, ``_execute`` and
+``_run_nested`` are these functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from plait import (
+    _engine,  # noqa: F401  (loading the engine fills in the contexts' ENGINE)
+    _state,
+)
+from plait._context import RunState, StepContext, WorkflowFrame, _current_step
+from plait._frame import bounded, close_span, open_span
+from plait._ids import new_id
+from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
+from plait._pause import PauseRequested
+from plait.errors import RunTimeoutError, StepError
+from plait.events import (
+    Event,
+    WorkflowCancelledEvent,
+    WorkflowCompletedEvent,
+    WorkflowErrorEvent,
+    WorkflowPausedEvent,
+    WorkflowStartedEvent,
+)
+from plait.primitives import check_tree
+from plait.tracing import ATTR, resolve_meter, resolve_tracer, workflow_span_name
+
+if TYPE_CHECKING:
+    from plait._runs import Resume
+    from plait.workflow import Workflow
+
+__all__ = ["execute", "run", "run_nested"]
+
+
+async def run(
+    workflow: Workflow,
+    input: Any,
+    *,
+    listeners: Sequence[Callable[[Event], None]],
+    stream_events: bool,
+    session_id: str | None = None,
+    session_state: dict[str, Any] | None = None,
+    additional_data: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    sinks: Sequence[Any] = (),
+    resume: Resume | None = None,
+) -> WorkflowRunOutput:
+    from plait.plugins import lifecycle_hooks
+
+    if not workflow._tree_checked:
+        check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
+        workflow._tree_checked = True
+    storage = None if workflow.storage is None else await workflow._ready_storage()
+    session_id = session_id or workflow.session_id or new_id()
+    # The run works on its own copy of the session and commits its changes at the end
+    # (plait._sessions): concurrent runs of one session merge instead of overwriting.
+    if storage is None:
+        state, base = workflow._sessions.start(session_id, workflow.session_state)
+    else:
+        from plait._runs import stored_session
+
+        state, base = await stored_session(workflow, storage, session_id)
+        if resume is not None and resume.record.session_base is not None:
+            base = resume.record.session_base  # the state the run last committed against
+    if session_state:
+        state.update(session_state)
+    where = f"Workflow {workflow.name!r}, session {session_id!r}"
+    all_sinks = [*workflow._sink_objects(), *sinks] if workflow.sinks or sinks else ()
+    if all_sinks:
+        from plait.sinks import create_sink, dispatcher_for
+
+        listeners = [
+            *listeners,
+            *(dispatcher_for(create_sink(s) if isinstance(s, str) else s) for s in all_sinks),
+        ]
+    stored_events: list[Event] = []
+    if storage is not None and workflow.store_events:
+        listeners = [*listeners, stored_events.append]
+    hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
+    run = RunState(
+        runner=workflow._resolve_runner(),
+        tracer=resolve_tracer(workflow.tracer_provider),
+        listeners=listeners,
+        step_events=stream_events or bool(all_sinks) or bool(storage is not None and workflow.store_events),
+        hooks=hooks,
+    )
+    run.meter = resolve_meter()
+    run_id = run_id or new_id()
+    frame = WorkflowFrame(workflow, workflow.id, workflow.name, run_id, session_id, 0)
+    ctx = StepContext(run, frame, "", None, "", state, {}, workflow.timeout is not None)
+    if storage is None:
+        output = await execute(workflow, input, ctx, additional_data)
+        if state or base:
+            workflow._sessions.commit(session_id, base, state, where=where)
+        workflow._last_run_output = output
+        return output
+    from plait._runs import run_stored
+
+    output = await run_stored(
+        workflow, storage, ctx, input, additional_data, base, stored_events, resume, where
+    )
+    workflow._last_run_output = output
+    return output
+
+
+async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:
+    """Run as a step of an outer workflow: deeper, with a state copy merged back after."""
+    outer = ctx.frame
+    # Derived from the parent run and the step: a resumed run gets the same nested run ids.
+    run_id = f"{outer.run_id}:{ctx.step_id}"
+    frame = WorkflowFrame(
+        workflow, workflow.id, workflow.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
+    )
+    state = _state.isolate(ctx.state)
+    inner = StepContext(
+        ctx.run,
+        frame,
+        ctx.step_id,
+        ctx.parent_step_id,
+        ctx.step_name,
+        state,
+        {},
+        ctx.offload or workflow.timeout is not None,
+    )
+    output = await execute(workflow, step_input.message, inner, step_input.additional_data)
+    _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
+    return StepOutput(
+        content=output.content,
+        steps=output.step_outputs,
+        success=output.status is RunStatus.COMPLETED,
+        error=output.error,
+        stop=any(o.stop for o in output.step_outputs),
+        step_type=StepType.WORKFLOW.value,
+    )
+
+
+async def execute(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> WorkflowRunOutput:
+    frame = ctx.frame
+    run = ctx.run
+    input = workflow._validate_input(input)
+    if run.hooks is not None:
+        run.hooks.on_workflow_start(
+            workflow=workflow, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth
+        )
+    if run.listening:
+        run.emit(ctx.event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
+    started = time.perf_counter()
+    span_cm: Any = None
+    span: Any = None
+    if run.tracer is not None:
+        attributes = {
+            ATTR.OPERATION: "invoke_workflow",
+            ATTR.WORKFLOW_NAME: workflow.name,
+            ATTR.WORKFLOW_ID: workflow.id,
+            ATTR.RUN_ID: frame.run_id,
+            ATTR.SESSION_ID: frame.session_id,
+            ATTR.NESTED_DEPTH: frame.depth,
+            ATTR.SPAN_KIND: "CHAIN",
+        }
+        span_cm, span = open_span(run.tracer, workflow_span_name(workflow.name), attributes)
+    outputs: list[StepOutput] = []
+    try:
+        if workflow.timeout is None:
+            outputs = await _walk(workflow, input, ctx, additional_data)
+        else:
+            timeout = workflow.timeout
+
+            def expired() -> BaseException:
+                run.cancelled = True
+                return RunTimeoutError(
+                    f"Workflow {workflow.name!r} (run {frame.run_id}) timed out after {timeout:g}s"
+                )
+
+            outputs = await bounded(timeout, _walk(workflow, input, ctx, additional_data), expired)
+    except PauseRequested as pause:
+        if span_cm is not None:
+            span.set_attribute("plait.paused", True)
+            close_span(span_cm, span)
+        if frame.depth > 0:
+            raise
+        pending = pause.pending
+        if run.listening:
+            run.emit(ctx.event(WorkflowPausedEvent, pending=[p.to_dict() for p in pending]))
+        _end_hook(run, frame, RunStatus.PAUSED, None, None)
+        return WorkflowRunOutput(
+            run_id=frame.run_id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            session_id=frame.session_id,
+            status=RunStatus.PAUSED,
+            input=input,
+            duration=time.perf_counter() - started,
+            session_state=ctx.state,
+            pending=pending,
+        )
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        run.cancelled = True
+        if run.listening:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled"
+            run.emit(ctx.event(WorkflowCancelledEvent, reason=reason))
+        if span_cm is not None:
+            close_span(span_cm, span)
+        _end_hook(run, frame, RunStatus.CANCELLED, None, None)
+        raise
+    except Exception as exc:
+        if run.listening:
+            run.emit(
+                ctx.event(
+                    WorkflowErrorEvent,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    failed_step_id=exc.step_path if isinstance(exc, StepError) else None,
+                )
+            )
+        if span_cm is not None:
+            close_span(span_cm, span, exc)
+        _end_hook(run, frame, RunStatus.ERROR, None, exc)
+        raise
+    status = RunStatus.COMPLETED_WITH_ERRORS if frame.errors else RunStatus.COMPLETED
+    content = None
+    for output in outputs:
+        if not output.skipped:
+            content = output.content
+    duration = time.perf_counter() - started
+    if run.meter is not None:
+        run.meter.workflow_duration.record(
+            duration, {ATTR.WORKFLOW_NAME: workflow.name, "plait.run.status": status.value}
+        )
+    result = WorkflowRunOutput(
+        run_id=frame.run_id,
+        workflow_id=workflow.id,
+        workflow_name=workflow.name,
+        session_id=frame.session_id,
+        status=status,
+        content=content,
+        step_outputs=outputs,
+        input=input,
+        error=f"steps failed or skipped: {', '.join(frame.errors)}" if frame.errors else None,
+        duration=duration,
+        session_state=ctx.state,
+        parent_run_id=frame.parent_run_id,
+    )
+    if span_cm is not None:
+        close_span(span_cm, span)
+    if run.listening:
+        run.emit(ctx.event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration))
+    _end_hook(run, frame, status, result, None)
+    return result
+
+
+def _end_hook(
+    run: RunState, frame: WorkflowFrame, status: RunStatus, output: Any, error: BaseException | None
+) -> None:
+    if run.hooks is not None:
+        run.hooks.on_workflow_end(
+            workflow=frame.workflow, run_id=frame.run_id, status=status.value, output=output, error=error
+        )
+
+
+async def _walk(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> list[StepOutput]:
+    if workflow._function is None:
+        return await ctx.run_steps(workflow.nodes, StepInput(input, None, ctx.outputs, additional_data))
+    token = _current_step.set(ctx)  # agents run by the function stream into this run
+    try:
+        output = await ctx.invoke(
+            workflow._function, workflow, WorkflowExecutionInput(input, additional_data)
+        )
+    finally:
+        _current_step.reset(token)
+    output.step_name = workflow.name
+    output.step_type = "function"
+    return [output]
