@@ -25,7 +25,6 @@ text: str = forecaster.run("x").content
 """
 
 
-
 @pytest.fixture(scope="module")
 def mypy_report(tmp_path_factory: pytest.TempPathFactory) -> str:
     mistakes = tmp_path_factory.mktemp("typing") / "mistakes.py"

@@ -13,6 +13,7 @@ bookkeeping); the contexts themselves live in :mod:`plait._context`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ from plait.events import (
     StepSkippedEvent,
     StepStartedEvent,
 )
+from plait.retry import retrying
 from plait.runners import Branch
-from plait.tracing import ATTR, metadata_attributes, step_span_name
+from plait.tracing import ATTR, metadata_attributes, retry_event_attributes, step_span_name
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode
@@ -235,51 +237,54 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     return output
 
 
+async def _attempt(node: StepNode, step_input: StepInput, ctx: StepContext) -> StepOutput:
+    if node.timeout is None:
+        return await node.execute(step_input, ctx)
+    return await _with_timeout(node, step_input, ctx, node.timeout)
+
+
 async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, span: Any) -> StepOutput:
     policy = node.retry
-    timeout = node.timeout
-    attempt = 1
-    snapshot = copy.deepcopy(ctx.state) if policy is not None else None
-    while True:
+    if policy is None:
         try:
-            if timeout is None:
-                output = await node.execute(step_input, ctx)
-            else:
-                output = await _with_timeout(node, step_input, ctx, timeout)
-            if attempt > 1:
-                if output.metrics is None:
-                    output.metrics = StepMetrics(attempts=attempt)
-                else:
-                    output.metrics.attempts = attempt
-            return output
-        except asyncio.CancelledError:
-            raise
+            return await _attempt(node, step_input, ctx)
         except Exception as exc:
-            if policy is not None and policy.should_retry(root_cause(exc), attempt):
-                delay = policy.delay(attempt, root_cause(exc))
-                if ctx.run.step_events:
-                    ctx.emit(
-                        ctx.event(
-                            StepRetryEvent,
-                            step_type=node.step_type,
-                            attempt=attempt,
-                            delay=delay,
-                            error=f"{type(exc).__name__}: {exc}",
-                        )
-                    )
-                if span is not None:
-                    span.add_event(
-                        "retry", {ATTR.ATTEMPT: attempt, "delay": delay, ATTR.ERROR_TYPE: type(exc).__name__}
-                    )
-                if ctx.run.meter is not None:
-                    ctx.run.meter.retries.add(1, {ATTR.STEP_TYPE: node.step_type})
-                if snapshot is not None:
-                    ctx.state.clear()
-                    ctx.state.update(copy.deepcopy(snapshot))
-                await asyncio.sleep(delay)
-                attempt += 1
-                continue
-            return _fail(node, ctx, exc, attempt)
+            return _fail(node, ctx, exc, 1)
+    snapshot = copy.deepcopy(ctx.state)
+
+    def on_retry(attempt: int, exc: Exception, delay: float) -> None:
+        if ctx.run.step_events:
+            ctx.emit(
+                ctx.event(
+                    StepRetryEvent,
+                    step_type=node.step_type,
+                    attempt=attempt,
+                    delay=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
+        if span is not None:
+            span.add_event("retry", retry_event_attributes(attempt, delay, exc))
+        if ctx.run.meter is not None:
+            ctx.run.meter.retries.add(1, {ATTR.STEP_TYPE: node.step_type})
+        ctx.state.clear()  # a retry starts from the state the step started with
+        ctx.state.update(copy.deepcopy(snapshot))
+
+    number = 1
+    try:
+        async with contextlib.aclosing(retrying(policy, judge=root_cause, on_retry=on_retry)) as attempts:
+            async for attempt in attempts:
+                number = attempt.number
+                with attempt:
+                    output = await _attempt(node, step_input, ctx)
+    except Exception as exc:
+        return _fail(node, ctx, exc, number)
+    if number > 1:
+        if output.metrics is None:
+            output.metrics = StepMetrics(attempts=number)
+        else:
+            output.metrics.attempts = number
+    return output
 
 
 async def _with_timeout(

@@ -17,6 +17,7 @@ and are left out of pickling (see :attr:`Model.transient_attributes`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
@@ -389,10 +390,12 @@ async def stream_with_retry(
     A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
     first, so a consumer that already saw part of the answer can discard it.
     """
-    async for attempt in retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry):
-        with attempt:
-            async for item in guarded_stream(model, request):
-                yield item
+    attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
+    async with contextlib.aclosing(attempts):
+        async for attempt in attempts:
+            with attempt:
+                async for item in guarded_stream(model, request):
+                    yield item
 
 
 async def complete_with_retry(
@@ -405,9 +408,11 @@ async def complete_with_retry(
     """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`;
     each attempt bounded and scrubbed as :func:`guarded_complete` says."""
     response: ModelResponse | None = None
-    async for attempt in retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry):
-        with attempt:
-            response = await guarded_complete(model, request)
+    attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
+    async with contextlib.aclosing(attempts):
+        async for attempt in attempts:
+            with attempt:
+                response = await guarded_complete(model, request)
     assert response is not None  # the loop ends only after a try that did not fail
     return response
 

@@ -11,7 +11,7 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -145,12 +145,13 @@ async def retrying(
     judge: Callable[[BaseException], BaseException] = _same,
     retryable: Callable[[BaseException], bool] = _always,
     on_retry: Callable[[int, Any, float], None] | None = None,
-) -> AsyncIterator[Attempt]:
+) -> AsyncGenerator[Attempt, None]:
     """The one retry loop of plait, for steps and model calls, plain calls and streams alike.
 
-    >>> async for attempt in retrying(policy, on_retry=report):
-    ...     with attempt:
-    ...         result = await call()
+    >>> async with contextlib.aclosing(retrying(policy, on_retry=report)) as attempts:
+    ...     async for attempt in attempts:
+    ...         with attempt:
+    ...             result = await call()
 
     Each failure is judged by ``judge(exc)`` (say, the root cause of a wrapped
     error): retried when ``retryable`` and the policy agree, after

@@ -39,6 +39,7 @@ __all__ = [
     "record_error",
     "resolve_meter",
     "resolve_tracer",
+    "retry_event_attributes",
     "span",
     "step_span_name",
     "token_usage_points",
@@ -89,6 +90,7 @@ class ATTR:
     ROUTER_SELECTED = "plait.router.selected"
     CONDITION_RESULT = "plait.condition.result"
     ATTEMPT = "plait.retry.attempt"
+    RETRY_DELAY = "delay"
     CACHE_HIT = "plait.cache.hit"
     LOOP_ITERATIONS = "plait.loop.iterations"
     APPROVAL_APPROVED = "plait.approval.approved"
@@ -226,6 +228,11 @@ def agent_span(name: str, model: Any, *, team_mode: str | None = None) -> tuple[
     if team_mode is not None:
         attributes[ATTR.TEAM_MODE] = team_mode
     return f"invoke_agent {name}", attributes
+
+
+def retry_event_attributes(attempt: int, delay: float, exc: BaseException) -> dict[str, Any]:
+    """The attributes of a ``retry`` span event: which try failed, how, and the wait before the next."""
+    return {ATTR.ATTEMPT: attempt, ATTR.RETRY_DELAY: delay, ATTR.ERROR_TYPE: type(exc).__name__}
 
 
 def usage_attributes(usage: Any) -> dict[str, Any]:
