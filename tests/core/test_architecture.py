@@ -316,3 +316,19 @@ def test_building_the_registry_and_a_run_import_no_pydantic() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout
+
+
+#: where span attribute names are decided (ATTR and the helpers of plait.tracing)
+_SPAN_NAMESPACES = ("gen_ai.", "openinference.", "plait.run.", "plait.step.", "plait.loop.", "plait.team.")
+
+
+def test_span_attribute_names_live_in_tracing_only() -> None:
+    found = []
+    for path in sorted((CORE / "plait").rglob("*.py")):
+        if path.name == "tracing.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if node.value.startswith(_SPAN_NAMESPACES) and " " not in node.value:
+                    found.append(f"{path.relative_to(CORE)}:{node.lineno}: {node.value!r}")
+    assert not found, "span attribute names outside plait/tracing.py (use ATTR):\n" + "\n".join(found)

@@ -189,7 +189,7 @@ async def execute(
             outputs = await bounded(timeout, _walk(workflow, input, ctx, additional_data), expired)
     except PauseRequested as pause:
         if span_cm is not None:
-            span.set_attribute("plait.paused", True)
+            span.set_attribute(ATTR.PAUSED, True)
             close_span(span_cm, span)
         if frame.depth > 0:
             raise
@@ -239,7 +239,7 @@ async def execute(
     duration = time.perf_counter() - started
     if run.meter is not None:
         run.meter.workflow_duration.record(
-            duration, {ATTR.WORKFLOW_NAME: workflow.name, "plait.run.status": status.value}
+            duration, {ATTR.WORKFLOW_NAME: workflow.name, ATTR.RUN_STATUS: status.value}
         )
     result = WorkflowRunOutput(
         run_id=frame.run_id,

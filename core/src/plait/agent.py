@@ -52,7 +52,7 @@ from plait.models import (
 )
 from plait.retry import RetryPolicy
 from plait.tracing import (
-    ATTR,
+    agent_span,
     capture_content,
     chat_response_attributes,
     chat_span,
@@ -63,6 +63,7 @@ from plait.tracing import (
     token_usage_points,
     tool_content_attributes,
     tool_span,
+    usage_attributes,
 )
 
 if TYPE_CHECKING:
@@ -476,19 +477,11 @@ class Agent(Runnable, Generic[OutputT]):
         messages = self._messages(input)
         usage = Usage()
         started = time.perf_counter()
-        attributes = {
-            ATTR.OPERATION: "invoke_agent",
-            ATTR.AGENT_NAME: self.name,
-            ATTR.REQUEST_MODEL: model.model,
-            ATTR.PROVIDER: model.provider,
-            ATTR.SPAN_KIND: "AGENT",
-        }
-        with span(tracer, f"invoke_agent {self.name}", attributes) as current:
+        span_name, attributes = agent_span(self.name, model)
+        with span(tracer, span_name, attributes) as current:
             content = await self._loop(model, messages, usage, emit, event, blocking, tracer)
             if current is not None:
-                current.set_attributes(
-                    {ATTR.INPUT_TOKENS: usage.input_tokens, ATTR.OUTPUT_TOKENS: usage.output_tokens}
-                )
+                current.set_attributes(usage_attributes(usage))
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,

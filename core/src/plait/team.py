@@ -29,7 +29,7 @@ from plait.agent import Agent, AgentRunOutput, Runnable, Tool
 from plait.errors import DefinitionError, PlaitError
 from plait.events import Event
 from plait.models import Model, Usage
-from plait.tracing import ATTR, resolve_tracer, span
+from plait.tracing import agent_span, resolve_tracer, span, usage_attributes
 
 __all__ = ["Team"]
 
@@ -152,20 +152,12 @@ class Team(Runnable):
         costs: list[float | None] = []
         started = time.perf_counter()
         leader_model = self.leader.model
-        attributes = {
-            ATTR.OPERATION: "invoke_agent",
-            ATTR.AGENT_NAME: self.name,
-            ATTR.REQUEST_MODEL: leader_model.model,  # the leader's: it answers for the team
-            ATTR.PROVIDER: leader_model.provider,
-            ATTR.SPAN_KIND: "AGENT",
-            "plait.team.mode": self.mode,
-        }
-        with span(tracer, f"invoke_agent {self.name}", attributes) as current:
+        # the leader's model: it answers for the team
+        span_name, attributes = agent_span(self.name, leader_model, team_mode=self.mode)
+        with span(tracer, span_name, attributes) as current:
             content = await self._dispatch(input, options, usage, costs)
             if current is not None:
-                current.set_attributes(
-                    {ATTR.INPUT_TOKENS: usage.input_tokens, ATTR.OUTPUT_TOKENS: usage.output_tokens}
-                )
+                current.set_attributes(usage_attributes(usage))
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,
