@@ -328,7 +328,7 @@ def test_span_attribute_names_live_in_tracing_only() -> None:
         if path.name == "tracing.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if node.value.startswith(_SPAN_NAMESPACES) and " " not in node.value:
-                    found.append(f"{path.relative_to(CORE)}:{node.lineno}: {node.value!r}")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and text.startswith(_SPAN_NAMESPACES) and " " not in text:
+                found.append(f"{path.relative_to(CORE)}:{node.lineno}: {text!r}")
     assert not found, "span attribute names outside plait/tracing.py (use ATTR):\n" + "\n".join(found)
