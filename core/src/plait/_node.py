@@ -9,7 +9,7 @@ vocabulary (errors, retry policies, checks).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from plait._checks import check_number, check_seconds
 from plait.errors import DefinitionError
@@ -19,9 +19,20 @@ if TYPE_CHECKING:
     from plait._context import StepContext
     from plait._io import StepInput, StepOutput
 
-__all__ = ["OnError", "StepNode"]
+__all__ = ["OnError", "RunsAsStep", "StepNode"]
 
 OnError = Literal["fail", "skip"]
+
+
+@runtime_checkable
+class RunsAsStep(Protocol):
+    """Something a :class:`~plait.primitives.Step` runs: an agent, a team, a workflow, or
+    an object of a plugin's. ``Step(agent=x)`` (or ``x`` in ``steps=[...]``) calls
+    ``await x.run_as_step(step_input, ctx)`` in the step's context and takes its output."""
+
+    name: str
+
+    async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput: ...
 
 
 class StepNode:

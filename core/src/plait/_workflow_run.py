@@ -7,7 +7,7 @@
 pause or a failure turned into the run's output or error) around the walk over
 the steps; :func:`run_nested` runs a workflow as a step of an outer one, deeper,
 with a state copy merged back after. ``Workflow._run``, ``_execute`` and
-``_run_nested`` are these functions.
+``run_as_step`` are these functions.
 """
 
 from __future__ import annotations

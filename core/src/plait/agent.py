@@ -69,7 +69,7 @@ from plait.tracing import (
 if TYPE_CHECKING:
     from plait._context import StepContext
 
-__all__ = ["Agent", "AgentRunOutput", "Runnable", "Tool", "tool"]
+__all__ = ["Agent", "AgentRunOutput", "RunOptions", "Runnable", "Tool", "tool"]
 
 #: what an agent's runs produce: ``str``, or an instance of its ``output_schema``
 #: (for a type checker only: ``Agent[Forecast]``, ``AgentRunOutput[Forecast]``)
@@ -155,27 +155,47 @@ def tool(
     return Tool(fn, name=name, description=description)
 
 
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How one agent or team run joins the run around it (all optional).
+
+    ``emit`` receives its events, ``make_event(cls, **fields)`` stamps them (a workflow
+    step's id and depth), ``run_blocking(fn)`` runs sync tools off the event loop, and
+    ``tracer`` parents its spans. :meth:`RunOptions.of_step` gives those of a workflow step.
+    """
+
+    emit: Callable[[Event], None] | None = None
+    make_event: Callable[..., Event] | None = None
+    run_blocking: Callable[[Callable[[], Any]], Any] | None = None
+    tracer: Any = None
+
+    @classmethod
+    def of_step(cls, ctx: StepContext) -> RunOptions:
+        """The options of a run inside workflow step ``ctx``: its stream, ids, runner and trace."""
+        return cls(
+            ctx.emit if ctx.run.listening else None, ctx.event, ctx.run.runner.run_blocking, ctx.run.tracer
+        )
+
+
+#: a run on its own: no enclosing stream, ids, runner or trace
+STANDALONE = RunOptions()
+
+
 class Runnable:
     """What agents and teams share: ``run``/``arun``/``print_response`` and running as a step.
 
-    Subclasses implement ``_run(input, emit=..., make_event=..., run_blocking=..., tracer=...)``.
+    Subclasses implement :meth:`invoke`, the one run of the agent or team; everything
+    else (sync and async entry points, streams, steps, team members) goes through it.
     """
 
     name: str
     _last_run_output: AgentRunOutput | None
 
-    def _enclosing(self) -> dict[str, Any]:
+    def _enclosing(self) -> RunOptions:
         """Inside a workflow step's code, an agent's events go to that run's stream, stamped
         with that step (its id, its nested_depth), and its spans join that run's trace."""
         ctx = current_step()
-        if ctx is None:
-            return {}
-        return {
-            "emit": ctx.emit if ctx.run.listening else None,
-            "make_event": ctx.event,
-            "run_blocking": ctx.run.runner.run_blocking,
-            "tracer": ctx.run.tracer,
-        }
+        return STANDALONE if ctx is None else RunOptions.of_step(ctx)
 
     def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
@@ -185,9 +205,11 @@ class Runnable:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         if stream or stream_events:
             return EventStream(
-                lambda listener: self._run(input, emit=listener if stream_events else _content(listener))
+                lambda listener: self.invoke(
+                    input, RunOptions(emit=listener if stream_events else _content(listener))
+                )
             )
-        return self._run(input, **{"emit": None, **self._enclosing()})
+        return self.invoke(input, self._enclosing())
 
     def print_response(
         self, input: Any = None, *, stream: bool = False, markdown: bool = False
@@ -203,13 +225,7 @@ class Runnable:
 
     async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         """Run as a workflow step: the previous content (or the input) is the message."""
-        result = await self._run(
-            step_input.message,
-            emit=ctx.emit if ctx.run.listening else None,
-            make_event=ctx.event,
-            run_blocking=ctx.run.runner.run_blocking,
-            tracer=ctx.run.tracer,
-        )
+        result = await self.invoke(step_input.message, RunOptions.of_step(ctx))
         return StepOutput(
             content=result.content,
             metrics=StepMetrics(
@@ -221,15 +237,8 @@ class Runnable:
 
     # -- execution -------------------------------------------------------------------
 
-    async def _run(
-        self,
-        input: Any,
-        *,
-        emit: Callable[[Event], None] | None,
-        make_event: Callable[..., Event] | None = None,
-        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
-        tracer: Any = None,
-    ) -> AgentRunOutput:
+    async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
+        """One run with ``input`` as the message, joined to an enclosing run by ``options``."""
         raise NotImplementedError
 
 
@@ -460,20 +469,13 @@ class Agent(Runnable, Generic[OutputT]):
             prompts.append(f"Reply with only a JSON object matching this JSON schema, no prose:\n{schema}")
         return prompts
 
-    async def _run(
-        self,
-        input: Any,
-        *,
-        emit: Callable[[Event], None] | None,
-        make_event: Callable[..., Event] | None = None,
-        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
-        tracer: Any = None,
-    ) -> AgentRunOutput:
+    async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
         run_id = new_id()
         model = self.model
-        tracer = tracer if tracer is not None else resolve_tracer(self.tracer_provider)
-        event = make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
-        blocking = run_blocking or _to_thread
+        emit = options.emit
+        tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
+        event = options.make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
+        blocking = options.run_blocking or _to_thread
         messages = self._messages(input)
         usage = Usage()
         started = time.perf_counter()

@@ -18,7 +18,7 @@ from plait._checks import check_number
 from plait._executors import Callee
 from plait._io import StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
-from plait._node import StepNode
+from plait._node import RunsAsStep, StepNode
 from plait.errors import DefinitionError, StepError
 from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
 from plait.tracing import ATTR
@@ -27,9 +27,21 @@ if TYPE_CHECKING:
     from plait._context import StepContext
     from plait.runners import Runner
 
-__all__ = ["Condition", "Loop", "Parallel", "Router", "Step", "StepNode", "Steps", "as_node", "as_nodes"]
+__all__ = [
+    "Condition",
+    "Loop",
+    "Parallel",
+    "Router",
+    "RunsAsStep",
+    "Step",
+    "StepNode",
+    "Steps",
+    "as_node",
+    "as_nodes",
+]
 
-StepNode.__module__ = __name__  # its public home: plait.primitives.StepNode (defined in plait._node)
+# their public home: plait.primitives.StepNode (defined in plait._node)
+StepNode.__module__ = RunsAsStep.__module__ = __name__
 
 
 def _sequence_output(outputs: list[StepOutput], **extra: Any) -> StepOutput:
@@ -110,7 +122,7 @@ class Step(StepNode):
             output.executor_name = self._callee.name
             return output
         if self.workflow is not None:
-            nested: StepOutput = await self.workflow._run_nested(step_input, ctx)
+            nested: StepOutput = await self.workflow.run_as_step(step_input, ctx)
             nested.executor_type = "workflow"
             nested.executor_name = self.workflow.name
             return nested

@@ -19,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from plait._checks import check_number
 from plait._ids import new_id
 from plait._io import format_content
-from plait.agent import Agent, AgentRunOutput, Runnable, Tool
+from plait.agent import STANDALONE, Agent, AgentRunOutput, Runnable, RunOptions, Tool
 from plait.errors import DefinitionError, PlaitError
-from plait.events import Event
 from plait.models import Model, Usage
 from plait.tracing import agent_span, resolve_tracer, span, usage_attributes
 
@@ -36,8 +35,8 @@ __all__ = ["Team"]
 TeamMode = Literal["route", "coordinate", "broadcast"]
 
 #: The run options of the team run a leader's delegation tool is serving.
-_DELEGATION: contextvars.ContextVar[tuple[dict[str, Any], Usage, list[float | None]]] = (
-    contextvars.ContextVar("plait_team_delegation")
+_DELEGATION: contextvars.ContextVar[tuple[RunOptions, Usage, list[float | None]]] = contextvars.ContextVar(
+    "plait_team_delegation"
 )
 
 
@@ -122,7 +121,7 @@ class Team(Runnable):
     def _delegate_tool(self, member: Runnable) -> Tool:
         async def delegate(task: str) -> str:
             options, usage, costs = _DELEGATION.get()
-            result = await member._run(task, **options)
+            result = await member.invoke(task, options)
             usage.add(result.usage)
             costs.append(result.cost)
             return format_content(result.content)
@@ -132,22 +131,9 @@ class Team(Runnable):
             delegate, name=f"ask_{slug}", description=f"Ask {member.name} ({_describe(member)}) to do a task."
         )
 
-    async def _run(
-        self,
-        input: Any,
-        *,
-        emit: Callable[[Event], None] | None,
-        make_event: Callable[..., Event] | None = None,
-        run_blocking: Callable[[Callable[[], Any]], Any] | None = None,
-        tracer: Any = None,
-    ) -> AgentRunOutput:
-        tracer = tracer if tracer is not None else resolve_tracer(self.tracer_provider)
-        options: dict[str, Any] = {
-            "emit": emit,
-            "make_event": make_event,
-            "run_blocking": run_blocking,
-            "tracer": tracer,
-        }
+    async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
+        tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
+        options = RunOptions(options.emit, options.make_event, options.run_blocking, tracer)
         usage = Usage()
         costs: list[float | None] = []
         started = time.perf_counter()
@@ -171,7 +157,7 @@ class Team(Runnable):
         return result
 
     async def _dispatch(
-        self, input: Any, options: dict[str, Any], usage: Usage, costs: list[float | None]
+        self, input: Any, options: RunOptions, usage: Usage, costs: list[float | None]
     ) -> Any:
         """Run the team's mode; every agent run adds its usage and cost to the totals."""
 
@@ -181,21 +167,21 @@ class Team(Runnable):
             return result
 
         if self.mode == "route":
-            choice = count(await self.leader._run(input, **options))
+            choice = count(await self.leader.invoke(input, options))
             member = self._members.get(str(getattr(choice.content, "member", "")))
             if member is None:
                 raise PlaitError(f"Team {self.name!r}: the leader chose {choice.content!r}, not a member")
-            return count(await member._run(input, **options)).content
+            return count(await member.invoke(input, options)).content
         if self.mode == "broadcast":
             answers = [
-                count(a) for a in await asyncio.gather(*(m._run(input, **options) for m in self.members))
+                count(a) for a in await asyncio.gather(*(m.invoke(input, options) for m in self.members))
             ]
             sections = "\n\n".join(f"## {a.agent_name}\n{format_content(a.content)}" for a in answers)
             request = f"Request:\n{format_content(input)}\n\nMember answers:\n{sections}"
-            return count(await self.leader._run(request, **options)).content
+            return count(await self.leader.invoke(request, options)).content
         token = _DELEGATION.set((options, usage, costs))
         try:
-            final = count(await self.leader._run(input, **options))
+            final = count(await self.leader.invoke(input, options))
         finally:
             _DELEGATION.reset(token)
         return final.content

@@ -119,15 +119,14 @@ class Workflow:
         self.nodes: list[StepNode] = []
         if steps is None:
             raise DefinitionError(f"Workflow {name!r}: expected steps=[...] or steps=a function, got None")
-        if (
+        if isinstance(steps, Workflow):
+            self.nodes = as_nodes([steps], where=f"Workflow {name!r}")
+        elif (
             callable(steps)
             and not isinstance(steps, (list, tuple, StepNode))
             and not hasattr(steps, "run_as_step")
         ):
-            if isinstance(steps, Workflow):
-                self.nodes = as_nodes([steps], where=f"Workflow {name!r}")
-            else:
-                self._function = Callee(steps, what=f"Workflow {name!r} steps function")
+            self._function = Callee(steps, what=f"Workflow {name!r} steps function")
         else:
             self.nodes = as_nodes(steps, where=f"Workflow {name!r}")
             if not self.nodes:
@@ -510,8 +509,9 @@ class Workflow:
             self._runner = resolve_runner(self.runner)
         return self._runner
 
-    #: run as a step of an outer workflow: deeper, with a state copy merged back after
-    _run_nested = _workflow_run.run_nested
+    #: run as a step of an outer workflow (the :class:`plait.primitives.RunsAsStep`
+    #: protocol): deeper, with a state copy merged back after
+    run_as_step = _workflow_run.run_nested
     #: this workflow's steps under a context, in the run frame (events, hooks, span, timeout)
     _execute = _workflow_run.execute
 
