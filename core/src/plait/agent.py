@@ -12,22 +12,20 @@ one agent object may serve many concurrent runs and parallel branches.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from opentelemetry.trace import SpanKind
-from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._checks import check_number
 from plait._context import RunContext, current_step
-from plait._executors import call, call_kind
 from plait._ids import new_id
-from plait._io import StepInput, StepMetrics, StepOutput, format_content
-from plait._sync import EventStream, sync
+from plait._io import format_content
+from plait._public import report_public_home
+from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
+from plait._tools import Tool, tool
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
@@ -44,7 +42,6 @@ from plait.models import (
     ModelSettings,
     TextDelta,
     ToolCall,
-    ToolDefinition,
     Usage,
     complete_with_retry,
     get_model,
@@ -67,179 +64,9 @@ from plait.tracing import (
 )
 
 if TYPE_CHECKING:
-    from plait._context import StepContext
+    pass
 
 __all__ = ["Agent", "AgentRunOutput", "RunOptions", "Runnable", "Tool", "tool"]
-
-#: what an agent's runs produce: ``str``, or an instance of its ``output_schema``
-#: (for a type checker only: ``Agent[Forecast]``, ``AgentRunOutput[Forecast]``)
-ContentT = TypeVar("ContentT", default=Any)
-OutputT = TypeVar("OutputT", default=Any)
-
-
-@dataclass(slots=True)
-class AgentRunOutput(Generic[ContentT]):
-    """The result of one agent run: content (a validated object with ``output_schema``),
-    the conversation, and token usage."""
-
-    content: ContentT
-    agent_name: str
-    run_id: str
-    model: str
-    messages: list[Message] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    duration: float = 0.0
-    #: the run's cost, when its models have :class:`~plait.models.Pricing`
-    cost: float | None = None
-
-    def __str__(self) -> str:
-        return format_content(self.content)
-
-
-class Tool:
-    """A typed Python function the model may call; its JSON schema comes from the signature.
-
-    >>> def get_weather(city: str, unit: str = "C") -> str:
-    ...     '''Current weather in a city.'''
-    """
-
-    def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
-    ) -> None:
-        if not callable(fn):
-            raise DefinitionError(f"Tool: expected a function, got {fn!r}")
-        from pydantic import create_model
-
-        self.fn = fn
-        self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
-        self.description = description or inspect.getdoc(fn) or ""
-        signature = inspect.signature(fn)
-        fields: dict[str, Any] = {}
-        #: the tool declares ``run_context``: plait passes it, the model never sees it
-        self.wants_run_context = "run_context" in signature.parameters
-        for param in signature.parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name == "run_context":
-                continue
-            annotation = param.annotation if param.annotation is not param.empty else Any
-            default = param.default if param.default is not param.empty else ...
-            fields[param.name] = (annotation, default)
-        self._arguments = create_model(f"{self.name}_arguments", **fields)
-        self.kind = call_kind(fn)
-        self.is_async = self.kind == "async"
-
-    @property
-    def definition(self) -> ToolDefinition:
-        schema = self._arguments.model_json_schema()
-        schema.pop("title", None)
-        return ToolDefinition(self.name, self.description, schema)
-
-    async def call(
-        self,
-        arguments: dict[str, Any],
-        run_blocking: Callable[[Callable[[], Any]], Any],
-        run_context: RunContext | None = None,
-    ) -> Any:
-        validated = self._arguments.model_validate(arguments)
-        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
-        if self.wants_run_context:
-            kwargs["run_context"] = run_context
-        return await call(self.fn, self.kind, (), kwargs, run_blocking)
-
-
-def tool(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
-) -> Any:
-    """Decorator form of :class:`Tool`: ``@tool`` or ``@tool(name="search")``."""
-    if fn is None:
-        return lambda f: Tool(f, name=name, description=description)
-    return Tool(fn, name=name, description=description)
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """How one agent or team run joins the run around it (all optional).
-
-    ``emit`` receives its events, ``make_event(cls, **fields)`` stamps them (a workflow
-    step's id and depth), ``run_blocking(fn)`` runs sync tools off the event loop, and
-    ``tracer`` parents its spans. :meth:`RunOptions.of_step` gives those of a workflow step.
-    """
-
-    emit: Callable[[Event], None] | None = None
-    make_event: Callable[..., Event] | None = None
-    run_blocking: Callable[[Callable[[], Any]], Any] | None = None
-    tracer: Any = None
-
-    @classmethod
-    def of_step(cls, ctx: StepContext) -> RunOptions:
-        """The options of a run inside workflow step ``ctx``: its stream, ids, runner and trace."""
-        return cls(
-            ctx.emit if ctx.run.listening else None, ctx.event, ctx.run.runner.run_blocking, ctx.run.tracer
-        )
-
-
-#: a run on its own: no enclosing stream, ids, runner or trace
-STANDALONE = RunOptions()
-
-
-class Runnable:
-    """What agents and teams share: ``run``/``arun``/``print_response`` and running as a step.
-
-    Subclasses implement :meth:`invoke`, the one run of the agent or team; everything
-    else (sync and async entry points, streams, steps, team members) goes through it.
-    """
-
-    name: str
-    _last_run_output: AgentRunOutput | None
-
-    def _enclosing(self) -> RunOptions:
-        """Inside a workflow step's code, an agent's events go to that run's stream, stamped
-        with that step (its id, its nested_depth), and its spans join that run's trace."""
-        ctx = current_step()
-        return STANDALONE if ctx is None else RunOptions.of_step(ctx)
-
-    def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
-        """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
-        return sync(self.arun(input, stream=stream, stream_events=stream_events))
-
-    def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
-        """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
-        if stream or stream_events:
-            return EventStream(
-                lambda listener: self.invoke(
-                    input, RunOptions(emit=listener if stream_events else _content(listener))
-                )
-            )
-        return self.invoke(input, self._enclosing())
-
-    def print_response(
-        self, input: Any = None, *, stream: bool = False, markdown: bool = False
-    ) -> AgentRunOutput | None:
-        from plait.console import print_run
-
-        output: AgentRunOutput | None = print_run(self, input, stream=stream, markdown=markdown, options={})
-        return output
-
-    def get_last_run_output(self) -> AgentRunOutput | None:
-        """The most recent run's output in this process (the last to finish, if runs overlap)."""
-        return self._last_run_output
-
-    async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
-        """Run as a workflow step: the previous content (or the input) is the message."""
-        result = await self.invoke(step_input.message, RunOptions.of_step(ctx))
-        return StepOutput(
-            content=result.content,
-            metrics=StepMetrics(
-                input_tokens=result.usage.input_tokens,
-                output_tokens=result.usage.output_tokens,
-                cost=result.cost,
-            ),
-        )
-
-    # -- execution -------------------------------------------------------------------
-
-    async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
-        """One run with ``input`` as the message, joined to an enclosing run by ``options``."""
-        raise NotImplementedError
 
 
 class Agent(Runnable, Generic[OutputT]):
@@ -640,18 +467,6 @@ class Agent(Runnable, Generic[OutputT]):
         return Message("tool", content, tool_call_id=call.id, name=call.name)
 
 
-def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
-    """What an agent's stream without ``stream_events`` delivers: its content."""
-    if deliver is None:
-        return None
-
-    def emit(event: Event) -> None:
-        if isinstance(event, RunContentEvent):
-            deliver(event)
-
-    return emit
-
-
 def _standalone_context(agent_name: str) -> RunContext:
     run_id = new_id()
     return RunContext({}, run_id, run_id, "", "", "", agent_name, 0, None)
@@ -668,3 +483,6 @@ def _strip_fence(text: str) -> str:
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0]
     return stripped.strip()
+
+
+report_public_home(__name__, globals(), __all__)  # plait.agent.RunOptions, not plait._runnable.RunOptions

@@ -25,7 +25,8 @@ from typing import Any, Literal
 from plait._checks import check_number
 from plait._ids import new_id
 from plait._io import format_content
-from plait.agent import STANDALONE, Agent, AgentRunOutput, Runnable, RunOptions, Tool
+from plait._runnable import STANDALONE, AgentRunOutput, Runnable, RunOptions
+from plait.agent import Agent, Tool
 from plait.errors import DefinitionError, PlaitError
 from plait.models import Model, Usage
 from plait.tracing import agent_span, resolve_tracer, span, usage_attributes

@@ -1,0 +1,145 @@
+"""What agents and teams share: their result, the options that join a run to an enclosing
+one, and the entry points (``run``, ``arun``, ``print_response``, running as a step), all
+over one method, :meth:`Runnable.invoke`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
+
+from plait._context import current_step
+from plait._io import StepInput, StepMetrics, StepOutput, format_content
+from plait._sync import EventStream, sync
+from plait.events import Event, RunContentEvent
+from plait.models import Message, Usage
+
+if TYPE_CHECKING:
+    from plait._context import StepContext
+
+__all__ = ["STANDALONE", "AgentRunOutput", "ContentT", "OutputT", "RunOptions", "Runnable"]
+
+#: what an agent's runs produce: ``str``, or an instance of its ``output_schema``
+#: (for a type checker only: ``Agent[Forecast]``, ``AgentRunOutput[Forecast]``)
+ContentT = TypeVar("ContentT", default=Any)
+OutputT = TypeVar("OutputT", default=Any)
+
+
+@dataclass(slots=True)
+class AgentRunOutput(Generic[ContentT]):
+    """The result of one agent run: content (a validated object with ``output_schema``),
+    the conversation, and token usage."""
+
+    content: ContentT
+    agent_name: str
+    run_id: str
+    model: str
+    messages: list[Message] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    duration: float = 0.0
+    #: the run's cost, when its models have :class:`~plait.models.Pricing`
+    cost: float | None = None
+
+    def __str__(self) -> str:
+        return format_content(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How one agent or team run joins the run around it (all optional).
+
+    ``emit`` receives its events, ``make_event(cls, **fields)`` stamps them (a workflow
+    step's id and depth), ``run_blocking(fn)`` runs sync tools off the event loop, and
+    ``tracer`` parents its spans. :meth:`RunOptions.of_step` gives those of a workflow step.
+    """
+
+    emit: Callable[[Event], None] | None = None
+    make_event: Callable[..., Event] | None = None
+    run_blocking: Callable[[Callable[[], Any]], Any] | None = None
+    tracer: Any = None
+
+    @classmethod
+    def of_step(cls, ctx: StepContext) -> RunOptions:
+        """The options of a run inside workflow step ``ctx``: its stream, ids, runner and trace."""
+        return cls(
+            ctx.emit if ctx.run.listening else None, ctx.event, ctx.run.runner.run_blocking, ctx.run.tracer
+        )
+
+
+#: a run on its own: no enclosing stream, ids, runner or trace
+STANDALONE = RunOptions()
+
+
+class Runnable:
+    """What agents and teams share: ``run``/``arun``/``print_response`` and running as a step.
+
+    Subclasses implement :meth:`invoke`, the one run of the agent or team; everything
+    else (sync and async entry points, streams, steps, team members) goes through it.
+    """
+
+    name: str
+    _last_run_output: AgentRunOutput | None
+
+    def _enclosing(self) -> RunOptions:
+        """Inside a workflow step's code, an agent's events go to that run's stream, stamped
+        with that step (its id, its nested_depth), and its spans join that run's trace."""
+        ctx = current_step()
+        return STANDALONE if ctx is None else RunOptions.of_step(ctx)
+
+    def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
+        """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
+        return sync(self.arun(input, stream=stream, stream_events=stream_events))
+
+    def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
+        """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
+        if stream or stream_events:
+            return EventStream(
+                lambda listener: self.invoke(
+                    input, RunOptions(emit=listener if stream_events else _content(listener))
+                )
+            )
+        return self.invoke(input, self._enclosing())
+
+    def print_response(
+        self, input: Any = None, *, stream: bool = False, markdown: bool = False
+    ) -> AgentRunOutput | None:
+        from plait.console import print_run
+
+        output: AgentRunOutput | None = print_run(self, input, stream=stream, markdown=markdown, options={})
+        return output
+
+    def get_last_run_output(self) -> AgentRunOutput | None:
+        """The most recent run's output in this process (the last to finish, if runs overlap)."""
+        return self._last_run_output
+
+    async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        """Run as a workflow step: the previous content (or the input) is the message."""
+        result = await self.invoke(step_input.message, RunOptions.of_step(ctx))
+        return StepOutput(
+            content=result.content,
+            metrics=StepMetrics(
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
+                cost=result.cost,
+            ),
+        )
+
+    # -- execution -------------------------------------------------------------------
+
+    async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
+        """One run with ``input`` as the message, joined to an enclosing run by ``options``."""
+        raise NotImplementedError
+
+
+def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None] | None:
+    """What an agent's stream without ``stream_events`` delivers: its content."""
+    if deliver is None:
+        return None
+
+    def emit(event: Event) -> None:
+        if isinstance(event, RunContentEvent):
+            deliver(event)
+
+    return emit
