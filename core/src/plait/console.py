@@ -18,6 +18,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from plait._io import format_content
+from plait._sync import sync
 from plait.events import (
     Event,
     LoopIterationStartedEvent,
@@ -233,21 +234,9 @@ def print_run(
     options: dict[str, Any],
     console: Console | None = None,
 ) -> Any:
-    """Run a workflow or agent and print it (``print_response``)."""
-    console = console or Console()
-    if stream:
-        renderer = ConsoleRenderer(console, live=True)
-        try:
-            for event in target.run(input, stream=True, stream_events=True, **options):
-                renderer.handle(event)
-        finally:
-            renderer.close()
-        output = target.get_last_run_output()
-    else:
-        with console.status(f"Running {target.name}…"):
-            output = target.run(input, **options)
-    print_summary(console, target, output, markdown)
-    return output
+    """Run a workflow or agent and print it (``print_response``): :func:`aprint_run`, driven
+    from sync code."""
+    return sync(aprint_run(target, input, stream=stream, markdown=markdown, options=options, console=console))
 
 
 async def aprint_run(
@@ -259,6 +248,8 @@ async def aprint_run(
     options: dict[str, Any],
     console: Console | None = None,
 ) -> Any:
+    """Run a workflow or agent and print it (``aprint_response``): live with ``stream=True``,
+    else behind a spinner; then the final panel."""
     console = console or Console()
     if stream:
         renderer = ConsoleRenderer(console, live=True)
@@ -269,7 +260,8 @@ async def aprint_run(
             renderer.close()
         output = target.get_last_run_output()
     else:
-        output = await target.arun(input, **options)
+        with console.status(f"Running {target.name}…"):
+            output = await target.arun(input, **options)
     print_summary(console, target, output, markdown)
     return output
 
