@@ -254,18 +254,21 @@ class StepContext:
 
     def event(self, cls: type[Event], **fields: Any) -> Event:
         """An event of ``cls`` stamped with where it happened."""
+        return cls(**self._place(), **fields)
+
+    def _place(self) -> dict[str, Any]:
+        """The fields that say where an event happened: this run, workflow and step."""
         frame = self.frame
-        return cls(
-            run_id=frame.run_id,
-            session_id=frame.session_id,
-            workflow_id=frame.workflow_id,
-            workflow_name=frame.workflow_name,
-            step_id=self.step_id or None,
-            step_name=self.step_name or None,
-            parent_step_id=self.parent_step_id,
-            nested_depth=frame.depth,
-            **fields,
-        )
+        return {
+            "run_id": frame.run_id,
+            "session_id": frame.session_id,
+            "workflow_id": frame.workflow_id,
+            "workflow_name": frame.workflow_name,
+            "step_id": self.step_id or None,
+            "step_name": self.step_name or None,
+            "parent_step_id": self.parent_step_id,
+            "nested_depth": frame.depth,
+        }
 
     def emit(self, event: Event) -> None:
         """Send ``event`` to the run's listeners (thread-safe listeners, any thread)."""
@@ -286,18 +289,7 @@ class StepContext:
     def adopt(self, event: Event) -> Event:
         """Re-stamp an event produced elsewhere (an agent run inside this step) with this place."""
         if event.workflow_id is None:
-            frame = self.frame
-            return replace(
-                event,
-                run_id=frame.run_id,
-                session_id=frame.session_id,
-                workflow_id=frame.workflow_id,
-                workflow_name=frame.workflow_name,
-                step_id=self.step_id or None,
-                step_name=self.step_name or None,
-                parent_step_id=self.parent_step_id,
-                nested_depth=frame.depth,
-            )
+            return replace(event, **self._place())
         return replace(
             event,
             nested_depth=event.nested_depth + self.frame.depth + 1,

@@ -29,7 +29,7 @@ from plait.events import (
     Event,
 )
 from plait.primitives import StepNode, as_nodes, check_tree
-from plait.runners import Runner, default_runner
+from plait.runners import Runner, resolve_runner
 
 if TYPE_CHECKING:
     from plait.storage import Storage
@@ -551,21 +551,6 @@ def _check_sinks(sinks: Any, where: str) -> list[Any]:
                 f"{where}: each sink must be a registered sink's name or an object with handle(event), got {sink!r}"
             )
     return list(sinks)
-
-
-def resolve_runner(spec: Runner | str | None) -> Runner:
-    """A runner from an object, a registered name (``"ray"``), or None for the default."""
-    if spec is None:
-        return default_runner()
-    if isinstance(spec, str):
-        from plait.plugins import get_registry
-
-        factory = get_registry().get("runner", spec)
-        runner: Runner = factory()
-        return runner
-    if not isinstance(spec, Runner):
-        raise DefinitionError(f"expected a Runner or the name of a registered runner, got {spec!r}")
-    return spec
 
 
 def _slug(name: str) -> str:
