@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plait._executors import Callee, call
+from plait._executors import Callee, call, to_output
 from plait._io import StepInput, StepOutput
 from plait.events import CustomEvent, Event, RunContentEvent
 from plait.tracing import ATTR, step_span_name
@@ -341,19 +342,30 @@ class StepContext:
         session state; then merge state changes and outputs in declaration order."""
         return ENGINE.run_branches(self, nodes, step_input, runner, max_concurrency)
 
-    def call(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, Any]:
+    async def call(self, callee: Callee, *args: Any) -> Any:
         """Call a user function (not a generator), off the loop when it is sync and
         this context offloads, passing ``run_context`` when it asks for one."""
+        if callee.plain and not self.offload:  # the hot path, inline: a sync function, here
+            result = callee.fn(*args)
+            if not inspect.iscoroutine(result):
+                return result
+            return await result
         kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
-        return call(
+        return await call(
             callee.fn, callee.kind, args, kwargs, self.run.runner.run_blocking if self.offload else None
         )
 
-    def invoke(self, callee: Callee, *args: Any) -> Coroutine[Any, Any, StepOutput]:
+    async def invoke(self, callee: Callee, *args: Any) -> StepOutput:
         """Call an executor and turn what it returns or yields into a StepOutput."""
+        if callee.plain and not self.offload:  # the hot path, inline: a sync executor, here
+            result = callee.fn(*args)
+            if type(result) is StepOutput:
+                return result
+            return await to_output(result, self.emit_content)
         kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
         blocking = self.run.runner.run_blocking if self.offload else None
-        return call(callee.fn, callee.kind, args, kwargs, blocking, self.emit_content)
+        output: StepOutput = await call(callee.fn, callee.kind, args, kwargs, blocking, self.emit_content)
+        return output
 
 
 _NO_KWARGS: dict[str, Any] = {}

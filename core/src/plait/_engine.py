@@ -245,9 +245,11 @@ async def _attempt(node: StepNode, step_input: StepInput, ctx: StepContext) -> S
 
 async def _attempts(node: StepNode, step_input: StepInput, ctx: StepContext, span: Any) -> StepOutput:
     policy = node.retry
-    if policy is None:
+    if policy is None:  # one try, without the loop (and without a coroutine more: the hot path)
         try:
-            return await _attempt(node, step_input, ctx)
+            if node.timeout is None:
+                return await node.execute(step_input, ctx)
+            return await _with_timeout(node, step_input, ctx, node.timeout)
         except Exception as exc:
             return _fail(node, ctx, exc, 1)
     snapshot = copy.deepcopy(ctx.state)

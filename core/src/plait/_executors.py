@@ -25,7 +25,7 @@ from plait._codec import allow_content_type, declared_types
 from plait._io import StepOutput
 from plait.errors import DefinitionError
 
-__all__ = ["Blocking", "CallKind", "Callee", "call", "call_kind"]
+__all__ = ["Blocking", "CallKind", "Callee", "call", "call_kind", "to_output"]
 
 CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
 #: how sync code is sent off the event loop: a runner's ``run_blocking``
@@ -76,6 +76,12 @@ async def call(
         return result
     if type(result) is StepOutput:
         return result
+    return await to_output(result, emit, blocking)
+
+
+async def to_output(result: Any, emit: Callable[[Any], None], blocking: Blocking | None = None) -> StepOutput:
+    """What an executor returned as a StepOutput: a coroutine awaited, a generator consumed
+    (each item passed to ``emit``), any other value its content."""
     if inspect.iscoroutine(result):
         result = await result
     if hasattr(result, "__anext__"):
@@ -135,7 +141,16 @@ def _yielded(final: StepOutput | None, text: list[str]) -> StepOutput:
 class Callee:
     """A user callable and how to call it."""
 
-    __slots__ = ("_identity", "declared_types", "executor_type", "fn", "kind", "name", "wants_run_context")
+    __slots__ = (
+        "_identity",
+        "declared_types",
+        "executor_type",
+        "fn",
+        "kind",
+        "name",
+        "plain",
+        "wants_run_context",
+    )
 
     def __init__(self, fn: Callable[..., Any], *, what: str) -> None:
         if not callable(fn):
@@ -146,6 +161,8 @@ class Callee:
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self.executor_type = "class" if is_class_instance and not hasattr(fn, "func") else "function"
         self.wants_run_context = _accepts(fn, "run_context")
+        #: a sync function called with only its arguments: the hot path, called inline
+        self.plain = self.kind == "sync" and not self.wants_run_context
         self.declared_types = _declared_types(fn, self.executor_type)
         # declared classes may be rebuilt from stored content (resume, cache) by any run of this process
         allow_content_type(*self.declared_types)
