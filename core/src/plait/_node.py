@@ -38,7 +38,7 @@ class StepNode:
     output while the node and its input are unchanged; needs workflow storage).
     """
 
-    step_type: ClassVar[str] = "step"
+    step_type: ClassVar[str] = "Step"
     #: True when the node runs user code synchronously (only threads can time it out).
     runs_blocking_code: bool = False
 
@@ -101,7 +101,8 @@ class StepNode:
 
     def cache_identity(self) -> Any:
         """What, besides its input, decides this node's output (part of its cache key)."""
-        return [self.step_type, self.name, [child.cache_identity() for child in self.children()]]
+        # lower case: the spelling of step types before plait adopted Agno's, so cache keys stay put
+        return [self.step_type.lower(), self.name, [child.cache_identity() for child in self.children()]]
 
     @classmethod
     def wrap(cls, obj: Any) -> StepNode | None:

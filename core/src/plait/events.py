@@ -90,7 +90,7 @@ class WorkflowStartedEvent(Event):
 class WorkflowCompletedEvent(Event):
     event: str = "WorkflowCompleted"
     content: Any = None
-    status: str = "completed"
+    status: str = "COMPLETED"
     duration: float = 0.0
 
 
@@ -124,7 +124,7 @@ class StepStartedEvent(Event):
     """A step or a container (``step_type``: step, steps, parallel, loop, ...) started."""
 
     event: str = "StepStarted"
-    step_type: str = "step"
+    step_type: str = "Step"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -133,7 +133,7 @@ class StepCompletedEvent(Event):
     a condition's ``result``, a router's ``selected`` steps, a loop's ``iterations``."""
 
     event: str = "StepCompleted"
-    step_type: str = "step"
+    step_type: str = "Step"
     content: Any = None
     success: bool = True
     duration: float = 0.0
@@ -149,14 +149,14 @@ class StepPausedEvent(Event):
     """A step waits for a person (see :class:`plait.Approval`)."""
 
     event: str = "StepPaused"
-    step_type: str = "step"
+    step_type: str = "Step"
     prompt: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class StepErrorEvent(Event):
     event: str = "StepError"
-    step_type: str = "step"
+    step_type: str = "Step"
     error: str = ""
     error_type: str = ""
     attempt: int = 1
@@ -167,14 +167,14 @@ class StepSkippedEvent(Event):
     """A failed step skipped by its ``on_error="skip"`` policy."""
 
     event: str = "StepSkipped"
-    step_type: str = "step"
+    step_type: str = "Step"
     error: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class StepRetryEvent(Event):
     event: str = "StepRetry"
-    step_type: str = "step"
+    step_type: str = "Step"
     attempt: int = 1
     delay: float = 0.0
     error: str = ""

@@ -789,7 +789,7 @@ class Workflow:
         finally:
             _current_step.reset(token)
         output.step_name = self.name
-        output.step_type = "function"
+        output.step_type = StepType.FUNCTION.value
         return [output]
 
     def _validate_input(self, input: Any) -> Any:
