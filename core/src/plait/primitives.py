@@ -169,6 +169,7 @@ class Parallel(StepNode):
     """Branches that run concurrently; the output's content is every branch's content by name.
 
     >>> Parallel(Step(name="web", agent=web), Step(name="papers", agent=papers), name="research")
+    >>> Parallel("research", Step(name="web", agent=web), Step(name="papers", agent=papers))
 
     Each branch works on its own copy of the session state; changes merge back
     in declaration order (see :mod:`plait._state`). ``max_concurrency`` bounds how
@@ -186,6 +187,12 @@ class Parallel(StepNode):
         runner: Runner | str | None = None,
         **policies: Any,
     ) -> None:
+        if steps and isinstance(steps[0], str):  # Parallel("research", web, papers)
+            if name is not None:
+                raise DefinitionError(
+                    f"Parallel {steps[0]!r}: the name is given twice, as the first argument and as name={name!r}"
+                )
+            name, steps = steps[0], steps[1:]
         super().__init__(name or "Parallel", description=description, **policies)
         self._auto_named = name is None
         if len(steps) == 1 and isinstance(steps[0], (list, tuple)):
