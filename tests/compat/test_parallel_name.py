@@ -17,7 +17,9 @@ def papers(step_input: StepInput) -> StepOutput:
 
 
 def test_a_string_first_argument_names_the_parallel() -> None:
-    research = Parallel("Research Phase", Step(name="web", executor=web), Step(name="papers", executor=papers))
+    research = Parallel(
+        "Research Phase", Step(name="web", executor=web), Step(name="papers", executor=papers)
+    )
     assert research.name == "Research Phase"
     assert [step.name for step in research.steps] == ["web", "papers"]
     output = Workflow(name="w", steps=[research]).run("tea")

@@ -10,6 +10,8 @@ Subclass :class:`StepNode` to write a step type of your own.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -374,6 +376,10 @@ class Router(StepNode):
 
     >>> Router(name="topic", selector=pick, choices=[tech, business, general])
 
+    A list among the choices is a sequence, a :class:`Steps` named ``steps_group_<index>``
+    (``choices=[quick, [research, write]]``). A selector that declares a ``step_choices``
+    parameter receives the router's choices (as nodes) there.
+
     A name that matches no choice is an error listing the choices.
     """
 
@@ -392,8 +398,18 @@ class Router(StepNode):
         if selector is None or not callable(selector):
             raise DefinitionError(f"Router {self.name!r}: selector must be a callable, got {selector!r}")
         self.selector = selector
-        self._selector = Callee(selector, what=f"Router {self.name!r} selector")
+        if isinstance(choices, (list, tuple)):  # a list among the choices is a sequence: Agno's Steps
+            choices = [
+                Steps(name=f"steps_group_{index}", steps=choice)
+                if isinstance(choice, (list, tuple))
+                else choice
+                for index, choice in enumerate(choices)
+            ]
         self.choices = as_nodes(choices, where=f"Router {self.name!r} choices")
+        target: Callable[..., Any] = selector
+        if _declares(selector, "step_choices"):  # selector(step_input, step_choices): Agno's signature
+            target = functools.partial(selector, step_choices=self.choices)
+        self._selector = Callee(target, what=f"Router {self.name!r} selector")
         if not self.choices:
             raise DefinitionError(f"Router {self.name!r}: expected at least one step in choices=")
         self._by_name = {node.name: node for node in self.choices}
@@ -471,6 +487,14 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
         f"a registered step type or a callable, got {obj!r}"
     )
+
+
+def _declares(fn: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``fn`` names ``parameter`` in its signature (``**kwargs`` does not count)."""
+    try:
+        return parameter in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_workflow(obj: Any) -> bool:
