@@ -30,8 +30,8 @@ EXPECTED = {
     "grouped_steps_workflow.py": ["Article Creation Workflow", "COMPLETED"],
     "steps_with_router.py": ["magical forest", "city timelapse"],
     "human_approval.py": [
-        "status: paused; waiting at ['reviews/legal']",
-        "status: completed; content: Published after: fact check, legal",
+        "status: PAUSED; waiting at ['reviews/legal']",
+        "status: COMPLETED; content: Published after: fact check, legal",
     ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",

@@ -119,7 +119,7 @@ def test_pause_events_and_a_completed_run_cannot_continue() -> None:
     resumed = list(workflow.continue_run(run_id, approve=True, stream=True, stream_events=True))
     restored = [e for e in resumed if isinstance(e, StepCompletedEvent) and e.restored]
     assert [e.step_id for e in restored] == ["a"]
-    with pytest.raises(DefinitionError, match="already ended as completed"):
+    with pytest.raises(DefinitionError, match="already ended as COMPLETED"):
         workflow.continue_run(run_id, approve=True)
     with pytest.raises(DefinitionError, match="no approval step 'nope'"):
         workflow.continue_run(workflow.run("y").run_id, answers={"nope": True})

@@ -22,7 +22,20 @@ from plait._io import StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import StepNode
 from plait.errors import DefinitionError, StepError
-from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
+from plait.events import (
+    ConditionExecutionCompletedEvent,
+    ConditionExecutionStartedEvent,
+    LoopExecutionCompletedEvent,
+    LoopExecutionStartedEvent,
+    LoopIterationCompletedEvent,
+    LoopIterationStartedEvent,
+    ParallelExecutionCompletedEvent,
+    ParallelExecutionStartedEvent,
+    RouterExecutionCompletedEvent,
+    RouterExecutionStartedEvent,
+    StepsExecutionCompletedEvent,
+    StepsExecutionStartedEvent,
+)
 from plait.tracing import ATTR
 
 if TYPE_CHECKING:
@@ -147,6 +160,8 @@ class Steps(StepNode):
     """
 
     step_type = StepType.STEPS.value
+    started_event = StepsExecutionStartedEvent
+    completed_event = StepsExecutionCompletedEvent
 
     def __init__(
         self,
@@ -166,6 +181,17 @@ class Steps(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.steps
 
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"steps_count": len(self.steps)}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        results = output.steps or []
+        return {
+            "steps_count": len(self.steps),
+            "executed_steps": sum(1 for o in results if not o.skipped),
+            "step_results": results,
+        }
+
 
 class Parallel(StepNode):
     """Branches that run concurrently; the output's content is every branch's content by name.
@@ -179,6 +205,8 @@ class Parallel(StepNode):
     """
 
     step_type = StepType.PARALLEL.value
+    started_event = ParallelExecutionStartedEvent
+    completed_event = ParallelExecutionCompletedEvent
 
     def __init__(
         self,
@@ -232,6 +260,12 @@ class Parallel(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.steps
 
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"parallel_step_count": len(self.steps)}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        return {"parallel_step_count": len(self.steps), "step_results": output.steps or []}
+
 
 class Condition(StepNode):
     """Run ``steps`` when ``evaluator`` is true, else ``else_steps`` (if any).
@@ -241,6 +275,8 @@ class Condition(StepNode):
     """
 
     step_type = StepType.CONDITION.value
+    started_event = ConditionExecutionStartedEvent
+    completed_event = ConditionExecutionCompletedEvent
 
     def __init__(
         self,
@@ -288,6 +324,18 @@ class Condition(StepNode):
     def children(self) -> Sequence[StepNode]:
         return [*self.steps, *self.else_steps]
 
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        result = (output.metadata or {}).get("result")
+        if result is None:  # it failed before deciding (a policy skipped the failure)
+            return {}
+        branch = "if" if result else "else" if self.else_steps else None
+        return {
+            "condition_result": result,
+            "branch": branch,
+            "executed_steps": len(self.steps if result else self.else_steps),
+            "step_results": output.steps or [],
+        }
+
 
 class Loop(StepNode):
     """Repeat ``steps`` until ``end_condition(outputs)`` is true or ``max_iterations`` ran.
@@ -299,6 +347,8 @@ class Loop(StepNode):
     """
 
     step_type = StepType.LOOP.value
+    started_event = LoopExecutionStartedEvent
+    completed_event = LoopExecutionCompletedEvent
 
     def __init__(
         self,
@@ -355,7 +405,16 @@ class Loop(StepNode):
                     )
                 done = verdict
             if ctx.run.step_events:
-                ctx.emit(scope.event(LoopIterationCompletedEvent, iteration=iteration, should_stop=done))
+                ctx.emit(
+                    scope.event(
+                        LoopIterationCompletedEvent,
+                        iteration=iteration,
+                        max_iterations=self.max_iterations,
+                        should_stop=done,
+                        should_continue=not done and iteration < self.max_iterations,
+                        iteration_results=round_outputs,
+                    )
+                )
             if done:
                 break
             if self.forward_iteration_output:
@@ -368,6 +427,21 @@ class Loop(StepNode):
 
     def children(self) -> Sequence[StepNode]:
         return self.steps
+
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"max_iterations": self.max_iterations}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        # the outputs of each iteration: their ids start with the loop's, then "[n]"
+        rounds: dict[str, list[StepOutput]] = {}
+        prefix = len(output.step_id or "")
+        for inner in output.steps or []:
+            rounds.setdefault((inner.step_id or "")[prefix:].partition("/")[0], []).append(inner)
+        return {
+            "total_iterations": (output.metadata or {}).get("iterations", len(rounds)),
+            "max_iterations": self.max_iterations,
+            "all_results": list(rounds.values()),
+        }
 
 
 class Router(StepNode):
@@ -384,6 +458,8 @@ class Router(StepNode):
     """
 
     step_type = StepType.ROUTER.value
+    started_event = RouterExecutionStartedEvent
+    completed_event = RouterExecutionCompletedEvent
 
     def __init__(
         self,
@@ -456,6 +532,13 @@ class Router(StepNode):
 
     def children(self) -> Sequence[StepNode]:
         return self.choices
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        selected = (output.metadata or {}).get("selected")
+        if selected is None:  # it failed before selecting (a policy skipped the failure)
+            return {}
+        results = output.steps or []
+        return {"selected_steps": list(selected), "executed_steps": len(results), "step_results": results}
 
 
 def as_node(obj: Any, *, where: str) -> StepNode:
