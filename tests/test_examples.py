@@ -13,25 +13,25 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # example file -> text its output must contain
 EXPECTED = {
-    "research_and_write.py": ["Research Workflow  nested workflow · depth 1", "writing_phase", "completed"],
-    "sequential_workflow.py": ["Mixed Execution Pipeline", "completed"],
-    "fully_python_workflow.py": ["Final:", "completed"],
-    "step_based_workflow.py": ["Content Creation Pipeline", "completed"],
+    "research_and_write.py": ["Research Workflow  nested workflow · depth 1", "writing_phase", "COMPLETED"],
+    "sequential_workflow.py": ["Mixed Execution Pipeline", "COMPLETED"],
+    "fully_python_workflow.py": ["Final:", "COMPLETED"],
+    "step_based_workflow.py": ["Content Creation Pipeline", "COMPLETED"],
     "custom_function_steps.py": ["Published plan for", "Strategic Content Plan"],
     "custom_function_async_stream.py": [
         "[StepStarted] Content Planning Step (depth 0)",
         "Final:",
         "Strategic Content Plan",
     ],
-    "conditional_workflow.py": ["Conditional Research", "completed"],
+    "conditional_workflow.py": ["Conditional Research", "COMPLETED"],
     "parallel_workflow.py": ["session state: {'sources': 1}"],
-    "iterative_workflow.py": ["iteration 3/3", "Final Analysis", "completed"],
-    "branching_workflow.py": ["Expert Routing", "completed"],
-    "grouped_steps_workflow.py": ["Article Creation Workflow", "completed"],
+    "iterative_workflow.py": ["iteration 3/3", "Final Analysis", "COMPLETED"],
+    "branching_workflow.py": ["Expert Routing", "COMPLETED"],
+    "grouped_steps_workflow.py": ["Article Creation Workflow", "COMPLETED"],
     "steps_with_router.py": ["magical forest", "city timelapse"],
     "human_approval.py": [
-        "status: paused; waiting at ['reviews/legal']",
-        "status: completed; content: Published after: fact check, legal",
+        "status: PAUSED; waiting at ['reviews/legal']",
+        "status: COMPLETED; content: Published after: fact check, legal",
     ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",

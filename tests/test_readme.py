@@ -42,7 +42,7 @@ def test_first_workflow_runs_as_pasted(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     last = result.stdout.strip().splitlines()
-    assert any(line.startswith("completed ### The history of artificial intelligence") for line in last)
+    assert any(line.startswith("COMPLETED ### The history of artificial intelligence") for line in last)
     assert "Key findings" in result.stdout  # the researchers' branches were streamed
     assert "is less a story of sudden breakthroughs" in result.stdout or "Few subjects" in result.stdout
 
@@ -56,7 +56,7 @@ def test_first_workflow_file_runs_with_plait_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("Research and Write") >= 1
-    assert "WorkflowRunOutput" not in result.stdout and "completed ###" not in result.stdout
+    assert "WorkflowRunOutput" not in result.stdout and "COMPLETED ###" not in result.stdout
 
 
 def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
@@ -67,4 +67,4 @@ def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
     (tmp_path / "first.py").write_text(snippet, encoding="utf-8")
     result = run_offline([sys.executable, "first.py"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("completed\n### The history of tea\n")
+    assert result.stdout.startswith("COMPLETED\n### The history of tea\n")

@@ -59,15 +59,15 @@ SCRIPT = textwrap.dedent(
         sinks=[JsonlSink(f"{sys.argv[1]}/events.jsonl")],
     )
     paused = workflow.run("topic", session_id="s")
-    assert paused.status == "paused", paused.status
+    assert paused.status == "PAUSED", paused.status
     done = workflow.continue_run(paused.run_id, approve=True)
-    assert done.status == "completed", done.status
+    assert done.status == "COMPLETED", done.status
     events = list(workflow.run("again", session_id="s", stream=True, stream_events=True))
     assert any(e.event == "WorkflowCompleted" or "Pause" in e.event for e in events), [e.event for e in events][-3:]
 
     async def main():
         out = await workflow.arun("async", session_id="t")
-        assert out.status == "paused"
+        assert out.status == "PAUSED"
     asyncio.run(main())
     asyncio.run(main())                                 # a second event loop, after the first closed
     workflow.close()

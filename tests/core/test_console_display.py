@@ -29,7 +29,7 @@ def render(terminal: bool, width: int = 70) -> str:
 def test_streaming_text_shows_live_on_a_terminal() -> None:
     shown = render(terminal=True)
     assert "▸ research" in shown and "▸ write" in shown  # the live line of each streaming step
-    assert "✓ research" in shown and "completed" in shown
+    assert "✓ research" in shown and "COMPLETED" in shown
 
 
 def test_no_live_display_when_not_a_terminal() -> None:

@@ -33,7 +33,7 @@ def test_steps_group_runs_in_sequence() -> None:
     group = Steps(name="article", steps=[echo("research"), echo("write"), echo("edit")])
     output = Workflow(name="w", steps=[group, echo("publish")]).run("ai")
     assert output.content == "publish(edit(write(research(ai))))"
-    assert output.step_outputs[0].step_type == "steps"
+    assert output.step_outputs[0].step_type == "Steps"
     assert [s.step_id for s in output.step_outputs[0].steps] == [
         "article/research",
         "article/write",

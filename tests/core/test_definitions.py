@@ -141,12 +141,12 @@ def chain(levels: int) -> Workflow:
 
 def test_the_deepest_allowed_nesting_runs_everywhere(tmp_path: Any) -> None:
     wf = chain(MAX_DEPTH)  # 99 nested workflow steps and the innermost step: 100 levels
-    assert wf.run("x").status == "completed"
+    assert wf.run("x").status == "COMPLETED"
     events = list(wf.run("x", stream=True, stream_events=True))
     assert max(e.nested_depth for e in events) == MAX_DEPTH - 1
     wf.storage = f"sqlite:///{tmp_path / 'runs.db'}"
     out = wf.run("x")
-    assert out.status == "completed"
+    assert out.status == "COMPLETED"
     with pytest.raises(DefinitionError, match="more than 100 levels"):
         Workflow(name="one more", steps=[wf])
 

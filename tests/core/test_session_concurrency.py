@@ -48,7 +48,7 @@ def test_a_counter_created_by_parallel_branches_adds_up() -> None:
         name="fan", steps=[Parallel(*(Step(name=f"b{i}", executor=add_one) for i in range(5)), name="p")]
     )
     out = wf.run("x", session_id="s")
-    assert out.status == "completed"
+    assert out.status == "COMPLETED"
     state = wf.get_session_state("s")
     assert state is not None
     assert state["n"] == 5
@@ -99,7 +99,7 @@ def run_everywhere(wf: Workflow, runs: int) -> list[Any]:
 def test_150_concurrent_runs_without_storage_lose_nothing() -> None:
     wf = counter()
     outputs = run_everywhere(wf, 150)
-    assert {o.status for o in outputs} == {"completed"}
+    assert {o.status for o in outputs} == {"COMPLETED"}
     state = wf.get_session_state("s")
     assert state is not None
     assert state["n"] == 600
@@ -109,7 +109,7 @@ def test_150_concurrent_runs_without_storage_lose_nothing() -> None:
 def test_150_concurrent_runs_with_storage_lose_nothing(shared: Storage) -> None:
     wf = counter(shared)
     outputs = run_everywhere(wf, 150)
-    assert {o.status for o in outputs} == {"completed"}
+    assert {o.status for o in outputs} == {"COMPLETED"}
     state = wf.get_session_state("s")
     assert state is not None
     assert state["n"] == 600
@@ -131,7 +131,7 @@ def test_a_real_conflict_between_two_runs_names_the_key(shared: Storage) -> None
     wf = Workflow(name="claim", steps=[Step(name="claim", executor=slow_claim)], storage=shared)
     slow = in_daemon_threads(lambda x: wf.run(x, session_id="s"), ["slow"], 1)[0]
     assert started.wait(BOUND)
-    assert wf.run("fast", session_id="s").status == "completed"
+    assert wf.run("fast", session_id="s").status == "COMPLETED"
     release.set()
     with pytest.raises(StateConflictError, match="'owner'"):
         slow.result(timeout=BOUND)
@@ -149,14 +149,14 @@ def test_a_resumed_run_counts_only_its_own_changes(shared: Storage) -> None:
         storage=shared,
     )
     paused = wf.run("p", session_id="s")
-    assert paused.status == "paused"
+    assert paused.status == "PAUSED"
     assert wf.get_session_state("s")["n"] == 1  # committed at the pause
     other = counter(shared)
     other.id = wf.id  # the same session, changed by another run meanwhile
-    assert other.run("o", session_id="s").status == "completed"
+    assert other.run("o", session_id="s").status == "COMPLETED"
     assert wf.get_session_state("s")["n"] == 5
     done = wf.continue_run(paused.run_id, approve=True)
-    assert done.status == "completed"
+    assert done.status == "COMPLETED"
     assert wf.get_session_state("s")["n"] == 6
 
 
@@ -176,7 +176,7 @@ def test_two_processes_on_one_sqlite_session(tmp_path: Path) -> None:
         from tests.core.test_session_concurrency import counter
         wf = counter("sqlite:///{db}")
         for i in range(20):
-            assert wf.run(f"{{sys.argv[1]}}{{i}}", session_id="s").status == "completed"
+            assert wf.run(f"{{sys.argv[1]}}{{i}}", session_id="s").status == "COMPLETED"
         """
     )
     root = Path(__file__).resolve().parents[2]

@@ -46,7 +46,7 @@ def test_a_timed_out_attempt_does_not_write_into_the_retry() -> None:
         ],
     )
     out = wf.run("x", session_id="s")
-    assert out.status == "completed"
+    assert out.status == "COMPLETED"
     release.set()
     deadline = time.monotonic() + BOUND
     while not observed and time.monotonic() < deadline:
@@ -110,7 +110,7 @@ def test_abandoned_threads_do_not_starve_healthy_steps() -> None:
             steps=[Parallel(*(Step(name=f"h{i}", executor=healthy) for i in range(8)), name="p")],
             runner=runner,
         )
-        assert wide.run("x").status == "completed"
+        assert wide.run("x").status == "COMPLETED"
     finally:
         release.set()
         runner.shutdown()

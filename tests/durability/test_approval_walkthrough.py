@@ -49,7 +49,7 @@ def test_the_printed_approve_command_continues_the_run(newcomer_dir: Path) -> No
     assert len(printed) == 1 and "--storage" not in printed[0]  # the default store: no option needed
     done = plait(newcomer_dir, printed[0])
     assert done.returncode == 0, done.stderr
-    assert "Published after: fact check, legal" in done.stdout and "completed" in done.stdout
+    assert "Published after: fact check, legal" in done.stdout and "COMPLETED" in done.stdout
 
 
 def test_a_run_in_another_store_prints_the_storage_option(newcomer_dir: Path) -> None:
@@ -62,7 +62,7 @@ def test_a_run_in_another_store_prints_the_storage_option(newcomer_dir: Path) ->
     assert printed == [printed[0]] and f"--storage {url}" in printed[0]
     done = plait(newcomer_dir, printed[0])
     assert done.returncode == 0, done.stderr
-    assert "completed" in done.stdout
+    assert "COMPLETED" in done.stdout
 
 
 def test_no_run_names_the_store_searched(newcomer_dir: Path) -> None:
@@ -100,6 +100,6 @@ def test_readme_walkthrough_as_printed(newcomer_dir: Path) -> None:
         result = plait(newcomer_dir, command.replace("RUN_ID", run_id))
         assert result.returncode == 0, (command, result.stderr)
         outputs.append(result.stdout)
-    assert "paused" in outputs[0]
-    assert "Published after: fact check, legal" in outputs[-1] and "completed" in outputs[-1]
+    assert "PAUSED" in outputs[0]
+    assert "Published after: fact check, legal" in outputs[-1] and "COMPLETED" in outputs[-1]
     assert not os.path.exists(ROOT / "examples" / ".plait")

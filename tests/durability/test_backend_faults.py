@@ -44,7 +44,7 @@ async def test_hundred_concurrent_runs(storage_url: str) -> None:
         assert storage is not None
         for output in outputs:
             record = await storage.get_run(output.run_id)
-            assert record is not None and record.status == "completed" and record.content == output.content
+            assert record is not None and record.status == "COMPLETED" and record.content == output.content
             checkpoints = await storage.load_checkpoints(output.run_id)
             assert sorted(c.step_id for c in checkpoints) == ["p", "p/again", "p/step", "step"]
             session = await storage.load_session(output.session_id)

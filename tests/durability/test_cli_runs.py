@@ -47,7 +47,7 @@ def test_run_pause_show_approve(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert "Waiting for a person" in ran.stdout and (tmp_path / ".plait" / "plait.db").exists()
     runs = json.loads(plait(tmp_path, "runs", "list", "--json").stdout)
-    assert [(r["workflow_name"], r["status"]) for r in runs] == [("cli demo", "paused")]
+    assert [(r["workflow_name"], r["status"]) for r in runs] == [("cli demo", "PAUSED")]
     run_id = runs[0]["run_id"]
     assert runs[0]["target"] == f"{tmp_path / 'flows.py'}:workflow"
     shown = plait(tmp_path, "runs", "show", run_id)
@@ -56,11 +56,11 @@ def test_run_pause_show_approve(tmp_path: Path) -> None:
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout) == {
         "run_id": run_id,
-        "status": "completed",
+        "status": "COMPLETED",
         "content": {"b": "b(a(hello))", "ok": "a(hello)"},
     }
     detail = json.loads(plait(tmp_path, "runs", "show", run_id, "--json").stdout)
-    assert detail["status"] == "completed"
+    assert detail["status"] == "COMPLETED"
     assert sorted(step["step_id"] for step in detail["steps"]) == ["a", "p", "p/b", "p/ok"]
 
 

@@ -68,7 +68,7 @@ def test_killed_run_resumes_without_redoing_completed_steps(
 
     assert resumed["content"] == reference["content"]
     assert resumed["state"] == reference["state"]
-    assert resumed["status"] == "completed"
+    assert resumed["status"] == "COMPLETED"
     ran = Counter(log.read_text().split())
     # every step ran exactly as often as in an uninterrupted run: nothing completed ran again
     assert ran == Counter(ALL_STEPS), (before, ran)

@@ -61,7 +61,7 @@ def test_a_held_run_is_refused_and_two_resumers_run_each_step_once(
     completed = [out for (out, _), code in results if code == 0]
     assert len(completed) == 1, results
     loser = next(err for (_, err), code in results if code != 0)
-    assert "already ended as completed" in loser, loser
+    assert "already ended as COMPLETED" in loser, loser
     counts = Counter(log.read_text().split())
     # the killed body iteration never wrote; everything ran exactly once per iteration
     assert counts == {"first": 1, "b1": 1, "b2": 1, "b3": 1, "body": 3, "last": 1}, counts

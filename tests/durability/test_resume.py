@@ -40,7 +40,7 @@ def test_pause_in_a_nested_parallel_branch_continues_from_another_process(storag
         return data
 
     paused = call("run")
-    assert paused["status"] == "paused"
+    assert paused["status"] == "PAUSED"
     assert paused["pending"] == [
         {
             "step_id": "edit/checks/legal",
@@ -52,10 +52,10 @@ def test_pause_in_a_nested_parallel_branch_continues_from_another_process(storag
         }
     ]
     done = call("continue", str(paused["run_id"]), "yes")
-    assert done["status"] == "completed"
+    assert done["status"] == "COMPLETED"
     assert done["content"] == "published after ['legal', 'review']"
     rejected = call("continue", str(call("run")["run_id"]), "no")
-    assert rejected["status"] == "completed"  # stopped on purpose: nothing after the rejection ran
+    assert rejected["status"] == "COMPLETED"  # stopped on purpose: nothing after the rejection ran
     assert rejected["content"] == {
         "review": "reviewed draft about plait",
         "legal": "Stopped: Legal sign-off? was rejected",
@@ -119,7 +119,7 @@ def test_pause_events_and_a_completed_run_cannot_continue() -> None:
     resumed = list(workflow.continue_run(run_id, approve=True, stream=True, stream_events=True))
     restored = [e for e in resumed if isinstance(e, StepCompletedEvent) and e.restored]
     assert [e.step_id for e in restored] == ["a"]
-    with pytest.raises(DefinitionError, match="already ended as completed"):
+    with pytest.raises(DefinitionError, match="already ended as COMPLETED"):
         workflow.continue_run(run_id, approve=True)
     with pytest.raises(DefinitionError, match="no approval step 'nope'"):
         workflow.continue_run(workflow.run("y").run_id, answers={"nope": True})
@@ -186,7 +186,7 @@ async def test_durability_modes_all_checkpoint_every_step(durability: str) -> No
     checkpoints = await storage.load_checkpoints(output.run_id)
     assert sorted(c.step_id for c in checkpoints) == ["a", "p", "p/b", "p/c"]
     record = await storage.get_run(output.run_id)
-    assert record is not None and record.status == "completed" and record.content == output.content
+    assert record is not None and record.status == "COMPLETED" and record.content == output.content
 
 
 async def test_unserializable_output_names_the_step() -> None:

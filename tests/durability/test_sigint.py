@@ -87,7 +87,7 @@ def test_ctrl_c_cancels_the_run_promptly_and_it_resumes(tmp_path: Path, where: s
     out, _ = proc.communicate(timeout=BOUND)
     assert time.monotonic() - interrupted < 10, "the process waited for the sync step to return"
     assert proc.returncode == 130 and "interrupted" in out
-    assert stored_status(url, "r1") == "cancelled"
+    assert stored_status(url, "r1") == "CANCELLED"
     resumed = subprocess.run(
         [sys.executable, str(script), url, str(marker), where, "r1"],
         cwd=ROOT,
@@ -96,4 +96,4 @@ def test_ctrl_c_cancels_the_run_promptly_and_it_resumes(tmp_path: Path, where: s
         timeout=BOUND,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.strip() == "completed"
+    assert resumed.stdout.strip() == "COMPLETED"

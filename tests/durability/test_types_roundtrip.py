@@ -35,7 +35,7 @@ def test_typed_outputs_and_state_survive_a_crash_and_a_resume_in_a_new_process(
     resumed = _script(storage_url, "continue", run_id)
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
-    assert result["status"] == "completed"
+    assert result["status"] == "COMPLETED"
     assert json.loads(result["content"]) == {"problems": [], "sum": 3}
 
 

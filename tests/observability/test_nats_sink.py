@@ -143,7 +143,7 @@ def test_a_dead_server_never_fails_the_run(caplog: pytest.LogCaptureFixture) -> 
         flush_sinks(10)
     finally:
         sink.close()
-    assert output.status.value == "completed"
+    assert output.status.value == "COMPLETED"
     assert output.content == "an article"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -54,10 +54,10 @@ def test_a_raising_hook_is_reported_once_by_plugin_name_and_the_run_goes_on(
     with plugin_registry({"raising-observer": Raising()}), caplog.at_level(logging.WARNING):
         output = Workflow(name="w", steps=_chain(), storage=storage).run("x")
         assert flush_sinks(timeout=5)
-    assert output.status.value == "completed"
+    assert output.status.value == "COMPLETED"
     assert output.content == "ok"
     record = asyncio.run(storage.get_run(output.run_id))
-    assert record is not None and record.status == "completed"
+    assert record is not None and record.status == "COMPLETED"
     reports = [r for r in caplog.records if "raising-observer" in r.getMessage()]
     assert len(reports) == 1, [r.getMessage() for r in caplog.records]
 
@@ -117,7 +117,7 @@ def test_hooks_see_every_step_in_order_with_any_subset_of_arguments() -> None:
     with plugin_registry({"recorder": Recorder()}):
         Workflow(name="w", steps=_chain(2)).run("x")
         assert flush_sinks(timeout=5)
-    assert seen == [("start", "s0"), ("start", "s1"), ("end", "completed")]
+    assert seen == [("start", "s0"), ("start", "s1"), ("end", "COMPLETED")]
 
 
 def test_unmarked_functions_are_not_hooks_and_plugins_lists_the_real_ones() -> None:

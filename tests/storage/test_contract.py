@@ -16,7 +16,7 @@ def run(run_id: str, **fields: object) -> RunRecord:
         "workflow_id": "wf",
         "workflow_name": "Workflow",
         "session_id": "s1",
-        "status": "running",
+        "status": "RUNNING",
         "input": {"topic": "ünïcode ✓", "n": [1, 2]},
     }
     values.update(fields)
@@ -30,10 +30,10 @@ async def test_setup_is_idempotent(storage: Storage) -> None:
 
 async def test_runs_round_trip_and_upsert(storage: Storage) -> None:
     await storage.save_run(run("r1"))
-    await storage.save_run(run("r1", status="completed", content="done", metrics={"tokens": 5}, pause=None))
+    await storage.save_run(run("r1", status="COMPLETED", content="done", metrics={"tokens": 5}, pause=None))
     loaded = await storage.get_run("r1")
     assert loaded is not None
-    assert (loaded.status, loaded.content, loaded.metrics) == ("completed", "done", {"tokens": 5})
+    assert (loaded.status, loaded.content, loaded.metrics) == ("COMPLETED", "done", {"tokens": 5})
     assert loaded.input == {"topic": "ünïcode ✓", "n": [1, 2]}
     assert await storage.get_run("missing") is None
 
@@ -45,13 +45,13 @@ async def test_list_runs_newest_first_with_filters(storage: Storage) -> None:
             run(
                 f"r{i}",
                 created_at=now + i,
-                status="completed" if i % 2 else "error",
+                status="COMPLETED" if i % 2 else "ERROR",
                 workflow_id=f"wf{i % 2}",
             )
         )
     assert [r.run_id for r in await storage.list_runs()] == ["r4", "r3", "r2", "r1", "r0"]
     assert [r.run_id for r in await storage.list_runs(limit=2)] == ["r4", "r3"]
-    assert [r.run_id for r in await storage.list_runs(status="completed")] == ["r3", "r1"]
+    assert [r.run_id for r in await storage.list_runs(status="COMPLETED")] == ["r3", "r1"]
     assert [r.run_id for r in await storage.list_runs(workflow_id="wf0")] == ["r4", "r2", "r0"]
 
 
@@ -109,12 +109,12 @@ async def test_hundred_concurrent_runs_lose_and_corrupt_nothing(storage: Storage
             ]
         )
         await storage.append_events(f"c{i}", [{"i": i}])
-        await storage.save_run(run(f"c{i}", created_at=1000.0 + i, status="completed", content=i))
+        await storage.save_run(run(f"c{i}", created_at=1000.0 + i, status="COMPLETED", content=i))
 
     await asyncio.gather(*(one(i) for i in range(100)))
     runs = await storage.list_runs(limit=1000)
     assert sorted(r.run_id for r in runs) == sorted(f"c{i}" for i in range(100))
-    assert all(r.status == "completed" and r.content == int(r.run_id[1:]) for r in runs)
+    assert all(r.status == "COMPLETED" and r.content == int(r.run_id[1:]) for r in runs)
     for i in (0, 42, 99):
         assert [c.output["content"] for c in await storage.load_checkpoints(f"c{i}")] == [
             i * 10,

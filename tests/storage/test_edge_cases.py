@@ -27,7 +27,7 @@ def test_a_nul_in_a_step_name_and_session_id_is_stored(name: str, tmp_path: Path
     workflow = Workflow(name="nul", steps=[Step(name="a\x00b", executor=_count)], storage=storage)
     try:
         output = workflow.run("x", session_id="s\x00")
-        assert output.status.value == "completed", output.error
+        assert output.status.value == "COMPLETED", output.error
         assert workflow.get_session_state("s\x00") == {"n": 1}
         assert workflow.get_session_state("s") is None
         checkpoints = asyncio.run(storage.load_checkpoints(output.run_id))

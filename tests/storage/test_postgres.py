@@ -66,7 +66,7 @@ def run(run_id: str, **fields: Any) -> RunRecord:
         "workflow_id": "wf",
         "workflow_name": "Workflow",
         "session_id": "s1",
-        "status": "running",
+        "status": "RUNNING",
     }
     values.update(fields)
     return RunRecord.model_validate(values)
@@ -247,10 +247,10 @@ async def test_hundred_concurrent_runs_through_a_small_pool(make: Callable[..., 
         await storage.save_run(run(f"c{i}", created_at=1000.0 + i))
         await storage.save_checkpoints([StepCheckpoint(run_id=f"c{i}", step_id="s", output={"i": i})])
         await storage.append_events(f"c{i}", [{"i": i}, {"i": -i}])
-        await storage.save_run(run(f"c{i}", created_at=1000.0 + i, status="completed"))
+        await storage.save_run(run(f"c{i}", created_at=1000.0 + i, status="COMPLETED"))
 
     await asyncio.gather(*(one(i) for i in range(100)))
-    assert len(await storage.list_runs(limit=1000, status="completed")) == 100
+    assert len(await storage.list_runs(limit=1000, status="COMPLETED")) == 100
     assert await storage.load_events("c7") == [{"i": 7}, {"i": -7}]
 
 
@@ -264,11 +264,11 @@ async def main(schema, worker, count):
     await storage.setup()
     async def one(i):
         run_id = f"p{{worker}}-{{i}}"
-        record = RunRecord(run_id=run_id, workflow_id="wf", workflow_name="W", session_id="s", status="running")
+        record = RunRecord(run_id=run_id, workflow_id="wf", workflow_name="W", session_id="s", status="RUNNING")
         await storage.save_run(record)
         await storage.save_checkpoints([StepCheckpoint(run_id=run_id, step_id=f"s{{j}}", output={{"j": j}}) for j in range(3)])
         await storage.append_events(run_id, [{{"worker": worker}}])
-        await storage.save_run(record.model_copy(update={{"status": "completed"}}))
+        await storage.save_run(record.model_copy(update={{"status": "COMPLETED"}}))
     await asyncio.gather(*(one(i) for i in range(count)))
     await storage.close()
 
@@ -289,7 +289,7 @@ async def test_four_processes_write_to_one_schema(make: Callable[..., Any]) -> N
     assert [await p.wait() for p in processes] == [0, 0, 0, 0]
     await storage.setup()
     runs = await storage.list_runs(limit=1000)
-    assert len(runs) == 100 and {r.status for r in runs} == {"completed"}
+    assert len(runs) == 100 and {r.status for r in runs} == {"COMPLETED"}
     counts = await admin(
         f'SELECT (SELECT count(*) FROM "{schema}".plait_checkpoints), (SELECT count(*) FROM "{schema}".plait_events)'
     )

@@ -63,7 +63,7 @@ def run(run_id: str, **fields: Any) -> RunRecord:
         "workflow_id": "wf",
         "workflow_name": "Workflow",
         "session_id": "s1",
-        "status": "running",
+        "status": "RUNNING",
     }
     values.update(fields)
     return RunRecord.model_validate(values)
@@ -121,12 +121,12 @@ async def test_status_and_workflow_indexes_follow_updates(make: Callable[..., An
     await storage.setup()
     await storage.save_run(run("r1", created_at=1.0))
     await storage.save_run(run("r2", created_at=2.0, workflow_id="other"))
-    await storage.save_run(run("r1", created_at=1.0, status="completed", workflow_id="other"))
-    assert [r.run_id for r in await storage.list_runs(status="running")] == ["r2"]
-    assert [r.run_id for r in await storage.list_runs(status="completed")] == ["r1"]
+    await storage.save_run(run("r1", created_at=1.0, status="COMPLETED", workflow_id="other"))
+    assert [r.run_id for r in await storage.list_runs(status="RUNNING")] == ["r2"]
+    assert [r.run_id for r in await storage.list_runs(status="COMPLETED")] == ["r1"]
     assert [r.run_id for r in await storage.list_runs(workflow_id="wf")] == []
-    assert [r.run_id for r in await storage.list_runs(workflow_id="other", status="completed")] == ["r1"]
-    assert await admin.zrange(f"{storage.prefix}:runs:status:running", 0, -1) == ["r2"]
+    assert [r.run_id for r in await storage.list_runs(workflow_id="other", status="COMPLETED")] == ["r1"]
+    assert await admin.zrange(f"{storage.prefix}:runs:status:RUNNING", 0, -1) == ["r2"]
 
 
 async def test_racing_updates_of_one_run_leave_it_in_exactly_one_status(
@@ -134,7 +134,7 @@ async def test_racing_updates_of_one_run_leave_it_in_exactly_one_status(
 ) -> None:
     storage = make()
     await storage.setup()
-    statuses = ["running", "paused", "completed", "error"] * 10
+    statuses = ["RUNNING", "PAUSED", "COMPLETED", "ERROR"] * 10
     await asyncio.gather(*(storage.save_run(run("r1", status=s)) for s in statuses))
     final = await storage.get_run("r1")
     assert final is not None
@@ -240,7 +240,7 @@ async def test_recovers_after_the_server_kills_its_connections(make: Callable[..
         for client in clients:
             await admin.client_kill_filter(_id=client["id"])
         await storage.append_events("before", [{"round": round_}])
-        await storage.save_run(run(f"after{round_}", status="completed"))
+        await storage.save_run(run(f"after{round_}", status="COMPLETED"))
         await asyncio.gather(*(storage.get_run("before") for _ in range(5)))
     assert sorted(r.run_id for r in await storage.list_runs()) == ["after0", "after1", "before"]
     assert await storage.load_events("before") == [{"round": 0}, {"round": 1}]
@@ -267,11 +267,11 @@ async def main(prefix, worker, count):
     await storage.setup()
     async def one(i):
         run_id = f"p{{worker}}-{{i}}"
-        record = RunRecord(run_id=run_id, workflow_id="wf", workflow_name="W", session_id="s", status="running")
+        record = RunRecord(run_id=run_id, workflow_id="wf", workflow_name="W", session_id="s", status="RUNNING")
         await storage.save_run(record)
         await storage.save_checkpoints([StepCheckpoint(run_id=run_id, step_id=f"s{{j}}", output={{"j": j}}) for j in range(3)])
         await storage.append_events(run_id, [{{"worker": worker}}])
-        await storage.save_run(record.model_copy(update={{"status": "completed"}}))
+        await storage.save_run(record.model_copy(update={{"status": "COMPLETED"}}))
     await asyncio.gather(*(one(i) for i in range(count)))
     await storage.close()
 
@@ -290,8 +290,8 @@ async def test_four_processes_write_to_one_prefix(make: Callable[..., Any]) -> N
     assert [await p.wait() for p in processes] == [0, 0, 0, 0]
     await storage.setup()
     runs = await storage.list_runs(limit=1000)
-    assert len(runs) == 100 and {r.status for r in runs} == {"completed"}
-    assert len(await storage.list_runs(limit=1000, status="running")) == 0
+    assert len(runs) == 100 and {r.status for r in runs} == {"COMPLETED"}
+    assert len(await storage.list_runs(limit=1000, status="RUNNING")) == 0
     for worker in range(4):
         checkpoints = await storage.load_checkpoints(f"p{worker}-24")
         assert [c.step_id for c in checkpoints] == ["s0", "s1", "s2"]

@@ -59,4 +59,4 @@ async def test_checkpoints_and_runs_are_readable_by_another_process_connection(t
     ).fetchall()
     status = reader.execute("SELECT status FROM plait_runs WHERE run_id = ?", (output.run_id,)).fetchone()
     reader.close()
-    assert rows == [("step",)] and status == ("completed",)
+    assert rows == [("step",)] and status == ("COMPLETED",)

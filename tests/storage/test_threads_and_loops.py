@@ -57,7 +57,7 @@ def test_run_from_a_thread_pool(shared: Storage) -> None:
     _, pending = concurrent.futures.wait(futures, timeout=BOUND)
     assert not pending, f"{len(pending)} runs hung"
     outputs = [f.result() for f in futures]
-    assert [o.status for o in outputs] == ["completed"] * 160
+    assert [o.status for o in outputs] == ["COMPLETED"] * 160
     stored = asyncio.run(asyncio.wait_for(shared.list_runs(limit=500), BOUND))
     assert {r.run_id for r in stored} >= {o.run_id for o in outputs}
 
@@ -66,14 +66,14 @@ def test_asyncio_run_twice_and_in_threads_with_their_own_loops(shared: Storage) 
     wf = workflow(shared)
     for i in range(2):  # a second loop after the first one closed
         out = asyncio.run(asyncio.wait_for(wf.arun(f"loop{i}"), BOUND))
-        assert out.status == "completed"
+        assert out.status == "COMPLETED"
 
     errors: list[BaseException] = []
 
     def in_own_loop(i: int) -> None:
         async def many() -> None:
             outs = await asyncio.gather(*(wf.arun(f"t{i}-{j}") for j in range(10)))
-            assert all(o.status == "completed" for o in outs)
+            assert all(o.status == "COMPLETED" for o in outs)
 
         try:
             asyncio.run(asyncio.wait_for(many(), BOUND))

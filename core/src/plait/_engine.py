@@ -26,11 +26,9 @@ from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError
 from plait.events import (
-    StepCompletedEvent,
     StepErrorEvent,
     StepRetryEvent,
     StepSkippedEvent,
-    StepStartedEvent,
 )
 from plait.retry import retrying
 from plait.runners import Branch
@@ -95,7 +93,7 @@ async def execute_node(
     if hooks is not None:
         hooks.on_step_start(step=node, step_id=ctx.step_id, run_id=ctx.frame.run_id)
     if run.step_events:
-        run.emit(ctx.event(StepStartedEvent, step_type=step_type))
+        run.emit(ctx.event(node.started_event, step_type=step_type, **node.started_event_fields()))
     started = time.perf_counter()
     tracer = run.tracer
     span = None
@@ -165,13 +163,14 @@ async def execute_node(
     if run.step_events:
         run.emit(
             ctx.event(
-                StepCompletedEvent,
+                node.completed_event,
                 step_type=step_type,
                 content=output.content,
                 success=output.success,
                 duration=duration,
                 metadata=output.metadata,
                 cached=bool(output.metadata and output.metadata.get("cache_hit")),
+                **node.completed_event_fields(output),
             )
         )
     if hooks is not None:
@@ -195,12 +194,13 @@ def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: 
     if ctx.run.step_events:
         ctx.run.emit(
             ctx.event(
-                StepCompletedEvent,
+                node.completed_event,
                 step_type=node.step_type,
                 content=output.content,
                 success=output.success,
                 metadata=output.metadata,
                 restored=True,
+                **node.completed_event_fields(output),
             )
         )
     return output

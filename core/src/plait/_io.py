@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "RunStatus",
@@ -23,31 +23,81 @@ __all__ = [
     "WorkflowExecutionInput",
     "WorkflowRunOutput",
     "format_content",
+    "normalize_status",
 ]
+
+_E = TypeVar("_E", bound=enum.Enum)
 
 
 class StepType(enum.StrEnum):
-    """What kind of node produced a :class:`StepOutput`."""
+    """What kind of node produced a :class:`StepOutput`: Agno's values (``"Parallel"``).
 
-    STEP = "step"
-    STEPS = "steps"
-    PARALLEL = "parallel"
-    CONDITION = "condition"
-    LOOP = "loop"
-    ROUTER = "router"
-    WORKFLOW = "workflow"
+    Values written before plait adopted Agno's spelling (``"parallel"``) still
+    convert: ``StepType("parallel") is StepType.PARALLEL``.
+    """
+
+    FUNCTION = "Function"
+    STEP = "Step"
+    STEPS = "Steps"
+    PARALLEL = "Parallel"
+    CONDITION = "Condition"
+    LOOP = "Loop"
+    ROUTER = "Router"
+    WORKFLOW = "Workflow"
+
+    @classmethod
+    def _missing_(cls, value: object) -> StepType | None:
+        return _legacy_member(cls, value)
 
 
 class RunStatus(enum.StrEnum):
-    """A run's status. ``COMPLETED_WITH_ERRORS``: it finished, but a step failed or was skipped."""
+    """A run's status, with Agno's values (``"COMPLETED"``) and member names
+    (``RunStatus.completed`` is ``RunStatus.COMPLETED``). plait adds
+    ``COMPLETED_WITH_ERRORS``: it finished, but a step failed or was skipped.
 
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    COMPLETED_WITH_ERRORS = "completed_with_errors"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    PAUSED = "paused"
+    A status stored before plait adopted Agno's values (``"completed"``) still
+    converts: ``RunStatus("completed") is RunStatus.COMPLETED``.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+    PAUSED = "PAUSED"
+    # Agno's member names, as aliases of the members above
+    pending = "PENDING"
+    running = "RUNNING"
+    completed = "COMPLETED"
+    completed_with_errors = "COMPLETED_WITH_ERRORS"
+    error = "ERROR"
+    cancelled = "CANCELLED"
+    paused = "PAUSED"
+
+    @classmethod
+    def _missing_(cls, value: object) -> RunStatus | None:
+        return _legacy_member(cls, value)
+
+
+def _legacy_member(cls: type[_E], value: object) -> _E | None:
+    """The member whose value matches ``value`` but for case (a value stored by an
+    older plait, which spelled them in lower case), or None."""
+    if isinstance(value, str):
+        folded = value.casefold()
+        for member in cls:
+            if member.value.casefold() == folded:
+                return member
+    return None
+
+
+def normalize_status(value: str) -> str:
+    """A stored run status in today's spelling (``"completed"`` becomes ``"COMPLETED"``);
+    a value that is no status is returned as it is."""
+    try:
+        return RunStatus(value).value
+    except ValueError:
+        return value
 
 
 @dataclass(slots=True)
@@ -71,7 +121,7 @@ class StepOutput:
 
     Return one from an executor (``StepOutput(content=...)``); the engine fills in
     the step's name, id, type and metrics. ``success=False`` records a failure as
-    data: the run goes on, and ends as ``completed_with_errors``. ``stop=True``
+    data: the run goes on, and ends as ``COMPLETED_WITH_ERRORS``. ``stop=True``
     ends the whole run after this step, on purpose. ``skipped`` marks a step that
     did not run (a condition not taken, or a failure skipped by ``on_error="skip"``);
     the previous content then flows on to the next step. ``metadata`` holds what a

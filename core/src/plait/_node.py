@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 
 from plait._checks import check_number, check_seconds
 from plait.errors import DefinitionError
+from plait.events import StepCompletedEvent, StepStartedEvent
 from plait.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -49,7 +50,12 @@ class StepNode:
     output while the node and its input are unchanged; needs workflow storage).
     """
 
-    step_type: ClassVar[str] = "step"
+    step_type: ClassVar[str] = "Step"
+    #: the events that report this node's start and end in ``stream_events=True`` (a
+    #: container sets Agno's, e.g. ParallelExecutionStartedEvent); subclasses of the step
+    #: events, filled with :meth:`started_event_fields` and :meth:`completed_event_fields`
+    started_event: ClassVar[type[StepStartedEvent]] = StepStartedEvent
+    completed_event: ClassVar[type[StepCompletedEvent]] = StepCompletedEvent
     #: True when the node runs user code synchronously (only threads can time it out).
     runs_blocking_code: bool = False
 
@@ -102,6 +108,16 @@ class StepNode:
         """The nodes directly inside this one (for validation, graphs and listings)."""
         return ()
 
+    def started_event_fields(self) -> dict[str, Any]:
+        """The fields of :attr:`started_event` besides those every step event has: what is
+        known of this node before it runs (a Parallel's branch count, a Loop's limit)."""
+        return {}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        """The fields of :attr:`completed_event` besides those every step event has, taken
+        from the node's finished ``output`` (a condition's result, a router's selection)."""
+        return {}
+
     def load_content(self, content: Any) -> Any:
         """Rebuild typed content from its JSON form (a restored checkpoint, a cache hit).
 
@@ -112,7 +128,8 @@ class StepNode:
 
     def cache_identity(self) -> Any:
         """What, besides its input, decides this node's output (part of its cache key)."""
-        return [self.step_type, self.name, [child.cache_identity() for child in self.children()]]
+        # lower case: the spelling of step types before plait adopted Agno's, so cache keys stay put
+        return [self.step_type.lower(), self.name, [child.cache_identity() for child in self.children()]]
 
     @classmethod
     def wrap(cls, obj: Any) -> StepNode | None:

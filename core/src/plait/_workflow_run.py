@@ -285,5 +285,5 @@ async def _walk(
     finally:
         _current_step.reset(token)
     output.step_name = workflow.name
-    output.step_type = "function"
+    output.step_type = StepType.FUNCTION.value
     return [output]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from opentelemetry.trace import SpanKind
 
+from plait._agno_options import agent_extras
 from plait._checks import check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
@@ -162,9 +163,14 @@ class Agent(Runnable, Generic[OutputT]):
             )
         if isinstance(tools, (str, bytes)) or not isinstance(tools, (list, tuple)):
             raise DefinitionError(f"{where}: tools must be a list of functions or Tools, got {tools!r}")
-        for option in unsupported:
-            if option not in ("markdown", "db", "debug_mode", "add_datetime_to_context"):
-                raise DefinitionError(f"Agent {label!r}: unknown option {option}=")
+        # Agno's other options: supported, accepted, warned about or refused (plait._agno_options)
+        extra_instructions, retries = agent_extras(
+            where, unsupported, has_output_schema=output_schema is not None
+        )
+        if retries is not None:
+            if retry is not None:
+                raise DefinitionError(f"{where}: give either retry= or retries= (Agno's), not both")
+            retry = RetryPolicy.from_max_retries(retries) if retries > 0 else None
         if model is None:
             raise DefinitionError(f"Agent {label!r}: expected model= (a Model or a 'provider:model' string)")
         if isinstance(model, str):
@@ -191,6 +197,9 @@ class Agent(Runnable, Generic[OutputT]):
             self.instructions = [instructions] if instructions else []
         else:
             self.instructions = [str(i) for i in instructions]
+        if description:  # Agno's system message starts with the description
+            self.instructions.insert(0, description)
+        self.instructions.extend(extra_instructions)
         self.description = description
         self.role = role
         self.tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]

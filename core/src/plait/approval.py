@@ -47,7 +47,7 @@ class Approval(StepNode):
     >>> Approval(name="publish?", prompt="Publish this article?", on_reject="stop")
     """
 
-    step_type = "approval"
+    step_type = "Approval"
 
     def __init__(
         self,

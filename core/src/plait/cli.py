@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from plait._io import normalize_status
 from plait.storage import DEFAULT_STORAGE
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main"]
@@ -405,7 +406,8 @@ def _print_run(record: Any, checkpoints: list[Any]) -> None:
 
 
 def _color(status: str) -> str:
-    return {"completed": "green", "ok": "green", "paused": "yellow", "skipped": "yellow"}.get(status, "red")
+    colors = {"COMPLETED": "green", "ok": "green", "PAUSED": "yellow", "skipped": "yellow"}
+    return colors.get(normalize_status(status), "red")
 
 
 if __name__ == "__main__":

@@ -37,13 +37,13 @@ from plait.events import (
 __all__ = ["ICONS", "ConsoleRenderer", "aprint_run", "print_run", "print_summary"]
 
 ICONS = {
-    "step": "•",
-    "steps": "☰",
-    "parallel": "⫘",
-    "condition": "?",
-    "loop": "↻",
-    "router": "⤳",
-    "workflow": "◆",
+    "Step": "•",
+    "Steps": "☰",
+    "Parallel": "⫘",
+    "Condition": "?",
+    "Loop": "↻",
+    "Router": "⤳",
+    "Workflow": "◆",
 }
 
 
@@ -109,7 +109,7 @@ class ConsoleRenderer:
                 )
             )
         elif isinstance(event, StepStartedEvent):
-            if event.step_type in ("step", "workflow"):
+            if event.step_type in ("Step", "Workflow"):
                 return
             icon = ICONS.get(event.step_type, "•")
             print_(
@@ -184,7 +184,7 @@ class ConsoleRenderer:
         streamed = "".join(self._content.pop(event.step_id, []))
         if self._streaming.pop(event.step_id, None) is not None:
             self._refresh()
-        if event.step_type not in ("step", "workflow"):
+        if event.step_type not in ("Step", "Workflow"):
             extra = ""
             if event.metadata:
                 extra = "  " + ", ".join(f"{k}={v}" for k, v in event.metadata.items())

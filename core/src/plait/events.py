@@ -16,13 +16,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait._io import StepOutput
+
 __all__ = [
     "STEP_LEVEL_EVENTS",
+    "ConditionExecutionCompletedEvent",
+    "ConditionExecutionStartedEvent",
     "CustomEvent",
     "Event",
+    "LoopExecutionCompletedEvent",
+    "LoopExecutionStartedEvent",
     "LoopIterationCompletedEvent",
     "LoopIterationStartedEvent",
     "ModelRetryEvent",
+    "ParallelExecutionCompletedEvent",
+    "ParallelExecutionStartedEvent",
+    "RouterExecutionCompletedEvent",
+    "RouterExecutionStartedEvent",
     "RunContentEvent",
     "StepCompletedEvent",
     "StepErrorEvent",
@@ -30,6 +40,8 @@ __all__ = [
     "StepRetryEvent",
     "StepSkippedEvent",
     "StepStartedEvent",
+    "StepsExecutionCompletedEvent",
+    "StepsExecutionStartedEvent",
     "ToolCallCompletedEvent",
     "ToolCallStartedEvent",
     "WorkflowCancelledEvent",
@@ -90,7 +102,7 @@ class WorkflowStartedEvent(Event):
 class WorkflowCompletedEvent(Event):
     event: str = "WorkflowCompleted"
     content: Any = None
-    status: str = "completed"
+    status: str = "COMPLETED"
     duration: float = 0.0
 
 
@@ -124,7 +136,7 @@ class StepStartedEvent(Event):
     """A step or a container (``step_type``: step, steps, parallel, loop, ...) started."""
 
     event: str = "StepStarted"
-    step_type: str = "step"
+    step_type: str = "Step"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -133,7 +145,7 @@ class StepCompletedEvent(Event):
     a condition's ``result``, a router's ``selected`` steps, a loop's ``iterations``."""
 
     event: str = "StepCompleted"
-    step_type: str = "step"
+    step_type: str = "Step"
     content: Any = None
     success: bool = True
     duration: float = 0.0
@@ -149,14 +161,14 @@ class StepPausedEvent(Event):
     """A step waits for a person (see :class:`plait.Approval`)."""
 
     event: str = "StepPaused"
-    step_type: str = "step"
+    step_type: str = "Step"
     prompt: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class StepErrorEvent(Event):
     event: str = "StepError"
-    step_type: str = "step"
+    step_type: str = "Step"
     error: str = ""
     error_type: str = ""
     attempt: int = 1
@@ -167,14 +179,14 @@ class StepSkippedEvent(Event):
     """A failed step skipped by its ``on_error="skip"`` policy."""
 
     event: str = "StepSkipped"
-    step_type: str = "step"
+    step_type: str = "Step"
     error: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class StepRetryEvent(Event):
     event: str = "StepRetry"
-    step_type: str = "step"
+    step_type: str = "Step"
     attempt: int = 1
     delay: float = 0.0
     error: str = ""
@@ -189,9 +201,111 @@ class LoopIterationStartedEvent(Event):
 
 @dataclass(slots=True, kw_only=True)
 class LoopIterationCompletedEvent(Event):
+    """An iteration ended: ``iteration_results`` are its outputs; ``should_stop`` (plait) and
+    ``should_continue`` (Agno) say whether the loop ends after it."""
+
     event: str = "LoopIterationCompleted"
     iteration: int = 1
+    max_iterations: int = 1
     should_stop: bool = False
+    should_continue: bool = True
+    iteration_results: list[StepOutput] = field(default_factory=list)
+
+
+# -- the containers' own start and end (Agno's names), subclasses of the step events:
+#    code that handles StepStartedEvent / StepCompletedEvent sees them as before. A
+#    container's decisions (a condition's result, a router's selection) are made after
+#    it started, so they arrive on its completed event.
+
+
+@dataclass(slots=True, kw_only=True)
+class StepsExecutionStartedEvent(StepStartedEvent):
+    event: str = "StepsExecutionStarted"
+    step_type: str = "Steps"
+    steps_count: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StepsExecutionCompletedEvent(StepCompletedEvent):
+    event: str = "StepsExecutionCompleted"
+    step_type: str = "Steps"
+    steps_count: int | None = None
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ParallelExecutionStartedEvent(StepStartedEvent):
+    event: str = "ParallelExecutionStarted"
+    step_type: str = "Parallel"
+    parallel_step_count: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ParallelExecutionCompletedEvent(StepCompletedEvent):
+    event: str = "ParallelExecutionCompleted"
+    step_type: str = "Parallel"
+    parallel_step_count: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class ConditionExecutionStartedEvent(StepStartedEvent):
+    """A condition started; its evaluator has not run yet, so ``condition_result`` is None
+    (Agno evaluates first): read it from :class:`ConditionExecutionCompletedEvent`."""
+
+    event: str = "ConditionExecutionStarted"
+    step_type: str = "Condition"
+    condition_result: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ConditionExecutionCompletedEvent(StepCompletedEvent):
+    """``branch``: ``"if"``, ``"else"``, or None when the condition was false without ``else_steps``."""
+
+    event: str = "ConditionExecutionCompleted"
+    step_type: str = "Condition"
+    condition_result: bool | None = None
+    executed_steps: int | None = None
+    branch: str | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class LoopExecutionStartedEvent(StepStartedEvent):
+    event: str = "LoopExecutionStarted"
+    step_type: str = "Loop"
+    max_iterations: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class LoopExecutionCompletedEvent(StepCompletedEvent):
+    """``all_results``: the outputs of each iteration, a list per iteration."""
+
+    event: str = "LoopExecutionCompleted"
+    step_type: str = "Loop"
+    total_iterations: int = 0
+    max_iterations: int | None = None
+    all_results: list[list[StepOutput]] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class RouterExecutionStartedEvent(StepStartedEvent):
+    """A router started; its selector has not run yet, so ``selected_steps`` is empty (Agno
+    selects first): read it from :class:`RouterExecutionCompletedEvent`."""
+
+    event: str = "RouterExecutionStarted"
+    step_type: str = "Router"
+    selected_steps: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class RouterExecutionCompletedEvent(StepCompletedEvent):
+    event: str = "RouterExecutionCompleted"
+    step_type: str = "Router"
+    selected_steps: list[str] = field(default_factory=list)
+    executed_steps: int | None = None
+    step_results: list[StepOutput] = field(default_factory=list)
 
 
 # -- agents, models, tools, user events --------------------------------------------

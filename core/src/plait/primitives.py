@@ -10,6 +10,8 @@ Subclass :class:`StepNode` to write a step type of your own.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,20 @@ from plait._io import StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import RunsAsStep, StepNode
 from plait.errors import DefinitionError, StepError
-from plait.events import LoopIterationCompletedEvent, LoopIterationStartedEvent
+from plait.events import (
+    ConditionExecutionCompletedEvent,
+    ConditionExecutionStartedEvent,
+    LoopExecutionCompletedEvent,
+    LoopExecutionStartedEvent,
+    LoopIterationCompletedEvent,
+    LoopIterationStartedEvent,
+    ParallelExecutionCompletedEvent,
+    ParallelExecutionStartedEvent,
+    RouterExecutionCompletedEvent,
+    RouterExecutionStartedEvent,
+    StepsExecutionCompletedEvent,
+    StepsExecutionStartedEvent,
+)
 from plait.tracing import ATTR
 
 if TYPE_CHECKING:
@@ -157,6 +172,8 @@ class Steps(StepNode):
     """
 
     step_type = StepType.STEPS.value
+    started_event = StepsExecutionStartedEvent
+    completed_event = StepsExecutionCompletedEvent
 
     def __init__(
         self,
@@ -176,11 +193,23 @@ class Steps(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.steps
 
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"steps_count": len(self.steps)}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        results = output.steps or []
+        return {
+            "steps_count": len(self.steps),
+            "executed_steps": sum(1 for o in results if not o.skipped),
+            "step_results": results,
+        }
+
 
 class Parallel(StepNode):
     """Branches that run concurrently; the output's content is every branch's content by name.
 
     >>> Parallel(Step(name="web", agent=web), Step(name="papers", agent=papers), name="research")
+    >>> Parallel("research", Step(name="web", agent=web), Step(name="papers", agent=papers))
 
     Each branch works on its own copy of the session state; changes merge back
     in declaration order (see :mod:`plait._state`). ``max_concurrency`` bounds how
@@ -188,6 +217,8 @@ class Parallel(StepNode):
     """
 
     step_type = StepType.PARALLEL.value
+    started_event = ParallelExecutionStartedEvent
+    completed_event = ParallelExecutionCompletedEvent
 
     def __init__(
         self,
@@ -198,6 +229,12 @@ class Parallel(StepNode):
         runner: Runner | str | None = None,
         **policies: Any,
     ) -> None:
+        if steps and isinstance(steps[0], str):  # Parallel("research", web, papers)
+            if name is not None:
+                raise DefinitionError(
+                    f"Parallel {steps[0]!r}: the name is given twice, as the first argument and as name={name!r}"
+                )
+            name, steps = steps[0], steps[1:]
         super().__init__(name or "Parallel", description=description, **policies)
         self._auto_named = name is None
         if len(steps) == 1 and isinstance(steps[0], (list, tuple)):
@@ -235,6 +272,12 @@ class Parallel(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.steps
 
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"parallel_step_count": len(self.steps)}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        return {"parallel_step_count": len(self.steps), "step_results": output.steps or []}
+
 
 class Condition(StepNode):
     """Run ``steps`` when ``evaluator`` is true, else ``else_steps`` (if any).
@@ -244,6 +287,8 @@ class Condition(StepNode):
     """
 
     step_type = StepType.CONDITION.value
+    started_event = ConditionExecutionStartedEvent
+    completed_event = ConditionExecutionCompletedEvent
 
     def __init__(
         self,
@@ -291,6 +336,18 @@ class Condition(StepNode):
     def children(self) -> Sequence[StepNode]:
         return [*self.steps, *self.else_steps]
 
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        result = (output.metadata or {}).get("result")
+        if result is None:  # it failed before deciding (a policy skipped the failure)
+            return {}
+        branch = "if" if result else "else" if self.else_steps else None
+        return {
+            "condition_result": result,
+            "branch": branch,
+            "executed_steps": len(self.steps if result else self.else_steps),
+            "step_results": output.steps or [],
+        }
+
 
 class Loop(StepNode):
     """Repeat ``steps`` until ``end_condition(outputs)`` is true or ``max_iterations`` ran.
@@ -302,6 +359,8 @@ class Loop(StepNode):
     """
 
     step_type = StepType.LOOP.value
+    started_event = LoopExecutionStartedEvent
+    completed_event = LoopExecutionCompletedEvent
 
     def __init__(
         self,
@@ -358,7 +417,16 @@ class Loop(StepNode):
                     )
                 done = verdict
             if ctx.run.step_events:
-                ctx.emit(scope.event(LoopIterationCompletedEvent, iteration=iteration, should_stop=done))
+                ctx.emit(
+                    scope.event(
+                        LoopIterationCompletedEvent,
+                        iteration=iteration,
+                        max_iterations=self.max_iterations,
+                        should_stop=done,
+                        should_continue=not done and iteration < self.max_iterations,
+                        iteration_results=round_outputs,
+                    )
+                )
             if done:
                 break
             if self.forward_iteration_output:
@@ -372,6 +440,21 @@ class Loop(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.steps
 
+    def started_event_fields(self) -> dict[str, Any]:
+        return {"max_iterations": self.max_iterations}
+
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        # the outputs of each iteration: their ids start with the loop's, then "[n]"
+        rounds: dict[str, list[StepOutput]] = {}
+        prefix = len(output.step_id or "")
+        for inner in output.steps or []:
+            rounds.setdefault((inner.step_id or "")[prefix:].partition("/")[0], []).append(inner)
+        return {
+            "total_iterations": (output.metadata or {}).get("iterations", len(rounds)),
+            "max_iterations": self.max_iterations,
+            "all_results": list(rounds.values()),
+        }
+
 
 class Router(StepNode):
     """Pick what runs next: ``selector(step_input)`` returns a step, a list of steps,
@@ -379,10 +462,16 @@ class Router(StepNode):
 
     >>> Router(name="topic", selector=pick, choices=[tech, business, general])
 
+    A list among the choices is a sequence, a :class:`Steps` named ``steps_group_<index>``
+    (``choices=[quick, [research, write]]``). A selector that declares a ``step_choices``
+    parameter receives the router's choices (as nodes) there.
+
     A name that matches no choice is an error listing the choices.
     """
 
     step_type = StepType.ROUTER.value
+    started_event = RouterExecutionStartedEvent
+    completed_event = RouterExecutionCompletedEvent
 
     def __init__(
         self,
@@ -397,8 +486,18 @@ class Router(StepNode):
         if selector is None or not callable(selector):
             raise DefinitionError(f"Router {self.name!r}: selector must be a callable, got {selector!r}")
         self.selector = selector
-        self._selector = Callee(selector, what=f"Router {self.name!r} selector")
+        if isinstance(choices, (list, tuple)):  # a list among the choices is a sequence: Agno's Steps
+            choices = [
+                Steps(name=f"steps_group_{index}", steps=choice)
+                if isinstance(choice, (list, tuple))
+                else choice
+                for index, choice in enumerate(choices)
+            ]
         self.choices = as_nodes(choices, where=f"Router {self.name!r} choices")
+        target: Callable[..., Any] = selector
+        if _declares(selector, "step_choices"):  # selector(step_input, step_choices): Agno's signature
+            target = functools.partial(selector, step_choices=self.choices)
+        self._selector = Callee(target, what=f"Router {self.name!r} selector")
         if not self.choices:
             raise DefinitionError(f"Router {self.name!r}: expected at least one step in choices=")
         self._by_name = {node.name: node for node in self.choices}
@@ -446,6 +545,13 @@ class Router(StepNode):
     def children(self) -> Sequence[StepNode]:
         return self.choices
 
+    def completed_event_fields(self, output: StepOutput) -> dict[str, Any]:
+        selected = (output.metadata or {}).get("selected")
+        if selected is None:  # it failed before selecting (a policy skipped the failure)
+            return {}
+        results = output.steps or []
+        return {"selected_steps": list(selected), "executed_steps": len(results), "step_results": results}
+
 
 def as_node(obj: Any, *, where: str) -> StepNode:
     """Turn what a user put in ``steps=[...]`` into a node.
@@ -476,6 +582,14 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
         f"a registered step type or a callable, got {obj!r}"
     )
+
+
+def _declares(fn: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``fn`` names ``parameter`` in its signature (``**kwargs`` does not count)."""
+    try:
+        return parameter in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_workflow(obj: Any) -> bool:

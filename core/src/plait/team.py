@@ -11,17 +11,24 @@ Three modes:
   synthesizes their answers.
 
 A team runs anywhere an agent does: ``team.run(...)``, ``Step(team=team)`` or
-directly in ``steps=[team]``.
+directly in ``steps=[team]``. With ``output_schema`` (a pydantic model class) the
+team's answer is an instance of it.
+
+Agno's flags pick the mode as Agno does: ``respond_directly=True`` is ``"route"``,
+``delegate_to_all_members=True`` is ``"broadcast"``; ``determine_input_for_members=False``
+(members get the input as it is) is what ``"route"`` and ``"broadcast"`` do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from plait._agno_options import agent_extras
 from plait._checks import check_number
 from plait._ids import new_id
 from plait._io import format_content
@@ -52,20 +59,44 @@ class Team(Runnable):
         name: str | None = None,
         members: Sequence[Runnable] = (),
         model: Model | str | None = None,
-        mode: TeamMode = "coordinate",
+        mode: TeamMode | None = None,
         instructions: str | Sequence[str] | None = None,
         *,
         description: str | None = None,
+        output_schema: type[Any] | None = None,
         max_tool_rounds: int = 10,
         tracer_provider: Any = None,
+        respond_directly: bool | None = None,
+        delegate_to_all_members: bool | None = None,
+        determine_input_for_members: bool | None = None,
+        **agno_options: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise DefinitionError(f"Team: name must be a non-empty string, got {name!r}")
         label = name or "Team"
-        check_number(max_tool_rounds, f"Team {label!r}", "max_tool_rounds", integer=True)
-        if mode not in ("route", "coordinate", "broadcast"):
+        where = f"Team {label!r}"
+        check_number(max_tool_rounds, where, "max_tool_rounds", integer=True)
+        mode = _team_mode(
+            where,
+            mode or "coordinate",
+            explicit_mode=mode is not None,
+            respond_directly=respond_directly,
+            delegate_to_all_members=delegate_to_all_members,
+            determine_input_for_members=determine_input_for_members,
+        )
+        if output_schema is not None and not (
+            isinstance(output_schema, type) and hasattr(output_schema, "model_validate_json")
+        ):
             raise DefinitionError(
-                f"Team {label!r}: mode must be 'route', 'coordinate' or 'broadcast', got {mode!r}"
+                f"{where}: output_schema must be a pydantic model class, got {output_schema!r}"
+            )
+        extra_instructions, retries = agent_extras(
+            where, agno_options, has_output_schema=output_schema is not None
+        )
+        if retries is not None:
+            raise DefinitionError(
+                f"{where}: retries= is Agno's option, not plait's: give the members retry=RetryPolicy(...), "
+                "or the step that runs the team (Step(team=..., max_retries=N))"
             )
         members = list(members)
         if not members:
@@ -83,10 +114,21 @@ class Team(Runnable):
         self.members = members
         self.mode: TeamMode = mode
         self.description = description
+        self.output_schema: type[Any] | None = output_schema
         self._members = {m.name: m for m in members}
+        if mode == "route" and output_schema is not None:
+            # the routed member answers for the team, so it answers in the team's schema (as in
+            # Agno); on a copy, so the agent given stays as it is elsewhere
+            self._members = {m.name: _answering_in(m, output_schema) for m in members}
         roster = "\n".join(f"- {m.name}: {_describe(m)}" for m in members)
         base = [instructions] if isinstance(instructions, str) else list(instructions or [])
-        leader_instructions = [*base, f"You lead the team {label!r}. Its members:\n{roster}"]
+        if description:  # as an Agno team leader's system message starts
+            base.insert(0, description)
+        leader_instructions = [
+            *base,
+            *extra_instructions,
+            f"You lead the team {label!r}. Its members:\n{roster}",
+        ]
         tools: list[Tool] = []
         schema: Any = None
         if mode == "route":
@@ -104,6 +146,8 @@ class Team(Runnable):
             leader_instructions.append(
                 "Every member has answered the request; synthesize their answers into one."
             )
+        if mode != "route":  # the leader writes the answer: in the team's schema
+            schema = output_schema
         self.leader = Agent(
             name=f"{label} leader",
             model=model,
@@ -172,7 +216,7 @@ class Team(Runnable):
             member = self._members.get(str(getattr(choice.content, "member", "")))
             if member is None:
                 raise PlaitError(f"Team {self.name!r}: the leader chose {choice.content!r}, not a member")
-            return count(await member.invoke(input, options)).content
+            return self._structured(count(await member.invoke(input, options)).content, member)
         if self.mode == "broadcast":
             answers = [
                 count(a) for a in await asyncio.gather(*(m.invoke(input, options) for m in self.members))
@@ -186,6 +230,83 @@ class Team(Runnable):
         finally:
             _DELEGATION.reset(token)
         return final.content
+
+    def _structured(self, content: Any, member: Runnable) -> Any:
+        """A routed member's answer as the team's ``output_schema`` (the member answers directly)."""
+        schema = self.output_schema
+        if schema is None or isinstance(content, schema):
+            return content
+        try:
+            if isinstance(content, str):
+                return schema.model_validate_json(content.strip().removeprefix("```json").strip("`\n "))
+            data = content.model_dump() if hasattr(content, "model_dump") else content
+            return schema.model_validate(data)
+        except ValueError as exc:
+            raise PlaitError(
+                f"Team {self.name!r}: member {member.name!r} answered directly (mode='route'), and its answer "
+                f"does not match output_schema={schema.__name__}: {exc}. Give the member "
+                f"output_schema={schema.__name__} too"
+            ) from exc
+
+
+def _answering_in(member: Runnable, schema: type[Any]) -> Runnable:
+    """An agent without an output schema as a copy that answers in ``schema``; others as they are."""
+    if isinstance(member, Agent) and member.output_schema is None:
+        answering = copy.copy(member)
+        answering.output_schema = schema
+        return answering
+    return member
+
+
+def _team_mode(
+    where: str,
+    mode: Any,
+    *,
+    explicit_mode: bool,
+    respond_directly: bool | None,
+    delegate_to_all_members: bool | None,
+    determine_input_for_members: bool | None,
+) -> TeamMode:
+    """plait's mode from ``mode=`` and Agno's flags, as Agno resolves them: an explicit mode
+    wins, else ``respond_directly`` means ``"route"`` and ``delegate_to_all_members``
+    ``"broadcast"``. A flag that contradicts the mode is an error, not ignored."""
+    mode = getattr(mode, "value", mode)  # Agno's TeamMode enum
+    if mode == "tasks":
+        raise DefinitionError(
+            f"{where}: plait has no mode='tasks': write the task loop as a workflow (Loop(steps=[team], ...))"
+        )
+    if mode not in ("route", "coordinate", "broadcast"):
+        raise DefinitionError(f"{where}: mode must be 'route', 'coordinate' or 'broadcast', got {mode!r}")
+    if respond_directly and delegate_to_all_members:
+        raise DefinitionError(
+            f"{where}: respond_directly=True and delegate_to_all_members=True do not combine: give "
+            "mode='route' (one member answers directly) or mode='broadcast' (every member answers, the leader merges)"
+        )
+    flagged = "route" if respond_directly else "broadcast" if delegate_to_all_members else None
+    if flagged is not None:
+        flag = "respond_directly" if respond_directly else "delegate_to_all_members"
+        if explicit_mode and mode != flagged:
+            raise DefinitionError(
+                f"{where}: {flag}=True is mode={flagged!r}, which contradicts mode={mode!r}"
+            )
+        mode = flagged
+    if determine_input_for_members is not None:
+        if not isinstance(determine_input_for_members, bool):
+            raise DefinitionError(
+                f"{where}: determine_input_for_members must be True or False, got {determine_input_for_members!r}"
+            )
+        if determine_input_for_members is False and mode == "coordinate":
+            raise DefinitionError(
+                f"{where}: determine_input_for_members=False (members get the input as it is) is plait's "
+                "mode='route' (one member) or mode='broadcast' (every member); in mode='coordinate' the leader "
+                "writes each member's task"
+            )
+        if determine_input_for_members is True and mode != "coordinate":
+            raise DefinitionError(
+                f"{where}: in mode={mode!r} members get the input as it is; for tasks the leader writes "
+                "(determine_input_for_members=True), use mode='coordinate'"
+            )
+    return mode  # type: ignore[no-any-return]
 
 
 def _describe(member: Runnable) -> str:

@@ -179,11 +179,11 @@ def _instruments(provider: Any) -> Instruments:
 
 #: what containers decided (their output's ``metadata``), as span attributes
 _METADATA_ATTRIBUTES = {
-    ("condition", "result"): ATTR.CONDITION_RESULT,
-    ("router", "selected"): ATTR.ROUTER_SELECTED,
-    ("loop", "iterations"): ATTR.LOOP_ITERATIONS,
-    ("approval", "approved"): ATTR.APPROVAL_APPROVED,
-    ("approval", "choice"): ATTR.APPROVAL_CHOICE,
+    ("Condition", "result"): ATTR.CONDITION_RESULT,
+    ("Router", "selected"): ATTR.ROUTER_SELECTED,
+    ("Loop", "iterations"): ATTR.LOOP_ITERATIONS,
+    ("Approval", "approved"): ATTR.APPROVAL_APPROVED,
+    ("Approval", "choice"): ATTR.APPROVAL_CHOICE,
 }
 
 
@@ -336,7 +336,9 @@ def workflow_span_name(name: str) -> str:
 
 
 def step_span_name(step_type: str, name: str) -> str:
-    return f"{step_type} {name}"
+    """``"parallel research"``: span names stay lower case (the OpenTelemetry habit, and
+    what dashboards built before plait adopted Agno's ``"Parallel"`` match)."""
+    return f"{step_type.lower()} {name}"
 
 
 @contextlib.contextmanager

@@ -140,11 +140,11 @@ async def test_invalid_tool_arguments_go_back_to_the_model(
         if streaming:
             events = [event async for event in workflow.arun("Weather in Paris?", stream=True)]
             last = events[-1]
-            assert isinstance(last, WorkflowCompletedEvent) and last.status == "completed"
+            assert isinstance(last, WorkflowCompletedEvent) and last.status == "COMPLETED"
             content = last.content
         else:
             run = await workflow.arun("Weather in Paris?")
-            assert run.status == "completed"
+            assert run.status == "COMPLETED"
             content = run.content
     assert content == "It is sunny in Paris."
     assert CITIES == ["Paris"]  # the tool ran only with valid arguments

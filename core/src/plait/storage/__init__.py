@@ -10,7 +10,8 @@ the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
 A storage plugin imports what it needs from here: :class:`Storage` (the base
 class to subclass), the records it stores (:class:`RunRecord`,
 :class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`),
-:class:`StorageError` and :class:`RunClaimedError`, and :data:`SCHEMA_VERSION`
+:class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
+``list_runs`` status filter that also matches runs stored by older versions), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
 """
 
@@ -31,6 +32,7 @@ from plait.storage._base import (
     redact_url,
     resolve_storage,
     scrub_secrets,
+    status_spellings,
     url_secrets,
 )
 from plait.storage._loop import own_event_loop
@@ -53,6 +55,7 @@ __all__ = [
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
+    "status_spellings",
     "url_secrets",
 ]
 

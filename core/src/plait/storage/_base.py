@@ -11,8 +11,9 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from plait._io import normalize_status
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, PlaitError
 
@@ -69,6 +70,19 @@ class RunRecord(_Record):
     #: the session state this run's changes are relative to: what it started from, or
     #: what it last committed (at a pause); a resumed run merges its changes against it
     session_base: dict[str, Any] | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _current_spelling(cls, status: str) -> str:
+        # a run stored by an older plait spelled its status in lower case ("completed")
+        return normalize_status(status)
+
+
+def status_spellings(status: str) -> tuple[str, ...]:
+    """Every spelling a backend may hold for ``status``: today's (``"COMPLETED"``) and
+    the lower case older versions stored (``"completed"``), for ``list_runs`` filters."""
+    current = normalize_status(status)
+    return (current, current.lower()) if current != current.lower() else (current,)
 
 
 class StepCheckpoint(_Record):

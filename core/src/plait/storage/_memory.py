@@ -6,7 +6,14 @@ import json
 import threading
 from typing import Any
 
-from plait.storage._base import CacheEntry, RunRecord, SessionRecord, StepCheckpoint, Storage
+from plait.storage._base import (
+    CacheEntry,
+    RunRecord,
+    SessionRecord,
+    StepCheckpoint,
+    Storage,
+    status_spellings,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -41,7 +48,7 @@ class MemoryStorage(Storage):
         runs = [
             r
             for r in runs
-            if (status is None or r.status == status)
+            if (status is None or r.status in status_spellings(status))
             and (workflow_id is None or r.workflow_id == workflow_id)
         ]
         runs.sort(key=lambda r: r.created_at, reverse=True)

@@ -27,6 +27,7 @@ from plait.storage._base import (
     StepCheckpoint,
     Storage,
     StorageError,
+    status_spellings,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -198,10 +199,12 @@ class SQLiteStorage(Storage):
     async def list_runs(
         self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
     ) -> list[RunRecord]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str] = []
         if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
+            spellings = status_spellings(status)
+            clauses.append(f"status IN ({', '.join('?' for _ in spellings)})")
+            params.extend(spellings)
         if workflow_id is not None:
             clauses.append("workflow_id = ?")
             params.append(workflow_id)

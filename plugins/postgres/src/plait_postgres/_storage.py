@@ -39,6 +39,7 @@ from plait.storage import (
     own_event_loop,
     redact_url,
     scrub_secrets,
+    status_spellings,
     url_secrets,
 )
 
@@ -325,8 +326,8 @@ class PostgresStorage(Storage):
         clauses: list[sql.Composable] = []
         params: list[Any] = []
         if status is not None:
-            clauses.append(sql.SQL("status = %s"))
-            params.append(status)
+            clauses.append(sql.SQL("status = ANY(%s)"))  # runs stored by older versions too
+            params.append(list(status_spellings(status)))
         if workflow_id is not None:
             clauses.append(sql.SQL("workflow_id = %s"))
             params.append(workflow_id)

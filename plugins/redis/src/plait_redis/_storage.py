@@ -53,6 +53,7 @@ from plait.storage import (
     own_event_loop,
     redact_url,
     scrub_secrets,
+    status_spellings,
     url_secrets,
 )
 
@@ -270,6 +271,10 @@ class RedisStorage(Storage):
         self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
     ) -> list[RunRecord]:
         # Walk the narrowest index newest first and check the other filter on the record.
+        # (A run stored by a plait older than Agno's status spelling sits in the index of
+        # its lower-case status until it is saved again: get_run finds it, this may not.)
+        if status is not None:
+            status = status_spellings(status)[0]
         if workflow_id is not None:
             index = self._key("runs", "workflow", workflow_id)
         elif status is not None:
