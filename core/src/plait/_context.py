@@ -257,6 +257,13 @@ class StepContext:
         """An event of ``cls`` stamped with where it happened."""
         return cls(**self._place(), **fields)
 
+    def run_event(self, cls: type[Event], **fields: Any) -> Event:
+        """An event of the workflow run itself (started, completed, ...): a nested run's
+        ``parent_step_id`` is the outer step that hosts it (as in Agno), a top-level run's None."""
+        place = self._place()
+        place["parent_step_id"] = self.step_id or None
+        return cls(**place, **fields)
+
     def _place(self) -> dict[str, Any]:
         """The fields that say where an event happened: this run, workflow and step."""
         frame = self.frame

@@ -158,7 +158,7 @@ async def execute(
             workflow=workflow, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth
         )
     if run.listening:
-        run.emit(ctx.event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
+        run.emit(ctx.run_event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
     started = time.perf_counter()
     span_cm: Any = None
     span: Any = None
@@ -195,7 +195,7 @@ async def execute(
             raise
         pending = pause.pending
         if run.listening:
-            run.emit(ctx.event(WorkflowPausedEvent, pending=[p.to_dict() for p in pending]))
+            run.emit(ctx.run_event(WorkflowPausedEvent, pending=[p.to_dict() for p in pending]))
         _end_hook(run, frame, RunStatus.PAUSED, None, None)
         return WorkflowRunOutput(
             run_id=frame.run_id,
@@ -212,7 +212,7 @@ async def execute(
         run.cancelled = True
         if run.listening:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled"
-            run.emit(ctx.event(WorkflowCancelledEvent, reason=reason))
+            run.emit(ctx.run_event(WorkflowCancelledEvent, reason=reason))
         if span_cm is not None:
             close_span(span_cm, span)
         _end_hook(run, frame, RunStatus.CANCELLED, None, None)
@@ -220,7 +220,7 @@ async def execute(
     except Exception as exc:
         if run.listening:
             run.emit(
-                ctx.event(
+                ctx.run_event(
                     WorkflowErrorEvent,
                     error=str(exc),
                     error_type=type(exc).__name__,
@@ -258,7 +258,9 @@ async def execute(
     if span_cm is not None:
         close_span(span_cm, span)
     if run.listening:
-        run.emit(ctx.event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration))
+        run.emit(
+            ctx.run_event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
+        )
     _end_hook(run, frame, status, result, None)
     return result
 
