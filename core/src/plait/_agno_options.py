@@ -71,9 +71,6 @@ WARNED: dict[str, str] = {
     "monitoring": "plait sends nothing to a hosted service: use tracing (tracer_provider=) for monitoring",
 }
 
-#: accepted as they are: plait already behaves like this
-_ACCEPTED_FALSE = ("telemetry", "monitoring")
-
 
 def agent_extras(
     where: str, options: dict[str, Any], *, has_output_schema: bool
@@ -101,19 +98,17 @@ def agent_extras(
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise DefinitionError(f"{where}: retries must be an int >= 0, got {value!r}")
             retries = value
-        elif option in _ACCEPTED_FALSE and value is False:
-            continue  # plait sends no telemetry and reports to no hosted service
         elif option in REJECTED:
             raise DefinitionError(f"{where}: {option}= is Agno's option, not plait's: {REJECTED[option]}")
         elif option in WARNED:
-            if value:  # debug_mode=False asks for nothing
+            if value:  # debug_mode=False (or monitoring=False) asks for nothing plait does not do
                 warnings.warn(
                     f"{where}: {option}= changes nothing in plait: {WARNED[option]}",
                     UserWarning,
                     stacklevel=4,
                 )
         elif option == "telemetry":
-            continue  # telemetry=True: plait has no telemetry to send
+            continue  # either way: plait has no telemetry to send
         else:
             raise DefinitionError(f"{where}: unknown option {option}=")
     return instructions, retries

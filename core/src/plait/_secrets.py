@@ -85,13 +85,10 @@ def scrub_exception(exc: BaseException, secrets: list[str]) -> BaseException:
     if not secrets:
         return exc
     seen: set[int] = set()
-    current: BaseException | None = exc
-    pending: list[BaseException] = []
-    while current is not None or pending:
-        if current is None:
-            current = pending.pop()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
         if id(current) in seen:
-            current = None
             continue
         seen.add(id(current))
         current.args = tuple(_scrubbed(arg, secrets) for arg in current.args)
@@ -105,7 +102,5 @@ def scrub_exception(exc: BaseException, secrets: list[str]) -> BaseException:
                     setattr(current, attribute, _scrubbed(value, secrets))
                 except (AttributeError, TypeError):  # a read-only property
                     pass
-        if current.__context__ is not None and current.__context__ is not current.__cause__:
-            pending.append(current.__context__)
-        current = current.__cause__
+        stack.extend(linked for linked in (current.__cause__, current.__context__) if linked is not None)
     return exc

@@ -363,12 +363,9 @@ async def guarded_complete(model: Model, request: ModelRequest) -> ModelResponse
     try:
         async with asyncio.timeout(timeout) as scope:
             return await model.complete(request)
-    except TimeoutError as exc:
-        if timeout is not None and scope.expired():
-            raise _deadline_error(model, timeout) from None
-        scrub_exception(exc, model.secrets())
-        raise
     except BaseException as exc:
+        if isinstance(exc, TimeoutError) and timeout is not None and scope.expired():
+            raise _deadline_error(model, timeout) from None
         scrub_exception(exc, model.secrets())
         raise
 
