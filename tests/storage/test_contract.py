@@ -55,6 +55,23 @@ async def test_list_runs_newest_first_with_filters(storage: Storage) -> None:
     assert [r.run_id for r in await storage.list_runs(workflow_id="wf0")] == ["r4", "r2", "r0"]
 
 
+async def test_list_runs_filters_on_user_id(storage: Storage) -> None:
+    now = time.time()
+    for i in range(5):
+        user = None if i == 4 else f"user-{i % 2}"
+        await storage.save_run(run(f"u{i}", created_at=now + i, user_id=user, workflow_id=f"wf{i % 2}"))
+    assert [r.run_id for r in await storage.list_runs(user_id="user-0")] == ["u2", "u0"]
+    assert [r.run_id for r in await storage.list_runs(user_id="user-1", workflow_id="wf1")] == ["u3", "u1"]
+    assert await storage.list_runs(user_id="user-1", workflow_id="wf0") == []
+    assert await storage.list_runs(user_id="nobody") == []
+    # a run that changes its user moves between the user filters
+    await storage.save_run(run("u0", created_at=now, user_id="user-1", workflow_id="wf0"))
+    assert [r.run_id for r in await storage.list_runs(user_id="user-0")] == ["u2"]
+    assert [r.run_id for r in await storage.list_runs(user_id="user-1")] == ["u3", "u1", "u0"]
+    loaded = await storage.get_run("u4")
+    assert loaded is not None and loaded.user_id is None
+
+
 async def test_checkpoints_replace_and_keep_order(storage: Storage) -> None:
     def checkpoint(step_id: str, content: object, at: float) -> StepCheckpoint:
         return StepCheckpoint(

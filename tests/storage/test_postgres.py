@@ -116,7 +116,7 @@ async def test_setup_records_the_schema_version(make: Callable[..., Any]) -> Non
     storage = make()
     await storage.setup()
     rows = await admin(f'SELECT key, value FROM "{storage.schema}".plait_meta')
-    assert rows == [("schema_version", "1")]
+    assert rows == [("schema_version", "2")]
     tables = await admin(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
         (storage.schema,),
@@ -135,9 +135,33 @@ async def test_concurrent_setup_from_many_instances_migrates_once(make: Callable
     schema = f"plait_test_{uuid.uuid4().hex[:10]}"
     storages = [make(schema=schema, min_size=0) for _ in range(6)]
     await asyncio.gather(*(s.setup() for s in storages))  # without the advisory lock, CREATE races
-    assert await admin(f'SELECT value FROM "{schema}".plait_meta') == [("1",)]
+    assert await admin(f'SELECT value FROM "{schema}".plait_meta') == [("2",)]
     await storages[0].save_run(run("r1"))
     assert (await storages[-1].get_run("r1")) is not None
+
+
+async def test_a_version_1_schema_is_migrated_and_its_runs_still_read(make: Callable[..., Any]) -> None:
+    from plait_postgres._storage import _MIGRATIONS
+
+    storage = make()
+    quoted = '"' + storage.schema + '"'
+    await admin(f"CREATE SCHEMA {quoted}")
+    await admin(f"CREATE TABLE {quoted}.plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for statement in _MIGRATIONS[1]:  # the layout plait-postgres wrote before user_id
+        await admin(statement.format(schema=quoted))
+    await admin(f"INSERT INTO {quoted}.plait_meta VALUES ('schema_version', '1')")
+    data = run("old", status="COMPLETED").model_dump_json(exclude={"user_id"})
+    await admin(
+        f"INSERT INTO {quoted}.plait_runs (run_id, workflow_id, status, created_at, data) VALUES (%s, %s, %s, %s, %s)",
+        ("old", "wf", "COMPLETED", 1.0, data),
+    )
+    await storage.setup()
+    loaded = await storage.get_run("old")
+    assert loaded is not None and loaded.user_id is None
+    await storage.save_run(run("new", user_id="ada"))
+    assert [r.run_id for r in await storage.list_runs(user_id="ada")] == ["new"]
+    assert [r.run_id for r in await storage.list_runs()] == ["new", "old"]
+    assert await admin(f"SELECT value FROM {quoted}.plait_meta") == [("2",)]
 
 
 async def test_a_newer_schema_is_refused(make: Callable[..., Any]) -> None:

@@ -102,11 +102,34 @@ def test_bad_arguments_are_definition_errors() -> None:
 # -- schema and key layout -------------------------------------------------------------
 
 
+async def test_a_version_1_prefix_is_migrated_and_its_runs_still_read(
+    make: Callable[..., Any], admin: Any
+) -> None:
+    storage = make()
+    p = storage.prefix
+    data = run("old", status="COMPLETED", created_at=1.0).model_dump_json(exclude={"user_id"})
+    # what plait-redis wrote under version 1: no user_id field, no user index
+    await admin.hset(f"{p}:meta", "schema_version", "1")
+    await admin.hset(f"{p}:run:old", mapping={"data": data, "status": "COMPLETED", "workflow_id": "wf"})
+    await admin.zadd(f"{p}:runs", {"old": 1.0})
+    await admin.zadd(f"{p}:runs:status:COMPLETED", {"old": 1.0})
+    await admin.zadd(f"{p}:runs:workflow:wf", {"old": 1.0})
+    await storage.setup()
+    assert await admin.hget(f"{p}:meta", "schema_version") == "2"
+    loaded = await storage.get_run("old")
+    assert loaded is not None and loaded.user_id is None
+    await storage.save_run(run("new", user_id="ada"))
+    assert [r.run_id for r in await storage.list_runs(user_id="ada")] == ["new"]
+    assert [r.run_id for r in await storage.list_runs()] == ["new", "old"]
+    await storage.save_run(run("old", status="COMPLETED", created_at=1.0, user_id="bob"))
+    assert [r.run_id for r in await storage.list_runs(user_id="bob")] == ["old"]
+
+
 async def test_setup_records_the_schema_version(make: Callable[..., Any], admin: Any) -> None:
     storages = [make(prefix=f"plait-test-{uuid.uuid4().hex[:10]}")]
     storages += [make(prefix=storages[0].prefix) for _ in range(5)]
     await asyncio.gather(*(s.setup() for s in storages))
-    assert await admin.hgetall(f"{storages[0].prefix}:meta") == {"schema_version": "1"}
+    assert await admin.hgetall(f"{storages[0].prefix}:meta") == {"schema_version": "2"}
 
 
 async def test_a_newer_schema_is_refused(make: Callable[..., Any], admin: Any) -> None:

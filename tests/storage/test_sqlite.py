@@ -60,3 +60,35 @@ async def test_checkpoints_and_runs_are_readable_by_another_process_connection(t
     status = reader.execute("SELECT status FROM plait_runs WHERE run_id = ?", (output.run_id,)).fetchone()
     reader.close()
     assert rows == [("step",)] and status == ("COMPLETED",)
+
+
+async def test_a_version_1_database_is_migrated_and_its_runs_still_read(tmp_path: Path) -> None:
+    from plait.storage import SCHEMA_VERSION, RunRecord
+    from plait.storage._sqlite import _MIGRATIONS, SQLiteStorage
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("CREATE TABLE plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for sql in _MIGRATIONS[1]:  # the layout plait wrote before user_id
+        old.execute(sql)
+    old.execute("INSERT INTO plait_meta VALUES ('schema_version', '1')")
+    record = {"run_id": "old", "workflow_id": "w", "workflow_name": "w", "session_id": "s", "status": "COMPLETED"}
+    old.execute(
+        "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, data) VALUES (?, ?, ?, ?, ?)",
+        ("old", "w", "COMPLETED", 1.0, RunRecord.model_validate(record).model_dump_json(exclude={"user_id"})),
+    )
+    old.close()
+
+    storages = [SQLiteStorage(f"sqlite:///{path}") for _ in range(4)]
+    await asyncio.gather(*(s.setup() for s in storages))  # concurrent openers migrate once
+    storage = storages[0]
+    loaded = await storage.get_run("old")
+    assert loaded is not None and loaded.user_id is None and loaded.status == "COMPLETED"
+    await storage.save_run(RunRecord.model_validate({**record, "run_id": "new", "user_id": "ada"}))
+    assert [r.run_id for r in await storage.list_runs(user_id="ada")] == ["new"]
+    assert [r.run_id for r in await storage.list_runs()] == ["new", "old"]
+    for s in storages:
+        await s.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM plait_meta").fetchall() == [(str(SCHEMA_VERSION),)]
+    check.close()

@@ -34,7 +34,8 @@ __all__ = [
     "url_secrets",
 ]
 
-SCHEMA_VERSION = 1
+#: 2: runs have a ``user_id`` (a column / index a backend filters on); 1: the first layout
+SCHEMA_VERSION = 2
 
 
 class StorageError(PlaitError):
@@ -59,6 +60,10 @@ class RunRecord(_Record):
     session_id: str
     status: str
     parent_run_id: str | None = None
+    #: who the run was for (``run(..., user_id=...)``); ``list_runs(user_id=...)`` filters on it
+    user_id: str | None = None
+    #: the run's ``metadata=`` (the workflow's and the run's, merged), as JSON
+    metadata: dict[str, Any] | None = None
     input: Any = None
     content: Any = None
     error: str | None = None
@@ -147,9 +152,14 @@ class Storage:
         raise NotImplementedError
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first; each filter given narrows the list (``user_id`` since schema version 2)."""
         raise NotImplementedError
 
     # checkpoints

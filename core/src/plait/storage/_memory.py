@@ -42,7 +42,12 @@ class MemoryStorage(Storage):
         return None if raw is None else RunRecord.model_validate_json(raw)
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
         runs = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
         runs = [
@@ -50,6 +55,7 @@ class MemoryStorage(Storage):
             for r in runs
             if (status is None or r.status in status_spellings(status))
             and (workflow_id is None or r.workflow_id == workflow_id)
+            and (user_id is None or r.user_id == user_id)
         ]
         runs.sort(key=lambda r: r.created_at, reverse=True)
         return runs[:limit]

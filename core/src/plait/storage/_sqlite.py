@@ -47,6 +47,11 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS plait_events_run ON plait_events (run_id, seq)",
         "CREATE TABLE IF NOT EXISTS plait_cache (key TEXT PRIMARY KEY, expires_at REAL, data TEXT NOT NULL)",
     ],
+    # runs get a user_id column (NULL for runs stored before: they had none)
+    2: [
+        "ALTER TABLE plait_runs ADD COLUMN user_id TEXT",
+        "CREATE INDEX IF NOT EXISTS plait_runs_user ON plait_runs (user_id, created_at DESC)",
+    ],
 }
 
 
@@ -147,21 +152,29 @@ class SQLiteStorage(Storage):
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS plait_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
             )
-            row = connection.execute("SELECT value FROM plait_meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{self.path!r} has schema version {version}, newer than this plait ({SCHEMA_VERSION}); upgrade plait"
-                )
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                statements: list[tuple[str, tuple[Any, ...]]] = [(sql, ()) for sql in _MIGRATIONS[target]]
-                statements.append(
-                    (
+            # The version is read under the write lock: two processes opening an old file at
+            # once migrate it once (ALTER TABLE is not idempotent).
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute(
+                    "SELECT value FROM plait_meta WHERE key = 'schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path!r} has schema version {version}, newer than this plait ({SCHEMA_VERSION}); upgrade plait"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for sql in _MIGRATIONS[target]:
+                        connection.execute(sql)
+                    connection.execute(
                         "INSERT OR REPLACE INTO plait_meta (key, value) VALUES ('schema_version', ?)",
                         (str(target),),
                     )
-                )
-                self._transaction(connection, statements)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
         await self._call(migrate)
         self._ready = True
@@ -182,13 +195,13 @@ class SQLiteStorage(Storage):
     async def save_run(self, run: RunRecord) -> None:
         data = run.model_dump_json()
         sql = (
-            "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, data) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, user_id, data) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, status = excluded.status, "
-            "created_at = excluded.created_at, data = excluded.data"
+            "created_at = excluded.created_at, user_id = excluded.user_id, data = excluded.data"
         )
-        await self._call(
-            lambda c: c.execute(sql, (run.run_id, run.workflow_id, run.status, run.created_at, data))
-        )
+        params = (run.run_id, run.workflow_id, run.status, run.created_at, run.user_id, data)
+        await self._call(lambda c: c.execute(sql, params))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._call(
@@ -197,7 +210,12 @@ class SQLiteStorage(Storage):
         return None if row is None else RunRecord.model_validate_json(row[0])
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[str] = []
         params: list[str] = []
@@ -208,6 +226,9 @@ class SQLiteStorage(Storage):
         if workflow_id is not None:
             clauses.append("workflow_id = ?")
             params.append(workflow_id)
+        if user_id is not None:
+            clauses.append("user_id = ?")
+            params.append(user_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT data FROM plait_runs {where} ORDER BY created_at DESC LIMIT ?"
         rows = await self._call(lambda c: c.execute(sql, (*params, limit)).fetchall())

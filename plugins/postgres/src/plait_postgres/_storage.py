@@ -68,6 +68,11 @@ _MIGRATIONS: dict[int, list[LiteralString]] = {
         "CREATE TABLE IF NOT EXISTS {schema}.plait_cache (key TEXT PRIMARY KEY, expires_at DOUBLE PRECISION,"
         " data TEXT NOT NULL)",
     ],
+    # runs get a user_id column (NULL for runs stored before: they had none)
+    2: [
+        "ALTER TABLE {schema}.plait_runs ADD COLUMN IF NOT EXISTS user_id TEXT",
+        "CREATE INDEX IF NOT EXISTS plait_runs_user ON {schema}.plait_runs (user_id, created_at DESC)",
+    ],
 }
 _TABLES = ("plait_runs", "plait_checkpoints", "plait_sessions", "plait_events", "plait_cache", "plait_meta")
 
@@ -308,11 +313,13 @@ class PostgresStorage(Storage):
 
     async def save_run(self, run: RunRecord) -> None:
         query = self._sql(
-            "INSERT INTO {schema}.plait_runs (run_id, workflow_id, status, created_at, data) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
-            "status = excluded.status, created_at = excluded.created_at, data = excluded.data"
+            "INSERT INTO {schema}.plait_runs (run_id, workflow_id, status, created_at, user_id, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
+            "workflow_id = excluded.workflow_id, status = excluded.status, created_at = excluded.created_at, "
+            "user_id = excluded.user_id, data = excluded.data"
         )
-        params = (run.run_id, run.workflow_id, run.status, run.created_at, run.model_dump_json())
+        user_id = None if run.user_id is None else _column(run.user_id)
+        params = (run.run_id, run.workflow_id, run.status, run.created_at, user_id, run.model_dump_json())
         await self._execute(f"saving run {run.run_id!r}", query, params)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -321,7 +328,12 @@ class PostgresStorage(Storage):
         return RunRecord.model_validate_json(rows[0][0]) if rows else None
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
         clauses: list[sql.Composable] = []
         params: list[Any] = []
@@ -331,6 +343,9 @@ class PostgresStorage(Storage):
         if workflow_id is not None:
             clauses.append(sql.SQL("workflow_id = %s"))
             params.append(workflow_id)
+        if user_id is not None:
+            clauses.append(sql.SQL("user_id = %s"))
+            params.append(_column(user_id))
         where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         query = sql.SQL("SELECT data FROM {}.plait_runs {} ORDER BY created_at DESC LIMIT %s").format(
             self._q, where

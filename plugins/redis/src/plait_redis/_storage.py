@@ -1,16 +1,18 @@
 """Redis storage on redis-py's asyncio client.
 
 Every key starts with ``{prefix}:`` (``plait`` unless told otherwise), so several
-deployments can share one Redis database. The layout (schema version 1):
+deployments can share one Redis database. The layout (schema version 2):
 
 ==================================  =========  ==============================================
 key                                 type       holds
 ==================================  =========  ==============================================
 ``P:meta``                          hash       ``schema_version``
-``P:run:{run_id}``                  hash       ``data`` (RunRecord JSON), ``status``, ``workflow_id``
+``P:run:{run_id}``                  hash       ``data`` (RunRecord JSON), ``status``, ``workflow_id``,
+                                               ``user_id`` (``""`` when none)
 ``P:runs``                          zset       every run id, scored by ``created_at``
 ``P:runs:status:{status}``          zset       run ids with that status, same scores
 ``P:runs:workflow:{workflow_id}``   zset       run ids of that workflow, same scores
+``P:runs:user:{user_id}``           zset       run ids of that user (version 2), same scores
 ``P:checkpoints:{run_id}``          hash       step id -> StepCheckpoint JSON
 ``P:checkpoint-order:{run_id}``     zset       step id scored by a write sequence number
 ``P:checkpoint-seq``                string     that sequence (INCRBY)
@@ -24,6 +26,9 @@ run's hash so its status index moves atomically even when two writers race.
 The client retries a command on a connection error (with backoff) and pings
 connections that sat idle, so a storage recovers by itself after Redis restarts
 or kills its clients.
+
+Version 2 added ``user_id`` and its index; runs stored under version 1 had no
+user, so opening a version-1 prefix only records the new version.
 """
 
 from __future__ import annotations
@@ -186,8 +191,9 @@ class RedisStorage(Storage):
     async def _check_schema(self) -> None:
         await self._call("connecting", lambda c: c.ping())
         meta = self._key("meta")
-        # Version 1 is the first layout: claiming an empty prefix needs no lock. A later
-        # layout migrates here, under a SET NX lock key, before writing its version.
+        # Claiming an empty prefix needs no lock. Version 1 to 2 moves no data (runs stored
+        # under 1 had no user_id, so no user index misses them): it only records the version.
+        # A later layout that moves data migrates here, under a SET NX lock key.
 
         def claim(pipe: Pipeline) -> None:
             pipe.hsetnx(meta, "schema_version", str(SCHEMA_VERSION))
@@ -198,6 +204,11 @@ class RedisStorage(Storage):
             raise StorageError(
                 f"Redis storage {self._display_url()} (prefix {self.prefix!r}) has schema version {version}, "
                 f"newer than this plait-redis understands ({SCHEMA_VERSION}); upgrade it"
+            )
+        if int(version) < SCHEMA_VERSION:
+            await self._call(
+                f"migrating the schema to version {SCHEMA_VERSION}",
+                lambda c: c.hset(meta, "schema_version", str(SCHEMA_VERSION)),
             )
 
     async def close(self) -> None:
@@ -238,20 +249,31 @@ class RedisStorage(Storage):
                         # WATCH the run so the old index entries read here are still the
                         # ones replaced at EXEC; a concurrent writer makes EXEC fail and we retry
                         await pipe.watch(key)
-                        old: list[str | None] = await pipe.hmget(key, ["status", "workflow_id"])  # type: ignore[misc,assignment]
-                        old_status, old_workflow = old
+                        old: list[str | None] = await pipe.hmget(key, ["status", "workflow_id", "user_id"])  # type: ignore[misc,assignment]
+                        old_status, old_workflow, old_user = old
+                        user = run.user_id or ""
                         pipe.multi()  # type: ignore[no-untyped-call]
                         if old_status is not None and old_status != run.status:
                             pipe.zrem(self._key("runs", "status", old_status), run.run_id)
                         if old_workflow is not None and old_workflow != run.workflow_id:
                             pipe.zrem(self._key("runs", "workflow", old_workflow), run.run_id)
+                        if old_user and old_user != user:
+                            pipe.zrem(self._key("runs", "user", old_user), run.run_id)
                         pipe.hset(
-                            key, mapping={"data": data, "status": run.status, "workflow_id": run.workflow_id}
+                            key,
+                            mapping={
+                                "data": data,
+                                "status": run.status,
+                                "workflow_id": run.workflow_id,
+                                "user_id": user,
+                            },
                         )
                         score = {run.run_id: run.created_at}
                         pipe.zadd(self._key("runs"), score)
                         pipe.zadd(self._key("runs", "status", run.status), score)
                         pipe.zadd(self._key("runs", "workflow", run.workflow_id), score)
+                        if user:
+                            pipe.zadd(self._key("runs", "user", user), score)
                         await pipe.execute()
                         return
                     except WatchError:
@@ -268,7 +290,12 @@ class RedisStorage(Storage):
         return None if data is None else RunRecord.model_validate_json(data)
 
     async def list_runs(
-        self, *, limit: int = 50, status: str | None = None, workflow_id: str | None = None
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
         # Walk the narrowest index newest first and check the other filter on the record.
         # (A run stored by a plait older than Agno's status spelling sits in the index of
@@ -277,6 +304,8 @@ class RedisStorage(Storage):
             status = status_spellings(status)[0]
         if workflow_id is not None:
             index = self._key("runs", "workflow", workflow_id)
+        elif user_id is not None:
+            index = self._key("runs", "user", user_id)
         elif status is not None:
             index = self._key("runs", "status", status)
         else:
@@ -298,8 +327,10 @@ class RedisStorage(Storage):
                     if data is None:
                         continue  # deleted between the two reads
                     record = RunRecord.model_validate_json(data)
-                    if (status is None or record.status == status) and (
-                        workflow_id is None or record.workflow_id == workflow_id
+                    if (
+                        (status is None or record.status == status)
+                        and (workflow_id is None or record.workflow_id == workflow_id)
+                        and (user_id is None or record.user_id == user_id)
                     ):
                         found.append(record)
             return found[:limit]
