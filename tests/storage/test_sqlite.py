@@ -72,7 +72,13 @@ async def test_a_version_1_database_is_migrated_and_its_runs_still_read(tmp_path
     for sql in _MIGRATIONS[1]:  # the layout plait wrote before user_id
         old.execute(sql)
     old.execute("INSERT INTO plait_meta VALUES ('schema_version', '1')")
-    record = {"run_id": "old", "workflow_id": "w", "workflow_name": "w", "session_id": "s", "status": "COMPLETED"}
+    record = {
+        "run_id": "old",
+        "workflow_id": "w",
+        "workflow_name": "w",
+        "session_id": "s",
+        "status": "COMPLETED",
+    }
     old.execute(
         "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, data) VALUES (?, ?, ?, ?, ?)",
         ("old", "w", "COMPLETED", 1.0, RunRecord.model_validate(record).model_dump_json(exclude={"user_id"})),

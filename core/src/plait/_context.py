@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plait._executors import Callee, call, to_output
-from plait._io import StepInput, StepOutput
+from plait._io import StepInput, StepOutput, format_content
 from plait.events import CustomEvent, Event, RunContentEvent
 from plait.tracing import ATTR, step_span_name
 
@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ENGINE",
     "Discard",
+    "RunCancelled",
     "RunContext",
     "RunState",
     "StepContext",
     "WorkflowFrame",
     "current_step",
+    "with_dependencies",
 ]
 
 
@@ -47,11 +49,15 @@ class RunState:
 
     __slots__ = (
         "answers",
+        "cancel_requested",
         "cancelled",
         "checkpointer",
+        "context_dependencies",
+        "dependencies",
         "hooks",
         "listeners",
         "listening",
+        "metadata",
         "meter",
         "restored",
         "runner",
@@ -59,6 +65,7 @@ class RunState:
         "storage",
         "stream_content",
         "tracer",
+        "user_id",
     )
 
     def __init__(
@@ -90,6 +97,21 @@ class RunState:
         self.answers: dict[str, Any] = {}
         #: OpenTelemetry metric instruments, when a metrics SDK is configured
         self.meter: Any = None
+        #: who the run is for, and the run's metadata and dependencies (RunContext shows them)
+        self.user_id: str | None = None
+        self.metadata: dict[str, Any] | None = None
+        self.dependencies: dict[str, Any] | None = None
+        #: the dependencies an agent or team step adds to its message
+        #: (``add_dependencies_to_context=True``); None: nothing to add
+        self.context_dependencies: dict[str, Any] | None = None
+        #: set by ``Workflow.cancel_run``: the run stops at its next safe point
+        self.cancel_requested = False
+
+    def request_cancel(self) -> None:
+        """Stop the run at its next safe point (between steps); cooperative code sees
+        ``RunContext.cancelled`` turn true at once."""
+        self.cancel_requested = True
+        self.cancelled = True
 
     def emit(self, event: Event) -> None:
         for listener in self.listeners:
@@ -134,6 +156,14 @@ class RunContext:
     step_name: str
     nested_depth: int
     _ctx: StepContext | None
+    #: who the run is for (``run(..., user_id=...)``)
+    user_id: str | None = None
+    #: the run's metadata: ``run(metadata=...)`` merged with ``Workflow(metadata=...)``
+    #: (the workflow's keys win, as in Agno)
+    metadata: dict[str, Any] | None = None
+    #: the run's dependencies: ``Workflow(dependencies=...)`` merged with
+    #: ``run(dependencies=...)`` (the run's keys win)
+    dependencies: dict[str, Any] | None = None
 
     def emit(self, data: Any) -> None:
         """Send a custom event (any JSON-compatible data) to the run's listeners."""
@@ -149,6 +179,26 @@ class RunContext:
         if ctx is None:
             return False
         return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
+
+
+class RunCancelled(BaseException):
+    """Raised at a run's next safe point after :meth:`Workflow.cancel_run`; the run ends
+    as CANCELLED (and can be continued). A BaseException, as a pause is, so that
+    ``except Exception`` in user code or a retry policy never swallows it."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Workflow run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+def with_dependencies(message: Any, dependencies: dict[str, Any]) -> str:
+    """An agent step's message with the run's dependencies added as Agno does with
+    ``add_dependencies_to_context=True``: after the text, inside ``<additional context>``."""
+    import json
+
+    text = format_content(message)
+    context = json.dumps(dependencies, indent=2, default=str)
+    return f"{text}\n\n<additional context>\n{context}\n</additional context>"
 
 
 class Discard:
@@ -306,6 +356,7 @@ class StepContext:
 
     def run_context(self) -> RunContext:
         frame = self.frame
+        run = self.run
         return RunContext(
             self.state,
             frame.run_id,
@@ -316,6 +367,9 @@ class StepContext:
             self.step_name,
             frame.depth,
             self,
+            run.user_id,
+            run.metadata,
+            run.dependencies,
         )
 
     # -- running children ------------------------------------------------------------
@@ -326,7 +380,10 @@ class StepContext:
         execute_node = ENGINE.execute_node
         outputs: list[StepOutput] = []
         previous = step_input.previous_step_content
+        run = self.run
         for node in nodes:
+            if run.cancel_requested:  # Workflow.cancel_run: stop before the next step
+                raise RunCancelled(self.frame.run_id)
             output = await execute_node(
                 node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
             )

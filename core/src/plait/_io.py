@@ -218,6 +218,9 @@ class WorkflowRunOutput:
     parent_run_id: str | None = None
     #: what a paused run waits for (a :class:`plait.PendingInput` per step)
     pending: list[Any] | None = None
+    #: who the run was for (``run(..., user_id=...)``) and its merged ``metadata``
+    user_id: str | None = None
+    metadata: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> StepMetrics:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
-from plait._context import current_step
+from plait._context import current_step, with_dependencies
 from plait._io import StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
@@ -115,8 +115,12 @@ class Runnable:
         return self._last_run_output
 
     async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
-        """Run as a workflow step: the previous content (or the input) is the message."""
-        result = await self.invoke(step_input.message, RunOptions.of_step(ctx))
+        """Run as a workflow step: the previous content (or the input) is the message
+        (with the run's dependencies after it when ``add_dependencies_to_context=True``)."""
+        message = step_input.message
+        if ctx.run.context_dependencies is not None:
+            message = with_dependencies(message, ctx.run.context_dependencies)
+        result = await self.invoke(message, RunOptions.of_step(ctx))
         return StepOutput(
             content=result.content,
             metrics=StepMetrics(

@@ -11,6 +11,7 @@ imports this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import re
 import time
@@ -19,19 +20,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait._context import RunState, StepContext
-from plait._durable import Checkpointer, to_json
+from plait._durable import Checkpointer, dump_state, to_json
 from plait._io import RunStatus, WorkflowRunOutput
 from plait._pause import PendingInput
 from plait._sessions import commit_stored
 from plait.errors import DefinitionError
 from plait.events import Event
-from plait.storage import RunRecord, Storage, claim_run
+from plait.storage import RunClaimedError, RunRecord, SessionRecord, Storage, StorageError, claim_run
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode
     from plait.workflow import Workflow
 
-__all__ = ["Resume", "resume", "run_stored", "stored_session"]
+__all__ = ["Resume", "request_cancel", "resume", "run_stored", "stored_session"]
+
+#: where a cancel request for a run executing in another process waits for it to see:
+#: a session record under an id no caller uses (it starts with NUL), as leases are kept
+_CANCEL_PREFIX = "\x00plait-cancel:"
 
 
 @dataclass(slots=True)
@@ -52,6 +57,33 @@ async def stored_session(
         return record.state, copy.deepcopy(record.state)
     initial = to_json(workflow.session_state, "the initial session_state") if workflow.session_state else {}
     return copy.deepcopy(initial), initial
+
+
+async def update_stored_session(
+    workflow: Workflow, storage: Storage, session_id: str, updates: dict[str, Any]
+) -> dict[str, Any]:
+    """Set ``updates``' keys in the stored session with compare-and-set, retrying against
+    runs (or other updates) that save the session at the same time; the state saved."""
+    from plait._sessions import COMMIT_ATTEMPTS
+
+    changes = to_json(updates, f"the session state updates of session {session_id!r}")
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        current = await storage.load_session(session_id)
+        if current is None:
+            state, version = (await stored_session(workflow, storage, session_id))[0], 0
+        else:
+            state, version = current.state, current.version
+        state.update(copy.deepcopy(changes))
+        record = SessionRecord(
+            session_id=session_id, workflow_id=workflow.id, state=state, version=version + 1
+        )
+        if await storage.save_session_if(record, version):
+            return copy.deepcopy(state)
+        await asyncio.sleep(min(0.002 * attempt, 0.1))
+    raise StorageError(
+        f"Workflow {workflow.name!r}: update_session_state of session {session_id!r} lost the race to "
+        f"other writers {COMMIT_ATTEMPTS} times"
+    )
 
 
 async def run_stored(
@@ -77,6 +109,7 @@ async def run_stored(
         record = resume.record
         record.status = RunStatus.RUNNING.value
         record.pause = None
+        await _clear_cancel(storage, run_id)  # an earlier attempt's request is spent
     else:
         input = workflow._validate_input(input)
         record = RunRecord(
@@ -88,9 +121,12 @@ async def run_stored(
             input=to_json(input, f"the input of workflow {workflow.name!r}"),
             target=workflow.target,
             session_base=base,
+            user_id=run.user_id,
+            metadata=None if run.metadata is None else dump_state(run.metadata, "the run's metadata"),
         )
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
+    watcher = asyncio.ensure_future(_watch_cancel(storage, run_id, run, workflow.cancel_check_interval))
     try:
         await storage.save_run(record)
         try:
@@ -125,8 +161,62 @@ async def run_stored(
         await _finish(storage, run, record, stored_events)
         return output
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         if lease is not None:
             await lease.release()
+
+
+async def _watch_cancel(storage: Storage, run_id: str, run: RunState, interval: float) -> None:
+    """Look for a cancel request from another process every ``interval`` seconds."""
+    key = _CANCEL_PREFIX + run_id
+    while not run.cancel_requested:
+        await asyncio.sleep(interval)
+        try:
+            request = await storage.load_session(key)
+        except StorageError:
+            continue  # an outage: look again at the next beat
+        if request is not None and request.state.get("cancel"):
+            run.request_cancel()
+
+
+async def _clear_cancel(storage: Storage, run_id: str) -> None:
+    key = _CANCEL_PREFIX + run_id
+    request = await storage.load_session(key)
+    if request is not None and request.state.get("cancel"):
+        await storage.save_session(request.model_copy(update={"state": {"cancel": False}}))
+
+
+async def request_cancel(storage: Storage, run_id: str) -> bool:
+    """Cancel stored run ``run_id``: False unless it is running. A run some process executes
+    (it holds the run's lease) gets a request it sees within ``cancel_check_interval``; a run
+    whose process died (nobody holds its lease) is stored as cancelled at once."""
+    record = await storage.get_run(run_id)
+    if record is None or record.status != RunStatus.RUNNING.value:
+        return False
+    try:
+        lease = await claim_run(storage, run_id, ttl=30.0)
+    except RunClaimedError:  # a live process executes it: leave the request it looks for
+        await storage.save_session(
+            SessionRecord(
+                session_id=_CANCEL_PREFIX + run_id,
+                workflow_id=record.workflow_id,
+                state={"cancel": True, "requested_at": time.time()},
+            )
+        )
+        return True
+    try:  # nobody does (its process died): the run is ours to mark, under its lease
+        record = await storage.get_run(run_id)
+        if record is None or record.status != RunStatus.RUNNING.value:
+            return False
+        record.status = RunStatus.CANCELLED.value
+        record.content = f"Workflow run {run_id} was cancelled"
+        record.updated_at = time.time()
+        await storage.save_run(record)
+        return True
+    finally:
+        await lease.release()
 
 
 async def _finish(storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:

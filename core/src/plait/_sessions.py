@@ -70,6 +70,21 @@ class MemorySessions:
             return {}, {}
         return copy.deepcopy(state), copy.deepcopy(state)
 
+    def update(
+        self, session_id: str, initial: dict[str, Any] | None, updates: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Set ``updates``' keys in the session (``initial`` when it has none); a copy of the result."""
+        with self._lock:
+            state = self._states.get(session_id)
+            if state is None:
+                state = copy.deepcopy(initial or {})
+            state.update(copy.deepcopy(updates))
+            self._states[session_id] = state
+            self._states.move_to_end(session_id)
+            while len(self._states) > self.limit:
+                self._states.popitem(last=False)
+            return copy.deepcopy(state)
+
     def commit(self, session_id: str, base: dict[str, Any], final: dict[str, Any], *, where: str) -> None:
         with self._lock:
             latest = self._states.get(session_id, base)

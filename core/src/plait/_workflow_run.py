@@ -13,6 +13,7 @@ with a state copy merged back after. ``Workflow._run``, ``_execute`` and
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from plait import (
     _engine,  # noqa: F401  (loading the engine fills in the contexts' ENGINE)
     _state,
 )
-from plait._context import RunState, StepContext, WorkflowFrame, _current_step
+from plait._context import RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
 from plait._frame import bounded, close_span, open_span
 from plait._ids import new_id
 from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
@@ -42,7 +43,31 @@ if TYPE_CHECKING:
     from plait._runs import Resume
     from plait.workflow import Workflow
 
-__all__ = ["execute", "run", "run_nested"]
+__all__ = ["active_run", "execute", "run", "run_nested"]
+
+#: the top-level runs executing in this process, by run id: what Workflow.cancel_run
+#: reaches from any thread or task (a run with storage is also reached through it)
+_ACTIVE: dict[str, RunState] = {}
+_ACTIVE_LOCK = threading.Lock()
+
+
+def active_run(run_id: str) -> RunState | None:
+    """The run ``run_id`` if it is executing in this process."""
+    with _ACTIVE_LOCK:
+        return _ACTIVE.get(run_id)
+
+
+def merge_options(low: dict[str, Any] | None, high: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``low`` with ``high`` merged in, nested dicts key by key (``high`` wins), as copies."""
+    if low is None and high is None:
+        return None
+    merged = dict(low or {})
+    for key, value in (high or {}).items():
+        current = merged.get(key)
+        merged[key] = (
+            merge_options(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+        )
+    return merged
 
 
 async def run(
@@ -57,6 +82,10 @@ async def run(
     run_id: str | None = None,
     sinks: Sequence[Any] = (),
     resume: Resume | None = None,
+    user_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    dependencies: dict[str, Any] | None = None,
+    add_dependencies_to_context: bool | None = None,
 ) -> WorkflowRunOutput:
     from plait.plugins import lifecycle_hooks
 
@@ -88,7 +117,13 @@ async def run(
         ]
     stored_events: list[Event] = []
     if storage is not None and workflow.store_events:
-        listeners = [*listeners, stored_events.append]
+        skip = workflow._events_to_skip
+        listeners = [
+            *listeners,
+            stored_events.append
+            if not skip
+            else lambda event: None if event.event in skip else stored_events.append(event),
+        ]
     hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
     run = RunState(
         runner=workflow._resolve_runner(),
@@ -98,22 +133,47 @@ async def run(
         hooks=hooks,
     )
     run.meter = resolve_meter()
+    if resume is not None:  # a continued run is still the same user's, with the same metadata
+        user_id = user_id or resume.record.user_id
+        if metadata is None and resume.record.metadata is not None:
+            from plait._durable import load_state
+
+            metadata = load_state(resume.record.metadata, f"the stored metadata of run {run_id!r}")
+    run.user_id = user_id if user_id is not None else workflow.user_id
+    if metadata is not None or workflow.metadata is not None:
+        run.metadata = merge_options(metadata, workflow.metadata)  # the workflow's keys win (Agno)
+    if dependencies is not None or workflow.dependencies is not None:
+        run.dependencies = merge_options(workflow.dependencies, dependencies)  # the run's keys win
+        add = (
+            workflow.add_dependencies_to_context
+            if add_dependencies_to_context is None
+            else add_dependencies_to_context
+        )
+        if add and run.dependencies:
+            run.context_dependencies = run.dependencies
     run_id = run_id or new_id()
     frame = WorkflowFrame(workflow, workflow.id, workflow.name, run_id, session_id, 0)
     ctx = StepContext(run, frame, "", None, "", state, {}, workflow.timeout is not None)
-    if storage is None:
-        output = await execute(workflow, input, ctx, additional_data)
-        if state or base:
-            workflow._sessions.commit(session_id, base, state, where=where)
+    with _ACTIVE_LOCK:
+        _ACTIVE[run_id] = run
+    try:
+        if storage is None:
+            output = await execute(workflow, input, ctx, additional_data)
+            if state or base:
+                workflow._sessions.commit(session_id, base, state, where=where)
+            workflow._last_run_output = output
+            return output
+        from plait._runs import run_stored
+
+        output = await run_stored(
+            workflow, storage, ctx, input, additional_data, base, stored_events, resume, where
+        )
         workflow._last_run_output = output
         return output
-    from plait._runs import run_stored
-
-    output = await run_stored(
-        workflow, storage, ctx, input, additional_data, base, stored_events, resume, where
-    )
-    workflow._last_run_output = output
-    return output
+    finally:
+        with _ACTIVE_LOCK:
+            if _ACTIVE.get(run_id) is run:
+                del _ACTIVE[run_id]
 
 
 async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:
@@ -207,6 +267,32 @@ async def execute(
             duration=time.perf_counter() - started,
             session_state=ctx.state,
             pending=pending,
+            user_id=run.user_id,
+            metadata=run.metadata,
+        )
+    except RunCancelled as cancelled:
+        reason = str(cancelled)
+        if run.listening:
+            run.emit(ctx.run_event(WorkflowCancelledEvent, reason=reason))
+        if span_cm is not None:
+            close_span(span_cm, span)
+        _end_hook(run, frame, RunStatus.CANCELLED, None, None)
+        if frame.depth > 0:
+            raise
+        return WorkflowRunOutput(
+            run_id=frame.run_id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            session_id=frame.session_id,
+            status=RunStatus.CANCELLED,
+            content=reason,
+            # the top-level steps that completed before the cancel, in order
+            step_outputs=[ctx.outputs[n.name] for n in workflow.nodes if n.name in ctx.outputs],
+            input=input,
+            duration=time.perf_counter() - started,
+            session_state=ctx.state,
+            user_id=run.user_id,
+            metadata=run.metadata,
         )
     except (asyncio.CancelledError, KeyboardInterrupt) as exc:
         run.cancelled = True
@@ -254,6 +340,8 @@ async def execute(
         duration=duration,
         session_state=ctx.state,
         parent_run_id=frame.parent_run_id,
+        user_id=run.user_id,
+        metadata=run.metadata,
     )
     if span_cm is not None:
         close_span(span_cm, span)

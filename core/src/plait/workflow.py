@@ -64,6 +64,8 @@ class Workflow:
     max_sessions_in_memory: int = 1000
     #: seconds a run's lease lasts unless renewed (every third of it while the run executes)
     lease_ttl: float = 30.0
+    #: how often (seconds) a run with storage looks for a :meth:`cancel_run` from another process
+    cancel_check_interval: float = 1.0
 
     def __init__(
         self,
@@ -80,10 +82,18 @@ class Workflow:
         tracer_provider: Any = None,
         sinks: Sequence[Any] = (),
         storage: Storage | str | None = None,
+        db: Storage | str | None = None,
         durability: Durability = "step",
         store_events: bool = False,
+        events_to_skip: Sequence[Any] | None = None,
         stream: bool = False,
         stream_events: bool = False,
+        stream_executor_events: bool = True,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
+        telemetry: bool = True,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -107,10 +117,25 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {name!r}: durability must be 'step', 'batch' or 'exit', got {durability!r}"
             )
+        if db is not None:
+            storage = _storage_from_db(db, storage, f"Workflow {name!r}")
         self.storage = storage if storage is not None else os.environ.get("PLAIT_STORAGE") or None
         self._storage: Storage | None = None
         self.durability: Durability = durability
         self.store_events = store_events
+        self.events_to_skip = list(events_to_skip or [])
+        self._events_to_skip = _event_names(self.events_to_skip, f"Workflow {name!r}")
+        self.stream_executor_events = _check_flag(stream_executor_events, "stream_executor_events", name)
+        if user_id is not None and not isinstance(user_id, str):
+            raise DefinitionError(f"Workflow {name!r}: user_id must be a str, got {user_id!r}")
+        self.user_id = user_id
+        self.metadata = _check_options(metadata, "metadata", f"Workflow {name!r}")
+        self.dependencies = _check_options(dependencies, "dependencies", f"Workflow {name!r}")
+        if add_dependencies_to_context is not None:
+            _check_flag(add_dependencies_to_context, "add_dependencies_to_context", name)
+        self.add_dependencies_to_context = add_dependencies_to_context
+        #: Agno's switch; either way plait sends no telemetry anywhere
+        self.telemetry = _check_flag(telemetry, "telemetry", name)
         #: ``module:name`` of this workflow, recorded with its runs so the CLI can resume them
         self.target: str | None = None
         self.stream = stream
@@ -168,6 +193,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> WorkflowRunOutput: ...
     @overload
     def run(
@@ -181,6 +210,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> Iterator[Event]: ...
     @overload
     def run(
@@ -194,6 +227,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> Iterator[Event]: ...
     @overload
     def run(
@@ -207,6 +244,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> WorkflowRunOutput | Iterator[Event]: ...
     def run(
         self,
@@ -219,6 +260,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> WorkflowRunOutput | Iterator[Event]:
         """Run to the end and return a :class:`WorkflowRunOutput` (raising a
         :class:`~plait.errors.StepError` naming the failed step), or, with
@@ -233,6 +278,10 @@ class Workflow:
                 additional_data=additional_data,
                 run_id=run_id,
                 sinks=sinks,
+                user_id=user_id,
+                metadata=metadata,
+                dependencies=dependencies,
+                add_dependencies_to_context=add_dependencies_to_context,
             )
         )
 
@@ -248,6 +297,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
     @overload
     def arun(
@@ -261,6 +314,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> AsyncIterator[Event]: ...
     @overload
     def arun(
@@ -274,6 +331,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> AsyncIterator[Event]: ...
     @overload
     def arun(
@@ -287,6 +348,10 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncIterator[Event]: ...
     def arun(
         self,
@@ -299,22 +364,42 @@ class Workflow:
         additional_data: dict[str, Any] | None = None,
         run_id: str | None = None,
         sinks: Sequence[Any] = (),
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        dependencies: dict[str, Any] | None = None,
+        add_dependencies_to_context: bool | None = None,
     ) -> Any:
         """``await workflow.arun(x)`` returns a :class:`WorkflowRunOutput`;
-        ``async for event in workflow.arun(x, stream=True)`` streams events."""
+        ``async for event in workflow.arun(x, stream=True)`` streams events.
+
+        ``user_id`` is stored with the run and shown as ``RunContext.user_id``;
+        ``metadata`` and ``dependencies`` merge with the workflow's (see :class:`Workflow`)."""
         stream, stream_events = self._stream_flags(stream, stream_events)
+        where = f"Workflow {self.name!r}: run()"
+        if user_id is not None and not isinstance(user_id, str):
+            raise DefinitionError(f"{where}: user_id must be a str, got {user_id!r}")
+        _check_options(metadata, "metadata", where)
+        _check_options(dependencies, "dependencies", where)
+        if add_dependencies_to_context is not None and not isinstance(add_dependencies_to_context, bool):
+            raise DefinitionError(
+                f"{where}: add_dependencies_to_context must be True or False, got {add_dependencies_to_context!r}"
+            )
 
         def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
             return _workflow_run.run(
                 self,
                 input,
-                listeners=() if listener is None else (listener if stream_events else _run_level(listener),),
+                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
                 stream_events=stream_events,
                 session_id=session_id,
                 session_state=session_state,
                 additional_data=additional_data,
                 run_id=run_id,
                 sinks=sinks,
+                user_id=user_id,
+                metadata=metadata,
+                dependencies=dependencies,
+                add_dependencies_to_context=add_dependencies_to_context,
             )
 
         return EventStream(run) if stream else run(None)
@@ -372,18 +457,90 @@ class Workflow:
 
     async def aget_session_state(self, session_id: str | None = None) -> dict[str, Any] | None:
         """:meth:`get_session_state` from async code."""
+        session_id = self._current_session_id(session_id)
         if session_id is None:
-            last = self._last_run_output
-            session_id = self.session_id or (last.session_id if last is not None else None)
-            if session_id is None:
-                return None
+            return None
         storage = await self._ready_storage()
         if storage is None:
             return self._sessions.get(session_id)
         record = await storage.load_session(session_id)
         return None if record is None else record.state
 
+    def update_session_state(
+        self, session_state_updates: dict[str, Any], session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Set keys of a session's state (as Agno does) and return the state after.
+
+        ``session_id`` defaults as in :meth:`get_session_state`. A session not stored yet
+        starts from ``Workflow(session_state=...)``. With storage the write is atomic against
+        runs of the session committing at the same time (compare-and-set, retried): their
+        changes and these updates both land; a run that is still executing commits its own
+        changes on top when it ends.
+        """
+        return run_sync(self.aupdate_session_state(session_state_updates, session_id))
+
+    async def aupdate_session_state(
+        self, session_state_updates: dict[str, Any], session_id: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`update_session_state` from async code."""
+        where = f"Workflow {self.name!r}: update_session_state"
+        if not isinstance(session_state_updates, dict):
+            raise DefinitionError(
+                f"{where}: expected a dict of updates, got {type(session_state_updates).__name__}"
+            )
+        session_id = self._current_session_id(session_id)
+        if session_id is None:
+            raise DefinitionError(
+                f"{where}: no session: pass session_id=, set Workflow(session_id=...) or run the workflow first"
+            )
+        storage = await self._ready_storage()
+        if storage is None:
+            return self._sessions.update(session_id, self.session_state, session_state_updates)
+        from plait._runs import update_stored_session
+
+        return await update_stored_session(self, storage, session_id, session_state_updates)
+
+    def _current_session_id(self, session_id: str | None) -> str | None:
+        if session_id is not None:
+            return session_id
+        last = self._last_run_output
+        return self.session_id or (last.session_id if last is not None else None)
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel a running run, from any thread, task or process (as Agno's ``cancel_run``).
+
+        The run stops at its next safe point (before its next step; sync code that checks
+        ``run_context.cancelled`` sooner), is stored as CANCELLED, and returns a
+        :class:`WorkflowRunOutput` with ``status=RunStatus.CANCELLED``; continue it with
+        :meth:`continue_run`. A run in this process is reached at once; a run another
+        process executes through the storage, within ``cancel_check_interval`` seconds.
+        True when the run was running, False for an unknown, finished or paused run.
+        """
+        return run_sync(self.acancel_run(run_id))
+
+    async def acancel_run(self, run_id: str) -> bool:
+        """:meth:`cancel_run` from async code."""
+        run = _workflow_run.active_run(run_id)
+        if run is not None:
+            run.request_cancel()
+            return True
+        storage = await self._ready_storage()
+        if storage is None:
+            return False
+        from plait._runs import request_cancel
+
+        return await request_cancel(storage, run_id)
+
     # -- execution -------------------------------------------------------------------
+
+    def _stream_listener(
+        self, deliver: Callable[[Event], None], stream_events: bool
+    ) -> Callable[[Event], None]:
+        """What a stream delivers: without ``stream_events`` run and content events only;
+        with ``stream_executor_events=False`` no events of the agents and teams in steps."""
+        if not self.stream_executor_events:
+            deliver = _without_executor_events(deliver)
+        return deliver if stream_events else _run_level(deliver)
 
     def _stream_flags(self, stream: bool | None, stream_events: bool | None) -> tuple[bool, bool]:
         stream_events = self.stream_events if stream_events is None else stream_events
@@ -456,7 +613,7 @@ class Workflow:
         def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
             return self._resume(
                 run_id,
-                listeners=() if listener is None else (listener if stream_events else _run_level(listener),),
+                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
                 stream_events=stream_events,
                 answers=answers,
                 approve=approve,
@@ -531,6 +688,24 @@ class Workflow:
             ) from exc
 
 
+#: the events of an agent or team run that reach a stream even with
+#: ``stream_executor_events=False`` (Agno's terminal executor events)
+_EXECUTOR_TERMINAL_EVENTS = frozenset(
+    {"RunCompleted", "RunCancelled", "TeamRunCompleted", "TeamRunCancelled"}
+)
+
+
+def _without_executor_events(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
+    """A stream without the events of the agents and teams inside steps (their content
+    deltas, tool calls, model retries): ``Workflow(stream_executor_events=False)``."""
+
+    def listener(event: Event) -> None:
+        if getattr(event, "agent_name", None) is None or event.event in _EXECUTOR_TERMINAL_EVENTS:
+            deliver(event)
+
+    return listener
+
+
 def _run_level(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
     """What a stream without ``stream_events`` delivers: run and content events, not step ones."""
 
@@ -551,6 +726,69 @@ def _check_sinks(sinks: Any, where: str) -> list[Any]:
                 f"{where}: each sink must be a registered sink's name or an object with handle(event), got {sink!r}"
             )
     return list(sinks)
+
+
+def _check_flag(value: Any, option: str, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise DefinitionError(f"Workflow {name!r}: {option} must be True or False, got {value!r}")
+    return value
+
+
+def _check_options(value: Any, option: str, where: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise DefinitionError(f"{where}: {option} must be a dict, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _event_names(events: Sequence[Any], where: str) -> frozenset[str]:
+    """The names of ``events_to_skip``: event classes (``StepStartedEvent``), their names
+    (``"StepStarted"``) or Agno-style enum members whose value is such a name."""
+    import enum
+
+    from plait.events import Event
+
+    if isinstance(events, (str, bytes)) or not isinstance(events, (list, tuple, set, frozenset)):
+        raise DefinitionError(
+            f"{where}: events_to_skip must be a list of event types or names, got {events!r}"
+        )
+    known: dict[str, type[Event]] = {}
+    pending: list[type[Event]] = [Event]
+    while pending:
+        cls = pending.pop()
+        default = getattr(cls, "__dataclass_fields__", {}).get("event")
+        if default is not None and isinstance(default.default, str):
+            known[default.default] = cls
+        pending.extend(cls.__subclasses__())
+    names: set[str] = set()
+    for item in events:
+        if isinstance(item, type) and issubclass(item, Event):
+            name = item.__dataclass_fields__["event"].default
+        elif isinstance(item, enum.Enum):
+            name = item.value
+        else:
+            name = item
+        if not isinstance(name, str) or name not in known:
+            raise DefinitionError(
+                f"{where}: events_to_skip: {item!r} is not an event type or name; "
+                f"expected one of {', '.join(sorted(known))}"
+            )
+        names.add(name)
+    return frozenset(names)
+
+
+def _storage_from_db(db: Any, storage: Any, where: str) -> Any:
+    """Agno's ``db=``: plait's storage under Agno's name (a Storage object or a URL)."""
+    from plait.storage import Storage
+
+    if storage is not None:
+        raise DefinitionError(f"{where}: give db= or storage=, not both (they are the same option)")
+    if isinstance(db, (Storage, str)):
+        return db
+    raise DefinitionError(
+        f"{where}: db= takes a plait storage: plait.storage.SqliteDb(db_file=...), InMemoryDb(), any "
+        f"plait.storage.Storage, or a URL such as 'sqlite:///runs.db' or 'postgresql://...'; got "
+        f"{type(db).__module__}.{type(db).__name__}. For PostgreSQL or Redis give the URL with storage="
+    )
 
 
 def _slug(name: str) -> str:

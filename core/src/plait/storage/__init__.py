@@ -13,11 +13,15 @@ class to subclass), the records it stores (:class:`RunRecord`,
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
 ``list_runs`` status filter that also matches runs stored by older versions), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
+
+Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` work with
+:class:`SqliteDb` and :class:`InMemoryDb` from here (plait's SQLite and memory storages).
 """
 
 from __future__ import annotations
 
 from plait._public import report_public_home
+from plait.storage._agno import InMemoryDb, SqliteDb
 from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
@@ -42,11 +46,13 @@ __all__ = [
     "DEFAULT_STORAGE",
     "SCHEMA_VERSION",
     "CacheEntry",
+    "InMemoryDb",
     "MemoryStorage",
     "RunClaimedError",
     "RunLease",
     "RunRecord",
     "SessionRecord",
+    "SqliteDb",
     "StepCheckpoint",
     "Storage",
     "StorageError",
