@@ -64,6 +64,21 @@ def test_run_pause_show_approve(tmp_path: Path) -> None:
     assert sorted(step["step_id"] for step in detail["steps"]) == ["a", "p", "p/b", "p/ok"]
 
 
+def test_user_id_is_stored_shown_and_filtered(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(WORKFLOW)
+    assert plait(tmp_path, "run", "flows.py:failing", "x", "--user-id", "ada").returncode == 0
+    assert plait(tmp_path, "run", "flows.py:failing", "y", "--user-id", "bob").returncode == 0
+    assert plait(tmp_path, "run", "flows.py:failing", "z").returncode == 0
+    runs = json.loads(plait(tmp_path, "runs", "list", "--json").stdout)
+    assert [r["user_id"] for r in runs] == [None, "bob", "ada"]
+    mine = json.loads(plait(tmp_path, "runs", "list", "--json", "--user-id", "ada").stdout)
+    assert [(r["input"], r["user_id"]) for r in mine] == [("x", "ada")]
+    table = plait(tmp_path, "runs", "list", "--user-id", "bob").stdout
+    assert "bob" in table and "ada" not in table
+    shown = plait(tmp_path, "runs", "show", mine[0]["run_id"])
+    assert "user ada" in shown.stdout, shown.stdout
+
+
 def test_resume_a_failed_run(tmp_path: Path) -> None:
     (tmp_path / "flows.py").write_text(WORKFLOW)
     failed = plait(tmp_path, "run", "flows.py:failing", "x", FAIL_ONCE="1")

@@ -123,8 +123,8 @@ class Workflow:
         self._storage: Storage | None = None
         self.durability: Durability = durability
         self.store_events = store_events
+        self._events_to_skip = _event_names(events_to_skip or [], f"Workflow {name!r}")
         self.events_to_skip = list(events_to_skip or [])
-        self._events_to_skip = _event_names(self.events_to_skip, f"Workflow {name!r}")
         self.stream_executor_events = _check_flag(stream_executor_events, "stream_executor_events", name)
         if user_id is not None and not isinstance(user_id, str):
             raise DefinitionError(f"Workflow {name!r}: user_id must be a str, got {user_id!r}")
@@ -756,7 +756,7 @@ def _event_names(events: Sequence[Any], where: str) -> frozenset[str]:
     while pending:
         cls = pending.pop()
         default = getattr(cls, "__dataclass_fields__", {}).get("event")
-        if default is not None and isinstance(default.default, str):
+        if default is not None and isinstance(default.default, str) and cls is not Event:
             known[default.default] = cls
         pending.extend(cls.__subclasses__())
     names: set[str] = set()
