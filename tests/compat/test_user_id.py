@@ -82,7 +82,9 @@ async def test_user_id_is_stored_filtered_and_kept_by_continue_run(backend: Stor
 def test_an_old_run_without_user_id_reads_as_none() -> None:
     from plait.storage import RunRecord
 
-    old = '{"run_id": "r", "workflow_id": "w", "workflow_name": "w", "session_id": "s", "status": "completed"}'
+    old = (
+        '{"run_id": "r", "workflow_id": "w", "workflow_name": "w", "session_id": "s", "status": "completed"}'
+    )
     record = RunRecord.model_validate_json(old)
     assert record.user_id is None and record.metadata is None
 

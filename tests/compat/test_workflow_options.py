@@ -20,9 +20,9 @@ import pytest
 from plait import Agent, RunContext, RunStatus, Step, StepInput, StepOutput, Workflow
 from plait.errors import DefinitionError
 from plait.events import RunContentEvent, StepCompletedEvent, StepStartedEvent, ToolCallStartedEvent
+from plait.models import ToolCall
 from plait.storage import InMemoryDb, MemoryStorage, SqliteDb
 from plait.storage._sqlite import SQLiteStorage
-from plait.models import ToolCall
 from plait.testing import FunctionModel
 
 
@@ -50,7 +50,9 @@ def test_db_sqlite_db_is_plaits_sqlite_storage(tmp_path: Path) -> None:
     output = workflow.run("topic")
     assert output.status == RunStatus.COMPLETED
     # the run is in the file: another workflow object on the same file finds it
-    again = Workflow(name="Content Workflow", db=SqliteDb(db_url=f"sqlite:///{tmp_path / 'tmp.db'}"), steps=[echo])
+    again = Workflow(
+        name="Content Workflow", db=SqliteDb(db_url=f"sqlite:///{tmp_path / 'tmp.db'}"), steps=[echo]
+    )
     stored = asyncio.run(_get_run(again, output.run_id))
     assert stored is not None and stored.status == "COMPLETED"
     asyncio.run(db.close())
@@ -153,13 +155,17 @@ def test_metadata_is_stored_and_its_types_survive_a_resume(tmp_path: Path) -> No
             raise RuntimeError("down")
         return "done"
 
-    workflow = Workflow(name="w", steps=[Step(name="flaky", executor=flaky)], storage=f"sqlite:///{tmp_path / 'r.db'}")
+    workflow = Workflow(
+        name="w", steps=[Step(name="flaky", executor=flaky)], storage=f"sqlite:///{tmp_path / 'r.db'}"
+    )
     metadata = {"at": dt.datetime(2026, 1, 2, 3, 4, 5), "pair": (1, 2), "by_id": {7: "seven"}}
     with pytest.raises(Exception, match="down"):
         workflow.run("x", metadata=metadata, run_id="r1")
     output = workflow.continue_run("r1")
     assert output.status == RunStatus.COMPLETED
-    assert seen[1] == metadata and isinstance(seen[1]["at"], dt.datetime) and isinstance(seen[1]["pair"], tuple)
+    assert (
+        seen[1] == metadata and isinstance(seen[1]["at"], dt.datetime) and isinstance(seen[1]["pair"], tuple)
+    )
     workflow.close()
 
 
@@ -267,7 +273,7 @@ def test_stream_executor_events_false_drops_agent_events_but_not_the_run() -> No
 # -- store_events and events_to_skip ---------------------------------------------------
 
 
-class WorkflowRunEvent(str, enum.Enum):  # the shape of Agno's enum (agno.run.workflow)
+class WorkflowRunEvent(str, enum.Enum):  # noqa: UP042 (the shape of Agno's enum, agno.run.workflow)
     step_started = "StepStarted"
     step_completed = "StepCompleted"
 
@@ -283,7 +289,9 @@ async def _stored_events(workflow: Workflow, run_id: str) -> list[str]:
     [[StepStartedEvent, "StepCompleted"], [WorkflowRunEvent.step_started, WorkflowRunEvent.step_completed]],
 )
 def test_events_to_skip_are_not_stored(skip: list[Any]) -> None:
-    workflow = Workflow(name="w", steps=[echo], storage=MemoryStorage(), store_events=True, events_to_skip=skip)
+    workflow = Workflow(
+        name="w", steps=[echo], storage=MemoryStorage(), store_events=True, events_to_skip=skip
+    )
     output = workflow.run("x")
     assert asyncio.run(_stored_events(workflow, output.run_id)) == ["WorkflowStarted", "WorkflowCompleted"]
     # the stream is not what is stored: it still has every event
@@ -303,7 +311,9 @@ def test_store_events_keeps_all_without_events_to_skip() -> None:
 
 
 def test_events_to_skip_mistakes_name_what_is_known() -> None:
-    with pytest.raises(DefinitionError, match=r"'StepStart' is not an event type or name; expected one of .*StepStarted"):
+    with pytest.raises(
+        DefinitionError, match=r"'StepStart' is not an event type or name; expected one of .*StepStarted"
+    ):
         Workflow(name="w", steps=[echo], store_events=True, events_to_skip=["StepStart"])
     with pytest.raises(DefinitionError, match="events_to_skip must be a list"):
         Workflow(name="w", steps=[echo], events_to_skip="StepStarted")  # type: ignore[arg-type]

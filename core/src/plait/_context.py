@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,8 @@ class RunState:
 
     __slots__ = (
         "answers",
+        "cancel_due",
+        "cancel_poll",
         "cancel_requested",
         "cancelled",
         "checkpointer",
@@ -106,6 +109,10 @@ class RunState:
         self.context_dependencies: dict[str, Any] | None = None
         #: set by ``Workflow.cancel_run``: the run stops at its next safe point
         self.cancel_requested = False
+        #: a run with storage: looks for a cancel request from another process, and
+        #: when it is next due (time.monotonic()); None for a run without storage
+        self.cancel_poll: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self.cancel_due = 0.0
 
     def request_cancel(self) -> None:
         """Stop the run at its next safe point (between steps); cooperative code sees
@@ -179,6 +186,12 @@ class RunContext:
         if ctx is None:
             return False
         return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
+
+
+async def _polled(run: RunState) -> bool:
+    assert run.cancel_poll is not None
+    await run.cancel_poll()
+    return run.cancel_requested
 
 
 class RunCancelled(BaseException):
@@ -382,7 +395,11 @@ class StepContext:
         previous = step_input.previous_step_content
         run = self.run
         for node in nodes:
-            if run.cancel_requested:  # Workflow.cancel_run: stop before the next step
+            # Workflow.cancel_run: stop before the next step (a run with storage looks for a
+            # request from another process here too, when due: sync steps never yield the loop)
+            if run.cancel_requested or (
+                run.cancel_poll is not None and time.monotonic() >= run.cancel_due and await _polled(run)
+            ):
                 raise RunCancelled(self.frame.run_id)
             output = await execute_node(
                 node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self

@@ -126,7 +126,7 @@ async def run_stored(
         )
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
-    watcher = asyncio.ensure_future(_watch_cancel(storage, run_id, run, workflow.cancel_check_interval))
+    watcher = _watch_cancel(storage, run_id, run, workflow.cancel_check_interval)
     try:
         await storage.save_run(record)
         try:
@@ -168,17 +168,29 @@ async def run_stored(
             await lease.release()
 
 
-async def _watch_cancel(storage: Storage, run_id: str, run: RunState, interval: float) -> None:
-    """Look for a cancel request from another process every ``interval`` seconds."""
+def _watch_cancel(storage: Storage, run_id: str, run: RunState, interval: float) -> asyncio.Future[None]:
+    """Look for a cancel request from another process every ``interval`` seconds: in the
+    background, and between steps when due (a chain of sync steps never yields the loop)."""
     key = _CANCEL_PREFIX + run_id
-    while not run.cancel_requested:
-        await asyncio.sleep(interval)
+
+    async def poll() -> None:
+        run.cancel_due = time.monotonic() + interval
         try:
             request = await storage.load_session(key)
         except StorageError:
-            continue  # an outage: look again at the next beat
+            return  # an outage: look again when next due
         if request is not None and request.state.get("cancel"):
             run.request_cancel()
+
+    async def beat() -> None:
+        while not run.cancel_requested:
+            await asyncio.sleep(max(run.cancel_due - time.monotonic(), 0.0))
+            if time.monotonic() >= run.cancel_due:
+                await poll()
+
+    run.cancel_poll = poll
+    run.cancel_due = time.monotonic() + interval
+    return asyncio.ensure_future(beat())
 
 
 async def _clear_cancel(storage: Storage, run_id: str) -> None:

@@ -206,7 +206,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.user_id is not None:
         if not isinstance(target, Workflow):
-            raise SystemExit(f"plait: --user-id is for a Workflow's run; {args.target} is {type(target).__name__}")
+            raise SystemExit(
+                f"plait: --user-id is for a Workflow's run; {args.target} is {type(target).__name__}"
+            )
         options["user_id"] = args.user_id
     if isinstance(target, Workflow):
         if args.storage or target.storage is None:
