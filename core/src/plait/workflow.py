@@ -56,7 +56,17 @@ class Workflow:
     completed step is checkpointed (``durability="step"``; ``"batch"`` writes in
     the background, ``"exit"`` when the run ends), runs can be resumed with
     :meth:`continue_run`, session state persists across processes, and
-    ``store_events=True`` keeps every event.
+    ``store_events=True`` keeps every event but those in ``events_to_skip`` (event
+    classes or names). ``db=`` is Agno's name for ``storage=``
+    (``db=plait.storage.SqliteDb(db_file="tmp.db")``).
+
+    Agno's run options: ``user_id`` (the default of ``run(user_id=...)``), ``metadata``
+    (merged with a run's, the workflow's keys winning, and stored with the run),
+    ``dependencies`` (merged with a run's, the run's keys winning) and
+    ``add_dependencies_to_context`` (an agent or team step gets them after its message),
+    all shown in :class:`~plait.RunContext`; ``stream_executor_events=False`` keeps the
+    events of agents and teams inside steps out of the stream; ``telemetry`` is accepted
+    (plait sends no telemetry).
     """
 
     #: how many sessions a workflow without storage keeps in memory (least recently used
