@@ -236,3 +236,31 @@ def test_a_running_run_whose_process_died_is_marked_cancelled(tmp_path: Path) ->
     assert asyncio.run(_record(workflow, "orphan")).status == "CANCELLED"
     assert workflow.continue_run("orphan").status == RunStatus.COMPLETED
     workflow.close()
+
+
+def test_a_cancel_before_the_run_starts_is_remembered_as_in_agno() -> None:
+    calls: list[str] = []
+    workflow = Workflow(name="w", steps=[Step(name="only", executor=lambda si: calls.append("ran"))])
+    assert workflow.cancel_run("not-yet") is False  # nothing runs under that id yet ...
+    output = workflow.run("x", run_id="not-yet")  # ... but when it starts, it is cancelled
+    assert output.status == RunStatus.CANCELLED and calls == []
+    assert workflow.run("x", run_id="not-yet").status == RunStatus.COMPLETED  # the request is spent
+
+
+def test_a_failed_run_that_is_not_running_is_not_cancelled_by_a_late_request(tmp_path: Path) -> None:
+    attempts = {"n": 0}
+
+    def flaky(step_input: StepInput) -> str:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise RuntimeError("down")
+        return "ok"
+
+    workflow = Workflow(
+        name="w", steps=[Step(name="flaky", executor=flaky)], storage=f"sqlite:///{tmp_path / 'r.db'}"
+    )
+    with pytest.raises(Exception, match="down"):
+        workflow.run("x", run_id="failed")
+    assert workflow.cancel_run("failed") is False
+    assert workflow.continue_run("failed").status == RunStatus.COMPLETED
+    workflow.close()

@@ -200,12 +200,15 @@ async def _clear_cancel(storage: Storage, run_id: str) -> None:
         await storage.save_session(request.model_copy(update={"state": {"cancel": False}}))
 
 
-async def request_cancel(storage: Storage, run_id: str) -> bool:
-    """Cancel stored run ``run_id``: False unless it is running. A run some process executes
-    (it holds the run's lease) gets a request it sees within ``cancel_check_interval``; a run
-    whose process died (nobody holds its lease) is stored as cancelled at once."""
+async def request_cancel(storage: Storage, run_id: str) -> bool | None:
+    """Cancel stored run ``run_id``: None when there is no such run, False unless it is
+    running. A run some process executes (it holds the run's lease) gets a request it sees
+    within ``cancel_check_interval``; a run whose process died (nobody holds its lease) is
+    stored as cancelled at once."""
     record = await storage.get_run(run_id)
-    if record is None or record.status != RunStatus.RUNNING.value:
+    if record is None:
+        return None
+    if record.status != RunStatus.RUNNING.value:
         return False
     try:
         lease = await claim_run(storage, run_id, ttl=30.0)

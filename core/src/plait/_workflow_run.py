@@ -51,10 +51,34 @@ _ACTIVE: dict[str, RunState] = {}
 _ACTIVE_LOCK = threading.Lock()
 
 
+#: cancel requests for run ids not started yet (Agno's cancel-before-start): run id ->
+#: when asked; a run that starts within EARLY_CANCEL_TTL seconds is cancelled at once
+_EARLY: dict[str, float] = {}
+EARLY_CANCEL_TTL = 60.0
+_EARLY_LIMIT = 1000
+#: the ids of the runs that ended in this process lately (oldest first): a late cancel of
+#: one of them is not taken for a cancel before the start
+_ENDED: dict[str, None] = {}
+
+
 def active_run(run_id: str) -> RunState | None:
     """The run ``run_id`` if it is executing in this process."""
     with _ACTIVE_LOCK:
         return _ACTIVE.get(run_id)
+
+
+def cancel_early(run_id: str) -> None:
+    """Remember a cancel request for a run that has not started (yet) in this process."""
+    now = time.monotonic()
+    with _ACTIVE_LOCK:
+        if run_id in _ENDED:
+            return
+        if len(_EARLY) >= _EARLY_LIMIT:  # drop the expired ones, then the oldest
+            for key in [k for k, at in _EARLY.items() if now - at > EARLY_CANCEL_TTL]:
+                del _EARLY[key]
+            while len(_EARLY) >= _EARLY_LIMIT:
+                del _EARLY[next(iter(_EARLY))]
+        _EARLY[run_id] = now
 
 
 def merge_options(low: dict[str, Any] | None, high: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -156,6 +180,10 @@ async def run(
     ctx = StepContext(run, frame, "", None, "", state, {}, workflow.timeout is not None)
     with _ACTIVE_LOCK:
         _ACTIVE[run_id] = run
+        if _EARLY:
+            asked = _EARLY.pop(run_id, None)
+            if asked is not None and time.monotonic() - asked <= EARLY_CANCEL_TTL:
+                run.request_cancel()
     try:
         if storage is None:
             output = await execute(workflow, input, ctx, additional_data)
@@ -174,6 +202,9 @@ async def run(
         with _ACTIVE_LOCK:
             if _ACTIVE.get(run_id) is run:
                 del _ACTIVE[run_id]
+            _ENDED[run_id] = None
+            if len(_ENDED) > _EARLY_LIMIT:
+                del _ENDED[next(iter(_ENDED))]
 
 
 async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:

@@ -524,7 +524,9 @@ class Workflow:
         :class:`WorkflowRunOutput` with ``status=RunStatus.CANCELLED``; continue it with
         :meth:`continue_run`. A run in this process is reached at once; a run another
         process executes through the storage, within ``cancel_check_interval`` seconds.
-        True when the run was running, False for an unknown, finished or paused run.
+        True when the run was running, False for an unknown, finished or paused run. As in
+        Agno, a request for a run id not started yet is remembered: a run with that id that
+        starts in this process within a minute is cancelled before its first step.
         """
         return run_sync(self.acancel_run(run_id))
 
@@ -535,11 +537,16 @@ class Workflow:
             run.request_cancel()
             return True
         storage = await self._ready_storage()
-        if storage is None:
-            return False
-        from plait._runs import request_cancel
+        if storage is not None:
+            from plait._runs import request_cancel
 
-        return await request_cancel(storage, run_id)
+            found = await request_cancel(storage, run_id)
+            if found is not None:
+                return found
+        # unknown here: remember the request (as Agno does), in case the run is about to
+        # start in this process; the answer is still False
+        _workflow_run.cancel_early(run_id)
+        return False
 
     # -- execution -------------------------------------------------------------------
 
