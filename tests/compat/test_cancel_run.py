@@ -216,6 +216,17 @@ def test_cancel_a_run_in_another_process_through_sqlite(tmp_path: Path) -> None:
     assert asyncio.run(_record(workflow, "proc-run")).status == "CANCELLED"
     assert workflow.cancel_run("proc-run") is False
     workflow.close()
+    # continued here, the spent request does not cancel it again; done steps are restored
+    ran: list[str] = []
+
+    def quick(step_input: StepInput) -> Any:
+        ran.append("x")
+        return step_input.input
+
+    same = Workflow(name="long", steps=[Step(name=f"s{i}", executor=quick) for i in range(200)], storage=url)
+    resumed = same.continue_run("proc-run")
+    assert resumed.status == RunStatus.COMPLETED and len(ran) == 200 - result["done"]
+    same.close()
 
 
 def test_a_running_run_whose_process_died_is_marked_cancelled(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ __all__ = ["active_run", "execute", "run", "run_nested"]
 #: the top-level runs executing in this process, by run id: what Workflow.cancel_run
 #: reaches from any thread or task (a run with storage is also reached through it)
 _ACTIVE: dict[str, RunState] = {}
+#: guards the cancel-before-start bookkeeping below (_ACTIVE is changed one operation at a time)
 _ACTIVE_LOCK = threading.Lock()
 
 
@@ -56,15 +58,35 @@ _ACTIVE_LOCK = threading.Lock()
 _EARLY: dict[str, float] = {}
 EARLY_CANCEL_TTL = 60.0
 _EARLY_LIMIT = 1000
-#: the ids of the runs that ended in this process lately (oldest first): a late cancel of
-#: one of them is not taken for a cancel before the start
-_ENDED: dict[str, None] = {}
+#: the ids of the runs that ended in this process lately (oldest first), kept once
+#: cancel_run has been used: a late cancel of one of them is not a cancel before the start
+_ENDED: OrderedDict[str, None] = OrderedDict()
+_TRACK_ENDED = False
 
 
 def active_run(run_id: str) -> RunState | None:
     """The run ``run_id`` if it is executing in this process."""
+    return _ACTIVE.get(run_id)
+
+
+def _take_early(run_id: str, run: RunState) -> None:
     with _ACTIVE_LOCK:
-        return _ACTIVE.get(run_id)
+        asked = _EARLY.pop(run_id, None)
+    if asked is not None and time.monotonic() - asked <= EARLY_CANCEL_TTL:
+        run.request_cancel()
+
+
+def _ended(run_id: str) -> None:
+    with _ACTIVE_LOCK:
+        _ENDED[run_id] = None
+        if len(_ENDED) > _EARLY_LIMIT:
+            _ENDED.popitem(last=False)
+
+
+def cancelling() -> None:
+    """cancel_run is in use: from now on, remember which runs ended (see cancel_early)."""
+    global _TRACK_ENDED
+    _TRACK_ENDED = True
 
 
 def cancel_early(run_id: str) -> None:
@@ -79,6 +101,9 @@ def cancel_early(run_id: str) -> None:
             while len(_EARLY) >= _EARLY_LIMIT:
                 del _EARLY[next(iter(_EARLY))]
         _EARLY[run_id] = now
+    run = _ACTIVE.get(run_id)  # it started meanwhile, after looking at _EARLY: cancel it here
+    if run is not None:
+        _take_early(run_id, run)
 
 
 def merge_options(low: dict[str, Any] | None, high: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -178,12 +203,9 @@ async def run(
     run_id = run_id or new_id()
     frame = WorkflowFrame(workflow, workflow.id, workflow.name, run_id, session_id, 0)
     ctx = StepContext(run, frame, "", None, "", state, {}, workflow.timeout is not None)
-    with _ACTIVE_LOCK:
-        _ACTIVE[run_id] = run
-        if _EARLY:
-            asked = _EARLY.pop(run_id, None)
-            if asked is not None and time.monotonic() - asked <= EARLY_CANCEL_TTL:
-                run.request_cancel()
+    _ACTIVE[run_id] = run  # one dict operation each way: no lock on the per-run path
+    if _EARLY:
+        _take_early(run_id, run)
     try:
         if storage is None:
             output = await execute(workflow, input, ctx, additional_data)
@@ -199,12 +221,10 @@ async def run(
         workflow._last_run_output = output
         return output
     finally:
-        with _ACTIVE_LOCK:
-            if _ACTIVE.get(run_id) is run:
-                del _ACTIVE[run_id]
-            _ENDED[run_id] = None
-            if len(_ENDED) > _EARLY_LIMIT:
-                del _ENDED[next(iter(_ENDED))]
+        if _ACTIVE.get(run_id) is run:
+            _ACTIVE.pop(run_id, None)
+        if _TRACK_ENDED:
+            _ended(run_id)
 
 
 async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:

@@ -385,14 +385,12 @@ class Workflow:
         ``user_id`` is stored with the run and shown as ``RunContext.user_id``;
         ``metadata`` and ``dependencies`` merge with the workflow's (see :class:`Workflow`)."""
         stream, stream_events = self._stream_flags(stream, stream_events)
-        where = f"Workflow {self.name!r}: run()"
-        if user_id is not None and not isinstance(user_id, str):
-            raise DefinitionError(f"{where}: user_id must be a str, got {user_id!r}")
-        _check_options(metadata, "metadata", where)
-        _check_options(dependencies, "dependencies", where)
+        if user_id is not None or metadata is not None or dependencies is not None:
+            _check_run_options(self.name, user_id, metadata, dependencies)
         if add_dependencies_to_context is not None and not isinstance(add_dependencies_to_context, bool):
             raise DefinitionError(
-                f"{where}: add_dependencies_to_context must be True or False, got {add_dependencies_to_context!r}"
+                f"Workflow {self.name!r}: run(): add_dependencies_to_context must be True or False, "
+                f"got {add_dependencies_to_context!r}"
             )
 
         def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
@@ -532,6 +530,7 @@ class Workflow:
 
     async def acancel_run(self, run_id: str) -> bool:
         """:meth:`cancel_run` from async code."""
+        _workflow_run.cancelling()
         run = _workflow_run.active_run(run_id)
         if run is not None:
             run.request_cancel()
@@ -743,6 +742,14 @@ def _check_sinks(sinks: Any, where: str) -> list[Any]:
                 f"{where}: each sink must be a registered sink's name or an object with handle(event), got {sink!r}"
             )
     return list(sinks)
+
+
+def _check_run_options(name: str, user_id: Any, metadata: Any, dependencies: Any) -> None:
+    where = f"Workflow {name!r}: run()"
+    if user_id is not None and not isinstance(user_id, str):
+        raise DefinitionError(f"{where}: user_id must be a str, got {user_id!r}")
+    _check_options(metadata, "metadata", where)
+    _check_options(dependencies, "dependencies", where)
 
 
 def _check_flag(value: Any, option: str, name: str) -> bool:
