@@ -74,7 +74,7 @@ def test_update_session_state_mistakes() -> None:
         workflow.update_session_state([("a", 1)], session_id="s")  # type: ignore[arg-type]
 
 
-def test_an_update_while_a_run_executes_is_not_lost(tmp_path: Path) -> None:
+def test_an_update_while_a_run_executes_is_not_lost(storage: str | None) -> None:
     started, release = threading.Event(), threading.Event()
 
     def slow(step_input: StepInput, run_context: RunContext) -> str:
@@ -83,13 +83,16 @@ def test_an_update_while_a_run_executes_is_not_lost(tmp_path: Path) -> None:
         assert release.wait(10)
         return "done"
 
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    workflow = Workflow(name="w", steps=[Step(name="slow", executor=slow)], storage=url, session_id="s")
+    workflow = Workflow(name="w", steps=[Step(name="slow", executor=slow)], storage=storage, session_id="s")
     runner = threading.Thread(target=workflow.run, args=("x",))
     runner.start()
     assert started.wait(10)
-    # another "process": a second workflow object on the same file
-    other = Workflow(name="w", steps=[Step(name="slow", executor=slow)], storage=url)
+    # with storage, as another process would: a second workflow object on the same file
+    other = (
+        workflow
+        if storage is None
+        else Workflow(name="w", steps=[Step(name="slow", executor=slow)], storage=storage)
+    )
     assert other.update_session_state({"note": "from outside"}, session_id="s") == {"note": "from outside"}
     release.set()
     runner.join(10)

@@ -79,6 +79,40 @@ def test_user_id_is_stored_shown_and_filtered(tmp_path: Path) -> None:
     assert "user ada" in shown.stdout, shown.stdout
 
 
+def test_runs_cancel(tmp_path: Path) -> None:
+    import asyncio
+
+    from plait.storage import RunRecord, resolve_storage
+
+    (tmp_path / "flows.py").write_text(WORKFLOW)
+    assert plait(tmp_path, "run", "flows.py:failing", "x").returncode == 0
+    done = json.loads(plait(tmp_path, "runs", "list", "--json").stdout)[0]["run_id"]
+    refused = plait(tmp_path, "runs", "cancel", done)
+    assert refused.returncode == 1 and "is not running (it is COMPLETED)" in refused.stderr
+
+    async def orphan() -> None:  # left RUNNING by a process that died
+        storage = resolve_storage(f"sqlite:///{tmp_path / '.plait' / 'plait.db'}")
+        assert storage is not None
+        await storage.setup()
+        await storage.save_run(
+            RunRecord(
+                run_id="orphan",
+                workflow_id="failing",
+                workflow_name="failing",
+                session_id="s",
+                status="RUNNING",
+            )
+        )
+        await storage.close()
+
+    asyncio.run(orphan())
+    cancelled = plait(tmp_path, "runs", "cancel", "orphan", "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout) == {"run_id": "orphan", "cancelled": True}
+    shown = json.loads(plait(tmp_path, "runs", "show", "orphan", "--json").stdout)
+    assert shown["status"] == "CANCELLED"
+
+
 def test_resume_a_failed_run(tmp_path: Path) -> None:
     (tmp_path / "flows.py").write_text(WORKFLOW)
     failed = plait(tmp_path, "run", "flows.py:failing", "x", FAIL_ONCE="1")

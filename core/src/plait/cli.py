@@ -2,7 +2,7 @@
 
     plait plugins [--json]                      what is installed and what it registered
     plait run MODULE:WORKFLOW "input" [--json]  run a workflow, streaming its events
-    plait runs list | show ID | resume ID | approve ID   stored runs
+    plait runs list | show ID | resume ID | approve ID | cancel ID   stored runs
 
 Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         configure_option(run)
     run.set_defaults(handler=_run)
 
-    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve")
+    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve, cancel")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
     listing.add_argument("--limit", type=int, default=20)
@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     answer = approve.add_mutually_exclusive_group()
     answer.add_argument("--reject", action="store_true", help="reject instead of approve")
     answer.add_argument("--answer", default=None, help="the answer: JSON for input steps, a name for choices")
-    for command in (listing, show, resume, approve):
+    cancel = runs_sub.add_parser("cancel", help="cancel a running run (it stops before its next step)")
+    cancel.add_argument("run_id")
+    for command in (listing, show, resume, approve, cancel):
         command.add_argument("--storage", default=None, help=f"the run store (default: {_storage_help()})")
         command.add_argument("--json", action="store_true", help="print JSON")
     for command in (resume, approve):
@@ -289,6 +291,17 @@ async def _runs_async(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        if args.runs_command == "cancel":
+            from plait._runs import request_cancel
+
+            cancelled = await request_cancel(storage, record.run_id)
+            if args.json:
+                print(json.dumps({"run_id": record.run_id, "cancelled": bool(cancelled)}))
+            elif cancelled:
+                print(f"cancel requested: run {record.run_id} stops before its next step")
+            else:
+                print(f"plait: run {record.run_id} is not running (it is {record.status})", file=sys.stderr)
+            return 0 if cancelled else 1
         if args.runs_command == "show":
             checkpoints = await storage.load_checkpoints(record.run_id)
             if args.json:
