@@ -165,6 +165,7 @@ def test_a_cancelled_run_of_a_nested_workflow_ends_the_whole_run() -> None:
     gate.release.set()
     runner.join(10)
     assert result["output"].status == RunStatus.CANCELLED
+    assert result["output"].content == "Workflow run outer-1 was cancelled"
     assert gate.calls == ["first"] and after == []
 
 

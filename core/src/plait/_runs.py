@@ -11,7 +11,6 @@ imports this module.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import re
 import time
@@ -161,9 +160,8 @@ async def run_stored(
         await _finish(storage, run, record, stored_events)
         return output
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        watcher.cancel()  # whatever it raised, the run's own outcome stands
+        await asyncio.gather(watcher, return_exceptions=True)
         if lease is not None:
             await lease.release()
 

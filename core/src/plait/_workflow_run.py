@@ -321,8 +321,8 @@ async def execute(
             user_id=run.user_id,
             metadata=run.metadata,
         )
-    except RunCancelled as cancelled:
-        reason = str(cancelled)
+    except RunCancelled:
+        reason = f"Workflow run {frame.run_id} was cancelled"  # this one's id, nested or not
         if run.listening:
             run.emit(ctx.run_event(WorkflowCancelledEvent, reason=reason))
         if span_cm is not None:
