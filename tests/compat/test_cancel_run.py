@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from plait import Loop, RunContext, RunStatus, Step, StepInput, StepOutput, Workflow
+from plait.errors import DefinitionError
 from plait.events import WorkflowCancelledEvent
 
 
@@ -139,6 +140,8 @@ def test_cancel_stops_a_loop_between_iterations_and_sync_code_sees_it() -> None:
 def test_unknown_and_finished_runs_are_not_cancelled(storage: str | None) -> None:
     workflow = Workflow(name="w", steps=[lambda si: "ok"], storage=storage)
     assert workflow.cancel_run("no-such-run") is False
+    with pytest.raises(DefinitionError, match="cancel_run expects a run id"):
+        workflow.cancel_run(None)  # type: ignore[arg-type]
     done = workflow.run("x")
     assert workflow.cancel_run(done.run_id) is False
     assert asyncio.run(workflow.acancel_run(done.run_id)) is False

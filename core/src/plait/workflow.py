@@ -530,6 +530,10 @@ class Workflow:
 
     async def acancel_run(self, run_id: str) -> bool:
         """:meth:`cancel_run` from async code."""
+        if not isinstance(run_id, str) or not run_id:
+            raise DefinitionError(
+                f"Workflow {self.name!r}: cancel_run expects a run id (a str), got {run_id!r}"
+            )
         _workflow_run.cancelling()
         run = _workflow_run.active_run(run_id)
         if run is not None:
