@@ -120,8 +120,10 @@ def test_concurrent_updates_from_threads_all_land(tmp_path: Path) -> None:
         workflow.close()
 
 
-def test_updates_from_two_event_loops_without_storage() -> None:
-    workflow = shopping(session_id="s")
+def test_updates_from_two_event_loops(storage: str | None) -> None:
+    workflow = shopping(session_id="s", storage=storage)
     asyncio.run(workflow.aupdate_session_state({"a": 1}))
     asyncio.run(workflow.aupdate_session_state({"b": 2}))
-    assert workflow.get_session_state() == {"a": 1, "b": 2}
+    asyncio.run(workflow.arun("jam"))
+    assert workflow.get_session_state() == {"a": 1, "b": 2, "items": ["jam"]}
+    workflow.close()
