@@ -17,8 +17,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
-from opentelemetry.trace import SpanKind
-
 from plait._agno_options import agent_extras
 from plait._checks import check_number
 from plait._context import RunContext, current_step
@@ -400,7 +398,7 @@ class Agent(Runnable, Generic[OutputT]):
                 )
 
         span_name, attributes = chat_span(model, request)
-        with span(tracer, span_name, attributes, kind=SpanKind.CLIENT) as current:
+        with span(tracer, span_name, attributes, kind="CLIENT") as current:
             final: ModelResponse | None = None
             if emit is None:
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)

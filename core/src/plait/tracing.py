@@ -2,7 +2,9 @@
 
 plait depends on ``opentelemetry-api`` only. With no SDK configured (the API's
 proxy provider is still in place), :func:`resolve_tracer` returns ``None`` and
-the executor creates no spans at all, so tracing costs next to nothing. Pass
+the executor creates no spans at all, so tracing costs next to nothing; until
+something imports the API (an SDK being set up does), plait does not import it
+either. Pass
 ``tracer_provider=`` to a workflow or agent to use a provider of your own
 instead of the global one.
 
@@ -22,10 +24,12 @@ import contextlib
 import functools
 import json
 import os
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+if TYPE_CHECKING:
+    from opentelemetry import trace
 
 __all__ = [
     "ATTR",
@@ -117,30 +121,54 @@ def _global_unset(module: Any, attribute: str, variable: str) -> bool:
     on each call while nothing is installed."""
     if getattr(module, attribute, False) is not None:
         return False
+    return _env_unset(variable)
+
+
+_ENV_UNSET: dict[str, bool] = {}
+
+
+def _api(module: str, variable: str) -> Any:
+    """The OpenTelemetry API ``module`` if a global provider may be installed, else None:
+    one can only be installed through the module (so not before it is imported) or
+    named by its environment variable."""
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        if _env_unset(variable):
+            return None
+        import importlib
+
+        loaded = importlib.import_module(module)
+    return loaded
+
+
+def _env_unset(variable: str) -> bool:
     unset: bool | None = _ENV_UNSET.get(variable)
     if unset is None:
         unset = _ENV_UNSET[variable] = variable not in os.environ
     return unset
 
 
-_ENV_UNSET: dict[str, bool] = {}
-
-
 def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
     """The tracer to use, or ``None`` when no OpenTelemetry SDK is configured."""
-    if tracer_provider is None and _global_unset(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+    if tracer_provider is None:
+        api = _api("opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER")
+        if api is None or _global_unset(api, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+            return None
+        tracer_provider = api.get_tracer_provider()
+    from opentelemetry import trace
+
+    if isinstance(tracer_provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
-    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    return provider.get_tracer("plait", _version())
+    tracer: trace.Tracer = tracer_provider.get_tracer("plait", _version())
+    return tracer
 
 
 def resolve_meter() -> Any:
     """plait's instruments when an OpenTelemetry metrics SDK is configured, else ``None``."""
-    from opentelemetry.metrics import _internal as metrics_internal
-
-    if _global_unset(metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"):
+    metrics_internal = _api("opentelemetry.metrics._internal", "OTEL_PYTHON_METER_PROVIDER")
+    if metrics_internal is None or _global_unset(
+        metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"
+    ):
         return None
     from opentelemetry import metrics
 
@@ -347,15 +375,21 @@ def span(
     name: str,
     attributes: dict[str, Any],
     *,
-    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+    kind: str = "INTERNAL",
 ) -> Iterator[trace.Span | None]:
     """The current span for a block (``None`` without a tracer); an exception escaping
-    the block is recorded on it as its error."""
+    the block is recorded on it as its error. ``kind`` names a ``SpanKind`` member."""
     if tracer is None:
         yield None
         return
+    from opentelemetry import trace
+
     with tracer.start_as_current_span(
-        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
+        name,
+        kind=trace.SpanKind[kind],
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as current:
         try:
             yield current
@@ -368,4 +402,6 @@ def record_error(span: trace.Span, exc: BaseException) -> None:
     """Mark ``span`` failed with ``exc``: status ERROR, ``error.type``, the exception event."""
     span.set_attribute(ATTR.ERROR_TYPE, type(exc).__qualname__)
     span.record_exception(exc)
+    from opentelemetry import trace
+
     span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
