@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import CoroutineType
 from typing import Any, TypeVar, overload
 
 __all__ = ["EventStream", "astream", "iterate_sync", "run_sync", "stream", "sync"]
@@ -294,7 +295,9 @@ def sync(result: Coroutine[Any, Any, T]) -> T: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]:
     """The sync form of what an async entry point returned: its result, or an iterator of events."""
-    if type(result) is EventStream:  # not isinstance: an ABC's check costs more than a short run
+    if type(result) is CoroutineType:  # not isinstance: an ABC's check costs more than a short run
+        return run_sync(result)  # type: ignore[no-any-return]
+    if type(result) is EventStream:
         return stream(result.start)
     if hasattr(result, "__anext__"):
         return iterate_sync(result)  # type: ignore[arg-type]

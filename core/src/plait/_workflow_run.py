@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait import (
     _engine,  # noqa: F401  (loading the engine fills in the contexts' ENGINE)
+    _lookup,
     _state,
 )
 from plait._context import RunState, StepContext, WorkflowFrame, _current_step
@@ -58,8 +59,6 @@ async def run(
     sinks: Sequence[Any] = (),
     resume: Resume | None = None,
 ) -> WorkflowRunOutput:
-    from plait.plugins import lifecycle_hooks
-
     if not workflow._tree_checked:
         check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
         workflow._tree_checked = True
@@ -77,7 +76,6 @@ async def run(
             base = resume.record.session_base  # the state the run last committed against
     if session_state:
         state.update(session_state)
-    where = f"Workflow {workflow.name!r}, session {session_id!r}"
     all_sinks = [*workflow._sink_objects(), *sinks] if workflow.sinks or sinks else ()
     if all_sinks:
         from plait.sinks import create_sink, dispatcher_for
@@ -89,7 +87,7 @@ async def run(
     stored_events: list[Event] = []
     if storage is not None and workflow.store_events:
         listeners = [*listeners, stored_events.append]
-    hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
+    hooks = _lookup.registry().lifecycle_hooks  # loads plugins first: one may configure tracing
     run = RunState(
         runner=workflow._resolve_runner(),
         tracer=resolve_tracer(workflow.tracer_provider),
@@ -104,16 +102,28 @@ async def run(
     if storage is None:
         output = await execute(workflow, input, ctx, additional_data)
         if state or base:
-            workflow._sessions.commit(session_id, base, state, where=where)
+            workflow._sessions.commit(session_id, base, state, where=_session_where(workflow, session_id))
         workflow._last_run_output = output
         return output
     from plait._runs import run_stored
 
     output = await run_stored(
-        workflow, storage, ctx, input, additional_data, base, stored_events, resume, where
+        workflow,
+        storage,
+        ctx,
+        input,
+        additional_data,
+        base,
+        stored_events,
+        resume,
+        _session_where(workflow, session_id),
     )
     workflow._last_run_output = output
     return output
+
+
+def _session_where(workflow: Workflow, session_id: str) -> str:
+    return f"Workflow {workflow.name!r}, session {session_id!r}"
 
 
 async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:
@@ -137,12 +147,17 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
     )
     output = await execute(workflow, step_input.message, inner, step_input.additional_data)
     _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
+    stop = False
+    for step_output in output.step_outputs:
+        if step_output.stop:
+            stop = True
+            break
     return StepOutput(
         content=output.content,
         steps=output.step_outputs,
         success=output.status is RunStatus.COMPLETED,
         error=output.error,
-        stop=any(o.stop for o in output.step_outputs),
+        stop=stop,
         step_type=StepType.WORKFLOW.value,
     )
 
@@ -175,7 +190,11 @@ async def execute(
         span_cm, span = open_span(run.tracer, workflow_span_name(workflow.name), attributes)
     outputs: list[StepOutput] = []
     try:
-        if workflow.timeout is None:
+        if workflow.timeout is None and workflow._function is None:  # the common case, inline
+            outputs = await ctx.run_steps(
+                workflow.nodes, StepInput(input, None, ctx.outputs, additional_data)
+            )
+        elif workflow.timeout is None:
             outputs = await _walk(workflow, input, ctx, additional_data)
         else:
             timeout = workflow.timeout
@@ -261,7 +280,8 @@ async def execute(
         run.emit(
             ctx.run_event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
         )
-    _end_hook(run, frame, status, result, None)
+    if run.hooks is not None:
+        _end_hook(run, frame, status, result, None)
     return result
 
 

@@ -401,11 +401,17 @@ class Loop(StepNode):
                         LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
                     )
                 )
-            with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
+            if ctx.run.tracer is None:
                 round_outputs = await scope.run_steps(self.steps, current)
+            else:
+                with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
+                    round_outputs = await scope.run_steps(self.steps, current)
             outputs.extend(round_outputs)
-            stop = any(o.stop for o in round_outputs)
-            done = stop
+            done = False
+            for output in round_outputs:
+                if output.stop:
+                    done = True
+                    break
             if not done and self._end is not None:
                 verdict = await ctx.call(self._end, round_outputs)
                 if not isinstance(verdict, bool):
@@ -430,11 +436,12 @@ class Loop(StepNode):
             if done:
                 break
             if self.forward_iteration_output:
-                last = _sequence_output(round_outputs)
-                if not last.skipped:
-                    current = StepInput(
-                        step_input.input, last.content, ctx.outputs, step_input.additional_data
-                    )
+                for output in reversed(round_outputs):
+                    if not output.skipped:  # the iteration's content: its last step that ran
+                        current = StepInput(
+                            step_input.input, output.content, ctx.outputs, step_input.additional_data
+                        )
+                        break
         return _sequence_output(outputs, metadata={"iterations": iterations})
 
     def children(self) -> Sequence[StepNode]:
