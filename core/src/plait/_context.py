@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from plait._executors import Callee, call, to_output
 from plait._io import StepInput, StepOutput
 from plait.events import CustomEvent, Event, RunContentEvent
-from plait.tracing import ATTR, step_span_name
+from plait.tracing import ATTR, span, step_span_name
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -249,7 +249,7 @@ class StepContext:
             ATTR.SPAN_KIND: "CHAIN",
             **attributes,
         }
-        return tracer.start_as_current_span(step_span_name(kind, name), attributes=attributes)
+        return span(tracer, step_span_name(kind, name), attributes)
 
     # -- events ----------------------------------------------------------------------
 

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._context import ENGINE, Discard, StepContext, _current_step
-from plait._frame import bounded, close_span, open_span, root_cause
+from plait._frame import bounded
 from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
-from plait.errors import StepError, StepTimeoutError
+from plait.errors import StepError, StepTimeoutError, root_cause
 from plait.events import (
     StepErrorEvent,
     StepRetryEvent,
@@ -32,7 +32,14 @@ from plait.events import (
 )
 from plait.retry import retrying
 from plait.runners import Branch
-from plait.tracing import ATTR, metadata_attributes, retry_event_attributes, step_span_name
+from plait.tracing import (
+    ATTR,
+    close_span,
+    metadata_attributes,
+    open_span,
+    retry_event_attributes,
+    step_span_name,
+)
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode

@@ -23,7 +23,7 @@ from plait import (
     _state,
 )
 from plait._context import RunState, StepContext, WorkflowFrame, _current_step
-from plait._frame import bounded, close_span, open_span
+from plait._frame import bounded
 from plait._ids import new_id
 from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
 from plait._pause import PauseRequested
@@ -37,7 +37,7 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, resolve_meter, resolve_tracer, workflow_span_name
+from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span_name
 
 if TYPE_CHECKING:
     from plait._runs import Resume

@@ -28,6 +28,8 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from plait.errors import root_cause
+
 if TYPE_CHECKING:
     from opentelemetry import trace
 
@@ -38,8 +40,10 @@ __all__ = [
     "capture_content",
     "chat_response_attributes",
     "chat_span",
+    "close_span",
     "messages_json",
     "metadata_attributes",
+    "open_span",
     "record_error",
     "resolve_meter",
     "resolve_tracer",
@@ -394,8 +398,26 @@ def span(
         try:
             yield current
         except Exception as exc:
-            record_error(current, exc)
+            record_error(current, root_cause(exc))
             raise
+
+
+def open_span(tracer: trace.Tracer, name: str, attributes: dict[str, Any]) -> tuple[Any, Any]:
+    """Enter a span (and make it current) that :func:`close_span` ends: (its context
+    manager, the span). For frames that cannot wrap their work in a ``with`` block (the
+    executor's: a step's span stays open across its events and hooks)."""
+    cm = tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    )
+    return cm, cm.__enter__()
+
+
+def close_span(cm: Any, span: Any, error: BaseException | None = None) -> None:
+    """End a span from :func:`open_span`; an Exception is recorded on it (its root cause,
+    not plait's wrapper)."""
+    if isinstance(error, Exception) and span is not None:
+        record_error(span, root_cause(error))
+    cm.__exit__(None, None, None)
 
 
 def record_error(span: trace.Span, exc: BaseException) -> None:
