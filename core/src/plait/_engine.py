@@ -38,7 +38,7 @@ from plait.tracing import (
     metadata_attributes,
     open_span,
     retry_event_attributes,
-    step_span_name,
+    step_span,
 )
 
 if TYPE_CHECKING:
@@ -106,15 +106,9 @@ async def execute_node(
     span = None
     span_cm = None
     if tracer is not None:
-        attributes: dict[str, Any] = {
-            ATTR.STEP_ID: ctx.step_id,
-            ATTR.STEP_TYPE: step_type,
-            ATTR.RUN_ID: ctx.frame.run_id,
-            ATTR.SPAN_KIND: "CHAIN",
-        }
-        if branch is not None:
-            attributes[ATTR.BRANCH] = branch
-        span_cm, span = open_span(tracer, step_span_name(step_type, node.name), attributes)
+        span_cm, span = open_span(
+            tracer, *step_span(node.name, step_type, ctx.step_id, ctx.frame.run_id, branch)
+        )
     # An agent run (or any Runnable) started inside this step's code finds the step here,
     # and emits into this run (plait.agent): sync, async, in worker threads (context copied).
     token = _current_step.set(ctx)

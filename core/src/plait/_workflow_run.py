@@ -37,7 +37,7 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span_name
+from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -178,16 +178,9 @@ async def execute(
     span_cm: Any = None
     span: Any = None
     if run.tracer is not None:
-        attributes = {
-            ATTR.OPERATION: "invoke_workflow",
-            ATTR.WORKFLOW_NAME: workflow.name,
-            ATTR.WORKFLOW_ID: workflow.id,
-            ATTR.RUN_ID: frame.run_id,
-            ATTR.SESSION_ID: frame.session_id,
-            ATTR.NESTED_DEPTH: frame.depth,
-            ATTR.SPAN_KIND: "CHAIN",
-        }
-        span_cm, span = open_span(run.tracer, workflow_span_name(workflow.name), attributes)
+        span_cm, span = open_span(
+            run.tracer, *workflow_span(workflow, frame.run_id, frame.session_id, frame.depth)
+        )
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline

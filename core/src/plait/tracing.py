@@ -49,12 +49,14 @@ __all__ = [
     "resolve_tracer",
     "retry_event_attributes",
     "span",
+    "step_span",
     "step_span_name",
     "token_usage_points",
     "tool_content_attributes",
     "tool_span",
     "truncate",
     "usage_attributes",
+    "workflow_span",
     "workflow_span_name",
 ]
 
@@ -365,6 +367,35 @@ def messages_json(messages: list[Any]) -> str:
 
 def workflow_span_name(name: str) -> str:
     return f"invoke_workflow {name}"
+
+
+def workflow_span(workflow: Any, run_id: str, session_id: str, depth: int) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a workflow run's ``invoke_workflow`` span."""
+    return workflow_span_name(workflow.name), {
+        ATTR.OPERATION: "invoke_workflow",
+        ATTR.WORKFLOW_NAME: workflow.name,
+        ATTR.WORKFLOW_ID: workflow.id,
+        ATTR.RUN_ID: run_id,
+        ATTR.SESSION_ID: session_id,
+        ATTR.NESTED_DEPTH: depth,
+        ATTR.SPAN_KIND: "CHAIN",
+    }
+
+
+def step_span(
+    name: str, step_type: str, step_id: str, run_id: str, branch: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a step's (or container's) span; ``branch`` is its index
+    among a Parallel's branches."""
+    attributes: dict[str, Any] = {
+        ATTR.STEP_ID: step_id,
+        ATTR.STEP_TYPE: step_type,
+        ATTR.RUN_ID: run_id,
+        ATTR.SPAN_KIND: "CHAIN",
+    }
+    if branch is not None:
+        attributes[ATTR.BRANCH] = branch
+    return step_span_name(step_type, name), attributes
 
 
 def step_span_name(step_type: str, name: str) -> str:
