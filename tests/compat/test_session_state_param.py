@@ -269,3 +269,21 @@ def test_tool_call_of_the_model_cannot_set_session_state(name: str) -> None:
     agent = Agent(name="Shopper", model=FunctionModel(reply), tools=[add_to_list])
     output = Workflow(name="w", steps=[agent], session_state={"shopping_list": []}).run("x")
     assert output.session_state == {"shopping_list": ["tea"]}
+
+
+def test_a_selector_with_step_choices_and_session_state() -> None:
+    def pick(step_input: StepInput, step_choices: list[Any], session_state: dict[str, Any]) -> Any:
+        session_state["choices"] = [c.name for c in step_choices]
+        return step_choices[1]
+
+    output = Workflow(
+        name="w",
+        steps=[
+            Router(
+                name="r",
+                selector=pick,
+                choices=[Step(name="shop", executor=shop), Step(name="rest", executor=rest)],
+            )
+        ],
+    ).run("x")
+    assert output.content == "resting" and output.session_state == {"choices": ["shop", "rest"]}

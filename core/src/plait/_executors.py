@@ -26,7 +26,17 @@ from plait._codec import allow_content_type, declared_types
 from plait._io import StepOutput
 from plait.errors import DefinitionError
 
-__all__ = ["INJECTED", "Blocking", "CallKind", "Callee", "call", "call_kind", "injected", "to_output"]
+__all__ = [
+    "INJECTED",
+    "Blocking",
+    "CallKind",
+    "Callee",
+    "call",
+    "call_kind",
+    "declares",
+    "injected",
+    "to_output",
+]
 
 CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
 #: how sync code is sent off the event loop: a runner's ``run_blocking``
@@ -180,7 +190,7 @@ class Callee:
         self.injects: tuple[str, ...] = tuple(
             name
             for name in INJECTED
-            if (self.wants_run_context if name == "run_context" else _declares(fn, name))
+            if (self.wants_run_context if name == "run_context" else declares(fn, name))
         )
         #: a sync function called with only its arguments: the hot path, called inline
         self.plain = self.kind == "sync" and not self.injects
@@ -217,8 +227,8 @@ def _accepts(fn: Callable[..., Any], parameter: str) -> bool:
     )
 
 
-def _declares(fn: Callable[..., Any], parameter: str) -> bool:
-    """Whether ``fn`` declares a parameter by this name (not through ``**kwargs``)."""
+def declares(fn: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``fn`` names ``parameter`` in its signature (``**kwargs`` does not count)."""
     try:
         return parameter in inspect.signature(fn).parameters
     except (TypeError, ValueError):
