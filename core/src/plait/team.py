@@ -53,6 +53,11 @@ class Team(Runnable):
     """A coordinated group of agents (or teams).
 
     >>> Team(name="Research Team", members=[hn_researcher, web_researcher], model="openai:gpt-4o")
+
+    Without ``model=`` (as Agno allows) the leader runs on the model ``$PLAIT_MODEL`` names,
+    read when a run starts (:func:`plait.models.default_model`). With ``stream_events=True``
+    a run starts with a ``TeamRunStartedEvent`` and ends with a ``TeamRunCompletedEvent``
+    (or ``TeamRunErrorEvent``); its members' runs have their own ``RunStarted`` events.
     """
 
     def __init__(
