@@ -28,10 +28,11 @@ from plait.errors import (
     StepError,
     StepTimeoutError,
 )
+from plait.events import RunEvent
 from plait.hookspecs import hookimpl
 from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
 from plait.retry import RetryPolicy
-from plait.team import Team
+from plait.team import Team, TeamRunEvent
 from plait.workflow import Workflow
 
 
@@ -62,6 +63,7 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "RunContext",
+    "RunEvent",
     "RunStatus",
     "RunTimeoutError",
     "StateConflictError",
@@ -76,6 +78,7 @@ __all__ = [
     "StepType",
     "Steps",
     "Team",
+    "TeamRunEvent",
     "Tool",
     "Workflow",
     "WorkflowExecutionInput",

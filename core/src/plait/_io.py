@@ -218,6 +218,10 @@ class WorkflowRunOutput:
     parent_run_id: str | None = None
     #: what a paused run waits for (a :class:`plait.PendingInput` per step)
     pending: list[Any] | None = None
+    #: the runs its agent and team steps made (:class:`plait.AgentRunOutput`) and its nested
+    #: workflows' runs (WorkflowRunOutput), in the order they finished (Agno's field); a run
+    #: resumed from storage lists only those of its steps that ran again
+    step_executor_runs: list[Any] = field(default_factory=list)
 
     @property
     def metrics(self) -> StepMetrics:

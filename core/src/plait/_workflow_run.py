@@ -146,6 +146,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         ctx.offload or workflow.timeout is not None,
     )
     output = await execute(workflow, step_input.message, inner, step_input.additional_data)
+    outer.executor_runs.append(output)
     _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
     stop = False
     for step_output in output.step_outputs:
@@ -219,6 +220,7 @@ async def execute(
             duration=time.perf_counter() - started,
             session_state=ctx.state,
             pending=pending,
+            step_executor_runs=frame.executor_runs,
         )
     except (asyncio.CancelledError, KeyboardInterrupt) as exc:
         run.cancelled = True
@@ -266,6 +268,7 @@ async def execute(
         duration=duration,
         session_state=ctx.state,
         parent_run_id=frame.parent_run_id,
+        step_executor_runs=frame.executor_runs,
     )
     if span_cm is not None:
         close_span(span_cm, span)

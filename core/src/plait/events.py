@@ -372,3 +372,125 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     ToolCallCompletedEvent,
     ModelRetryEvent,
 )
+
+
+# -- an agent's or a team's own run: Agno's RunStarted / RunCompleted / RunError and their
+#    Team* spellings, with ``stream_events=True`` (standalone, or inside a workflow step,
+#    where run_id is the workflow run's and agent_run_id the agent's own)
+
+import enum  # noqa: E402  (kept with the events that use it)
+
+
+class RunEvent(enum.StrEnum):
+    """Agno's names of an agent's events (``from agno.agent import RunEvent``), for the events
+    plait emits: ``event.event == RunEvent.run_started`` works as in Agno."""
+
+    run_started = "RunStarted"
+    run_content = "RunContent"
+    run_completed = "RunCompleted"
+    run_error = "RunError"
+    tool_call_started = "ToolCallStarted"
+    tool_call_completed = "ToolCallCompleted"
+
+
+class TeamRunEvent(enum.StrEnum):
+    """Agno's names of a team's own events (``from agno.team import TeamRunEvent``)."""
+
+    run_started = "TeamRunStarted"
+    run_completed = "TeamRunCompleted"
+    run_error = "TeamRunError"
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStartedEvent(Event):
+    """An agent run started (``stream_events=True``)."""
+
+    event: str = "RunStarted"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    model: str = ""
+    model_provider: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunCompletedEvent(Event):
+    """An agent run finished: its ``content`` (an ``output_schema`` instance, or text), tokens and cost."""
+
+    event: str = "RunCompleted"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    content: Any = None
+    content_type: str = "str"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration: float = 0.0
+    cost: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunErrorEvent(Event):
+    """An agent run failed (the exception goes on to the step, which may retry it)."""
+
+    event: str = "RunError"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    error: str = ""
+    error_type: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunStartedEvent(Event):
+    event: str = "TeamRunStarted"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    model: str = ""
+    model_provider: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunCompletedEvent(Event):
+    event: str = "TeamRunCompleted"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    content: Any = None
+    content_type: str = "str"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration: float = 0.0
+    cost: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunErrorEvent(Event):
+    event: str = "TeamRunError"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    error: str = ""
+    error_type: str = ""
+
+
+#: an agent's or team's own start and end are step-level too (``stream_events=True``)
+STEP_LEVEL_EVENTS += (
+    RunStartedEvent,
+    RunCompletedEvent,
+    RunErrorEvent,
+    TeamRunStartedEvent,
+    TeamRunCompletedEvent,
+    TeamRunErrorEvent,
+)
+__all__ += [
+    "RunCompletedEvent",
+    "RunErrorEvent",
+    "RunEvent",
+    "RunStartedEvent",
+    "TeamRunCompletedEvent",
+    "TeamRunErrorEvent",
+    "TeamRunEvent",
+    "TeamRunStartedEvent",
+]
