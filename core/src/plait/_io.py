@@ -258,11 +258,16 @@ class ParallelContent(dict[str, Any]):
         <its content, or its error>
 
     ``str(content)``, f-strings, ``print``, slicing (``content[:500]``), ``content[0]``,
-    ``len(content)``, ``"word" in content`` (a branch name or any text in it), ``content + "..."``,
+    ``"word" in content`` (a branch name, or any text in it), ``content + "..."``,
     ``content == "..."`` and the ``str`` methods (``.lower()``, ``.split()``, ``.find()``, ...)
-    all read that text. It is not a ``str`` instance: where a real ``str`` is required
-    (``re.search``, ``"".join``, a pydantic ``str`` field), pass ``str(content)``. Content that is
-    not text appears in a section as JSON.
+    all read that text. Content that is not text appears in its section as JSON.
+
+    It is a dict, not a ``str``, so that ``json.dumps``, pydantic, storage and ``==`` treat
+    it as the branches it holds, as before. So ``len(content)`` and iteration count and
+    yield the branches (a mapping's invariants, which libraries rely on), and where a real
+    ``str`` is required (``len`` of the text, ``re.search``, ``"".join``, a pydantic ``str``
+    field) pass ``str(content)``. Test a branch with ``name in content.keys()``: plain ``in``
+    also finds the text.
 
     ``failures`` names the branches that failed (a skipped failure, ``success=False``), with
     their errors. The codec (:mod:`plait._codec`) stores it as itself.
@@ -309,18 +314,14 @@ class ParallelContent(dict[str, Any]):
             return dict.__getitem__(self, key)
         except KeyError:
             branches = ", ".join(repr(name) for name in dict.keys(self))
-            raise KeyError(f"the Parallel's content has no branch {key!r}; its branches: {branches}") from None
+            raise KeyError(
+                f"the Parallel's content has no branch {key!r}; its branches: {branches}"
+            ) from None
 
     def __contains__(self, item: object) -> bool:
         if dict.__contains__(self, item):
             return True
         return isinstance(item, str) and item in self.as_text()
-
-    def __len__(self) -> int:
-        return len(self.as_text())
-
-    def __bool__(self) -> bool:
-        return dict.__len__(self) > 0
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
@@ -413,7 +414,9 @@ class StepOutput:
             "error": self.error,
             "stop": self.stop,
             "skipped": self.skipped,
-            "metadata": None if self.metadata is None else CODEC.encode(self.metadata, f"the metadata of {what}"),
+            "metadata": None
+            if self.metadata is None
+            else CODEC.encode(self.metadata, f"the metadata of {what}"),
             "steps": None if self.steps is None else [inner.to_dict() for inner in self.steps],
         }
 
@@ -595,7 +598,9 @@ class WorkflowRunOutput:
             status = RunStatus(data["status"])
         except ValueError:
             statuses = ", ".join(repr(s.value) for s in RunStatus if s.name.isupper())
-            raise ValueError(f"{where}: unknown status {data['status']!r}; expected one of {statuses}") from None
+            raise ValueError(
+                f"{where}: unknown status {data['status']!r}; expected one of {statuses}"
+            ) from None
         types = list(content_types)
         what = f"workflow {data['workflow_name']!r} (run {data['run_id']})"
         steps = data.get("step_results", data.get("step_outputs")) or []
@@ -617,7 +622,9 @@ class WorkflowRunOutput:
             input=CODEC.decode(data.get("input"), f"the stored input of {what}", types),
             error=data.get("error"),
             duration=float(duration or 0.0),
-            session_state=None if state is None else CODEC.decode(state, f"the stored session state of {what}", types),
+            session_state=None
+            if state is None
+            else CODEC.decode(state, f"the stored session state of {what}", types),
             parent_run_id=data.get("parent_run_id"),
             pending=None if pending is None else [PendingInput.from_dict(p) for p in pending],
         )
@@ -625,7 +632,9 @@ class WorkflowRunOutput:
 
 def _expect_mapping(data: Any, where: str) -> None:
     if not isinstance(data, Mapping):
-        raise TypeError(f"{where}: expected a dict (as to_dict() writes it), got {type(data).__name__} {data!r:.80}")
+        raise TypeError(
+            f"{where}: expected a dict (as to_dict() writes it), got {type(data).__name__} {data!r:.80}"
+        )
 
 
 def _sum_metrics(outputs: list[StepOutput], total: StepMetrics) -> None:

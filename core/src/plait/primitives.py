@@ -266,7 +266,7 @@ class Parallel(StepNode):
         )
         return StepOutput(
             content=ParallelContent(
-                {output.step_name: output.content for output in outputs},  # type: ignore[misc]
+                {output.step_name: output.content for output in outputs},  # type: ignore[arg-type]
                 {o.step_name: o.error for o in outputs if not o.success},  # type: ignore[misc]
             ),
             steps=outputs,
