@@ -670,7 +670,8 @@ def _collect_step_metrics(outputs: list[StepOutput], steps: dict[str, WorkflowSt
 
 def format_content(content: Any) -> str:
     """Content as text: strings as they are, a Parallel's content as Agno's section per
-    branch, a dict of texts as a section per key, pydantic models and other data as JSON."""
+    branch, a dict of texts as a section per key, pydantic models, dataclasses and other
+    data as JSON."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -684,6 +685,17 @@ def format_content(content: Any) -> str:
     if callable(dump):
         return str(dump())
     try:
-        return json.dumps(content, default=str, ensure_ascii=False)
+        return json.dumps(content, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(content)
+
+
+def _json_default(value: Any) -> Any:
+    """What :func:`format_content` writes for a value JSON has no form for: a pydantic
+    model or a dataclass as its fields, anything else as its ``str``."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return str(value)
