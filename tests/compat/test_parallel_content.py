@@ -274,3 +274,26 @@ def test_pydantic_sees_the_branches() -> None:
     content, _ = parallel_run()
     assert Holder(branches=content).branches == dict(content)  # type: ignore[arg-type]
     assert Holder(branches=content).model_dump_json().startswith('{"branches":{"web"')  # type: ignore[arg-type]
+
+
+def upper(step_input: StepInput) -> str:
+    return str(step_input.input).upper()
+
+
+def lower(step_input: StepInput) -> str:
+    return str(step_input.input).lower()
+
+
+def test_shipped_to_another_process_and_back_it_is_still_itself() -> None:
+    from plait.testing import PickleRoundTripRunner
+
+    runner = PickleRoundTripRunner()
+    inner = Parallel("inner", Step(name="up", executor=upper), Step(name="down", executor=lower))
+    outer = Parallel("outer", inner, Step(name="same", executor=upper), runner=runner)
+    output = Workflow(name="w", steps=[outer]).run("Tea")
+    assert runner.shipped == 2
+    assert type(output.content["inner"]) is ParallelContent and output.content["inner"] == {
+        "up": "TEA",
+        "down": "tea",
+    }
+    assert "### ✅ SUCCESS: up\nTEA" in output.content

@@ -259,3 +259,14 @@ def test_concurrent_runs_and_two_event_loops_keep_their_own_metrics() -> None:
     for result in results:
         assert result.metrics.steps["write"].metrics.output_tokens == 3  # type: ignore[union-attr]
         assert WorkflowRunOutput.from_dict(result.to_dict()) == result
+
+
+def test_content_json_cannot_hold_is_a_clear_error() -> None:
+    class Opaque:
+        pass
+
+    output = Workflow(name="opaque", steps=[Step(name="make", executor=lambda si: Opaque())]).run("x")
+    with pytest.raises(StorageError, match=r"the content of workflow 'opaque' \(run .*\).*Opaque"):
+        output.to_dict()
+    with pytest.raises(StorageError, match=r"the output of step 'make'.*Opaque"):
+        output.step_results[0].to_dict()
