@@ -270,3 +270,23 @@ def test_content_json_cannot_hold_is_a_clear_error() -> None:
         output.to_dict()
     with pytest.raises(StorageError, match=r"the output of step 'make'.*Opaque"):
         output.step_results[0].to_dict()
+
+
+def test_content_types_name_the_classes_a_new_process_may_rebuild() -> None:
+    from plait._codec import class_key
+
+    class Fresh(BaseModel):  # never stored in this process: as if the data came from another one
+        value: int
+
+    data = {
+        "run_id": "r",
+        "workflow_id": "w",
+        "workflow_name": "w",
+        "session_id": "s",
+        "status": "COMPLETED",
+        "content": {"$plait": "model", "cls": class_key(Fresh), "v": {"value": 7}},
+    }
+    with pytest.raises(StorageError, match=r"workflow 'w' \(run r\).*allow_content_type\(.*Fresh\)"):
+        WorkflowRunOutput.from_dict(data)
+    loaded = WorkflowRunOutput.from_dict(data, content_types=[Fresh])
+    assert type(loaded.content) is Fresh and loaded.content.value == 7
