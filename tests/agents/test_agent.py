@@ -53,7 +53,10 @@ def test_parallel_contents_arrive_as_one_message_with_a_section_per_branch() -> 
         steps=[Parallel(lambda si: "one", Step(name="b", executor=lambda si: "two"), name="p"), synthesizer],
     )
     workflow.run("x")
-    assert seen == ["## <lambda>\none\n\n## b\ntwo"]
+    # Agno's aggregated text of a Parallel (issue #14, item 12)
+    assert seen == [
+        "## Parallel Execution Results\n\n### ✅ SUCCESS: <lambda>\none\n\n### ✅ SUCCESS: b\ntwo"
+    ]
 
 
 def test_tool_loop_with_sync_and_async_tools() -> None:

@@ -8,13 +8,16 @@
 from plait._codec import allow_content_type
 from plait._context import RunContext, StepContext
 from plait._io import (
+    ParallelContent,
     RunStatus,
     StepInput,
     StepMetrics,
     StepOutput,
     StepType,
     WorkflowExecutionInput,
+    WorkflowMetrics,
     WorkflowRunOutput,
+    WorkflowStepMetrics,
 )
 from plait._pause import PendingInput
 from plait._public import report_public_home
@@ -57,6 +60,7 @@ __all__ = [
     "DefinitionError",
     "Loop",
     "Parallel",
+    "ParallelContent",
     "PendingInput",
     "PlaitError",
     "RejectedError",
@@ -82,7 +86,9 @@ __all__ = [
     "Tool",
     "Workflow",
     "WorkflowExecutionInput",
+    "WorkflowMetrics",
     "WorkflowRunOutput",
+    "WorkflowStepMetrics",
     "allow_content_type",
     "hookimpl",
     "tool",

@@ -274,7 +274,14 @@ async def execute(
         close_span(span_cm, span)
     if run.listening:
         run.emit(
-            ctx.run_event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
+            ctx.run_event(
+                WorkflowCompletedEvent,
+                content=content,
+                status=status.value,
+                duration=duration,
+                step_results=outputs,
+                metrics=result.metrics,
+            )
         )
     if run.hooks is not None:
         _end_hook(run, frame, status, result, None)

@@ -3,7 +3,8 @@
 Every event carries where it came from: the run, session and workflow, the step
 (``step_id`` is the stable path in the tree), its parent step and
 ``nested_depth`` (0 for the outermost workflow, one more for each nested
-workflow). ``stream=True`` yields workflow-level and content events;
+workflow). ``stream=True`` yields workflow-level and content events, and a
+:class:`StepOutputEvent` per top-level function step (Agno's rule);
 ``stream_events=True`` adds every step and container event.
 
 Events are slotted dataclasses (cheap to build, one per step or token);
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait._io import StepOutput
+from plait._io import StepOutput, WorkflowMetrics
 
 __all__ = [
     "STEP_LEVEL_EVENTS",
@@ -36,6 +37,7 @@ __all__ = [
     "RunContentEvent",
     "StepCompletedEvent",
     "StepErrorEvent",
+    "StepOutputEvent",
     "StepPausedEvent",
     "StepRetryEvent",
     "StepSkippedEvent",
@@ -100,10 +102,15 @@ class WorkflowStartedEvent(Event):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowCompletedEvent(Event):
+    """The run ended: its ``content``, ``status``, the top-level steps' outputs in
+    ``step_results`` (as ``WorkflowRunOutput.step_results``) and its ``metrics``."""
+
     event: str = "WorkflowCompleted"
     content: Any = None
     status: str = "COMPLETED"
     duration: float = 0.0
+    step_results: list[StepOutput] = field(default_factory=list)
+    metrics: WorkflowMetrics | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -306,6 +313,35 @@ class RouterExecutionCompletedEvent(StepCompletedEvent):
     selected_steps: list[str] = field(default_factory=list)
     executed_steps: int | None = None
     step_results: list[StepOutput] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class StepOutputEvent(Event):
+    """A top-level function step's output, in ``stream=True`` with or without
+    ``stream_events`` (Agno's event and rule: agents and teams stream their content as
+    :class:`RunContentEvent`, containers report through their own events). One per
+    executor step at the top of a workflow, a nested one's too; ``step_index`` is its
+    place there. ``content``, ``success``, ``error`` and ``stop`` read ``step_output``."""
+
+    event: str = "StepOutput"
+    step_index: int | None = None
+    step_output: StepOutput | None = None
+
+    @property
+    def content(self) -> Any:
+        return None if self.step_output is None else self.step_output.content
+
+    @property
+    def success(self) -> bool:
+        return True if self.step_output is None else self.step_output.success
+
+    @property
+    def error(self) -> str | None:
+        return None if self.step_output is None else self.step_output.error
+
+    @property
+    def stop(self) -> bool:
+        return False if self.step_output is None else self.step_output.stop
 
 
 # -- agents, models, tools, user events --------------------------------------------
