@@ -114,6 +114,15 @@ def build_cases(quick: bool) -> list[Case]:
             frameworks=PEERS,
         ),
         Case(
+            "G.first_run",
+            "G",
+            "first_run",
+            "G cold import + first one-step run",
+            "import",
+            {"repeats": 5 if quick else 15},
+            frameworks=PEERS,
+        ),
+        Case(
             "H.tracing.100",
             "H",
             "tracing",

@@ -198,7 +198,7 @@ def run_import_case(python: str, framework: str, case: Case) -> dict[str, Any]:
     times: list[int] = []
     statement = ""
     for i in range(case.params["repeats"] + 1):
-        result = run_worker(python, framework, "import", {}, {})
+        result = run_worker(python, framework, case.workload, {}, {})
         if not result.get("ok"):
             return result
         statement = result["statement"]
@@ -542,7 +542,7 @@ def main(argv: list[str]) -> int:
             t0 = time.monotonic()
             if python is None:
                 result: dict[str, Any] = {"ok": False, "error": why}
-            elif case.workload == "import":
+            elif case.metric == "import":
                 result = run_import_case(python, fw, case)
             else:
                 result = run_worker(python, fw, case.workload, case.params, timing)

@@ -142,6 +142,8 @@ def run_case(framework: str, workload: str, params: dict[str, Any], timing: dict
     adapter = importlib.import_module(ADAPTERS[framework])
     if workload == "import":
         return {"ok": True, **time_import(adapter.IMPORT_STATEMENT)}
+    if workload == "first_run":
+        return {"ok": True, **time_import(adapter.FIRST_RUN_STATEMENT)}
     try:
         built = adapter.build(workload, params)
     except NotSupported as exc:

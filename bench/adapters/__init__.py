@@ -3,6 +3,7 @@
 An adapter module defines:
 
 - `IMPORT_STATEMENT`: what a user writes to start using the framework (timed by workload G);
+- `FIRST_RUN_STATEMENT`: that import, then building and running a one-step workflow once (G, first run);
 - `build(workload, params)`: builds the workload once (outside the timing) and returns a
   zero-argument callable, sync or `async def`, that runs it once and returns the normalised
   output that `bench.cases.check_output` checks. It may instead return a dict of named variants

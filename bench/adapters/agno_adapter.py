@@ -12,6 +12,10 @@ from typing import Any
 from bench.adapters import _workflow_api
 
 IMPORT_STATEMENT = "from agno.workflow import Workflow"
+FIRST_RUN_STATEMENT = (
+    "from agno.workflow import Step, StepOutput, Workflow\n"
+    "Workflow(name='w', steps=[Step(name='s', executor=lambda si: StepOutput(content=1))], telemetry=False).run(0)"
+)
 
 
 def _parallel_contents(output: Any) -> list[Any]:

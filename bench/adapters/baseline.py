@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 IMPORT_STATEMENT = "import asyncio"
+FIRST_RUN_STATEMENT = "import asyncio\n(lambda value: value + 1)(0)"
 
 
 def _add_one(value: int) -> int:

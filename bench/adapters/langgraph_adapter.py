@@ -15,6 +15,15 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 IMPORT_STATEMENT = "from langgraph.graph import StateGraph"
+FIRST_RUN_STATEMENT = (
+    "from typing import TypedDict\n"
+    "from langgraph.graph import END, START, StateGraph\n"
+    "class S(TypedDict):\n    value: int\n"
+    "g = StateGraph(S)\n"
+    "g.add_node('s', lambda state: {'value': state['value'] + 1})\n"
+    "g.add_edge(START, 's')\ng.add_edge('s', END)\n"
+    "g.compile().invoke({'value': 0})"
+)
 
 
 class ValueState(TypedDict):

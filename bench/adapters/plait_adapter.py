@@ -17,6 +17,10 @@ from typing import Any
 from bench.adapters import NotSupported, _workflow_api
 
 IMPORT_STATEMENT = "from plait import Workflow"
+FIRST_RUN_STATEMENT = (
+    "from plait import Step, StepOutput, Workflow\n"
+    "Workflow(name='w', steps=[Step(name='s', executor=lambda si: StepOutput(content=1))]).run(0)"
+)
 
 
 def _parallel_contents(output: Any) -> list[Any]:

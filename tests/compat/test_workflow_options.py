@@ -245,6 +245,10 @@ def _events(workflow: Workflow) -> list[Any]:
 
 def test_executor_events_stream_by_default() -> None:
     events = _events(Workflow(name="w", steps=[Step(name="ask", agent=_tool_agent())]))
+    assert [e.event for e in events if e.event.startswith("Run") and e.event != "RunContent"] == [
+        "RunStarted",
+        "RunCompleted",
+    ]
     assert any(isinstance(e, ToolCallStartedEvent) for e in events)
     assert [e.content for e in events if isinstance(e, RunContentEvent)] == ["It is ", "sunny."]
 
@@ -261,6 +265,9 @@ def test_stream_executor_events_false_drops_agent_events_but_not_the_run() -> No
     )
     events = _events(workflow)
     assert not any(isinstance(e, ToolCallStartedEvent) for e in events)
+    # as in Agno, an executor's completion still comes; its start does not
+    assert "RunStarted" not in [e.event for e in events]
+    assert [e.agent_name for e in events if e.event == "RunCompleted"] == ["Weather"]
     # the step's own yielded text is not an executor's event: it stays
     assert [e.content for e in events if isinstance(e, RunContentEvent)] == ["own text"]
     assert [e.step_name for e in events if isinstance(e, StepCompletedEvent)] == ["ask", "check"]
@@ -297,6 +304,22 @@ def test_events_to_skip_are_not_stored(skip: list[Any]) -> None:
     # the stream is not what is stored: it still has every event
     names = [e.event for e in workflow.run("y", stream=True, stream_events=True)]
     assert "StepStarted" in names and "StepCompleted" in names
+
+
+def test_events_to_skip_takes_plaits_agent_run_events() -> None:
+    from plait import RunEvent
+
+    workflow = Workflow(
+        name="w",
+        steps=[Step(name="ask", agent=_tool_agent())],
+        storage=MemoryStorage(),
+        store_events=True,
+        events_to_skip=[RunEvent.run_content, RunEvent.tool_call_started, "ToolCallCompleted"],
+    )
+    output = workflow.run("weather?")
+    stored = asyncio.run(_stored_events(workflow, output.run_id))
+    assert "RunStarted" in stored and "RunCompleted" in stored and "StepCompleted" in stored
+    assert not {"RunContent", "ToolCallStarted", "ToolCallCompleted"} & set(stored)
 
 
 def test_store_events_keeps_all_without_events_to_skip() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -40,3 +41,31 @@ def test_import_plait_and_building_a_plain_workflow_import_no_pydantic() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_run_without_an_opentelemetry_sdk_does_not_import_the_api() -> None:
+    """Nothing can have installed a provider before the API was imported: plait does not
+    import it (about 10 ms) until then; set up afterwards, tracing still starts."""
+    code = (
+        "import sys\nfrom plait import Step, Workflow\n"
+        "wf = Workflow(name='w', steps=[Step(name='s', executor=lambda si: 'x')])\n"
+        "wf.run()\n"
+        "print(any(m.startswith('opentelemetry') for m in sys.modules))\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter\n"
+        "exporter = InMemorySpanExporter()\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "wf.run()\n"
+        "print(sorted(s.name for s in exporter.get_finished_spans()))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
+    )
+    imported, spans = result.stdout.splitlines()
+    assert imported == "False"
+    assert spans == "['invoke_workflow w', 'step s']"

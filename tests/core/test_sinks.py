@@ -48,7 +48,7 @@ def test_a_failing_sink_is_reported_once_and_never_fails_the_run(caplog: pytest.
     assert workflow.run("y").content == "b"
     assert flush_sinks()
     dispatcher = dispatcher_for(sink)
-    assert dispatcher.failures == 12  # 6 events per run, all failed
+    assert dispatcher.failures == 16  # 8 events per run (a StepOutputEvent per function step), all failed
     assert [r.getMessage() for r in caplog.records].count(
         f"event sink {sink!r} failed; its later failures are counted, not logged"
     ) == 1

@@ -283,3 +283,26 @@ def test_agent_team_and_tool_spans_carry_the_genai_attributes(traced) -> None:  
     tool = by_name(spans, "execute_tool get_weather").attributes
     assert tool["gen_ai.tool.type"] == "function"
     assert tool["gen_ai.tool.name"] == "get_weather"
+
+
+def test_a_failed_loop_iteration_records_the_users_error_once(traced) -> None:  # type: ignore[no-untyped-def]
+    """Every frame records the user's exception (not plait's StepError wrapper) as the
+    span's error, the loop iteration's span too."""
+    provider, exporter = traced
+
+    def boom(step_input: StepInput) -> str:
+        raise KeyError("missing")
+
+    wf = Workflow(
+        name="w", steps=[Loop(name="l", steps=[Step(name="b", executor=boom)])], tracer_provider=provider
+    )
+    with pytest.raises(Exception, match="missing"):
+        wf.run()
+    spans = exporter.get_finished_spans()
+    for name in ("step b", "loop_iteration l[1]", "loop l", "invoke_workflow w"):
+        span = by_name(spans, name)
+        assert span.status.status_code.name == "ERROR", name
+        assert span.attributes["error.type"] == "KeyError", name
+        assert [e.attributes["exception.type"] for e in span.events if e.name == "exception"] == [
+            "KeyError"
+        ], name

@@ -215,6 +215,7 @@ async def test_session_state_persists_across_workflow_objects_and_events_are_sto
     assert [e["event"] for e in events] == [
         "WorkflowStarted",
         "StepStarted",
+        "StepOutput",  # Agno's StepOutputEvent, for a function step at the top
         "StepCompleted",
         "WorkflowCompleted",
     ]

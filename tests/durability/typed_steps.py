@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from plait import Parallel, Step, StepInput, Workflow
+from plait import Parallel, ParallelContent, Step, StepInput, Workflow
 from plait._codec import allow_content_type
 
 
@@ -101,7 +101,8 @@ def check(step_input: StepInput, run_context) -> str:  # type: ignore[no-untyped
     expected = {
         "model": Point(x=1, y=2, tags=("a", "b")),
         "box": Box(Point(x=3, y=4), Decimal("1.10"), extra=(1, {2: "two"})),
-        "fan": {"mixed": {1: (STAMP, ID), 2: {b"k"}}, "all": samples()},
+        # a Parallel's content is a ParallelContent (a dict), and comes back as one
+        "fan": ParallelContent({"mixed": {1: (STAMP, ID), 2: {b"k"}}, "all": samples()}),
     }
     for name, value in expected.items():
         got = outputs[name].content

@@ -42,7 +42,9 @@ def test_otlp_option_without_plait_otlp_says_what_to_install() -> None:
         for argv in (["run", TARGET, "x", "--otlp"], ["run", TARGET, "--otlp=http://127.0.0.1:4318"]):
             with pytest.raises(SystemExit) as raised:
                 main(argv)
-            assert str(raised.value) == "plait: --otlp needs the OTLP exporter: pip install plait-otlp"
+            assert (
+                str(raised.value) == "plait: --otlp comes from the plait-otlp plugin: pip install plait-otlp"
+            )
 
 
 def test_a_run_option_is_checked_when_registered() -> None:

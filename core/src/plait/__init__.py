@@ -8,13 +8,16 @@
 from plait._codec import allow_content_type
 from plait._context import RunContext, StepContext
 from plait._io import (
+    ParallelContent,
     RunStatus,
     StepInput,
     StepMetrics,
     StepOutput,
     StepType,
     WorkflowExecutionInput,
+    WorkflowMetrics,
     WorkflowRunOutput,
+    WorkflowStepMetrics,
 )
 from plait._pause import PendingInput
 from plait._public import report_public_home
@@ -28,10 +31,11 @@ from plait.errors import (
     StepError,
     StepTimeoutError,
 )
+from plait.events import RunEvent
 from plait.hookspecs import hookimpl
 from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
 from plait.retry import RetryPolicy
-from plait.team import Team
+from plait.team import Team, TeamRunEvent
 from plait.workflow import Workflow
 
 
@@ -56,12 +60,14 @@ __all__ = [
     "DefinitionError",
     "Loop",
     "Parallel",
+    "ParallelContent",
     "PendingInput",
     "PlaitError",
     "RejectedError",
     "RetryPolicy",
     "Router",
     "RunContext",
+    "RunEvent",
     "RunStatus",
     "RunTimeoutError",
     "StateConflictError",
@@ -76,10 +82,13 @@ __all__ = [
     "StepType",
     "Steps",
     "Team",
+    "TeamRunEvent",
     "Tool",
     "Workflow",
     "WorkflowExecutionInput",
+    "WorkflowMetrics",
     "WorkflowRunOutput",
+    "WorkflowStepMetrics",
     "allow_content_type",
     "hookimpl",
     "tool",

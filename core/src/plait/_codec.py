@@ -3,7 +3,8 @@
 Plain JSON (str, numbers, bools, None, lists, str-keyed dicts) is stored as it
 is. Other common types are stored as ``{"$plait": tag, "v": ...}``: tuple, set,
 frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID, dicts with
-non-str keys. Pydantic models, dataclasses and enums are stored with their class
+non-str keys, a Parallel's :class:`~plait._io.ParallelContent` (its branches and
+which of them failed). Pydantic models, dataclasses and enums are stored with their class
 name, and rebuilt only from a class this process already holds: one a step
 of a workflow built in this process declares (its function's annotations and the
 field types of those classes, an agent's ``output_schema``), one it produced
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from plait._io import CODEC, ParallelContent
 from plait.errors import PlaitError
 
 __all__ = ["allow_content_type", "class_key", "declared_types", "decode", "encode"]
@@ -104,6 +106,12 @@ def encode(value: Any, what: str) -> Any:
     if isinstance(value, list):
         return [encode(item, what) for item in value]
     if isinstance(value, dict):
+        if isinstance(value, ParallelContent):
+            return {
+                TAG: "parallel",
+                "v": encode(dict(value), what),
+                "failed": encode(value.failures, what),
+            }
         if TAG not in value and all(type(key) is str for key in value):
             return {key: encode(item, what) for key, item in value.items()}
         return {TAG: "dict", "v": [[encode(k, what), encode(v, what)] for k, v in value.items()]}
@@ -163,6 +171,8 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
         return float(raw)
     if tag == "dict":
         return {_decode(k, what, classes): _decode(v, what, classes) for k, v in raw}
+    if tag == "parallel":
+        return ParallelContent(_decode(raw, what, classes), _decode(data.get("failed"), what, classes))
     if tag == "tuple":
         return tuple(_decode(item, what, classes) for item in raw)
     if tag == "set":
@@ -200,3 +210,8 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
             return cls.model_construct(**value)  # type: ignore[attr-defined]
         return cls(**value)
     raise _storage_error(f"{what} holds an unknown tag {tag!r}; was it stored by a newer plait?")
+
+
+# the data classes of plait._io serialize their content through these (see plait._io.CODEC)
+CODEC.encode = encode
+CODEC.decode = decode

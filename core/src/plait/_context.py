@@ -21,10 +21,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plait._executors import Callee, call, to_output
+from plait._executors import Callee, call, injected, to_output
 from plait._io import StepInput, StepOutput, format_content
 from plait.events import CustomEvent, Event, RunContentEvent
-from plait.tracing import ATTR, step_span_name
+from plait.tracing import ATTR, span, step_span_name
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -138,6 +138,8 @@ class WorkflowFrame:
     parent_run_id: str | None = None
     #: ids of steps that failed as data or were skipped after failing
     errors: list[str] = field(default_factory=list)
+    #: the agent, team and nested workflow runs of its steps, in order (step_executor_runs)
+    executor_runs: list[Any] = field(default_factory=list)
 
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
@@ -151,7 +153,7 @@ def current_step() -> StepContext | None:
 @dataclass(slots=True)
 class RunContext:
     """What an executor (or an agent's tool) that declares a ``run_context`` parameter
-    receives. A tool of an agent run outside any workflow gets one of the agent's own run:
+    receives (one that declares ``session_state`` gets its :attr:`session_state`). A tool of an agent run outside any workflow gets one of the agent's own run:
     a fresh ``session_state``, the agent's run id, and an ``emit`` that goes nowhere."""
 
     session_state: dict[str, Any]
@@ -312,7 +314,7 @@ class StepContext:
             ATTR.SPAN_KIND: "CHAIN",
             **attributes,
         }
-        return tracer.start_as_current_span(step_span_name(kind, name), attributes=attributes)
+        return span(tracer, step_span_name(kind, name), attributes)
 
     # -- events ----------------------------------------------------------------------
 
@@ -425,13 +427,13 @@ class StepContext:
 
     async def call(self, callee: Callee, *args: Any) -> Any:
         """Call a user function (not a generator), off the loop when it is sync and
-        this context offloads, passing ``run_context`` when it asks for one."""
+        this context offloads, passing ``run_context`` / ``session_state`` when it asks for them."""
         if callee.plain and not self.offload:  # the hot path, inline: a sync function, here
             result = callee.fn(*args)
             if not inspect.iscoroutine(result):
                 return result
             return await result
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        kwargs = injected(callee.injects, self.run_context()) if callee.injects else _NO_KWARGS
         return await call(
             callee.fn, callee.kind, args, kwargs, self.run.runner.run_blocking if self.offload else None
         )
@@ -443,7 +445,7 @@ class StepContext:
             if type(result) is StepOutput:
                 return result
             return await to_output(result, self.emit_content)
-        kwargs = {"run_context": self.run_context()} if callee.wants_run_context else _NO_KWARGS
+        kwargs = injected(callee.injects, self.run_context()) if callee.injects else _NO_KWARGS
         blocking = self.run.runner.run_blocking if self.offload else None
         output: StepOutput = await call(callee.fn, callee.kind, args, kwargs, blocking, self.emit_content)
         return output

@@ -21,18 +21,26 @@ from typing import TYPE_CHECKING, Any
 
 from plait import _state
 from plait._context import ENGINE, Discard, StepContext, _current_step
-from plait._frame import bounded, close_span, open_span, root_cause
+from plait._frame import bounded
 from plait._io import StepInput, StepMetrics, StepOutput
 from plait._pause import PauseRequested
-from plait.errors import StepError, StepTimeoutError
+from plait.errors import StepError, StepTimeoutError, root_cause
 from plait.events import (
     StepErrorEvent,
+    StepOutputEvent,
     StepRetryEvent,
     StepSkippedEvent,
 )
 from plait.retry import retrying
 from plait.runners import Branch
-from plait.tracing import ATTR, metadata_attributes, retry_event_attributes, step_span_name
+from plait.tracing import (
+    ATTR,
+    close_span,
+    metadata_attributes,
+    open_span,
+    retry_event_attributes,
+    step_span,
+)
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode
@@ -99,15 +107,9 @@ async def execute_node(
     span = None
     span_cm = None
     if tracer is not None:
-        attributes: dict[str, Any] = {
-            ATTR.STEP_ID: ctx.step_id,
-            ATTR.STEP_TYPE: step_type,
-            ATTR.RUN_ID: ctx.frame.run_id,
-            ATTR.SPAN_KIND: "CHAIN",
-        }
-        if branch is not None:
-            attributes[ATTR.BRANCH] = branch
-        span_cm, span = open_span(tracer, step_span_name(step_type, node.name), attributes)
+        span_cm, span = open_span(
+            tracer, *step_span(node.name, step_type, ctx.step_id, ctx.frame.run_id, branch)
+        )
     # An agent run (or any Runnable) started inside this step's code finds the step here,
     # and emits into this run (plait.agent): sync, async, in worker threads (context copied).
     token = _current_step.set(ctx)
@@ -160,6 +162,8 @@ async def execute_node(
         if output.metrics is not None and output.metrics.attempts > 1:
             span.set_attribute(ATTR.ATTEMPT, output.metrics.attempts)  # type: ignore[union-attr]
         close_span(span_cm, span)
+    if run.listening and getattr(node, "executor_type", None) in _FUNCTION_EXECUTORS:
+        _step_output_event(node, parent, ctx, output)
     if run.step_events:
         run.emit(
             ctx.event(
@@ -178,6 +182,25 @@ async def execute_node(
     return output
 
 
+#: the executor types of a Step whose output is a StepOutputEvent (a function or a callable object)
+_FUNCTION_EXECUTORS = ("function", "class")
+
+
+def _step_output_event(node: StepNode, parent: StepContext, ctx: StepContext, output: StepOutput) -> None:
+    """Emit Agno's StepOutputEvent for an executor step at the top of its workflow (the
+    outermost one or a nested one), with its place there as ``step_index``."""
+    frame = parent.frame
+    if frame.depth == 0:
+        top = not parent.step_id
+    else:  # a nested run's id is its parent run's and its hosting step's (plait._workflow_run.run_nested)
+        top = frame.run_id == f"{frame.parent_run_id}:{parent.step_id}"
+    if not top:
+        return
+    nodes = getattr(frame.workflow, "nodes", ())
+    index = next((i for i, top_node in enumerate(nodes) if top_node is node), None)
+    ctx.run.emit(ctx.event(StepOutputEvent, step_index=index, step_output=output))
+
+
 def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: Any) -> StepOutput:
     """Take a step's output and state from a checkpoint instead of running it again."""
     from plait._durable import declared_types, load_output, load_state
@@ -191,6 +214,8 @@ def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: 
     parent.outputs[node.name] = output
     if not output.success:
         ctx.frame.errors.append(ctx.step_id)
+    if ctx.run.listening and getattr(node, "executor_type", None) in _FUNCTION_EXECUTORS:
+        _step_output_event(node, parent, ctx, output)
     if ctx.run.step_events:
         ctx.run.emit(
             ctx.event(

@@ -2,8 +2,9 @@
 
 A step executor, evaluator, selector, end condition or agent tool may be a sync
 or async function, a sync or async generator function, or an object whose
-``__call__`` is any of those. :class:`Callee` records which, and whether it takes
-a ``run_context`` argument, so nothing is inspected on the hot path; :func:`call`
+``__call__`` is any of those. :class:`Callee` records which, and which of the
+arguments plait fills in itself it declares (``run_context``, ``session_state``:
+:data:`INJECTED`), so nothing is inspected on the hot path; :func:`call`
 is the one place that calls such code (awaiting it, offloading sync code to a
 worker thread, or consuming what a generator yields).
 """
@@ -25,11 +26,33 @@ from plait._codec import allow_content_type, declared_types
 from plait._io import StepOutput
 from plait.errors import DefinitionError
 
-__all__ = ["Blocking", "CallKind", "Callee", "call", "call_kind", "to_output"]
+__all__ = [
+    "INJECTED",
+    "Blocking",
+    "CallKind",
+    "Callee",
+    "call",
+    "call_kind",
+    "declares",
+    "injected",
+    "to_output",
+]
 
 CallKind = Literal["sync", "async", "sync_gen", "async_gen"]
 #: how sync code is sent off the event loop: a runner's ``run_blocking``
 Blocking = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+#: the parameters plait fills in itself when user code declares them: the run's
+#: :class:`~plait.RunContext` and its live session state (``run_context.session_state``)
+INJECTED = ("run_context", "session_state")
+
+
+def injected(names: tuple[str, ...], run_context: Any) -> dict[str, Any]:
+    """The keyword arguments for the injected parameters ``names`` (see :data:`INJECTED`):
+    ``run_context`` is the run context, ``session_state`` its live session state dict, so
+    what the code changes in it is the run's state."""
+    return {name: run_context if name == "run_context" else run_context.session_state for name in names}
 
 
 def call_kind(fn: Callable[..., Any]) -> CallKind:
@@ -146,6 +169,7 @@ class Callee:
         "declared_types",
         "executor_type",
         "fn",
+        "injects",
         "kind",
         "name",
         "plain",
@@ -161,8 +185,15 @@ class Callee:
         self.name = getattr(fn, "__name__", None) or type(fn).__name__
         self.executor_type = "class" if is_class_instance and not hasattr(fn, "func") else "function"
         self.wants_run_context = _accepts(fn, "run_context")
+        #: what plait passes besides the arguments: ``run_context`` (also to ``**kwargs``) and
+        #: ``session_state`` (only when declared by name, as Agno does), in that order
+        self.injects: tuple[str, ...] = tuple(
+            name
+            for name in INJECTED
+            if (self.wants_run_context if name == "run_context" else declares(fn, name))
+        )
         #: a sync function called with only its arguments: the hot path, called inline
-        self.plain = self.kind == "sync" and not self.wants_run_context
+        self.plain = self.kind == "sync" and not self.injects
         self.declared_types = _declared_types(fn, self.executor_type)
         # declared classes may be rebuilt from stored content (resume, cache) by any run of this process
         allow_content_type(*self.declared_types)
@@ -194,6 +225,14 @@ def _accepts(fn: Callable[..., Any], parameter: str) -> bool:
     return parameter in signature.parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
     )
+
+
+def declares(fn: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``fn`` names ``parameter`` in its signature (``**kwargs`` does not count)."""
+    try:
+        return parameter in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _declared_types(fn: Callable[..., Any], executor_type: str) -> list[type]:

@@ -1,41 +1,19 @@
-"""The frame the executor puts around a node and around a workflow run: span, timeout, errors.
+"""The time bound the executor puts around a node and around a workflow run.
 
-:func:`execute_node <plait._engine.execute_node>` and ``Workflow._execute`` both
-open their span with :func:`open_span`, close it with :func:`close_span` (which
-records the user's error, not plait's wrapper) and bound their work with
-:func:`bounded`; what differs (their events, hooks and outputs) stays with them.
+:func:`execute_node <plait._engine.execute_node>` and the workflow run frame
+(:func:`plait._workflow_run.execute`) both bound their work with :func:`bounded`;
+their spans come from :func:`plait.tracing.open_span`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
-from plait.errors import StepError
-from plait.tracing import record_error
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
-
-__all__ = ["bounded", "close_span", "open_span", "root_cause"]
+__all__ = ["bounded"]
 
 T = TypeVar("T")
-
-
-def open_span(tracer: Tracer, name: str, attributes: dict[str, Any]) -> tuple[Any, Any]:
-    """Enter a span (and make it current) that :func:`close_span` ends: (its context manager, the span)."""
-    cm = tracer.start_as_current_span(
-        name, attributes=attributes, record_exception=False, set_status_on_exception=False
-    )
-    return cm, cm.__enter__()
-
-
-def close_span(cm: Any, span: Any, error: BaseException | None = None) -> None:
-    """End a span from :func:`open_span`; an Exception is recorded on it (its root cause)."""
-    if isinstance(error, Exception) and span is not None:
-        record_error(span, root_cause(error))
-    cm.__exit__(None, None, None)
 
 
 async def bounded(timeout: float, work: Awaitable[T], expired: Callable[[], BaseException]) -> T:
@@ -49,10 +27,3 @@ async def bounded(timeout: float, work: Awaitable[T], expired: Callable[[], Base
         if not scope.expired():
             raise
         raise expired() from None
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The user's exception behind plait's StepError wrappers (for retry filters and spans)."""
-    while isinstance(exc, StepError) and exc.__cause__ is not None:
-        exc = exc.__cause__
-    return exc

@@ -3,25 +3,38 @@
 These are slotted dataclasses rather than pydantic models because one is built
 for every step of every run; they serialize to JSON through pydantic
 (:func:`plait._durable.dump_output` and ``load_output``, content in the tagged
-form of :mod:`plait._codec`) when persisted or sent elsewhere. Users import
+form of :mod:`plait._codec`) when persisted or sent elsewhere, and through their
+own ``to_dict()`` / ``from_dict()`` (Agno's names) for user code. Users import
 them from ``plait``, which they report as their module (see :mod:`plait._public`).
+
+The content after a :class:`~plait.Parallel` is a :class:`ParallelContent`: every
+branch's content by name, which reads as Agno's sectioned text wherever it is
+used as text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from plait._pause import PendingInput
+
 __all__ = [
+    "CODEC",
+    "ParallelContent",
     "RunStatus",
     "StepInput",
     "StepMetrics",
     "StepOutput",
     "StepType",
     "WorkflowExecutionInput",
+    "WorkflowMetrics",
     "WorkflowRunOutput",
+    "WorkflowStepMetrics",
     "format_content",
     "normalize_status",
 ]
@@ -100,6 +113,18 @@ def normalize_status(value: str) -> str:
         return value
 
 
+class _Codec:
+    """:func:`plait._codec.encode` and ``decode``, which that module puts here when it loads
+    (``import plait`` loads it first). This module cannot import it: the codec's errors come
+    from :mod:`plait.storage`, which imports this module."""
+
+    encode: Callable[[Any, str], Any]
+    decode: Callable[[Any, str, Iterable[type]], Any]
+
+
+CODEC = _Codec()
+
+
 @dataclass(slots=True)
 class StepMetrics:
     """Measurements of one step: wall time, attempts, tokens and cost (of its agents)."""
@@ -113,6 +138,231 @@ class StepMetrics:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        """These measurements as JSON-compatible data (``total_tokens`` included)."""
+        return {
+            "duration": self.duration,
+            "attempts": self.attempts,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepMetrics:
+        """The metrics :meth:`to_dict` wrote (or Agno's ``RunMetrics.to_dict()``: the fields
+        plait has are read, the others left out)."""
+        _expect_mapping(data, f"{cls.__name__}.from_dict")
+        return cls(
+            duration=float(data.get("duration") or 0.0),
+            attempts=int(data.get("attempts") or 1),
+            input_tokens=int(data.get("input_tokens") or 0),
+            output_tokens=int(data.get("output_tokens") or 0),
+            cost=data.get("cost"),
+        )
+
+    def _add(self, other: StepMetrics) -> None:
+        self.duration += other.duration
+        self.attempts += other.attempts
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        if other.cost is not None:
+            self.cost = (self.cost or 0.0) + other.cost
+
+
+@dataclass(slots=True)
+class WorkflowStepMetrics:
+    """One step's entry in :attr:`WorkflowMetrics.steps` (Agno's ``StepMetrics``): who ran
+    it, and its :class:`StepMetrics` in ``metrics`` (``.duration``, ``.input_tokens``, ...)."""
+
+    step_name: str
+    executor_type: str
+    executor_name: str
+    metrics: StepMetrics | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step_name": self.step_name,
+            "executor_type": self.executor_type,
+            "executor_name": self.executor_name,
+            "metrics": None if self.metrics is None else self.metrics.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowStepMetrics:
+        _expect_mapping(data, f"{cls.__name__}.from_dict")
+        metrics = data.get("metrics")
+        return cls(
+            step_name=str(data.get("step_name") or ""),
+            executor_type=str(data.get("executor_type") or ""),
+            executor_name=str(data.get("executor_name") or ""),
+            metrics=None if metrics is None else StepMetrics.from_dict(metrics),
+        )
+
+
+@dataclass(slots=True)
+class WorkflowMetrics(StepMetrics):
+    """A run's metrics (``WorkflowRunOutput.metrics``), as Agno's ``WorkflowMetrics``:
+    ``steps`` by step name (``metrics.steps["research"].metrics.duration``) and the run's
+    ``duration``; and, as plait's :class:`StepMetrics`, the tokens and cost of every step
+    summed (``metrics.input_tokens``, ``metrics.total_tokens``, ``metrics.cost``).
+
+    ``steps`` holds every step that ran, containers included, at any depth (Agno lists only
+    agents and teams); a name that ran more than once (a loop's iterations) sums its runs.
+    """
+
+    steps: dict[str, WorkflowStepMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Agno's shape, ``{"steps": {name: {...}}, "duration": ...}``, with plait's totals."""
+        return {
+            "steps": {name: step.to_dict() for name, step in self.steps.items()},
+            "duration": self.duration,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowMetrics:
+        _expect_mapping(data, f"{cls.__name__}.from_dict")
+        steps = data.get("steps") or {}
+        _expect_mapping(steps, f"{cls.__name__}.from_dict: 'steps'")
+        return cls(
+            duration=float(data.get("duration") or 0.0),
+            input_tokens=int(data.get("input_tokens") or 0),
+            output_tokens=int(data.get("output_tokens") or 0),
+            cost=data.get("cost"),
+            steps={name: WorkflowStepMetrics.from_dict(step) for name, step in steps.items()},
+        )
+
+
+class ParallelContent(dict[str, Any]):
+    """The content after a :class:`~plait.Parallel`: every branch's content by name, which
+    reads as Agno's sectioned text wherever it is used as text.
+
+    By branch, it is the dict it subclasses: ``content["web"]``, ``.items()``, ``.keys()``,
+    ``.values()``, ``.get()``, iteration over the names, ``==`` a dict, ``json.dumps``.
+
+    As text, it is Agno's aggregated content (:meth:`as_text`)::
+
+        ## Parallel Execution Results
+
+        ### ✅ SUCCESS: web
+        <the web branch's content>
+
+        ### ❌ FAILURE: papers
+        <its content, or its error>
+
+    ``str(content)``, f-strings, ``print``, slicing (``content[:500]``), ``content[0]``,
+    ``"word" in content`` (a branch name, or any text in it), ``content + "..."``,
+    ``content == "..."`` and the ``str`` methods (``.lower()``, ``.split()``, ``.find()``, ...)
+    all read that text. Content that is not text appears in its section as JSON.
+
+    It is a dict, not a ``str``, so that ``json.dumps``, pydantic, storage and ``==`` treat
+    it as the branches it holds, as before. So ``len(content)`` and iteration count and
+    yield the branches (a mapping's invariants, which libraries rely on), and where a real
+    ``str`` is required (``len`` of the text, ``re.search``, ``"".join``, a pydantic ``str``
+    field) pass ``str(content)``. Test a branch with ``name in content.keys()``: plain ``in``
+    also finds the text.
+
+    ``failures`` names the branches that failed (a skipped failure, ``success=False``), with
+    their errors. The codec (:mod:`plait._codec`) stores it as itself.
+    """
+
+    __slots__ = ("_failures",)
+
+    def __init__(
+        self,
+        branches: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+        failures: Mapping[str, str | None] | None = None,
+    ) -> None:
+        super().__init__(branches)
+        self._failures: dict[str, str | None] = dict(failures or {})
+
+    @property
+    def failures(self) -> dict[str, str | None]:
+        """The branches that failed, by name, with their error (None when none was recorded)."""
+        return self._failures
+
+    def as_text(self) -> str:
+        """Agno's aggregated text: a heading, then a section per branch with its status."""
+        failures = self._failures
+        text = "## Parallel Execution Results\n\n"
+        for name, value in dict.items(self):
+            failed = name in failures
+            body = format_content(value)
+            if failed and not body.strip():
+                body = failures[name] or ""
+            text += f"### {'❌ FAILURE:' if failed else '✅ SUCCESS:'} {name}\n"
+            text += f"{body}\n\n" if body.strip() else "*(No content)*\n\n"
+        return text.strip()
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def __format__(self, spec: str) -> str:
+        return format(self.as_text(), spec)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (slice, int)) and not isinstance(key, bool):
+            return self.as_text()[key]  # content[:500], content[0]: the text
+        try:
+            return dict.__getitem__(self, key)
+        except KeyError:
+            branches = ", ".join(repr(name) for name in dict.keys(self))
+            raise KeyError(
+                f"the Parallel's content has no branch {key!r}; its branches: {branches}"
+            ) from None
+
+    def __contains__(self, item: object) -> bool:
+        if dict.__contains__(self, item):
+            return True
+        return isinstance(item, str) and item in self.as_text()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.as_text() == other
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]  # a dict: unhashable
+
+    def __add__(self, other: Any) -> str:
+        if isinstance(other, str):
+            return self.as_text() + other
+        return NotImplemented
+
+    def __radd__(self, other: Any) -> str:
+        if isinstance(other, str):
+            return other + self.as_text()
+        return NotImplemented
+
+    def __getattr__(self, name: str) -> Any:
+        # str's methods read the text (content.lower(), .split(), .find(), ...); dict's own
+        # methods (get, items, ...) are found before this is asked
+        if not name.startswith("_") and hasattr(str, name):
+            return getattr(self.as_text(), name)
+        raise AttributeError(f"'ParallelContent' object has no attribute {name!r}")
+
+    def copy(self) -> ParallelContent:
+        return ParallelContent(self, self._failures)
+
+    def __reduce__(self) -> Any:
+        return (ParallelContent, (dict(self), self._failures))
+
+    def __copy__(self) -> ParallelContent:
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ParallelContent:
+        import copy
+
+        return ParallelContent(copy.deepcopy(dict(self), memo), dict(self._failures))
 
 
 @dataclass(slots=True)
@@ -146,13 +396,68 @@ class StepOutput:
     def __str__(self) -> str:
         return format_content(self.content)
 
+    def to_dict(self) -> dict[str, Any]:
+        """This output and the outputs inside it as JSON-compatible data (Agno's keys; plait's
+        ``skipped`` and ``metadata`` too). Content and metadata are in the tagged form of
+        :mod:`plait._codec`, so :meth:`from_dict` gives back the same types (a pydantic model,
+        a dataclass, a datetime, a tuple, a :class:`ParallelContent`, ...)."""
+        what = f"the output of step {self.step_id or self.step_name!r}"
+        return {
+            "content": CODEC.encode(self.content, what),
+            "step_name": self.step_name,
+            "step_id": self.step_id,
+            "step_type": self.step_type,
+            "executor_type": self.executor_type,
+            "executor_name": self.executor_name,
+            "metrics": None if self.metrics is None else self.metrics.to_dict(),
+            "success": self.success,
+            "error": self.error,
+            "stop": self.stop,
+            "skipped": self.skipped,
+            "metadata": None
+            if self.metadata is None
+            else CODEC.encode(self.metadata, f"the metadata of {what}"),
+            "steps": None if self.steps is None else [inner.to_dict() for inner in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, content_types: Iterable[type] = ()) -> StepOutput:
+        """The output :meth:`to_dict` wrote (or Agno's ``StepOutput.to_dict()``). A pydantic
+        model, dataclass or enum in the content is rebuilt from a class this process already
+        holds (one it stored, one named with :func:`plait.allow_content_type`) or one of
+        ``content_types``; a class named in the data is never imported."""
+        _expect_mapping(data, f"{cls.__name__}.from_dict")
+        types = list(content_types)
+        what = f"the stored output of step {data.get('step_id') or data.get('step_name')!r}"
+        metrics = data.get("metrics")
+        metadata = data.get("metadata")
+        steps = data.get("steps")
+        if steps is not None and not isinstance(steps, list):
+            raise TypeError(f"{what}: 'steps' must be a list of outputs, got {type(steps).__name__}")
+        return cls(
+            content=CODEC.decode(data.get("content"), what, types),
+            success=bool(data.get("success", True)),
+            error=data.get("error"),
+            stop=bool(data.get("stop", False)),
+            step_name=data.get("step_name"),
+            step_id=data.get("step_id"),
+            step_type=data.get("step_type"),
+            executor_type=data.get("executor_type"),
+            executor_name=data.get("executor_name"),
+            steps=None if steps is None else [cls.from_dict(inner, content_types=types) for inner in steps],
+            metrics=None if metrics is None else StepMetrics.from_dict(metrics),
+            skipped=bool(data.get("skipped", False)),
+            metadata=None if metadata is None else CODEC.decode(metadata, f"the metadata of {what}", types),
+        )
+
 
 @dataclass(slots=True)
 class StepInput:
     """What a step receives.
 
     ``input`` is the workflow's input; ``previous_step_content`` the content of the
-    step before (after a Parallel: a dict of every branch's content by name);
+    step before (after a Parallel: a :class:`ParallelContent`, every branch's content
+    by name, which reads as Agno's sectioned text when used as text);
     ``previous_step_outputs`` every earlier output by step name.
     """
 
@@ -166,7 +471,8 @@ class StepInput:
         return self.previous_step_outputs.get(name)
 
     def get_step_content(self, name: str) -> Any:
-        """The content of the earlier step called ``name``; for a Parallel, a dict by branch."""
+        """The content of the earlier step called ``name``; for a Parallel, its
+        :class:`ParallelContent` (by branch, or as Agno's text)."""
         output = self.previous_step_outputs.get(name)
         return None if output is None else output.content
 
@@ -200,9 +506,18 @@ class WorkflowExecutionInput:
         return self.input
 
 
+#: the keys :meth:`WorkflowRunOutput.from_dict` cannot do without
+_RUN_KEYS = ("run_id", "workflow_id", "workflow_name", "session_id", "status")
+
+
 @dataclass(slots=True)
 class WorkflowRunOutput:
-    """The result of one workflow run."""
+    """The result of one workflow run.
+
+    ``step_outputs`` (Agno: ``step_results``, an alias) are the top-level steps' outputs, each
+    with the outputs inside it in ``steps``; ``metrics`` is a :class:`WorkflowMetrics`.
+    ``to_dict()`` / ``from_dict()`` turn it into JSON-compatible data and back.
+    """
 
     run_id: str
     workflow_id: str
@@ -218,19 +533,115 @@ class WorkflowRunOutput:
     parent_run_id: str | None = None
     #: what a paused run waits for (a :class:`plait.PendingInput` per step)
     pending: list[Any] | None = None
+    #: the runs its agent and team steps made (:class:`plait.AgentRunOutput`) and its nested
+    #: workflows' runs (WorkflowRunOutput), in the order they finished (Agno's field); a run
+    #: resumed from storage lists only those of its steps that ran again
+    step_executor_runs: list[Any] = field(default_factory=list)
     #: who the run was for (``run(..., user_id=...)``) and its merged ``metadata``
     user_id: str | None = None
     metadata: dict[str, Any] | None = None
 
     @property
-    def metrics(self) -> StepMetrics:
-        """Tokens and cost summed over every step, and the run's duration."""
-        total = StepMetrics(duration=self.duration)
+    def step_results(self) -> list[StepOutput]:
+        """Agno's name for :attr:`step_outputs` (the same list)."""
+        return self.step_outputs
+
+    @step_results.setter
+    def step_results(self, outputs: list[StepOutput]) -> None:
+        self.step_outputs = outputs
+
+    @property
+    def metrics(self) -> WorkflowMetrics:
+        """The run's duration, tokens and cost summed over every step, and each step's
+        metrics by name in ``steps`` (Agno's ``WorkflowMetrics``); computed when read."""
+        total = WorkflowMetrics(duration=self.duration)
         _sum_metrics(self.step_outputs, total)
+        _collect_step_metrics(self.step_outputs, total.steps)
         return total
 
     def __str__(self) -> str:
         return format_content(self.content)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This run as JSON-compatible data, with Agno's keys (``step_results``, ``metrics``,
+        ``status`` as its value). Content, input and session state are in the tagged form of
+        :mod:`plait._codec`, so :meth:`from_dict` gives back the same types."""
+        what = f"workflow {self.workflow_name!r} (run {self.run_id})"
+        return {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow_id,
+            "workflow_name": self.workflow_name,
+            "session_id": self.session_id,
+            "parent_run_id": self.parent_run_id,
+            "status": RunStatus(self.status).value,
+            "content": CODEC.encode(self.content, f"the content of {what}"),
+            "input": CODEC.encode(self.input, f"the input of {what}"),
+            "error": self.error,
+            "duration": self.duration,
+            "session_state": None
+            if self.session_state is None
+            else CODEC.encode(self.session_state, f"the session state of {what}"),
+            "pending": None if self.pending is None else [p.to_dict() for p in self.pending],
+            "step_results": [output.to_dict() for output in self.step_outputs],
+            "metrics": self.metrics.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, content_types: Iterable[type] = ()) -> WorkflowRunOutput:
+        """The run :meth:`to_dict` wrote (``step_outputs`` is read too). The metrics are computed
+        again from the steps. A pydantic model, dataclass or enum in the content is rebuilt
+        from a class this process already holds (one it stored, one named with
+        :func:`plait.allow_content_type`) or one of ``content_types``; a class named in the
+        data is never imported."""
+        where = f"{cls.__name__}.from_dict"
+        _expect_mapping(data, where)
+        missing = [key for key in _RUN_KEYS if data.get(key) is None]
+        if missing:
+            raise ValueError(
+                f"{where}: missing {', '.join(repr(k) for k in missing)}; expected the dict that "
+                f"WorkflowRunOutput.to_dict() writes, got one with keys {sorted(data)}"
+            )
+        try:
+            status = RunStatus(data["status"])
+        except ValueError:
+            statuses = ", ".join(repr(s.value) for s in RunStatus if s.name.isupper())
+            raise ValueError(
+                f"{where}: unknown status {data['status']!r}; expected one of {statuses}"
+            ) from None
+        types = list(content_types)
+        what = f"workflow {data['workflow_name']!r} (run {data['run_id']})"
+        steps = data.get("step_results", data.get("step_outputs")) or []
+        if not isinstance(steps, list):
+            raise TypeError(f"{where}: 'step_results' must be a list of outputs, got {type(steps).__name__}")
+        state = data.get("session_state")
+        pending = data.get("pending")
+        duration = data.get("duration")
+        if duration is None:  # Agno keeps it in its metrics only
+            duration = (data.get("metrics") or {}).get("duration")
+        return cls(
+            run_id=data["run_id"],
+            workflow_id=data["workflow_id"],
+            workflow_name=data["workflow_name"],
+            session_id=data["session_id"],
+            status=status,
+            content=CODEC.decode(data.get("content"), f"the stored content of {what}", types),
+            step_outputs=[StepOutput.from_dict(step, content_types=types) for step in steps],
+            input=CODEC.decode(data.get("input"), f"the stored input of {what}", types),
+            error=data.get("error"),
+            duration=float(duration or 0.0),
+            session_state=None
+            if state is None
+            else CODEC.decode(state, f"the stored session state of {what}", types),
+            parent_run_id=data.get("parent_run_id"),
+            pending=None if pending is None else [PendingInput.from_dict(p) for p in pending],
+        )
+
+
+def _expect_mapping(data: Any, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"{where}: expected a dict (as to_dict() writes it), got {type(data).__name__} {data!r:.80}"
+        )
 
 
 def _sum_metrics(outputs: list[StepOutput], total: StepMetrics) -> None:
@@ -244,21 +655,54 @@ def _sum_metrics(outputs: list[StepOutput], total: StepMetrics) -> None:
                 total.cost = (total.cost or 0.0) + output.metrics.cost
 
 
+def _collect_step_metrics(outputs: list[StepOutput], steps: dict[str, WorkflowStepMetrics]) -> None:
+    """Every output's metrics by step name, at any depth (a container before its steps); a
+    name seen again (a loop's iterations) adds to its entry."""
+    for output in outputs:
+        name = output.step_name
+        if name is not None and output.metrics is not None:
+            entry = steps.get(name)
+            if entry is None or entry.metrics is None:
+                steps[name] = WorkflowStepMetrics(
+                    step_name=name,
+                    executor_type=output.executor_type or (output.step_type or "step").lower(),
+                    executor_name=output.executor_name or name,
+                    metrics=dataclasses.replace(output.metrics),
+                )
+            else:
+                entry.metrics._add(output.metrics)
+        if output.steps:
+            _collect_step_metrics(output.steps, steps)
+
+
 def format_content(content: Any) -> str:
-    """Content as text: strings as they are, a Parallel's dict as a section per branch,
-    pydantic models and other data as JSON."""
+    """Content as text: strings as they are, a Parallel's content as Agno's section per
+    branch, a dict of texts as a section per key, pydantic models, dataclasses and other
+    data as JSON."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    if isinstance(content, dict) and all(
-        isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in content.items()
-    ):
-        return "\n\n".join(f"## {name}\n{format_content(value)}" for name, value in content.items())
+    if isinstance(content, dict):
+        if isinstance(content, ParallelContent):
+            return content.as_text()
+        if all(isinstance(k, str) and isinstance(v, (str, type(None))) for k, v in content.items()):
+            return "\n\n".join(f"## {name}\n{format_content(value)}" for name, value in content.items())
     dump = getattr(content, "model_dump_json", None)
     if callable(dump):
         return str(dump())
     try:
-        return json.dumps(content, default=str, ensure_ascii=False)
+        return json.dumps(content, default=_json_default, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(content)
+
+
+def _json_default(value: Any) -> Any:
+    """What :func:`format_content` writes for a value JSON has no form for: a pydantic
+    model or a dataclass as its fields, anything else as its ``str``."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    return str(value)

@@ -52,19 +52,27 @@ class RunOptions:
 
     ``emit`` receives its events, ``make_event(cls, **fields)`` stamps them (a workflow
     step's id and depth), ``run_blocking(fn)`` runs sync tools off the event loop, and
-    ``tracer`` parents its spans. :meth:`RunOptions.of_step` gives those of a workflow step.
+    ``tracer`` parents its spans. ``step_events`` asks for the run's own start and end events
+    (Agno's RunStarted / RunCompleted: ``stream_events=True``), besides its content and tool
+    events. :meth:`RunOptions.of_step` gives those of a workflow step.
     """
 
     emit: Callable[[Event], None] | None = None
     make_event: Callable[..., Event] | None = None
     run_blocking: Callable[[Callable[[], Any]], Any] | None = None
     tracer: Any = None
+    step_events: bool = False
 
     @classmethod
     def of_step(cls, ctx: StepContext) -> RunOptions:
         """The options of a run inside workflow step ``ctx``: its stream, ids, runner and trace."""
+        run = ctx.run
         return cls(
-            ctx.emit if ctx.run.listening else None, ctx.event, ctx.run.runner.run_blocking, ctx.run.tracer
+            ctx.emit if run.listening else None,
+            ctx.event,
+            run.runner.run_blocking,
+            run.tracer,
+            run.step_events,
         )
 
 
@@ -97,7 +105,10 @@ class Runnable:
         if stream or stream_events:
             return EventStream(
                 lambda listener: self.invoke(
-                    input, RunOptions(emit=listener if stream_events else _content(listener))
+                    input,
+                    RunOptions(
+                        emit=listener if stream_events else _content(listener), step_events=stream_events
+                    ),
                 )
             )
         return self.invoke(input, self._enclosing())
@@ -115,12 +126,14 @@ class Runnable:
         return self._last_run_output
 
     async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
-        """Run as a workflow step: the previous content (or the input) is the message
-        (with the run's dependencies after it when ``add_dependencies_to_context=True``)."""
+        """Run as a workflow step: the previous content (or the input) is the message (with
+        the run's dependencies after it when ``add_dependencies_to_context=True``). Its
+        output joins the workflow run's ``step_executor_runs``."""
         message = step_input.message
         if ctx.run.context_dependencies is not None:
             message = with_dependencies(message, ctx.run.context_dependencies)
         result = await self.invoke(message, RunOptions.of_step(ctx))
+        ctx.frame.executor_runs.append(result)
         return StepOutput(
             content=result.content,
             metrics=StepMetrics(

@@ -42,6 +42,8 @@ def merge_changes(
 
     ``branches`` pairs each branch's name with its final copy of the state.
     """
+    if not base and not any(state for _, state in branches):
+        return  # nothing before, nothing after: the common case of a stateless workflow
     merged = _merge_dict(base, branches, path="", where=where)
     base.clear()
     base.update(merged)

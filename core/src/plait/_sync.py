@@ -4,7 +4,10 @@ Entry points are written once, async: ``arun()`` returns a coroutine, or with
 ``stream=True`` an :class:`EventStream`, and ``run()`` is ``sync(self.arun(...))``.
 
 Without a running event loop in this thread, a private loop per thread is reused
-(creating a loop per call would cost more than a whole short workflow). Inside a
+(creating a loop per call would cost more than a whole short workflow), and a new
+task's first step runs in place when it is all the loop has to do
+(:func:`_first_step`): a run whose steps never wait finishes there, without a turn
+of the loop (half the cost of a one-step run). Inside a
 running loop (Jupyter, an async web handler calling ``run()``), the work moves to
 a fresh thread with its own loop and the caller's context, so ``run()`` works
 everywhere.
@@ -15,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import sys
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import CoroutineType
 from typing import Any, TypeVar, overload
 
 __all__ = ["EventStream", "astream", "iterate_sync", "run_sync", "stream", "sync"]
@@ -70,9 +75,37 @@ def _in_running_loop() -> bool:
     return True
 
 
+def _first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
+    """Run the first step of ``task``, just created on ``loop`` (not running), in place
+    of a turn of the loop when that step is the only thing ready; return whether the
+    task is done. This is what ``run_until_complete`` would do first, without its
+    setup, its poll for I/O and its second turn for the done callback; the loop is
+    marked running in this thread meanwhile, with its async-generator hooks, as
+    ``run_forever`` does. Other loops (uvloop) and a busier loop keep the usual path.
+    (Python 3.12's eager tasks do this natively.)"""
+    ready = getattr(loop, "_ready", None)
+    if ready is None or len(ready) != 1:
+        return False
+    handle = ready.popleft()
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(
+        firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+        finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
+    )
+    asyncio._set_running_loop(loop)
+    try:
+        handle._run()
+    finally:
+        asyncio._set_running_loop(None)
+        sys.set_asyncgen_hooks(*hooks)
+    return task.done()
+
+
 def _finish(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     task = loop.create_task(coro)
     try:
+        if _first_step(loop, task):
+            return task.result()
         return loop.run_until_complete(task)
     except BaseException:
         # KeyboardInterrupt or the like: cancel the run so its branches stop too.
@@ -208,8 +241,9 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
             loop.call_soon_threadsafe(wake)
 
     task = loop.create_task(start(listener))
-    task.add_done_callback(lambda _: wake())
     try:
+        if not _first_step(loop, task):
+            task.add_done_callback(lambda _: wake())
         while True:
             while buffer:
                 yield buffer.popleft()
@@ -261,7 +295,9 @@ def sync(result: Coroutine[Any, Any, T]) -> T: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]: ...
 def sync(result: Coroutine[Any, Any, T] | AsyncIterator[Any]) -> T | Iterator[Any]:
     """The sync form of what an async entry point returned: its result, or an iterator of events."""
-    if type(result) is EventStream:  # not isinstance: an ABC's check costs more than a short run
+    if type(result) is CoroutineType:  # not isinstance: an ABC's check costs more than a short run
+        return run_sync(result)  # type: ignore[no-any-return]
+    if type(result) is EventStream:
         return stream(result.start)
     if hasattr(result, "__anext__"):
         return iterate_sync(result)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from plait._executors import call, call_kind
+from plait._executors import INJECTED, call, call_kind, injected
 from plait.errors import DefinitionError
 from plait.models import ToolDefinition
 
@@ -21,6 +21,10 @@ class Tool:
 
     >>> def get_weather(city: str, unit: str = "C") -> str:
     ...     '''Current weather in a city.'''
+
+    A ``run_context`` or ``session_state`` parameter is plait's to fill in (the run's
+    :class:`~plait.RunContext`, its live session state dict), as in a step's executor:
+    it is not part of the JSON schema the model sees.
     """
 
     def __init__(
@@ -35,10 +39,12 @@ class Tool:
         self.description = description or inspect.getdoc(fn) or ""
         signature = inspect.signature(fn)
         fields: dict[str, Any] = {}
-        #: the tool declares ``run_context``: plait passes it, the model never sees it
-        self.wants_run_context = "run_context" in signature.parameters
+        #: what the tool declares of ``run_context`` / ``session_state``: plait passes them,
+        #: the model never sees them
+        self.injects: tuple[str, ...] = tuple(n for n in INJECTED if n in signature.parameters)
+        self.wants_run_context = "run_context" in self.injects
         for param in signature.parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name == "run_context":
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in INJECTED:
                 continue
             annotation = param.annotation if param.annotation is not param.empty else Any
             default = param.default if param.default is not param.empty else ...
@@ -61,8 +67,8 @@ class Tool:
     ) -> Any:
         validated = self._arguments.model_validate(arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
-        if self.wants_run_context:
-            kwargs["run_context"] = run_context
+        if self.injects:
+            kwargs.update(injected(self.injects, run_context))
         return await call(self.fn, self.kind, (), kwargs, run_blocking)
 
 

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from plait import (
     _engine,  # noqa: F401  (loading the engine fills in the contexts' ENGINE)
+    _lookup,
     _state,
 )
 from plait._context import RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
-from plait._frame import bounded, close_span, open_span
+from plait._frame import bounded
 from plait._ids import new_id
 from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
 from plait._pause import PauseRequested
@@ -38,7 +39,7 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, resolve_meter, resolve_tracer, workflow_span_name
+from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -136,8 +137,6 @@ async def run(
     dependencies: dict[str, Any] | None = None,
     add_dependencies_to_context: bool | None = None,
 ) -> WorkflowRunOutput:
-    from plait.plugins import lifecycle_hooks
-
     if not workflow._tree_checked:
         check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
         workflow._tree_checked = True
@@ -155,7 +154,6 @@ async def run(
             base = resume.record.session_base  # the state the run last committed against
     if session_state:
         state.update(session_state)
-    where = f"Workflow {workflow.name!r}, session {session_id!r}"
     all_sinks = [*workflow._sink_objects(), *sinks] if workflow.sinks or sinks else ()
     if all_sinks:
         from plait.sinks import create_sink, dispatcher_for
@@ -173,7 +171,7 @@ async def run(
             if not skip
             else lambda event: None if event.event in skip else stored_events.append(event),
         ]
-    hooks = lifecycle_hooks()  # loads plugins first: one may configure tracing on startup
+    hooks = _lookup.registry().lifecycle_hooks  # loads plugins first: one may configure tracing
     run = RunState(
         runner=workflow._resolve_runner(),
         tracer=resolve_tracer(workflow.tracer_provider),
@@ -210,13 +208,21 @@ async def run(
         if storage is None:
             output = await execute(workflow, input, ctx, additional_data)
             if state or base:
-                workflow._sessions.commit(session_id, base, state, where=where)
+                workflow._sessions.commit(session_id, base, state, where=_session_where(workflow, session_id))
             workflow._last_run_output = output
             return output
         from plait._runs import run_stored
 
         output = await run_stored(
-            workflow, storage, ctx, input, additional_data, base, stored_events, resume, where
+            workflow,
+            storage,
+            ctx,
+            input,
+            additional_data,
+            base,
+            stored_events,
+            resume,
+            _session_where(workflow, session_id),
         )
         workflow._last_run_output = output
         return output
@@ -225,6 +231,10 @@ async def run(
             _ACTIVE.pop(run_id, None)
         if _TRACK_ENDED:
             _ended(run_id)
+
+
+def _session_where(workflow: Workflow, session_id: str) -> str:
+    return f"Workflow {workflow.name!r}, session {session_id!r}"
 
 
 async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext) -> StepOutput:
@@ -247,13 +257,19 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         ctx.offload or workflow.timeout is not None,
     )
     output = await execute(workflow, step_input.message, inner, step_input.additional_data)
+    outer.executor_runs.append(output)
     _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
+    stop = False
+    for step_output in output.step_outputs:
+        if step_output.stop:
+            stop = True
+            break
     return StepOutput(
         content=output.content,
         steps=output.step_outputs,
         success=output.status is RunStatus.COMPLETED,
         error=output.error,
-        stop=any(o.stop for o in output.step_outputs),
+        stop=stop,
         step_type=StepType.WORKFLOW.value,
     )
 
@@ -274,19 +290,16 @@ async def execute(
     span_cm: Any = None
     span: Any = None
     if run.tracer is not None:
-        attributes = {
-            ATTR.OPERATION: "invoke_workflow",
-            ATTR.WORKFLOW_NAME: workflow.name,
-            ATTR.WORKFLOW_ID: workflow.id,
-            ATTR.RUN_ID: frame.run_id,
-            ATTR.SESSION_ID: frame.session_id,
-            ATTR.NESTED_DEPTH: frame.depth,
-            ATTR.SPAN_KIND: "CHAIN",
-        }
-        span_cm, span = open_span(run.tracer, workflow_span_name(workflow.name), attributes)
+        span_cm, span = open_span(
+            run.tracer, *workflow_span(workflow, frame.run_id, frame.session_id, frame.depth)
+        )
     outputs: list[StepOutput] = []
     try:
-        if workflow.timeout is None:
+        if workflow.timeout is None and workflow._function is None:  # the common case, inline
+            outputs = await ctx.run_steps(
+                workflow.nodes, StepInput(input, None, ctx.outputs, additional_data)
+            )
+        elif workflow.timeout is None:
             outputs = await _walk(workflow, input, ctx, additional_data)
         else:
             timeout = workflow.timeout
@@ -318,6 +331,7 @@ async def execute(
             duration=time.perf_counter() - started,
             session_state=ctx.state,
             pending=pending,
+            step_executor_runs=frame.executor_runs,
             user_id=run.user_id,
             metadata=run.metadata,
         )
@@ -342,6 +356,7 @@ async def execute(
             input=input,
             duration=time.perf_counter() - started,
             session_state=ctx.state,
+            step_executor_runs=frame.executor_runs,
             user_id=run.user_id,
             metadata=run.metadata,
         )
@@ -391,6 +406,7 @@ async def execute(
         duration=duration,
         session_state=ctx.state,
         parent_run_id=frame.parent_run_id,
+        step_executor_runs=frame.executor_runs,
         user_id=run.user_id,
         metadata=run.metadata,
     )
@@ -398,9 +414,17 @@ async def execute(
         close_span(span_cm, span)
     if run.listening:
         run.emit(
-            ctx.run_event(WorkflowCompletedEvent, content=content, status=status.value, duration=duration)
+            ctx.run_event(
+                WorkflowCompletedEvent,
+                content=content,
+                status=status.value,
+                duration=duration,
+                step_results=outputs,
+                metrics=result.metrics,
+            )
         )
-    _end_hook(run, frame, status, result, None)
+    if run.hooks is not None:
+        _end_hook(run, frame, status, result, None)
     return result
 
 

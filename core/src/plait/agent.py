@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
-
-from opentelemetry.trace import SpanKind
 
 from plait._agno_options import agent_extras
 from plait._checks import check_number
@@ -31,11 +30,16 @@ from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
     ModelRetryEvent,
+    RunCompletedEvent,
     RunContentEvent,
+    RunErrorEvent,
+    RunEvent,
+    RunStartedEvent,
     ToolCallCompletedEvent,
     ToolCallStartedEvent,
 )
 from plait.models import (
+    DEFAULT_MODEL_ENV,
     Message,
     Model,
     ModelRequest,
@@ -45,6 +49,7 @@ from plait.models import (
     ToolCall,
     Usage,
     complete_with_retry,
+    default_model,
     get_model,
     stream_with_retry,
 )
@@ -67,7 +72,7 @@ from plait.tracing import (
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Agent", "AgentRunOutput", "RunOptions", "Runnable", "Tool", "tool"]
+__all__ = ["Agent", "AgentRunOutput", "RunEvent", "RunOptions", "Runnable", "Tool", "tool"]
 
 
 class Agent(Runnable, Generic[OutputT]):
@@ -76,7 +81,9 @@ class Agent(Runnable, Generic[OutputT]):
     >>> Agent(name="Writer", model="openai:gpt-4o-mini", instructions="Write a polished article.")
 
     ``model`` is a :class:`~plait.models.Model` or a ``"provider:model"`` string
-    resolved through the installed provider plugins (at first use).
+    resolved through the installed provider plugins (at first use). Without ``model=``
+    (as Agno allows) each run uses the model named by ``$PLAIT_MODEL``, read when the
+    run starts (:func:`plait.models.default_model`); neither is an error naming both.
     ``instructions`` is a string or a list of strings. ``tools`` are plain
     functions (sync or async) or :class:`Tool` objects.
 
@@ -172,8 +179,8 @@ class Agent(Runnable, Generic[OutputT]):
                 raise DefinitionError(f"{where}: give either retry= or retries= (Agno's), not both")
             retry = RetryPolicy.from_max_retries(retries) if retries > 0 else None
         if model is None:
-            raise DefinitionError(f"Agent {label!r}: expected model= (a Model or a 'provider:model' string)")
-        if isinstance(model, str):
+            pass  # the default model ($PLAIT_MODEL), resolved when a run needs it
+        elif isinstance(model, str):
             if ":" not in model:
                 raise DefinitionError(
                     f"Agent {label!r}: model string must look like 'provider:model' (e.g. 'openai:gpt-4o-mini'), got {model!r}"
@@ -193,6 +200,11 @@ class Agent(Runnable, Generic[OutputT]):
         self.id = id or label
         self._model_spec = model
         self._model: Model | None = model if isinstance(model, Model) else None
+        #: how errors about the agent's model name it (a team's leader names its team)
+        self._what = where
+        #: whether runs emit Agno's RunStarted / RunCompleted / RunError (a team's leader does not:
+        #: its team emits TeamRunStarted / TeamRunCompleted)
+        self._run_events = True
         if isinstance(instructions, str) or instructions is None:
             self.instructions = [instructions] if instructions else []
         else:
@@ -203,6 +215,8 @@ class Agent(Runnable, Generic[OutputT]):
         self.description = description
         self.role = role
         self.tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
+        #: a tool declares run_context or session_state: each run makes (or finds) one context
+        self._tools_want_context = any(t.injects for t in self.tools)
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):
             raise DefinitionError(f"Agent {label!r}: two tools share a name: {names}")
@@ -263,21 +277,28 @@ class Agent(Runnable, Generic[OutputT]):
 
         def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any: ...
 
-    def _tool_context(self) -> RunContext:
-        """What a tool that declares ``run_context`` gets: the enclosing step's, or one of its own."""
+    def _tool_context(self, run_id: str) -> RunContext:
+        """What a tool that declares ``run_context`` (or ``session_state``) gets: the enclosing
+        step's, or one of the agent's own run (one per run, so its tools share its state)."""
         ctx = current_step()
-        return ctx.run_context() if ctx is not None else _standalone_context(self.name)
+        return ctx.run_context() if ctx is not None else _standalone_context(self.name, run_id)
 
     def cache_identity(self) -> Any:
         """Model, instructions, settings, tools (their code and configuration too) and output
         schema: what decides the answer."""
         from plait._executors import code_identity
 
+        if self._model_spec is None:  # the default model: named by $PLAIT_MODEL when asked
+            model: Any = ["$PLAIT_MODEL", os.environ.get(DEFAULT_MODEL_ENV)]
+            settings = repr(self.settings)
+        else:
+            model = self.model.name
+            settings = repr(self.model.settings.merged(self.settings))
         return [
             self.name,
-            self.model.name,
+            model,
             self.instructions,
-            repr(self.model.settings.merged(self.settings)),
+            settings,
             [
                 [name, tool.description, code_identity(tool.fn, f"Agent {self.name!r} tool {name!r}")]
                 for name, tool in sorted(self._tools.items())
@@ -287,20 +308,25 @@ class Agent(Runnable, Generic[OutputT]):
 
     @property
     def model(self) -> Model:
+        """The agent's model; without ``model=``, the one ``$PLAIT_MODEL`` names now."""
         if self._model is None:
+            if self._model_spec is None:
+                return default_model(self._what)
             self._model = get_model(self._model_spec)
         return self._model
 
-    def _messages(self, input: Any) -> list[Message]:
-        messages = [Message("system", text) for text in self._system_prompts()]
+    def _messages(self, input: Any, model: Model) -> list[Message]:
+        messages = [Message("system", text) for text in self._system_prompts(model)]
         messages.append(Message("user", format_content(input)))
         return messages
 
-    def _system_prompts(self) -> list[str]:
+    def _system_prompts(self, model: Model | None = None) -> list[str]:
         prompts = list(self.instructions)
         if self.role:
             prompts.insert(0, f"Your role: {self.role}")
-        if self.output_schema is not None and not self.model.supports_structured_output:
+        if model is None:
+            model = self.model
+        if self.output_schema is not None and not model.supports_structured_output:
             schema = json.dumps(self.output_schema.model_json_schema())
             prompts.append(f"Reply with only a JSON object matching this JSON schema, no prose:\n{schema}")
         return prompts
@@ -312,14 +338,41 @@ class Agent(Runnable, Generic[OutputT]):
         tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
         event = options.make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
         blocking = options.run_blocking or _to_thread
-        messages = self._messages(input)
+        messages = self._messages(input, model)
         usage = Usage()
         started = time.perf_counter()
+        run_events = emit is not None and options.step_events and self._run_events
+        if run_events:
+            assert emit is not None
+            emit(
+                event(
+                    RunStartedEvent,
+                    **self._run_fields(run_id),
+                    model=model.name,
+                    model_provider=model.provider,
+                )
+            )
+        tool_context = self._tool_context(run_id) if self._tools_want_context else None
         span_name, attributes = agent_span(self.name, model)
-        with span(tracer, span_name, attributes) as current:
-            content = await self._loop(model, messages, usage, emit, event, blocking, tracer)
-            if current is not None:
-                current.set_attributes(usage_attributes(usage))
+        try:
+            with span(tracer, span_name, attributes) as current:
+                content = await self._loop(
+                    model, messages, usage, emit, event, blocking, tracer, tool_context
+                )
+                if current is not None:
+                    current.set_attributes(usage_attributes(usage))
+        except Exception as exc:
+            if run_events:
+                assert emit is not None
+                emit(
+                    event(
+                        RunErrorEvent,
+                        **self._run_fields(run_id),
+                        error=str(exc),
+                        error_type=type(exc).__name__,
+                    )
+                )
+            raise
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,
@@ -330,8 +383,14 @@ class Agent(Runnable, Generic[OutputT]):
             duration=time.perf_counter() - started,
             cost=model.pricing.cost(usage) if model.pricing is not None else None,
         )
+        if run_events:
+            assert emit is not None
+            emit(event(RunCompletedEvent, **self._run_fields(run_id), **completed_fields(result)))
         self._last_run_output = result
         return result
+
+    def _run_fields(self, run_id: str) -> dict[str, Any]:
+        return {"agent_id": self.id, "agent_name": self.name, "agent_run_id": run_id}
 
     async def _loop(
         self,
@@ -342,6 +401,7 @@ class Agent(Runnable, Generic[OutputT]):
         event: Callable[..., Event],
         blocking: Callable[[Callable[[], Any]], Any],
         tracer: Any,
+        tool_context: RunContext | None,
     ) -> Any:
         definitions = [t.definition for t in self.tools]
         settings = model.settings.merged(self.settings)
@@ -359,7 +419,7 @@ class Agent(Runnable, Generic[OutputT]):
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
                 results = await asyncio.gather(
-                    *(self._call_tool(c, emit, event, blocking, tracer) for c in calls)
+                    *(self._call_tool(c, emit, event, blocking, tracer, tool_context) for c in calls)
                 )
                 messages.extend(results)
                 continue
@@ -400,7 +460,7 @@ class Agent(Runnable, Generic[OutputT]):
                 )
 
         span_name, attributes = chat_span(model, request)
-        with span(tracer, span_name, attributes, kind=SpanKind.CLIENT) as current:
+        with span(tracer, span_name, attributes, kind="CLIENT") as current:
             final: ModelResponse | None = None
             if emit is None:
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
@@ -428,6 +488,7 @@ class Agent(Runnable, Generic[OutputT]):
         event: Callable[..., Event],
         blocking: Callable[[Callable[[], Any]], Any],
         tracer: Any,
+        tool_context: RunContext | None,
     ) -> Message:
         if emit is not None:
             emit(
@@ -451,9 +512,7 @@ class Agent(Runnable, Generic[OutputT]):
                     )
                 if call.arguments_error is not None:  # arguments that were not JSON: never call the tool
                     raise ValueError(f"{call.arguments_error}; call the tool again with a JSON object")
-                result = await target.call(
-                    call.arguments, blocking, self._tool_context() if target.wants_run_context else None
-                )
+                result = await target.call(call.arguments, blocking, tool_context)
             except Exception as exc:
                 # The model sees the error and may correct itself; the span records it.
                 error = f"{type(exc).__name__}: {exc}"
@@ -476,9 +535,21 @@ class Agent(Runnable, Generic[OutputT]):
         return Message("tool", content, tool_call_id=call.id, name=call.name)
 
 
-def _standalone_context(agent_name: str) -> RunContext:
-    run_id = new_id()
+def _standalone_context(agent_name: str, run_id: str) -> RunContext:
     return RunContext({}, run_id, run_id, "", "", "", agent_name, 0, None)
+
+
+def completed_fields(result: AgentRunOutput) -> dict[str, Any]:
+    """What Agno's RunCompleted (and TeamRunCompleted) carries of an agent or team run's output."""
+    content = result.content
+    return {
+        "content": content,
+        "content_type": "str" if isinstance(content, str) or content is None else type(content).__name__,
+        "input_tokens": result.usage.input_tokens,
+        "output_tokens": result.usage.output_tokens,
+        "duration": result.duration,
+        "cost": result.cost,
+    }
 
 
 async def _to_thread(fn: Callable[[], Any]) -> Any:

@@ -26,10 +26,6 @@ from plait.storage import DEFAULT_STORAGE
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main"]
 
-#: Options of ``plait run`` that plugins add (``register_run_options``): what each needs and
-#: the distribution that has it, so one asked for without its plugin gets an install hint.
-PLUGIN_RUN_OPTIONS = {"otlp": ("the OTLP exporter", "plait-otlp")}
-
 
 def build_parser() -> argparse.ArgumentParser:
     from plait.plugins import get_registry
@@ -113,16 +109,18 @@ def _check_plugin_options(argv: list[str]) -> None:
     """A plugin's ``plait run`` option given while the plugin is not installed: say what to install."""
     if not argv or argv[0] != "run":
         return
-    from plait.plugins import get_registry
+    from plait.plugins import KNOWN_DISTRIBUTIONS, get_registry
 
     registered = get_registry().entries("run_option")
     for given in argv[1:]:
         if given == "--":
             return
         name = given.partition("=")[0].removeprefix("--")
-        if given.startswith("--") and name in PLUGIN_RUN_OPTIONS and name not in registered:
-            needs, distribution = PLUGIN_RUN_OPTIONS[name]
-            raise SystemExit(f"plait: --{name} needs {needs}: pip install {distribution}")
+        distribution = KNOWN_DISTRIBUTIONS.get(("run_option", name))
+        if given.startswith("--") and distribution is not None and name not in registered:
+            raise SystemExit(
+                f"plait: --{name} comes from the {distribution} plugin: pip install {distribution}"
+            )
 
 
 def _plugins(args: argparse.Namespace) -> int:

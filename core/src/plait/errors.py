@@ -25,6 +25,7 @@ __all__ = [
     "StepTimeoutError",
     "error_class_for_status",
     "error_for_status",
+    "root_cause",
 ]
 
 
@@ -159,3 +160,11 @@ def error_for_status(
     if context_overflow and cls is BadRequestError:
         cls = ContextOverflowError
     return cls(message, provider=provider, status_code=status, retry_after=retry_after)
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The user's exception behind plait's :class:`StepError` wrappers (what a retry
+    filter judges and a span records), or ``exc`` itself."""
+    while isinstance(exc, StepError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc

@@ -3,7 +3,8 @@
 Every event carries where it came from: the run, session and workflow, the step
 (``step_id`` is the stable path in the tree), its parent step and
 ``nested_depth`` (0 for the outermost workflow, one more for each nested
-workflow). ``stream=True`` yields workflow-level and content events;
+workflow). ``stream=True`` yields workflow-level and content events, and a
+:class:`StepOutputEvent` per top-level function step (Agno's rule);
 ``stream_events=True`` adds every step and container event.
 
 Events are slotted dataclasses (cheap to build, one per step or token);
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait._io import StepOutput
+from plait._io import StepOutput, WorkflowMetrics
 
 __all__ = [
     "STEP_LEVEL_EVENTS",
@@ -36,6 +37,7 @@ __all__ = [
     "RunContentEvent",
     "StepCompletedEvent",
     "StepErrorEvent",
+    "StepOutputEvent",
     "StepPausedEvent",
     "StepRetryEvent",
     "StepSkippedEvent",
@@ -100,10 +102,15 @@ class WorkflowStartedEvent(Event):
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowCompletedEvent(Event):
+    """The run ended: its ``content``, ``status``, the top-level steps' outputs in
+    ``step_results`` (as ``WorkflowRunOutput.step_results``) and its ``metrics``."""
+
     event: str = "WorkflowCompleted"
     content: Any = None
     status: str = "COMPLETED"
     duration: float = 0.0
+    step_results: list[StepOutput] = field(default_factory=list)
+    metrics: WorkflowMetrics | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -308,6 +315,35 @@ class RouterExecutionCompletedEvent(StepCompletedEvent):
     step_results: list[StepOutput] = field(default_factory=list)
 
 
+@dataclass(slots=True, kw_only=True)
+class StepOutputEvent(Event):
+    """A top-level function step's output, in ``stream=True`` with or without
+    ``stream_events`` (Agno's event and rule: agents and teams stream their content as
+    :class:`RunContentEvent`, containers report through their own events). One per
+    executor step at the top of a workflow, a nested one's too; ``step_index`` is its
+    place there. ``content``, ``success``, ``error`` and ``stop`` read ``step_output``."""
+
+    event: str = "StepOutput"
+    step_index: int | None = None
+    step_output: StepOutput | None = None
+
+    @property
+    def content(self) -> Any:
+        return None if self.step_output is None else self.step_output.content
+
+    @property
+    def success(self) -> bool:
+        return True if self.step_output is None else self.step_output.success
+
+    @property
+    def error(self) -> str | None:
+        return None if self.step_output is None else self.step_output.error
+
+    @property
+    def stop(self) -> bool:
+        return False if self.step_output is None else self.step_output.stop
+
+
 # -- agents, models, tools, user events --------------------------------------------
 
 
@@ -372,3 +408,125 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     ToolCallCompletedEvent,
     ModelRetryEvent,
 )
+
+
+# -- an agent's or a team's own run: Agno's RunStarted / RunCompleted / RunError and their
+#    Team* spellings, with ``stream_events=True`` (standalone, or inside a workflow step,
+#    where run_id is the workflow run's and agent_run_id the agent's own)
+
+import enum  # noqa: E402  (kept with the events that use it)
+
+
+class RunEvent(enum.StrEnum):
+    """Agno's names of an agent's events (``from agno.agent import RunEvent``), for the events
+    plait emits: ``event.event == RunEvent.run_started`` works as in Agno."""
+
+    run_started = "RunStarted"
+    run_content = "RunContent"
+    run_completed = "RunCompleted"
+    run_error = "RunError"
+    tool_call_started = "ToolCallStarted"
+    tool_call_completed = "ToolCallCompleted"
+
+
+class TeamRunEvent(enum.StrEnum):
+    """Agno's names of a team's own events (``from agno.team import TeamRunEvent``)."""
+
+    run_started = "TeamRunStarted"
+    run_completed = "TeamRunCompleted"
+    run_error = "TeamRunError"
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStartedEvent(Event):
+    """An agent run started (``stream_events=True``)."""
+
+    event: str = "RunStarted"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    model: str = ""
+    model_provider: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class RunCompletedEvent(Event):
+    """An agent run finished: its ``content`` (an ``output_schema`` instance, or text), tokens and cost."""
+
+    event: str = "RunCompleted"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    content: Any = None
+    content_type: str = "str"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration: float = 0.0
+    cost: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunErrorEvent(Event):
+    """An agent run failed (the exception goes on to the step, which may retry it)."""
+
+    event: str = "RunError"
+    agent_id: str = ""
+    agent_name: str = ""
+    agent_run_id: str = ""
+    error: str = ""
+    error_type: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunStartedEvent(Event):
+    event: str = "TeamRunStarted"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    model: str = ""
+    model_provider: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunCompletedEvent(Event):
+    event: str = "TeamRunCompleted"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    content: Any = None
+    content_type: str = "str"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    duration: float = 0.0
+    cost: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamRunErrorEvent(Event):
+    event: str = "TeamRunError"
+    team_id: str = ""
+    team_name: str = ""
+    team_run_id: str = ""
+    error: str = ""
+    error_type: str = ""
+
+
+#: an agent's or team's own start and end are step-level too (``stream_events=True``)
+STEP_LEVEL_EVENTS += (
+    RunStartedEvent,
+    RunCompletedEvent,
+    RunErrorEvent,
+    TeamRunStartedEvent,
+    TeamRunCompletedEvent,
+    TeamRunErrorEvent,
+)
+__all__ += [
+    "RunCompletedEvent",
+    "RunErrorEvent",
+    "RunEvent",
+    "RunStartedEvent",
+    "TeamRunCompletedEvent",
+    "TeamRunErrorEvent",
+    "TeamRunEvent",
+    "TeamRunStartedEvent",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
@@ -43,6 +44,7 @@ __all__ = [
     "Usage",
     "complete_with_retry",
     "credentials",
+    "default_model",
     "get_model",
     "guarded_complete",
     "guarded_stream",
@@ -309,6 +311,48 @@ def get_model(spec: str | Model, **options: Any) -> Model:
 
     prefix, _, name = spec.partition(":")
     model: Model = registry().create_model(prefix, name, **options)
+    return model
+
+
+#: the environment variable that names the model of an agent or team given no ``model=``
+DEFAULT_MODEL_ENV = "PLAIT_MODEL"
+
+#: the default model by its string, with the registry that built it (one model, and one
+#: SDK client, for every agent that uses the default)
+_defaults: dict[str, tuple[Any, Model]] = {}
+
+
+def default_model(where: str) -> Model:
+    """The model of an agent or team constructed without ``model=`` (``where`` names it).
+
+    It is read from ``$PLAIT_MODEL`` (a ``"provider:model"`` string, e.g. ``"openai:gpt-4o-mini"``,
+    or ``"offline:demo"`` to run without a network) when a run needs it, not when the agent is
+    made: setting the variable after constructing the agent works, and changing it changes
+    the next run's model. Agno falls back to an OpenAI model here; plait asks instead.
+    """
+    spec = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    if not spec:
+        raise DefinitionError(
+            f"{where} has no model: pass model= (a Model or a 'provider:model' string such as "
+            f"'openai:gpt-4o-mini'), or set the environment variable {DEFAULT_MODEL_ENV} to one "
+            f"({DEFAULT_MODEL_ENV}=offline:demo runs offline, without an API key)"
+        )
+    from plait._lookup import registry
+
+    current = registry()
+    cached = _defaults.get(spec)
+    if cached is not None and cached[0] is current:
+        return cached[1]
+    if ":" not in spec:
+        raise DefinitionError(
+            f"{where} has no model= and {DEFAULT_MODEL_ENV}={spec!r} is not a 'provider:model' string "
+            "(e.g. 'openai:gpt-4o-mini' or 'offline:demo')"
+        )
+    try:
+        model = get_model(spec)
+    except PluginError as exc:
+        raise PluginError(f"{where} has no model= and {DEFAULT_MODEL_ENV}={spec!r}: {exc}") from exc
+    _defaults[spec] = (current, model)
     return model
 
 

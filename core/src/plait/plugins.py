@@ -64,15 +64,18 @@ BUILTIN_PLUGIN = "plait.builtins"
 #: The built-in plugins (name: module), imported by name when a registry is built.
 BUILTIN_MODULES = {BUILTIN_PLUGIN: "plait._builtins"}
 
-#: Provider prefixes whose distributions plait knows, for install hints.
+#: What the repository's plugin distributions register, by (kind, key): install hints for
+#: a model prefix, storage scheme, runner, sink or `plait run` option asked for without its plugin.
 KNOWN_DISTRIBUTIONS = {
-    "openai": "plait-openai",
-    "anthropic": "plait-anthropic",
-    "litellm": "plait-litellm",
-    "postgresql": "plait-postgres",
-    "postgres": "plait-postgres",
-    "redis": "plait-redis",
-    "ray": "plait-ray",
+    ("model", "openai"): "plait-openai",
+    ("model", "anthropic"): "plait-anthropic",
+    ("model", "litellm"): "plait-litellm",
+    ("storage", "postgresql"): "plait-postgres",
+    ("storage", "postgres"): "plait-postgres",
+    ("storage", "redis"): "plait-redis",
+    ("runner", "ray"): "plait-ray",
+    ("event_sink", "nats"): "plait-nats",
+    ("run_option", "otlp"): "plait-otlp",
 }
 
 
@@ -198,8 +201,8 @@ class Registry:
         if entry is None:
             known = ", ".join(sorted(self._entries[kind])) or "none"
             hint = ""
-            if key in KNOWN_DISTRIBUTIONS:
-                hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[key]}"
+            if (kind, key) in KNOWN_DISTRIBUTIONS:
+                hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[kind, key]}"
             raise PluginError(
                 f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}"
             )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_number
 from plait._executors import Callee
-from plait._io import StepInput, StepOutput, StepType
+from plait._io import ParallelContent, StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import RunsAsStep, StepNode
 from plait.errors import DefinitionError, StepError
@@ -206,7 +206,9 @@ class Steps(StepNode):
 
 
 class Parallel(StepNode):
-    """Branches that run concurrently; the output's content is every branch's content by name.
+    """Branches that run concurrently; the output's content is every branch's content by name,
+    a :class:`~plait._io.ParallelContent`: a dict (``content["web"]``, ``.items()``) that reads
+    as Agno's sectioned text when used as text (``content[:500]``, ``f"{content}"``, ``in``).
 
     >>> Parallel(Step(name="web", agent=web), Step(name="papers", agent=papers), name="research")
     >>> Parallel("research", Step(name="web", agent=web), Step(name="papers", agent=papers))
@@ -263,7 +265,10 @@ class Parallel(StepNode):
             self.steps, step_input, runner=self._resolve_runner(), max_concurrency=self.max_concurrency
         )
         return StepOutput(
-            content={output.step_name: output.content for output in outputs},
+            content=ParallelContent(
+                {output.step_name: output.content for output in outputs},  # type: ignore[arg-type]
+                {o.step_name: o.error for o in outputs if not o.success},  # type: ignore[misc]
+            ),
             steps=outputs,
             stop=any(o.stop for o in outputs),
             success=all(o.success for o in outputs),
@@ -271,6 +276,12 @@ class Parallel(StepNode):
 
     def children(self) -> Sequence[StepNode]:
         return self.steps
+
+    def load_content(self, content: Any) -> Any:
+        # what plait stored before ParallelContent: the plain dict of the branches
+        if type(content) is dict:
+            return ParallelContent(content)
+        return content
 
     def started_event_fields(self) -> dict[str, Any]:
         return {"parallel_step_count": len(self.steps)}
@@ -401,11 +412,17 @@ class Loop(StepNode):
                         LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
                     )
                 )
-            with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
+            if ctx.run.tracer is None:
                 round_outputs = await scope.run_steps(self.steps, current)
+            else:
+                with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
+                    round_outputs = await scope.run_steps(self.steps, current)
             outputs.extend(round_outputs)
-            stop = any(o.stop for o in round_outputs)
-            done = stop
+            done = False
+            for output in round_outputs:
+                if output.stop:
+                    done = True
+                    break
             if not done and self._end is not None:
                 verdict = await ctx.call(self._end, round_outputs)
                 if not isinstance(verdict, bool):
@@ -430,11 +447,12 @@ class Loop(StepNode):
             if done:
                 break
             if self.forward_iteration_output:
-                last = _sequence_output(round_outputs)
-                if not last.skipped:
-                    current = StepInput(
-                        step_input.input, last.content, ctx.outputs, step_input.additional_data
-                    )
+                for output in reversed(round_outputs):
+                    if not output.skipped:  # the iteration's content: its last step that ran
+                        current = StepInput(
+                            step_input.input, output.content, ctx.outputs, step_input.additional_data
+                        )
+                        break
         return _sequence_output(outputs, metadata={"iterations": iterations})
 
     def children(self) -> Sequence[StepNode]:

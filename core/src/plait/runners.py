@@ -117,6 +117,8 @@ class BranchResult:
     outputs: dict[str, StepOutput]
     errors: list[str]
     paused: list[Any] = field(default_factory=list)
+    #: the branch's agent, team and nested workflow runs (the run's step_executor_runs)
+    executor_runs: list[Any] = field(default_factory=list)
 
 
 async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
@@ -156,7 +158,14 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
         for name, out in ctx.outputs.items()
         if name not in known or payload.outputs[name] is not out
     }
-    return BranchResult(output, ctx.state, new_outputs, list(payload.frame.errors), branch.paused)
+    return BranchResult(
+        output,
+        ctx.state,
+        new_outputs,
+        list(payload.frame.errors),
+        branch.paused,
+        list(payload.frame.executor_runs),
+    )
 
 
 class Branch:
@@ -197,7 +206,7 @@ class Branch:
             from opentelemetry import propagate
 
             propagate.inject(carrier)
-        frame = replace(ctx.frame, workflow=None, errors=[])
+        frame = replace(ctx.frame, workflow=None, errors=[], executor_runs=[])
         return BranchPayload(
             self.node,
             self.step_input,
@@ -219,6 +228,7 @@ class Branch:
         ctx.state.update(result.state)
         ctx.outputs.update(result.outputs)
         ctx.frame.errors.extend(result.errors)
+        ctx.frame.executor_runs.extend(result.executor_runs)
         self.paused = list(result.paused)
         return result.output
 

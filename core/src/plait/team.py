@@ -33,12 +33,13 @@ from plait._checks import check_number
 from plait._ids import new_id
 from plait._io import format_content
 from plait._runnable import STANDALONE, AgentRunOutput, Runnable, RunOptions
-from plait.agent import Agent, Tool
+from plait.agent import Agent, Tool, completed_fields
 from plait.errors import DefinitionError, PlaitError
+from plait.events import TeamRunCompletedEvent, TeamRunErrorEvent, TeamRunEvent, TeamRunStartedEvent
 from plait.models import Model, Usage
 from plait.tracing import agent_span, resolve_tracer, span, usage_attributes
 
-__all__ = ["Team"]
+__all__ = ["Team", "TeamRunEvent"]
 
 TeamMode = Literal["route", "coordinate", "broadcast"]
 
@@ -52,6 +53,11 @@ class Team(Runnable):
     """A coordinated group of agents (or teams).
 
     >>> Team(name="Research Team", members=[hn_researcher, web_researcher], model="openai:gpt-4o")
+
+    Without ``model=`` (as Agno allows) the leader runs on the model ``$PLAIT_MODEL`` names,
+    read when a run starts (:func:`plait.models.default_model`). With ``stream_events=True``
+    a run starts with a ``TeamRunStartedEvent`` and ends with a ``TeamRunCompletedEvent``
+    (or ``TeamRunErrorEvent``); its members' runs have their own ``RunStarted`` events.
     """
 
     def __init__(
@@ -107,8 +113,6 @@ class Team(Runnable):
         names = [m.name for m in members]
         if len(set(names)) != len(names):
             raise DefinitionError(f"Team {label!r}: member names must be unique, got {names}")
-        if model is None:
-            raise DefinitionError(f"Team {label!r}: expected model= for the team leader")
         self.name = label
         self.id = label
         self.members = members
@@ -157,6 +161,9 @@ class Team(Runnable):
             max_tool_rounds=max_tool_rounds,
             tracer_provider=tracer_provider,
         )
+        # without model=, the leader's model is $PLAIT_MODEL's when a run starts (as an agent's)
+        self.leader._what = where
+        self.leader._run_events = False  # the team's own events say when it starts and ends
         self.tracer_provider = tracer_provider
         self._last_run_output: AgentRunOutput | None = None
 
@@ -178,26 +185,48 @@ class Team(Runnable):
 
     async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
         tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
-        options = RunOptions(options.emit, options.make_event, options.run_blocking, tracer)
+        options = RunOptions(
+            options.emit, options.make_event, options.run_blocking, tracer, options.step_events
+        )
+        run_id = new_id()
         usage = Usage()
         costs: list[float | None] = []
         started = time.perf_counter()
         leader_model = self.leader.model
+        emit = options.emit if options.step_events else None
+        if emit is not None:
+            event = options.make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
+            place = {"team_id": self.id, "team_name": self.name, "team_run_id": run_id}
+            emit(
+                event(
+                    TeamRunStartedEvent,
+                    **place,
+                    model=leader_model.name,
+                    model_provider=leader_model.provider,
+                )
+            )
         # the leader's model: it answers for the team
         span_name, attributes = agent_span(self.name, leader_model, team_mode=self.mode)
-        with span(tracer, span_name, attributes) as current:
-            content = await self._dispatch(input, options, usage, costs)
-            if current is not None:
-                current.set_attributes(usage_attributes(usage))
+        try:
+            with span(tracer, span_name, attributes) as current:
+                content = await self._dispatch(input, options, usage, costs)
+                if current is not None:
+                    current.set_attributes(usage_attributes(usage))
+        except Exception as exc:
+            if emit is not None:
+                emit(event(TeamRunErrorEvent, **place, error=str(exc), error_type=type(exc).__name__))
+            raise
         result = AgentRunOutput(
             content=content,
             agent_name=self.name,
-            run_id=new_id(),
-            model=self.leader.model.name,
+            run_id=run_id,
+            model=leader_model.name,
             usage=usage,
             duration=time.perf_counter() - started,
             cost=sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None,
         )
+        if emit is not None:
+            emit(event(TeamRunCompletedEvent, **place, **completed_fields(result)))
         self._last_run_output = result
         return result
 

@@ -267,7 +267,7 @@ class OfflineModel(FunctionModel):
 
 
 def _fill_schema(schema: type | None, system: str) -> dict[str, object]:
-    """A value matching the requested JSON schema (the first choice of any enum)."""
+    """A value matching the requested JSON schema (the first choice of any enum or Literal)."""
     properties: dict[str, dict[str, object]] = {}
     if schema is not None:
         properties = schema.model_json_schema().get("properties", {})  # type: ignore[attr-defined]
@@ -276,10 +276,16 @@ def _fill_schema(schema: type | None, system: str) -> dict[str, object]:
         if match:
             properties = json.loads(match.group(1)).get("properties", {})
     defaults: dict[object, object] = {"integer": 1, "number": 1.0, "boolean": True, "array": []}
-    return {
-        name: spec["enum"][0] if "enum" in spec else defaults.get(spec.get("type"), f"offline {name}")  # type: ignore[index]
-        for name, spec in properties.items()
-    }
+    return {name: _fill_value(name, spec, defaults) for name, spec in properties.items()}
+
+
+def _fill_value(name: str, spec: dict[str, Any], defaults: dict[object, object]) -> object:
+    """A value of one property: its ``const`` (a one-value Literal), else its first enum choice."""
+    if "const" in spec:
+        return spec["const"]
+    if "enum" in spec:
+        return spec["enum"][0]
+    return defaults.get(spec.get("type"), f"offline {name}")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 plait depends on ``opentelemetry-api`` only. With no SDK configured (the API's
 proxy provider is still in place), :func:`resolve_tracer` returns ``None`` and
-the executor creates no spans at all, so tracing costs next to nothing. Pass
+the executor creates no spans at all, so tracing costs next to nothing; until
+something imports the API (an SDK being set up does), plait does not import it
+either. Pass
 ``tracer_provider=`` to a workflow or agent to use a provider of your own
 instead of the global one.
 
@@ -22,10 +24,14 @@ import contextlib
 import functools
 import json
 import os
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from plait.errors import root_cause
+
+if TYPE_CHECKING:
+    from opentelemetry import trace
 
 __all__ = [
     "ATTR",
@@ -34,19 +40,23 @@ __all__ = [
     "capture_content",
     "chat_response_attributes",
     "chat_span",
+    "close_span",
     "messages_json",
     "metadata_attributes",
+    "open_span",
     "record_error",
     "resolve_meter",
     "resolve_tracer",
     "retry_event_attributes",
     "span",
+    "step_span",
     "step_span_name",
     "token_usage_points",
     "tool_content_attributes",
     "tool_span",
     "truncate",
     "usage_attributes",
+    "workflow_span",
     "workflow_span_name",
 ]
 
@@ -117,30 +127,54 @@ def _global_unset(module: Any, attribute: str, variable: str) -> bool:
     on each call while nothing is installed."""
     if getattr(module, attribute, False) is not None:
         return False
+    return _env_unset(variable)
+
+
+_ENV_UNSET: dict[str, bool] = {}
+
+
+def _api(module: str, variable: str) -> Any:
+    """The OpenTelemetry API ``module`` if a global provider may be installed, else None:
+    one can only be installed through the module (so not before it is imported) or
+    named by its environment variable."""
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        if _env_unset(variable):
+            return None
+        import importlib
+
+        loaded = importlib.import_module(module)
+    return loaded
+
+
+def _env_unset(variable: str) -> bool:
     unset: bool | None = _ENV_UNSET.get(variable)
     if unset is None:
         unset = _ENV_UNSET[variable] = variable not in os.environ
     return unset
 
 
-_ENV_UNSET: dict[str, bool] = {}
-
-
 def resolve_tracer(tracer_provider: Any = None) -> trace.Tracer | None:
     """The tracer to use, or ``None`` when no OpenTelemetry SDK is configured."""
-    if tracer_provider is None and _global_unset(trace, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+    if tracer_provider is None:
+        api = _api("opentelemetry.trace", "OTEL_PYTHON_TRACER_PROVIDER")
+        if api is None or _global_unset(api, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"):
+            return None
+        tracer_provider = api.get_tracer_provider()
+    from opentelemetry import trace
+
+    if isinstance(tracer_provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
         return None
-    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    return provider.get_tracer("plait", _version())
+    tracer: trace.Tracer = tracer_provider.get_tracer("plait", _version())
+    return tracer
 
 
 def resolve_meter() -> Any:
     """plait's instruments when an OpenTelemetry metrics SDK is configured, else ``None``."""
-    from opentelemetry.metrics import _internal as metrics_internal
-
-    if _global_unset(metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"):
+    metrics_internal = _api("opentelemetry.metrics._internal", "OTEL_PYTHON_METER_PROVIDER")
+    if metrics_internal is None or _global_unset(
+        metrics_internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"
+    ):
         return None
     from opentelemetry import metrics
 
@@ -335,6 +369,35 @@ def workflow_span_name(name: str) -> str:
     return f"invoke_workflow {name}"
 
 
+def workflow_span(workflow: Any, run_id: str, session_id: str, depth: int) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a workflow run's ``invoke_workflow`` span."""
+    return workflow_span_name(workflow.name), {
+        ATTR.OPERATION: "invoke_workflow",
+        ATTR.WORKFLOW_NAME: workflow.name,
+        ATTR.WORKFLOW_ID: workflow.id,
+        ATTR.RUN_ID: run_id,
+        ATTR.SESSION_ID: session_id,
+        ATTR.NESTED_DEPTH: depth,
+        ATTR.SPAN_KIND: "CHAIN",
+    }
+
+
+def step_span(
+    name: str, step_type: str, step_id: str, run_id: str, branch: int | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a step's (or container's) span; ``branch`` is its index
+    among a Parallel's branches."""
+    attributes: dict[str, Any] = {
+        ATTR.STEP_ID: step_id,
+        ATTR.STEP_TYPE: step_type,
+        ATTR.RUN_ID: run_id,
+        ATTR.SPAN_KIND: "CHAIN",
+    }
+    if branch is not None:
+        attributes[ATTR.BRANCH] = branch
+    return step_span_name(step_type, name), attributes
+
+
 def step_span_name(step_type: str, name: str) -> str:
     """``"parallel research"``: span names stay lower case (the OpenTelemetry habit, and
     what dashboards built before plait adopted Agno's ``"Parallel"`` match)."""
@@ -347,25 +410,51 @@ def span(
     name: str,
     attributes: dict[str, Any],
     *,
-    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+    kind: str = "INTERNAL",
 ) -> Iterator[trace.Span | None]:
     """The current span for a block (``None`` without a tracer); an exception escaping
-    the block is recorded on it as its error."""
+    the block is recorded on it as its error. ``kind`` names a ``SpanKind`` member."""
     if tracer is None:
         yield None
         return
+    from opentelemetry import trace
+
     with tracer.start_as_current_span(
-        name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
+        name,
+        kind=trace.SpanKind[kind],
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as current:
         try:
             yield current
         except Exception as exc:
-            record_error(current, exc)
+            record_error(current, root_cause(exc))
             raise
+
+
+def open_span(tracer: trace.Tracer, name: str, attributes: dict[str, Any]) -> tuple[Any, Any]:
+    """Enter a span (and make it current) that :func:`close_span` ends: (its context
+    manager, the span). For frames that cannot wrap their work in a ``with`` block (the
+    executor's: a step's span stays open across its events and hooks)."""
+    cm = tracer.start_as_current_span(
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    )
+    return cm, cm.__enter__()
+
+
+def close_span(cm: Any, span: Any, error: BaseException | None = None) -> None:
+    """End a span from :func:`open_span`; an Exception is recorded on it (its root cause,
+    not plait's wrapper)."""
+    if isinstance(error, Exception) and span is not None:
+        record_error(span, root_cause(error))
+    cm.__exit__(None, None, None)
 
 
 def record_error(span: trace.Span, exc: BaseException) -> None:
     """Mark ``span`` failed with ``exc``: status ERROR, ``error.type``, the exception event."""
     span.set_attribute(ATTR.ERROR_TYPE, type(exc).__qualname__)
     span.record_exception(exc)
+    from opentelemetry import trace
+
     span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

@@ -716,11 +716,15 @@ _EXECUTOR_TERMINAL_EVENTS = frozenset(
 
 
 def _without_executor_events(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
-    """A stream without the events of the agents and teams inside steps (their content
-    deltas, tool calls, model retries): ``Workflow(stream_executor_events=False)``."""
+    """A stream without the events of the agents and teams inside steps (their run starts,
+    content deltas, tool calls, model retries, errors; their completions still come, as in
+    Agno): ``Workflow(stream_executor_events=False)``."""
 
     def listener(event: Event) -> None:
-        if getattr(event, "agent_name", None) is None or event.event in _EXECUTOR_TERMINAL_EVENTS:
+        executor = (
+            getattr(event, "agent_name", None) is not None or getattr(event, "team_name", None) is not None
+        )
+        if not executor or event.event in _EXECUTOR_TERMINAL_EVENTS:
             deliver(event)
 
     return listener

@@ -10,12 +10,25 @@ not import Ray; the runner does on first use.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from plait_ray._options import ray_options
-from plait_ray._runner import RayRunner, shared_runner
 from plait_ray.errors import RayBranchError, RemoteTraceback
+
+if TYPE_CHECKING:
+    from plait_ray._runner import RayRunner, shared_runner
 
 __all__ = ["RayBranchError", "RayRunner", "RemoteTraceback", "ray_options", "shared_runner"]
 
-for _name in ("RayRunner", "ray_options", "shared_runner"):
-    globals()[_name].__module__ = "plait_ray"
-del _name
+ray_options.__module__ = __name__
+
+
+def __getattr__(name: str) -> Any:
+    # the runner module is loaded on first use: registering the plugin stays light
+    if name in ("RayRunner", "shared_runner"):
+        from plait_ray import _runner
+
+        value = getattr(_runner, name)
+        value.__module__ = __name__
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

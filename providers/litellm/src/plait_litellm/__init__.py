@@ -6,8 +6,21 @@ Installed, it registers the ``litellm`` provider prefix, so
 Importing this package does not import ``litellm``; the first call does.
 """
 
-from plait_litellm._model import LiteLLMModel
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait_litellm._model import LiteLLMModel
 
 __all__ = ["LiteLLMModel"]
 
-LiteLLMModel.__module__ = "plait_litellm"
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: registering the plugin (entry point) stays light
+    if name == "LiteLLMModel":
+        from plait_litellm._model import LiteLLMModel
+
+        LiteLLMModel.__module__ = __name__
+        return LiteLLMModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

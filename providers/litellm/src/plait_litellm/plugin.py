@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait.hookspecs import hookimpl
-from plait_litellm._model import LiteLLMModel
+
+if TYPE_CHECKING:
+    from plait_litellm._model import LiteLLMModel
 
 __all__ = ["register_models"]
 
 
 def create_model(model_name: str, **options: Any) -> LiteLLMModel:
     """``litellm:<provider>/<model>``: options are :class:`~plait_litellm.LiteLLMModel`'s keyword arguments."""
+    from plait_litellm._model import LiteLLMModel
+
     return LiteLLMModel(model_name, **options)
 
 

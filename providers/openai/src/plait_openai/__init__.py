@@ -5,8 +5,21 @@ protocol (vLLM, Ollama, llama.cpp, LiteLLM proxy) through ``base_url``.
 Importing this package does not import the ``openai`` SDK.
 """
 
-from plait_openai._model import OpenAIModel
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plait_openai._model import OpenAIModel
 
 __all__ = ["OpenAIModel"]
 
-OpenAIModel.__module__ = "plait_openai"
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: registering the plugin (entry point) stays light
+    if name == "OpenAIModel":
+        from plait_openai._model import OpenAIModel
+
+        OpenAIModel.__module__ = __name__
+        return OpenAIModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +85,9 @@ class HttpRequest(StepNode):
         return self.url.format(input=quote(str(step_input.input or "")), previous=quote(str(previous or "")))
 
     def _send(self, url: str, body: Any) -> _Response:
+        import urllib.error  # here, not at the top: loading plugins stays light (a few ms)
+        import urllib.request
+
         data = None
         headers = {"Accept": "application/json", **self.headers}
         if body is not None:
