@@ -121,3 +121,31 @@ def test_a_durable_run_fills_it_too(tmp_path: Any) -> None:
         name="w", steps=[Step(name="a", agent=agent("A"))], storage=f"sqlite:///{tmp_path / 'runs.db'}"
     )
     assert [r.content for r in workflow.run("x").step_executor_runs] == ["[a] x"]
+
+
+def test_to_dict_and_from_dict_keep_the_executor_runs() -> None:
+    """A run's executor runs survive to_dict/JSON/from_dict: nested workflow runs as
+    WorkflowRunOutput, agent runs as AgentRunOutput with their messages and tool calls."""
+    import json
+
+    from plait.models import ToolCall
+
+    def double(x: int) -> int:
+        """Double x."""
+        return 2 * x
+
+    answers = iter([ToolCall(id="c1", name="double", arguments={"x": 2}), "done"])
+    helper = Agent(name="Helper", model=FunctionModel(lambda messages: next(answers)), tools=[double])
+    inner = Workflow(name="inner", steps=[Step(name="ask", agent=helper)])
+    wf = Workflow(
+        name="outer", steps=[Step(name="nested", workflow=inner), Step(name="shout", executor=shout)]
+    )
+    out = wf.run("go")
+    back = WorkflowRunOutput.from_dict(json.loads(json.dumps(out.to_dict())))
+    (nested,) = back.step_executor_runs
+    assert isinstance(nested, WorkflowRunOutput) and nested.workflow_name == "inner"
+    (agent_run,) = nested.step_executor_runs
+    assert isinstance(agent_run, AgentRunOutput)
+    assert agent_run == out.step_executor_runs[0].step_executor_runs[0]
+    assert [call.arguments for m in agent_run.messages for call in m.tool_calls or []] == [{"x": 2}]
+    assert back.content == "DONE"

@@ -125,6 +125,17 @@ class _Codec:
 CODEC = _Codec()
 
 
+class _AgentRuns:
+    """The class of agent and team runs (:class:`plait.AgentRunOutput`), which
+    :mod:`plait._runnable` puts here when it loads, for :meth:`WorkflowRunOutput.from_dict`
+    to rebuild ``step_executor_runs`` (that module is above this one)."""
+
+    output_class: Any = None
+
+
+AGENT_RUNS = _AgentRuns()
+
+
 @dataclass(slots=True)
 class StepMetrics:
     """Measurements of one step: wall time, attempts, tokens and cost (of its agents)."""
@@ -584,6 +595,7 @@ class WorkflowRunOutput:
             "pending": None if self.pending is None else [p.to_dict() for p in self.pending],
             "step_results": [output.to_dict() for output in self.step_outputs],
             "metrics": self.metrics.to_dict(),
+            "step_executor_runs": [run.to_dict() for run in self.step_executor_runs],
         }
 
     @classmethod
@@ -615,6 +627,11 @@ class WorkflowRunOutput:
             raise TypeError(f"{where}: 'step_results' must be a list of outputs, got {type(steps).__name__}")
         state = data.get("session_state")
         pending = data.get("pending")
+        runs = data.get("step_executor_runs") or []
+        if not isinstance(runs, list):
+            raise TypeError(
+                f"{where}: 'step_executor_runs' must be a list of runs, got {type(runs).__name__}"
+            )
         duration = data.get("duration")
         if duration is None:  # Agno keeps it in its metrics only
             duration = (data.get("metrics") or {}).get("duration")
@@ -634,6 +651,12 @@ class WorkflowRunOutput:
             else CODEC.decode(state, f"the stored session state of {what}", types),
             parent_run_id=data.get("parent_run_id"),
             pending=None if pending is None else [PendingInput.from_dict(p) for p in pending],
+            step_executor_runs=[
+                cls.from_dict(run, content_types=types)
+                if isinstance(run, Mapping) and "workflow_id" in run
+                else AGENT_RUNS.output_class.from_dict(run, content_types=types)
+                for run in runs
+            ],
         )
 
 

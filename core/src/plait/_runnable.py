@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._context import current_step, with_dependencies
-from plait._io import StepInput, StepMetrics, StepOutput, format_content
+from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
-from plait.models import Message, Usage
+from plait.models import Message, ToolCall, Usage
 
 if TYPE_CHECKING:
     from plait._context import StepContext
@@ -44,6 +44,55 @@ class AgentRunOutput(Generic[ContentT]):
 
     def __str__(self) -> str:
         return format_content(self.content)
+
+    def to_dict(self) -> dict[str, Any]:
+        """This run as JSON-compatible data; content and messages in the codec's tagged
+        form, so :meth:`from_dict` gives back the same types."""
+        what = f"agent {self.agent_name!r} (run {self.run_id})"
+        return {
+            "agent_name": self.agent_name,
+            "run_id": self.run_id,
+            "model": self.model,
+            "content": CODEC.encode(self.content, f"the content of {what}"),
+            "messages": CODEC.encode(self.messages, f"the messages of {what}"),
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "requests": self.usage.requests,
+            },
+            "duration": self.duration,
+            "cost": self.cost,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, content_types: Any = ()) -> AgentRunOutput[Any]:
+        """The run :meth:`to_dict` wrote (``content_types`` as for
+        :meth:`plait.WorkflowRunOutput.from_dict`)."""
+        where = f"{cls.__name__}.from_dict"
+        if not isinstance(data, dict) or not isinstance(data.get("agent_name"), str):
+            raise TypeError(
+                f"{where}: expected the dict that AgentRunOutput.to_dict() writes, got {data!r:.80}"
+            )
+        what = f"agent {data['agent_name']!r} (run {data.get('run_id')})"
+        types = [Message, ToolCall, *content_types]
+        usage = data.get("usage") or {}
+        return cls(
+            content=CODEC.decode(data.get("content"), f"the stored content of {what}", types),
+            agent_name=data["agent_name"],
+            run_id=str(data.get("run_id", "")),
+            model=str(data.get("model", "")),
+            messages=CODEC.decode(data.get("messages"), f"the stored messages of {what}", types) or [],
+            usage=Usage(
+                int(usage.get("input_tokens", 0)),
+                int(usage.get("output_tokens", 0)),
+                int(usage.get("requests", 0)),
+            ),
+            duration=float(data.get("duration") or 0.0),
+            cost=data.get("cost"),
+        )
+
+
+AGENT_RUNS.output_class = AgentRunOutput
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,12 @@ Subclass :class:`StepNode` to write a step type of your own.
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_number
-from plait._executors import Callee
+from plait._executors import Callee, declares
 from plait._io import ParallelContent, StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import RunsAsStep, StepNode
@@ -513,7 +512,7 @@ class Router(StepNode):
             ]
         self.choices = as_nodes(choices, where=f"Router {self.name!r} choices")
         target: Callable[..., Any] = selector
-        if _declares(selector, "step_choices"):  # selector(step_input, step_choices): Agno's signature
+        if declares(selector, "step_choices"):  # selector(step_input, step_choices): Agno's signature
             target = functools.partial(selector, step_choices=self.choices)
         self._selector = Callee(target, what=f"Router {self.name!r} selector")
         if not self.choices:
@@ -600,14 +599,6 @@ def as_node(obj: Any, *, where: str) -> StepNode:
         f"{where}: expected a Step, Steps, Parallel, Condition, Loop, Router, Workflow, Agent, Team, "
         f"a registered step type or a callable, got {obj!r}"
     )
-
-
-def _declares(fn: Callable[..., Any], parameter: str) -> bool:
-    """Whether ``fn`` names ``parameter`` in its signature (``**kwargs`` does not count)."""
-    try:
-        return parameter in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _is_workflow(obj: Any) -> bool:
