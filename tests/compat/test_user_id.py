@@ -4,6 +4,7 @@ stored with the run (every backend) and filterable when runs are listed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,18 @@ def test_user_id_reaches_run_context_and_the_output() -> None:
     assert seen == ["ada@example.com", "ada@example.com"]  # a nested workflow's step too
     assert asyncio.run(workflow.arun("x", user_id="bob")).user_id == "bob"
     assert workflow.run("x").user_id is None
+
+
+def test_user_id_and_metadata_survive_to_dict_and_from_dict() -> None:
+    import datetime as dt
+
+    from plait import WorkflowRunOutput
+
+    workflow = Workflow(name="w", steps=[lambda si: "ok"], metadata={"at": dt.date(2026, 1, 2)})
+    output = workflow.run("x", user_id="ada", metadata={"pair": (1, 2)})
+    loaded = WorkflowRunOutput.from_dict(json.loads(json.dumps(output.to_dict())))
+    assert loaded.user_id == "ada" and loaded.metadata == {"pair": (1, 2), "at": dt.date(2026, 1, 2)}
+    assert loaded == output
 
 
 def test_workflow_user_id_is_the_default() -> None:

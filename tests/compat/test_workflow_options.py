@@ -300,7 +300,11 @@ def test_events_to_skip_are_not_stored(skip: list[Any]) -> None:
         name="w", steps=[echo], storage=MemoryStorage(), store_events=True, events_to_skip=skip
     )
     output = workflow.run("x")
-    assert asyncio.run(_stored_events(workflow, output.run_id)) == ["WorkflowStarted", "WorkflowCompleted"]
+    assert asyncio.run(_stored_events(workflow, output.run_id)) == [
+        "WorkflowStarted",
+        "StepOutput",
+        "WorkflowCompleted",
+    ]
     # the stream is not what is stored: it still has every event
     names = [e.event for e in workflow.run("y", stream=True, stream_events=True)]
     assert "StepStarted" in names and "StepCompleted" in names
@@ -328,6 +332,7 @@ def test_store_events_keeps_all_without_events_to_skip() -> None:
     assert asyncio.run(_stored_events(workflow, output.run_id)) == [
         "WorkflowStarted",
         "StepStarted",
+        "StepOutput",
         "StepCompleted",
         "WorkflowCompleted",
     ]

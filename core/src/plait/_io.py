@@ -596,6 +596,10 @@ class WorkflowRunOutput:
             "step_results": [output.to_dict() for output in self.step_outputs],
             "metrics": self.metrics.to_dict(),
             "step_executor_runs": [run.to_dict() for run in self.step_executor_runs],
+            "user_id": self.user_id,
+            "metadata": None
+            if self.metadata is None
+            else CODEC.encode(self.metadata, f"the metadata of {what}"),
         }
 
     @classmethod
@@ -657,6 +661,10 @@ class WorkflowRunOutput:
                 else AGENT_RUNS.output_class.from_dict(run, content_types=types)
                 for run in runs
             ],
+            user_id=data.get("user_id"),
+            metadata=None
+            if data.get("metadata") is None
+            else CODEC.decode(data["metadata"], f"the stored metadata of {what}", types),
         )
 
 
