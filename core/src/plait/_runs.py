@@ -160,10 +160,17 @@ async def run_stored(
         await _finish(storage, run, record, stored_events)
         return output
     finally:
-        watcher.cancel()  # whatever it raised, the run's own outcome stands
-        await asyncio.gather(watcher, return_exceptions=True)
+        # Not awaited: whatever it raised, the run's own outcome stands, and a run being torn
+        # down (a stream closed early) must get to release its lease; the loop ends it.
+        watcher.cancel()
+        watcher.add_done_callback(_consume)
         if lease is not None:
             await lease.release()
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
 
 
 def _watch_cancel(storage: Storage, run_id: str, run: RunState, interval: float) -> asyncio.Future[None]:
