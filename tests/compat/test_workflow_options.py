@@ -345,3 +345,23 @@ def test_events_to_skip_mistakes_name_what_is_known() -> None:
         Workflow(name="w", steps=[echo], store_events=True, events_to_skip=["StepStart"])
     with pytest.raises(DefinitionError, match="events_to_skip must be a list"):
         Workflow(name="w", steps=[echo], events_to_skip="StepStarted")  # type: ignore[arg-type]
+
+
+def test_stream_executor_events_false_drops_a_teams_events_but_its_completion() -> None:
+    from plait import Team
+
+    team = Team(
+        name="Research Team",
+        members=[Agent(name="Researcher", model="offline:demo", instructions="Research the topic")],
+        model="offline:demo",
+        mode="broadcast",
+    )
+    shown = _events(Workflow(name="w", steps=[Step(name="research", team=team)]))
+    hidden = _events(
+        Workflow(name="w", steps=[Step(name="research", team=team)], stream_executor_events=False)
+    )
+    assert "TeamRunStarted" in [e.event for e in shown]
+    names = [e.event for e in hidden]
+    assert "TeamRunStarted" not in names and "RunStarted" not in names and "RunContent" not in names
+    assert "TeamRunCompleted" in names and "StepCompleted" in names
+    assert hidden[-1].content == shown[-1].content
