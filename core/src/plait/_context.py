@@ -58,6 +58,7 @@ class RunState:
         "context_dependencies",
         "dependencies",
         "hooks",
+        "lineage",
         "listeners",
         "listening",
         "metadata",
@@ -103,6 +104,8 @@ class RunState:
         #: who the run is for, and the run's metadata and dependencies (RunContext shows them)
         self.user_id: str | None = None
         self.metadata: dict[str, Any] | None = None
+        #: where the run comes from (a replay's or fork's origin), stored with it
+        self.lineage: dict[str, str] | None = None
         self.dependencies: dict[str, Any] | None = None
         #: the dependencies an agent or team step adds to its message
         #: (``add_dependencies_to_context=True``); None: nothing to add

@@ -551,6 +551,9 @@ class WorkflowRunOutput:
     #: who the run was for (``run(..., user_id=...)``) and its merged ``metadata``
     user_id: str | None = None
     metadata: dict[str, Any] | None = None
+    #: a replayed or forked run's origin (``{"replay_of": ...}``, ``{"forked_from": ...,
+    #: "fork_step": ...}``); None for a plain run
+    lineage: dict[str, str] | None = None
 
     @property
     def step_results(self) -> list[StepOutput]:
@@ -597,6 +600,7 @@ class WorkflowRunOutput:
             "metrics": self.metrics.to_dict(),
             "step_executor_runs": [run.to_dict() for run in self.step_executor_runs],
             "user_id": self.user_id,
+            "lineage": self.lineage,
             "metadata": None
             if self.metadata is None
             else CODEC.encode(self.metadata, f"the metadata of {what}"),
@@ -662,6 +666,7 @@ class WorkflowRunOutput:
                 for run in runs
             ],
             user_id=data.get("user_id"),
+            lineage=data.get("lineage"),
             metadata=None
             if data.get("metadata") is None
             else CODEC.decode(data["metadata"], f"the stored metadata of {what}", types),

@@ -122,6 +122,7 @@ async def run_stored(
             session_base=base,
             user_id=run.user_id,
             metadata=None if run.metadata is None else dump_state(run.metadata, "the run's metadata"),
+            lineage=run.lineage,
         )
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None

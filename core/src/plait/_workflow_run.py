@@ -136,7 +136,10 @@ async def run(
     metadata: dict[str, Any] | None = None,
     dependencies: dict[str, Any] | None = None,
     add_dependencies_to_context: bool | None = None,
+    lineage: dict[str, str] | None = None,
 ) -> WorkflowRunOutput:
+    """A top-level run of ``workflow``; ``lineage`` names where a replayed or forked run comes
+    from (stored with it, on its output)."""
     if not workflow._tree_checked:
         check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
         workflow._tree_checked = True
@@ -187,6 +190,7 @@ async def run(
 
             metadata = load_state(resume.record.metadata, f"the stored metadata of run {run_id!r}")
     run.user_id = user_id if user_id is not None else workflow.user_id
+    run.lineage = lineage if lineage is not None or resume is None else resume.record.lineage
     if metadata is not None or workflow.metadata is not None:
         run.metadata = merge_options(metadata, workflow.metadata)  # the workflow's keys win (Agno)
     if dependencies is not None or workflow.dependencies is not None:
@@ -209,6 +213,7 @@ async def run(
             output = await execute(workflow, input, ctx, additional_data)
             if state or base:
                 workflow._sessions.commit(session_id, base, state, where=_session_where(workflow, session_id))
+            output.lineage = run.lineage
             workflow._last_run_output = output
             return output
         from plait._runs import run_stored
@@ -224,6 +229,7 @@ async def run(
             resume,
             _session_where(workflow, session_id),
         )
+        output.lineage = run.lineage
         workflow._last_run_output = output
         return output
     finally:

@@ -64,6 +64,9 @@ class RunRecord(_Record):
     user_id: str | None = None
     #: the run's ``metadata=`` (the workflow's and the run's, merged), as JSON
     metadata: dict[str, Any] | None = None
+    #: where the run comes from when it is not a plain run: ``{"replay_of": run_id}``,
+    #: ``{"forked_from": run_id, "fork_step": step_id}``
+    lineage: dict[str, str] | None = None
     input: Any = None
     content: Any = None
     error: str | None = None
