@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class Event:
     """Fields every event has."""
 
@@ -68,6 +68,22 @@ class Event:
     step_name: str | None = None
     parent_step_id: str | None = None
     nested_depth: int = 0
+
+    # One __repr__ and __eq__ for every event class (the dataclass ones, generated and
+    # compiled per class, were most of the cost of importing plait). They read the fields
+    # in order, as dataclasses would.
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        names = self.__dataclass_fields__
+        return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+
+    # mutable and compared by value: unhashable, as a dataclass is
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict (content that is a pydantic model becomes a dict)."""
@@ -93,14 +109,14 @@ def _adapter(cls: type) -> Any:
 # -- workflow ----------------------------------------------------------------------
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowStartedEvent(Event):
     event: str = "WorkflowStarted"
     input: Any = None
     parent_run_id: str | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowCompletedEvent(Event):
     """The run ended: its ``content``, ``status``, the top-level steps' outputs in
     ``step_results`` (as ``WorkflowRunOutput.step_results``) and its ``metrics``."""
@@ -113,7 +129,7 @@ class WorkflowCompletedEvent(Event):
     metrics: WorkflowMetrics | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowErrorEvent(Event):
     event: str = "WorkflowError"
     error: str = ""
@@ -121,7 +137,7 @@ class WorkflowErrorEvent(Event):
     failed_step_id: str | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowPausedEvent(Event):
     """The run waits for a person: ``pending`` lists what each waiting step asks for."""
 
@@ -129,7 +145,7 @@ class WorkflowPausedEvent(Event):
     pending: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowCancelledEvent(Event):
     event: str = "WorkflowCancelled"
     reason: str = ""
@@ -138,7 +154,7 @@ class WorkflowCancelledEvent(Event):
 # -- steps and containers ----------------------------------------------------------
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepStartedEvent(Event):
     """A step or a container (``step_type``: step, steps, parallel, loop, ...) started."""
 
@@ -146,7 +162,7 @@ class StepStartedEvent(Event):
     step_type: str = "Step"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepCompletedEvent(Event):
     """A step or container finished. ``metadata`` carries container facts:
     a condition's ``result``, a router's ``selected`` steps, a loop's ``iterations``."""
@@ -163,7 +179,7 @@ class StepCompletedEvent(Event):
     cached: bool = False
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepPausedEvent(Event):
     """A step waits for a person (see :class:`plait.Approval`)."""
 
@@ -172,7 +188,7 @@ class StepPausedEvent(Event):
     prompt: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepErrorEvent(Event):
     event: str = "StepError"
     step_type: str = "Step"
@@ -181,7 +197,7 @@ class StepErrorEvent(Event):
     attempt: int = 1
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepSkippedEvent(Event):
     """A failed step skipped by its ``on_error="skip"`` policy."""
 
@@ -190,7 +206,7 @@ class StepSkippedEvent(Event):
     error: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepRetryEvent(Event):
     event: str = "StepRetry"
     step_type: str = "Step"
@@ -199,14 +215,14 @@ class StepRetryEvent(Event):
     error: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopIterationStartedEvent(Event):
     event: str = "LoopIterationStarted"
     iteration: int = 1
     max_iterations: int = 1
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopIterationCompletedEvent(Event):
     """An iteration ended: ``iteration_results`` are its outputs; ``should_stop`` (plait) and
     ``should_continue`` (Agno) say whether the loop ends after it."""
@@ -225,14 +241,14 @@ class LoopIterationCompletedEvent(Event):
 #    it started, so they arrive on its completed event.
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepsExecutionStartedEvent(StepStartedEvent):
     event: str = "StepsExecutionStarted"
     step_type: str = "Steps"
     steps_count: int | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepsExecutionCompletedEvent(StepCompletedEvent):
     event: str = "StepsExecutionCompleted"
     step_type: str = "Steps"
@@ -241,14 +257,14 @@ class StepsExecutionCompletedEvent(StepCompletedEvent):
     step_results: list[StepOutput] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ParallelExecutionStartedEvent(StepStartedEvent):
     event: str = "ParallelExecutionStarted"
     step_type: str = "Parallel"
     parallel_step_count: int | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ParallelExecutionCompletedEvent(StepCompletedEvent):
     event: str = "ParallelExecutionCompleted"
     step_type: str = "Parallel"
@@ -256,7 +272,7 @@ class ParallelExecutionCompletedEvent(StepCompletedEvent):
     step_results: list[StepOutput] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ConditionExecutionStartedEvent(StepStartedEvent):
     """A condition started; its evaluator has not run yet, so ``condition_result`` is None
     (Agno evaluates first): read it from :class:`ConditionExecutionCompletedEvent`."""
@@ -266,7 +282,7 @@ class ConditionExecutionStartedEvent(StepStartedEvent):
     condition_result: bool | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ConditionExecutionCompletedEvent(StepCompletedEvent):
     """``branch``: ``"if"``, ``"else"``, or None when the condition was false without ``else_steps``."""
 
@@ -278,14 +294,14 @@ class ConditionExecutionCompletedEvent(StepCompletedEvent):
     step_results: list[StepOutput] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopExecutionStartedEvent(StepStartedEvent):
     event: str = "LoopExecutionStarted"
     step_type: str = "Loop"
     max_iterations: int | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopExecutionCompletedEvent(StepCompletedEvent):
     """``all_results``: the outputs of each iteration, a list per iteration."""
 
@@ -296,7 +312,7 @@ class LoopExecutionCompletedEvent(StepCompletedEvent):
     all_results: list[list[StepOutput]] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RouterExecutionStartedEvent(StepStartedEvent):
     """A router started; its selector has not run yet, so ``selected_steps`` is empty (Agno
     selects first): read it from :class:`RouterExecutionCompletedEvent`."""
@@ -306,7 +322,7 @@ class RouterExecutionStartedEvent(StepStartedEvent):
     selected_steps: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RouterExecutionCompletedEvent(StepCompletedEvent):
     event: str = "RouterExecutionCompleted"
     step_type: str = "Router"
@@ -315,7 +331,7 @@ class RouterExecutionCompletedEvent(StepCompletedEvent):
     step_results: list[StepOutput] = field(default_factory=list)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepOutputEvent(Event):
     """A top-level function step's output, in ``stream=True`` with or without
     ``stream_events`` (Agno's event and rule: agents and teams stream their content as
@@ -347,7 +363,7 @@ class StepOutputEvent(Event):
 # -- agents, models, tools, user events --------------------------------------------
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RunContentEvent(Event):
     """A piece of content as it streams: an agent's token delta or a generator step's text."""
 
@@ -356,7 +372,7 @@ class RunContentEvent(Event):
     agent_name: str | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ToolCallStartedEvent(Event):
     event: str = "ToolCallStarted"
     agent_name: str | None = None
@@ -365,7 +381,7 @@ class ToolCallStartedEvent(Event):
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ToolCallCompletedEvent(Event):
     event: str = "ToolCallCompleted"
     agent_name: str | None = None
@@ -375,7 +391,7 @@ class ToolCallCompletedEvent(Event):
     error: str | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ModelRetryEvent(Event):
     """A model call failed with a retryable error and starts over after ``delay``."""
 
@@ -386,7 +402,7 @@ class ModelRetryEvent(Event):
     error: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class CustomEvent(Event):
     """Anything a generator executor yields that is not a StepOutput, an event or text."""
 
@@ -437,7 +453,7 @@ class TeamRunEvent(enum.StrEnum):
     run_error = "TeamRunError"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RunStartedEvent(Event):
     """An agent run started (``stream_events=True``)."""
 
@@ -449,7 +465,7 @@ class RunStartedEvent(Event):
     model_provider: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RunCompletedEvent(Event):
     """An agent run finished: its ``content`` (an ``output_schema`` instance, or text), tokens and cost."""
 
@@ -465,7 +481,7 @@ class RunCompletedEvent(Event):
     cost: float | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RunErrorEvent(Event):
     """An agent run failed (the exception goes on to the step, which may retry it)."""
 
@@ -477,7 +493,7 @@ class RunErrorEvent(Event):
     error_type: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunStartedEvent(Event):
     event: str = "TeamRunStarted"
     team_id: str = ""
@@ -487,7 +503,7 @@ class TeamRunStartedEvent(Event):
     model_provider: str = ""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunCompletedEvent(Event):
     event: str = "TeamRunCompleted"
     team_id: str = ""
@@ -501,7 +517,7 @@ class TeamRunCompletedEvent(Event):
     cost: float | None = None
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunErrorEvent(Event):
     event: str = "TeamRunError"
     team_id: str = ""
