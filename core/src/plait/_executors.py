@@ -14,17 +14,19 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import hashlib
 import inspect
 import types
 import typing
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plait._codec import allow_content_type, declared_types
 from plait._io import StepOutput
 from plait.errors import DefinitionError
+
+if TYPE_CHECKING:
+    import hashlib
 
 __all__ = [
     "INJECTED",
@@ -263,7 +265,7 @@ class _Identity:
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         if isinstance(value, bytes):
-            return ["bytes", hashlib.sha256(value).hexdigest()]
+            return ["bytes", _sha256(value).hexdigest()]
         if isinstance(value, enum.Enum):
             return ["enum", _qualified(type(value)), self.of(value.value, path)]
         if isinstance(value, type):
@@ -369,7 +371,7 @@ def _attributes(value: Any) -> dict[str, Any] | None:
 
 def _class_digest(cls: type) -> str:
     """A digest of every function defined in a class and its bases (not object's)."""
-    digest = hashlib.sha256()
+    digest = _sha256()
     for klass in cls.__mro__:
         if klass is object or klass.__module__ == "builtins":
             continue
@@ -392,7 +394,7 @@ def _code_digest(code: types.CodeType) -> str:
         code.co_flags,
         [_constant(c) for c in code.co_consts],
     ]
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    return _sha256(repr(parts).encode()).hexdigest()
 
 
 def _constant(value: Any) -> Any:
@@ -403,3 +405,9 @@ def _constant(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_constant(item) for item in value)
     return repr(value)
+
+
+def _sha256(data: bytes = b"") -> hashlib._Hash:
+    import hashlib  # here: only cache identities need it (importing it costs ~2 ms)
+
+    return hashlib.sha256(data)

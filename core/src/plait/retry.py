@@ -8,7 +8,6 @@ One policy object serves steps (``Step(retry=...)``) and model calls
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -200,6 +199,8 @@ def parse_retry_after(headers: Mapping[str, str] | _Headers | None) -> float | N
     except ValueError:
         pass
     try:
+        import email.utils  # here: the email package costs ~5 ms of importing plait
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
