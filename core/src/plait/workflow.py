@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from plait import _workflow_run
+from plait import _cancel, _workflow_run
 from plait._checks import check_seconds
 from plait._executors import Callee
 from plait._io import (
@@ -534,8 +534,8 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {self.name!r}: cancel_run expects a run id (a str), got {run_id!r}"
             )
-        _workflow_run.cancelling()
-        run = _workflow_run.active_run(run_id)
+        _cancel.cancelling()
+        run = _cancel.active_run(run_id)
         if run is not None:
             run.request_cancel()
             return True
@@ -548,7 +548,7 @@ class Workflow:
                 return found
         # unknown here: remember the request (as Agno does), in case the run is about to
         # start in this process; the answer is still False
-        _workflow_run.cancel_early(run_id)
+        _cancel.cancel_early(run_id)
         return False
 
     # -- execution -------------------------------------------------------------------
