@@ -3,7 +3,7 @@
 Plain JSON (str, numbers, bools, None, lists, str-keyed dicts) is stored as it
 is. Other common types are stored as ``{"$plait": tag, "v": ...}``: tuple, set,
 frozenset, bytes, datetime, date, time, timedelta, Decimal, UUID, dicts with
-non-str keys, a Parallel's :class:`~plait._io.ParallelContent` (its branches and
+non-str keys, a Parallel's :class:`~plait.ParallelContent` (its branches and
 which of them failed). Pydantic models, dataclasses and enums are stored with their class
 name, and rebuilt only from a class this process already holds: one a step
 of a workflow built in this process declares (its function's annotations and the

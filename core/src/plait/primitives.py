@@ -206,7 +206,7 @@ class Steps(StepNode):
 
 class Parallel(StepNode):
     """Branches that run concurrently; the output's content is every branch's content by name,
-    a :class:`~plait._io.ParallelContent`: a dict (``content["web"]``, ``.items()``) that reads
+    a :class:`~plait.ParallelContent`: a dict (``content["web"]``, ``.items()``) that reads
     as Agno's sectioned text when used as text (``content[:500]``, ``f"{content}"``, ``in``).
 
     >>> Parallel(Step(name="web", agent=web), Step(name="papers", agent=papers), name="research")
