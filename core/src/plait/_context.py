@@ -246,6 +246,7 @@ class StepContext:
     """
 
     __slots__ = (
+        "_placed",
         "discard",
         "frame",
         "offload",
@@ -280,6 +281,7 @@ class StepContext:
         self.offload = offload
         #: set when this context's work will be discarded (RunContext.cancelled)
         self.discard = discard
+        self._placed: dict[str, Any] | None = None  # _place(), once (a token stream asks per token)
 
     # -- derived contexts ------------------------------------------------------------
 
@@ -323,7 +325,10 @@ class StepContext:
 
     def event(self, cls: type[Event], **fields: Any) -> Event:
         """An event of ``cls`` stamped with where it happened."""
-        return cls(**self._place(), **fields)
+        place = self._placed
+        if place is None:
+            place = self._placed = self._place()
+        return cls(**place, **fields)
 
     def run_event(self, cls: type[Event], **fields: Any) -> Event:
         """An event of the workflow run itself (started, completed, ...): a nested run's

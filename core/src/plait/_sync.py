@@ -235,10 +235,10 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
 
     def listener(item: Any) -> None:
         buffer.append(item)
-        if threading.get_ident() == loop_thread:
-            wake()
-        else:
+        if threading.get_ident() != loop_thread:
             loop.call_soon_threadsafe(wake)
+        elif waiter[0] is not None:  # on the loop's thread nobody waits in between: no race
+            wake()
 
     task = loop.create_task(start(listener))
     try:

@@ -51,6 +51,7 @@ __all__ = [
     "WorkflowErrorEvent",
     "WorkflowPausedEvent",
     "WorkflowStartedEvent",
+    "is_step_level",
 ]
 
 
@@ -424,6 +425,19 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     ToolCallCompletedEvent,
     ModelRetryEvent,
 )
+
+_step_level: dict[type, bool] = {}
+
+
+def is_step_level(event: Event) -> bool:
+    """Whether ``event`` is a :data:`STEP_LEVEL_EVENTS` one (what ``stream_events=True``
+    adds), decided once per class: this is on every streamed token's path, and an
+    ``isinstance`` over the whole tuple costs more than the rest of a token's trip."""
+    cls = type(event)
+    known = _step_level.get(cls)
+    if known is None:
+        known = _step_level[cls] = issubclass(cls, STEP_LEVEL_EVENTS)
+    return known
 
 
 # -- an agent's or a team's own run: Agno's RunStarted / RunCompleted / RunError and their

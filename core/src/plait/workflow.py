@@ -24,10 +24,7 @@ from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._sync import EventStream, run_sync, sync
 from plait.errors import DefinitionError
-from plait.events import (
-    STEP_LEVEL_EVENTS,
-    Event,
-)
+from plait.events import Event, is_step_level
 from plait.primitives import StepNode, as_nodes, check_tree
 from plait.runners import Runner, resolve_runner
 
@@ -734,7 +731,7 @@ def _run_level(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
     """What a stream without ``stream_events`` delivers: run and content events, not step ones."""
 
     def listener(event: Event) -> None:
-        if not isinstance(event, STEP_LEVEL_EVENTS):
+        if not is_step_level(event):
             deliver(event)
 
     return listener
