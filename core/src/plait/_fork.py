@@ -20,11 +20,11 @@ from plait._ids import new_id
 from plait._io import StepInput, StepOutput, WorkflowRunOutput
 from plait.errors import DefinitionError
 from plait.events import Event
-from plait.storage import StepCheckpoint
 
 if TYPE_CHECKING:
     from plait._context import StepContext
     from plait.primitives import StepNode
+    from plait.storage import StepCheckpoint
     from plait.workflow import Workflow
 
 __all__ = ["UNSET", "ForkPoint", "fork", "step_ids"]
@@ -59,6 +59,7 @@ class ForkPoint:
             ctx.state.update(self.state)
         if self.output is not UNSET:
             from plait._durable import dump_output, dump_state
+            from plait.storage import StepCheckpoint
 
             output = StepOutput(
                 content=self.output, step_name=node.name, step_id=ctx.step_id, step_type=node.step_type
@@ -142,7 +143,9 @@ async def fork(
         # original's record needs the recorder (plait's replay), which this build lacks
         raise DefinitionError(f"{where}: replay=True needs recorded model calls (workflow.replay)")
     if not isinstance(at, str) or not at:
-        raise DefinitionError(f"{where}: at= must be a step id such as 'research' or 'loop[2]/write', got {at!r}")
+        raise DefinitionError(
+            f"{where}: at= must be a step id such as 'research' or 'loop[2]/write', got {at!r}"
+        )
     if input is not UNSET and output is not UNSET:
         raise DefinitionError(f"{where}: give input= or output= for step {at!r}, not both")
     if state is not None and not isinstance(state, dict):
@@ -154,7 +157,9 @@ async def fork(
     if record is None:
         raise DefinitionError(f"{where}: no run {run_id!r} in {storage!r}")
     if record.workflow_id != workflow.id:
-        raise DefinitionError(f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}")
+        raise DefinitionError(
+            f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}"
+        )
     checkpoints = await storage.load_checkpoints(run_id)
     ids = [c.step_id for c in checkpoints]
     if at not in ids and not _matches(at, step_ids(workflow.nodes)):
@@ -169,7 +174,9 @@ async def fork(
     restored: dict[str, Any] = {c.step_id: c for c in copies}
     from plait._durable import load_state
 
-    metadata = None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
+    metadata = (
+        None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
+    )
     return await workflow._run(
         workflow._validate_input(record.input),
         listeners=listeners,

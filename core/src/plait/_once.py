@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from plait._codec import decode, declared_types, encode
+from plait._codec import declared_types, decode, encode
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry
 

@@ -39,7 +39,15 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, close_span, lineage_attributes, open_span, resolve_meter, resolve_tracer, workflow_span
+from plait.tracing import (
+    ATTR,
+    close_span,
+    lineage_attributes,
+    open_span,
+    resolve_meter,
+    resolve_tracer,
+    workflow_span,
+)
 
 if TYPE_CHECKING:
     from plait._runs import Resume

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from plait import _workflow_run
 from plait._checks import check_seconds
 from plait._executors import Callee
+from plait._fork import UNSET as _fork_unset
 from plait._io import (
     WorkflowRunOutput,
 )
 from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._sync import EventStream, run_sync, sync
-from plait._fork import UNSET as _fork_unset
 from plait.errors import DefinitionError
 from plait.events import (
     STEP_LEVEL_EVENTS,
