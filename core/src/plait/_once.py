@@ -59,8 +59,8 @@ def _locks(run: RunState) -> dict[str, Any]:
 def _thread_lock(run: RunState, key: str) -> threading.Lock:
     locks = _locks(run)
     with _guard:
-        lock = locks.get(key)
-        if not isinstance(lock, threading.Lock):
+        lock: threading.Lock | None = locks.get(key)
+        if lock is None:
             lock = locks[key] = threading.Lock()
         return lock
 
@@ -101,6 +101,8 @@ def once(context: RunContext, key: str, fn: Callable[[], Any]) -> Any:
             return found
         value = fn()
         if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never awaited: not a warning on top of the error
             raise DefinitionError(
                 f"run_context.once({key!r}) in step {context.step_id!r}: fn returned an awaitable; "
                 "use `await run_context.aonce(key, fn)` for async functions"

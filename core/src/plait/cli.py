@@ -385,19 +385,16 @@ def _print_runs(records: list[Any], where: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"runs in {where}")
-    lineage = any(r.lineage for r in records)  # the column only when a fork or replay is listed
     for column in ("run id", "workflow", "user", "status", "started", "duration", "tokens"):
         table.add_column(column)
-    if lineage:
-        table.add_column("from")
     for r in records:
         started = datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
         duration = f"{r.metrics['duration']:.2f}s" if "duration" in r.metrics else ""
         tokens = (
             str(r.metrics.get("input_tokens", 0) + r.metrics.get("output_tokens", 0)) if r.metrics else ""
         )
-        row = [r.run_id, r.workflow_name, r.user_id or "", r.status, started, duration, tokens]
-        table.add_row(*row, *([_lineage_mark(r.lineage)] if lineage else []))
+        run_id = r.run_id + (f"\n({_lineage_mark(r.lineage)})" if r.lineage else "")  # a fork, a replay
+        table.add_row(run_id, r.workflow_name, r.user_id or "", r.status, started, duration, tokens)
     Console().print(table)
 
 
@@ -467,16 +464,6 @@ async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
     from plait.errors import PlaitError
     from plait.workflow import Workflow
 
-    spec = args.workflow or record.target
-    if not spec:
-        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
-        return 2
-    workflow = load_target(spec)
-    if not isinstance(workflow, Workflow):
-        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
-    if workflow.storage is None or args.storage:
-        workflow.storage = url
-    workflow.target = record.target or _absolute_target(spec)
     state = None
     if args.state is not None:
         try:
@@ -490,6 +477,16 @@ async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
         if not isinstance(state, dict):
             print(f"plait: --state must be a JSON object, got {args.state}", file=sys.stderr)
             return 2
+    spec = args.workflow or record.target
+    if not spec:
+        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+        return 2
+    workflow = load_target(spec)
+    if not isinstance(workflow, Workflow):
+        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
+    if workflow.storage is None or args.storage:
+        workflow.storage = url
+    workflow.target = record.target or _absolute_target(spec)
     try:
         output = await workflow.afork(
             record.run_id,
@@ -543,7 +540,7 @@ def _lineage_mark(lineage: dict[str, str] | None) -> str:
     if not lineage:
         return ""
     if lineage.get("forked_from"):
-        return f"fork of {lineage['forked_from'][:8]}@{lineage.get('fork_step', '')}"
+        return f"fork of {lineage['forked_from'][:8]} at {lineage.get('fork_step', '')}"
     if lineage.get("replay_of"):
         return f"replay of {lineage['replay_of'][:8]}"
     return ", ".join(f"{k} {v}" for k, v in lineage.items())
