@@ -1,8 +1,8 @@
 """``RunContext.once`` / ``aonce``: a side effect's result recorded for its run and key.
 
 The result is stored before ``once`` returns: in the workflow's storage as a cache entry
-under a key no step cache uses (it starts with NUL and names the run id and the caller's
-key), its value in the tagged JSON of :mod:`plait._codec` (nothing is pickled); without
+under a key no step cache uses (``plait-once:`` and a digest of the run id and the
+caller's key), its value in the tagged JSON of :mod:`plait._codec` (nothing is pickled); without
 storage, in memory for the run. Calls with one key are serialised within a process, so
 two branches of a Parallel asking for the same key run ``fn`` once.
 """
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["aonce", "once"]
 
-_PREFIX = "\x00plait-once:"
+_PREFIX = "plait-once:"
 _MISSING: Any = object()
 _guard = threading.Lock()
 
@@ -35,7 +35,11 @@ def _key(context: RunContext, key: str) -> str:
         raise DefinitionError(
             f"run_context.once needs a non-empty str key (step {context.step_id!r}), got {key!r}"
         )
-    return f"{_PREFIX}{context.run_id}\x00{key}"
+    import hashlib
+
+    # hashed: any run id and key fit every backend's keys (PostgreSQL text holds no NUL);
+    # the prefix keeps it apart from the step cache's keys (bare hex digests)
+    return _PREFIX + hashlib.sha256(f"{context.run_id}\x00{key}".encode()).hexdigest()
 
 
 def _declared(fn: Callable[..., Any]) -> list[type]:
