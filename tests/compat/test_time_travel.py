@@ -174,12 +174,47 @@ def test_fork_inside_a_nested_workflow_a_loop_iteration_and_a_parallel_branch(ur
     calls.clear()
     branch = workflow.fork(original.run_id, at="fan/p2", state={"bonus": "+"})
     assert calls["p2"] == 1 and calls["last"] == 1 and calls["body"] == 0 and calls["first"] == 0
+    assert calls["p1"] == 0  # the sibling branch is restored
     assert "p2+(" in branch.step_outputs[3].content["p2"]
     calls.clear()
     second = workflow.fork(original.run_id, at="loop[2]/body")
     assert calls["body"] == 2 and calls["check"] == 2 and second.session_state["body"] == 3
     with pytest.raises(DefinitionError, match=r"loop\[1\]/body"):
         workflow.fork(original.run_id, at="loop/body")  # an iteration must be named
+
+
+def test_fork_in_a_branch_restores_siblings_that_finished_after_it(url: str) -> None:
+    async def slow(step_input: StepInput) -> str:
+        calls["slow"] += 1
+        await asyncio.sleep(0.05)
+        return "slow done"
+
+    async def fast(step_input: StepInput, session_state: dict[str, Any]) -> str:
+        calls["fast"] += 1
+        return f"fast {session_state.get('mood', '')}"
+
+    workflow = Workflow(
+        name="w",
+        steps=[
+            Parallel(Step(name="slow", executor=slow), Step(name="fast", executor=fast), name="fan"),
+            count("after"),
+        ],
+        storage=url,
+    )
+    original = workflow.run("x")
+    ids = [c.step_id for c in asyncio.run(_checkpoints(workflow, original.run_id))]
+    assert ids.index("fan/fast") < ids.index("fan/slow")  # the sibling finished after the fork step
+    calls.clear()
+    forked = workflow.fork(original.run_id, at="fan/fast", state={"mood": "happy"})
+    assert calls == Counter(fast=1, after=1)
+    assert forked.step_outputs[0].content["slow"] == "slow done"
+    assert forked.step_outputs[0].content["fast"] == "fast happy"
+
+
+async def _checkpoints(workflow: Workflow, run_id: str) -> list[Any]:
+    storage = await workflow._ready_storage()
+    assert storage is not None
+    return await storage.load_checkpoints(run_id)
 
 
 def test_a_failed_step_can_be_forked_with_a_fixed_input(url: str) -> None:
@@ -535,7 +570,12 @@ def test_the_readme_time_travel_example_runs_as_pasted(tmp_path: Path) -> None:
     snippet = readme_snippets("Time travel")[0]
     (tmp_path / "tt.py").write_text(snippet, encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "tt.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=offline_env()
+        [sys.executable, "tt.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=offline_env(),
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

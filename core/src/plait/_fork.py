@@ -82,25 +82,28 @@ class ForkPoint:
         return step_input
 
 
-def step_ids(nodes: Sequence[StepNode], prefix: str = "", in_loop: bool = False) -> Iterator[str]:
-    """The step id patterns of a tree: a Loop's children as ``loop[*]/child``."""
+def _tree(nodes: Sequence[StepNode], prefix: str = "") -> Iterator[tuple[str, StepNode]]:
+    """(step id pattern, node) of every node of a tree: a Loop's children as ``loop[*]/child``."""
     from plait.primitives import Loop
 
     for node in nodes:
         name = node.name.replace("/", "%2F")
         step_id = f"{prefix}/{name}" if prefix else name
-        yield step_id
-        if isinstance(node, Loop):
-            yield from step_ids(node.children(), f"{step_id}[*]", True)
-        else:
-            yield from step_ids(node.children(), step_id, in_loop)
+        yield step_id, node
+        yield from _tree(node.children(), f"{step_id}[*]" if isinstance(node, Loop) else step_id)
 
 
-def _matches(step_id: str, patterns: Iterator[str]) -> bool:
-    for pattern in patterns:
+def step_ids(nodes: Sequence[StepNode]) -> Iterator[str]:
+    """The step id patterns of a tree (a Loop's children as ``loop[*]/child``)."""
+    for pattern, _ in _tree(nodes):
+        yield pattern
+
+
+def _node_at(step_id: str, nodes: Sequence[StepNode]) -> StepNode | None:
+    for pattern, node in _tree(nodes):
         if re.fullmatch(re.escape(pattern).replace(r"\[\*\]", r"\[\d+\]"), step_id):
-            return True
-    return False
+            return node
+    return None
 
 
 def _related(a: str, b: str) -> bool:
@@ -111,14 +114,44 @@ def _related(a: str, b: str) -> bool:
     return inner.startswith(outer) and inner[len(outer)] in "/["
 
 
-def before(checkpoints: Sequence[StepCheckpoint], at: str) -> list[StepCheckpoint]:
-    """The checkpoints of the steps that completed before ``at`` did (all of them when ``at``
-    never completed), leaving out ``at``, the steps inside it and the containers around it."""
+def _parallels_around(at: str, nodes: Sequence[StepNode]) -> list[str]:
+    """The ids of the Parallels that ``at`` is inside (its branch's siblings do not depend on it)."""
+    from plait.primitives import Parallel
+
+    parts = at.split("/")
+    found = []
+    for end in range(1, len(parts)):
+        prefix = "/".join(parts[:end])
+        if isinstance(_node_at(prefix, nodes), Parallel):
+            found.append(prefix)
+    return found
+
+
+def before(
+    checkpoints: Sequence[StepCheckpoint], at: str, nodes: Sequence[StepNode] = ()
+) -> list[StepCheckpoint]:
+    """The checkpoints to restore in a fork at ``at``: the steps that completed before ``at``
+    did (all of them when ``at`` never completed) and, in a Parallel around ``at``, the other
+    branches whenever they finished; never ``at``, the steps inside it or the containers
+    around it."""
+    parallels = _parallels_around(at, nodes)
+
+    def sibling(step_id: str) -> bool:
+        for scope in parallels:
+            if step_id.startswith(scope + "/"):
+                branch = step_id[len(scope) + 1 :].split("/")[0]
+                return branch != at[len(scope) + 1 :].split("/")[0]
+        return False
+
     kept: list[StepCheckpoint] = []
+    reached = False
     for checkpoint in checkpoints:
         if checkpoint.step_id == at:
-            break
-        if not _related(checkpoint.step_id, at):
+            reached = True
+            continue
+        if _related(checkpoint.step_id, at):
+            continue
+        if not reached or sibling(checkpoint.step_id):
             kept.append(checkpoint)
     return kept
 
@@ -162,12 +195,15 @@ async def fork(
         )
     checkpoints = await storage.load_checkpoints(run_id)
     ids = [c.step_id for c in checkpoints]
-    if at not in ids and not _matches(at, step_ids(workflow.nodes)):
+    if at not in ids and _node_at(at, workflow.nodes) is None:
         known = ", ".join(ids) or "none (the run has no checkpoints)"
         raise DefinitionError(f"{where}: no step {at!r} in the run; its step ids: {known}")
     new_run = new_id()
     now = time.time()
-    copies = [c.model_copy(update={"run_id": new_run, "created_at": now}) for c in before(checkpoints, at)]
+    copies = [
+        c.model_copy(update={"run_id": new_run, "created_at": now})
+        for c in before(checkpoints, at, workflow.nodes)
+    ]
     if copies:
         await storage.save_checkpoints(copies)
     point = ForkPoint(at, state, input, output)

@@ -666,7 +666,8 @@ class Workflow:
         replaces what it returns (``at`` is not run; later steps see it). ``at`` and
         everything after it run live. ``at`` is a step id at any depth: ``"write"``,
         ``"inner/draft"`` (a nested workflow's step), ``"loop[2]/check"`` (a Loop iteration),
-        ``"research/web"`` (a Parallel branch); ``plait runs show RUN_ID`` lists them.
+        ``"research/web"`` (a Parallel branch: the other branches are restored);
+        ``plait runs show RUN_ID`` lists them. Loop iterations count from 1.
 
         The fork is a new run (its own run id, ``lineage={"forked_from": run_id,
         "fork_step": at}``) in a new session unless ``session_id=`` is given; its
