@@ -344,6 +344,11 @@ def test_cli_fork_show_and_list_display_lineage(
     assert main(["runs", "list", "--storage", url]) == 0
     listed = capsys.readouterr().out
     assert "(fork of" in listed and original.run_id[:8] in listed and "draft)" in listed, listed
+    target = ["--storage", url, "--workflow", f"{module}:workflow", "--json"]
+    assert main(["runs", "fork", original.run_id, "--at", "polish", "--output", '"by hand"', *target]) == 0
+    assert json.loads(capsys.readouterr().out)["content"] == "edited: by hand"
+    assert main(["runs", "fork", original.run_id, "--at", "polish", "--input", "plain words", *target]) == 0
+    assert json.loads(capsys.readouterr().out)["content"] == "edited: polished plain words"
     code = main(["runs", "fork", original.run_id, "--at", "draft", "--state", "[1]", "--storage", url])
     assert code == 2 and "--state must be a JSON object" in capsys.readouterr().err
     code = main(
