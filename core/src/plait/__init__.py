@@ -46,8 +46,15 @@ def __getattr__(name: str) -> object:
 
         report_public_home(__name__, {name: CachePolicy}, [name])
         return CachePolicy
+    if name in _DIFF:  # comparing stored runs: with the storage code, imported on first use
+        from plait import _diff
+
+        report_public_home(__name__, vars(_diff), _DIFF)
+        return getattr(_diff, name)
     raise AttributeError(f"module 'plait' has no attribute {name!r}")
 
+
+_DIFF = ("RunDiff", "StepDiff", "adiff_runs", "diff_runs")
 
 __version__ = "0.1.0"
 
@@ -67,12 +74,14 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "RunContext",
+    "RunDiff",
     "RunEvent",
     "RunStatus",
     "RunTimeoutError",
     "StateConflictError",
     "Step",
     "StepContext",
+    "StepDiff",
     "StepError",
     "StepInput",
     "StepMetrics",
@@ -89,7 +98,9 @@ __all__ = [
     "WorkflowMetrics",
     "WorkflowRunOutput",
     "WorkflowStepMetrics",
+    "adiff_runs",
     "allow_content_type",
+    "diff_runs",
     "hookimpl",
     "tool",
 ]

@@ -57,12 +57,15 @@ class RunState:
         "checkpointer",
         "context_dependencies",
         "dependencies",
+        "fork",
         "hooks",
         "lineage",
         "listeners",
         "listening",
         "metadata",
         "meter",
+        "once_lock",
+        "once_results",
         "restored",
         "runner",
         "step_events",
@@ -97,6 +100,11 @@ class RunState:
         self.checkpointer: Any = None
         #: checkpoints of an earlier attempt of this run, by step id (on resume)
         self.restored: dict[str, Any] | None = None
+        #: a fork's point (plait._fork.ForkPoint), looked at only when ``restored`` is set
+        self.fork: Any = None
+        #: RunContext.once results of a run without storage, by key (made on first use)
+        self.once_results: dict[str, Any] | None = None
+        self.once_lock: Any = None
         #: people's answers to paused steps, by step id
         self.answers: dict[str, Any] = {}
         #: OpenTelemetry metric instruments, when a metrics SDK is configured
@@ -191,6 +199,39 @@ class RunContext:
         if ctx is None:
             return False
         return ctx.run.cancelled or (ctx.discard is not None and ctx.discard.is_set())
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key for this step of this run, for external APIs that accept an idempotency key:
+        the same across the step's retries and across resumes of the run (it derives from the
+        run id and the step id, ``loop[2]/pay`` for a loop iteration), different in another
+        run (a fork or replay is a new run). Add your own suffix for several calls in one step."""
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.run_id}\x00{self.step_id}".encode()).hexdigest()
+        return f"plait-{digest[:32]}"
+
+    def once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Call ``fn()`` the first time this run reaches ``key``, record its result, and return
+        the recorded result on every later call with ``key`` in this run: on a retry of the
+        step, and on a resume of the run (the result is stored in the workflow's storage,
+        through the content codec: pydantic models, dataclasses, datetimes and tuples come back
+        as such; without storage it is kept in memory for the run).
+
+        What is guaranteed: at most once *after a recorded result*. A crash between ``fn``'s
+        effect and the record (a process killed mid-call) runs ``fn`` again on resume; only an
+        idempotency key that the external system honours (pass :attr:`idempotency_key`)
+        closes that window. ``fn`` is sync; use :meth:`aonce` for a coroutine function.
+        """
+        from plait._once import once
+
+        return once(self, key, fn)
+
+    async def aonce(self, key: str, fn: Callable[[], Any]) -> Any:
+        """:meth:`once` for ``fn`` returning an awaitable (``await run_context.aonce(key, fn)``)."""
+        from plait._once import aonce
+
+        return await aonce(self, key, fn)
 
 
 async def _polled(run: RunState) -> bool:

@@ -94,8 +94,11 @@ async def execute_node(
     """Run one node under ``parent`` with every policy and signal applied."""
     ctx = parent.child(node.name)
     run = ctx.run
-    if run.restored is not None and ctx.step_id in run.restored:
-        return _restore(node, ctx, parent, run.restored[ctx.step_id])
+    if run.restored is not None:
+        if run.fork is not None and ctx.step_id == run.fork.step_id:  # a fork's point (plait._fork)
+            step_input = await run.fork.arrive(node, ctx, step_input)
+        if ctx.step_id in run.restored:
+            return _restore(node, ctx, parent, run.restored[ctx.step_id])
     step_type = node.step_type
     hooks = run.hooks
     if hooks is not None:

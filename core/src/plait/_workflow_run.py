@@ -38,7 +38,15 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span
+from plait.tracing import (
+    ATTR,
+    close_span,
+    lineage_attributes,
+    open_span,
+    resolve_meter,
+    resolve_tracer,
+    workflow_span,
+)
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -77,9 +85,10 @@ async def run(
     dependencies: dict[str, Any] | None = None,
     add_dependencies_to_context: bool | None = None,
     lineage: dict[str, str] | None = None,
+    fork: tuple[Any, dict[str, Any]] | None = None,
 ) -> WorkflowRunOutput:
     """A top-level run of ``workflow``; ``lineage`` names where a replayed or forked run comes
-    from (stored with it, on its output)."""
+    from (stored with it, on its output); ``fork`` is a fork's point and restored steps (plait._fork)."""
     if not workflow._tree_checked:
         check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
         workflow._tree_checked = True
@@ -123,6 +132,8 @@ async def run(
         hooks=hooks,
     )
     run.meter = resolve_meter()
+    if fork is not None:
+        run.fork, run.restored = fork
     if resume is not None:  # a continued run is still the same user's, with the same metadata
         user_id = user_id or resume.record.user_id
         if metadata is None and resume.record.metadata is not None:
@@ -226,7 +237,14 @@ async def execute(
             workflow=workflow, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth
         )
     if run.listening:
-        run.emit(ctx.run_event(WorkflowStartedEvent, input=input, parent_run_id=frame.parent_run_id))
+        run.emit(
+            ctx.run_event(
+                WorkflowStartedEvent,
+                input=input,
+                parent_run_id=frame.parent_run_id,
+                lineage=run.lineage if frame.depth == 0 else None,
+            )
+        )
     started = time.perf_counter()
     span_cm: Any = None
     span: Any = None
@@ -234,6 +252,8 @@ async def execute(
         span_cm, span = open_span(
             run.tracer, *workflow_span(workflow, frame.run_id, frame.session_id, frame.depth)
         )
+        if run.lineage is not None and frame.depth == 0:
+            span.set_attributes(lineage_attributes(run.lineage))
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         configure_option(run)
     run.set_defaults(handler=_run)
 
-    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve, cancel")
+    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve, cancel, fork, diff")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
     listing.add_argument("--limit", type=int, default=20)
@@ -76,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--answer", default=None, help="the answer: JSON for input steps, a name for choices")
     cancel = runs_sub.add_parser("cancel", help="cancel a running run (it stops before its next step)")
     cancel.add_argument("run_id")
-    for command in (listing, show, resume, approve, cancel):
+    fork, diff = _time_travel_parsers(runs_sub)
+    for command in (listing, show, resume, approve, cancel, fork, diff):
         command.add_argument("--storage", default=None, help=f"the run store (default: {_storage_help()})")
         command.add_argument("--json", action="store_true", help="print JSON")
-    for command in (resume, approve):
+    for command in (resume, approve, fork):
         command.add_argument(
             "--workflow", default=None, help="MODULE:NAME of the workflow (default: recorded with the run)"
         )
@@ -281,6 +282,8 @@ async def _runs_async(args: argparse.Namespace) -> int:
             else:
                 _print_runs(records, redact_url(url))
             return 0
+        if args.runs_command == "diff":
+            return await _diff(args, storage)
         record = await storage.get_run(args.run_id)
         if record is None:
             print(
@@ -311,6 +314,8 @@ async def _runs_async(args: argparse.Namespace) -> int:
             return 0
     finally:
         await storage.close()
+    if args.runs_command == "fork":
+        return await _fork(args, record, url)
     return await _continue(args, record, url)
 
 
@@ -388,7 +393,8 @@ def _print_runs(records: list[Any], where: str) -> None:
         tokens = (
             str(r.metrics.get("input_tokens", 0) + r.metrics.get("output_tokens", 0)) if r.metrics else ""
         )
-        table.add_row(r.run_id, r.workflow_name, r.user_id or "", r.status, started, duration, tokens)
+        run_id = r.run_id + (f"\n({_lineage_mark(r.lineage)})" if r.lineage else "")  # a fork, a replay
+        table.add_row(run_id, r.workflow_name, r.user_id or "", r.status, started, duration, tokens)
     Console().print(table)
 
 
@@ -399,6 +405,7 @@ def _print_run(record: Any, checkpoints: list[Any]) -> None:
     user = f"  user {record.user_id}" if record.user_id else ""
     tree = Tree(
         f"[bold]{record.workflow_name}[/bold]  run {record.run_id}{user}  [{_color(record.status)}]{record.status}[/]"
+        + _lineage_line(record)
     )
     nodes: dict[str, Any] = {"": tree}
 
@@ -425,6 +432,133 @@ def _print_run(record: Any, checkpoints: list[Any]) -> None:
     if record.error:
         tree.add(f"[red]{record.error}[/red]")
     Console().print(tree)
+
+
+def _time_travel_parsers(runs_sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """``plait runs fork`` and ``plait runs diff``."""
+    fork = runs_sub.add_parser("fork", help="a new run from a stored one, changed at a step, live from there")
+    fork.add_argument("run_id")
+    fork.add_argument("--at", required=True, help="the step id to fork at (see `plait runs show RUN_ID`)")
+    fork.add_argument("--state", default=None, help="session-state changes at the fork step, a JSON object")
+    given = fork.add_mutually_exclusive_group()
+    given.add_argument("--input", default=None, help="the fork step's new input (JSON, else text)")
+    given.add_argument(
+        "--output", default=None, help="the fork step's output instead of running it (JSON, else text)"
+    )
+    diff = runs_sub.add_parser("diff", help="two stored runs step by step, and where they first diverge")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--width", type=int, default=80, help="wrap the text at this many columns (default 80)")
+    return fork, diff
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
+    from plait._fork import UNSET
+    from plait.errors import PlaitError
+    from plait.workflow import Workflow
+
+    state = None
+    if args.state is not None:
+        try:
+            state = json.loads(args.state)
+        except json.JSONDecodeError as exc:
+            print(
+                f'plait: --state must be a JSON object, like \'{{"tone": "formal"}}\' ({exc})',
+                file=sys.stderr,
+            )
+            return 2
+        if not isinstance(state, dict):
+            print(f"plait: --state must be a JSON object, got {args.state}", file=sys.stderr)
+            return 2
+    spec = args.workflow or record.target
+    if not spec:
+        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+        return 2
+    workflow = load_target(spec)
+    if not isinstance(workflow, Workflow):
+        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
+    if workflow.storage is None or args.storage:
+        workflow.storage = url
+    workflow.target = record.target or _absolute_target(spec)
+    try:
+        output = await workflow.afork(
+            record.run_id,
+            at=args.at,
+            state=state,
+            input=UNSET if args.input is None else _json_or_text(args.input),
+            output=UNSET if args.output is None else _json_or_text(args.output),
+        )
+    except (PlaitError, ValueError) as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": output.run_id,
+                    "status": str(output.status),
+                    "lineage": output.lineage,
+                    "content": _jsonable(output.content),
+                }
+            )
+        )
+    else:
+        from rich.console import Console
+
+        from plait.console import print_summary
+
+        print(f"fork {output.run_id} of run {record.run_id} at {args.at}")
+        print_summary(Console(), workflow, output, markdown=False)
+    return 0
+
+
+async def _diff(args: argparse.Namespace, storage: Any) -> int:
+    from plait._diff import adiff_runs
+    from plait.errors import DefinitionError
+
+    try:
+        result = await adiff_runs(args.run_a, args.run_b, storage=storage)
+    except DefinitionError as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.format(width=args.width))
+    return 0
+
+
+def _lineage_mark(lineage: dict[str, str] | None) -> str:
+    """A run's origin in one short cell: ``fork of RUN@STEP``, ``replay of RUN``."""
+    if not lineage:
+        return ""
+    if lineage.get("forked_from"):
+        return f"fork of {lineage['forked_from'][:8]} at {lineage.get('fork_step', '')}"
+    if lineage.get("replay_of"):
+        return f"replay of {lineage['replay_of'][:8]}"
+    return ", ".join(f"{k} {v}" for k, v in lineage.items())
+
+
+def _lineage_line(record: Any) -> str:
+    """``plait runs show``'s lineage: the original run (and fork step) of a fork or replay."""
+    lineage = record.lineage
+    if not lineage:
+        return ""
+    parts = []
+    if lineage.get("replay_of"):
+        parts.append(f"replay_of {lineage['replay_of']}")
+    if lineage.get("forked_from"):
+        parts.append(f"forked_from {lineage['forked_from']}")
+    if lineage.get("fork_step"):
+        parts.append(f"fork_step {lineage['fork_step']}")
+    return "\n" + "  ".join(parts)
 
 
 def _color(status: str) -> str:

@@ -115,6 +115,9 @@ class WorkflowStartedEvent(Event):
     event: str = "WorkflowStarted"
     input: Any = None
     parent_run_id: str | None = None
+    #: a replayed or forked run's origin (``{"forked_from": ..., "fork_step": ...}``,
+    #: ``{"replay_of": ...}``); None for a plain run and for a nested workflow
+    lineage: dict[str, str] | None = None
 
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)

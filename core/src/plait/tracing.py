@@ -41,6 +41,7 @@ __all__ = [
     "chat_response_attributes",
     "chat_span",
     "close_span",
+    "lineage_attributes",
     "messages_json",
     "metadata_attributes",
     "open_span",
@@ -108,6 +109,11 @@ class ATTR:
     TEAM_MODE = "plait.team.mode"
     PAUSED = "plait.paused"
     RUN_STATUS = "plait.run.status"
+    #: a forked run's original run id, and the step it was forked at
+    FORK_OF = "plait.fork.of"
+    FORK_STEP = "plait.fork.step"
+    #: a replayed run's original run id
+    REPLAY_OF = "plait.replay.of"
     TOKEN_TYPE = "gen_ai.token.type"
     REQUEST_TEMPERATURE = "gen_ai.request.temperature"
     REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
@@ -380,6 +386,18 @@ def workflow_span(workflow: Any, run_id: str, session_id: str, depth: int) -> tu
         ATTR.NESTED_DEPTH: depth,
         ATTR.SPAN_KIND: "CHAIN",
     }
+
+
+def lineage_attributes(lineage: dict[str, str]) -> dict[str, Any]:
+    """The span attributes that say where a forked or replayed run comes from."""
+    attributes: dict[str, Any] = {}
+    if lineage.get("forked_from"):
+        attributes[ATTR.FORK_OF] = lineage["forked_from"]
+        if lineage.get("fork_step"):
+            attributes[ATTR.FORK_STEP] = lineage["fork_step"]
+    if lineage.get("replay_of"):
+        attributes[ATTR.REPLAY_OF] = lineage["replay_of"]
+    return attributes
 
 
 def step_span(

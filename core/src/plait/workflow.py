@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from plait import _cancel, _workflow_run
 from plait._checks import check_seconds
 from plait._executors import Callee
+from plait._fork import UNSET as _fork_unset
 from plait._io import (
     WorkflowRunOutput,
 )
@@ -636,6 +637,83 @@ class Workflow:
                 approve=approve,
                 answer=answer,
                 wait=wait,
+            )
+
+        return EventStream(run) if stream or stream_events else run(None)
+
+    def fork(
+        self,
+        run_id: str,
+        *,
+        at: str,
+        state: dict[str, Any] | None = None,
+        input: Any = _fork_unset,
+        output: Any = _fork_unset,
+        replay: bool = False,
+        session_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Any:
+        """Start a new run from stored run ``run_id``, changed at step ``at``.
+
+        The steps that completed before ``at`` are not executed: their outputs and session
+        state come from the original's checkpoints. At ``at``, ``state`` (a dict of
+        session-state keys) is merged into the session state; ``input=`` replaces what ``at``
+        receives (its ``step_input.input`` and ``previous_step_content``), or ``output=``
+        replaces what it returns (``at`` is not run; later steps see it). ``at`` and
+        everything after it run live. ``at`` is a step id at any depth: ``"write"``,
+        ``"inner/draft"`` (a nested workflow's step), ``"loop[2]/check"`` (a Loop iteration),
+        ``"research/web"`` (a Parallel branch: the other branches are restored);
+        ``plait runs show RUN_ID`` lists them. Loop iterations count from 1.
+
+        The fork is a new run (its own run id, ``lineage={"forked_from": run_id,
+        "fork_step": at}``) in a new session unless ``session_id=`` is given; its
+        checkpoints include the restored steps, so it can be resumed, diffed or forked in
+        turn. ``replay=True`` (answer matching model calls from the original's record) is
+        reserved for recorded runs.
+        """
+        return sync(
+            self.afork(
+                run_id,
+                at=at,
+                state=state,
+                input=input,
+                output=output,
+                replay=replay,
+                session_id=session_id,
+                stream=stream,
+                stream_events=stream_events,
+            )
+        )
+
+    def afork(
+        self,
+        run_id: str,
+        *,
+        at: str,
+        state: dict[str, Any] | None = None,
+        input: Any = _fork_unset,
+        output: Any = _fork_unset,
+        replay: bool = False,
+        session_id: str | None = None,
+        stream: bool = False,
+        stream_events: bool = False,
+    ) -> Any:
+        """``await workflow.afork(run_id, at=...)``; with ``stream=True`` an async iterator."""
+        from plait._fork import fork
+
+        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
+            return fork(
+                self,
+                run_id,
+                at=at,
+                state=state,
+                input=input,
+                output=output,
+                replay=replay,
+                session_id=session_id,
+                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
+                stream_events=stream_events,
             )
 
         return EventStream(run) if stream or stream_events else run(None)
