@@ -22,6 +22,10 @@ from tests.typing.typed_example import Forecast
 
 forecaster = Agent(name="f", model=FunctionModel(lambda m: "{}"), output_schema=Forecast)
 text: str = forecaster.run("x").content
+
+from plait import Step, Workflow
+
+Workflow(name="w", steps=[Step(name="s", executor=lambda si: si)]).run("x", user_id=3)
 """
 
 
@@ -56,11 +60,13 @@ def test_the_typed_workflow_example_passes_mypy(mypy_report: str) -> None:
 def test_a_mistake_is_a_mypy_error(mypy_report: str) -> None:
     """The check can fail: a Forecast agent's content assigned to a str is reported."""
     errors = _errors(mypy_report, "mistakes.py")
-    assert len(errors) == 1, mypy_report
+    assert len(errors) == 2, mypy_report
     assert (
         'Incompatible types in assignment (expression has type "Forecast", variable has type "str")'
         in errors[0]
     )
+    # a run option of the wrong type matches no overload (RunArguments types it)
+    assert 'No overload variant of "run" of "Workflow" matches argument types "str", "int"' in errors[1]
 
 
 def test_the_typed_examples_run() -> None:

@@ -25,6 +25,9 @@ def workflows() -> None:
     assert_type(workflow.run("hi", stream_events=True), Iterator[Event])
     for event in workflow.run("hi", stream=True, stream_events=True):
         assert isinstance(event, Event)
+    # the run's other options keep their types in every overload (RunArguments)
+    assert_type(workflow.run("hi", session_id="s", user_id="u", metadata={"k": 1}), WorkflowRunOutput)
+    assert_type(workflow.run("hi", stream=True, run_id="r-1"), Iterator[Event])
 
 
 async def workflows_async() -> None:

@@ -12,7 +12,9 @@ import os
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+
+from typing_extensions import Unpack
 
 from plait import _cancel, _workflow_run
 from plait._checks import check_seconds
@@ -33,6 +35,21 @@ if TYPE_CHECKING:
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
+
+
+class RunArguments(TypedDict, total=False):
+    """The keyword arguments of :meth:`Workflow.run` and :meth:`Workflow.arun` besides
+    ``stream`` and ``stream_events``, as the type checker sees them in their overloads."""
+
+    session_id: str | None
+    session_state: dict[str, Any] | None
+    additional_data: dict[str, Any] | None
+    run_id: str | None
+    sinks: Sequence[Any]
+    user_id: str | None
+    metadata: dict[str, Any] | None
+    dependencies: dict[str, Any] | None
+    add_dependencies_to_context: bool | None
 
 
 class Workflow:
@@ -196,15 +213,7 @@ class Workflow:
         *,
         stream: Literal[False] | None = None,
         stream_events: Literal[False] | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> WorkflowRunOutput: ...
     @overload
     def run(
@@ -213,15 +222,7 @@ class Workflow:
         *,
         stream: Literal[True],
         stream_events: bool | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> Iterator[Event]: ...
     @overload
     def run(
@@ -230,15 +231,7 @@ class Workflow:
         *,
         stream: bool | None = None,
         stream_events: Literal[True],
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> Iterator[Event]: ...
     @overload
     def run(
@@ -247,15 +240,7 @@ class Workflow:
         *,
         stream: bool | None = None,
         stream_events: bool | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> WorkflowRunOutput | Iterator[Event]: ...
     def run(
         self,
@@ -300,15 +285,7 @@ class Workflow:
         *,
         stream: Literal[False] | None = None,
         stream_events: Literal[False] | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
     @overload
     def arun(
@@ -317,15 +294,7 @@ class Workflow:
         *,
         stream: Literal[True],
         stream_events: bool | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> AsyncIterator[Event]: ...
     @overload
     def arun(
@@ -334,15 +303,7 @@ class Workflow:
         *,
         stream: bool | None = None,
         stream_events: Literal[True],
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> AsyncIterator[Event]: ...
     @overload
     def arun(
@@ -351,15 +312,7 @@ class Workflow:
         *,
         stream: bool | None = None,
         stream_events: bool | None = None,
-        session_id: str | None = None,
-        session_state: dict[str, Any] | None = None,
-        additional_data: dict[str, Any] | None = None,
-        run_id: str | None = None,
-        sinks: Sequence[Any] = (),
-        user_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        dependencies: dict[str, Any] | None = None,
-        add_dependencies_to_context: bool | None = None,
+        **options: Unpack[RunArguments],
     ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncIterator[Event]: ...
     def arun(
         self,
