@@ -52,6 +52,15 @@ class RunArguments(TypedDict, total=False):
     add_dependencies_to_context: bool | None
 
 
+class ContinueArguments(TypedDict, total=False):
+    """The keyword arguments of :meth:`Workflow.continue_run` and ``acontinue_run`` besides
+    ``stream`` and ``stream_events``, as the type checker sees them in their overloads."""
+
+    approve: bool | None
+    answer: Any
+    wait: float | bool
+
+
 class Workflow:
     """A workflow: ``steps=[...]`` (steps, containers, agents, functions, workflows)
     or ``steps=fn(workflow, execution_input)`` for a fully-Python workflow.
@@ -536,6 +545,46 @@ class Workflow:
 
     # -- durable runs ------------------------------------------------------------------
 
+    @overload
+    def continue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: Literal[False] = False,
+        **options: Unpack[ContinueArguments],
+    ) -> WorkflowRunOutput: ...
+    @overload
+    def continue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        **options: Unpack[ContinueArguments],
+    ) -> Iterator[Event]: ...
+    @overload
+    def continue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stream_events: Literal[True],
+        **options: Unpack[ContinueArguments],
+    ) -> Iterator[Event]: ...
+    @overload
+    def continue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        **options: Unpack[ContinueArguments],
+    ) -> WorkflowRunOutput | Iterator[Event]: ...
     def continue_run(
         self,
         run_id: str,
@@ -546,7 +595,7 @@ class Workflow:
         stream: bool = False,
         stream_events: bool = False,
         wait: float | bool = False,
-    ) -> Any:
+    ) -> WorkflowRunOutput | Iterator[Event]:
         """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
 
         Completed steps are not executed again: their outputs and session state are
@@ -568,6 +617,46 @@ class Workflow:
             )
         )
 
+    @overload
+    def acontinue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: Literal[False] = False,
+        stream_events: Literal[False] = False,
+        **options: Unpack[ContinueArguments],
+    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: Literal[True],
+        stream_events: bool = False,
+        **options: Unpack[ContinueArguments],
+    ) -> AsyncIterator[Event]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stream_events: Literal[True],
+        **options: Unpack[ContinueArguments],
+    ) -> AsyncIterator[Event]: ...
+    @overload
+    def acontinue_run(
+        self,
+        run_id: str,
+        answers: dict[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        **options: Unpack[ContinueArguments],
+    ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncIterator[Event]: ...
     def acontinue_run(
         self,
         run_id: str,
