@@ -5,6 +5,7 @@
 >>> workflow.print_response("topic", stream=True)
 """
 
+from plait._budget import Budget
 from plait._codec import allow_content_type
 from plait._context import RunContext, StepContext
 from plait._io import (
@@ -24,6 +25,7 @@ from plait._public import report_public_home
 from plait.agent import Agent, AgentRunOutput, Tool, tool
 from plait.approval import Approval, RejectedError
 from plait.errors import (
+    BudgetExceededError,
     DefinitionError,
     PlaitError,
     RunTimeoutError,
@@ -33,6 +35,7 @@ from plait.errors import (
 )
 from plait.events import RunEvent
 from plait.hookspecs import hookimpl
+from plait.models import FallbackModel
 from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
 from plait.retry import RetryPolicy
 from plait.team import Team, TeamRunEvent
@@ -55,9 +58,12 @@ __all__ = [
     "Agent",
     "AgentRunOutput",
     "Approval",
+    "Budget",
+    "BudgetExceededError",
     "CachePolicy",
     "Condition",
     "DefinitionError",
+    "FallbackModel",
     "Loop",
     "Parallel",
     "ParallelContent",

@@ -166,6 +166,17 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
 async def execute(
     workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
 ) -> WorkflowRunOutput:
+    if workflow.budget is not None:  # provider policy: every call inside counts (plait._budget)
+        from plait._budget import budget_scope
+
+        with budget_scope(workflow.budget, f"workflow {workflow.name!r}"):
+            return await _execute(workflow, input, ctx, additional_data)
+    return await _execute(workflow, input, ctx, additional_data)
+
+
+async def _execute(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> WorkflowRunOutput:
     frame = ctx.frame
     run = ctx.run
     input = workflow._validate_input(input)

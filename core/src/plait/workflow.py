@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from plait import _workflow_run
+from plait._budget import Budget, check_budget
 from plait._checks import check_seconds
 from plait._executors import Callee
 from plait._io import (
@@ -57,6 +58,11 @@ class Workflow:
     the background, ``"exit"`` when the run ends), runs can be resumed with
     :meth:`continue_run`, session state persists across processes, and
     ``store_events=True`` keeps every event.
+
+    ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
+    calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
+    parallel branches included; a call that would cross a limit stops the run with
+    :class:`~plait.errors.BudgetExceededError` before it is made.
     """
 
     #: how many sessions a workflow without storage keeps in memory (least recently used
@@ -84,6 +90,7 @@ class Workflow:
         store_events: bool = False,
         stream: bool = False,
         stream_events: bool = False,
+        budget: Budget | None = None,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -115,6 +122,8 @@ class Workflow:
         self.target: str | None = None
         self.stream = stream
         self.stream_events = stream_events
+        #: provider policy: what one run may spend, every agent, tool and nested workflow inside
+        self.budget = check_budget(budget, f"Workflow {name!r}")
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:
