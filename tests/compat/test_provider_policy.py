@@ -214,9 +214,7 @@ async def test_an_estimated_prompt_over_the_token_budget_is_never_sent(
 async def test_parallel_branches_share_a_budget_atomically(openai_server: openai.OpenAIServer) -> None:
     model = _openai(openai_server)
     # on_error="skip": a branch stopped by the budget does not cancel its siblings
-    branches = [
-        Step(name=f"b{i}", agent=Agent(name=f"A{i}", model=model), on_error="skip") for i in range(6)
-    ]
+    branches = [Step(name=f"b{i}", agent=Agent(name=f"A{i}", model=model), on_error="skip") for i in range(6)]
     workflow = Workflow(name="Fan", steps=[Parallel(*branches, name="fan")], budget=Budget(max_requests=3))
     output = await workflow.arun("go")
     inner = output.step_outputs[0].steps or []
@@ -261,7 +259,8 @@ def test_a_step_budget_counts_tool_calls() -> None:
 def test_a_soft_budget_warns_once_and_goes_on() -> None:
     agent = Agent(name="Chatty", model=FunctionModel(lambda m: "hi"))
     workflow = Workflow(
-        name="Soft", steps=[agent, Agent(name="Again", model=FunctionModel(lambda m: "again"))],
+        name="Soft",
+        steps=[agent, Agent(name="Again", model=FunctionModel(lambda m: "again"))],
         budget=Budget(max_requests=1, soft=True),
     )
     events = list(workflow.run("x", stream=True, stream_events=True))
@@ -304,7 +303,9 @@ def test_max_cost_on_a_model_without_a_price_is_an_error_at_construction() -> No
 def test_max_cost_stops_a_run_by_the_price() -> None:
     expensive = FunctionModel(lambda m: "word " * 100, pricing=Pricing(input=1000.0, output=1000.0))
     agent = Agent(name="Spender", model=expensive)
-    workflow = Workflow(name="W", steps=[agent, Agent(name="Next", model=expensive)], budget=Budget(max_cost=0.05))
+    workflow = Workflow(
+        name="W", steps=[agent, Agent(name="Next", model=expensive)], budget=Budget(max_cost=0.05)
+    )
     with pytest.raises(BudgetExceededError) as raised:
         workflow.run("hi")
     assert raised.value.limit == "max_cost" and raised.value.used > 0.05

@@ -140,9 +140,7 @@ class BudgetMeter:
 
     def left(self) -> dict[str, float]:
         """What is left of each limit set (never below zero)."""
-        return {
-            name: max(0, limit - self.used[name]) for name, limit in self.budget.limits().items()
-        }
+        return {name: max(0, limit - self.used[name]) for name, limit in self.budget.limits().items()}
 
     def _crossing(self, needs: dict[str, float]) -> tuple[str, float, float, float] | None:
         """The first limit that used + reserved + ``needs`` would cross: (name, max, used, needed)."""
@@ -241,9 +239,7 @@ def _show(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-_METERS: contextvars.ContextVar[tuple[BudgetMeter, ...]] = contextvars.ContextVar(
-    "plait_budgets", default=()
-)
+_METERS: contextvars.ContextVar[tuple[BudgetMeter, ...]] = contextvars.ContextVar("plait_budgets", default=())
 
 
 def active_meters(own: BudgetMeter | None = None) -> tuple[BudgetMeter, ...] | None:
@@ -352,9 +348,7 @@ class RunBudgets:
             raise
         return reservations
 
-    async def call(
-        self, model: Model, request: ModelRequest, call: Callable[[], Any]
-    ) -> ModelResponse:
+    async def call(self, model: Model, request: ModelRequest, call: Callable[[], Any]) -> ModelResponse:
         """Reserve what the call needs on every meter (or stop), make it, settle what it used."""
         tokens = estimate_input_tokens(request)
         needs: dict[str, float] = {"max_requests": 1, "max_input_tokens": tokens, "max_total_tokens": tokens}

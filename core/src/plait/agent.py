@@ -12,6 +12,7 @@ one agent object may serve many concurrent runs and parallel branches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -429,7 +430,7 @@ class Agent(Runnable, Generic[OutputT]):
                 response = await self._call_model(model, request, emit, event, tracer)
             else:  # reserved on every budget in force before the call, settled after it
                 response = await budgets.call(
-                    model, request, lambda: self._call_model(model, request, emit, event, tracer)
+                    model, request, functools.partial(self._call_model, model, request, emit, event, tracer)
                 )
             usage.add(response.usage)
             messages.append(response.message)

@@ -39,12 +39,12 @@ from plait.errors import (
 from plait.retry import RetryPolicy, retrying
 
 __all__ = [
+    "FallbackModel",
     "Message",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
-    "FallbackModel",
     "ModelStreamEvent",
     "Pricing",
     "TextDelta",
@@ -57,9 +57,9 @@ __all__ = [
     "default_model",
     "get_model",
     "guarded_complete",
+    "guarded_stream",
     "model_pricing",
     "price_response",
-    "guarded_stream",
     "scrub_exception",
     "stream_with_retry",
 ]
@@ -316,6 +316,7 @@ class Model:
             raise PluginError(f"{self!r}: stream() ended without a ModelResponse")
         return final
 
+
 #: what a :class:`FallbackModel` falls back on by default: the errors a retry may cure, once
 #: the member's retries are spent (rate limits, server errors, timeouts, dropped connections)
 DEFAULT_FALLBACK_ON: tuple[type[ModelError], ...] = (
@@ -389,7 +390,7 @@ class FallbackModel(Model):
         super().__init__(",".join(names), retry=RetryPolicy(max_attempts=1))
         self._specs: tuple[Model | str, ...] = tuple(models)
         self._members: list[Model] | None = None
-        self.fallback_on = fallback_on
+        self.fallback_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = fallback_on  # type: ignore[assignment]  (checked above)
 
     def __repr__(self) -> str:
         names = ", ".join(repr(m.name if isinstance(m, Model) else m) for m in self._specs)
@@ -411,9 +412,10 @@ class FallbackModel(Model):
         """Whether a member's failure ``exc`` passes the request on to the next member."""
         if isinstance(exc, BudgetExceededError):
             return False  # a budget stops the run, whichever model would answer
-        if isinstance(self.fallback_on, tuple):
-            return isinstance(exc, self.fallback_on)
-        return bool(self.fallback_on(exc))
+        fallback_on = self.fallback_on
+        if isinstance(fallback_on, tuple):
+            return isinstance(exc, fallback_on)
+        return bool(fallback_on(exc))
 
     def call_timeout(self, request: ModelRequest) -> float | None:
         return None  # each member's own timeout bounds its own call
@@ -646,8 +648,9 @@ async def complete_with_retry(
         async for item in model.stream_members(
             request, policy=policy, on_retry=on_retry, on_fallback=on_fallback, stream=False
         ):
-            response = item  # type: ignore[assignment]  (the one item: a ModelResponse)
-        assert isinstance(response, ModelResponse)
+            if isinstance(item, ModelResponse):  # the one item
+                response = item
+        assert response is not None
         return response
     attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
     async with contextlib.aclosing(attempts):
