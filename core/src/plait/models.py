@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
@@ -390,7 +390,9 @@ class FallbackModel(Model):
         super().__init__(",".join(names), retry=RetryPolicy(max_attempts=1))
         self._specs: tuple[Model | str, ...] = tuple(models)
         self._members: list[Model] | None = None
-        self.fallback_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = fallback_on  # type: ignore[assignment]  (checked above)
+        self.fallback_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = cast(
+            Any, fallback_on
+        )  # checked above
 
     def __repr__(self) -> str:
         names = ", ".join(repr(m.name if isinstance(m, Model) else m) for m in self._specs)
