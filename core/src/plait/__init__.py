@@ -7,6 +7,7 @@
 
 from plait._budget import Budget
 from plait._codec import allow_content_type
+from plait._limits import RateLimit, set_rate_limits
 from plait._context import RunContext, StepContext
 from plait._io import (
     ParallelContent,
@@ -69,6 +70,7 @@ __all__ = [
     "ParallelContent",
     "PendingInput",
     "PlaitError",
+    "RateLimit",
     "RejectedError",
     "RetryPolicy",
     "Router",
@@ -97,6 +99,7 @@ __all__ = [
     "WorkflowStepMetrics",
     "allow_content_type",
     "hookimpl",
+    "set_rate_limits",
     "tool",
 ]
 

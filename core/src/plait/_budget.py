@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
-import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import Any
 
 from plait._checks import check_number
 from plait._context import current_step
+from plait._limits import estimate_input_tokens
 from plait.errors import BudgetExceededError, DefinitionError
 from plait.events import BudgetUpdatedEvent, BudgetWarningEvent, Event
 from plait.models import Model, ModelRequest, ModelResponse, model_pricing
@@ -259,22 +258,6 @@ def budget_scope(budget: Budget, owner: str) -> Iterator[BudgetMeter]:
         yield meter
     finally:
         _METERS.reset(token)
-
-
-def estimate_input_tokens(request: Any) -> int:
-    """A request's input tokens, estimated: a quarter of the characters of its messages (content,
-    tool calls), tool definitions and output schema, rounded up."""
-    chars = 0
-    for message in request.messages:
-        chars += len(message.content or "")
-        for call in message.tool_calls:
-            chars += len(call.name) + len(json.dumps(call.arguments, default=str))
-    for tool in request.tools:
-        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters, default=str))
-    schema = request.output_schema
-    if schema is not None and hasattr(schema, "model_json_schema"):
-        chars += len(json.dumps(schema.model_json_schema(), default=str))
-    return math.ceil(chars / 4)
 
 
 def require_price(model: Model, budget: Budget | None, where: str) -> None:

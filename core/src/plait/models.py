@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, cast
 
+from plait._limits import active_limiters, rate_limited
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 from plait.errors import (
@@ -625,14 +626,22 @@ async def stream_with_retry(
         ):
             yield item
         return
+    limiters = active_limiters(model.provider, model.name)  # rate limits: None unless declared
     attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
     async with contextlib.aclosing(attempts):
         async for attempt in attempts:
             with attempt:
-                async for item in guarded_stream(model, request):
-                    if isinstance(item, ModelResponse):
-                        price_response(model, item)
-                    yield item
+                if limiters is None:
+                    async for item in guarded_stream(model, request):
+                        if isinstance(item, ModelResponse):
+                            price_response(model, item)
+                        yield item
+                else:
+                    async with rate_limited(limiters, request) as reported:
+                        async for item in guarded_stream(model, request):
+                            if isinstance(item, ModelResponse):
+                                reported.append(price_response(model, item).usage)
+                            yield item
 
 
 async def complete_with_retry(
@@ -654,11 +663,17 @@ async def complete_with_retry(
                 response = item
         assert response is not None
         return response
+    limiters = active_limiters(model.provider, model.name)  # rate limits: None unless declared
     attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
     async with contextlib.aclosing(attempts):
         async for attempt in attempts:
             with attempt:
-                response = await guarded_complete(model, request)
+                if limiters is None:
+                    response = await guarded_complete(model, request)
+                else:
+                    async with rate_limited(limiters, request) as reported:
+                        response = await guarded_complete(model, request)
+                        reported.append(response.usage)
     assert response is not None  # the loop ends only after a try that did not fail
     return price_response(model, response)
 
