@@ -7,6 +7,7 @@ SDKs against the local protocol servers (tests/servers), which count what reache
 from __future__ import annotations
 
 import asyncio
+import itertools
 import warnings
 from typing import Any
 
@@ -377,3 +378,130 @@ def test_max_cost_works_for_a_known_model_without_pricing() -> None:
     from plait_openai import OpenAIModel
 
     Agent(name="A", model=OpenAIModel("gpt-4o-mini", api_key="test"), budget=Budget(max_cost=1.0))
+
+
+# -- rate limits -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_minute(monkeypatch: pytest.MonkeyPatch) -> float:
+    """A 'minute' of half a second, so a test of per-minute limits takes a second, not minutes."""
+    import plait._limits
+
+    monkeypatch.setattr(plait._limits, "_WINDOW", 0.5)
+    return 0.5
+
+
+def _most_in_a_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(sum(1 for t in times if start <= t < start + window) for start in times)
+
+
+async def test_parallel_branches_under_requests_per_minute_wait_their_turn(
+    openai_server: openai.OpenAIServer, short_minute: float
+) -> None:
+    from plait import RateLimit
+
+    model = _openai(openai_server)
+    branches = [Step(name=f"b{i}", agent=Agent(name=f"A{i}", model=model)) for i in range(20)]
+    workflow = Workflow(
+        name="Fan",
+        steps=[Parallel(*branches, name="fan")],
+        limits={"openai": RateLimit(requests_per_minute=5)},
+    )
+    output = await workflow.arun("go")
+    assert output.status.value == "COMPLETED"
+    times = [r.received_at for r in openai_server.requests if r.path.endswith("/chat/completions")]
+    assert len(times) == 20
+    # never more than five in any window (a little slack for the server's clock vs ours)
+    assert _most_in_a_window(times, short_minute * 0.9) <= 5
+    assert max(times) - min(times) >= 3 * short_minute * 0.9  # 20 requests need four windows
+    await model.aclose()
+
+
+async def test_max_concurrent_bounds_the_calls_in_flight(openai_server: openai.OpenAIServer) -> None:
+    import threading
+
+    from plait import RateLimit
+
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def handler(body: Any) -> Any:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        import time
+
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return "ok"
+
+    openai_server.handler = handler
+    model = _openai(openai_server)
+    branches = [Agent(name=f"A{i}", model=model) for i in range(8)]
+    workflow = Workflow(
+        name="Fan",
+        steps=[Parallel(*branches, name="fan")],
+        limits={"openai:gpt-4o-mini": RateLimit(max_concurrent=2)},
+    )
+    await workflow.arun("go")
+    assert len(openai_server.chat_requests) == 8
+    assert state["peak"] <= 2
+    await model.aclose()
+
+
+async def test_tokens_per_minute_spaces_out_long_prompts(
+    openai_server: openai.OpenAIServer, short_minute: float
+) -> None:
+    from plait import RateLimit, set_rate_limits
+
+    openai_server.handler = lambda body: openai.Reply("ok", usage=(250, 5))
+    model = _openai(openai_server)
+    set_rate_limits({"openai": RateLimit(tokens_per_minute=600)})  # process-wide
+    try:
+        agents = [Agent(name=f"A{i}", model=model) for i in range(4)]
+        workflow = Workflow(name="Long", steps=[Parallel(*agents, name="fan")])
+        await workflow.arun("word " * 800)  # about 1000 tokens each by the estimate: one per window
+    finally:
+        set_rate_limits(None)
+    times = sorted(r.received_at for r in openai_server.requests if r.path.endswith("/chat/completions"))
+    assert len(times) == 4
+    # the first goes at once (alone over the limit); each next waits for the window to empty
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= short_minute * 0.8 for gap in gaps), gaps
+    await model.aclose()
+
+
+def test_rate_limits_are_checked() -> None:
+    from plait import RateLimit
+
+    with pytest.raises(DefinitionError, match="expected requests_per_minute="):
+        RateLimit()
+    with pytest.raises(DefinitionError, match="max_concurrent"):
+        RateLimit(max_concurrent=0)
+    with pytest.raises(DefinitionError, match=r"Workflow 'W': limits must be a dict"):
+        Workflow(name="W", steps=[lambda step_input: "x"], limits=[RateLimit(max_concurrent=1)])  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match=r"limits\['openai'\] must be a RateLimit"):
+        Workflow(name="W", steps=[lambda step_input: "x"], limits={"openai": 5})  # type: ignore[dict-item]
+
+
+def _echo(messages: Any) -> str:
+    return "x"
+
+
+def test_a_workflow_with_limits_survives_pickling() -> None:
+    import pickle
+
+    from plait import RateLimit
+
+    workflow = Workflow(
+        name="W",
+        steps=[Agent(name="A", model=FunctionModel(_echo))],
+        limits={"function": RateLimit(max_concurrent=1)},
+        budget=Budget(max_requests=3),
+    )
+    copy = pickle.loads(pickle.dumps(workflow))
+    assert copy.limits == workflow.limits and copy._limiters is not workflow._limiters
+    assert copy.run("x").content == "x"

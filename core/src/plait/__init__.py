@@ -7,7 +7,6 @@
 
 from plait._budget import Budget
 from plait._codec import allow_content_type
-from plait._limits import RateLimit, set_rate_limits
 from plait._context import RunContext, StepContext
 from plait._io import (
     ParallelContent,
@@ -21,6 +20,7 @@ from plait._io import (
     WorkflowRunOutput,
     WorkflowStepMetrics,
 )
+from plait._limits import RateLimit, set_rate_limits
 from plait._pause import PendingInput
 from plait._public import report_public_home
 from plait.agent import Agent, AgentRunOutput, Tool, tool

@@ -76,7 +76,11 @@ class RateLimit:
             value = getattr(self, name)
             if value is not None:
                 check_number(value, "RateLimit", name, minimum=1, integer=name == "max_concurrent")
-        if self.requests_per_minute is None and self.tokens_per_minute is None and self.max_concurrent is None:
+        if (
+            self.requests_per_minute is None
+            and self.tokens_per_minute is None
+            and self.max_concurrent is None
+        ):
             raise DefinitionError(
                 "RateLimit: expected requests_per_minute=, tokens_per_minute= or max_concurrent=, got none"
             )
@@ -144,9 +148,8 @@ class Limiter:
                             return entry
                 await asyncio.sleep(_POLL if wait is None else max(_POLL, min(wait, 1.0)))
         except BaseException:
-            with self._lock:
-                with contextlib.suppress(ValueError):
-                    self._queue.remove(ticket)
+            with self._lock, contextlib.suppress(ValueError):
+                self._queue.remove(ticket)
             raise
 
     def release(self, entry: list[float], tokens: float | None) -> None:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from plait import _workflow_run
 from plait._budget import Budget, check_budget
-from plait._limits import RateLimit, check_limits
 from plait._checks import check_seconds
 from plait._executors import Callee
 from plait._io import (
     WorkflowRunOutput,
 )
+from plait._limits import RateLimit, check_limits
 from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._sync import EventStream, run_sync, sync
