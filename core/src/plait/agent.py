@@ -483,7 +483,11 @@ class Agent(Runnable, Generic[OutputT]):
                     )
                 )
 
-        on_fallback = None if emit is None else fallback_reporter(self.name, emit, event)
+        on_fallback = (
+            None
+            if emit is None or not isinstance(model, FallbackModel)
+            else fallback_reporter(self.name, emit, event)
+        )
         span_name, attributes = chat_span(model, request)
         with span(tracer, span_name, attributes, kind="CLIENT") as current:
             final: ModelResponse | None = None
