@@ -5,6 +5,7 @@
 >>> workflow.print_response("topic", stream=True)
 """
 
+from plait._budget import Budget
 from plait._codec import allow_content_type
 from plait._context import RunContext, StepContext
 from plait._io import (
@@ -19,11 +20,13 @@ from plait._io import (
     WorkflowRunOutput,
     WorkflowStepMetrics,
 )
+from plait._limits import RateLimit, set_rate_limits
 from plait._pause import PendingInput
 from plait._public import report_public_home
 from plait.agent import Agent, AgentRunOutput, Tool, tool
 from plait.approval import Approval, RejectedError
 from plait.errors import (
+    BudgetExceededError,
     DefinitionError,
     PlaitError,
     RunTimeoutError,
@@ -33,6 +36,7 @@ from plait.errors import (
 )
 from plait.events import RunEvent
 from plait.hookspecs import hookimpl
+from plait.models import FallbackModel
 from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
 from plait.retry import RetryPolicy
 from plait.team import Team, TeamRunEvent
@@ -62,14 +66,18 @@ __all__ = [
     "Agent",
     "AgentRunOutput",
     "Approval",
+    "Budget",
+    "BudgetExceededError",
     "CachePolicy",
     "Condition",
     "DefinitionError",
+    "FallbackModel",
     "Loop",
     "Parallel",
     "ParallelContent",
     "PendingInput",
     "PlaitError",
+    "RateLimit",
     "RejectedError",
     "RetryPolicy",
     "Router",
@@ -102,6 +110,7 @@ __all__ = [
     "allow_content_type",
     "diff_runs",
     "hookimpl",
+    "set_rate_limits",
     "tool",
 ]
 

@@ -13,6 +13,7 @@ with a state copy merged back after. ``Workflow._run``, ``_execute`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -227,6 +228,30 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
 
 
 async def execute(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> WorkflowRunOutput:
+    if workflow.budget is not None or workflow._limiters is not None:  # provider policy
+        return await _execute_with_policy(workflow, input, ctx, additional_data)
+    return await _execute(workflow, input, ctx, additional_data)
+
+
+async def _execute_with_policy(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> WorkflowRunOutput:
+    """:func:`execute` with the workflow's budget (a fresh meter for this run: every call inside
+    counts, plait._budget) and rate limits (shared by its runs, plait._limits) in force."""
+    from plait._budget import budget_scope
+    from plait._limits import limits_scope
+
+    with contextlib.ExitStack() as stack:
+        if workflow.budget is not None:
+            stack.enter_context(budget_scope(workflow.budget, f"workflow {workflow.name!r}"))
+        if workflow._limiters is not None:
+            stack.enter_context(limits_scope(workflow._limiters))
+        return await _execute(workflow, input, ctx, additional_data)
+
+
+async def _execute(
     workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
 ) -> WorkflowRunOutput:
     frame = ctx.frame

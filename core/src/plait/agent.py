@@ -12,6 +12,7 @@ one agent object may serve many concurrent runs and parallel branches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from plait._agno_options import agent_extras
+from plait._budget import Budget, BudgetMeter, RunBudgets, active_meters, check_budget, require_price
 from plait._checks import check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
@@ -29,6 +31,7 @@ from plait._tools import Tool, tool
 from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
+    ModelFallbackEvent,
     ModelRetryEvent,
     RunCompletedEvent,
     RunContentEvent,
@@ -40,6 +43,7 @@ from plait.events import (
 )
 from plait.models import (
     DEFAULT_MODEL_ENV,
+    FallbackModel,
     Message,
     Model,
     ModelRequest,
@@ -97,7 +101,7 @@ class Agent(Runnable, Generic[OutputT]):
     def __init__(
         self: Agent[str],
         name: str | None = None,
-        model: Model | str | None = None,
+        model: Model | str | Sequence[Model | str] | None = None,
         instructions: str | Sequence[str] | None = None,
         *,
         description: str | None = None,
@@ -109,6 +113,7 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        budget: Budget | None = None,
         **unsupported: Any,
     ) -> None: ...
 
@@ -116,7 +121,7 @@ class Agent(Runnable, Generic[OutputT]):
     def __init__(
         self: Agent[OutputT],
         name: str | None = None,
-        model: Model | str | None = None,
+        model: Model | str | Sequence[Model | str] | None = None,
         instructions: str | Sequence[str] | None = None,
         *,
         description: str | None = None,
@@ -128,13 +133,14 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        budget: Budget | None = None,
         **unsupported: Any,
     ) -> None: ...
 
     def __init__(
         self,
         name: str | None = None,
-        model: Model | str | None = None,
+        model: Model | str | Sequence[Model | str] | None = None,
         instructions: str | Sequence[str] | None = None,
         *,
         description: str | None = None,
@@ -146,6 +152,7 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        budget: Budget | None = None,
         **unsupported: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -178,6 +185,11 @@ class Agent(Runnable, Generic[OutputT]):
             if retry is not None:
                 raise DefinitionError(f"{where}: give either retry= or retries= (Agno's), not both")
             retry = RetryPolicy.from_max_retries(retries) if retries > 0 else None
+        if isinstance(model, (list, tuple)):  # provider policy: fallbacks (plait.models.FallbackModel)
+            model = FallbackModel(*model)
+        self.budget = check_budget(budget, where)
+        if self.budget is not None and isinstance(model, Model) and not isinstance(model, FallbackModel):
+            require_price(model, self.budget, where)
         if model is None:
             pass  # the default model ($PLAIT_MODEL), resolved when a run needs it
         elif isinstance(model, str):
@@ -354,10 +366,14 @@ class Agent(Runnable, Generic[OutputT]):
             )
         tool_context = self._tool_context(run_id) if self._tools_want_context else None
         span_name, attributes = agent_span(self.name, model)
+        # provider policy: the budgets in force (the run's, its steps', this agent's), or None
+        own = None if self.budget is None else BudgetMeter(self.budget, f"agent {self.name!r}")
+        meters = active_meters(own)
+        budgets = None if meters is None else RunBudgets(meters, self.name, emit, event)
         try:
             with span(tracer, span_name, attributes) as current:
                 content = await self._loop(
-                    model, messages, usage, emit, event, blocking, tracer, tool_context
+                    model, messages, usage, emit, event, blocking, tracer, tool_context, budgets
                 )
                 if current is not None:
                     current.set_attributes(usage_attributes(usage))
@@ -381,7 +397,7 @@ class Agent(Runnable, Generic[OutputT]):
             messages=messages,
             usage=usage,
             duration=time.perf_counter() - started,
-            cost=model.pricing.cost(usage) if model.pricing is not None else None,
+            cost=usage.cost,  # each call's, by its model's price (plait.models.price_response)
         )
         if run_events:
             assert emit is not None
@@ -402,6 +418,7 @@ class Agent(Runnable, Generic[OutputT]):
         blocking: Callable[[Callable[[], Any]], Any],
         tracer: Any,
         tool_context: RunContext | None,
+        budgets: RunBudgets | None = None,
     ) -> Any:
         definitions = [t.definition for t in self.tools]
         settings = model.settings.merged(self.settings)
@@ -409,7 +426,12 @@ class Agent(Runnable, Generic[OutputT]):
         schema_retry_left = 1
         for _round in range(self.max_tool_rounds + 1):
             request = ModelRequest(list(messages), definitions, settings, native_schema)
-            response = await self._call_model(model, request, emit, event, tracer)
+            if budgets is None:
+                response = await self._call_model(model, request, emit, event, tracer)
+            else:  # reserved on every budget in force before the call, settled after it
+                response = await budgets.call(
+                    model, request, functools.partial(self._call_model, model, request, emit, event, tracer)
+                )
             usage.add(response.usage)
             messages.append(response.message)
             calls = response.message.tool_calls
@@ -418,6 +440,8 @@ class Agent(Runnable, Generic[OutputT]):
                     raise PlaitError(
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
+                if budgets is not None:
+                    budgets.tools(len(calls))
                 results = await asyncio.gather(
                     *(self._call_tool(c, emit, event, blocking, tracer, tool_context) for c in calls)
                 )
@@ -459,13 +483,20 @@ class Agent(Runnable, Generic[OutputT]):
                     )
                 )
 
+        on_fallback = (
+            None
+            if emit is None or not isinstance(model, FallbackModel)
+            else fallback_reporter(self.name, emit, event)
+        )
         span_name, attributes = chat_span(model, request)
         with span(tracer, span_name, attributes, kind="CLIENT") as current:
             final: ModelResponse | None = None
             if emit is None:
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
             else:
-                async for item in stream_with_retry(model, request, policy=self.retry, on_retry=on_retry):
+                async for item in stream_with_retry(
+                    model, request, policy=self.retry, on_retry=on_retry, on_fallback=on_fallback
+                ):
                     if isinstance(item, TextDelta):
                         if item.text:
                             emit(event(RunContentEvent, content=item.text, agent_name=self.name))
@@ -477,7 +508,7 @@ class Agent(Runnable, Generic[OutputT]):
                 current.set_attributes(chat_response_attributes(final))
         meter = resolve_meter()
         if meter is not None:
-            for value, point in token_usage_points(model, final.usage):
+            for value, point in token_usage_points(model, final.usage, final.answered_by):
                 meter.token_usage.record(value, point)
         return final
 
@@ -533,6 +564,26 @@ class Agent(Runnable, Generic[OutputT]):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def fallback_reporter(
+    agent_name: str, emit: Callable[[Event], None], event: Callable[..., Event]
+) -> Callable[[Model, BaseException, Model], None]:
+    """What a FallbackModel calls before passing a request on: a ModelFallbackEvent."""
+
+    def report(failed: Model, error: BaseException, following: Model) -> None:
+        emit(
+            event(
+                ModelFallbackEvent,
+                agent_name=agent_name,
+                failed_model=failed.name,
+                error=str(error),
+                error_type=type(error).__name__,
+                next_model=following.name,
+            )
+        )
+
+    return report
 
 
 def _standalone_context(agent_name: str, run_id: str) -> RunContext:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ContextOverflowError",
     "DefinitionError",
     "MissingDependencyError",
@@ -48,6 +49,40 @@ class StepError(PlaitError):
         super().__init__(message)
         self.step_path = step_path
         self.step_name = step_name
+
+
+class BudgetExceededError(StepError):
+    """A call would cross a hard limit of a :class:`~plait.Budget`; the run stops before it.
+
+    ``limit`` names the limit (``"max_requests"``, ``"max_total_tokens"``, ``"max_cost"``, ...),
+    ``maximum`` its value, ``used`` what was spent before the call and ``needed`` what the call
+    would add (for tokens and cost an estimate, see :class:`~plait.Budget`); ``step_path`` is
+    the step that made the call ("" outside a workflow) and ``budget_of`` says whose budget it
+    is (``"workflow 'Research'"``, ``"step 'write'"``, ``"agent 'Writer'"``). It is a
+    :class:`StepError`, so it reaches the caller as it is instead of being wrapped, and no
+    retry policy retries it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        maximum: float,
+        used: float,
+        needed: float,
+        budget_of: str,
+        budget: object = None,
+        step_path: str = "",
+        step_name: str = "",
+    ) -> None:
+        super().__init__(message, step_path=step_path, step_name=step_name)
+        self.limit = limit
+        self.maximum = maximum
+        self.used = used
+        self.needed = needed
+        self.budget_of = budget_of
+        self.budget = budget
 
 
 class StepTimeoutError(PlaitError, TimeoutError):

@@ -21,6 +21,8 @@ from plait._io import StepOutput, WorkflowMetrics
 
 __all__ = [
     "STEP_LEVEL_EVENTS",
+    "BudgetUpdatedEvent",
+    "BudgetWarningEvent",
     "ConditionExecutionCompletedEvent",
     "ConditionExecutionStartedEvent",
     "CustomEvent",
@@ -29,6 +31,7 @@ __all__ = [
     "LoopExecutionStartedEvent",
     "LoopIterationCompletedEvent",
     "LoopIterationStartedEvent",
+    "ModelFallbackEvent",
     "ModelRetryEvent",
     "ParallelExecutionCompletedEvent",
     "ParallelExecutionStartedEvent",
@@ -407,6 +410,49 @@ class ModelRetryEvent(Event):
 
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
+class ModelFallbackEvent(Event):
+    """A :class:`~plait.models.FallbackModel`'s member failed (after its retries) with an
+    error it falls back on, and the request goes to the next member."""
+
+    event: str = "ModelFallback"
+    agent_name: str | None = None
+    failed_model: str = ""
+    error: str = ""
+    error_type: str = ""
+    next_model: str = ""
+
+
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
+class BudgetUpdatedEvent(Event):
+    """A model call or tool calls counted against a :class:`~plait.Budget`: what is used and left.
+
+    ``budget_of`` says whose budget (``"workflow 'Research'"``, ``"step 'write'"``,
+    ``"agent 'Writer'"``); ``limits``, ``used`` and ``left`` are keyed by the limit's name
+    (``"max_requests"``, ``"max_total_tokens"``, ``"max_cost"``, ...)."""
+
+    event: str = "BudgetUpdated"
+    agent_name: str | None = None
+    budget_of: str = ""
+    limits: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+    left: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
+class BudgetWarningEvent(Event):
+    """A call crossed a soft limit (``Budget(soft=True)``): said once per limit, the call goes on."""
+
+    event: str = "BudgetWarning"
+    agent_name: str | None = None
+    budget_of: str = ""
+    limit: str = ""
+    maximum: float = 0
+    used: float = 0
+    needed: float = 0
+    message: str = ""
+
+
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class CustomEvent(Event):
     """Anything a generator executor yields that is not a StepOutput, an event or text."""
 
@@ -427,6 +473,9 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     ToolCallStartedEvent,
     ToolCallCompletedEvent,
     ModelRetryEvent,
+    ModelFallbackEvent,
+    BudgetUpdatedEvent,
+    BudgetWarningEvent,
 )
 
 _step_level: dict[type, bool] = {}

@@ -20,16 +20,27 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
+from plait._limits import active_limiters, rate_limited
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
-from plait.errors import DefinitionError, ModelError, ModelTimeoutError, PluginError
+from plait.errors import (
+    BudgetExceededError,
+    DefinitionError,
+    ModelConnectionError,
+    ModelError,
+    ModelTimeoutError,
+    PluginError,
+    RateLimitError,
+    ServerError,
+)
 from plait.retry import RetryPolicy, retrying
 
 __all__ = [
+    "FallbackModel",
     "Message",
     "Model",
     "ModelRequest",
@@ -48,6 +59,8 @@ __all__ = [
     "get_model",
     "guarded_complete",
     "guarded_stream",
+    "model_pricing",
+    "price_response",
     "scrub_exception",
     "stream_with_retry",
 ]
@@ -159,6 +172,9 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
+    #: what these calls cost, when their models have a price (an explicit :class:`Pricing`,
+    #: or the price table, :mod:`plait.prices`); None when none of them has one
+    cost: float | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_tokens(self) -> int:
@@ -168,6 +184,8 @@ class Usage:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.requests += other.requests
+        if other.cost is not None:
+            self.cost = other.cost if self.cost is None else self.cost + other.cost
 
 
 @dataclass(slots=True)
@@ -194,6 +212,10 @@ class ModelResponse:
     response_id: str | None = None
     model: str | None = None
     provider: str | None = None
+    #: ``provider:model`` of the model that answered, when a :class:`FallbackModel` chose it
+    answered_by: str | None = None
+    #: the models a :class:`FallbackModel` tried first, each ``"provider:model: ErrorType"``
+    fallbacks: list[str] = field(default_factory=list)
 
 
 ModelStreamEvent = TextDelta | ToolCallPart | ModelResponse
@@ -296,13 +318,176 @@ class Model:
         return final
 
 
-def get_model(spec: str | Model, **options: Any) -> Model:
+#: what a :class:`FallbackModel` falls back on by default: the errors a retry may cure, once
+#: the member's retries are spent (rate limits, server errors, timeouts, dropped connections)
+DEFAULT_FALLBACK_ON: tuple[type[ModelError], ...] = (
+    RateLimitError,
+    ServerError,
+    ModelTimeoutError,
+    ModelConnectionError,
+)
+
+
+class FallbackModel(Model):
+    """Several models, tried in order: when one fails with an error ``fallback_on`` names
+    (after its own retries), the next one gets the same request.
+
+    >>> Agent(model=FallbackModel("openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"))
+    >>> Agent(model=["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"])   # the same
+
+    Members are :class:`Model` objects or ``"provider:model"`` strings (resolved at first
+    use). By default a member's rate limits, server errors, timeouts and connection errors,
+    once its retries are exhausted, pass the request on; a bad request or an authentication
+    error does not (the next model would most likely refuse it too, or hide a mistake):
+    ``fallback_on=(RateLimitError, AuthenticationError)`` (exception types) or a predicate
+    on the exception chooses otherwise. The last member's error is raised when every member
+    failed. Each member keeps its own retry policy, timeout, settings and price (the agent's
+    ``retry=`` replaces the retry policy of every member, as for a single model).
+
+    Which model answered is on the final :class:`ModelResponse` (``answered_by``, and
+    ``fallbacks``: the members skipped, each with its error), in a ``ModelFallbackEvent``
+    per fallback, on the ``chat`` span and in the token-usage metric's model attribute.
+    """
+
+    provider: ClassVar[str] = "fallback"
+
+    def __init__(
+        self,
+        *models: Model | str,
+        fallback_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] | None = None,
+    ) -> None:
+        if len(models) == 1 and isinstance(models[0], (list, tuple)):
+            models = tuple(models[0])
+        if len(models) < 2:
+            raise DefinitionError(
+                f"FallbackModel: expected at least two models (Model objects or 'provider:model' "
+                f"strings), got {list(models)!r}"
+            )
+        for spec in models:
+            if isinstance(spec, FallbackModel):
+                continue
+            if not isinstance(spec, Model) and not (isinstance(spec, str) and ":" in spec):
+                raise DefinitionError(
+                    "FallbackModel: each model must be a plait Model or a 'provider:model' string "
+                    f"(e.g. 'openai:gpt-4o-mini'), got {spec!r}"
+                )
+        if fallback_on is None:
+            fallback_on = DEFAULT_FALLBACK_ON
+        elif isinstance(fallback_on, type) and issubclass(fallback_on, BaseException):
+            fallback_on = (fallback_on,)
+        if isinstance(fallback_on, tuple):
+            if not fallback_on or not all(
+                isinstance(t, type) and issubclass(t, BaseException) for t in fallback_on
+            ):
+                raise DefinitionError(
+                    f"FallbackModel: fallback_on must be a tuple of exception types or a predicate, "
+                    f"got {fallback_on!r}"
+                )
+        elif not callable(fallback_on):
+            raise DefinitionError(
+                f"FallbackModel: fallback_on must be a tuple of exception types or a predicate, got {fallback_on!r}"
+            )
+        names = [m.name if isinstance(m, Model) else m for m in models]
+        super().__init__(",".join(names), retry=RetryPolicy(max_attempts=1))
+        self._specs: tuple[Model | str, ...] = tuple(models)
+        self._members: list[Model] | None = None
+        self.fallback_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = cast(
+            Any, fallback_on
+        )  # checked above
+
+    def __repr__(self) -> str:
+        names = ", ".join(repr(m.name if isinstance(m, Model) else m) for m in self._specs)
+        return f"FallbackModel({names})"
+
+    @property
+    def models(self) -> list[Model]:
+        """The members, in the order they are tried (strings resolved on first use)."""
+        if self._members is None:
+            self._members = [get_model(spec) for spec in self._specs]
+        return self._members
+
+    @property  # type: ignore[misc]
+    def supports_structured_output(self) -> bool:  # type: ignore[override]
+        """Only when every member does: the request is written once, for all of them."""
+        return all(m.supports_structured_output for m in self.models)
+
+    def falls_back_on(self, exc: BaseException) -> bool:
+        """Whether a member's failure ``exc`` passes the request on to the next member."""
+        if isinstance(exc, BudgetExceededError):
+            return False  # a budget stops the run, whichever model would answer
+        fallback_on = self.fallback_on
+        if isinstance(fallback_on, tuple):
+            return isinstance(exc, fallback_on)
+        return bool(fallback_on(exc))
+
+    def call_timeout(self, request: ModelRequest) -> float | None:
+        return None  # each member's own timeout bounds its own call
+
+    def secrets(self) -> list[str]:
+        return [secret for m in self.models for secret in m.secrets()]
+
+    async def aclose(self) -> None:
+        for member in self._members or ():
+            await member.aclose()
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        return self.stream_members(request)
+
+    async def stream_members(
+        self,
+        request: ModelRequest,
+        *,
+        policy: RetryPolicy | None = None,
+        on_retry: Callable[[int, ModelError, float], None] | None = None,
+        on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
+        stream: bool = True,
+    ) -> AsyncIterator[ModelStreamEvent]:
+        """Each member in turn, with its retries (``policy`` when given, else its own), until
+        one answers; ``on_fallback(failed, error, next)`` is called before each fallback."""
+        members = self.models
+        skipped: list[str] = []
+        for index, member in enumerate(members):
+            try:
+                if stream:
+                    async for item in stream_with_retry(member, request, policy=policy, on_retry=on_retry):
+                        if isinstance(item, ModelResponse):
+                            _answered(item, member, skipped)
+                        yield item
+                else:
+                    response = await complete_with_retry(member, request, policy=policy, on_retry=on_retry)
+                    yield _answered(response, member, skipped)
+                return
+            except Exception as exc:
+                if index == len(members) - 1 or not self.falls_back_on(exc):
+                    if skipped:
+                        exc.add_note(f"{self!r} tried first: {'; '.join(skipped)}")
+                    raise
+                skipped.append(f"{member.name}: {type(exc).__name__}")
+                if on_fallback is not None:
+                    on_fallback(member, exc, members[index + 1])
+
+
+def _answered(response: ModelResponse, member: Model, skipped: list[str]) -> ModelResponse:
+    if response.answered_by is None:  # a nested FallbackModel already named its member
+        response.answered_by = member.name
+    response.fallbacks = [*skipped, *response.fallbacks]
+    return response
+
+
+def get_model(spec: str | Model | Sequence[Model | str], **options: Any) -> Model:
     """Resolve ``"provider:model"`` through the registered model providers.
 
     >>> get_model("openai:gpt-4o-mini")      # needs plait-openai installed
+
+    A list of models (or ``"fallback:a,b"``, a :class:`FallbackModel`'s name) is a
+    :class:`FallbackModel` over them.
     """
     if isinstance(spec, Model):
         return spec
+    if isinstance(spec, (list, tuple)):
+        return FallbackModel(*spec)
+    if isinstance(spec, str) and spec.startswith("fallback:"):
+        return FallbackModel(*spec.removeprefix("fallback:").split(","))
     if not isinstance(spec, str) or ":" not in spec:
         raise DefinitionError(
             f"expected a Model object or a string 'provider:model' such as 'openai:gpt-4o-mini', got {spec!r}"
@@ -424,19 +609,39 @@ async def stream_with_retry(
     *,
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, ModelError, float], None] | None = None,
+    on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
 ) -> AsyncIterator[ModelStreamEvent]:
     """``model.stream(request)``, retried on retryable :class:`~plait.errors.ModelError`.
 
     Each attempt is bounded and scrubbed as :func:`guarded_stream` says.
     A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
     first, so a consumer that already saw part of the answer can discard it.
+    A :class:`FallbackModel` retries each member in turn, calling
+    ``on_fallback(failed_model, error, next_model)`` before passing the request on. The
+    final response's ``usage.cost`` is set when the answering model has a price.
     """
+    if isinstance(model, FallbackModel):
+        async for item in model.stream_members(
+            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback
+        ):
+            yield item
+        return
+    limiters = active_limiters(model.provider, model.name)  # rate limits: None unless declared
     attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
     async with contextlib.aclosing(attempts):
         async for attempt in attempts:
             with attempt:
-                async for item in guarded_stream(model, request):
-                    yield item
+                if limiters is None:
+                    async for item in guarded_stream(model, request):
+                        if isinstance(item, ModelResponse):
+                            price_response(model, item)
+                        yield item
+                else:
+                    async with rate_limited(limiters, request) as reported:
+                        async for item in guarded_stream(model, request):
+                            if isinstance(item, ModelResponse):
+                                reported.append(price_response(model, item).usage)
+                            yield item
 
 
 async def complete_with_retry(
@@ -445,17 +650,64 @@ async def complete_with_retry(
     *,
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, ModelError, float], None] | None = None,
+    on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
 ) -> ModelResponse:
     """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`;
     each attempt bounded and scrubbed as :func:`guarded_complete` says."""
     response: ModelResponse | None = None
+    if isinstance(model, FallbackModel):
+        async for item in model.stream_members(
+            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback, stream=False
+        ):
+            if isinstance(item, ModelResponse):  # the one item
+                response = item
+        assert response is not None
+        return response
+    limiters = active_limiters(model.provider, model.name)  # rate limits: None unless declared
     attempts = retrying(policy or model.retry, retryable=_retryable, on_retry=on_retry)
     async with contextlib.aclosing(attempts):
         async for attempt in attempts:
             with attempt:
-                response = await guarded_complete(model, request)
+                if limiters is None:
+                    response = await guarded_complete(model, request)
+                else:
+                    async with rate_limited(limiters, request) as reported:
+                        response = await guarded_complete(model, request)
+                        reported.append(response.usage)
     assert response is not None  # the loop ends only after a try that did not fail
+    return price_response(model, response)
+
+
+def price_response(model: Model, response: ModelResponse) -> ModelResponse:
+    """Set ``response.usage.cost`` from the model's :class:`Pricing`, else from the price table
+    (:mod:`plait.prices`), when either knows the model; a cost already set stays."""
+    usage = response.usage
+    if usage.cost is None:
+        pricing = model.pricing
+        if pricing is not None:
+            usage.cost = pricing.cost(usage)
+        else:
+            from plait.prices import table_cost
+
+            usage.cost = table_cost(model.provider, model.model, usage.input_tokens, usage.output_tokens)
     return response
+
+
+def model_pricing(model: Model) -> Pricing | None:
+    """The model's price per million tokens: its own :class:`Pricing`, else the price table's
+    (:func:`plait.prices.table_pricing`), else None. A :class:`FallbackModel`'s is its most
+    expensive member's (what a budget must assume before it knows which one answers)."""
+    if isinstance(model, FallbackModel):
+        prices = [model_pricing(m) for m in model.models]
+        if any(p is None for p in prices):
+            return None
+        return Pricing(max(p.input for p in prices if p), max(p.output for p in prices if p))
+    if model.pricing is not None:
+        return model.pricing
+    from plait.prices import table_pricing
+
+    found = table_pricing(model.provider, model.model)
+    return None if found is None else Pricing(*found)
 
 
 report_public_home(__name__, globals(), __all__)  # plait.models.credentials, not plait._secrets.credentials

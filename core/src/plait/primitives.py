@@ -91,6 +91,7 @@ class Step(StepNode):
         executor: Callable[..., Any] | None = None,
         workflow: Any = None,
         description: str | None = None,
+        budget: Any = None,
         **policies: Any,
     ) -> None:
         given = {
@@ -109,6 +110,12 @@ class Step(StepNode):
             name = getattr(target, "name", None) or getattr(target, "__name__", None) or type(target).__name__
         super().__init__(name, description=description, **policies)
         self._auto_named = auto
+        from plait._budget import check_budget
+
+        #: provider policy: what one run of this step may spend (plait._budget)
+        self.budget = check_budget(budget, f"Step {name!r}")
+        if self.budget is not None:  # only a step with a budget pays for it (the hot path)
+            self.execute = self._execute_in_budget  # type: ignore[method-assign]
         self.agent = agent or team
         self.executor = executor
         self.workflow = workflow
@@ -128,6 +135,14 @@ class Step(StepNode):
             raise DefinitionError(
                 f"Step {name!r}: {kind}= expects a plait {kind.capitalize()}, got {target!r}"
             )
+
+    async def _execute_in_budget(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
+        """:meth:`execute` with the step's budget in force: every call inside counts."""
+        from plait._budget import budget_scope
+
+        assert self.budget is not None
+        with budget_scope(self.budget, f"step {self.name!r}"):
+            return await Step.execute(self, step_input, ctx)
 
     async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         if self._callee is not None:

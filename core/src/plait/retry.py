@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-from plait.errors import DefinitionError
+from plait.errors import BudgetExceededError, DefinitionError
 
 __all__ = ["Attempt", "RetryPolicy", "parse_retry_after", "retrying"]
 
@@ -73,6 +73,8 @@ class RetryPolicy:
         """True when ``exc`` raised on try number ``attempt`` (1-based) deserves another."""
         if attempt >= self.max_attempts:
             return False
+        if isinstance(exc, BudgetExceededError):
+            return False  # the same call would cross the same limit again
         if isinstance(self.retry_on, tuple):
             return isinstance(exc, self.retry_on)
         return bool(self.retry_on(exc))

@@ -64,7 +64,7 @@ class Team(Runnable):
         self,
         name: str | None = None,
         members: Sequence[Runnable] = (),
-        model: Model | str | None = None,
+        model: Model | str | Sequence[Model | str] | None = None,
         mode: TeamMode | None = None,
         instructions: str | Sequence[str] | None = None,
         *,

@@ -37,6 +37,8 @@ __all__ = [
     "ATTR",
     "Instruments",
     "agent_span",
+    "annotate_current_span",
+    "budget_attributes",
     "capture_content",
     "chat_response_attributes",
     "chat_span",
@@ -124,6 +126,11 @@ class ATTR:
     TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
     TOOL_CALL_RESULT = "gen_ai.tool.call.result"
     ERROR_TYPE = "error.type"
+    FALLBACK_ANSWERED_BY = "plait.fallback.answered_by"
+    FALLBACK_SKIPPED = "plait.fallback.skipped"
+    #: a prefix: ``plait.budget.left.max_requests``, ``plait.budget.limit.max_cost``, ...
+    BUDGET_LEFT = "plait.budget.left"
+    BUDGET_LIMIT = "plait.budget.limit"
 
 
 def _global_unset(module: Any, attribute: str, variable: str) -> bool:
@@ -311,18 +318,46 @@ def chat_response_attributes(response: Any) -> dict[str, Any]:
         attributes[ATTR.RESPONSE_ID] = response.response_id
     if response.finish_reason:
         attributes[ATTR.FINISH_REASONS] = [response.finish_reason]
+    if response.answered_by is not None:  # a FallbackModel chose the model that answered
+        attributes[ATTR.FALLBACK_ANSWERED_BY] = response.answered_by
+        attributes[ATTR.FALLBACK_SKIPPED] = list(response.fallbacks)
     if capture_content():
         attributes[ATTR.OUTPUT_MESSAGES] = truncate(messages_json([response.message]))
     return attributes
 
 
-def token_usage_points(model: Any, usage: Any) -> list[tuple[int, dict[str, Any]]]:
-    """The ``gen_ai.client.token.usage`` histogram points of one model call: (value, attributes)."""
-    base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: model.provider, ATTR.REQUEST_MODEL: model.model}
+def token_usage_points(
+    model: Any, usage: Any, answered_by: str | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """The ``gen_ai.client.token.usage`` histogram points of one model call: (value, attributes).
+    ``answered_by`` (``provider:model``, a FallbackModel's answering member) names the model."""
+    if answered_by is not None:
+        provider, _, name = answered_by.partition(":")
+    else:
+        provider, name = model.provider, model.model
+    base = {ATTR.OPERATION: "chat", ATTR.PROVIDER: provider, ATTR.REQUEST_MODEL: name}
     return [
         (usage.input_tokens, {**base, ATTR.TOKEN_TYPE: "input"}),
         (usage.output_tokens, {**base, ATTR.TOKEN_TYPE: "output"}),
     ]
+
+
+def budget_attributes(limits: dict[str, float], left: dict[str, float]) -> dict[str, Any]:
+    """A budget's limits and what is left of each, as span attributes."""
+    attributes: dict[str, Any] = {f"{ATTR.BUDGET_LIMIT}.{k}": v for k, v in limits.items()}
+    attributes.update({f"{ATTR.BUDGET_LEFT}.{k}": v for k, v in left.items()})
+    return attributes
+
+
+def annotate_current_span(attributes: dict[str, Any]) -> None:
+    """Set ``attributes`` on the current span, if tracing is on and a span is recording."""
+    if "opentelemetry.trace" not in sys.modules:
+        return
+    from opentelemetry import trace
+
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(attributes)
 
 
 def tool_span(call: Any) -> tuple[str, dict[str, Any]]:

@@ -11,18 +11,20 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from typing_extensions import Unpack
 
 from plait import _cancel, _workflow_run
+from plait._budget import Budget, check_budget
 from plait._checks import check_seconds
 from plait._executors import Callee
 from plait._fork import UNSET as _fork_unset
 from plait._io import (
     WorkflowRunOutput,
 )
+from plait._limits import RateLimit, check_limits
 from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._sync import EventStream, run_sync, sync
@@ -91,6 +93,14 @@ class Workflow:
     all shown in :class:`~plait.RunContext`; ``stream_executor_events=False`` keeps the
     events of agents and teams inside steps out of the stream; ``telemetry`` is accepted
     (plait sends no telemetry).
+
+    ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
+    calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
+    parallel branches included; a call that would cross a limit stops the run with
+    :class:`~plait.errors.BudgetExceededError` before it is made. ``limits``
+    (``{"openai": RateLimit(requests_per_minute=500)}``, keys a provider or a model string)
+    make calls wait their turn instead of receiving 429s, across every branch, nested
+    workflow and concurrent run of this workflow.
     """
 
     #: how many sessions a workflow without storage keeps in memory (least recently used
@@ -128,6 +138,8 @@ class Workflow:
         dependencies: dict[str, Any] | None = None,
         add_dependencies_to_context: bool | None = None,
         telemetry: bool = True,
+        budget: Budget | None = None,
+        limits: Mapping[str, RateLimit] | None = None,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -174,6 +186,11 @@ class Workflow:
         self.target: str | None = None
         self.stream = stream
         self.stream_events = stream_events
+        #: provider policy: what one run may spend, every agent, tool and nested workflow inside
+        self.budget = check_budget(budget, f"Workflow {name!r}")
+        #: provider policy: rate limits by provider or model, shared by every run of this workflow
+        self.limits = limits
+        self._limiters = check_limits(limits, f"Workflow {name!r}")
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:
@@ -206,10 +223,12 @@ class Workflow:
         # this process's sessions, lock, runner, storage connection and last output do not.
         state = dict(self.__dict__)
         state.update(_sessions=None, _sessions_lock=None, _runner=None, _storage=None, _last_run_output=None)
+        state["_limiters"] = None  # rate limits are per process: rebuilt from ``limits`` there
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._limiters = check_limits(self.__dict__.get("limits"), f"Workflow {self.name!r}")
         self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
 
