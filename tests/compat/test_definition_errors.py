@@ -7,9 +7,8 @@ import functools
 
 import pytest
 
-from plait import Agent, Condition, Loop, Router, Step, Workflow
+from plait import Agent, Condition, Loop, Router, Step, StepInput, Workflow
 from plait.errors import DefinitionError, PluginError
-from plait import StepInput
 
 
 def test_misspelled_model_provider_suggests_the_close_one() -> None:
@@ -19,7 +18,9 @@ def test_misspelled_model_provider_suggests_the_close_one() -> None:
 
 
 def test_misspelled_storage_scheme_suggests_the_close_one() -> None:
-    workflow = Workflow(name="W", steps=[Step(name="s", executor=lambda step_input: "ok")], storage="sqlit:///x.db")
+    workflow = Workflow(
+        name="W", steps=[Step(name="s", executor=lambda step_input: "ok")], storage="sqlit:///x.db"
+    )
     with pytest.raises(PluginError, match=r"no storage named 'sqlit'.*did you mean 'sqlite'\?"):
         workflow.run("x")
 
@@ -104,5 +105,5 @@ def test_evaluator_selector_and_end_condition_are_checked_too() -> None:
         Condition(name="c", evaluator=lambda: True, steps=[step])
     with pytest.raises(DefinitionError, match="Router 'r' selector"):
         Router(name="r", selector=lambda: [step], choices=[step])
-    with pytest.raises(DefinitionError, match="Loop 'l' end_condition.*outputs"):
+    with pytest.raises(DefinitionError, match=r"Loop 'l' end_condition.*outputs"):
         Loop(name="l", steps=[step], end_condition=lambda a, b: True)

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.spinner import Spinner
 from rich.text import Text
 from rich.tree import Tree
@@ -140,7 +140,9 @@ class RunModel:
                 self.nodes[""] = self.root
             return self.root
         if isinstance(event, StepStartedEvent) and key:
-            node = self._add(key, f"{ICONS.get(event.step_type, '•')} {event.step_name}", event.step_type, parent_of(key))
+            node = self._add(
+                key, f"{ICONS.get(event.step_type, '•')} {event.step_name}", event.step_type, parent_of(key)
+            )
             node.status = "running"
             return node
         if isinstance(event, LoopIterationStartedEvent) and key:
@@ -150,7 +152,6 @@ class RunModel:
         if isinstance(event, LoopIterationCompletedEvent):
             if node is not None and node.status == "running":
                 node.status = "done"
-                node.info = f"{node.elapsed():.2f}s"
         elif isinstance(event, StepCompletedEvent):
             if node is not None:
                 if event.cached:
@@ -250,7 +251,11 @@ class LiveArea:
             from rich.live import Live
 
             self._live = Live(
-                self, console=self.console, refresh_per_second=8, transient=self._transient, redirect_stdout=False
+                self,
+                console=self.console,
+                refresh_per_second=8,
+                transient=self._transient,
+                redirect_stdout=False,
             )
             self._live.start()
 
@@ -344,7 +349,9 @@ def record_tree(record: Any, checkpoints: list[Any], *, color: Any = None) -> Tr
     for checkpoint in sorted(checkpoints, key=lambda c: depth(c.step_id)):
         output = checkpoint.output
         metrics = output.get("metrics") or {}
-        step_status = "skipped" if output.get("skipped") else "done" if output.get("success", True) else "failed"
+        step_status = (
+            "skipped" if output.get("skipped") else "done" if output.get("success", True) else "failed"
+        )
         tokens = metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
         symbol, mark_style = MARKS[step_status]
         step_type = output.get("step_type") or ""
@@ -371,7 +378,11 @@ def record_tree(record: Any, checkpoints: list[Any], *, color: Any = None) -> Tr
             branch.label = Text.assemble(("✓ ", "green"), f"↻ iteration {number}")
     for request in (record.pause or {}).get("pending", []):
         step_id = request.get("step_id") or ""
-        label = Text.assemble(("⏸ ", "yellow"), step_id.rpartition("/")[2], (f"  waiting: {request.get('prompt', '')}", "yellow"))
+        label = Text.assemble(
+            ("⏸ ", "yellow"),
+            step_id.rpartition("/")[2],
+            (f"  waiting at {step_id}: {request.get('prompt', '')}", "yellow"),
+        )
         if step_id in nodes:
             nodes[step_id].label = label
         else:

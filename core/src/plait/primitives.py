@@ -318,7 +318,9 @@ class Condition(StepNode):
                 f"Condition {self.name!r}: evaluator must be a bool or a callable returning a bool, got {evaluator!r}"
             )
         else:
-            self._evaluator = Callee(evaluator, what=f"Condition {self.name!r} evaluator", takes="the StepInput")
+            self._evaluator = Callee(
+                evaluator, what=f"Condition {self.name!r} evaluator", takes="the StepInput"
+            )
         self.evaluator = evaluator
         self.steps = as_nodes(steps, where=f"Condition {self.name!r}")
         if not self.steps:
@@ -393,7 +395,9 @@ class Loop(StepNode):
             raise DefinitionError(f"Loop {self.name!r}: expected at least one step in steps=")
         self.end_condition = end_condition
         self._end = (
-            None if end_condition is None else Callee(
+            None
+            if end_condition is None
+            else Callee(
                 end_condition, what=f"Loop {self.name!r} end_condition", takes="the iteration's outputs"
             )
         )
