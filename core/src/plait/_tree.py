@@ -162,7 +162,9 @@ class RunModel:
                     node.status = "done" if event.success else "failed"
                 node.info = f"{event.duration:.2f}s"
                 if event.metadata:
-                    node.info += "  " + ", ".join(f"{k}={v}" for k, v in event.metadata.items())
+                    facts = [f"{k}={v}" for k, v in event.metadata.items() if k != "cache_hit"]
+                    if facts:
+                        node.info += "  " + ", ".join(facts)
         elif isinstance(event, StepErrorEvent):
             if node is not None:
                 node.status = "failed"

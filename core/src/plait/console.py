@@ -100,7 +100,11 @@ class ConsoleRenderer:
             nodes = list(model.nodes.values())
         except RuntimeError:  # the run added a node while this refresh read them
             return Text("")
-        running = [n for n in nodes if n.status == "running" and (n is not model.root or n.text is not None)]
+        running = [
+            n
+            for n in nodes
+            if n.status == "running" and n.kind != "Iteration" and (n is not model.root or n.text is not None)
+        ]
         parts: list[RenderableType] = []
         streaming = [n for n in running if n.text]
         lines = max(3, (self.console.height or 24) - len(running) - 4 * len(streaming) - 2)
