@@ -244,3 +244,87 @@ def test_tree_marks_a_paused_parallel_and_a_cached_step() -> None:
         "    └── ⏸ • ok  paused  Ship it?",
     ]
     assert _tree_lines(workflow, "x")[1] == "├── ✓ • draft  cached"
+
+
+def test_model_retries_and_waits_are_lines_of_the_outline_as_they_happen() -> None:
+    import io
+
+    from plait.console import ConsoleRenderer
+    from plait.events import ModelRetryEvent, StepPausedEvent
+
+    out = io.StringIO()
+    renderer = ConsoleRenderer(Console(file=out, width=100, color_system=None), live=True)
+    renderer.handle(
+        ModelRetryEvent(
+            step_id="write", step_name="write", agent_name="Writer", attempt=1, delay=0.5, error="429"
+        )
+    )
+    assert out.getvalue() == "│ ↺ Writer: model call 1 failed (429); retrying in 0.50s\n"
+    renderer.handle(StepPausedEvent(step_id="ok", step_name="ok", prompt="Ship it?"))
+    assert out.getvalue().splitlines()[-1] == "⏸ ok waits for a person: Ship it?"
+    renderer.close()
+
+
+def test_a_cancelled_run_marks_what_was_running_as_cancelled() -> None:
+    from plait._tree import RunTree
+    from plait.events import StepStartedEvent, WorkflowCancelledEvent, WorkflowStartedEvent
+
+    console = Console(record=True, width=100, force_terminal=False)
+    tree = RunTree(console)
+    tree.handle(WorkflowStartedEvent(run_id="r", workflow_name="W"))
+    tree.handle(StepStartedEvent(run_id="r", step_id="p", step_name="p", step_type="Parallel"))
+    tree.handle(StepStartedEvent(run_id="r", step_id="p/a", step_name="a", parent_step_id="p"))
+    tree.handle(WorkflowCancelledEvent(run_id="r", workflow_name="W"))
+    lines = [re.sub(r"\s+\d+\.\d+s", "", line.rstrip()) for line in console.export_text().splitlines()]
+    assert [line for line in lines if line] == [
+        "⊘ ◆ W  cancelled",
+        "└── ⊘ ⫘ p  cancelled",
+        "    └── ⊘ • a  cancelled",
+    ]
+
+
+def test_runs_show_nests_iterations_under_their_loop_and_draws_the_failed_step(tmp_path: Path) -> None:
+    def boom(step_input):  # type: ignore[no-untyped-def]
+        raise ValueError("bad input")
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    workflow = Workflow(
+        name="Tea",
+        storage=url,
+        steps=[
+            Loop(name="refine", steps=[Step(name="edit", executor=lambda step_input: "e")], max_iterations=2),
+            Step(name="explode", executor=boom),
+        ],
+    )
+    with pytest.raises(Exception, match="bad input"):
+        workflow.run("x")
+    workflow.close()
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("PLAIT_STORAGE", None)
+    listed = subprocess.run(
+        [sys.executable, "-m", "plait.cli", "runs", "list", "--json", "--storage", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    run_id = __import__("json").loads(listed.stdout)[0]["run_id"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "plait.cli", "runs", "show", run_id, "--storage", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    lines = [re.sub(r"\s+\d+\.\d+s", "", line.rstrip()) for line in shown.stdout.splitlines()]
+    assert lines[1:] == [
+        "├── ✓ refine  Loop",
+        "│   ├── ✓ ↻ iteration 1",
+        "│   │   └── ✓ edit  Step",
+        "│   └── ✓ ↻ iteration 2",
+        "│       └── ✓ edit  Step",
+        "└── ✗ explode  ValueError: bad input",
+    ], shown.stdout
+    assert "unfinished" not in shown.stdout
