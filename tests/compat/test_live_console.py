@@ -328,3 +328,58 @@ def test_runs_show_nests_iterations_under_their_loop_and_draws_the_failed_step(t
         "└── ✗ explode  ValueError: bad input",
     ], shown.stdout
     assert "unfinished" not in shown.stdout
+
+
+def test_runs_show_step_gives_its_input_output_and_state_change(tmp_path: Path) -> None:
+    def count(step_input, session_state):  # type: ignore[no-untyped-def]
+        session_state["n"] = session_state.get("n", 0) + 1
+        return f"n={session_state['n']}"
+
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    workflow = Workflow(
+        name="Count",
+        storage=url,
+        session_state={"n": 0, "keep": 1},
+        steps=[
+            Step(name="first", executor=lambda step_input: "hello"),
+            Loop(name="refine", steps=[Step(name="edit", executor=count)], max_iterations=2),
+        ],
+    )
+    run_id = workflow.run("the input").run_id
+    workflow.close()
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("PLAIT_STORAGE", None)
+
+    def show(step: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "plait.cli",
+            "runs",
+            "show",
+            run_id,
+            "--storage",
+            url,
+            "--step",
+            step,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+    shown = show("refine[2]/edit")
+    assert shown.returncode == 0, shown.stderr
+    rows = {
+        line.split("  ", 1)[0]: line.split("  ", 1)[1].strip()
+        for line in shown.stdout.splitlines()
+        if line[:1] != " "
+    }
+    assert rows["step"] == "refine[2]/edit  (Step, count)"
+    assert (
+        rows["run input"] == "'the input'" and rows["previous content"] == "n=1" and rows["output"] == "n=2"
+    )
+    assert rows["state change"] == "{'n': 2}"
+    ambiguous = show("edit")
+    assert ambiguous.returncode == 1 and "Traceback" not in ambiguous.stderr
+    assert (
+        ambiguous.stderr.strip()
+        == "plait: step 'edit' is ambiguous; it may be: refine[1]/edit, refine[2]/edit"
+    )

@@ -403,3 +403,73 @@ def record_tree(record: Any, checkpoints: list[Any], *, color: Any = None) -> Tr
 
 
 _FAILED_STEP = re.compile(r"Step '([^']+)' failed: (.*)", re.S)
+
+
+def find_step(checkpoints: list[Any], step_id: str) -> Any:
+    """The checkpoint of ``step_id``: its exact id, else the one step whose id ends with
+    it (``edit`` for ``refine[2]/edit`` when only one matches); a LookupError naming the
+    candidates otherwise."""
+    exact = [c for c in checkpoints if c.step_id == step_id]
+    if exact:
+        return exact[0]
+    matches = [c for c in checkpoints if c.step_id.endswith("/" + step_id)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(c.step_id for c in (matches or checkpoints)) or "none"
+    what = "is ambiguous; it may be" if matches else "has no checkpoint in this run; the steps are"
+    raise LookupError(f"step {step_id!r} {what}: {known}")
+
+
+def _within(step_id: str, ancestor: str) -> bool:
+    while step_id:
+        step_id = parent_of(step_id)
+        if step_id == ancestor:
+            return True
+    return False
+
+
+def step_detail(record: Any, checkpoints: list[Any], step_id: str) -> RenderableType:
+    """One stored step (``plait runs show RUN --step ID``): what it received (the run's
+    input and the content of the checkpoint stored just before it, the previous step's),
+    its output and metrics, and the session-state keys it changed since that checkpoint
+    (the whole state after it for the first step)."""
+    from rich.pretty import Pretty
+    from rich.table import Table
+
+    from plait._io import format_content
+
+    ordered = sorted(checkpoints, key=lambda c: c.created_at)
+    checkpoint = find_step(ordered, step_id)
+    index = ordered.index(checkpoint)
+    earlier = [c for c in ordered[:index] if not _within(c.step_id, checkpoint.step_id)]
+    previous = earlier[-1].output.get("content") if earlier else None
+    output = checkpoint.output
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    kind = ", ".join(str(v) for v in (output.get("step_type"), output.get("executor_name")) if v)
+    table.add_row("step", f"{checkpoint.step_id}  ({kind})")
+    table.add_row("run input", Pretty(record.input))
+    table.add_row(
+        "previous content", Text(format_content(previous)) if earlier else Text("(none: the first step)")
+    )
+    table.add_row("output", Text(format_content(output.get("content"))))
+    if output.get("error"):
+        table.add_row("error", Text(str(output["error"]), style="red"))
+    table.add_row(
+        "metrics", Pretty({k: v for k, v in (output.get("metrics") or {}).items() if v is not None})
+    )
+    after = checkpoint.state or {}
+    if not earlier:  # what the state was before the first step is not stored: show it after
+        table.add_row("state after", Pretty(after))
+        return table
+    before_state = earlier[-1].state or {}
+    changed = {k: v for k, v in after.items() if k not in before_state or before_state[k] != v}
+    removed = [k for k in before_state if k not in after]
+    if changed or removed:
+        change: dict[str, Any] = dict(changed)
+        change.update({k: "(removed)" for k in removed})
+        table.add_row("state change", Pretty(change))
+    else:
+        table.add_row("state change", Text("(none)", style="dim"))
+    return table

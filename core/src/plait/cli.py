@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--user-id", default=None, help="only runs of this user (run(..., user_id=...))")
     show = runs_sub.add_parser("show", help="a run's step tree with status, durations and tokens")
     show.add_argument("run_id")
+    show.add_argument("--step", default=None, help="one step's input, output and state change")
     resume = runs_sub.add_parser("resume", help="continue an interrupted or failed run from its checkpoints")
     resume.add_argument("run_id")
     resume.add_argument(
@@ -306,6 +307,16 @@ async def _runs_async(args: argparse.Namespace) -> int:
                 data = record.model_dump(mode="json")
                 data["steps"] = [c.model_dump(mode="json") for c in checkpoints]
                 print(json.dumps(data, indent=2))
+            elif args.step:
+                from rich.console import Console
+
+                from plait._tree import step_detail
+
+                try:
+                    Console().print(step_detail(record, checkpoints, args.step))
+                except LookupError as exc:
+                    print(f"plait: {exc.args[0]}", file=sys.stderr)
+                    return 1
             else:
                 _print_run(record, checkpoints)
             return 0
