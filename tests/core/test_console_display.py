@@ -11,30 +11,30 @@ from plait.console import print_run
 from plait.testing import OfflineModel
 
 
-def workflow() -> Workflow:
-    researcher = Agent(name="Researcher", model=OfflineModel(delay=0), instructions="Research the topic.")
-    writer = Agent(name="Writer", model=OfflineModel(delay=0), instructions="Write a polished article.")
+def workflow(delay: float = 0) -> Workflow:
+    researcher = Agent(name="Researcher", model=OfflineModel(delay=delay), instructions="Research the topic.")
+    writer = Agent(name="Writer", model=OfflineModel(delay=delay), instructions="Write a polished article.")
     return Workflow(
         name="W", steps=[Step(name="research", agent=researcher), Step(name="write", agent=writer)]
     )
 
 
-def render(terminal: bool, width: int = 70) -> str:
+def render(terminal: bool, width: int = 70, delay: float = 0) -> str:
     out = io.StringIO()
     console = Console(file=out, force_terminal=terminal, width=width, color_system=None)
-    print_run(workflow(), "The history of tea", stream=True, markdown=False, options={}, console=console)
+    print_run(workflow(delay), "The history of tea", stream=True, markdown=False, options={}, console=console)
     return out.getvalue()
 
 
 def test_streaming_text_shows_live_on_a_terminal() -> None:
-    shown = render(terminal=True)
-    assert "▸ research" in shown and "▸ write" in shown  # the live line of each streaming step
+    shown = render(terminal=True, delay=0.01)
+    assert "╭─ research" in shown and "╭─ write" in shown  # the live panel of each streaming step
     assert "✓ research" in shown and "COMPLETED" in shown
 
 
 def test_no_live_display_when_not_a_terminal() -> None:
     shown = render(terminal=False)
-    assert "▸" not in shown and "✓ write" in shown
+    assert "╭─ research" not in shown and "\x1b" not in shown and "✓ write" in shown
 
 
 def test_previews_are_one_line_within_the_width_without_markdown_marks() -> None:

@@ -51,7 +51,9 @@ def test_run_pause_show_approve(tmp_path: Path) -> None:
     run_id = runs[0]["run_id"]
     assert runs[0]["target"] == f"{tmp_path / 'flows.py'}:workflow"
     shown = plait(tmp_path, "runs", "show", run_id)
-    assert "waiting at p/ok: Ship it?" in shown.stdout and "unfinished" in shown.stdout
+    assert (
+        "waiting at p/ok: Ship it?" in shown.stdout and "⏸ p  paused" in shown.stdout
+    )  # the paused Parallel waits too
     approved = plait(tmp_path, "runs", "approve", run_id, "--json")
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout) == {

@@ -178,7 +178,7 @@ class Callee:
         "wants_run_context",
     )
 
-    def __init__(self, fn: Callable[..., Any], *, what: str) -> None:
+    def __init__(self, fn: Callable[..., Any], *, what: str, takes: str | None = None) -> None:
         if not callable(fn):
             raise DefinitionError(f"{what}: expected a function or a callable object, got {fn!r}")
         self.fn = fn
@@ -194,6 +194,8 @@ class Callee:
             for name in INJECTED
             if (self.wants_run_context if name == "run_context" else declares(fn, name))
         )
+        if takes is not None:
+            check_signature(fn, what, takes, self.injects)
         #: a sync function called with only its arguments: the hot path, called inline
         self.plain = self.kind == "sync" and not self.injects
         self.declared_types = _declared_types(fn, self.executor_type)
@@ -217,6 +219,30 @@ class Callee:
 
     def __repr__(self) -> str:
         return f"Callee({self.name!r}, {self.kind})"
+
+
+def check_signature(fn: Callable[..., Any], what: str, takes: str, injects: tuple[str, ...] = ()) -> None:
+    """Refuse, at construction, a callable that cannot be called with one positional
+    argument (``takes`` says which: "the StepInput") and the injected keywords it
+    declares: a DefinitionError naming ``what`` and the signature. Defaults, ``*args``,
+    bound methods, callable objects, classes and ``functools.partial`` are understood by
+    :func:`inspect.signature`; a callable without a readable signature passes."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, **dict.fromkeys(injects))
+    except TypeError as exc:
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        if isinstance(fn, functools.partial):
+            name = f"partial({getattr(fn.func, '__name__', fn.func)!s}, ...)"
+        elif name == "<lambda>":
+            name = "lambda"
+        raise DefinitionError(
+            f"{what}: {name}{signature} cannot be called with one argument, {takes} ({exc}); "
+            "expected a callable that takes it as its first positional parameter"
+        ) from None
 
 
 def _accepts(fn: Callable[..., Any], parameter: str) -> bool:

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--user-id", default=None, help="only runs of this user (run(..., user_id=...))")
     show = runs_sub.add_parser("show", help="a run's step tree with status, durations and tokens")
     show.add_argument("run_id")
+    show.add_argument("--step", default=None, help="one step's input, output and state change")
     resume = runs_sub.add_parser("resume", help="continue an interrupted or failed run from its checkpoints")
     resume.add_argument("run_id")
     resume.add_argument(
@@ -309,6 +310,16 @@ async def _runs_async(args: argparse.Namespace) -> int:
                 data = record.model_dump(mode="json")
                 data["steps"] = [c.model_dump(mode="json") for c in checkpoints]
                 print(json.dumps(data, indent=2))
+            elif args.step:
+                from rich.console import Console
+
+                from plait._tree import step_detail
+
+                try:
+                    Console().print(step_detail(record, checkpoints, args.step))
+                except LookupError as exc:
+                    print(f"plait: {exc.args[0]}", file=sys.stderr)
+                    return 1
             else:
                 _print_run(record, checkpoints)
             return 0
@@ -400,38 +411,10 @@ def _print_runs(records: list[Any], where: str) -> None:
 
 def _print_run(record: Any, checkpoints: list[Any]) -> None:
     from rich.console import Console
-    from rich.tree import Tree
 
-    user = f"  user {record.user_id}" if record.user_id else ""
-    tree = Tree(
-        f"[bold]{record.workflow_name}[/bold]  run {record.run_id}{user}  [{_color(record.status)}]{record.status}[/]"
-        + _lineage_line(record)
-    )
-    nodes: dict[str, Any] = {"": tree}
+    from plait._tree import record_tree
 
-    def node_for(step_id: str) -> Any:
-        """The tree node of a step, adding unfinished containers (no checkpoint yet) on the way."""
-        if step_id not in nodes:
-            parent_id, _, name = step_id.rpartition("/")
-            nodes[step_id] = node_for(parent_id).add(f"{name}  [yellow]unfinished[/yellow]")
-        return nodes[step_id]
-
-    for checkpoint in sorted(checkpoints, key=lambda c: c.step_id.count("/")):
-        output = checkpoint.output
-        parent = node_for(checkpoint.step_id.rpartition("/")[0])
-        metrics = output.get("metrics") or {}
-        status = "skipped" if output.get("skipped") else "ok" if output.get("success", True) else "failed"
-        tokens = metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
-        label = f"{checkpoint.step_id.rpartition('/')[2]}  [dim]{output.get('step_type')}[/dim]  [{_color(status)}]{status}[/]"
-        label += f"  {metrics.get('duration', 0.0):.2f}s"
-        if tokens:
-            label += f"  {tokens} tokens"
-        nodes[checkpoint.step_id] = parent.add(label)
-    for request in (record.pause or {}).get("pending", []):
-        tree.add(f"[yellow]waiting at {request['step_id']}: {request['prompt']}[/yellow]")
-    if record.error:
-        tree.add(f"[red]{record.error}[/red]")
-    Console().print(tree)
+    Console().print(record_tree(record, checkpoints, color=_color, subtitle=_lineage_line(record)))
 
 
 def _time_travel_parsers(runs_sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:

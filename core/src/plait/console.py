@@ -4,6 +4,12 @@
 run (nested workflows one level deeper, containers and steps with their timing,
 retries, tool calls and a preview of each step's content), and prints the final
 answer in a panel, as Markdown when asked.
+
+On a terminal (``live=True``, as ``print_response(stream=True)`` and ``plait run``
+use it), what is still running stays at the bottom of the screen, redrawn in place:
+each running step with a spinner and its elapsed time, and the text an agent streams
+in a panel that grows as tokens arrive (rendered as Markdown with ``markdown=True``).
+Elsewhere (a pipe, CI) the same outline is printed as plain lines, without control codes.
 """
 
 from __future__ import annotations
@@ -11,20 +17,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console, Group, RenderableType
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.spinner import Spinner
 from rich.text import Text
 
 from plait._io import format_content
 from plait._sync import sync
+from plait._tree import ICONS, LiveArea, Node, RunModel, mark
 from plait.events import (
     Event,
     LoopIterationStartedEvent,
+    ModelRetryEvent,
     RunContentEvent,
     StepCompletedEvent,
     StepErrorEvent,
+    StepPausedEvent,
     StepRetryEvent,
     StepSkippedEvent,
     StepStartedEvent,
@@ -36,69 +45,111 @@ from plait.events import (
 
 __all__ = ["ICONS", "ConsoleRenderer", "aprint_run", "print_run", "print_summary"]
 
-ICONS = {
-    "Step": "•",
-    "Steps": "☰",
-    "Parallel": "⫘",
-    "Condition": "?",
-    "Loop": "↻",
-    "Router": "⤳",
-    "Workflow": "◆",
-}
-
 
 class ConsoleRenderer:
-    """Prints events as an indented outline. Feed it with :meth:`handle`."""
+    """Prints events as an indented outline. Feed it with :meth:`handle`.
 
-    def __init__(self, console: Console | None = None, *, preview: int = 90, live: bool = False) -> None:
+    With ``live=True`` on a terminal, the running steps and the text they stream show
+    below the outline, redrawn in place, until the step completes (call :meth:`close`
+    when the run has ended). ``markdown=True`` renders the streamed text as Markdown.
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        preview: int = 90,
+        live: bool = False,
+        markdown: bool = False,
+    ) -> None:
         self.console = console or Console()
         self.preview = preview
+        self.markdown = markdown
         self._content: dict[str | None, list[str]] = {}
         self._steps = 0
-        # On a terminal, the text of the steps still streaming shows live below the
-        # outline (one line each, the newest words), and disappears when they complete.
-        # Only for an owner that calls close() when the run ends (print_response, plait run).
+        # the live area exists only where it can be drawn: elsewhere an event costs no more
         self.live = live
-        self._live: Live | None = None
-        self._streaming: dict[str | None, Text] = {}
+        self._area: LiveArea | None = None
+        self._model: RunModel | None = None
+        self._spinner = Spinner("dots", style="yellow")
+        if live and self.console.is_terminal:
+            self._model = RunModel()
+            self._area = LiveArea(self.console, self._render_live, transient=True)
+
+    def begin(self, name: str) -> None:
+        """Show ``name`` (an agent or team run on its own, outside a workflow) as running,
+        its streamed text under it."""
+        if self._model is not None and self._model.root is None:
+            root = self._model.root = Node("", name, "Agent", None)
+            root.text = []
+            self._model.nodes[""] = root
+            self._area.start()  # type: ignore[union-attr]
 
     def close(self) -> None:
-        """Stop the live display of streaming steps (call once the run has ended)."""
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-        self._streaming.clear()
+        """Stop the live display (call once the run has ended)."""
+        if self._area is not None:
+            self._area.stop()
 
-    def _show_streaming(self, event: Event) -> None:
-        if not (self.live and self.console.is_terminal):
-            return
-        text = _oneline("".join(self._content[event.step_id]))
-        self._streaming[event.step_id] = Text.assemble(
-            self._indent(event),
-            ("▸ ", "cyan"),
-            (event.step_name or "", "bold"),
-            ("  ", ""),
-            (text[-max(10, self.console.width - 40) :], "italic dim"),
-            no_wrap=True,
-            overflow="ellipsis",
+    # -- the live area -----------------------------------------------------------------
+
+    def _render_live(self) -> RenderableType:
+        model = self._model
+        if model is None:
+            return Text("")
+        try:
+            nodes = list(model.nodes.values())
+        except RuntimeError:  # the run added a node while this refresh read them
+            return Text("")
+        running = [
+            n
+            for n in nodes
+            if n.status == "running" and n.kind != "Iteration" and (n is not model.root or n.text is not None)
+        ]
+        parts: list[RenderableType] = []
+        streaming = [n for n in running if n.text]
+        lines = max(3, (self.console.height or 24) - len(running) - 4 * len(streaming) - 2)
+        for node in running:
+            if node.text:  # its panel shows the spinner and the elapsed time
+                parts.append(self._panel(node, max(3, lines // max(1, len(streaming)))))
+            else:
+                parts.append(Text.assemble(self._indent_of(node), mark(node, self._spinner)))
+        return Group(*parts)
+
+    def _indent_of(self, node: Node) -> str:
+        return "│ " * node.key.count("/") if node.key else ""
+
+    def _panel(self, node: Node, height: int) -> RenderableType:
+        text = "".join(node.text or ())
+        width = max(20, self.console.width - 4)
+        tail = _tail(text, height, width)
+        body: RenderableType = Markdown(tail) if self.markdown else Text(tail)
+        title = node.label.split(" ", 1)[-1] if node.key else node.label
+        return Panel(
+            body,
+            title=title,
+            title_align="left",
+            subtitle=Text.assemble(mark(node, self._spinner)[0:1], f" {node.elapsed():.1f}s"),
+            subtitle_align="right",
+            border_style="cyan",
         )
-        self._refresh()
 
-    def _refresh(self) -> None:
-        if self._live is None:
-            if not self._streaming:
-                return
-            self._live = Live(console=self.console, transient=True, auto_refresh=False)
-            self._live.start()
-        self._live.update(Group(*self._streaming.values()), refresh=True)
+    # -- the outline -------------------------------------------------------------------
 
     def _indent(self, event: Event, extra: int = 0) -> str:
         levels = event.nested_depth + (event.step_id or "").count("/") + extra
         return "│ " * levels
 
     def handle(self, event: Event) -> None:
+        if self._model is not None:
+            if isinstance(event, WorkflowStartedEvent) and event.nested_depth == 0:
+                self._model = RunModel()  # a new run on this renderer
+                self._area.start()  # type: ignore[union-attr]
+            self._model.handle(event)
         print_ = self.console.print
-        if isinstance(event, WorkflowStartedEvent):
+        if isinstance(event, RunContentEvent):
+            if isinstance(event.content, str):
+                self._content.setdefault(event.step_id, []).append(event.content)
+        elif isinstance(event, WorkflowStartedEvent):
             label = "workflow" if event.nested_depth == 0 else f"nested workflow · depth {event.nested_depth}"
             print_(
                 Text.assemble(
@@ -126,10 +177,6 @@ class ConsoleRenderer:
                     self._indent(event), (f"↻ iteration {event.iteration}/{event.max_iterations}", "dim")
                 )
             )
-        elif isinstance(event, RunContentEvent):
-            if isinstance(event.content, str):
-                self._content.setdefault(event.step_id, []).append(event.content)
-                self._show_streaming(event)
         elif isinstance(event, ToolCallStartedEvent):
             args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
             print_(
@@ -146,6 +193,26 @@ class ConsoleRenderer:
                         f"{event.step_name}: attempt {event.attempt} failed ({event.error}); retrying in {event.delay:.2f}s",
                         "yellow",
                     ),
+                )
+            )
+        elif isinstance(event, ModelRetryEvent):
+            who = event.agent_name or event.step_name or "model"
+            print_(
+                Text.assemble(
+                    self._indent(event, 1),
+                    ("↺ ", "yellow"),
+                    (
+                        f"{who}: model call {event.attempt} failed ({event.error}); retrying in {event.delay:.2f}s",
+                        "yellow",
+                    ),
+                )
+            )
+        elif isinstance(event, StepPausedEvent):
+            print_(
+                Text.assemble(
+                    self._indent(event),
+                    ("⏸ ", "yellow"),
+                    (f"{event.step_name} waits for a person: {event.prompt}", "yellow"),
                 )
             )
         elif isinstance(event, StepSkippedEvent):
@@ -182,8 +249,8 @@ class ConsoleRenderer:
     def _completed(self, event: StepCompletedEvent) -> None:
         self._steps += 1
         streamed = "".join(self._content.pop(event.step_id, []))
-        if self._streaming.pop(event.step_id, None) is not None:
-            self._refresh()
+        if self._area is not None:
+            self._area.refresh()  # the step leaves the live area as its line is printed
         if event.step_type not in ("Step", "Workflow"):
             extra = ""
             if event.metadata:
@@ -200,18 +267,32 @@ class ConsoleRenderer:
         text = _oneline(streamed or format_content(event.content))
         if len(text) > self.preview:
             text = text[: self.preview - 1] + "…"
-        mark = ("✓ ", "green") if event.success else ("✗ ", "red")
+        mark_ = ("✓ ", "green") if event.success else ("✗ ", "red")
+        how = "  cached" if event.cached else ""
         self.console.print(
             Text.assemble(
                 self._indent(event),
-                mark,
+                mark_,
                 (event.step_name or "", "bold"),
-                (f"  {event.duration:.2f}s  ", "dim"),
+                (f"  {event.duration:.2f}s{how}  ", "dim"),
                 (text, "italic"),
             ),
             no_wrap=True,  # a preview is one line: cut at the terminal's edge, not wrapped
             overflow="ellipsis",
         )
+
+
+def _tail(text: str, height: int, width: int) -> str:
+    """The end of ``text`` that fits in about ``height`` lines of ``width`` columns."""
+    lines = text.split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        used += max(1, -(-len(line) // width))
+        if used > height and kept:
+            break
+        kept.append(line)
+    return "\n".join(reversed(kept))
 
 
 def _oneline(text: str) -> str:
@@ -252,7 +333,9 @@ async def aprint_run(
     else behind a spinner; then the final panel."""
     console = console or Console()
     if stream:
-        renderer = ConsoleRenderer(console, live=True)
+        renderer = ConsoleRenderer(console, live=True, markdown=markdown)
+        if not hasattr(target, "steps"):  # an agent or team on its own
+            renderer.begin(target.name)
         try:
             async for event in target.arun(input, stream=True, stream_events=True, **options):
                 renderer.handle(event)

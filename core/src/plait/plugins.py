@@ -203,6 +203,13 @@ class Registry:
             hint = ""
             if (kind, key) in KNOWN_DISTRIBUTIONS:
                 hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[kind, key]}"
+            else:
+                import difflib
+
+                names = set(self._entries[kind]) | {k for d, k in KNOWN_DISTRIBUTIONS if d == kind}
+                close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
+                if close:
+                    hint = f"; did you mean {close[0]!r}?"
             raise PluginError(
                 f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}"
             )

@@ -122,7 +122,7 @@ class Step(StepNode):
         self._callee: Callee | None = None
         self.executor_type = kind
         if executor is not None:
-            self._callee = Callee(executor, what=f"Step {name!r} executor")
+            self._callee = Callee(executor, what=f"Step {name!r} executor", takes="the StepInput")
             self.executor_type = self._callee.executor_type
             self.runs_blocking_code = self._callee.kind in ("sync", "sync_gen")
             if self.cache is not None:  # refuse an identity that cannot be established, now
@@ -333,7 +333,9 @@ class Condition(StepNode):
                 f"Condition {self.name!r}: evaluator must be a bool or a callable returning a bool, got {evaluator!r}"
             )
         else:
-            self._evaluator = Callee(evaluator, what=f"Condition {self.name!r} evaluator")
+            self._evaluator = Callee(
+                evaluator, what=f"Condition {self.name!r} evaluator", takes="the StepInput"
+            )
         self.evaluator = evaluator
         self.steps = as_nodes(steps, where=f"Condition {self.name!r}")
         if not self.steps:
@@ -408,7 +410,11 @@ class Loop(StepNode):
             raise DefinitionError(f"Loop {self.name!r}: expected at least one step in steps=")
         self.end_condition = end_condition
         self._end = (
-            None if end_condition is None else Callee(end_condition, what=f"Loop {self.name!r} end_condition")
+            None
+            if end_condition is None
+            else Callee(
+                end_condition, what=f"Loop {self.name!r} end_condition", takes="the iteration's outputs"
+            )
         )
         self.max_iterations = max_iterations
         self.forward_iteration_output = forward_iteration_output
@@ -529,7 +535,7 @@ class Router(StepNode):
         target: Callable[..., Any] = selector
         if declares(selector, "step_choices"):  # selector(step_input, step_choices): Agno's signature
             target = functools.partial(selector, step_choices=self.choices)
-        self._selector = Callee(target, what=f"Router {self.name!r} selector")
+        self._selector = Callee(target, what=f"Router {self.name!r} selector", takes="the StepInput")
         if not self.choices:
             raise DefinitionError(f"Router {self.name!r}: expected at least one step in choices=")
         self._by_name = {node.name: node for node in self.choices}
