@@ -385,11 +385,12 @@ def test_max_cost_works_for_a_known_model_without_pricing() -> None:
 
 @pytest.fixture
 def short_minute(monkeypatch: pytest.MonkeyPatch) -> float:
-    """A 'minute' of half a second, so a test of per-minute limits takes a second, not minutes."""
+    """A 'minute' of 1.5 seconds, so a test of per-minute limits takes seconds, not minutes
+    (long enough that a loaded machine's scheduling delays stay well inside one window)."""
     import plait._limits
 
-    monkeypatch.setattr(plait._limits, "_WINDOW", 0.5)
-    return 0.5
+    monkeypatch.setattr(plait._limits, "_WINDOW", 1.5)
+    return 1.5
 
 
 def _most_in_a_window(times: list[float], window: float) -> int:
@@ -403,7 +404,7 @@ async def test_parallel_branches_under_requests_per_minute_wait_their_turn(
     from plait import RateLimit
 
     model = _openai(openai_server)
-    branches = [Step(name=f"b{i}", agent=Agent(name=f"A{i}", model=model)) for i in range(20)]
+    branches = [Step(name=f"b{i}", agent=Agent(name=f"A{i}", model=model)) for i in range(12)]
     workflow = Workflow(
         name="Fan",
         steps=[Parallel(*branches, name="fan")],
@@ -412,10 +413,12 @@ async def test_parallel_branches_under_requests_per_minute_wait_their_turn(
     output = await workflow.arun("go")
     assert output.status.value == "COMPLETED"
     times = [r.received_at for r in openai_server.requests if r.path.endswith("/chat/completions")]
-    assert len(times) == 20
-    # never more than five in any window (a little slack for the server's clock vs ours)
-    assert _most_in_a_window(times, short_minute * 0.7) <= 5
-    assert max(times) - min(times) >= 3 * short_minute * 0.9  # 20 requests need four windows
+    assert len(times) == 12
+    # never more than five in any half window at the server: a request reaches it up to half a
+    # window after the limiter let it go (the client's own work, a loaded machine), and then
+    # the requests in any half window at the server were let go within one window
+    assert _most_in_a_window(times, short_minute * 0.5) <= 5
+    assert max(times) - min(times) >= 2 * short_minute * 0.9  # 12 requests need three windows
     await model.aclose()
 
 
