@@ -181,7 +181,7 @@ FOUND_BY_NAME = {
     # the built-in plugin, loaded by module name like any plugin
     ("plait.plugins", "plait._builtins"),
     # "is this a Workflow?": only if plait.workflow is loaded (sys.modules)
-    ("plait.primitives", "plait.workflow"),
+    ("plait._step", "plait.workflow"),
     # a Branch runs on the executor that made it (every Branch and payload comes from it)
     ("plait.runners", "plait._engine"),
 }

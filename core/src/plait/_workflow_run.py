@@ -29,6 +29,7 @@ from plait._frame import bounded
 from plait._ids import new_id
 from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
 from plait._pause import PauseRequested
+from plait._step import check_tree
 from plait.errors import RunTimeoutError, StepError
 from plait.events import (
     Event,
@@ -38,7 +39,6 @@ from plait.events import (
     WorkflowPausedEvent,
     WorkflowStartedEvent,
 )
-from plait.primitives import check_tree
 from plait.tracing import (
     ATTR,
     close_span,

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from plait._io import StepInput, StepOutput
+from plait._node import StepNode
+from plait._step import as_nodes, sequence_output
 from plait.errors import DefinitionError, PlaitError, StepError
 from plait.events import StepPausedEvent
-from plait.primitives import StepNode, _sequence_output, as_nodes
 
 if TYPE_CHECKING:
     from plait._context import StepContext
@@ -153,7 +154,7 @@ class Approval(StepNode):
         if self.kind == "choice":
             route = self.routes.get(answer)
             if route:
-                return _sequence_output(await ctx.run_steps(route, step_input), metadata={"choice": answer})
+                return sequence_output(await ctx.run_steps(route, step_input), metadata={"choice": answer})
             return StepOutput(content=answer, metadata={"choice": answer})
         if answer:
             return StepOutput(content=step_input.message, metadata={"approved": True})
@@ -165,4 +166,4 @@ class Approval(StepNode):
         if self.on_reject == "stop":
             return StepOutput(content=f"Stopped: {self.prompt} was rejected", stop=True, metadata=metadata)
         assert isinstance(self.on_reject, list)
-        return _sequence_output(await ctx.run_steps(self.on_reject, step_input), metadata=metadata)
+        return sequence_output(await ctx.run_steps(self.on_reject, step_input), metadata=metadata)

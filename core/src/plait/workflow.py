@@ -27,10 +27,11 @@ from plait._io import (
 from plait._limits import RateLimit, check_limits
 from plait._pause import Durability
 from plait._sessions import MemorySessions
+from plait._step import check_tree
 from plait._sync import EventStream, run_sync, sync
 from plait.errors import DefinitionError
 from plait.events import Event, is_step_level
-from plait.primitives import StepNode, as_nodes, check_tree
+from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, resolve_runner
 
 if TYPE_CHECKING:
