@@ -26,6 +26,7 @@ from plait.approval import Approval, RejectedError
 from plait.errors import (
     DefinitionError,
     PlaitError,
+    ReplayDivergenceError,
     RunTimeoutError,
     StateConflictError,
     StepError,
@@ -64,6 +65,7 @@ __all__ = [
     "PendingInput",
     "PlaitError",
     "RejectedError",
+    "ReplayDivergenceError",
     "RetryPolicy",
     "Router",
     "RunContext",

@@ -63,6 +63,7 @@ class RunState:
         "listening",
         "metadata",
         "meter",
+        "recorder",
         "restored",
         "runner",
         "step_events",
@@ -95,6 +96,8 @@ class RunState:
         #: durable runs (see plait._durable): all None for a run without storage
         self.storage: Any = None
         self.checkpointer: Any = None
+        #: records and answers model and tool calls (plait._record); None: not recording
+        self.recorder: Any = None
         #: checkpoints of an earlier attempt of this run, by step id (on resume)
         self.restored: dict[str, Any] | None = None
         #: people's answers to paused steps, by step id

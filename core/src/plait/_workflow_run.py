@@ -39,7 +39,15 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 from plait.primitives import check_tree
-from plait.tracing import ATTR, close_span, open_span, resolve_meter, resolve_tracer, workflow_span
+from plait.tracing import (
+    ATTR,
+    close_span,
+    lineage_attributes,
+    open_span,
+    resolve_meter,
+    resolve_tracer,
+    workflow_span,
+)
 
 if TYPE_CHECKING:
     from plait._runs import Resume
@@ -299,6 +307,8 @@ async def execute(
         span_cm, span = open_span(
             run.tracer, *workflow_span(workflow, frame.run_id, frame.session_id, frame.depth)
         )
+        if run.lineage is not None and frame.depth == 0:  # a replay or fork says what of
+            span.set_attributes(lineage_attributes(run.lineage))
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline

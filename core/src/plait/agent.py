@@ -24,6 +24,7 @@ from plait._context import RunContext, current_step
 from plait._ids import new_id
 from plait._io import format_content
 from plait._public import report_public_home
+from plait._record import active as active_recorder
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
 from plait._tools import Tool, tool
 from plait.errors import DefinitionError, PlaitError
@@ -109,6 +110,7 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None: ...
 
@@ -128,6 +130,7 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None: ...
 
@@ -146,6 +149,7 @@ class Agent(Runnable, Generic[OutputT]):
         retry: RetryPolicy | None = None,
         tracer_provider: Any = None,
         id: str | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -226,6 +230,8 @@ class Agent(Runnable, Generic[OutputT]):
         self.max_tool_rounds = max_tool_rounds
         self.retry = retry
         self.tracer_provider = tracer_provider
+        #: record this agent's model and tool calls in a run with storage (or a cassette)
+        self.record = bool(record)
         self._last_run_output: AgentRunOutput | None = None
 
     def __repr__(self) -> str:
@@ -407,9 +413,13 @@ class Agent(Runnable, Generic[OutputT]):
         settings = model.settings.merged(self.settings)
         native_schema = self.output_schema if model.supports_structured_output else None
         schema_retry_left = 1
+        recorder = active_recorder(self)  # record / replay (plait._record); None: neither
         for _round in range(self.max_tool_rounds + 1):
             request = ModelRequest(list(messages), definitions, settings, native_schema)
-            response = await self._call_model(model, request, emit, event, tracer)
+            if recorder is None:
+                response = await self._call_model(model, request, emit, event, tracer)
+            else:
+                response = await recorder.model_call(self, model, request, emit, event, tracer, self._call_model)
             usage.add(response.usage)
             messages.append(response.message)
             calls = response.message.tool_calls
@@ -419,7 +429,12 @@ class Agent(Runnable, Generic[OutputT]):
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
                 results = await asyncio.gather(
-                    *(self._call_tool(c, emit, event, blocking, tracer, tool_context) for c in calls)
+                    *(
+                        self._call_tool(c, emit, event, blocking, tracer, tool_context)
+                        if recorder is None
+                        else recorder.tool_call(self, c, emit, event, tracer, _live_tool(self, c, event, blocking, tracer, tool_context))
+                        for c in calls
+                    )
                 )
                 messages.extend(results)
                 continue
@@ -533,6 +548,13 @@ class Agent(Runnable, Generic[OutputT]):
             )
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
+
+
+def _live_tool(
+    agent: Agent, call: ToolCall, event: Any, blocking: Any, tracer: Any, tool_context: RunContext | None
+) -> Callable[[Callable[[Event], None]], Coroutine[Any, Any, Message]]:
+    """The tool call made for real, for a recorder: its events go to the emit it is given."""
+    return lambda emit: agent._call_tool(call, emit, event, blocking, tracer, tool_context)
 
 
 def _standalone_context(agent_name: str, run_id: str) -> RunContext:

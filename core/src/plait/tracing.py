@@ -108,6 +108,9 @@ class ATTR:
     TEAM_MODE = "plait.team.mode"
     PAUSED = "plait.paused"
     RUN_STATUS = "plait.run.status"
+    REPLAY_OF = "plait.replay.of"
+    FORK_OF = "plait.fork.of"
+    REPLAYED = "plait.replayed"
     TOKEN_TYPE = "gen_ai.token.type"
     REQUEST_TEMPERATURE = "gen_ai.request.temperature"
     REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
@@ -317,6 +320,19 @@ def token_usage_points(model: Any, usage: Any) -> list[tuple[int, dict[str, Any]
         (usage.input_tokens, {**base, ATTR.TOKEN_TYPE: "input"}),
         (usage.output_tokens, {**base, ATTR.TOKEN_TYPE: "output"}),
     ]
+
+
+def replayed_attributes() -> dict[str, Any]:
+    """A model or tool call answered from a recorded run instead of being made."""
+    return {ATTR.REPLAYED: True}
+
+
+def lineage_attributes(lineage: dict[str, str] | None) -> dict[str, Any]:
+    """A replayed or forked run's workflow span: what it replays or forks."""
+    if not lineage:
+        return {}
+    found = {ATTR.REPLAY_OF: lineage.get("replay_of"), ATTR.FORK_OF: lineage.get("forked_from")}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def tool_span(call: Any) -> tuple[str, dict[str, Any]]:
