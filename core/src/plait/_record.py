@@ -63,7 +63,8 @@ Sink = Callable[[list["Recorded"]], Awaitable[None]]
 
 def active(agent: Any) -> Recorder | None:
     """The recorder an agent's run uses now: a cassette's, else its workflow run's; None when
-    there is none or the agent says ``record=False``."""
+    there is none, or the agent says ``record=False`` (unless a strict replay is under way:
+    there, its calls are not in the record and stop the replay)."""
     recorder = CASSETTE.get()
     if recorder is None:
         ctx = current_step()
@@ -72,7 +73,8 @@ def active(agent: Any) -> Recorder | None:
         recorder = ctx.run.recorder
         if recorder is None:
             return None
-    if not getattr(agent, "record", True):
+    if not getattr(agent, "record", True) and not recorder.strict:
+        # not recorded; a strict replay still sees its calls (and has nothing to answer them)
         return None
     result: Recorder = recorder
     return result
@@ -151,7 +153,9 @@ def request_json(model: Model, request: ModelRequest) -> dict[str, Any]:
     return {
         "model": model.name,
         "messages": [_message(m) for m in request.messages],
-        "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools],
+        "tools": [
+            {"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools
+        ],
         "settings": {
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
@@ -214,7 +218,7 @@ def _jsonable(value: Any) -> Any:
 
     try:
         return to_jsonable_python(value, inf_nan_mode="constants", bytes_mode="base64")
-    except Exception:  # noqa: BLE001  (a result JSON cannot hold: its text is what the model saw)
+    except Exception:  # a result JSON cannot hold: its text is what the model saw
         from plait._io import format_content
 
         return format_content(value)
@@ -287,9 +291,7 @@ class Recorder:
             )
         else:
             old = json.dumps(recorded.request, indent=2, sort_keys=True, default=str).splitlines()
-            diff = "\n".join(
-                difflib.unified_diff(old, new, "recorded", "now", lineterm="", n=2)
-            )
+            diff = "\n".join(difflib.unified_diff(old, new, "recorded", "now", lineterm="", n=2))
             message = f"replay{origin}: {where} sent a different {what} (#{index + 1}) than recorded:\n{diff}"
         error = ReplayDivergenceError(
             message, step_id=step_id, recorded=None if recorded is None else recorded.request, request=request
@@ -418,7 +420,11 @@ class Recorder:
         message = await live(forward)
         with self._lock:
             self.live += 1
-        answer = {"content": message.content, "result": _jsonable(seen.get("result")), "error": seen.get("error")}
+        answer = {
+            "content": message.content,
+            "result": _jsonable(seen.get("result")),
+            "error": seen.get("error"),
+        }
         await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt))
         return message
 
@@ -573,7 +579,12 @@ async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming:
             return None
     sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
     recorder = Recorder(
-        source=source, sink=sink, strict=strict, origin=origin, attempt=attempt, keep_answers=replay is not None
+        source=source,
+        sink=sink,
+        strict=strict,
+        origin=origin,
+        attempt=attempt,
+        keep_answers=replay is not None,
     )
     if replay is not None:
         replay.recorder = recorder

@@ -36,8 +36,12 @@ async def replay(workflow: Workflow, run_id: str, *, live: bool = False) -> Work
     if record is None:
         raise DefinitionError(f"{where}: no run {run_id!r} in {storage!r} to replay")
     if record.workflow_id != workflow.id:
-        raise DefinitionError(f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}")
-    metadata = None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
+        raise DefinitionError(
+            f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}"
+        )
+    metadata = (
+        None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
+    )
     request = ReplayRequest(run_id, live)
     token = REPLAY.set(request)
     try:

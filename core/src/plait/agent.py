@@ -419,7 +419,9 @@ class Agent(Runnable, Generic[OutputT]):
             if recorder is None:
                 response = await self._call_model(model, request, emit, event, tracer)
             else:
-                response = await recorder.model_call(self, model, request, emit, event, tracer, self._call_model)
+                response = await recorder.model_call(
+                    self, model, request, emit, event, tracer, self._call_model
+                )
             usage.add(response.usage)
             messages.append(response.message)
             calls = response.message.tool_calls
@@ -432,7 +434,14 @@ class Agent(Runnable, Generic[OutputT]):
                     *(
                         self._call_tool(c, emit, event, blocking, tracer, tool_context)
                         if recorder is None
-                        else recorder.tool_call(self, c, emit, event, tracer, _live_tool(self, c, event, blocking, tracer, tool_context))
+                        else recorder.tool_call(
+                            self,
+                            c,
+                            emit,
+                            event,
+                            tracer,
+                            _live_tool(self, c, event, blocking, tracer, tool_context),
+                        )
                         for c in calls
                     )
                 )

@@ -74,7 +74,9 @@ class ReplayDivergenceError(PlaitError):
     recorded request at that place (None when there was none) and the new one, as JSON;
     the message shows their diff."""
 
-    def __init__(self, message: str, *, step_id: str, recorded: object = None, request: object = None) -> None:
+    def __init__(
+        self, message: str, *, step_id: str, recorded: object = None, request: object = None
+    ) -> None:
         super().__init__(message)
         self.step_id = step_id
         self.recorded = recorded

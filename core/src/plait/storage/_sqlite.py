@@ -318,28 +318,37 @@ class SQLiteStorage(Storage):
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            ("INSERT OR IGNORE INTO plait_payloads (hash, data) VALUES (?, ?)", item) for item in payloads.items()
+            ("INSERT OR IGNORE INTO plait_payloads (hash, data) VALUES (?, ?)", item)
+            for item in payloads.items()
         ]
         statements += [
-            ("INSERT INTO plait_calls (run_id, data) VALUES (?, ?)", (c.run_id, c.model_dump_json())) for c in calls
+            ("INSERT INTO plait_calls (run_id, data) VALUES (?, ?)", (c.run_id, c.model_dump_json()))
+            for c in calls
         ]
         if statements:
             await self._call(lambda c: self._transaction(c, statements))
 
     async def load_calls(self, run_id: str) -> list[CallRecord]:
         rows = await self._call(
-            lambda c: c.execute("SELECT data FROM plait_calls WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+            lambda c: c.execute(
+                "SELECT data FROM plait_calls WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
         )
         return [CallRecord.model_validate_json(row[0]) for row in rows]
 
     async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            sql = f"SELECT hash, data FROM plait_payloads WHERE hash IN ({', '.join('?' for _ in chunk)})"
-            rows = await self._call(lambda c, sql=sql, chunk=chunk: c.execute(sql, chunk).fetchall())
-            found.update({row[0]: row[1] for row in rows})
-        return found
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(hashes), 500):  # SQLite caps the parameters of one statement
+                chunk = hashes[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = connection.execute(
+                    f"SELECT hash, data FROM plait_payloads WHERE hash IN ({marks})", chunk
+                ).fetchall()
+                found.update({row[0]: row[1] for row in rows})
+            return found
+
+        return await self._call(read)
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         row = await self._call(
