@@ -20,9 +20,9 @@ import pytest
 
 from plait import Agent, Parallel, ReplayDivergenceError, Step, StepInput, Workflow
 from plait.storage import Storage
-from tests.services import require_package, require_service
 from tests.durability.tool_loop import storage_for
 from tests.servers.openai_server import OpenAIServer, Reply, ToolCallReply
+from tests.services import require_package, require_service
 
 SCRIPT = Path(__file__).with_name("tool_loop.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,7 +272,9 @@ async def test_record_false_records_nothing(backend: str) -> None:
         storage = storage_for(backend)
         off = Workflow(name="off", steps=[Step(name="a", agent=agent)], storage=storage, record=False)
         out_off = await off.arun("x")
-        on = Workflow(name="on", steps=[Step(name="a", agent=agent), Step(name="q", agent=quiet)], storage=storage)
+        on = Workflow(
+            name="on", steps=[Step(name="a", agent=agent), Step(name="q", agent=quiet)], storage=storage
+        )
         out_on = await on.arun("x")
         ready = await on._ready_storage()
         assert ready is not None
