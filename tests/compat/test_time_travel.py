@@ -161,6 +161,10 @@ def test_function_steps_run_again_and_their_differences_are_reported() -> None:
             "replay": {"runs": 2, "sum": "The sum is 5"},
         }
     ]
+    stored = asyncio.run(flow.storage.load_events(replayed.run_id))  # type: ignore[union-attr]
+    assert [e["data"]["replay_differences"] for e in stored if e["event"] == "Custom"] == [
+        replayed.replay_differences
+    ]
 
 
 def test_replay_needs_storage_a_known_run_and_the_same_workflow() -> None:

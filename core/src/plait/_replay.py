@@ -5,7 +5,8 @@ input and starting session state, with a strict recorder (plait._record) whose s
 original's recorded calls: every model and tool call is answered from them, and one they do not
 have raises :class:`~plait.errors.ReplayDivergenceError` (``live=True``: it is made for real).
 Function steps run again; the steps whose stored output differs from the original's are listed
-on the output's ``replay_differences``.
+on the output's ``replay_differences`` and, as a ``Custom`` event whose data holds them, in the
+replay's stored events.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from plait._durable import load_state
 from plait._io import WorkflowRunOutput
 from plait._record import REPLAY, ReplayRequest, supports_calls
 from plait.errors import DefinitionError, ReplayDivergenceError
+from plait.events import CustomEvent
 
 if TYPE_CHECKING:
     from plait.storage import Storage
@@ -56,15 +58,25 @@ async def replay(workflow: Workflow, run_id: str, *, live: bool = False) -> Work
             lineage={"replay_of": run_id},
         )
     except Exception as exc:
-        found = _divergence(exc) or (request.recorder.divergence if request.recorder is not None else None)
-        if found is not None and found is not exc:
-            raise found from exc
+        diverged = _divergence(exc) or (request.recorder.divergence if request.recorder is not None else None)
+        if diverged is not None and diverged is not exc:
+            raise diverged from exc
         raise
     finally:
         REPLAY.reset(token)
     if request.recorder is not None and request.recorder.divergence is not None:
         raise request.recorder.divergence  # a step that turned it into data (on_error) hid it
-    output.replay_differences = await differences(storage, run_id, output.run_id)
+    found = await differences(storage, run_id, output.run_id)
+    output.replay_differences = found
+    if found:  # stored with the replay's events, for `plait runs` and event consumers
+        event = CustomEvent(
+            run_id=output.run_id,
+            session_id=output.session_id,
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            data={"replay_of": run_id, "replay_differences": found},
+        )
+        await storage.append_events(output.run_id, [event.to_dict()])
     return output
 
 
