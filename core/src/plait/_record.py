@@ -19,6 +19,7 @@ without a cassette never builds a recorder: the agent pays two context-variable 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import difflib
 import hashlib
@@ -92,6 +93,8 @@ class Recorded:
     request: Any
     response: Any
     attempt: int = 1
+    #: the request's canonical JSON text when known (its hash is the fingerprint)
+    request_text: str | None = None
 
     def to_line(self) -> dict[str, Any]:
         return {
@@ -360,7 +363,9 @@ class Recorder:
         answer = response_json(response, chunks)
         if secrets:
             answer = json.loads(scrub_secrets(canonical(answer), secrets))
-        await self._keep(Recorded("model", step_id, index, model.name, key, payload, answer, self.attempt))
+        await self._keep(
+            Recorded("model", step_id, index, model.name, key, payload, answer, self.attempt, text)
+        )
         return response
 
     def _answer_model(
@@ -425,7 +430,9 @@ class Recorder:
             "result": _jsonable(seen.get("result")),
             "error": seen.get("error"),
         }
-        await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt))
+        await self._keep(
+            Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt, text)
+        )
         return message
 
     def _answer_tool(
@@ -481,27 +488,40 @@ def supports_calls(storage: Storage) -> bool:
 
 
 class StorageSink:
-    """Writes recorded calls to a run's storage: each at once with ``durability="step"`` (a
-    crash inside a step loses no completed call), else buffered and written with the run's
-    checkpoints when it ends (and every 64 calls)."""
+    """Writes recorded calls to a run's storage. With ``durability="step"`` each call is written
+    as soon as it completes, in the background (the agent does not wait for the write; a crash
+    inside a step loses at most the calls still being written); else they are buffered and
+    written with the run's checkpoints when it ends (and every 64 calls). :meth:`flush` waits
+    for every write and raises what a background write raised."""
 
     def __init__(self, storage: Storage, run_id: str, immediate: bool) -> None:
         self.storage = storage
         self.run_id = run_id
         self.immediate = immediate
         self._buffer: list[Recorded] = []
+        self._writer: asyncio.Future[None] | None = None
 
     async def __call__(self, items: list[Recorded]) -> None:
         self._buffer.extend(items)
-        if self.immediate or len(self._buffer) >= 64:
-            await self.flush()
+        if self.immediate:
+            if self._writer is None or self._writer.done():
+                if self._writer is not None:
+                    self._writer.result()  # an earlier background write failed: say so now
+                self._writer = asyncio.ensure_future(self._drain())
+        elif len(self._buffer) >= 64:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._buffer:
+            pending, self._buffer = self._buffer, []
+            records, payloads = to_records(self.run_id, pending)
+            await self.storage.save_calls(records, payloads)
 
     async def flush(self) -> None:
-        if not self._buffer:
-            return
-        pending, self._buffer = self._buffer, []
-        records, payloads = to_records(self.run_id, pending)
-        await self.storage.save_calls(records, payloads)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer
+        await self._drain()
 
 
 def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], dict[str, str]]:
@@ -510,9 +530,10 @@ def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], di
     records: list[CallRecord] = []
     payloads: dict[str, str] = {}
     for item in items:
-        request = canonical(item.request)
+        request = item.request_text if item.request_text is not None else canonical(item.request)
         response = canonical(item.response)
-        request_hash, response_hash = fingerprint(request), fingerprint(response)
+        request_hash = item.fingerprint if item.request_text is not None else fingerprint(request)
+        response_hash = fingerprint(response)
         payloads[request_hash] = request
         payloads[response_hash] = response
         records.append(
