@@ -237,6 +237,8 @@ def test_no_storage_builds_no_recorder_and_record_false_stores_nothing() -> None
     assert quiet.record is False
     with pytest.raises(DefinitionError, match="record"):
         Workflow(name="Bad", steps=[Step(name="c", agent=calculator(calls))], record="yes")  # type: ignore[arg-type]
+    with pytest.raises(DefinitionError, match="Agent 'Calculator': record must be True or False, got 'no'"):
+        calculator(calls, record="no")
 
 
 def test_secrets_are_scrubbed_from_the_record_and_replay_still_matches() -> None:

@@ -92,6 +92,10 @@ class Agent(Runnable, Generic[OutputT]):
     ``Agent(..., output_schema=Forecast)`` is an ``Agent[Forecast]``, whose
     ``agent.run(x).content`` is a ``Forecast``; without ``output_schema`` an
     ``Agent[str]``. A bare ``Agent`` annotation is ``Agent[Any]``.
+
+    In a workflow run with storage (or under :func:`plait.testing.cassette`) the agent's model
+    and tool calls are recorded, for replay and for resuming inside its tool loop;
+    ``record=False`` leaves them out (a strict replay then stops at them).
     """
 
     @overload
@@ -200,6 +204,8 @@ class Agent(Runnable, Generic[OutputT]):
                 f"Agent {label!r}: output_schema must be a pydantic model class, got {output_schema!r}"
             )
         check_number(max_tool_rounds, where, "max_tool_rounds", integer=True)
+        if not isinstance(record, bool):
+            raise DefinitionError(f"{where}: record must be True or False, got {record!r}")
         self.name = label
         self.id = id or label
         self._model_spec = model
@@ -231,7 +237,7 @@ class Agent(Runnable, Generic[OutputT]):
         self.retry = retry
         self.tracer_provider = tracer_provider
         #: record this agent's model and tool calls in a run with storage (or a cassette)
-        self.record = bool(record)
+        self.record = record
         self._last_run_output: AgentRunOutput | None = None
 
     def __repr__(self) -> str:
