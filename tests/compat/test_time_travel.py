@@ -429,3 +429,44 @@ def test_a_cassette_wins_over_the_workflows_own_record(tmp_path: Path) -> None:
         output = flow.run("add")
     assert output.content == "report: The sum is 5"
     assert calls.model == 2
+
+
+@pytest.mark.parametrize("durability", ["batch", "exit"])
+def test_calls_are_written_with_the_checkpoints_under_batch_and_exit_durability(durability: str) -> None:
+    calls = Calls()
+    db = InMemoryDb()
+    flow = workflow(calls, db, durability=durability)
+    original = flow.run("add")
+    assert [c.kind for c in asyncio.run(db.load_calls(original.run_id))] == ["model", "tool", "model"]
+    assert flow.replay(original.run_id).content == original.content
+    assert calls.model == 2
+
+
+def test_a_team_step_is_replayed_without_calling_its_leader_or_members() -> None:
+    from plait import Team
+
+    live: list[str] = []
+
+    def model(name: str) -> FunctionModel:
+        def reply(messages: list[Any]) -> str:
+            live.append(name)
+            return f"{name}: {messages[-1].content}"
+
+        return FunctionModel(reply, model=name)
+
+    team = Team(
+        name="Desk",
+        members=[
+            Agent(name="Researcher", model=model("researcher"), instructions="Research."),
+            Agent(name="Writer", model=model("writer"), instructions="Write."),
+        ],
+        model=model("leader"),
+        delegate_to_all_members=True,
+    )
+    flow = Workflow(name="Desk flow", steps=[Step(name="desk", team=team)], db=InMemoryDb())
+    original = flow.run("tides")
+    made = len(live)
+    assert made >= 3
+    replayed = flow.replay(original.run_id)
+    assert len(live) == made
+    assert replayed.content == original.content
