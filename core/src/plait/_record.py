@@ -19,7 +19,6 @@ without a cassette never builds a recorder: the agent pays two context-variable 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import difflib
 import hashlib
@@ -489,39 +488,26 @@ def supports_calls(storage: Storage) -> bool:
 
 class StorageSink:
     """Writes recorded calls to a run's storage. With ``durability="step"`` each call is written
-    as soon as it completes, in the background (the agent does not wait for the write; a crash
-    inside a step loses at most the calls still being written); else they are buffered and
-    written with the run's checkpoints when it ends (and every 64 calls). :meth:`flush` waits
-    for every write and raises what a background write raised."""
+    when it completes, before the agent goes on (a crash inside a step loses no completed call:
+    resuming answers it from the record); else they are buffered and written with the run's
+    checkpoints when it ends (and every 64 calls)."""
 
     def __init__(self, storage: Storage, run_id: str, immediate: bool) -> None:
         self.storage = storage
         self.run_id = run_id
         self.immediate = immediate
         self._buffer: list[Recorded] = []
-        self._writer: asyncio.Future[None] | None = None
 
     async def __call__(self, items: list[Recorded]) -> None:
         self._buffer.extend(items)
-        if self.immediate:
-            if self._writer is None or self._writer.done():
-                if self._writer is not None:
-                    self._writer.result()  # an earlier background write failed: say so now
-                self._writer = asyncio.ensure_future(self._drain())
-        elif len(self._buffer) >= 64:
-            await self._drain()
+        if self.immediate or len(self._buffer) >= 64:
+            await self.flush()
 
-    async def _drain(self) -> None:
+    async def flush(self) -> None:
         while self._buffer:
             pending, self._buffer = self._buffer, []
             records, payloads = to_records(self.run_id, pending)
             await self.storage.save_calls(records, payloads)
-
-    async def flush(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            await writer
-        await self._drain()
 
 
 def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], dict[str, str]]:
