@@ -68,3 +68,12 @@ def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
     result = run_offline([sys.executable, "first.py"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("COMPLETED\n### The history of tea\n")
+
+
+def test_time_travel_snippet_runs_as_pasted(tmp_path: Path) -> None:
+    snippet = readme_snippets("Time travel")[0]
+    (tmp_path / "notes.py").write_text(snippet, encoding="utf-8")
+    result = run_offline([sys.executable, "notes.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "{'replay_of': '" in result.stdout and result.stdout.strip().endswith("[]")
+    assert (tmp_path / "notes.db").exists()

@@ -572,7 +572,7 @@ def test_the_readme_time_travel_example_runs_as_pasted(tmp_path: Path) -> None:
 
     from tests.test_readme import offline_env, readme_snippets
 
-    snippet = readme_snippets("Time travel")[0]
+    snippet = next(s for s in readme_snippets("Time travel") if "diff_runs" in s)
     (tmp_path / "tt.py").write_text(snippet, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "tt.py"],

@@ -15,7 +15,7 @@ import pytest
 
 from plait.errors import DefinitionError
 from plait.plugins import build_registry, set_registry
-from plait.storage import RunRecord, StepCheckpoint, Storage, StorageError, resolve_storage
+from plait.storage import SCHEMA_VERSION, RunRecord, StepCheckpoint, Storage, StorageError, resolve_storage
 from tests.services import require_package, require_service
 
 URL = "postgresql://127.0.0.1:5432/test"
@@ -116,16 +116,18 @@ async def test_setup_records_the_schema_version(make: Callable[..., Any]) -> Non
     storage = make()
     await storage.setup()
     rows = await admin(f'SELECT key, value FROM "{storage.schema}".plait_meta')
-    assert rows == [("schema_version", "2")]
+    assert rows == [("schema_version", str(SCHEMA_VERSION))]
     tables = await admin(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
         (storage.schema,),
     )
     assert [t for (t,) in tables] == [
         "plait_cache",
+        "plait_calls",
         "plait_checkpoints",
         "plait_events",
         "plait_meta",
+        "plait_payloads",
         "plait_runs",
         "plait_sessions",
     ]
@@ -135,7 +137,7 @@ async def test_concurrent_setup_from_many_instances_migrates_once(make: Callable
     schema = f"plait_test_{uuid.uuid4().hex[:10]}"
     storages = [make(schema=schema, min_size=0) for _ in range(6)]
     await asyncio.gather(*(s.setup() for s in storages))  # without the advisory lock, CREATE races
-    assert await admin(f'SELECT value FROM "{schema}".plait_meta') == [("2",)]
+    assert await admin(f'SELECT value FROM "{schema}".plait_meta') == [(str(SCHEMA_VERSION),)]
     await storages[0].save_run(run("r1"))
     assert (await storages[-1].get_run("r1")) is not None
 
@@ -161,7 +163,7 @@ async def test_a_version_1_schema_is_migrated_and_its_runs_still_read(make: Call
     await storage.save_run(run("new", user_id="ada"))
     assert [r.run_id for r in await storage.list_runs(user_id="ada")] == ["new"]
     assert [r.run_id for r in await storage.list_runs()] == ["new", "old"]
-    assert await admin(f"SELECT value FROM {quoted}.plait_meta") == [("2",)]
+    assert await admin(f"SELECT value FROM {quoted}.plait_meta") == [(str(SCHEMA_VERSION),)]
 
 
 async def test_a_newer_schema_is_refused(make: Callable[..., Any]) -> None:

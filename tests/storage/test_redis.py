@@ -14,7 +14,7 @@ import pytest
 
 from plait.errors import DefinitionError
 from plait.plugins import build_registry, get_registry, set_registry
-from plait.storage import CacheEntry, RunRecord, StepCheckpoint, StorageError, resolve_storage
+from plait.storage import SCHEMA_VERSION, CacheEntry, RunRecord, StepCheckpoint, StorageError, resolve_storage
 from tests.services import require_package, require_service
 
 URL = "redis://127.0.0.1:6379/0"
@@ -115,7 +115,7 @@ async def test_a_version_1_prefix_is_migrated_and_its_runs_still_read(
     await admin.zadd(f"{p}:runs:status:COMPLETED", {"old": 1.0})
     await admin.zadd(f"{p}:runs:workflow:wf", {"old": 1.0})
     await storage.setup()
-    assert await admin.hget(f"{p}:meta", "schema_version") == "2"
+    assert await admin.hget(f"{p}:meta", "schema_version") == str(SCHEMA_VERSION)
     loaded = await storage.get_run("old")
     assert loaded is not None and loaded.user_id is None
     await storage.save_run(run("new", user_id="ada"))
@@ -129,7 +129,7 @@ async def test_setup_records_the_schema_version(make: Callable[..., Any], admin:
     storages = [make(prefix=f"plait-test-{uuid.uuid4().hex[:10]}")]
     storages += [make(prefix=storages[0].prefix) for _ in range(5)]
     await asyncio.gather(*(s.setup() for s in storages))
-    assert await admin.hgetall(f"{storages[0].prefix}:meta") == {"schema_version": "2"}
+    assert await admin.hgetall(f"{storages[0].prefix}:meta") == {"schema_version": str(SCHEMA_VERSION)}
 
 
 async def test_a_newer_schema_is_refused(make: Callable[..., Any], admin: Any) -> None:

@@ -66,6 +66,7 @@ class RunState:
         "meter",
         "once_lock",
         "once_results",
+        "recorder",
         "restored",
         "runner",
         "step_events",
@@ -98,6 +99,8 @@ class RunState:
         #: durable runs (see plait._durable): all None for a run without storage
         self.storage: Any = None
         self.checkpointer: Any = None
+        #: records and answers model and tool calls (plait._record); None: not recording
+        self.recorder: Any = None
         #: checkpoints of an earlier attempt of this run, by step id (on resume)
         self.restored: dict[str, Any] | None = None
         #: a fork's point (plait._fork.ForkPoint), looked at only when ``restored`` is set

@@ -428,6 +428,9 @@ class WorkflowRunOutput:
     #: a replayed or forked run's origin (``{"replay_of": ...}``, ``{"forked_from": ...,
     #: "fork_step": ...}``); None for a plain run
     lineage: dict[str, str] | None = None
+    #: a replay's steps whose output differs from the original run's:
+    #: ``[{"step_id", "original", "replay"}]`` (None for a run that is not a replay)
+    replay_differences: list[dict[str, Any]] | None = None
 
     @property
     def step_results(self) -> list[StepOutput]:

@@ -124,6 +124,9 @@ async def run_stored(
             metadata=None if run.metadata is None else dump_state(run.metadata, "the run's metadata"),
             lineage=run.lineage,
         )
+    from plait._record import for_stored_run  # records and answers model and tool calls
+
+    run.recorder = await for_stored_run(workflow, storage, run_id, resume is not None)
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
     watcher = _watch_cancel(storage, run_id, run, workflow.cancel_check_interval)
@@ -244,6 +247,8 @@ async def _finish(storage: Storage, run: RunState, record: RunRecord, events: li
     """Write what the run leaves behind: its checkpoints, events and record."""
     record.updated_at = time.time()
     try:
+        if run.recorder is not None:
+            await run.recorder.flush()
         await run.checkpointer.close()
         if events:
             await storage.append_events(record.run_id, [event.to_dict() for event in events])

@@ -95,6 +95,10 @@ class Agent(Runnable, Generic[OutputT]):
     ``Agent(..., output_schema=Forecast)`` is an ``Agent[Forecast]``, whose
     ``agent.run(x).content`` is a ``Forecast``; without ``output_schema`` an
     ``Agent[str]``. A bare ``Agent`` annotation is ``Agent[Any]``.
+
+    In a workflow run with storage (or under :func:`plait.testing.cassette`) the agent's model
+    and tool calls are recorded, for replay and for resuming inside its tool loop;
+    ``record=False`` leaves them out (a strict replay then stops at them).
     """
 
     @overload
@@ -114,6 +118,7 @@ class Agent(Runnable, Generic[OutputT]):
         tracer_provider: Any = None,
         id: str | None = None,
         budget: Budget | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None: ...
 
@@ -134,6 +139,7 @@ class Agent(Runnable, Generic[OutputT]):
         tracer_provider: Any = None,
         id: str | None = None,
         budget: Budget | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None: ...
 
@@ -153,6 +159,7 @@ class Agent(Runnable, Generic[OutputT]):
         tracer_provider: Any = None,
         id: str | None = None,
         budget: Budget | None = None,
+        record: bool = True,
         **unsupported: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -208,6 +215,8 @@ class Agent(Runnable, Generic[OutputT]):
                 f"Agent {label!r}: output_schema must be a pydantic model class, got {output_schema!r}"
             )
         check_number(max_tool_rounds, where, "max_tool_rounds", integer=True)
+        if not isinstance(record, bool):
+            raise DefinitionError(f"{where}: record must be True or False, got {record!r}")
         self.name = label
         self.id = id or label
         self._model_spec = model
@@ -238,6 +247,8 @@ class Agent(Runnable, Generic[OutputT]):
         self.max_tool_rounds = max_tool_rounds
         self.retry = retry
         self.tracer_provider = tracer_provider
+        #: record this agent's model and tool calls in a run with storage (or a cassette)
+        self.record = record
         self._last_run_output: AgentRunOutput | None = None
 
     def __repr__(self) -> str:
@@ -424,14 +435,18 @@ class Agent(Runnable, Generic[OutputT]):
         settings = model.settings.merged(self.settings)
         native_schema = self.output_schema if model.supports_structured_output else None
         schema_retry_left = 1
+        from plait._record import active as active_recorder  # loaded by the first agent run
+
+        recorder = active_recorder(self)  # record / replay (plait._record); None: neither
         for _round in range(self.max_tool_rounds + 1):
             request = ModelRequest(list(messages), definitions, settings, native_schema)
-            if budgets is None:
-                response = await self._call_model(model, request, emit, event, tracer)
-            else:  # reserved on every budget in force before the call, settled after it
-                response = await budgets.call(
-                    model, request, functools.partial(self._call_model, model, request, emit, event, tracer)
-                )
+            call_model = self._call_model
+            if budgets is not None:  # reserved on every budget in force before a live call, settled after
+                call_model = functools.partial(_budgeted, budgets, self._call_model)
+            if recorder is None:
+                response = await call_model(model, request, emit, event, tracer)
+            else:
+                response = await recorder.model_call(self, model, request, emit, event, tracer, call_model)
             usage.add(response.usage)
             messages.append(response.message)
             calls = response.message.tool_calls
@@ -443,7 +458,19 @@ class Agent(Runnable, Generic[OutputT]):
                 if budgets is not None:
                     budgets.tools(len(calls))
                 results = await asyncio.gather(
-                    *(self._call_tool(c, emit, event, blocking, tracer, tool_context) for c in calls)
+                    *(
+                        self._call_tool(c, emit, event, blocking, tracer, tool_context)
+                        if recorder is None
+                        else recorder.tool_call(
+                            self,
+                            c,
+                            emit,
+                            event,
+                            tracer,
+                            _live_tool(self, c, event, blocking, tracer, tool_context),
+                        )
+                        for c in calls
+                    )
                 )
                 messages.extend(results)
                 continue
@@ -584,6 +611,29 @@ def fallback_reporter(
         )
 
     return report
+
+
+def _live_tool(
+    agent: Agent, call: ToolCall, event: Any, blocking: Any, tracer: Any, tool_context: RunContext | None
+) -> Callable[[Callable[[Event], None]], Coroutine[Any, Any, Message]]:
+    """The tool call made for real, for a recorder: its events go to the emit it is given."""
+    return lambda emit: agent._call_tool(call, emit, event, blocking, tracer, tool_context)
+
+
+async def _budgeted(
+    budgets: Any,
+    call_model: Callable[..., Coroutine[Any, Any, ModelResponse]],
+    model: Model,
+    request: ModelRequest,
+    emit: Callable[[Event], None] | None,
+    event: Callable[..., Event],
+    tracer: Any,
+) -> ModelResponse:
+    """A model call made for real under the run's budgets (reserved before, settled after)."""
+    response: ModelResponse = await budgets.call(
+        model, request, functools.partial(call_model, model, request, emit, event, tracer)
+    )
+    return response
 
 
 def _standalone_context(agent_name: str, run_id: str) -> RunContext:

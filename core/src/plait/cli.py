@@ -3,6 +3,7 @@
     plait plugins [--json]                      what is installed and what it registered
     plait run MODULE:WORKFLOW "input" [--json]  run a workflow, streaming its events
     plait runs list | show ID | resume ID | approve ID | cancel ID   stored runs
+    plait runs replay ID [--live]   the run again, every model and tool call answered from its record
 
 Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         configure_option(run)
     run.set_defaults(handler=_run)
 
-    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve, cancel, fork, diff")
+    runs = sub.add_parser("runs", help="stored runs: list, show, resume, approve, cancel, fork, diff, replay")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
     listing.add_argument("--limit", type=int, default=20)
@@ -78,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = runs_sub.add_parser("cancel", help="cancel a running run (it stops before its next step)")
     cancel.add_argument("run_id")
     fork, diff = _time_travel_parsers(runs_sub)
-    for command in (listing, show, resume, approve, cancel, fork, diff):
+    replay = _replay_parser(runs_sub)
+    for command in (listing, show, resume, approve, cancel, fork, diff, replay):
         command.add_argument("--storage", default=None, help=f"the run store (default: {_storage_help()})")
         command.add_argument("--json", action="store_true", help="print JSON")
-    for command in (resume, approve, fork):
+    for command in (resume, approve, fork, replay):
         command.add_argument(
             "--workflow", default=None, help="MODULE:NAME of the workflow (default: recorded with the run)"
         )
@@ -327,6 +329,8 @@ async def _runs_async(args: argparse.Namespace) -> int:
         await storage.close()
     if args.runs_command == "fork":
         return await _fork(args, record, url)
+    if args.runs_command == "replay":
+        return await _replay(args, record, url)
     return await _continue(args, record, url)
 
 
@@ -380,6 +384,63 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
         command = approve_command(output.run_id, workflow.storage)
         for request in output.pending or []:
             print(f"waiting at {request.step_id}: {request.prompt}" + (f"  ({command})" if command else ""))
+    return 0
+
+
+def _replay_parser(runs_sub: Any) -> argparse.ArgumentParser:
+    replay: argparse.ArgumentParser = runs_sub.add_parser(
+        "replay",
+        help="run a stored run again under the current code, answering its model and tool calls from its record",
+    )
+    replay.add_argument("run_id")
+    replay.add_argument(
+        "--live", action="store_true", help="send calls the record does not have to the model (default: stop)"
+    )
+    return replay
+
+
+async def _replay(args: argparse.Namespace, record: Any, url: str) -> int:
+    """``plait runs replay RUN_ID``: a new run (lineage replay_of) with zero live calls."""
+    from plait.errors import PlaitError, ReplayDivergenceError
+    from plait.workflow import Workflow
+
+    spec = args.workflow or record.target
+    if not spec:
+        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+        return 2
+    workflow = load_target(spec)
+    if not isinstance(workflow, Workflow):
+        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
+    if workflow.storage is None or args.storage:
+        workflow.storage = url
+    workflow.target = record.target or _absolute_target(spec)
+    try:
+        output = await workflow.areplay(record.run_id, live=args.live)
+    except ReplayDivergenceError as exc:
+        print(f"plait: the replay diverged at step {exc.step_id!r}:\n{exc}", file=sys.stderr)
+        return 1
+    except (PlaitError, ValueError) as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await workflow.aclose()
+    differences = output.replay_differences or []
+    if args.json:
+        data = {
+            "run_id": output.run_id,
+            "replay_of": record.run_id,
+            "status": str(output.status),
+            "content": _jsonable(output.content),
+            "differences": _jsonable(differences),
+        }
+        print(json.dumps(data))
+        return 0
+    print(f"replay of {record.run_id}: run {output.run_id}, {output.status}")
+    print(f"content: {output.content}")
+    if not differences:
+        print("every step's output is the same as the original's")
+    for difference in differences:
+        print(f"differs at {difference['step_id']}: {difference['original']!r} -> {difference['replay']!r}")
     return 0
 
 

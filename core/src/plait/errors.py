@@ -19,6 +19,7 @@ __all__ = [
     "PlaitError",
     "PluginError",
     "RateLimitError",
+    "ReplayDivergenceError",
     "RunTimeoutError",
     "ServerError",
     "StateConflictError",
@@ -99,6 +100,22 @@ class StateConflictError(PlaitError):
     def __init__(self, message: str, *, key: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+class ReplayDivergenceError(PlaitError):
+    """A replayed run (or a cassette in replay mode) made a model or tool call its record
+    does not have: a prompt, a tool or the steps changed. ``step_id`` names the step
+    (``""`` for an agent run outside a workflow); ``recorded`` and ``request`` are the
+    recorded request at that place (None when there was none) and the new one, as JSON;
+    the message shows their diff."""
+
+    def __init__(
+        self, message: str, *, step_id: str, recorded: object = None, request: object = None
+    ) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+        self.recorded = recorded
+        self.request = request
 
 
 class PluginError(PlaitError):

@@ -34,6 +34,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+from plait._record import Cassette
 from plait.errors import DefinitionError
 from plait.models import (
     Message,
@@ -48,7 +49,7 @@ from plait.models import (
 )
 from plait.plugins import Registry, build_registry, set_registry
 
-__all__ = ["EchoModel", "FunctionModel", "OfflineModel", "plugin_registry"]
+__all__ = ["EchoModel", "FunctionModel", "OfflineModel", "cassette", "plugin_registry"]
 
 _call_ids = itertools.count(1)
 
@@ -301,6 +302,26 @@ def plugin_registry(*plugins: object, entry_points: bool = False, strict: bool =
         yield registry
     finally:
         set_registry(previous)
+
+
+def cassette(path: str | os.PathLike[str], mode: str = "once") -> Cassette:
+    """Record the model and tool calls of every workflow and agent run under this block to a
+    JSON-lines file at ``path``, or answer them from it: VCR at the model boundary.
+
+    ``mode="once"`` (the default) records when the file does not exist and replays it when
+    it does; ``"replay"`` requires the file; ``"record"`` makes every call live and writes a
+    new file. Replaying makes no call at all (no network, no API key): a request the cassette
+    does not have raises :class:`~plait.errors.ReplayDivergenceError` with a diff against the
+    recorded one. Works as ``with cassette(...):`` and ``async with cassette(...):``::
+
+        with cassette("tests/cassettes/report.jsonl"):
+            output = workflow.run("quarterly report")
+
+    Calls match on their step id and request (model, messages, settings, tools, output
+    schema; a tool's name and arguments), in the order they were recorded. A cassette holds
+    the prompts and answers as they were sent, secrets (the model's API keys) scrubbed.
+    """
+    return Cassette(path, mode)
 
 
 class PickleRoundTripRunner:

@@ -116,6 +116,8 @@ class ATTR:
     FORK_STEP = "plait.fork.step"
     #: a replayed run's original run id
     REPLAY_OF = "plait.replay.of"
+    #: a model or tool call answered from a recorded run instead of being made
+    REPLAYED = "plait.replayed"
     TOKEN_TYPE = "gen_ai.token.type"
     REQUEST_TEMPERATURE = "gen_ai.request.temperature"
     REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
@@ -358,6 +360,11 @@ def annotate_current_span(attributes: dict[str, Any]) -> None:
     current = trace.get_current_span()
     if current.is_recording():
         current.set_attributes(attributes)
+
+
+def replayed_attributes() -> dict[str, Any]:
+    """A model or tool call answered from a recorded run instead of being made."""
+    return {ATTR.REPLAYED: True}
 
 
 def tool_span(call: Any) -> tuple[str, dict[str, Any]]:

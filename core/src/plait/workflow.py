@@ -141,6 +141,7 @@ class Workflow:
         telemetry: bool = True,
         budget: Budget | None = None,
         limits: Mapping[str, RateLimit] | None = None,
+        record: bool = True,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -183,6 +184,8 @@ class Workflow:
         self.add_dependencies_to_context = add_dependencies_to_context
         #: Agno's switch; either way plait sends no telemetry anywhere
         self.telemetry = _check_flag(telemetry, "telemetry", name)
+        #: with storage, record every model and tool call (replay, resume inside a step)
+        self.record = _check_flag(record, "record", name)
         #: ``module:name`` of this workflow, recorded with its runs so the CLI can resume them
         self.target: str | None = None
         self.stream = stream
@@ -843,6 +846,26 @@ class Workflow:
             raise DefinitionError(
                 f"Workflow {self.name!r}: input does not match {schema.__name__}: {exc}"
             ) from exc
+
+    # -- time travel (plait._replay) ----------------------------------------------------
+
+    def replay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+        """Run this workflow's current code again as a new stored run (lineage ``replay_of``)
+        that answers every model and tool call from run ``run_id``'s record: no live calls.
+
+        Function steps run again; steps whose output differs from the original's are listed
+        in the output's ``replay_differences``. A model or tool call the record does not have
+        (a prompt, tool or step changed) raises :class:`~plait.errors.ReplayDivergenceError`
+        naming the step, with a diff of the recorded and the new request; ``live=True`` makes
+        such calls for real instead.
+        """
+        return sync(self.areplay(run_id, live=live))
+
+    async def areplay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+        """``await workflow.areplay(run_id)``: :meth:`replay` in async code."""
+        from plait._replay import replay
+
+        return await replay(self, run_id, live=live)
 
 
 #: the events of an agent or team run that reach a stream even with

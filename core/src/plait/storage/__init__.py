@@ -9,7 +9,7 @@ the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
 
 A storage plugin imports what it needs from here: :class:`Storage` (the base
 class to subclass), the records it stores (:class:`RunRecord`,
-:class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`),
+:class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`, :class:`CallRecord`),
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
 ``list_runs`` status filter that also matches runs stored by older versions), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
@@ -25,6 +25,7 @@ from plait.storage._agno import InMemoryDb, SqliteDb
 from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
+    CallRecord,
     RunClaimedError,
     RunLease,
     RunRecord,
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "SCHEMA_VERSION",
     "CacheEntry",
+    "CallRecord",
     "InMemoryDb",
     "MemoryStorage",
     "RunClaimedError",

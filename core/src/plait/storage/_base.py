@@ -20,6 +20,7 @@ from plait.errors import DefinitionError, PlaitError
 __all__ = [
     "SCHEMA_VERSION",
     "CacheEntry",
+    "CallRecord",
     "RunClaimedError",
     "RunLease",
     "RunRecord",
@@ -34,8 +35,9 @@ __all__ = [
     "url_secrets",
 ]
 
+#: 3: recorded model and tool calls (:class:`CallRecord`) and their content-addressed payloads;
 #: 2: runs have a ``user_id`` (a column / index a backend filters on); 1: the first layout
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StorageError(PlaitError):
@@ -129,6 +131,29 @@ class CacheEntry(_Record):
     @property
     def expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= time.time()
+
+
+class CallRecord(_Record):
+    """One model or tool call a run made (plait._record), in the order the calls completed.
+
+    ``step_id`` is where it was made (``""``: an agent run outside a workflow), ``attempt``
+    which execution of the run made it (1, then one more per resume), ``index`` its place among
+    the step's calls of that ``kind`` (``"model"`` or ``"tool"``), ``name`` the model
+    (``provider:model``) or tool. ``request`` and ``response`` are the SHA-256 hashes of the
+    payloads (canonical JSON, secrets scrubbed) stored by :meth:`Storage.save_calls`;
+    ``fingerprint`` is the request's hash, the key a replay matches on.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int = 1
+    index: int = 0
+    kind: str
+    name: str = ""
+    fingerprint: str
+    request: str
+    response: str
+    created_at: float = Field(default_factory=time.time)
 
 
 class Storage:
@@ -241,6 +266,23 @@ class Storage:
     async def load_events(self, run_id: str) -> list[dict[str, Any]]:
         """A run's stored events in the order they were appended."""
         raise NotImplementedError
+
+    # recorded calls (schema version 3): what replay and resuming inside a step answer from
+    async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
+        """Append ``calls`` to their runs' records and store ``payloads`` (JSON text by its
+        SHA-256 hash), each hash once: a payload already stored is kept as it is.
+
+        A backend that does not override this (and :meth:`load_calls`, :meth:`load_payloads`)
+        records nothing: runs on it work as before, without replay or resume inside a step."""
+        raise NotImplementedError
+
+    async def load_calls(self, run_id: str) -> list[CallRecord]:
+        """A run's recorded calls in the order they were saved."""
+        return []
+
+    async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
+        """The stored payloads among ``hashes``, by hash (a missing one is left out)."""
+        return {}
 
     # cache
     async def get_cache(self, key: str) -> CacheEntry | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from plait.storage._base import (
     CacheEntry,
+    CallRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -29,6 +30,8 @@ class MemoryStorage(Storage):
         self._sessions: dict[str, str] = {}
         self._events: dict[str, list[str]] = {}
         self._cache: dict[str, str] = {}
+        self._calls: dict[str, list[str]] = {}
+        self._payloads: dict[str, str] = {}
         self._lock = threading.Lock()
 
     async def setup(self) -> None:
@@ -90,6 +93,19 @@ class MemoryStorage(Storage):
 
     async def load_events(self, run_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self._events.get(run_id, [])]
+
+    async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
+        with self._lock:
+            for digest, text in payloads.items():
+                self._payloads.setdefault(digest, text)
+            for call in calls:
+                self._calls.setdefault(call.run_id, []).append(call.model_dump_json())
+
+    async def load_calls(self, run_id: str) -> list[CallRecord]:
+        return [CallRecord.model_validate_json(raw) for raw in self._calls.get(run_id, [])]
+
+    async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
+        return {h: self._payloads[h] for h in hashes if h in self._payloads}
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         raw = self._cache.get(key)

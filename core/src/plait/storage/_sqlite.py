@@ -22,6 +22,7 @@ from plait.errors import DefinitionError
 from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
+    CallRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -51,6 +52,13 @@ _MIGRATIONS: dict[int, list[str]] = {
     2: [
         "ALTER TABLE plait_runs ADD COLUMN user_id TEXT",
         "CREATE INDEX IF NOT EXISTS plait_runs_user ON plait_runs (user_id, created_at DESC)",
+    ],
+    # recorded model and tool calls, and their payloads stored once by hash
+    3: [
+        "CREATE TABLE IF NOT EXISTS plait_calls (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " run_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_calls_run ON plait_calls (run_id, seq)",
+        "CREATE TABLE IF NOT EXISTS plait_payloads (hash TEXT PRIMARY KEY, data TEXT NOT NULL)",
     ],
 }
 
@@ -307,6 +315,40 @@ class SQLiteStorage(Storage):
             ).fetchall()
         )
         return [json.loads(row[0]) for row in rows]
+
+    async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            ("INSERT OR IGNORE INTO plait_payloads (hash, data) VALUES (?, ?)", item)
+            for item in payloads.items()
+        ]
+        statements += [
+            ("INSERT INTO plait_calls (run_id, data) VALUES (?, ?)", (c.run_id, c.model_dump_json()))
+            for c in calls
+        ]
+        if statements:
+            await self._call(lambda c: self._transaction(c, statements))
+
+    async def load_calls(self, run_id: str) -> list[CallRecord]:
+        rows = await self._call(
+            lambda c: c.execute(
+                "SELECT data FROM plait_calls WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        )
+        return [CallRecord.model_validate_json(row[0]) for row in rows]
+
+    async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(hashes), 500):  # SQLite caps the parameters of one statement
+                chunk = hashes[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = connection.execute(
+                    f"SELECT hash, data FROM plait_payloads WHERE hash IN ({marks})", chunk
+                ).fetchall()
+                found.update({row[0]: row[1] for row in rows})
+            return found
+
+        return await self._call(read)
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         row = await self._call(

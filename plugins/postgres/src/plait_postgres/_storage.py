@@ -31,6 +31,7 @@ from plait.errors import DefinitionError
 from plait.storage import (
     SCHEMA_VERSION,
     CacheEntry,
+    CallRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -73,8 +74,24 @@ _MIGRATIONS: dict[int, list[LiteralString]] = {
         "ALTER TABLE {schema}.plait_runs ADD COLUMN IF NOT EXISTS user_id TEXT",
         "CREATE INDEX IF NOT EXISTS plait_runs_user ON {schema}.plait_runs (user_id, created_at DESC)",
     ],
+    # recorded model and tool calls, and their payloads stored once by hash
+    3: [
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_calls (seq BIGSERIAL PRIMARY KEY, run_id TEXT NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_calls_run ON {schema}.plait_calls (run_id, seq)",
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_payloads (hash TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    ],
 }
-_TABLES = ("plait_runs", "plait_checkpoints", "plait_sessions", "plait_events", "plait_cache", "plait_meta")
+_TABLES = (
+    "plait_runs",
+    "plait_checkpoints",
+    "plait_sessions",
+    "plait_events",
+    "plait_cache",
+    "plait_calls",
+    "plait_payloads",
+    "plait_meta",
+)
 
 
 @own_event_loop  # its client binds to an event loop: give it one of its own
@@ -447,6 +464,44 @@ class PostgresStorage(Storage):
         query = self._sql("SELECT data FROM {schema}.plait_events WHERE run_id = %s ORDER BY seq")
         rows = await self._fetch(f"loading events of run {run_id!r}", query, (run_id,))
         return [json.loads(row[0]) for row in rows]
+
+    async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
+        if not calls and not payloads:
+            return
+        store = self._sql(
+            "INSERT INTO {schema}.plait_payloads (hash, data) VALUES (%s, %s) ON CONFLICT (hash) DO NOTHING"
+        )
+        append = self._sql("INSERT INTO {schema}.plait_calls (run_id, data) VALUES (%s, %s)")
+        payload_rows = list(payloads.items())
+        call_rows = [(_column(c.run_id), c.model_dump_json()) for c in calls]
+        committing = False
+
+        async def save(connection: AsyncConnection[Any]) -> None:
+            nonlocal committing
+            committing = False
+            async with connection.transaction():
+                async with connection.cursor() as cursor:
+                    if payload_rows:
+                        await cursor.executemany(store, payload_rows)
+                    if call_rows:
+                        await cursor.executemany(append, call_rows)
+                committing = True
+
+        # appending twice would record the calls twice: retry only before COMMIT was sent
+        run_id = calls[0].run_id if calls else "?"
+        await self._run(f"saving recorded calls of run {run_id!r}", save, may_retry=lambda: not committing)
+
+    async def load_calls(self, run_id: str) -> list[CallRecord]:
+        query = self._sql("SELECT data FROM {schema}.plait_calls WHERE run_id = %s ORDER BY seq")
+        rows = await self._fetch(f"loading recorded calls of run {run_id!r}", query, (_column(run_id),))
+        return [CallRecord.model_validate_json(row[0]) for row in rows]
+
+    async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+        query = self._sql("SELECT hash, data FROM {schema}.plait_payloads WHERE hash = ANY(%s)")
+        rows = await self._fetch("loading recorded payloads", query, (list(hashes),))
+        return {row[0]: row[1] for row in rows}
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         query = self._sql("SELECT data FROM {schema}.plait_cache WHERE key = %s")

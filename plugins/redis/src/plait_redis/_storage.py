@@ -19,6 +19,8 @@ key                                 type       holds
 ``P:session:{session_id}``          string     SessionRecord JSON
 ``P:events:{run_id}``               list       event JSON, in append order
 ``P:cache:{key}``                   string     CacheEntry JSON, with a Redis TTL when it expires
+``P:calls:{run_id}``                list       CallRecord JSON (recorded model and tool calls), in order
+``P:payload:{hash}``                string     a recorded call's request or response JSON, by SHA-256
 ==================================  =========  ==============================================
 
 Writes that belong together go in one MULTI/EXEC; a run update first WATCHes the
@@ -28,7 +30,9 @@ connections that sat idle, so a storage recovers by itself after Redis restarts
 or kills its clients.
 
 Version 2 added ``user_id`` and its index; runs stored under version 1 had no
-user, so opening a version-1 prefix only records the new version.
+user, so opening a version-1 prefix only records the new version. Version 3 added
+the recorded calls and payloads: new keys only, so opening an older prefix again
+only records the new version.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from plait.errors import DefinitionError
 from plait.storage import (
     SCHEMA_VERSION,
     CacheEntry,
+    CallRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -192,7 +197,8 @@ class RedisStorage(Storage):
         await self._call("connecting", lambda c: c.ping())
         meta = self._key("meta")
         # Claiming an empty prefix needs no lock. Version 1 to 2 moves no data (runs stored
-        # under 1 had no user_id, so no user index misses them): it only records the version.
+        # under 1 had no user_id, so no user index misses them), nor 2 to 3 (new keys only):
+        # it only records the version.
         # A later layout that moves data migrates here, under a SET NX lock key.
 
         def claim(pipe: Pipeline) -> None:
@@ -420,6 +426,34 @@ class RedisStorage(Storage):
             f"loading events of run {run_id!r}", lambda c: c.lrange(self._key("events", run_id), 0, -1)
         )
         return [json.loads(row) for row in rows]
+
+    async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
+        if not calls and not payloads:
+            return
+        by_run: dict[str, list[str]] = {}
+        for call in calls:
+            by_run.setdefault(call.run_id, []).append(call.model_dump_json())
+
+        def fill(pipe: Pipeline) -> None:
+            for digest, text in payloads.items():
+                pipe.set(self._key("payload", digest), text, nx=True)  # stored once
+            for run_id, rows in by_run.items():
+                pipe.rpush(self._key("calls", run_id), *rows)
+
+        await self._transaction(f"saving recorded calls of run(s) {', '.join(map(repr, by_run))}", fill)
+
+    async def load_calls(self, run_id: str) -> list[CallRecord]:
+        rows = await self._call(
+            f"loading recorded calls of run {run_id!r}", lambda c: c.lrange(self._key("calls", run_id), 0, -1)
+        )
+        return [CallRecord.model_validate_json(row) for row in rows]
+
+    async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+        keys = [self._key("payload", h) for h in hashes]
+        values = await self._call("loading recorded payloads", lambda c: c.mget(keys))
+        return {h: v for h, v in zip(hashes, values, strict=True) if v is not None}
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         data = await self._call(f"loading cache entry {key!r}", lambda c: c.get(self._key("cache", key)))

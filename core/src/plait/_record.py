@@ -1,0 +1,693 @@
+"""Recording at the provider boundary: every model and tool call of a run, answered again later.
+
+One :class:`Recorder` per run (on :attr:`RunState.recorder`, made by :func:`for_stored_run` for a
+run with storage) or per :func:`plait.testing.cassette` block. An agent asks :func:`active` once
+per run; with a recorder it sends each model and tool call through :meth:`Recorder.model_call` and
+:meth:`Recorder.tool_call`, which:
+
+* answer the call from the recorded calls it was given (a resumed run's own, a replayed run's,
+  a cassette's) when one matches: same step, same kind, same request fingerprint (a SHA-256 of
+  the request's canonical JSON, secrets scrubbed), first recorded first;
+* else, when strict (replay, cassette replay), raise :class:`~plait.errors.ReplayDivergenceError`
+  with a diff against the recorded request at the same place;
+* else make the call live and record it (when the recorder has a sink).
+
+Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): a request's
+hash is its fingerprint, and identical payloads are stored once. A run without storage and
+without a cassette never builds a recorder: the agent pays two context-variable reads per run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plait._context import current_step
+from plait._secrets import scrub_secrets
+from plait.errors import DefinitionError, ReplayDivergenceError
+from plait.events import Event, RunContentEvent, ToolCallCompletedEvent, ToolCallStartedEvent
+from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
+
+if TYPE_CHECKING:
+    from plait.storage import CallRecord, Storage
+
+__all__ = ["Cassette", "Recorded", "Recorder", "ReplayRequest", "active", "fingerprint", "for_stored_run"]
+
+#: the recorder of an active :func:`plait.testing.cassette` (it wins over a run's own)
+CASSETTE: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("plait_cassette", default=None)
+
+
+@dataclass(slots=True)
+class ReplayRequest:
+    """What a replay asks of the run it starts (and learns back: its recorder)."""
+
+    origin: str
+    live: bool
+    recorder: Recorder | None = None
+
+
+#: set by a replay for the run it starts
+REPLAY: contextvars.ContextVar[ReplayRequest | None] = contextvars.ContextVar("plait_replay", default=None)
+
+Sink = Callable[[list["Recorded"]], Awaitable[None]]
+
+
+def active(agent: Any) -> Recorder | None:
+    """The recorder an agent's run uses now: a cassette's, else its workflow run's; None when
+    there is none, or the agent says ``record=False`` (unless a strict replay is under way:
+    there, its calls are not in the record and stop the replay)."""
+    recorder = CASSETTE.get()
+    if recorder is None:
+        ctx = current_step()
+        if ctx is None:
+            return None
+        recorder = ctx.run.recorder
+        if recorder is None:
+            return None
+    if not getattr(agent, "record", True) and not recorder.strict:
+        # not recorded; a strict replay still sees its calls (and has nothing to answer them)
+        return None
+    result: Recorder = recorder
+    return result
+
+
+@dataclass(slots=True)
+class Recorded:
+    """One recorded call: where it was made, its request and its response (JSON)."""
+
+    kind: str  # "model" or "tool"
+    step_id: str
+    index: int
+    name: str
+    fingerprint: str
+    request: Any
+    response: Any
+    attempt: int = 1
+    #: the request's canonical JSON text when known (its hash is the fingerprint)
+    request_text: str | None = None
+
+    def to_line(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "step_id": self.step_id,
+            "index": self.index,
+            "attempt": self.attempt,
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "request": self.request,
+            "response": self.response,
+        }
+
+    @classmethod
+    def from_line(cls, data: dict[str, Any]) -> Recorded:
+        return cls(
+            data["kind"],
+            data.get("step_id", ""),
+            int(data.get("index", 0)),
+            data.get("name", ""),
+            data["fingerprint"],
+            data.get("request"),
+            data.get("response"),
+            int(data.get("attempt", 1)),
+        )
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(text: str) -> str:
+    """The SHA-256 of a payload's canonical JSON text."""
+    import hashlib  # here: importing it costs ~2 ms, and only recorded runs need it
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _message(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        data["tool_calls"] = [_tool_call(c) for c in message.tool_calls]
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        data["name"] = message.name
+    return data
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.arguments_error is not None:
+        data["arguments_error"] = call.arguments_error
+    return data
+
+
+def request_json(model: Model, request: ModelRequest) -> dict[str, Any]:
+    """The request as plait sends it, as JSON: model, messages, settings, tools, output schema."""
+    settings = request.settings
+    schema = request.output_schema
+    return {
+        "model": model.name,
+        "messages": [_message(m) for m in request.messages],
+        "tools": [
+            {"name": t.name, "description": t.description, "parameters": t.parameters} for t in request.tools
+        ],
+        "settings": {
+            "temperature": settings.temperature,
+            "max_tokens": settings.max_tokens,
+            "top_p": settings.top_p,
+            "stop": list(settings.stop) if settings.stop is not None else None,
+            "seed": settings.seed,
+            "extra": settings.extra,
+        },
+        "output_schema": None if schema is None else schema.model_json_schema(),
+        "tool_choice": request.tool_choice,
+    }
+
+
+def response_json(response: ModelResponse, chunks: list[str] | None) -> dict[str, Any]:
+    usage = response.usage
+    data: dict[str, Any] = {
+        "message": _message(response.message),
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "requests": usage.requests,
+        },
+        "finish_reason": response.finish_reason,
+        "response_id": response.response_id,
+        "model": response.model,
+        "provider": response.provider,
+    }
+    if chunks is not None:
+        data["chunks"] = chunks
+    return data
+
+
+def _load_message(data: dict[str, Any]) -> Message:
+    return Message(
+        data["role"],
+        data.get("content"),
+        [
+            ToolCall(c["id"], c["name"], dict(c.get("arguments") or {}), c.get("arguments_error"))
+            for c in data.get("tool_calls", [])
+        ],
+        data.get("tool_call_id"),
+        data.get("name"),
+    )
+
+
+def load_response(data: dict[str, Any]) -> ModelResponse:
+    usage = data.get("usage") or {}
+    return ModelResponse(
+        _load_message(data["message"]),
+        Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0), usage.get("requests", 0)),
+        data.get("finish_reason"),
+        data.get("response_id"),
+        data.get("model"),
+        data.get("provider"),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    try:
+        return to_jsonable_python(value, inf_nan_mode="constants", bytes_mode="base64")
+    except Exception:  # a result JSON cannot hold: its text is what the model saw
+        from plait._io import format_content
+
+        return format_content(value)
+
+
+class Recorder:
+    """Answers a run's model and tool calls from ``source`` and records the live ones to ``sink``.
+
+    ``strict``: a call ``source`` does not have raises :class:`ReplayDivergenceError` instead of
+    going live. ``origin`` names what is replayed (a run id, a cassette path) in that error.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: list[Recorded] | None = None,
+        sink: Sink | None = None,
+        strict: bool = False,
+        origin: str = "",
+        attempt: int = 1,
+        keep_answers: bool = False,
+    ) -> None:
+        self.sink = sink
+        #: record the calls answered from ``source`` too (a replay is a run of its own)
+        self.keep_answers = keep_answers
+        self.strict = strict
+        self.origin = origin
+        self.attempt = attempt
+        self._answers: dict[tuple[str, str, str], deque[Recorded]] = {}
+        self._at: dict[tuple[str, str, int], Recorded] = {}
+        self._counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        #: how many calls were answered from the record, and how many went live
+        self.replayed = 0
+        self.live = 0
+        #: the first divergence a strict recorder met (a step may have turned it into data)
+        self.divergence: ReplayDivergenceError | None = None
+        for item in source or ():
+            self._answers.setdefault((item.step_id, item.kind, item.fingerprint), deque()).append(item)
+            self._at.setdefault((item.step_id, item.kind, item.index), item)
+
+    def _place(self, kind: str) -> tuple[str, int]:
+        ctx = current_step()
+        step_id = ctx.step_id if ctx is not None else ""
+        with self._lock:
+            index = self._counts.get((step_id, kind), 0)
+            self._counts[(step_id, kind)] = index + 1
+        return step_id, index
+
+    def _take(self, step_id: str, kind: str, key: str) -> Recorded | None:
+        with self._lock:
+            queue = self._answers.get((step_id, kind, key))
+            if not queue:
+                return None
+            self.replayed += 1
+            return queue.popleft()
+
+    def _divergence(self, step_id: str, kind: str, index: int, request: Any) -> ReplayDivergenceError:
+        where = f"step {step_id!r}" if step_id else "the agent run"
+        what = "model request" if kind == "model" else "tool call"
+        new = json.dumps(request, indent=2, sort_keys=True, default=str).splitlines()
+        recorded = self._at.get((step_id, kind, index)) or self._closest(step_id, kind, new)
+        origin = f" of {self.origin}" if self.origin else ""
+        if recorded is None:
+            made = sum(1 for (s, k, _i) in self._at if s == step_id and k == kind)
+            body = "\n".join(new[:60])
+            message = (
+                f"replay{origin}: {where} made {what} #{index + 1}, which the record does not have "
+                f"(the recorded run made {made} there):\n{body}"
+            )
+        else:
+            old = json.dumps(recorded.request, indent=2, sort_keys=True, default=str).splitlines()
+            import difflib
+
+            diff = "\n".join(difflib.unified_diff(old, new, "recorded", "now", lineterm="", n=2))
+            message = f"replay{origin}: {where} sent a different {what} (#{index + 1}) than recorded:\n{diff}"
+        error = ReplayDivergenceError(
+            message, step_id=step_id, recorded=None if recorded is None else recorded.request, request=request
+        )
+        if self.divergence is None:
+            self.divergence = error
+        return error
+
+    def _closest(self, step_id: str, kind: str, new: list[str]) -> Recorded | None:
+        """The recorded call of the step most like the new request (for the diff)."""
+        candidates = [item for (s, k, _i), item in self._at.items() if s == step_id and k == kind][:50]
+        if not candidates:
+            return None
+
+        def likeness(item: Recorded) -> float:
+            old = json.dumps(item.request, indent=2, sort_keys=True, default=str).splitlines()
+            import difflib
+
+            return difflib.SequenceMatcher(None, old, new).ratio()
+
+        return max(candidates, key=likeness)
+
+    async def _keep(self, item: Recorded) -> None:
+        if self.sink is not None:
+            await self.sink([item])
+
+    # -- model calls -------------------------------------------------------------------
+
+    async def model_call(
+        self,
+        agent: Any,
+        model: Model,
+        request: ModelRequest,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        tracer: Any,
+        live: Callable[..., Awaitable[ModelResponse]],
+    ) -> ModelResponse:
+        step_id, index = self._place("model")
+        secrets = model.secrets()
+        payload = request_json(model, request)
+        text = canonical(payload)
+        if secrets:
+            text = scrub_secrets(text, secrets)
+            payload = json.loads(text)
+        key = fingerprint(text)
+        hit = self._take(step_id, "model", key)
+        if hit is not None:
+            if self.keep_answers:
+                await self._keep(hit)
+            return self._answer_model(agent, model, request, hit, emit, event, tracer)
+        if self.strict:
+            raise self._divergence(step_id, "model", index, payload)
+        chunks: list[str] | None = None
+        forward = emit
+        if emit is not None:
+            chunks = []
+            collected = chunks
+
+            def forward(item: Event) -> None:
+                if isinstance(item, RunContentEvent) and isinstance(item.content, str):
+                    collected.append(item.content)
+                emit(item)
+
+        response = await live(model, request, forward, event, tracer)
+        with self._lock:
+            self.live += 1
+        answer = response_json(response, chunks)
+        if secrets:
+            answer = json.loads(scrub_secrets(canonical(answer), secrets))
+        await self._keep(
+            Recorded("model", step_id, index, model.name, key, payload, answer, self.attempt, text)
+        )
+        return response
+
+    def _answer_model(
+        self,
+        agent: Any,
+        model: Model,
+        request: ModelRequest,
+        hit: Recorded,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        tracer: Any,
+    ) -> ModelResponse:
+        response = load_response(hit.response)
+        span_name, attributes = chat_span(model, request)
+        with span(tracer, span_name, {**attributes, **replayed_attributes()}, kind="CLIENT") as current:
+            if emit is not None:
+                chunks = hit.response.get("chunks")
+                if chunks is None:
+                    chunks = [response.message.content] if response.message.content else []
+                for text in chunks:
+                    if text:
+                        emit(event(RunContentEvent, content=text, agent_name=agent.name))
+            if current is not None:
+                current.set_attributes(chat_response_attributes(response))
+        return response
+
+    # -- tool calls --------------------------------------------------------------------
+
+    async def tool_call(
+        self,
+        agent: Any,
+        call: ToolCall,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        tracer: Any,
+        live: Callable[[Callable[[Event], None]], Awaitable[Message]],
+    ) -> Message:
+        step_id, index = self._place("tool")
+        payload = {"tool": call.name, "arguments": call.arguments, "arguments_error": call.arguments_error}
+        text = canonical(payload)
+        key = fingerprint(text)
+        hit = self._take(step_id, "tool", key)
+        if hit is not None:
+            if self.keep_answers:
+                await self._keep(hit)
+            return self._answer_tool(agent, call, hit, emit, event, tracer)
+        if self.strict:
+            raise self._divergence(step_id, "tool", index, payload)
+        seen: dict[str, Any] = {}
+
+        def forward(item: Event) -> None:
+            if isinstance(item, ToolCallCompletedEvent):
+                seen["result"], seen["error"] = item.result, item.error
+            if emit is not None:
+                emit(item)
+
+        message = await live(forward)
+        with self._lock:
+            self.live += 1
+        answer = {
+            "content": message.content,
+            "result": _jsonable(seen.get("result")),
+            "error": seen.get("error"),
+        }
+        await self._keep(
+            Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt, text)
+        )
+        return message
+
+    def _answer_tool(
+        self,
+        agent: Any,
+        call: ToolCall,
+        hit: Recorded,
+        emit: Callable[[Event], None] | None,
+        event: Callable[..., Event],
+        tracer: Any,
+    ) -> Message:
+        answer = hit.response
+        if emit is not None:
+            emit(
+                event(
+                    ToolCallStartedEvent,
+                    agent_name=agent.name,
+                    tool_name=call.name,
+                    tool_call_id=call.id,
+                    arguments=call.arguments,
+                )
+            )
+        span_name, attributes = tool_span(call)
+        with span(tracer, span_name, {**attributes, **replayed_attributes()}):
+            pass
+        if emit is not None:
+            emit(
+                event(
+                    ToolCallCompletedEvent,
+                    agent_name=agent.name,
+                    tool_name=call.name,
+                    tool_call_id=call.id,
+                    result=answer.get("result"),
+                    error=answer.get("error"),
+                )
+            )
+        return Message("tool", answer.get("content"), tool_call_id=call.id, name=call.name)
+
+    async def flush(self) -> None:
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            await flush()
+
+
+# -- storage -------------------------------------------------------------------------
+
+
+def supports_calls(storage: Storage) -> bool:
+    """Whether a backend stores calls (a third-party one written before schema 3 may not)."""
+    from plait.storage import Storage
+
+    return type(storage).save_calls is not Storage.save_calls
+
+
+class StorageSink:
+    """Writes recorded calls to a run's storage. With ``durability="step"`` each call is written
+    when it completes, before the agent goes on (a crash inside a step loses no completed call:
+    resuming answers it from the record); else they are buffered and written with the run's
+    checkpoints when it ends (and every 64 calls)."""
+
+    def __init__(self, storage: Storage, run_id: str, immediate: bool) -> None:
+        self.storage = storage
+        self.run_id = run_id
+        self.immediate = immediate
+        self._buffer: list[Recorded] = []
+
+    async def __call__(self, items: list[Recorded]) -> None:
+        self._buffer.extend(items)
+        if self.immediate or len(self._buffer) >= 64:
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self._buffer:
+            pending, self._buffer = self._buffer, []
+            records, payloads = to_records(self.run_id, pending)
+            await self.storage.save_calls(records, payloads)
+
+
+def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], dict[str, str]]:
+    from plait.storage import CallRecord
+
+    records: list[CallRecord] = []
+    payloads: dict[str, str] = {}
+    for item in items:
+        request = item.request_text if item.request_text is not None else canonical(item.request)
+        response = canonical(item.response)
+        request_hash = item.fingerprint if item.request_text is not None else fingerprint(request)
+        response_hash = fingerprint(response)
+        payloads[request_hash] = request
+        payloads[response_hash] = response
+        records.append(
+            CallRecord(
+                run_id=run_id,
+                step_id=item.step_id,
+                attempt=item.attempt,
+                index=item.index,
+                kind=item.kind,
+                name=item.name,
+                fingerprint=item.fingerprint,
+                request=request_hash,
+                response=response_hash,
+                created_at=time.time(),
+            )
+        )
+    return records, payloads
+
+
+async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
+    """A stored run's recorded calls, oldest first, with their payloads."""
+    records = await storage.load_calls(run_id)
+    if not records:
+        return []
+    hashes = sorted({h for r in records for h in (r.request, r.response)})
+    payloads = await storage.load_payloads(hashes)
+    return [
+        Recorded(
+            r.kind,
+            r.step_id,
+            r.index,
+            r.name,
+            r.fingerprint,
+            json.loads(payloads[r.request]) if r.request in payloads else None,
+            json.loads(payloads[r.response]) if r.response in payloads else None,
+            r.attempt,
+        )
+        for r in records
+        if r.response in payloads
+    ]
+
+
+async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming: bool) -> Recorder | None:
+    """The recorder of a run with storage: records when ``workflow.record``; a resumed run
+    answers the calls it had completed from its own record; a replay answers from the original's."""
+    replay = REPLAY.get()
+    if replay is not None:
+        REPLAY.set(None)  # for this run only, not runs its steps may start
+    record = getattr(workflow, "record", True)
+    if not (record or resuming or replay is not None) or not supports_calls(storage):
+        return None
+    source: list[Recorded] | None = None
+    strict = False
+    origin = ""
+    attempt = 1
+    if replay is not None:
+        source = await load_recorded(storage, replay.origin)
+        strict = not replay.live
+        origin = f"run {replay.origin!r}"
+    elif resuming:
+        source = await load_recorded(storage, run_id)
+        attempt = 1 + max((r.attempt for r in source), default=0)
+        if not source and not record:
+            return None
+    sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
+    recorder = Recorder(
+        source=source,
+        sink=sink,
+        strict=strict,
+        origin=origin,
+        attempt=attempt,
+        keep_answers=replay is not None,
+    )
+    if replay is not None:
+        replay.recorder = recorder
+    return recorder
+
+
+# -- cassettes -----------------------------------------------------------------------
+
+
+class Cassette:
+    """:func:`plait.testing.cassette`: records the model and tool calls of every workflow and
+    agent run under it to a JSON-lines file, or answers them from it (no network)."""
+
+    MODES = ("once", "replay", "record")
+
+    def __init__(self, path: Any, mode: str = "once") -> None:
+        import os
+
+        if mode not in self.MODES:
+            raise DefinitionError(f"cassette: mode must be 'once', 'replay' or 'record', got {mode!r}")
+        self.path = os.fspath(path)
+        if mode == "once":
+            mode = "replay" if os.path.exists(self.path) else "record"
+        elif mode == "replay" and not os.path.exists(self.path):
+            raise DefinitionError(
+                f"cassette {self.path!r} does not exist: record it first (mode='once' or 'record')"
+            )
+        #: what this cassette does: "replay" or "record" ("once" resolved)
+        self.mode = mode
+        self._file_lock = threading.Lock()
+        self._tokens: list[contextvars.Token[Recorder | None]] = []
+        self.recorder: Recorder | None = None
+
+    def _load(self) -> list[Recorded]:
+        items: list[Recorded] = []
+        with open(self.path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    items.append(Recorded.from_line(json.loads(line)))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise DefinitionError(
+                        f"cassette {self.path!r} line {number}: not a recorded call ({exc}); record it again "
+                        "with mode='record'"
+                    ) from None
+        return items
+
+    async def _write(self, items: list[Recorded]) -> None:
+        lines = "".join(canonical(item.to_line()) + "\n" for item in items)
+        with self._file_lock, open(self.path, "a", encoding="utf-8") as file:
+            file.write(lines)
+
+    def _start(self) -> Cassette:
+        if self.mode == "replay":
+            recorder = Recorder(source=self._load(), strict=True, origin=f"cassette {self.path!r}")
+        else:
+            import os
+
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            open(self.path, "w", encoding="utf-8").close()  # a new recording replaces the old one
+            recorder = Recorder(sink=self._write, origin=f"cassette {self.path!r}")
+        self.recorder = recorder
+        self._tokens.append(CASSETTE.set(recorder))
+        return self
+
+    def _stop(self) -> None:
+        CASSETTE.reset(self._tokens.pop())
+
+    @property
+    def replayed(self) -> int:
+        """How many calls were answered from the cassette."""
+        return 0 if self.recorder is None else self.recorder.replayed
+
+    @property
+    def live(self) -> int:
+        """How many calls were made for real (and recorded)."""
+        return 0 if self.recorder is None else self.recorder.live
+
+    def __enter__(self) -> Cassette:
+        return self._start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop()
+
+    async def __aenter__(self) -> Cassette:
+        return self._start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop()
+
+    def __repr__(self) -> str:
+        return f"cassette({self.path!r}, mode={self.mode!r})"
