@@ -334,20 +334,30 @@ async def _runs_async(args: argparse.Namespace) -> int:
     return await _continue(args, record, url)
 
 
-async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
-    from plait.errors import PlaitError
+def _stored_workflow(args: argparse.Namespace, record: Any, url: str) -> Any:
+    """The workflow of a stored run (``--workflow``, else the one recorded with it), on the run's
+    storage; None (said on stderr) when the run recorded none."""
     from plait.workflow import Workflow
 
     spec = args.workflow or record.target
     if not spec:
         print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
-        return 2
+        return None
     workflow = load_target(spec)
     if not isinstance(workflow, Workflow):
         raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
     if workflow.storage is None or args.storage:
         workflow.storage = url
     workflow.target = record.target or _absolute_target(spec)
+    return workflow
+
+
+async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
+    from plait.errors import PlaitError
+
+    workflow = _stored_workflow(args, record, url)
+    if workflow is None:
+        return 2
     options: dict[str, Any] = {"wait": bool(getattr(args, "wait", False))}
     if args.runs_command == "approve":
         pending = (record.pause or {}).get("pending", [])
@@ -402,18 +412,10 @@ def _replay_parser(runs_sub: Any) -> argparse.ArgumentParser:
 async def _replay(args: argparse.Namespace, record: Any, url: str) -> int:
     """``plait runs replay RUN_ID``: a new run (lineage replay_of) with zero live calls."""
     from plait.errors import PlaitError, ReplayDivergenceError
-    from plait.workflow import Workflow
 
-    spec = args.workflow or record.target
-    if not spec:
-        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+    workflow = _stored_workflow(args, record, url)
+    if workflow is None:
         return 2
-    workflow = load_target(spec)
-    if not isinstance(workflow, Workflow):
-        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
-    if workflow.storage is None or args.storage:
-        workflow.storage = url
-    workflow.target = record.target or _absolute_target(spec)
     try:
         output = await workflow.areplay(record.run_id, live=args.live)
     except ReplayDivergenceError as exc:
@@ -506,7 +508,6 @@ def _json_or_text(value: str) -> Any:
 async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
     from plait._fork import UNSET
     from plait.errors import PlaitError
-    from plait.workflow import Workflow
 
     state = None
     if args.state is not None:
@@ -521,16 +522,9 @@ async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
         if not isinstance(state, dict):
             print(f"plait: --state must be a JSON object, got {args.state}", file=sys.stderr)
             return 2
-    spec = args.workflow or record.target
-    if not spec:
-        print("plait: this run has no recorded workflow; pass --workflow MODULE:NAME", file=sys.stderr)
+    workflow = _stored_workflow(args, record, url)
+    if workflow is None:
         return 2
-    workflow = load_target(spec)
-    if not isinstance(workflow, Workflow):
-        raise SystemExit(f"plait: {spec} is {type(workflow).__name__}, expected a Workflow")
-    if workflow.storage is None or args.storage:
-        workflow.storage = url
-    workflow.target = record.target or _absolute_target(spec)
     try:
         output = await workflow.afork(
             record.run_id,
