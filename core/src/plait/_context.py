@@ -154,6 +154,8 @@ class WorkflowFrame:
     errors: list[str] = field(default_factory=list)
     #: the agent, team and nested workflow runs of its steps, in order (step_executor_runs)
     executor_runs: list[Any] = field(default_factory=list)
+    #: its top-level nodes' places (id of node: index), made by the first StepOutputEvent
+    node_index: dict[int, int] | None = None
 
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)

@@ -199,9 +199,10 @@ def _step_output_event(node: StepNode, parent: StepContext, ctx: StepContext, ou
         top = frame.run_id == f"{frame.parent_run_id}:{parent.step_id}"
     if not top:
         return
-    nodes = getattr(frame.workflow, "nodes", ())
-    index = next((i for i, top_node in enumerate(nodes) if top_node is node), None)
-    ctx.run.emit(ctx.event(StepOutputEvent, step_index=index, step_output=output))
+    places = frame.node_index
+    if places is None:  # once per run: looking each step up in the list made a run quadratic
+        places = frame.node_index = {id(n): i for i, n in enumerate(getattr(frame.workflow, "nodes", ()))}
+    ctx.run.emit(ctx.event(StepOutputEvent, step_index=places.get(id(node)), step_output=output))
 
 
 def _restore(node: StepNode, ctx: StepContext, parent: StepContext, checkpoint: Any) -> StepOutput:

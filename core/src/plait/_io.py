@@ -13,7 +13,6 @@ Content as text (:func:`format_content`) and the content after a Parallel
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -580,7 +579,13 @@ def _collect_step_metrics(outputs: list[StepOutput], steps: dict[str, WorkflowSt
                     step_name=name,
                     executor_type=output.executor_type or (output.step_type or "step").lower(),
                     executor_name=output.executor_name or name,
-                    metrics=dataclasses.replace(output.metrics),
+                    metrics=StepMetrics(  # a copy (dataclasses.replace costs 4x as much)
+                        output.metrics.duration,
+                        output.metrics.attempts,
+                        output.metrics.input_tokens,
+                        output.metrics.output_tokens,
+                        output.metrics.cost,
+                    ),
                 )
             else:
                 entry.metrics._add(output.metrics)
