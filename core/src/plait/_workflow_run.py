@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import (
@@ -227,12 +227,14 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
     )
 
 
-async def execute(
+def execute(
     workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
-) -> WorkflowRunOutput:
+) -> Coroutine[Any, Any, WorkflowRunOutput]:
+    """The run frame around the walk over ``workflow``'s steps, with its provider policy in
+    force when it declares one (a plain function: no extra coroutine per workflow level)."""
     if workflow.budget is not None or workflow._limiters is not None:  # provider policy
-        return await _execute_with_policy(workflow, input, ctx, additional_data)
-    return await _execute(workflow, input, ctx, additional_data)
+        return _execute_with_policy(workflow, input, ctx, additional_data)
+    return _execute(workflow, input, ctx, additional_data)
 
 
 async def _execute_with_policy(
