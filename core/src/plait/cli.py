@@ -58,6 +58,18 @@ def _version() -> str:
         return "plait (not installed)"
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (start-up stays fast)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.pop("nargs", None)
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(_version())
+        parser.exit()
+
+
 def _fail(message: str, exc: BaseException | None = None) -> None:
     """An expected failure on stderr, one line per line of ``message``; with ``--traceback``,
     the traceback of ``exc`` first."""
@@ -74,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plait", description="Deterministic, production-grade LLM workflows."
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version, help="print plait's version and exit")
     parser.add_argument(
         "--traceback",
         action="store_true",
@@ -177,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv == ["--version"]:  # without loading the plugins
+        print(_version())
+        return 0
     parser = build_parser()
     _check_plugin_options(argv)
     args, extra = parser.parse_known_args(argv)
