@@ -284,3 +284,19 @@ def test_an_unknown_status_lists_the_valid_ones(flows: Path) -> None:
         " error, paused, pending, running"
     )
     assert plait(flows, "runs", "list", "--status", "Paused").returncode == 0
+
+
+def test_an_error_in_the_users_module_is_one_line_and_traceback_shows_it(flows: Path) -> None:
+    (flows / "broken.py").write_text("import nosuchdependency\n")
+    (flows / "raising.py").write_text("ratio = 1 / 0\n")
+    missing = plait(flows, "run", "broken:workflow", "x")  # the module is there, what it imports is not
+    assert missing.returncode == 1
+    assert one_or_two_lines(missing) == [
+        "plait: ModuleNotFoundError: No module named 'nosuchdependency'",
+        "plait: run it again with --traceback to see where",
+    ]
+    raising = plait(flows, "run", "raising.py:workflow", "x")
+    assert raising.returncode == 1
+    assert one_or_two_lines(raising)[0] == "plait: ZeroDivisionError: division by zero"
+    shown = plait(flows, "--traceback", "run", "raising.py:workflow", "x")
+    assert shown.returncode == 1 and "Traceback" in shown.stderr and 'raising.py", line 1' in shown.stderr
