@@ -139,7 +139,11 @@ async def run_stored(
             # as cancellation: either way the run was cancelled, and can be resumed.
             cancelled = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
             record.status = (RunStatus.CANCELLED if cancelled else RunStatus.ERROR).value
-            record.error = f"{type(exc).__name__}: {exc}"
+            if cancelled:  # the reason given to the cancel, never an empty "CancelledError: "
+                default = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else "cancelled"
+                record.error = str(exc) or default
+            else:
+                record.error = f"{type(exc).__name__}: {exc}"
             await _finish(storage, run, record, stored_events)
             raise
         record.status = output.status.value

@@ -107,14 +107,17 @@ def _finish(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
         if _first_step(loop, task):
             return task.result()
         return loop.run_until_complete(task)
-    except BaseException:
-        # KeyboardInterrupt or the like: cancel the run so its branches stop too.
+    except BaseException as exc:
+        # KeyboardInterrupt or the like: cancel the run so its branches stop too, saying why
+        # (the run stores the reason as its error).
         if not task.done():
-            task.cancel()
+            task.cancel("interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else None)
             try:
                 loop.run_until_complete(task)
             except BaseException:
                 pass
+        elif not task.cancelled():
+            task.exception()  # raised here already (Ctrl-C in a sync step): retrieved, not logged
         raise
 
 
@@ -214,6 +217,8 @@ async def astream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Asyn
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        elif not task.cancelled():
+            task.exception()  # raised out of the loop already (Ctrl-C in a sync step): not logged again
 
 
 def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[Any]:
@@ -257,6 +262,8 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
         if not task.done():
             task.cancel()
             loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        elif not task.cancelled():
+            task.exception()  # raised out of the loop already (Ctrl-C in a sync step): not logged again
 
 
 class EventStream(AsyncIterator[Any]):

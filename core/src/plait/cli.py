@@ -1,9 +1,18 @@
 """The ``plait`` command line: a client of the public API.
 
     plait plugins [--json]                      what is installed and what it registered
-    plait run MODULE:WORKFLOW "input" [--json]  run a workflow, streaming its events
+    plait run MODULE:WORKFLOW "input" [--json] [--strict]  run a workflow, streaming its events
     plait runs list | show ID | resume ID | approve ID | cancel ID   stored runs
     plait runs replay ID [--live]   the run again, every model and tool call answered from its record
+    plait --version | --traceback COMMAND ...
+
+A RUN_ID may be given by any unique prefix (like git): ``plait runs show 8a27705f``. Runs are
+listed with the first 8 characters of their ids; ``--json`` prints the full ones.
+
+Expected failures (a module that is not there, a store that is down, a failed step) are one or
+two lines on stderr, exit 1 (2 for a usage error); ``--traceback``, anywhere on the command line,
+shows the full traceback. Ctrl-C during ``plait run`` stores the run as cancelled and says how to
+resume it (exit 130); a closed pipe (``plait runs list | head -1``) ends quietly.
 
 Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 
@@ -27,12 +36,61 @@ from plait.storage import DEFAULT_STORAGE
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main"]
 
+#: how many characters of a run id are printed for people (like git's short hashes)
+SHORT_ID = 8
+#: how many stored runs a RUN_ID prefix is looked up among (newest first)
+PREFIX_SCAN = 100_000
+#: where a traceback was asked for (``--traceback``): the handlers show it with their message
+_TRACEBACK = False
+
+
+def short_id(run_id: str) -> str:
+    """A run id as printed for people: its first :data:`SHORT_ID` characters."""
+    return run_id[:SHORT_ID]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"plait {version('plait')}"
+    except PackageNotFoundError:  # a source checkout that was not installed
+        return "plait (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (start-up stays fast)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs.pop("nargs", None)
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(_version())
+        parser.exit()
+
+
+def _fail(message: str, exc: BaseException | None = None) -> None:
+    """An expected failure on stderr, one line per line of ``message``; with ``--traceback``,
+    the traceback of ``exc`` first."""
+    if exc is not None and _TRACEBACK:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(message, file=sys.stderr)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from plait.plugins import get_registry
 
     parser = argparse.ArgumentParser(
         prog="plait", description="Deterministic, production-grade LLM workflows."
+    )
+    parser.add_argument("--version", action=_Version, help="print plait's version and exit")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on a failure, show the full traceback (anywhere on the line)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -48,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print events as JSON lines instead")
     run.add_argument("--markdown", action="store_true", help="render the final content as Markdown")
     run.add_argument("--tree", action="store_true", help="show the run as a live tree of its steps")
+    run.add_argument(
+        "--strict", action="store_true", help="exit 1 when the run completed with errors (for CI)"
+    )
     run.add_argument("--storage", default=None, help=f"where to store the run (default: {_storage_help()})")
     for _, entry in sorted(get_registry().entries("run_option").items()):
         configure_option, _apply = entry.value
@@ -58,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
     listing.add_argument("--limit", type=int, default=20)
-    listing.add_argument("--status", default=None, help="only runs with this status (paused, error, ...)")
+    listing.add_argument(
+        "--status", default=None, help=f"only runs with this status ({', '.join(_statuses())})"
+    )
     listing.add_argument("--user-id", default=None, help="only runs of this user (run(..., user_id=...))")
     show = runs_sub.add_parser("show", help="a run's step tree with status, durations and tokens")
     show.add_argument("run_id")
@@ -98,15 +161,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``plait``: parse ``argv`` (default: the command line), run the command, return its exit
+    code. An unexpected error is one line (the traceback with ``--traceback``)."""
+    global _TRACEBACK
+    given = list(sys.argv[1:] if argv is None else argv)
+    end = given.index("--") if "--" in given else len(given)
+    _TRACEBACK = "--traceback" in given[:end]  # a global option, accepted anywhere
+    given = [a for i, a in enumerate(given) if a != "--traceback" or i >= end]
+    try:
+        return _main(given)
+    except BrokenPipeError:
+        # `plait runs list | head -1`: the reader has gone; say nothing more (and let Python's
+        # own flush at exit find nothing to write)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # a stdout without a file descriptor (captured in a test)
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a command a closed pipe ended
+    except KeyboardInterrupt:
+        print("plait: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if _TRACEBACK:
+            raise
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"plait: {type(exc).__name__}: {message}", file=sys.stderr)
+        print("plait: run it again with --traceback to see where", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["--version"]:  # without loading the plugins
+        print(_version())
+        return 0
     parser = build_parser()
-    _check_plugin_options(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    _check_plugin_options(argv)
+    args, extra = parser.parse_known_args(argv)
+    if (
+        getattr(args, "command", None) == "run"
+        and args.input is None
+        and len(extra) == 1
+        and not extra[0].startswith("-")
+    ):
+        args.input = extra.pop()  # the input after options: plait run wf:x --json '{"a": 1}'
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 2
     result = handler(args)
     return int(result or 0)
+
+
+def _statuses() -> list[str]:
+    from plait._io import RunStatus
+
+    return sorted({member.value.lower() for member in RunStatus})
 
 
 def _check_plugin_options(argv: list[str]) -> None:
@@ -186,7 +297,15 @@ def load_target(spec: str) -> Any:
         loaded.loader.exec_module(module)
     else:
         sys.path.insert(0, str(Path.cwd()))
-        module = importlib.import_module(module_part)
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (module_part == exc.name or module_part.startswith(exc.name + ".")):
+                raise  # the module is there, and something it imports is not: the user's error
+            raise SystemExit(
+                f"plait: no module named {exc.name!r} (from {spec!r}); run plait in the directory"
+                " that holds it, or give the file: path/to/file.py:NAME"
+            ) from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -194,7 +313,7 @@ def load_target(spec: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from plait.errors import PlaitError
+    from plait.errors import PlaitError, StepError
     from plait.plugins import get_registry
 
     for _, entry in sorted(get_registry().entries("run_option").items()):
@@ -214,31 +333,79 @@ def _run(args: argparse.Namespace) -> int:
                 f"plait: --user-id is for a Workflow's run; {args.target} is {type(target).__name__}"
             )
         options["user_id"] = args.user_id
+    run_id = None
     if isinstance(target, Workflow):
         if args.storage or target.storage is None:
             target.storage = _storage_url(args.storage)
         target.target = _absolute_target(args.target)
+        from plait._ids import new_id
+
+        run_id = options["run_id"] = new_id()  # known before the run: Ctrl-C says how to resume it
+    output: Any = None
     try:
         if args.json:
             for event in target.run(args.input, stream=True, stream_events=True, **options):
                 print(event.to_json(), flush=True)
-            return 0
-        from plait.console import print_run, print_summary
-
-        if args.tree and isinstance(target, Workflow):
-            from rich.console import Console
-
-            from plait.sinks import TreeSink, flush_sinks
-
-            output = target.run(args.input, sinks=[TreeSink()], **options)
-            flush_sinks()
-            print_summary(Console(), target, output, args.markdown)
+            if args.strict:
+                output = target.get_last_run_output()
         else:
-            print_run(target, args.input, stream=True, markdown=args.markdown, options=options)
+            from plait.console import print_run, print_summary
+
+            if args.tree and isinstance(target, Workflow):
+                from rich.console import Console
+
+                from plait.sinks import TreeSink, flush_sinks
+
+                output = target.run(args.input, sinks=[TreeSink()], **options)
+                flush_sinks()
+                print_summary(Console(), target, output, args.markdown)
+            else:
+                output = print_run(target, args.input, stream=True, markdown=args.markdown, options=options)
+    except KeyboardInterrupt:
+        if run_id is None:
+            print("plait: cancelled", file=sys.stderr)
+        else:
+            print(f"plait: cancelled; resume with `plait runs resume {short_id(run_id)}`", file=sys.stderr)
+        return 130
     except PlaitError as exc:
-        print(f"plait: run failed: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # a driver's or pydantic's message may wrap
+        if not isinstance(exc, StepError):  # the storage, the input, a plugin: what to change
+            _fail(f"plait: {message}", exc)
+            return 1
+        where = "" if _TRACEBACK else "--traceback shows where it failed"
+        if run_id is not None and _stored(target, run_id):
+            then = f"once fixed, resume with `plait runs resume {short_id(run_id)}`"
+            where = f"{then}; {where}" if where else then
+        _fail(f"plait: run failed: {message}" + (f"\nplait: {where}" if where else ""), exc)
+        return 1
+    if args.strict and output is not None and str(getattr(output, "status", "")) == "COMPLETED_WITH_ERRORS":
+        print("plait: the run completed with errors (--strict)", file=sys.stderr)
         return 1
     return 0
+
+
+def _stored(target: Any, run_id: str) -> bool:
+    """Whether the run ``run_id`` of ``target`` reached its storage (a failed run can be resumed)."""
+    from plait._sync import run_sync
+    from plait.storage import resolve_storage
+
+    if not isinstance(target.storage, str):
+        return True  # a backend object of the user's: not opened a second time here
+
+    async def look() -> bool:
+        storage = resolve_storage(target.storage)
+        if storage is None:
+            return False
+        try:
+            await storage.setup()
+            return await storage.get_run(run_id) is not None
+        finally:
+            await storage.close()
+
+    try:
+        return run_sync(look())
+    except Exception:  # the store itself is what failed: no resume hint
+        return False
 
 
 def _storage_url(given: str | None) -> str:
@@ -271,6 +438,18 @@ def _runs(args: argparse.Namespace) -> int:
 async def _runs_async(args: argparse.Namespace) -> int:
     from plait.storage import redact_url, resolve_storage
 
+    status = None
+    if args.runs_command == "list" and args.status is not None:
+        from plait._io import RunStatus
+
+        try:
+            status = RunStatus(args.status).value
+        except ValueError:
+            print(
+                f"plait: no status {args.status!r}; the statuses are: {', '.join(_statuses())}",
+                file=sys.stderr,
+            )
+            return 2
     url = _storage_url(args.storage)
     storage = resolve_storage(url)
     assert storage is not None
@@ -279,22 +458,23 @@ async def _runs_async(args: argparse.Namespace) -> int:
         if args.runs_command == "list":
             # user_id= only when asked: a third-party storage written before it need not take it
             filters = {"user_id": args.user_id} if args.user_id is not None else {}
-            records = await storage.list_runs(limit=args.limit, status=args.status, **filters)
+            records = await storage.list_runs(limit=args.limit, status=status, **filters)
             if args.json:
                 print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
             else:
-                _print_runs(records, redact_url(url))
+                await _print_runs(records, redact_url(url), storage)
             return 0
         if args.runs_command == "diff":
+            found = [await _find_run(storage, given, url) for given in (args.run_a, args.run_b)]
+            for found_run in found:
+                if isinstance(found_run, int):
+                    return found_run
+            args.run_a, args.run_b = (r.run_id for r in found)  # type: ignore[union-attr]
             return await _diff(args, storage)
-        record = await storage.get_run(args.run_id)
-        if record is None:
-            print(
-                f"plait: no run {args.run_id!r} in {redact_url(url)}"
-                " (runs are searched in --storage, else $PLAIT_STORAGE, else " + DEFAULT_STORAGE + ")",
-                file=sys.stderr,
-            )
-            return 1
+        found_run = await _find_run(storage, args.run_id, url)
+        if isinstance(found_run, int):
+            return found_run
+        record = found_run
         if args.runs_command == "cancel":
             from plait._runs import request_cancel
 
@@ -302,10 +482,18 @@ async def _runs_async(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"run_id": record.run_id, "cancelled": bool(cancelled)}))
             elif cancelled:
-                print(f"cancel requested: run {record.run_id} stops before its next step")
+                print(f"cancel requested: run {short_id(record.run_id)} stops before its next step")
             else:
-                print(f"plait: run {record.run_id} is not running (it is {record.status})", file=sys.stderr)
+                print(
+                    f"plait: run {short_id(record.run_id)} is not running (it is {record.status})",
+                    file=sys.stderr,
+                )
             return 0 if cancelled else 1
+        if args.runs_command == "approve" and normalize_status(record.status) != "PAUSED":
+            done = normalize_status(record.status) in ("COMPLETED", "COMPLETED_WITH_ERRORS")
+            state = "already completed" if done else f"is {normalize_status(record.status)}, not paused"
+            print(f"plait: run {short_id(record.run_id)} {state}: it waits for no answer", file=sys.stderr)
+            return 1
         if args.runs_command == "show":
             checkpoints = await storage.load_checkpoints(record.run_id)
             if args.json:
@@ -332,6 +520,39 @@ async def _runs_async(args: argparse.Namespace) -> int:
     if args.runs_command == "replay":
         return await _replay(args, record, url)
     return await _continue(args, record, url)
+
+
+async def _find_run(storage: Any, given: str, url: str) -> Any:
+    """The stored run whose id is ``given`` or starts with it (a unique prefix, like git), else
+    the exit code after saying on stderr that there is none, or which runs the prefix fits."""
+    from plait.storage import redact_url
+
+    record = await storage.get_run(given)
+    if record is not None:
+        return record
+    candidates = (
+        [r for r in await storage.list_runs(limit=PREFIX_SCAN) if r.run_id.startswith(given)] if given else []
+    )
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        shown = ", ".join(
+            f"{r.run_id[: max(SHORT_ID, len(given) + 4)]} ({r.workflow_name}, {r.status})"
+            for r in candidates[:5]
+        )
+        more = f" and {len(candidates) - 5} more" if len(candidates) > 5 else ""
+        print(
+            f"plait: {len(candidates)} runs start with {given!r}: {shown}{more}\n"
+            "plait: give more characters of the run id",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"plait: no run {given!r} in {redact_url(url)}"
+        " (runs are searched in --storage, else $PLAIT_STORAGE, else " + DEFAULT_STORAGE + ")",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _stored_workflow(args: argparse.Namespace, record: Any, url: str) -> Any:
@@ -437,7 +658,7 @@ async def _replay(args: argparse.Namespace, record: Any, url: str) -> int:
         }
         print(json.dumps(data))
         return 0
-    print(f"replay of {record.run_id}: run {output.run_id}, {output.status}")
+    print(f"replay of {short_id(record.run_id)}: run {short_id(output.run_id)}, {output.status}")
     print(f"content: {output.content}")
     if not differences:
         print("every step's output is the same as the original's")
@@ -452,24 +673,59 @@ def _jsonable(value: Any) -> Any:
     return to_json(value, "the run's content")
 
 
-def _print_runs(records: list[Any], where: str) -> None:
+async def _print_runs(records: list[Any], where: str, storage: Any) -> None:
+    """``plait runs list``: short ids, readable at 80 columns (the id, status and times never
+    wrap; the workflow's name does); a user column only when a run has a user."""
     from datetime import datetime
 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"runs in {where}")
-    for column in ("run id", "workflow", "user", "status", "started", "duration", "tokens"):
-        table.add_column(column)
+    users = any(r.user_id for r in records)
+    table = Table(title=f"runs in {where}", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("workflow", ratio=1, overflow="fold")
+    if users:
+        table.add_column("user", max_width=12, overflow="ellipsis")
+    table.add_column("status", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", no_wrap=True, justify="right")
+    table.add_column("tokens", no_wrap=True, justify="right")
+    today = datetime.now().date()
     for r in records:
-        started = datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        duration = f"{r.metrics['duration']:.2f}s" if "duration" in r.metrics else ""
-        tokens = (
-            str(r.metrics.get("input_tokens", 0) + r.metrics.get("output_tokens", 0)) if r.metrics else ""
-        )
-        run_id = r.run_id + (f"\n({_lineage_mark(r.lineage)})" if r.lineage else "")  # a fork, a replay
-        table.add_row(run_id, r.workflow_name, r.user_id or "", r.status, started, duration, tokens)
+        created = datetime.fromtimestamp(r.created_at)
+        started = created.strftime("%H:%M:%S" if created.date() == today else "%Y-%m-%d")
+        duration = f"{r.metrics['duration']:.1f}s" if "duration" in (r.metrics or {}) else ""
+        used = await _tokens(r, storage)
+        name = r.workflow_name + (f"\n({_lineage_mark(r.lineage)})" if r.lineage else "")  # a fork, a replay
+        row = [short_id(r.run_id), name, *([r.user_id or ""] if users else []), normalize_status(r.status)]
+        table.add_row(*row, started, duration, "" if used is None else str(used))
     Console().print(table)
+
+
+async def _tokens(record: Any, storage: Any) -> int | None:
+    """The tokens a run used: its metrics once it finished; for a run that did not (paused,
+    failed, cancelled, running), those of its checkpointed steps, as ``plait runs show`` counts."""
+    metrics = record.metrics or {}
+    total = metrics.get("input_tokens", 0) + metrics.get("output_tokens", 0)
+    if total or normalize_status(record.status) in ("COMPLETED", "COMPLETED_WITH_ERRORS"):
+        return total if metrics else None
+    checkpoints = await storage.load_checkpoints(record.run_id)
+    ids = {c.step_id for c in checkpoints}
+
+    def outermost(step_id: str) -> bool:  # a container's metrics already hold its steps'
+        while "/" in step_id:
+            step_id = step_id.rpartition("/")[0]
+            if step_id in ids:
+                return False
+        return True
+
+    used = 0
+    for checkpoint in checkpoints:
+        if outermost(checkpoint.step_id):
+            step_metrics = checkpoint.output.get("metrics") or {}
+            used += step_metrics.get("input_tokens", 0) + step_metrics.get("output_tokens", 0)
+    return used if used or metrics else None
 
 
 def _print_run(record: Any, checkpoints: list[Any]) -> None:
@@ -552,7 +808,7 @@ async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
 
         from plait.console import print_summary
 
-        print(f"fork {output.run_id} of run {record.run_id} at {args.at}")
+        print(f"fork {short_id(output.run_id)} of run {short_id(record.run_id)} at {args.at}")
         print_summary(Console(), workflow, output, markdown=False)
     return 0
 
