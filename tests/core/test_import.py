@@ -89,3 +89,13 @@ def test_import_and_a_plain_run_leave_out_what_only_some_features_need() -> None
     )
     # (the run loads plugins: importlib.metadata, which reads entry points, imports email)
     assert result.stdout.split("\n")[:4] == ["[]", "[]", "True", "True"]
+
+
+def test_the_cli_module_does_not_import_the_storage_layer() -> None:
+    """``plait --version`` and ``--help`` stay fast: the CLI names its default store from
+    plait._defaults, without importing plait.storage (and pydantic with it)."""
+    code = "import sys\nimport plait.cli\nprint('plait.storage' in sys.modules, 'pydantic' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]

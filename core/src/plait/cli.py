@@ -31,8 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from plait._defaults import DEFAULT_STORAGE
 from plait._io import normalize_status
-from plait.storage import DEFAULT_STORAGE
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main"]
 

@@ -20,6 +20,7 @@ Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` wo
 
 from __future__ import annotations
 
+from plait._defaults import DEFAULT_STORAGE
 from plait._public import report_public_home
 from plait.storage._agno import InMemoryDb, SqliteDb
 from plait.storage._base import (
@@ -67,8 +68,5 @@ __all__ = [
     "url_secrets",
 ]
 
-#: Where the ``plait`` CLI stores and looks for runs when neither ``--storage`` nor
-#: ``$PLAIT_STORAGE`` names a store.
-DEFAULT_STORAGE = "sqlite:///.plait/plait.db"
 
 report_public_home(__name__, globals(), __all__)  # plait.storage.Storage, not plait.storage._base.Storage
