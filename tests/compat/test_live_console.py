@@ -265,6 +265,35 @@ def test_model_retries_and_waits_are_lines_of_the_outline_as_they_happen() -> No
     renderer.close()
 
 
+def test_fallbacks_and_budget_warnings_are_lines_of_the_outline() -> None:
+    import io
+
+    from plait.console import ConsoleRenderer
+    from plait.events import BudgetWarningEvent, ModelFallbackEvent
+
+    out = io.StringIO()
+    renderer = ConsoleRenderer(Console(file=out, width=120, color_system=None), live=True)
+    renderer.handle(
+        ModelFallbackEvent(
+            step_id="write",
+            step_name="write",
+            agent_name="Writer",
+            failed_model="gpt-4o-mini",
+            error="503 overloaded",
+            error_type="ServerError",
+            next_model="claude-haiku-4-5",
+        )
+    )
+    assert out.getvalue() == (
+        "│ ⤳ Writer: gpt-4o-mini failed (ServerError: 503 overloaded); falling back to claude-haiku-4-5\n"
+    )
+    renderer.handle(
+        BudgetWarningEvent(step_id="write", step_name="write", message="max_requests: 3 of 3 used")
+    )
+    assert out.getvalue().splitlines()[-1] == "│ ! max_requests: 3 of 3 used"
+    renderer.close()
+
+
 def test_a_cancelled_run_marks_what_was_running_as_cancelled() -> None:
     from plait._tree import RunTree
     from plait.events import StepStartedEvent, WorkflowCancelledEvent, WorkflowStartedEvent

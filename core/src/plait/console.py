@@ -27,8 +27,10 @@ from plait._io import format_content
 from plait._sync import sync
 from plait._tree import ICONS, LiveArea, Node, RunModel, mark
 from plait.events import (
+    BudgetWarningEvent,
     Event,
     LoopIterationStartedEvent,
+    ModelFallbackEvent,
     ModelRetryEvent,
     RunContentEvent,
     StepCompletedEvent,
@@ -207,6 +209,21 @@ class ConsoleRenderer:
                     ),
                 )
             )
+        elif isinstance(event, ModelFallbackEvent):
+            who = event.agent_name or event.step_name or "model"
+            print_(
+                Text.assemble(
+                    self._indent(event, 1),
+                    ("⤳ ", "yellow"),
+                    (
+                        f"{who}: {event.failed_model} failed ({event.error_type}: {event.error}); "
+                        f"falling back to {event.next_model}",
+                        "yellow",
+                    ),
+                )
+            )
+        elif isinstance(event, BudgetWarningEvent):
+            print_(Text.assemble(self._indent(event, 1), ("! ", "yellow"), (event.message, "yellow")))
         elif isinstance(event, StepPausedEvent):
             print_(
                 Text.assemble(
