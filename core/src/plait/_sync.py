@@ -7,7 +7,7 @@ Without a running event loop in this thread, a private loop per thread is reused
 (creating a loop per call would cost more than a whole short workflow), and a new
 task's first step runs in place when it is all the loop has to do
 (:func:`_first_step`): a run whose steps never wait finishes there, without a turn
-of the loop (half the cost of a one-step run). Inside a
+of the loop (a third of the cost of a one-step run). Inside a
 running loop (Jupyter, an async web handler calling ``run()``), the work moves to
 a fresh thread with its own loop and the caller's context, so ``run()`` works
 everywhere.
