@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 from plait._context import current_step
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, ReplayDivergenceError
-from plait.events import Event, RunContentEvent, ToolCallCompletedEvent, ToolCallStartedEvent
+from plait.events import (
+    Event,
+    RunContentEvent,
+    ToolCallCompletedEvent,
+    tool_call_completed,
+    tool_call_started,
+)
 from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
 from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
 
@@ -449,29 +455,12 @@ class Recorder:
     ) -> Message:
         answer = hit.response
         if emit is not None:
-            emit(
-                event(
-                    ToolCallStartedEvent,
-                    agent_name=agent.name,
-                    tool_name=call.name,
-                    tool_call_id=call.id,
-                    arguments=call.arguments,
-                )
-            )
+            emit(tool_call_started(event, agent.name, call))
         span_name, attributes = tool_span(call)
         with span(tracer, span_name, {**attributes, **replayed_attributes()}):
             pass
         if emit is not None:
-            emit(
-                event(
-                    ToolCallCompletedEvent,
-                    agent_name=agent.name,
-                    tool_name=call.name,
-                    tool_call_id=call.id,
-                    result=answer.get("result"),
-                    error=answer.get("error"),
-                )
-            )
+            emit(tool_call_completed(event, agent.name, call, answer.get("result"), answer.get("error")))
         return Message("tool", answer.get("content"), tool_call_id=call.id, name=call.name)
 
     async def flush(self) -> None:

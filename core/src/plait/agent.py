@@ -38,8 +38,8 @@ from plait.events import (
     RunErrorEvent,
     RunEvent,
     RunStartedEvent,
-    ToolCallCompletedEvent,
-    ToolCallStartedEvent,
+    tool_call_completed,
+    tool_call_started,
 )
 from plait.models import (
     DEFAULT_MODEL_ENV,
@@ -549,15 +549,7 @@ class Agent(Runnable, Generic[OutputT]):
         tool_context: RunContext | None,
     ) -> Message:
         if emit is not None:
-            emit(
-                event(
-                    ToolCallStartedEvent,
-                    agent_name=self.name,
-                    tool_name=call.name,
-                    tool_call_id=call.id,
-                    arguments=call.arguments,
-                )
-            )
+            emit(tool_call_started(event, self.name, call))
         span_name, attributes = tool_span(call)
         error: str | None = None
         result: Any = None
@@ -579,16 +571,7 @@ class Agent(Runnable, Generic[OutputT]):
             if current is not None and capture_content():
                 current.set_attributes(tool_content_attributes(call.arguments, format_content(result)))
         if emit is not None:
-            emit(
-                event(
-                    ToolCallCompletedEvent,
-                    agent_name=self.name,
-                    tool_name=call.name,
-                    tool_call_id=call.id,
-                    result=result,
-                    error=error,
-                )
-            )
+            emit(tool_call_completed(event, self.name, call, result, error))
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
 

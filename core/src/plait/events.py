@@ -14,6 +14,7 @@ Events are slotted dataclasses (cheap to build, one per step or token);
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,8 @@ __all__ = [
     "WorkflowPausedEvent",
     "WorkflowStartedEvent",
     "is_step_level",
+    "tool_call_completed",
+    "tool_call_started",
 ]
 
 
@@ -477,6 +480,33 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     BudgetUpdatedEvent,
     BudgetWarningEvent,
 )
+
+
+def tool_call_started(event: Callable[..., Event], agent_name: str, call: Any) -> Event:
+    """A tool call's start event, stamped by ``event(cls, **fields)`` (an agent's, live or
+    answered from a record)."""
+    return event(
+        ToolCallStartedEvent,
+        agent_name=agent_name,
+        tool_name=call.name,
+        tool_call_id=call.id,
+        arguments=call.arguments,
+    )
+
+
+def tool_call_completed(
+    event: Callable[..., Event], agent_name: str, call: Any, result: Any, error: str | None
+) -> Event:
+    """A tool call's end event: its ``result``, or the ``error`` the model is shown."""
+    return event(
+        ToolCallCompletedEvent,
+        agent_name=agent_name,
+        tool_name=call.name,
+        tool_call_id=call.id,
+        result=result,
+        error=error,
+    )
+
 
 _step_level: dict[type, bool] = {}
 
