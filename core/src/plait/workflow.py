@@ -3,14 +3,15 @@
 The entry points are written once, async (``arun``, ``acontinue_run``); ``run`` and
 ``continue_run`` drive them from sync code (plait._sync). A run itself is
 :mod:`plait._workflow_run` (set-up, run frame, nested runs); a run with storage
-keeps its record through :mod:`plait._runs`.
+keeps its record through :mod:`plait._runs`. The entry points for stored runs (continue,
+fork, replay) are :class:`plait._workflow_durable.DurableRuns`, and the checks of the
+options :mod:`plait._workflow_checks`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
@@ -20,7 +21,6 @@ from plait import _cancel, _workflow_run
 from plait._budget import Budget, check_budget
 from plait._checks import check_seconds
 from plait._executors import Callee
-from plait._fork import UNSET as _fork_unset
 from plait._io import (
     WorkflowRunOutput,
 )
@@ -29,6 +29,17 @@ from plait._pause import Durability
 from plait._sessions import MemorySessions
 from plait._step import check_tree
 from plait._sync import EventStream, run_sync, sync
+from plait._workflow_checks import (
+    check_flag,
+    check_options,
+    check_run_options,
+    check_sinks,
+    event_names,
+    slug,
+    storage_from_db,
+    warn_cache_without_storage,
+)
+from plait._workflow_durable import ContinueArguments, DurableRuns
 from plait.errors import DefinitionError
 from plait.events import Event, is_step_level
 from plait.primitives import StepNode, as_nodes
@@ -55,16 +66,7 @@ class RunArguments(TypedDict, total=False):
     add_dependencies_to_context: bool | None
 
 
-class ContinueArguments(TypedDict, total=False):
-    """The keyword arguments of :meth:`Workflow.continue_run` and ``acontinue_run`` besides
-    ``stream`` and ``stream_events``, as the type checker sees them in their overloads."""
-
-    approve: bool | None
-    answer: Any
-    wait: float | bool
-
-
-class Workflow:
+class Workflow(DurableRuns):
     """A workflow: ``steps=[...]`` (steps, containers, agents, functions, workflows)
     or ``steps=fn(workflow, execution_input)`` for a fully-Python workflow.
 
@@ -148,7 +150,7 @@ class Workflow:
         if not isinstance(name, str) or not name.strip():
             raise DefinitionError(f"Workflow: expected a non-empty name, got {name!r}")
         self.name = name
-        self.id = id or _slug(name)
+        self.id = id or slug(name)
         self.description = description
         self.session_id = session_id
         if session_state is not None and not isinstance(session_state, dict):
@@ -160,32 +162,32 @@ class Workflow:
         self.runner = runner
         self._runner: Runner | None = None
         self.tracer_provider = tracer_provider
-        self.sinks = _check_sinks(sinks, f"Workflow {name!r}")
+        self.sinks = check_sinks(sinks, f"Workflow {name!r}")
         if durability not in ("step", "batch", "exit"):
             raise DefinitionError(
                 f"Workflow {name!r}: durability must be 'step', 'batch' or 'exit', got {durability!r}"
             )
         if db is not None:
-            storage = _storage_from_db(db, storage, f"Workflow {name!r}")
+            storage = storage_from_db(db, storage, f"Workflow {name!r}")
         self.storage = storage if storage is not None else os.environ.get("PLAIT_STORAGE") or None
         self._storage: Storage | None = None
         self.durability: Durability = durability
         self.store_events = store_events
-        self._events_to_skip = _event_names(events_to_skip or [], f"Workflow {name!r}")
+        self._events_to_skip = event_names(events_to_skip or [], f"Workflow {name!r}")
         self.events_to_skip = list(events_to_skip or [])
-        self.stream_executor_events = _check_flag(stream_executor_events, "stream_executor_events", name)
+        self.stream_executor_events = check_flag(stream_executor_events, "stream_executor_events", name)
         if user_id is not None and not isinstance(user_id, str):
             raise DefinitionError(f"Workflow {name!r}: user_id must be a str, got {user_id!r}")
         self.user_id = user_id
-        self.metadata = _check_options(metadata, "metadata", f"Workflow {name!r}")
-        self.dependencies = _check_options(dependencies, "dependencies", f"Workflow {name!r}")
+        self.metadata = check_options(metadata, "metadata", f"Workflow {name!r}")
+        self.dependencies = check_options(dependencies, "dependencies", f"Workflow {name!r}")
         if add_dependencies_to_context is not None:
-            _check_flag(add_dependencies_to_context, "add_dependencies_to_context", name)
+            check_flag(add_dependencies_to_context, "add_dependencies_to_context", name)
         self.add_dependencies_to_context = add_dependencies_to_context
         #: Agno's switch; either way plait sends no telemetry anywhere
-        self.telemetry = _check_flag(telemetry, "telemetry", name)
+        self.telemetry = check_flag(telemetry, "telemetry", name)
         #: with storage, record every model and tool call (replay, resume inside a step)
-        self.record = _check_flag(record, "record", name)
+        self.record = check_flag(record, "record", name)
         #: ``module:name`` of this workflow, recorded with its runs so the CLI can resume them
         self.target: str | None = None
         self.stream = stream
@@ -217,7 +219,7 @@ class Workflow:
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None
         if self.storage is None:
-            _warn_cache_without_storage(self)
+            warn_cache_without_storage(self)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r})"
@@ -369,7 +371,7 @@ class Workflow:
         ``metadata`` and ``dependencies`` merge with the workflow's (see :class:`Workflow`)."""
         stream, stream_events = self._stream_flags(stream, stream_events)
         if user_id is not None or metadata is not None or dependencies is not None:
-            _check_run_options(self.name, user_id, metadata, dependencies)
+            check_run_options(self.name, user_id, metadata, dependencies)
         if add_dependencies_to_context is not None and not isinstance(add_dependencies_to_context, bool):
             raise DefinitionError(
                 f"Workflow {self.name!r}: run(): add_dependencies_to_context must be True or False, "
@@ -566,253 +568,6 @@ class Workflow:
         await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
 
-    # -- durable runs ------------------------------------------------------------------
-
-    @overload
-    def continue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: Literal[False] = False,
-        stream_events: Literal[False] = False,
-        **options: Unpack[ContinueArguments],
-    ) -> WorkflowRunOutput: ...
-    @overload
-    def continue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: Literal[True],
-        stream_events: bool = False,
-        **options: Unpack[ContinueArguments],
-    ) -> Iterator[Event]: ...
-    @overload
-    def continue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: bool = False,
-        stream_events: Literal[True],
-        **options: Unpack[ContinueArguments],
-    ) -> Iterator[Event]: ...
-    @overload
-    def continue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: bool = False,
-        stream_events: bool = False,
-        **options: Unpack[ContinueArguments],
-    ) -> WorkflowRunOutput | Iterator[Event]: ...
-    def continue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        approve: bool | None = None,
-        answer: Any = None,
-        stream: bool = False,
-        stream_events: bool = False,
-        wait: float | bool = False,
-    ) -> WorkflowRunOutput | Iterator[Event]:
-        """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
-
-        Completed steps are not executed again: their outputs and session state are
-        restored. Answer paused steps with ``answers={step_id or step name: answer}``,
-        ``approve=True/False`` (every pending confirmation), or ``answer=...`` (the
-        only pending step). Works in another process, given the same storage. A run that
-        another process is executing raises :class:`~plait.storage.RunClaimedError` naming it;
-        ``wait=True`` (or seconds) waits for it to end or for its lease to expire instead.
-        """
-        return sync(
-            self.acontinue_run(
-                run_id,
-                answers,
-                approve=approve,
-                answer=answer,
-                stream=stream,
-                stream_events=stream_events,
-                wait=wait,
-            )
-        )
-
-    @overload
-    def acontinue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: Literal[False] = False,
-        stream_events: Literal[False] = False,
-        **options: Unpack[ContinueArguments],
-    ) -> Coroutine[Any, Any, WorkflowRunOutput]: ...
-    @overload
-    def acontinue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: Literal[True],
-        stream_events: bool = False,
-        **options: Unpack[ContinueArguments],
-    ) -> AsyncIterator[Event]: ...
-    @overload
-    def acontinue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: bool = False,
-        stream_events: Literal[True],
-        **options: Unpack[ContinueArguments],
-    ) -> AsyncIterator[Event]: ...
-    @overload
-    def acontinue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        stream: bool = False,
-        stream_events: bool = False,
-        **options: Unpack[ContinueArguments],
-    ) -> Coroutine[Any, Any, WorkflowRunOutput] | AsyncIterator[Event]: ...
-    def acontinue_run(
-        self,
-        run_id: str,
-        answers: dict[str, Any] | None = None,
-        *,
-        approve: bool | None = None,
-        answer: Any = None,
-        stream: bool = False,
-        stream_events: bool = False,
-        wait: float | bool = False,
-    ) -> Any:
-        """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
-
-        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
-            return self._resume(
-                run_id,
-                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
-                stream_events=stream_events,
-                answers=answers,
-                approve=approve,
-                answer=answer,
-                wait=wait,
-            )
-
-        return EventStream(run) if stream or stream_events else run(None)
-
-    def fork(
-        self,
-        run_id: str,
-        *,
-        at: str,
-        state: dict[str, Any] | None = None,
-        input: Any = _fork_unset,
-        output: Any = _fork_unset,
-        replay: bool = False,
-        session_id: str | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
-    ) -> Any:
-        """Start a new run from stored run ``run_id``, changed at step ``at``.
-
-        The steps that completed before ``at`` are not executed: their outputs and session
-        state come from the original's checkpoints. At ``at``, ``state`` (a dict of
-        session-state keys) is merged into the session state; ``input=`` replaces what ``at``
-        receives (its ``step_input.input`` and ``previous_step_content``), or ``output=``
-        replaces what it returns (``at`` is not run; later steps see it). ``at`` and
-        everything after it run live. ``at`` is a step id at any depth: ``"write"``,
-        ``"inner/draft"`` (a nested workflow's step), ``"loop[2]/check"`` (a Loop iteration),
-        ``"research/web"`` (a Parallel branch: the other branches are restored);
-        ``plait runs show RUN_ID`` lists them. Loop iterations count from 1.
-
-        The fork is a new run (its own run id, ``lineage={"forked_from": run_id,
-        "fork_step": at}``) in a new session unless ``session_id=`` is given; its
-        checkpoints include the restored steps, so it can be resumed, diffed or forked in
-        turn. ``replay=True`` (answer matching model calls from the original's record) is
-        reserved for recorded runs.
-        """
-        return sync(
-            self.afork(
-                run_id,
-                at=at,
-                state=state,
-                input=input,
-                output=output,
-                replay=replay,
-                session_id=session_id,
-                stream=stream,
-                stream_events=stream_events,
-            )
-        )
-
-    def afork(
-        self,
-        run_id: str,
-        *,
-        at: str,
-        state: dict[str, Any] | None = None,
-        input: Any = _fork_unset,
-        output: Any = _fork_unset,
-        replay: bool = False,
-        session_id: str | None = None,
-        stream: bool = False,
-        stream_events: bool = False,
-    ) -> Any:
-        """``await workflow.afork(run_id, at=...)``; with ``stream=True`` an async iterator."""
-        from plait._fork import fork
-
-        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
-            return fork(
-                self,
-                run_id,
-                at=at,
-                state=state,
-                input=input,
-                output=output,
-                replay=replay,
-                session_id=session_id,
-                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
-                stream_events=stream_events,
-            )
-
-        return EventStream(run) if stream or stream_events else run(None)
-
-    async def _resume(
-        self,
-        run_id: str,
-        *,
-        listeners: Sequence[Callable[[Event], None]],
-        stream_events: bool,
-        answers: dict[str, Any] | None = None,
-        approve: bool | None = None,
-        answer: Any = None,
-        wait: float | bool = False,
-    ) -> WorkflowRunOutput:
-        storage = await self._ready_storage()
-        if storage is None:
-            raise DefinitionError(
-                f"Workflow {self.name!r}: continue_run needs storage (Workflow(storage='sqlite:///runs.db'))"
-            )
-        from plait._runs import resume
-
-        return await resume(
-            self,
-            storage,
-            run_id,
-            listeners=listeners,
-            stream_events=stream_events,
-            answers=answers,
-            approve=approve,
-            answer=answer,
-            wait=wait,
-        )
-
     def _sink_objects(self) -> list[Any]:
         """The workflow's sinks, names resolved once (each sink keeps one queue and thread)."""
         if self.sinks and any(isinstance(s, str) for s in self.sinks):
@@ -847,26 +602,6 @@ class Workflow:
                 f"Workflow {self.name!r}: input does not match {schema.__name__}: {exc}"
             ) from exc
 
-    # -- time travel (plait._replay) ----------------------------------------------------
-
-    def replay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
-        """Run this workflow's current code again as a new stored run (lineage ``replay_of``)
-        that answers every model and tool call from run ``run_id``'s record: no live calls.
-
-        Function steps run again; steps whose output differs from the original's are listed
-        in the output's ``replay_differences``. A model or tool call the record does not have
-        (a prompt, tool or step changed) raises :class:`~plait.errors.ReplayDivergenceError`
-        naming the step, with a diff of the recorded and the new request; ``live=True`` makes
-        such calls for real instead.
-        """
-        return sync(self.areplay(run_id, live=live))
-
-    async def areplay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
-        """``await workflow.areplay(run_id)``: :meth:`replay` in async code."""
-        from plait._replay import replay
-
-        return await replay(self, run_id, live=live)
-
 
 #: the events of an agent or team run that reach a stream even with
 #: ``stream_executor_events=False`` (Agno's terminal executor events)
@@ -898,108 +633,3 @@ def _run_level(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
             deliver(event)
 
     return listener
-
-
-def _check_sinks(sinks: Any, where: str) -> list[Any]:
-    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, (list, tuple)):
-        hint = f" (did you mean sinks=[{sinks!r}]?)" if isinstance(sinks, str) else ""
-        raise DefinitionError(f"{where}: sinks must be a list of sinks, got {sinks!r}{hint}")
-    for sink in sinks:
-        if not isinstance(sink, str) and not callable(getattr(sink, "handle", None)):
-            raise DefinitionError(
-                f"{where}: each sink must be a registered sink's name or an object with handle(event), got {sink!r}"
-            )
-    return list(sinks)
-
-
-def _check_run_options(name: str, user_id: Any, metadata: Any, dependencies: Any) -> None:
-    where = f"Workflow {name!r}: run()"
-    if user_id is not None and not isinstance(user_id, str):
-        raise DefinitionError(f"{where}: user_id must be a str, got {user_id!r}")
-    _check_options(metadata, "metadata", where)
-    _check_options(dependencies, "dependencies", where)
-
-
-def _check_flag(value: Any, option: str, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise DefinitionError(f"Workflow {name!r}: {option} must be True or False, got {value!r}")
-    return value
-
-
-def _check_options(value: Any, option: str, where: str) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, dict):
-        raise DefinitionError(f"{where}: {option} must be a dict, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _event_names(events: Sequence[Any], where: str) -> frozenset[str]:
-    """The names of ``events_to_skip``: event classes (``StepStartedEvent``), their names
-    (``"StepStarted"``) or Agno-style enum members whose value is such a name."""
-    import enum
-
-    from plait.events import Event
-
-    if isinstance(events, (str, bytes)) or not isinstance(events, (list, tuple, set, frozenset)):
-        raise DefinitionError(
-            f"{where}: events_to_skip must be a list of event types or names, got {events!r}"
-        )
-    known: dict[str, type[Event]] = {}
-    pending: list[type[Event]] = [Event]
-    while pending:
-        cls = pending.pop()
-        default = getattr(cls, "__dataclass_fields__", {}).get("event")
-        if default is not None and isinstance(default.default, str) and cls is not Event:
-            known[default.default] = cls
-        pending.extend(cls.__subclasses__())
-    names: set[str] = set()
-    for item in events:
-        if isinstance(item, type) and issubclass(item, Event):
-            name = item.__dataclass_fields__["event"].default
-        elif isinstance(item, enum.Enum):
-            name = item.value
-        else:
-            name = item
-        if not isinstance(name, str) or name not in known:
-            raise DefinitionError(
-                f"{where}: events_to_skip: {item!r} is not an event type or name; "
-                f"expected one of {', '.join(sorted(known))}"
-            )
-        names.add(name)
-    return frozenset(names)
-
-
-def _storage_from_db(db: Any, storage: Any, where: str) -> Any:
-    """Agno's ``db=``: plait's storage under Agno's name (a Storage object or a URL)."""
-    from plait.storage import Storage
-
-    if storage is not None:
-        raise DefinitionError(f"{where}: give db= or storage=, not both (they are the same option)")
-    if isinstance(db, (Storage, str)):
-        return db
-    raise DefinitionError(
-        f"{where}: db= takes a plait storage: plait.storage.SqliteDb(db_file=...), InMemoryDb(), any "
-        f"plait.storage.Storage, or a URL such as 'sqlite:///runs.db' or 'postgresql://...'; got "
-        f"{type(db).__module__}.{type(db).__name__}. For PostgreSQL or Redis give the URL with storage="
-    )
-
-
-def _slug(name: str) -> str:
-    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split()) or "workflow"
-
-
-def _warn_cache_without_storage(workflow: Workflow) -> None:
-    """A warning, not an error: such a workflow may still run nested in one with storage,
-    where its steps' cache works."""
-    pending = list(workflow.nodes)
-    while pending:
-        node = pending.pop(0)
-        if node.cache is not None:
-            warnings.warn(
-                f"Workflow {workflow.name!r}: step {node.name!r} has cache= but workflow "
-                f"{workflow.name!r} has no storage, so nothing is cached unless it runs nested in a "
-                "workflow with storage; give storage= (or set $PLAIT_STORAGE)",
-                UserWarning,
-                stacklevel=3,
-            )
-            return
-        pending.extend(node.children())
