@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, cast
@@ -59,6 +61,7 @@ __all__ = [
     "get_model",
     "guarded_complete",
     "guarded_stream",
+    "import_in_thread",
     "model_pricing",
     "price_response",
     "scrub_exception",
@@ -539,6 +542,20 @@ def default_model(where: str) -> Model:
         raise PluginError(f"{where} has no model= and {DEFAULT_MODEL_ENV}={spec!r}: {exc}") from exc
     _defaults[spec] = (current, model)
     return model
+
+
+async def import_in_thread(module: str) -> None:
+    """Import ``module`` in a worker thread unless it is imported already.
+
+    For a provider's first call: a large SDK (openai, anthropic, litellm) takes from a few
+    hundred milliseconds to seconds to import, and imported on the event loop it stops every
+    other branch, stream and lease renewal of the process meanwhile. After this returns the
+    import is a dictionary lookup. An ImportError is raised as the import raises it.
+
+    >>> await import_in_thread("openai")   # then build the client as usual
+    """
+    if module not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, module)
 
 
 def _deadline_error(model: Model, timeout: float) -> ModelTimeoutError:

@@ -39,7 +39,7 @@ from plait._workflow_checks import (
     storage_from_db,
     warn_cache_without_storage,
 )
-from plait._workflow_durable import ContinueArguments, DurableRuns
+from plait._workflow_durable import DurableRuns
 from plait.errors import DefinitionError
 from plait.events import Event, is_step_level
 from plait.primitives import StepNode, as_nodes

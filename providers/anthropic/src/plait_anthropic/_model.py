@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, NoReturn
@@ -17,6 +19,7 @@ from plait.models import (
     ModelStreamEvent,
     Pricing,
     credentials,
+    import_in_thread,
     scrub_exception,
 )
 from plait.retry import RetryPolicy
@@ -76,6 +79,7 @@ class AnthropicModel(Model):
     # -- the model protocol --------------------------------------------------------------
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        await self._sdk_imported()
         client = self._get_client()
         params = self._params(request)
         try:
@@ -94,6 +98,7 @@ class AnthropicModel(Model):
             await events.close()
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
+        await self._sdk_imported()
         client = self._get_client()
         params = self._params(request)
         try:
@@ -130,6 +135,13 @@ class AnthropicModel(Model):
         if mapped is None or mapped is exc:
             raise exc
         raise mapped from exc
+
+    @staticmethod
+    async def _sdk_imported() -> None:
+        """The SDK imported off the event loop before the first client is built (it takes a while)."""
+        if "anthropic" not in sys.modules:
+            with contextlib.suppress(ImportError):  # _get_client says what to install
+                await import_in_thread("anthropic")
 
     def _get_client(self) -> Any:
         # Connections belong to the event loop that opened them, so a model used

@@ -10,7 +10,9 @@ plait's :class:`~plait.retry.RetryPolicy` retries from the classified errors of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar, NoReturn
 
@@ -24,6 +26,7 @@ from plait.models import (
     ModelStreamEvent,
     Pricing,
     credentials,
+    import_in_thread,
     scrub_exception,
 )
 from plait.retry import RetryPolicy
@@ -98,6 +101,10 @@ async def _loop_closer(litellm: Any, loop: asyncio.AbstractEventLoop) -> AsyncGe
 
 async def _litellm_for_this_loop() -> Any:
     """``litellm``, imported and configured, with the running loop's clients closed with it."""
+    if "litellm" not in sys.modules:  # imported off the event loop the first time: it takes seconds
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as _import_litellm says
+        with contextlib.suppress(ImportError):  # _import_litellm says what to install
+            await import_in_thread("litellm")
     litellm = _import_litellm()
     loop = asyncio.get_running_loop()
     if loop not in _loop_closers:

@@ -9,7 +9,9 @@ time. Its own retries are off (``max_retries=0``): plait's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -24,6 +26,7 @@ from plait.models import (
     ModelStreamEvent,
     Pricing,
     credentials,
+    import_in_thread,
     scrub_exception,
 )
 from plait.retry import RetryPolicy
@@ -136,6 +139,10 @@ class OpenAIModel(Model):
         if self._clients is None:
             self._clients = {}
         entry = self._clients.get(loop)
+        if entry is None and "openai" not in sys.modules:
+            with contextlib.suppress(ImportError):  # _build_client says what to install
+                await import_in_thread("openai")  # not on the loop: it takes a while
+            entry = self._clients.get(loop)  # another call may have built it meanwhile
         if entry is None:
             # A loop closed without finalizing its async generators never ran its
             # closer; forget its client rather than keep it (and the loop) forever.
