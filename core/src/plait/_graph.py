@@ -9,8 +9,9 @@ A step type of a plugin is drawn as a plain step.
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,7 +146,7 @@ def _details(vertex: _Vertex) -> dict[str, Any]:
 
 
 def _sequence_edges(vertices: list[_Vertex], edges: list[dict[str, Any]]) -> None:
-    for a, b in zip(vertices, vertices[1:], strict=False):
+    for a, b in itertools.pairwise(vertices):
         edges.append({"source": a.step_id, "target": b.step_id, "kind": "next"})
 
 
@@ -189,7 +190,7 @@ def to_graph(workflow: Any) -> dict[str, Any]:
     info = {"id": workflow.id, "name": workflow.name, "description": workflow.description}
     if not workflow.nodes:  # steps=fn: the steps are whatever the function does at run time
         name = _callable_name(getattr(workflow._function, "fn", None)) or "steps"
-        node = {
+        node: dict[str, Any] = {
             "id": name,
             "name": name,
             "kind": "function",
@@ -298,7 +299,8 @@ class _Drawing:
             text = f'|"{mermaid_label(shown)}"|' if shown else ""
             self.edges.append(f"    {source} {arrow}{text} {target}")
 
-    def subgraph(self, title: str, draw: Any) -> Any:
+    def subgraph(self, title: str, draw: Callable[[], tuple[str, list[Exit]]]) -> tuple[str, list[Exit]]:
+        """Draw ``draw()``'s nodes inside a subgraph titled ``title`` (already escaped)."""
         ident = self.new_id()
         self.lines.append(f'{"    " * self.depth}subgraph {ident}["{title}"]')
         self.depth += 1
@@ -364,7 +366,8 @@ class _Drawing:
         if kind in ("steps", "workflow") or vertex.children:
             title = _ICONS.get(kind, "") + mermaid_label(name)
             if kind == "workflow" and not vertex.children:  # a fully-Python nested workflow
-                return self.subgraph(title, lambda: self._python(node.workflow))  # type: ignore[attr-defined]
+                inner = getattr(node, "workflow", None)
+                return self.subgraph(title, lambda: self._python(inner))
             return self.subgraph(title, lambda: self.sequence(vertex.children))
         shown = name if kind != "step" else f"{node.step_type}: {name}"
         ident = self.node(kind, shown)
