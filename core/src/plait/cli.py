@@ -4,6 +4,7 @@
     plait run MODULE:WORKFLOW "input" [--json] [--strict]  run a workflow, streaming its events
     plait runs list | show ID | resume ID | approve ID | cancel ID   stored runs
     plait runs replay ID [--live]   the run again, every model and tool call answered from its record
+    plait graph MODULE:WORKFLOW [--format mermaid|json]   a workflow's graph
     plait --version | --traceback COMMAND ...
 
 A RUN_ID may be given by any unique prefix (like git): ``plait runs show 8a27705f``. Runs are
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--workflow", default=None, help="MODULE:NAME of the workflow (default: recorded with the run)"
         )
     runs.set_defaults(handler=_runs)
+
+    from plait import _cli_graph
+
+    _cli_graph.configure(sub.add_parser("graph", help=_cli_graph.HELP), load_target)
 
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value

@@ -499,6 +499,37 @@ class Workflow(DurableRuns):
         last = self._last_run_output
         return self.session_id or (last.session_id if last is not None else None)
 
+    def to_graph(self) -> dict[str, Any]:
+        """This workflow's tree as a JSON-able dict (``json.dumps`` takes it as it is).
+
+        ``nodes``: every node, depth first, with ``id`` (its step id, as checkpoints and
+        events name it: ``"inner/draft"``, ``"research/web"``; a loop's children as
+        ``"loop[*]/child"``), ``name``, ``kind`` (step, agent, team, function, workflow, steps,
+        parallel, condition, loop, router, approval), ``step_type``, ``description``,
+        ``parent`` and ``children`` (ids), plus what its kind knows: a condition's ``then``
+        and ``else`` ids, a router's ``choices``, a loop's ``max_iterations`` and
+        ``end_condition``, an approval's ``approval`` kind, ``prompt``, ``routes`` and
+        ``on_reject``. ``edges``: ``{"source", "target", "kind"}`` between siblings run one
+        after the other (``next``, from ``"__start__"`` and to ``"__end__"`` at the top), from
+        a container into what it runs (``branch``, ``then``, ``else``, ``choice``,
+        ``route`` with a ``label``, ``rejected``) and a loop's ``repeat``. A fully-Python
+        workflow (``steps=fn``) is one node saying so (``"python": True``).
+        """
+        from plait._graph import to_graph
+
+        return to_graph(self)
+
+    def to_mermaid(self) -> str:
+        """This workflow as a Mermaid flowchart (``flowchart TD``): Parallel as a fork and a
+        join, Condition as a diamond with ``then``/``else`` edges, Router as a diamond with an
+        edge per choice, Loop as a box with a ``repeat`` back edge, Steps and nested
+        workflows as boxes (subgraphs), approvals as hexagons. Names are escaped and cut to
+        a safe label. ``plait graph MODULE:WORKFLOW`` prints it.
+        """
+        from plait._graph import to_mermaid
+
+        return to_mermaid(self)
+
     def cancel_run(self, run_id: str) -> bool:
         """Cancel a running run, from any thread, task or process (as Agno's ``cancel_run``).
 
