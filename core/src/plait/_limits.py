@@ -35,9 +35,9 @@ import contextlib
 import contextvars
 import json
 import math
+import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,9 +69,6 @@ _POLL = 0.005
 _SHARED_POLL = 0.05
 #: a wait longer than this (seconds) is reported; shorter ones are not worth a line
 VISIBLE_WAIT = 0.2
-#: seconds a concurrency slot of a shared limit is held at most: a process that dies holding
-#: one frees it after this (a call still running then no longer holds it)
-SLOT_LEASE = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +298,7 @@ class Limiter:
         :data:`VISIBLE_WAIT`); the ticket returned is given back to :meth:`release`."""
         store = self._store or await self._resolve()
         limit = self.limit
-        ticket = uuid.uuid4().hex
+        ticket = os.urandom(12).hex()
         since = time.monotonic()
         said = False
         while True:

@@ -19,7 +19,11 @@ ending there holds fewer calls than ``requests_per_minute`` and, with this call,
 
 from __future__ import annotations
 
-__all__ = ["RETURN_SCRIPT", "TAKE_SCRIPT"]
+__all__ = ["RETURN_SCRIPT", "SLOT_LEASE", "TAKE_SCRIPT"]
+
+#: seconds a ``max_concurrent`` slot is held at most: a process that dies holding one frees it
+#: after this (a call still running then no longer holds it)
+SLOT_LEASE = 600.0
 
 #: KEYS: reservations, tokens, slots; ARGV: ticket, tokens, window, requests_per_minute,
 #: tokens_per_minute, max_concurrent ("" when not set), slot lease. Returns nil when every

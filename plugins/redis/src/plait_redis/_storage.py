@@ -57,7 +57,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError, WatchError
 
-from plait._limits import SLOT_LEASE, RateLimit
+from plait import RateLimit
 from plait.errors import DefinitionError
 from plait.storage import (
     SCHEMA_VERSION,
@@ -74,7 +74,7 @@ from plait.storage import (
     status_spellings,
     url_secrets,
 )
-from plait_redis._limits import RETURN_SCRIPT, TAKE_SCRIPT
+from plait_redis._limits import RETURN_SCRIPT, SLOT_LEASE, TAKE_SCRIPT
 
 __all__ = ["RedisStorage"]
 
