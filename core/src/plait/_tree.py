@@ -23,6 +23,7 @@ from plait.events import (
     Event,
     LoopIterationCompletedEvent,
     LoopIterationStartedEvent,
+    RateLimitWaitEvent,
     RunContentEvent,
     StepCompletedEvent,
     StepErrorEvent,
@@ -36,7 +37,17 @@ from plait.events import (
     WorkflowStartedEvent,
 )
 
-__all__ = ["ICONS", "MARKS", "LiveArea", "Node", "RunModel", "RunTree", "parent_of", "record_tree"]
+__all__ = [
+    "ICONS",
+    "MARKS",
+    "LiveArea",
+    "Node",
+    "RunModel",
+    "RunTree",
+    "parent_of",
+    "rate_wait_text",
+    "record_tree",
+]
 
 ICONS = {
     "Step": "•",
@@ -65,6 +76,19 @@ MARKS = {
 _ITERATION = re.compile(r"^(.*)\[(\d+)\]$")
 
 
+def rate_wait_text(event: RateLimitWaitEvent) -> str:
+    """What a rate-limit wait says (the outline's line, the running node's note):
+    ``waiting 2.1s for openai requests_per_minute=5``, or for a concurrency slot
+    ``waiting for a free openai slot (max_concurrent=4)``; ``shared`` when other processes count too."""
+    maximum = f"{event.maximum:g}"
+    shared = ", shared" if event.shared else ""
+    if event.seconds is None:
+        return f"waiting for a free {event.key} slot ({event.limit}={maximum}{shared})"
+    return f"waiting {event.seconds:.1f}s for {event.key} {event.limit}={maximum}" + (
+        " (shared)" if event.shared else ""
+    )
+
+
 def parent_of(step_id: str) -> str:
     """The id of a step's parent: ``"a/b"`` -> ``"a"``; a loop iteration's is its loop
     (``"refine[2]"`` -> ``"refine"``), so iterations nest under their loop; "" at the top."""
@@ -78,7 +102,20 @@ def parent_of(step_id: str) -> str:
 class Node:
     """One node of the tree: a workflow, container, loop iteration or step."""
 
-    __slots__ = ("children", "error", "info", "key", "kind", "label", "parent", "started", "status", "text")
+    __slots__ = (
+        "children",
+        "error",
+        "info",
+        "key",
+        "kind",
+        "label",
+        "parent",
+        "started",
+        "status",
+        "text",
+        "waiting",
+        "waiting_until",
+    )
 
     def __init__(self, key: str, label: str, kind: str, parent: Node | None) -> None:
         self.key = key
@@ -90,6 +127,9 @@ class Node:
         self.info = ""
         self.error = ""
         self.text: list[str] | None = None  # streamed text, when it streams
+        #: a rate-limit wait in progress (rate_wait_text), shown until ``waiting_until``
+        self.waiting = ""
+        self.waiting_until = 0.0
         self.children: list[Node] = []
         if parent is not None:
             parent.children.append(self)
@@ -133,6 +173,7 @@ class RunModel:
                 if node.text is None:
                     node.text = []
                 node.text.append(event.content)
+                node.waiting = ""  # the answer is arriving: no longer waiting
             return node
         if isinstance(event, WorkflowStartedEvent):
             if event.nested_depth == 0 and self.root is None:  # a nested one is the step that runs it
@@ -149,7 +190,13 @@ class RunModel:
             label = f"↻ iteration {event.iteration}/{event.max_iterations}"
             return self._add(key, label, "Iteration", event.parent_step_id or parent_of(key))
         node = self.nodes.get(key) if key else None
-        if isinstance(event, LoopIterationCompletedEvent):
+        if isinstance(event, RateLimitWaitEvent):
+            node = node or self.root  # an agent run on its own is the root
+            if node is not None:
+                node.waiting = rate_wait_text(event)
+                seconds = event.seconds
+                node.waiting_until = time.monotonic() + (seconds if seconds is not None else 3600.0)
+        elif isinstance(event, LoopIterationCompletedEvent):
             if node is not None and node.status == "running":
                 node.status = "done"
         elif isinstance(event, StepCompletedEvent):
@@ -203,7 +250,10 @@ def mark(node: Node, spinner: Spinner | None = None, now: float | None = None) -
         frame: Any = spinner.render(now or time.monotonic()) if spinner is not None else Text("…")
         head = frame if isinstance(frame, Text) else Text(str(frame))
         head.stylize("yellow")
-        return Text.assemble(head, " ", node.label, (f"  {node.elapsed():.1f}s", "dim"))
+        text = Text.assemble(head, " ", node.label, (f"  {node.elapsed():.1f}s", "dim"))
+        if node.waiting and (now or time.monotonic()) < node.waiting_until:
+            text.append(f"  ⧗ {node.waiting}", "yellow")
+        return text
     symbol, style = MARKS[node.status]
     parts: list[Any] = [(f"{symbol} ", style), node.label]
     if node.info:

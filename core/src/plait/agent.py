@@ -25,6 +25,7 @@ from plait._checks import check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
 from plait._io import format_content
+from plait._limits import RateWait
 from plait._public import report_public_home
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
 from plait._tools import Tool, tool
@@ -33,6 +34,7 @@ from plait.events import (
     Event,
     ModelFallbackEvent,
     ModelRetryEvent,
+    RateLimitWaitEvent,
     RunCompletedEvent,
     RunContentEvent,
     RunErrorEvent,
@@ -515,6 +517,7 @@ class Agent(Runnable, Generic[OutputT]):
             if emit is None or not isinstance(model, FallbackModel)
             else fallback_reporter(self.name, emit, event)
         )
+        on_wait = None if emit is None else wait_reporter(self.name, emit, event)
         span_name, attributes = chat_span(model, request)
         with span(tracer, span_name, attributes, kind="CLIENT") as current:
             final: ModelResponse | None = None
@@ -522,7 +525,12 @@ class Agent(Runnable, Generic[OutputT]):
                 final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
             else:
                 async for item in stream_with_retry(
-                    model, request, policy=self.retry, on_retry=on_retry, on_fallback=on_fallback
+                    model,
+                    request,
+                    policy=self.retry,
+                    on_retry=on_retry,
+                    on_fallback=on_fallback,
+                    on_wait=on_wait,
                 ):
                     if isinstance(item, TextDelta):
                         if item.text:
@@ -590,6 +598,28 @@ def fallback_reporter(
                 error=str(error),
                 error_type=type(error).__name__,
                 next_model=following.name,
+            )
+        )
+
+    return report
+
+
+def wait_reporter(
+    agent_name: str, emit: Callable[[Event], None], event: Callable[..., Event]
+) -> Callable[[Model, RateWait], None]:
+    """What a model call held by a rate limit calls as it starts waiting: a RateLimitWaitEvent."""
+
+    def report(model: Model, wait: RateWait) -> None:
+        emit(
+            event(
+                RateLimitWaitEvent,
+                agent_name=agent_name,
+                model=model.name,
+                key=wait.key,
+                limit=wait.limit,
+                maximum=wait.maximum,
+                seconds=wait.seconds,
+                shared=wait.shared,
             )
         )
 

@@ -2,8 +2,8 @@
 
 :class:`ConsoleRenderer` turns the event stream into an indented outline of the
 run (nested workflows one level deeper, containers and steps with their timing,
-retries, tool calls and a preview of each step's content), and prints the final
-answer in a panel, as Markdown when asked.
+retries, fallbacks, waits for a rate limit, tool calls and a preview of each step's
+content), and prints the final answer in a panel, as Markdown when asked.
 
 On a terminal (``live=True``, as ``print_response(stream=True)`` and ``plait run``
 use it), what is still running stays at the bottom of the screen, redrawn in place:
@@ -25,13 +25,14 @@ from rich.text import Text
 
 from plait._io import format_content
 from plait._sync import sync
-from plait._tree import ICONS, LiveArea, Node, RunModel, mark
+from plait._tree import ICONS, LiveArea, Node, RunModel, mark, rate_wait_text
 from plait.events import (
     BudgetWarningEvent,
     Event,
     LoopIterationStartedEvent,
     ModelFallbackEvent,
     ModelRetryEvent,
+    RateLimitWaitEvent,
     RunContentEvent,
     StepCompletedEvent,
     StepErrorEvent,
@@ -220,6 +221,13 @@ class ConsoleRenderer:
                         f"falling back to {event.next_model}",
                         "yellow",
                     ),
+                )
+            )
+        elif isinstance(event, RateLimitWaitEvent):
+            who = event.agent_name or event.step_name or "model"
+            print_(
+                Text.assemble(
+                    self._indent(event, 1), ("⧗ ", "yellow"), (f"{who}: {rate_wait_text(event)}", "yellow")
                 )
             )
         elif isinstance(event, BudgetWarningEvent):

@@ -36,6 +36,7 @@ __all__ = [
     "ModelRetryEvent",
     "ParallelExecutionCompletedEvent",
     "ParallelExecutionStartedEvent",
+    "RateLimitWaitEvent",
     "RouterExecutionCompletedEvent",
     "RouterExecutionStartedEvent",
     "RunContentEvent",
@@ -426,6 +427,26 @@ class ModelFallbackEvent(Event):
 
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
+class RateLimitWaitEvent(Event):
+    """A model call waits its turn under a :class:`~plait.RateLimit`, said as the wait starts
+    when it is longer than a fraction of a second (``plait._limits.VISIBLE_WAIT``).
+
+    ``key`` is the limits key (``"openai"``, ``"openai:gpt-4o-mini"``), ``limit`` the one
+    that holds the call (``"requests_per_minute"``, ``"tokens_per_minute"`` or
+    ``"max_concurrent"``) and ``maximum`` its value; ``seconds`` the wait expected (None for
+    ``max_concurrent``: until a call in flight ends); ``shared``: counted with other processes."""
+
+    event: str = "RateLimitWait"
+    agent_name: str | None = None
+    model: str = ""
+    key: str = ""
+    limit: str = ""
+    maximum: float = 0
+    seconds: float | None = None
+    shared: bool = False
+
+
+@dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class BudgetUpdatedEvent(Event):
     """A model call or tool calls counted against a :class:`~plait.Budget`: what is used and left.
 
@@ -477,6 +498,7 @@ STEP_LEVEL_EVENTS: tuple[type[Event], ...] = (
     ToolCallCompletedEvent,
     ModelRetryEvent,
     ModelFallbackEvent,
+    RateLimitWaitEvent,
     BudgetUpdatedEvent,
     BudgetWarningEvent,
 )

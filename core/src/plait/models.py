@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -26,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, cast
 
-from plait._limits import active_limiters, rate_limited
+from plait._limits import RateWait, active_limiters, rate_limited
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 from plait.errors import (
@@ -443,6 +444,7 @@ class FallbackModel(Model):
         policy: RetryPolicy | None = None,
         on_retry: Callable[[int, ModelError, float], None] | None = None,
         on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
+        on_wait: Callable[[Model, RateWait], None] | None = None,
         stream: bool = True,
     ) -> AsyncIterator[ModelStreamEvent]:
         """Each member in turn, with its retries (``policy`` when given, else its own), until
@@ -452,12 +454,16 @@ class FallbackModel(Model):
         for index, member in enumerate(members):
             try:
                 if stream:
-                    async for item in stream_with_retry(member, request, policy=policy, on_retry=on_retry):
+                    async for item in stream_with_retry(
+                        member, request, policy=policy, on_retry=on_retry, on_wait=on_wait
+                    ):
                         if isinstance(item, ModelResponse):
                             _answered(item, member, skipped)
                         yield item
                 else:
-                    response = await complete_with_retry(member, request, policy=policy, on_retry=on_retry)
+                    response = await complete_with_retry(
+                        member, request, policy=policy, on_retry=on_retry, on_wait=on_wait
+                    )
                     yield _answered(response, member, skipped)
                 return
             except Exception as exc:
@@ -627,6 +633,7 @@ async def stream_with_retry(
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, ModelError, float], None] | None = None,
     on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
+    on_wait: Callable[[Model, RateWait], None] | None = None,
 ) -> AsyncIterator[ModelStreamEvent]:
     """``model.stream(request)``, retried on retryable :class:`~plait.errors.ModelError`.
 
@@ -634,12 +641,14 @@ async def stream_with_retry(
     A retry starts the call over: ``on_retry(attempt, error, delay)`` is called
     first, so a consumer that already saw part of the answer can discard it.
     A :class:`FallbackModel` retries each member in turn, calling
-    ``on_fallback(failed_model, error, next_model)`` before passing the request on. The
-    final response's ``usage.cost`` is set when the answering model has a price.
+    ``on_fallback(failed_model, error, next_model)`` before passing the request on. A call
+    held by a rate limit (:mod:`plait._limits`) longer than a fraction of a second calls
+    ``on_wait(model, wait)`` as it starts waiting. The final response's ``usage.cost`` is set
+    when the answering model has a price.
     """
     if isinstance(model, FallbackModel):
         async for item in model.stream_members(
-            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback
+            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback, on_wait=on_wait
         ):
             yield item
         return
@@ -654,7 +663,7 @@ async def stream_with_retry(
                             price_response(model, item)
                         yield item
                 else:
-                    async with rate_limited(limiters, request) as reported:
+                    async with rate_limited(limiters, request, _waits_of(model, on_wait)) as reported:
                         async for item in guarded_stream(model, request):
                             if isinstance(item, ModelResponse):
                                 reported.append(price_response(model, item).usage)
@@ -668,13 +677,14 @@ async def complete_with_retry(
     policy: RetryPolicy | None = None,
     on_retry: Callable[[int, ModelError, float], None] | None = None,
     on_fallback: Callable[[Model, BaseException, Model], None] | None = None,
+    on_wait: Callable[[Model, RateWait], None] | None = None,
 ) -> ModelResponse:
     """``model.complete(request)``, retried on retryable :class:`~plait.errors.ModelError`;
     each attempt bounded and scrubbed as :func:`guarded_complete` says."""
     response: ModelResponse | None = None
     if isinstance(model, FallbackModel):
         async for item in model.stream_members(
-            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback, stream=False
+            request, policy=policy, on_retry=on_retry, on_fallback=on_fallback, on_wait=on_wait, stream=False
         ):
             if isinstance(item, ModelResponse):  # the one item
                 response = item
@@ -688,11 +698,17 @@ async def complete_with_retry(
                 if limiters is None:
                     response = await guarded_complete(model, request)
                 else:
-                    async with rate_limited(limiters, request) as reported:
+                    async with rate_limited(limiters, request, _waits_of(model, on_wait)) as reported:
                         response = await guarded_complete(model, request)
                         reported.append(response.usage)
     assert response is not None  # the loop ends only after a try that did not fail
     return price_response(model, response)
+
+
+def _waits_of(
+    model: Model, on_wait: Callable[[Model, RateWait], None] | None
+) -> Callable[[RateWait], None] | None:
+    return None if on_wait is None else functools.partial(on_wait, model)
 
 
 def price_response(model: Model, response: ModelResponse) -> ModelResponse:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTR",
     "Instruments",
+    "add_current_span_event",
     "agent_span",
     "annotate_current_span",
     "budget_attributes",
@@ -47,6 +48,7 @@ __all__ = [
     "messages_json",
     "metadata_attributes",
     "open_span",
+    "rate_limit_wait_attributes",
     "record_error",
     "resolve_meter",
     "resolve_tracer",
@@ -133,6 +135,11 @@ class ATTR:
     #: a prefix: ``plait.budget.left.max_requests``, ``plait.budget.limit.max_cost``, ...
     BUDGET_LEFT = "plait.budget.left"
     BUDGET_LIMIT = "plait.budget.limit"
+    #: a model call that waited for a rate limit (the ``rate_limit.wait`` span event): the
+    #: limits keys and which of their limits held it, and the seconds it waited in all
+    RATE_LIMIT_KEYS = "plait.rate_limit.keys"
+    RATE_LIMIT_LIMITS = "plait.rate_limit.limits"
+    RATE_LIMIT_WAITED = "plait.rate_limit.waited"
 
 
 def _global_unset(module: Any, attribute: str, variable: str) -> bool:
@@ -360,6 +367,27 @@ def annotate_current_span(attributes: dict[str, Any]) -> None:
     current = trace.get_current_span()
     if current.is_recording():
         current.set_attributes(attributes)
+
+
+def add_current_span_event(name: str, attributes: dict[str, Any]) -> None:
+    """Add the event ``name`` to the current span, if tracing is on and a span is recording."""
+    if "opentelemetry.trace" not in sys.modules:
+        return
+    from opentelemetry import trace
+
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.add_event(name, attributes)
+
+
+def rate_limit_wait_attributes(waits: list[Any], waited: float) -> dict[str, Any]:
+    """The attributes of a ``rate_limit.wait`` span event: the :class:`plait._limits.RateWait`
+    s that held a model call (key and limit of each) and the seconds it waited in all."""
+    return {
+        ATTR.RATE_LIMIT_KEYS: [w.key for w in waits],
+        ATTR.RATE_LIMIT_LIMITS: [w.limit for w in waits],
+        ATTR.RATE_LIMIT_WAITED: round(waited, 3),
+    }
 
 
 def replayed_attributes() -> dict[str, Any]:

@@ -103,7 +103,8 @@ class Workflow(DurableRuns):
     :class:`~plait.errors.BudgetExceededError` before it is made. ``limits``
     (``{"openai": RateLimit(requests_per_minute=500)}``, keys a provider or a model string)
     make calls wait their turn instead of receiving 429s, across every branch, nested
-    workflow and concurrent run of this workflow.
+    workflow and concurrent run of this workflow; ``RateLimit(shared=True)`` counts with every
+    process that uses the same ``storage`` (Redis).
     """
 
     #: how many sessions a workflow without storage keeps in memory (least recently used
@@ -196,7 +197,9 @@ class Workflow(DurableRuns):
         self.budget = check_budget(budget, f"Workflow {name!r}")
         #: provider policy: rate limits by provider or model, shared by every run of this workflow
         self.limits = limits
-        self._limiters = check_limits(limits, f"Workflow {name!r}")
+        self._limiters = check_limits(
+            limits, f"Workflow {name!r}", storage=self.storage, ready=self._ready_storage
+        )  # a shared one counts in the workflow's storage
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:
@@ -234,7 +237,12 @@ class Workflow(DurableRuns):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._limiters = check_limits(self.__dict__.get("limits"), f"Workflow {self.name!r}")
+        self._limiters = check_limits(
+            self.__dict__.get("limits"),
+            f"Workflow {self.name!r}",
+            storage=self.storage,
+            ready=self._ready_storage,
+        )
         self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
 

@@ -21,6 +21,9 @@ key                                 type       holds
 ``P:cache:{key}``                   string     CacheEntry JSON, with a Redis TTL when it expires
 ``P:calls:{run_id}``                list       CallRecord JSON (recorded model and tool calls), in order
 ``P:payload:{hash}``                string     a recorded call's request or response JSON, by SHA-256
+``P:ratelimit:{key}``               zset       a shared rate limit's calls, scored by their start
+``P:ratelimit-tokens:{key}``        hash       ticket -> tokens of each of those calls
+``P:ratelimit-slots:{key}``         zset       tickets holding a ``max_concurrent`` slot, by lease end
 ==================================  =========  ==============================================
 
 Writes that belong together go in one MULTI/EXEC; a run update first WATCHes the
@@ -28,6 +31,10 @@ run's hash so its status index moves atomically even when two writers race.
 The client retries a command on a connection error (with backoff) and pings
 connections that sat idle, so a storage recovers by itself after Redis restarts
 or kills its clients.
+
+The ``ratelimit`` keys count ``RateLimit(shared=True)`` for every process using this Redis
+(:meth:`RedisStorage.take_rate_limit`, one Lua script per turn, :mod:`plait_redis._limits`);
+they expire by themselves.
 
 Version 2 added ``user_id`` and its index; runs stored under version 1 had no
 user, so opening a version-1 prefix only records the new version. Version 3 added
@@ -50,6 +57,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError, WatchError
 
+from plait import RateLimit
 from plait.errors import DefinitionError
 from plait.storage import (
     SCHEMA_VERSION,
@@ -66,6 +74,7 @@ from plait.storage import (
     status_spellings,
     url_secrets,
 )
+from plait_redis._limits import RETURN_SCRIPT, SLOT_LEASE, TAKE_SCRIPT
 
 __all__ = ["RedisStorage"]
 
@@ -120,6 +129,7 @@ class RedisStorage(Storage):
         self.max_connections = max_connections
         self._secrets = url_secrets(url)
         self._client: Redis | None = None
+        self._scripts: dict[str, Any] = {}  # registered with the client, by name
         self._setup_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -220,6 +230,7 @@ class RedisStorage(Storage):
     async def close(self) -> None:
         async with self._setup_lock:
             client, self._client = self._client, None
+            self._scripts.clear()
             if client is not None:
                 await client.aclose(close_connection_pool=True)
 
@@ -241,6 +252,60 @@ class RedisStorage(Storage):
         finally:
             if client is not self._client:
                 await client.aclose(close_connection_pool=True)
+
+    # -- shared rate limits (plait._limits.SharedRateLimits) ------------------------------
+
+    def _script(self, client: Redis, name: str, text: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = client.register_script(text)
+        return script
+
+    def _limit_keys(self, key: str) -> list[str]:
+        return [
+            self._key("ratelimit", key),
+            self._key("ratelimit-tokens", key),
+            self._key("ratelimit-slots", key),
+        ]
+
+    async def take_rate_limit(
+        self, key: str, limit: RateLimit, ticket: str, tokens: float, window: float
+    ) -> tuple[float, str] | None:
+        """One call's turn under a shared :class:`~plait.RateLimit`, for every process using
+        this Redis: None when every ``max_concurrent`` slot is taken, else (seconds until the
+        start reserved for it, the limit that set it or "")."""
+
+        def option(value: float | None) -> str:
+            return "" if value is None else repr(value)
+
+        args = [
+            ticket,
+            repr(float(tokens)),
+            repr(float(window)),
+            option(limit.requests_per_minute),
+            option(limit.tokens_per_minute),
+            option(limit.max_concurrent),
+            repr(SLOT_LEASE),
+        ]
+        result = await self._call(
+            f"taking a turn under rate limit {key!r}",
+            lambda c: self._script(c, "take", TAKE_SCRIPT)(keys=self._limit_keys(key), args=args),
+        )
+        if result is None:
+            return None
+        delay, holding = result
+        return float(delay), str(holding)
+
+    async def return_rate_limit(
+        self, key: str, limit: RateLimit, ticket: str, tokens: float | None, sent: bool
+    ) -> None:
+        """A call under a shared limit ended: its slot freed, its tokens corrected (or, when it
+        never went, its reservation dropped)."""
+        args = [ticket, "" if tokens is None else repr(float(tokens)), "1" if sent else "0"]
+        await self._call(
+            f"ending a turn under rate limit {key!r}",
+            lambda c: self._script(c, "return", RETURN_SCRIPT)(keys=self._limit_keys(key), args=args),
+        )
 
     # -- runs --------------------------------------------------------------------------
 
