@@ -171,10 +171,6 @@ async def fork(
 ) -> WorkflowRunOutput:
     """A new run of ``workflow`` forked from stored run ``run_id`` at step ``at``."""
     where = f"Workflow {workflow.name!r}: fork of run {run_id!r}"
-    if replay:
-        # the seam for #15's replay: matching model and tool calls answered from the
-        # original's record needs the recorder (plait's replay), which this build lacks
-        raise DefinitionError(f"{where}: replay=True needs recorded model calls (workflow.replay)")
     if not isinstance(at, str) or not at:
         raise DefinitionError(
             f"{where}: at= must be a step id such as 'research' or 'loop[2]/write', got {at!r}"
@@ -213,6 +209,59 @@ async def fork(
     metadata = (
         None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
     )
+    if not replay:
+        return await _start(
+            workflow,
+            record,
+            new_run,
+            point,
+            restored,
+            listeners,
+            stream_events,
+            session_id,
+            metadata,
+            run_id,
+            at,
+        )
+    from plait._record import REPLAY, ReplayRequest, supports_calls
+
+    if not supports_calls(storage):
+        raise DefinitionError(
+            f"{where}: replay=True needs recorded calls, and {storage!r} does not record them"
+        )
+    # not strict: the fork changed something, so a request the record lacks goes live
+    token = REPLAY.set(ReplayRequest(run_id, live=True))
+    try:
+        return await _start(
+            workflow,
+            record,
+            new_run,
+            point,
+            restored,
+            listeners,
+            stream_events,
+            session_id,
+            metadata,
+            run_id,
+            at,
+        )
+    finally:
+        REPLAY.reset(token)
+
+
+async def _start(
+    workflow: Workflow,
+    record: Any,
+    new_run: str,
+    point: ForkPoint,
+    restored: dict[str, Any],
+    listeners: Sequence[Callable[[Event], None]],
+    stream_events: bool,
+    session_id: str | None,
+    metadata: dict[str, Any] | None,
+    run_id: str,
+    at: str,
+) -> WorkflowRunOutput:
     return await workflow._run(
         workflow._validate_input(record.input),
         listeners=listeners,

@@ -12,8 +12,9 @@ per run; with a recorder it sends each model and tool call through :meth:`Record
   with a diff against the recorded request at the same place;
 * else make the call live and record it (when the recorder has a sink).
 
-Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): a request's
-hash is its fingerprint, and identical payloads are stored once. A run without storage and
+Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
+payloads are stored once. A model request's fingerprint leaves out the tool-call ids the provider
+assigned (:func:`request_fingerprint`); the stored request keeps them. A run without storage and
 without a cassette never builds a recorder: the agent pays two context-variable reads per run.
 """
 
@@ -96,7 +97,7 @@ class Recorded:
     request: Any
     response: Any
     attempt: int = 1
-    #: the request's canonical JSON text when known (its hash is the fingerprint)
+    #: the request's canonical JSON text when known (what is stored)
     request_text: str | None = None
 
     def to_line(self) -> dict[str, Any]:
@@ -134,6 +135,36 @@ def fingerprint(text: str) -> str:
     import hashlib  # here: importing it costs ~2 ms, and only recorded runs need it
 
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def request_fingerprint(payload: dict[str, Any], text: str) -> str:
+    """The fingerprint of a model request (``text`` is its canonical JSON): the hash of the
+    request with its tool-call ids replaced by their order of first appearance (``"1"``,
+    ``"2"``...). Providers assign those ids and they differ between live runs, so a request
+    made after a live call still matches the recorded one; the stored request keeps the real ids."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not any(
+        isinstance(m, dict) and ("tool_calls" in m or "tool_call_id" in m) for m in messages
+    ):
+        return fingerprint(text)
+    order: dict[Any, str] = {}
+
+    def number(call_id: Any) -> str:
+        return order.setdefault(call_id, str(len(order) + 1))
+
+    normal = []
+    for message in messages:
+        if isinstance(message, dict) and ("tool_calls" in message or "tool_call_id" in message):
+            message = dict(message)
+            if isinstance(message.get("tool_calls"), list):
+                message["tool_calls"] = [
+                    {**c, "id": number(c.get("id"))} if isinstance(c, dict) else c
+                    for c in message["tool_calls"]
+                ]
+            if "tool_call_id" in message:
+                message["tool_call_id"] = number(message["tool_call_id"])
+        normal.append(message)
+    return fingerprint(canonical({**payload, "messages": normal}))
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -265,7 +296,11 @@ class Recorder:
         #: the first divergence a strict recorder met (a step may have turned it into data)
         self.divergence: ReplayDivergenceError | None = None
         for item in source or ():
-            self._answers.setdefault((item.step_id, item.kind, item.fingerprint), deque()).append(item)
+            key = item.fingerprint
+            if item.kind == "model" and isinstance(item.request, dict):
+                # from the request: a record made before tool-call ids were normalised matches too
+                key = request_fingerprint(item.request, canonical(item.request))
+            self._answers.setdefault((item.step_id, item.kind, key), deque()).append(item)
             self._at.setdefault((item.step_id, item.kind, item.index), item)
 
     def _place(self, kind: str) -> tuple[str, int]:
@@ -347,7 +382,7 @@ class Recorder:
         if secrets:
             text = scrub_secrets(text, secrets)
             payload = json.loads(text)
-        key = fingerprint(text)
+        key = request_fingerprint(payload, text)
         hit = self._take(step_id, "model", key)
         if hit is not None:
             if self.keep_answers:
@@ -511,7 +546,7 @@ def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], di
     for item in items:
         request = item.request_text if item.request_text is not None else canonical(item.request)
         response = canonical(item.response)
-        request_hash = item.fingerprint if item.request_text is not None else fingerprint(request)
+        request_hash = fingerprint(request)
         response_hash = fingerprint(response)
         payloads[request_hash] = request
         payloads[response_hash] = response
