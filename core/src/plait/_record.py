@@ -277,7 +277,7 @@ class Recorder:
         sink: Sink | None = None,
         strict: bool = False,
         origin: str = "",
-        attempt: int = 1,
+        earlier: dict[str, int] | None = None,
         keep_answers: bool = False,
     ) -> None:
         self.sink = sink
@@ -285,7 +285,9 @@ class Recorder:
         self.keep_answers = keep_answers
         self.strict = strict
         self.origin = origin
-        self.attempt = attempt
+        #: by step id, the highest attempt recorded by earlier executions of this run (a resume):
+        #: a step executed again records its calls as attempt that + 1, a new step as attempt 1
+        self.earlier = earlier or {}
         self._answers: dict[tuple[str, str, str], deque[Recorded]] = {}
         self._at: dict[tuple[str, str, int], Recorded] = {}
         self._counts: dict[tuple[str, str], int] = {}
@@ -296,6 +298,8 @@ class Recorder:
         #: the first divergence a strict recorder met (a step may have turned it into data)
         self.divergence: ReplayDivergenceError | None = None
         for item in source or ():
+            if item.kind not in ("model", "tool"):
+                continue  # a fork's stored change (plait._fork)
             key = item.fingerprint
             if item.kind == "model" and isinstance(item.request, dict):
                 # from the request: a record made before tool-call ids were normalised matches too
@@ -407,9 +411,8 @@ class Recorder:
         answer = response_json(response, chunks)
         if secrets:
             answer = json.loads(scrub_secrets(canonical(answer), secrets))
-        await self._keep(
-            Recorded("model", step_id, index, model.name, key, payload, answer, self.attempt, text)
-        )
+        attempt = self.earlier.get(step_id, 0) + 1
+        await self._keep(Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text))
         return response
 
     def _answer_model(
@@ -474,9 +477,8 @@ class Recorder:
             "result": _jsonable(seen.get("result")),
             "error": seen.get("error"),
         }
-        await self._keep(
-            Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt, text)
-        )
+        attempt = self.earlier.get(step_id, 0) + 1
+        await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text))
         return message
 
     def _answer_tool(
@@ -590,9 +592,13 @@ async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
     ]
 
 
-async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming: bool) -> Recorder | None:
+async def for_stored_run(
+    workflow: Any, storage: Storage, run_id: str, resuming: bool, run: Any = None
+) -> Recorder | None:
     """The recorder of a run with storage: records when ``workflow.record``; a resumed run
-    answers the calls it had completed from its own record; a replay answers from the original's."""
+    answers the calls it had completed from its own record; a replay answers from the original's.
+    A resumed fork meets its fork point again (on ``run.fork``) and, forked with ``replay=True``,
+    answers from the original's record too."""
     replay = REPLAY.get()
     if replay is not None:
         REPLAY.set(None)  # for this run only, not runs its steps may start
@@ -602,14 +608,26 @@ async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming:
     source: list[Recorded] | None = None
     strict = False
     origin = ""
-    attempt = 1
+    earlier: dict[str, int] = {}
     if replay is not None:
         source = await load_recorded(storage, replay.origin)
         strict = not replay.live
         origin = f"run {replay.origin!r}"
     elif resuming:
         source = await load_recorded(storage, run_id)
-        attempt = 1 + max((r.attempt for r in source), default=0)
+        change = next((item for item in source if item.kind == "fork"), None)
+        if change is not None:
+            source = [item for item in source if item.kind != "fork"]
+            if run is not None and run.fork is None and isinstance(change.request, dict):
+                from plait._fork import resumed_point
+
+                run.fork = resumed_point(change.step_id, change.request, workflow)
+        for item in source:
+            earlier[item.step_id] = max(earlier.get(item.step_id, 0), item.attempt)
+        if change is not None and isinstance(change.request, dict) and change.request.get("replay"):
+            origin_run = str(change.request.get("forked_from"))  # its own calls first, then the original's
+            source = [*source, *await load_recorded(storage, origin_run)]
+            replay = ReplayRequest(origin_run, live=True)
         if not source and not record:
             return None
     sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
@@ -618,7 +636,7 @@ async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming:
         sink=sink,
         strict=strict,
         origin=origin,
-        attempt=attempt,
+        earlier=earlier,
         keep_answers=replay is not None,
     )
     if replay is not None:
