@@ -131,8 +131,6 @@ def test_fork_errors_name_the_run_and_its_step_ids(url: str) -> None:
         workflow.fork("nope", at="draft")
     with pytest.raises(DefinitionError, match="needs storage"):
         Workflow(name="w", steps=[research]).fork(original.run_id, at="research")
-    with pytest.raises(DefinitionError, match=r"replay=True"):
-        workflow.fork(original.run_id, at="draft", replay=True)
 
 
 def count(name: str):  # type: ignore[no-untyped-def]
@@ -349,6 +347,10 @@ def test_cli_fork_show_and_list_display_lineage(
     assert json.loads(capsys.readouterr().out)["content"] == "edited: by hand"
     assert main(["runs", "fork", original.run_id, "--at", "polish", "--input", "plain words", *target]) == 0
     assert json.loads(capsys.readouterr().out)["content"] == "edited: polished plain words"
+    calls.clear()  # --replay: the editor's request is what the original sent, answered from its record
+    assert main(["runs", "fork", original.run_id, "--at", "polish", "--replay", *target]) == 0
+    assert json.loads(capsys.readouterr().out)["content"] == "edited: polished plain draft of notes on otters"
+    assert calls == Counter(polish=1)
     code = main(["runs", "fork", original.run_id, "--at", "draft", "--state", "[1]", "--storage", url])
     assert code == 2 and "--state must be a JSON object" in capsys.readouterr().err
     code = main(

@@ -251,14 +251,50 @@ async def test_no_api_key_is_stored_and_identical_payloads_are_stored_once(backe
     hashes = sorted({h for c in calls_a + calls_b for h in (c.request, c.response)})
     payloads = await storage.load_payloads(hashes)
     assert set(payloads) == set(hashes)
-    # the same requests have the same fingerprints and are stored once: every agent's first
-    # request and the tool call (the planner's second request carries the server's new call id)
-    assert len({c.fingerprint for c in calls_a} & {c.fingerprint for c in calls_b}) == 4
+    # the same requests have the same fingerprints: the planner's second request carries the
+    # server's new tool-call id, which the fingerprint leaves out and the stored request keeps
+    assert [c.fingerprint for c in calls_a] == [c.fingerprint for c in calls_b]
+    second_a, second_b = (
+        next(c for c in calls if c.step_id == "plan" and c.index == 1) for calls in (calls_a, calls_b)
+    )
+    assert second_a.request != second_b.request  # stored as sent: the ids differ
+    ids = [json.loads(payloads[c.request])["messages"][-1]["tool_call_id"] for c in (second_a, second_b)]
+    assert ids[0] != ids[1] and all(ids)
     assert len(hashes) < 4 * 5
     assert all(SECRET not in text for text in payloads.values())
     request = json.loads(payloads[calls_a[0].request])
     assert request["model"] == "openai:gpt-4o-mini"
     assert {"messages", "settings", "tools", "output_schema"} <= set(request)
+    await close(workflow, models)
+
+
+async def test_fork_with_replay_answers_the_calls_that_still_match(backend: str) -> None:
+    effects: list[str] = []
+    with OpenAIServer() as server:
+        server.handler = shared_handler
+        workflow, models = research_workflow(backend, server.base_url, effects)
+        original = await workflow.arun("the tides")
+        assert len(server.chat_requests) == 4
+        effects.clear()
+        same = await workflow.afork(original.run_id, at="fan/research", replay=True)
+        assert len(server.chat_requests) == 4  # nothing changed: every call from the record
+        assert same.content == original.content and effects == []  # tally restored, no tool call
+        assert same.lineage == {"forked_from": original.run_id, "fork_step": "fan/research"}
+        # a new input for the planner: its two requests differ and go live (a divergence is
+        # expected, not an error); the tool call and the later agents' requests still match
+        changed = await workflow.afork(original.run_id, at="plan", input="the moon", replay=True)
+        requests = server.chat_requests[4:]
+        assert len(requests) == 2
+        assert all("the moon" in json.dumps(r["messages"]) for r in requests)
+        assert effects == ["tally"]  # the function step ran; lookup(4) was answered from the record
+        assert changed.content == original.content
+        storage = await workflow._ready_storage()
+        assert storage is not None
+        recorded = await storage.load_calls(changed.run_id)  # the fork's own record, answered calls too
+        assert next((c.step_id, c.kind) for c in recorded) == ("plan", "fork")  # the change, stored first
+        assert sorted((c.step_id, c.kind) for c in recorded[1:]) == sorted(
+            (c.step_id, c.kind) for c in await storage.load_calls(original.run_id)
+        )
     await close(workflow, models)
 
 

@@ -53,8 +53,11 @@ class ForkPoint:
 
     async def arrive(self, node: StepNode, ctx: StepContext, step_input: StepInput) -> StepInput:
         """At the fork step: apply the state changes, then the replacement input (the step
-        runs with it) or output (the step does not run: the executor restores it)."""
+        runs with it) or output (the step does not run: the executor restores it). A resumed
+        fork whose fork step had completed restores it as it was."""
         self.reached = True
+        if ctx.run.restored is not None and ctx.step_id in ctx.run.restored:
+            return step_input
         if self.state:
             ctx.state.update(self.state)
         if self.output is not UNSET:
@@ -171,10 +174,6 @@ async def fork(
 ) -> WorkflowRunOutput:
     """A new run of ``workflow`` forked from stored run ``run_id`` at step ``at``."""
     where = f"Workflow {workflow.name!r}: fork of run {run_id!r}"
-    if replay:
-        # the seam for #15's replay: matching model and tool calls answered from the
-        # original's record needs the recorder (plait's replay), which this build lacks
-        raise DefinitionError(f"{where}: replay=True needs recorded model calls (workflow.replay)")
     if not isinstance(at, str) or not at:
         raise DefinitionError(
             f"{where}: at= must be a step id such as 'research' or 'loop[2]/write', got {at!r}"
@@ -213,6 +212,103 @@ async def fork(
     metadata = (
         None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
     )
+    await save_change(storage, new_run, run_id, point, replay)
+    if not replay:
+        return await _start(
+            workflow,
+            record,
+            new_run,
+            point,
+            restored,
+            listeners,
+            stream_events,
+            session_id,
+            metadata,
+            run_id,
+            at,
+        )
+    from plait._record import REPLAY, ReplayRequest, supports_calls
+
+    if not supports_calls(storage):
+        raise DefinitionError(
+            f"{where}: replay=True needs recorded calls, and {storage!r} does not record them"
+        )
+    # not strict: the fork changed something, so a request the record lacks goes live
+    token = REPLAY.set(ReplayRequest(run_id, live=True))
+    try:
+        return await _start(
+            workflow,
+            record,
+            new_run,
+            point,
+            restored,
+            listeners,
+            stream_events,
+            session_id,
+            metadata,
+            run_id,
+            at,
+        )
+    finally:
+        REPLAY.reset(token)
+
+
+#: the kind of the recorded call that holds a fork's change (plait._record skips it)
+CHANGE = "fork"
+
+
+async def save_change(storage: Any, new_run: str, origin: str, point: ForkPoint, replay: bool) -> None:
+    """Store what the fork changes at its fork step with the fork's record, before it runs: a
+    fork that crashes before reaching the step still applies it when resumed (:func:`resumed_point`)."""
+    from plait._codec import encode
+    from plait._record import canonical, fingerprint, supports_calls
+    from plait.storage import CallRecord
+
+    if not supports_calls(storage):
+        return
+    where = f"the change of the fork at step {point.step_id!r}"
+    change: dict[str, Any] = {"forked_from": origin, "replay": replay, "state": encode(point.state, where)}
+    if point.input is not UNSET:
+        change["input"] = encode(point.input, where)
+    if point.output is not UNSET:
+        change["output"] = encode(point.output, where)
+    text = canonical(change)
+    digest = fingerprint(text)
+    record = CallRecord(
+        run_id=new_run, step_id=point.step_id, kind=CHANGE, name=CHANGE, fingerprint=digest,
+        request=digest, response=digest,
+    )  # fmt: skip
+    await storage.save_calls([record], {digest: text})
+
+
+def resumed_point(step_id: str, change: dict[str, Any], workflow: Any) -> ForkPoint:
+    """The fork point a resumed fork meets again, from the change :func:`save_change` stored."""
+    from plait._codec import decode
+    from plait._durable import declared_types
+
+    declared = [t for node in workflow.nodes for t in declared_types(node)]
+    where = f"the stored change of the fork at step {step_id!r}"
+    return ForkPoint(
+        step_id,
+        decode(change.get("state"), where, declared),
+        decode(change["input"], where, declared) if "input" in change else UNSET,
+        decode(change["output"], where, declared) if "output" in change else UNSET,
+    )
+
+
+async def _start(
+    workflow: Workflow,
+    record: Any,
+    new_run: str,
+    point: ForkPoint,
+    restored: dict[str, Any],
+    listeners: Sequence[Callable[[Event], None]],
+    stream_events: bool,
+    session_id: str | None,
+    metadata: dict[str, Any] | None,
+    run_id: str,
+    at: str,
+) -> WorkflowRunOutput:
     return await workflow._run(
         workflow._validate_input(record.input),
         listeners=listeners,

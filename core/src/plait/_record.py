@@ -12,8 +12,9 @@ per run; with a recorder it sends each model and tool call through :meth:`Record
   with a diff against the recorded request at the same place;
 * else make the call live and record it (when the recorder has a sink).
 
-Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): a request's
-hash is its fingerprint, and identical payloads are stored once. A run without storage and
+Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
+payloads are stored once. A model request's fingerprint leaves out the tool-call ids the provider
+assigned (:func:`request_fingerprint`); the stored request keeps them. A run without storage and
 without a cassette never builds a recorder: the agent pays two context-variable reads per run.
 """
 
@@ -96,7 +97,7 @@ class Recorded:
     request: Any
     response: Any
     attempt: int = 1
-    #: the request's canonical JSON text when known (its hash is the fingerprint)
+    #: the request's canonical JSON text when known (what is stored)
     request_text: str | None = None
 
     def to_line(self) -> dict[str, Any]:
@@ -134,6 +135,36 @@ def fingerprint(text: str) -> str:
     import hashlib  # here: importing it costs ~2 ms, and only recorded runs need it
 
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def request_fingerprint(payload: dict[str, Any], text: str) -> str:
+    """The fingerprint of a model request (``text`` is its canonical JSON): the hash of the
+    request with its tool-call ids replaced by their order of first appearance (``"1"``,
+    ``"2"``...). Providers assign those ids and they differ between live runs, so a request
+    made after a live call still matches the recorded one; the stored request keeps the real ids."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not any(
+        isinstance(m, dict) and ("tool_calls" in m or "tool_call_id" in m) for m in messages
+    ):
+        return fingerprint(text)
+    order: dict[Any, str] = {}
+
+    def number(call_id: Any) -> str:
+        return order.setdefault(call_id, str(len(order) + 1))
+
+    normal = []
+    for message in messages:
+        if isinstance(message, dict) and ("tool_calls" in message or "tool_call_id" in message):
+            message = dict(message)
+            if isinstance(message.get("tool_calls"), list):
+                message["tool_calls"] = [
+                    {**c, "id": number(c.get("id"))} if isinstance(c, dict) else c
+                    for c in message["tool_calls"]
+                ]
+            if "tool_call_id" in message:
+                message["tool_call_id"] = number(message["tool_call_id"])
+        normal.append(message)
+    return fingerprint(canonical({**payload, "messages": normal}))
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -246,7 +277,7 @@ class Recorder:
         sink: Sink | None = None,
         strict: bool = False,
         origin: str = "",
-        attempt: int = 1,
+        earlier: dict[str, int] | None = None,
         keep_answers: bool = False,
     ) -> None:
         self.sink = sink
@@ -254,7 +285,9 @@ class Recorder:
         self.keep_answers = keep_answers
         self.strict = strict
         self.origin = origin
-        self.attempt = attempt
+        #: by step id, the highest attempt recorded by earlier executions of this run (a resume):
+        #: a step executed again records its calls as attempt that + 1, a new step as attempt 1
+        self.earlier = earlier or {}
         self._answers: dict[tuple[str, str, str], deque[Recorded]] = {}
         self._at: dict[tuple[str, str, int], Recorded] = {}
         self._counts: dict[tuple[str, str], int] = {}
@@ -265,7 +298,13 @@ class Recorder:
         #: the first divergence a strict recorder met (a step may have turned it into data)
         self.divergence: ReplayDivergenceError | None = None
         for item in source or ():
-            self._answers.setdefault((item.step_id, item.kind, item.fingerprint), deque()).append(item)
+            if item.kind not in ("model", "tool"):
+                continue  # a fork's stored change (plait._fork)
+            key = item.fingerprint
+            if item.kind == "model" and isinstance(item.request, dict):
+                # from the request: a record made before tool-call ids were normalised matches too
+                key = request_fingerprint(item.request, canonical(item.request))
+            self._answers.setdefault((item.step_id, item.kind, key), deque()).append(item)
             self._at.setdefault((item.step_id, item.kind, item.index), item)
 
     def _place(self, kind: str) -> tuple[str, int]:
@@ -347,7 +386,7 @@ class Recorder:
         if secrets:
             text = scrub_secrets(text, secrets)
             payload = json.loads(text)
-        key = fingerprint(text)
+        key = request_fingerprint(payload, text)
         hit = self._take(step_id, "model", key)
         if hit is not None:
             if self.keep_answers:
@@ -372,9 +411,8 @@ class Recorder:
         answer = response_json(response, chunks)
         if secrets:
             answer = json.loads(scrub_secrets(canonical(answer), secrets))
-        await self._keep(
-            Recorded("model", step_id, index, model.name, key, payload, answer, self.attempt, text)
-        )
+        attempt = self.earlier.get(step_id, 0) + 1
+        await self._keep(Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text))
         return response
 
     def _answer_model(
@@ -439,9 +477,8 @@ class Recorder:
             "result": _jsonable(seen.get("result")),
             "error": seen.get("error"),
         }
-        await self._keep(
-            Recorded("tool", step_id, index, call.name, key, payload, answer, self.attempt, text)
-        )
+        attempt = self.earlier.get(step_id, 0) + 1
+        await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text))
         return message
 
     def _answer_tool(
@@ -511,7 +548,7 @@ def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], di
     for item in items:
         request = item.request_text if item.request_text is not None else canonical(item.request)
         response = canonical(item.response)
-        request_hash = item.fingerprint if item.request_text is not None else fingerprint(request)
+        request_hash = fingerprint(request)
         response_hash = fingerprint(response)
         payloads[request_hash] = request
         payloads[response_hash] = response
@@ -555,9 +592,13 @@ async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
     ]
 
 
-async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming: bool) -> Recorder | None:
+async def for_stored_run(
+    workflow: Any, storage: Storage, run_id: str, resuming: bool, run: Any = None
+) -> Recorder | None:
     """The recorder of a run with storage: records when ``workflow.record``; a resumed run
-    answers the calls it had completed from its own record; a replay answers from the original's."""
+    answers the calls it had completed from its own record; a replay answers from the original's.
+    A resumed fork meets its fork point again (on ``run.fork``) and, forked with ``replay=True``,
+    answers from the original's record too."""
     replay = REPLAY.get()
     if replay is not None:
         REPLAY.set(None)  # for this run only, not runs its steps may start
@@ -567,14 +608,26 @@ async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming:
     source: list[Recorded] | None = None
     strict = False
     origin = ""
-    attempt = 1
+    earlier: dict[str, int] = {}
     if replay is not None:
         source = await load_recorded(storage, replay.origin)
         strict = not replay.live
         origin = f"run {replay.origin!r}"
     elif resuming:
         source = await load_recorded(storage, run_id)
-        attempt = 1 + max((r.attempt for r in source), default=0)
+        change = next((item for item in source if item.kind == "fork"), None)
+        if change is not None:
+            source = [item for item in source if item.kind != "fork"]
+            if run is not None and run.fork is None and isinstance(change.request, dict):
+                from plait._fork import resumed_point
+
+                run.fork = resumed_point(change.step_id, change.request, workflow)
+        for item in source:
+            earlier[item.step_id] = max(earlier.get(item.step_id, 0), item.attempt)
+        if change is not None and isinstance(change.request, dict) and change.request.get("replay"):
+            origin_run = str(change.request.get("forked_from"))  # its own calls first, then the original's
+            source = [*source, *await load_recorded(storage, origin_run)]
+            replay = ReplayRequest(origin_run, live=True)
         if not source and not record:
             return None
     sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
@@ -583,7 +636,7 @@ async def for_stored_run(workflow: Any, storage: Storage, run_id: str, resuming:
         sink=sink,
         strict=strict,
         origin=origin,
-        attempt=attempt,
+        earlier=earlier,
         keep_answers=replay is not None,
     )
     if replay is not None:

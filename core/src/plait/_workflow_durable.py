@@ -213,8 +213,9 @@ class DurableRuns:
         The fork is a new run (its own run id, ``lineage={"forked_from": run_id,
         "fork_step": at}``) in a new session unless ``session_id=`` is given; its
         checkpoints include the restored steps, so it can be resumed, diffed or forked in
-        turn. ``replay=True`` (answer matching model calls from the original's record) is
-        reserved for recorded runs.
+        turn. ``replay=True``: from ``at`` on, a model or tool call whose request matches one
+        the original recorded in the same step is answered from that record (no request, no
+        side effect); one that does not match (the change made it different) goes live.
         """
         return sync(
             self.afork(

@@ -752,6 +752,7 @@ def _time_travel_parsers(runs_sub: Any) -> tuple[argparse.ArgumentParser, argpar
     given.add_argument(
         "--output", default=None, help="the fork step's output instead of running it (JSON, else text)"
     )
+    fork.add_argument("--replay", action="store_true", help="answer calls that still match from the record")
     diff = runs_sub.add_parser("diff", help="two stored runs step by step, and where they first diverge")
     diff.add_argument("run_a")
     diff.add_argument("run_b")
@@ -793,6 +794,7 @@ async def _fork(args: argparse.Namespace, record: Any, url: str) -> int:
             state=state,
             input=UNSET if args.input is None else _json_or_text(args.input),
             output=UNSET if args.output is None else _json_or_text(args.output),
+            replay=args.replay,
         )
     except (PlaitError, ValueError) as exc:
         print(f"plait: {exc}", file=sys.stderr)

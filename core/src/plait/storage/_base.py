@@ -137,11 +137,15 @@ class CallRecord(_Record):
     """One model or tool call a run made (plait._record), in the order the calls completed.
 
     ``step_id`` is where it was made (``""``: an agent run outside a workflow), ``attempt``
-    which execution of the run made it (1, then one more per resume), ``index`` its place among
+    which execution of that step made it: 1 for the step's first; a step executed again when the
+    run is resumed (it crashed or failed inside) records one more than the highest attempt
+    recorded for it, a step first executed after a resume records 1 (retries within one
+    execution are the step's ``metrics.attempts``, not counted here), ``index`` its place among
     the step's calls of that ``kind`` (``"model"`` or ``"tool"``), ``name`` the model
     (``provider:model``) or tool. ``request`` and ``response`` are the SHA-256 hashes of the
     payloads (canonical JSON, secrets scrubbed) stored by :meth:`Storage.save_calls`;
-    ``fingerprint`` is the request's hash, the key a replay matches on.
+    ``fingerprint`` is the key a replay matches on: the request's hash, for a model request with
+    its provider-assigned tool-call ids replaced by their order of appearance.
     """
 
     run_id: str
