@@ -114,8 +114,10 @@ class Step(StepNode):
         callee = self._callee
         if callee is not None:
             if callee.plain and not ctx.offload:  # StepContext.invoke's hot path, without its coroutine
-                result = callee.fn(step_input)
-                output = result if type(result) is StepOutput else await to_output(result, ctx.emit_content)
+                returned = callee.fn(step_input)
+                output = (
+                    returned if type(returned) is StepOutput else await to_output(returned, ctx.emit_content)
+                )
             else:
                 output = await ctx.invoke(callee, step_input)
             output.executor_type = self.executor_type
