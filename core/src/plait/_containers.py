@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_number
@@ -288,7 +289,8 @@ class Loop(StepNode):
         iterations = 0
         for iteration in range(1, self.max_iterations + 1):
             iterations = iteration
-            scope = ctx.scope(f"[{iteration}]", f"{self.name}[{iteration}]")
+            suffix = f"[{iteration}]"
+            scope = ctx.scope(suffix, self.name + suffix)
             if ctx.run.step_events:
                 ctx.emit(
                     scope.event(
@@ -306,8 +308,14 @@ class Loop(StepNode):
                 if output.stop:
                     done = True
                     break
-            if not done and self._end is not None:
-                verdict = await ctx.call(self._end, round_outputs)
+            end = self._end
+            if not done and end is not None:
+                if end.plain and not ctx.offload:  # StepContext.call's hot path, without its coroutine
+                    verdict = end.fn(round_outputs)
+                    if type(verdict) is CoroutineType:
+                        verdict = await verdict
+                else:
+                    verdict = await ctx.call(end, round_outputs)
                 if not isinstance(verdict, bool):
                     raise StepError(
                         f"Loop {ctx.step_id!r}: end_condition returned {verdict!r} ({type(verdict).__name__}), "

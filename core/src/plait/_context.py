@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plait._executors import Callee, call, injected, to_output
@@ -334,18 +334,27 @@ class StepContext:
     def child(self, name: str) -> StepContext:
         """The context of a child node called ``name``."""
         escaped = name.replace("/", "%2F")
-        return self._under(f"{self.step_id}/{escaped}" if self.step_id else escaped, name)
+        step_id = self.step_id
+        return StepContext(  # built here, not through a helper: once per step
+            self.run,
+            self.frame,
+            f"{step_id}/{escaped}" if step_id else escaped,
+            step_id or None,
+            name,
+            self.state,
+            self.outputs,
+            self.offload,
+            self.discard,
+        )
 
     def scope(self, suffix: str, name: str) -> StepContext:
         """A pseudo-node under this one (a loop iteration: ``loop[2]``)."""
-        return self._under(f"{self.step_id}{suffix}", name)
-
-    def _under(self, step_id: str, name: str) -> StepContext:
+        step_id = self.step_id
         return StepContext(
             self.run,
             self.frame,
-            step_id,
-            self.step_id or None,
+            f"{step_id}{suffix}",
+            step_id or None,
             name,
             self.state,
             self.outputs,
@@ -406,10 +415,10 @@ class StepContext:
         """Emit what a generator yielded: text as content, plait events re-stamped, other data as custom."""
         if not self.run.listening:
             return
-        if isinstance(item, Event):
-            self.run.emit(self.adopt(item))
-        elif isinstance(item, str):
+        if isinstance(item, str):  # a token: the common case, first
             self.run.emit(self.event(RunContentEvent, content=item))
+        elif isinstance(item, Event):
+            self.run.emit(self.adopt(item))
         else:
             self.run.emit(self.event(CustomEvent, data=item))
 
@@ -484,7 +493,7 @@ class StepContext:
         this context offloads, passing ``run_context`` / ``session_state`` when it asks for them."""
         if callee.plain and not self.offload:  # the hot path, inline: a sync function, here
             result = callee.fn(*args)
-            if not inspect.iscoroutine(result):
+            if type(result) is not CoroutineType:  # inspect.iscoroutine, without its call
                 return result
             return await result
         kwargs = injected(callee.injects, self.run_context()) if callee.injects else _NO_KWARGS

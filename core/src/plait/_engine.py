@@ -135,7 +135,7 @@ async def execute_node(
             output.step_type = step_type
         metrics = output.metrics
         if metrics is None:
-            output.metrics = StepMetrics(duration=duration)
+            output.metrics = StepMetrics(duration)
         else:
             metrics.duration = duration
         if run.checkpointer is not None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from plait._executors import Callee
+from plait._executors import Callee, to_output
 from plait._io import StepInput, StepOutput, StepType
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import StepNode
@@ -111,10 +111,17 @@ class Step(StepNode):
             return await Step.execute(self, step_input, ctx)
 
     async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
-        if self._callee is not None:
-            output = await ctx.invoke(self._callee, step_input)
+        callee = self._callee
+        if callee is not None:
+            if callee.plain and not ctx.offload:  # StepContext.invoke's hot path, without its coroutine
+                returned = callee.fn(step_input)
+                output = (
+                    returned if type(returned) is StepOutput else await to_output(returned, ctx.emit_content)
+                )
+            else:
+                output = await ctx.invoke(callee, step_input)
             output.executor_type = self.executor_type
-            output.executor_name = self._callee.name
+            output.executor_name = callee.name
             return output
         if self.workflow is not None:
             nested: StepOutput = await self.workflow.run_as_step(step_input, ctx)

@@ -68,11 +68,7 @@ def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _in_running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+    return asyncio._get_running_loop() is not None  # no RuntimeError raised and caught per run
 
 
 def _first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> bool:
@@ -86,7 +82,7 @@ def _first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> boo
     ready = getattr(loop, "_ready", None)
     if ready is None or len(ready) != 1:
         return False
-    handle = ready.popleft()
+    handle: asyncio.Handle = ready.popleft()
     hooks = sys.get_asyncgen_hooks()
     sys.set_asyncgen_hooks(
         firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
@@ -94,7 +90,8 @@ def _first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> boo
     )
     asyncio._set_running_loop(loop)
     try:
-        handle._run()
+        # Handle._run without its frame: a task's step reports its own errors in the task
+        handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
     finally:
         asyncio._set_running_loop(None)
         sys.set_asyncgen_hooks(*hooks)
@@ -102,7 +99,9 @@ def _first_step(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> boo
 
 
 def _finish(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
-    task = loop.create_task(coro)
+    # loop.create_task without its frame and checks (a loop of plait's own, open), unless
+    # someone gave the loop a task factory
+    task = asyncio.Task(coro, loop=loop) if loop.get_task_factory() is None else loop.create_task(coro)
     try:
         if _first_step(loop, task):
             return task.result()

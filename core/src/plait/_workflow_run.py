@@ -211,7 +211,8 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
     )
     output = await execute(workflow, step_input.message, inner, step_input.additional_data)
     outer.executor_runs.append(output)
-    _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
+    if state or ctx.state:  # a stateless workflow has nothing to merge (and no message to build)
+        _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
     stop = False
     for step_output in output.step_outputs:
         if step_output.stop:
@@ -223,8 +224,11 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         success=output.status is RunStatus.COMPLETED,
         error=output.error,
         stop=stop,
-        step_type=StepType.WORKFLOW.value,
+        step_type=_WORKFLOW,
     )
+
+
+_WORKFLOW = StepType.WORKFLOW.value  # read once: an enum member's .value is a property call
 
 
 def execute(
@@ -258,7 +262,8 @@ async def _execute(
 ) -> WorkflowRunOutput:
     frame = ctx.frame
     run = ctx.run
-    input = workflow._validate_input(input)
+    if workflow.input_schema is not None:
+        input = workflow._validate_input(input)
     if run.hooks is not None:
         run.hooks.on_workflow_start(
             workflow=workflow, run_id=frame.run_id, session_id=frame.session_id, nested_depth=frame.depth

@@ -119,6 +119,8 @@ def _adapter(cls: type) -> Any:
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowStartedEvent(Event):
+    """A workflow run (the outermost one or a nested one) started with ``input``."""
+
     event: str = "WorkflowStarted"
     input: Any = None
     parent_run_id: str | None = None
@@ -142,6 +144,8 @@ class WorkflowCompletedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowErrorEvent(Event):
+    """The run failed: the error, its type, and the id of the step that failed (if one did)."""
+
     event: str = "WorkflowError"
     error: str = ""
     error_type: str = ""
@@ -158,6 +162,8 @@ class WorkflowPausedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class WorkflowCancelledEvent(Event):
+    """The run was cancelled (``cancel_run``, a Ctrl-C, a cancelled task); ``reason`` says which."""
+
     event: str = "WorkflowCancelled"
     reason: str = ""
 
@@ -201,6 +207,8 @@ class StepPausedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepErrorEvent(Event):
+    """A step failed on its ``attempt``-th attempt (its policy then skips it or the run fails)."""
+
     event: str = "StepError"
     step_type: str = "Step"
     error: str = ""
@@ -219,6 +227,8 @@ class StepSkippedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepRetryEvent(Event):
+    """A step failed with an error its retry policy retries, and starts over after ``delay``."""
+
     event: str = "StepRetry"
     step_type: str = "Step"
     attempt: int = 1
@@ -228,6 +238,8 @@ class StepRetryEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopIterationStartedEvent(Event):
+    """An iteration of a loop started (``iteration`` counts from 1)."""
+
     event: str = "LoopIterationStarted"
     iteration: int = 1
     max_iterations: int = 1
@@ -254,6 +266,8 @@ class LoopIterationCompletedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepsExecutionStartedEvent(StepStartedEvent):
+    """A :class:`~plait.Steps` sequence started (Agno's event)."""
+
     event: str = "StepsExecutionStarted"
     step_type: str = "Steps"
     steps_count: int | None = None
@@ -261,6 +275,8 @@ class StepsExecutionStartedEvent(StepStartedEvent):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class StepsExecutionCompletedEvent(StepCompletedEvent):
+    """A :class:`~plait.Steps` sequence ended: how many of its steps ran, and their outputs."""
+
     event: str = "StepsExecutionCompleted"
     step_type: str = "Steps"
     steps_count: int | None = None
@@ -270,6 +286,8 @@ class StepsExecutionCompletedEvent(StepCompletedEvent):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ParallelExecutionStartedEvent(StepStartedEvent):
+    """A :class:`~plait.Parallel` started its branches."""
+
     event: str = "ParallelExecutionStarted"
     step_type: str = "Parallel"
     parallel_step_count: int | None = None
@@ -277,6 +295,8 @@ class ParallelExecutionStartedEvent(StepStartedEvent):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ParallelExecutionCompletedEvent(StepCompletedEvent):
+    """A :class:`~plait.Parallel` ended: its branches' outputs in ``step_results``."""
+
     event: str = "ParallelExecutionCompleted"
     step_type: str = "Parallel"
     parallel_step_count: int | None = None
@@ -307,6 +327,8 @@ class ConditionExecutionCompletedEvent(StepCompletedEvent):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class LoopExecutionStartedEvent(StepStartedEvent):
+    """A :class:`~plait.Loop` started."""
+
     event: str = "LoopExecutionStarted"
     step_type: str = "Loop"
     max_iterations: int | None = None
@@ -335,6 +357,8 @@ class RouterExecutionStartedEvent(StepStartedEvent):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class RouterExecutionCompletedEvent(StepCompletedEvent):
+    """A router ended: the names it selected, and their outputs."""
+
     event: str = "RouterExecutionCompleted"
     step_type: str = "Router"
     selected_steps: list[str] = field(default_factory=list)
@@ -385,6 +409,8 @@ class RunContentEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ToolCallStartedEvent(Event):
+    """An agent calls a tool with ``arguments``."""
+
     event: str = "ToolCallStarted"
     agent_name: str | None = None
     tool_name: str = ""
@@ -394,6 +420,8 @@ class ToolCallStartedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class ToolCallCompletedEvent(Event):
+    """A tool call ended: its ``result``, or the ``error`` the model is shown."""
+
     event: str = "ToolCallCompleted"
     agent_name: str | None = None
     tool_name: str = ""
@@ -613,6 +641,8 @@ class RunErrorEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunStartedEvent(Event):
+    """A team's own run started (Agno's ``TeamRunStarted``)."""
+
     event: str = "TeamRunStarted"
     team_id: str = ""
     team_name: str = ""
@@ -623,6 +653,8 @@ class TeamRunStartedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunCompletedEvent(Event):
+    """A team's own run ended (Agno's ``TeamRunCompleted``)."""
+
     event: str = "TeamRunCompleted"
     team_id: str = ""
     team_name: str = ""
@@ -637,6 +669,8 @@ class TeamRunCompletedEvent(Event):
 
 @dataclass(slots=True, kw_only=True, repr=False, eq=False)
 class TeamRunErrorEvent(Event):
+    """A team's own run failed (Agno's ``TeamRunError``)."""
+
     event: str = "TeamRunError"
     team_id: str = ""
     team_name: str = ""

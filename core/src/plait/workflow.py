@@ -386,24 +386,20 @@ class Workflow(DurableRuns):
                 f"got {add_dependencies_to_context!r}"
             )
 
-        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
-            return _workflow_run.run(
-                self,
-                input,
-                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
-                stream_events=stream_events,
-                session_id=session_id,
-                session_state=session_state,
-                additional_data=additional_data,
-                run_id=run_id,
-                sinks=sinks,
-                user_id=user_id,
-                metadata=metadata,
-                dependencies=dependencies,
-                add_dependencies_to_context=add_dependencies_to_context,
-            )
-
-        return EventStream(run) if stream else run(None)
+        options: dict[str, Any] = {
+            "session_id": session_id,
+            "session_state": session_state,
+            "additional_data": additional_data,
+            "run_id": run_id,
+            "sinks": sinks,
+            "user_id": user_id,
+            "metadata": metadata,
+            "dependencies": dependencies,
+            "add_dependencies_to_context": add_dependencies_to_context,
+        }
+        if not stream:
+            return _workflow_run.run(self, input, listeners=(), stream_events=stream_events, **options)
+        return EventStream(_stream_start(self, input, stream_events, options))
 
     def print_response(
         self,
@@ -647,6 +643,19 @@ class Workflow(DurableRuns):
 _EXECUTOR_TERMINAL_EVENTS = frozenset(
     {"RunCompleted", "RunCancelled", "TeamRunCompleted", "TeamRunCancelled"}
 )
+
+
+def _stream_start(
+    workflow: Workflow, input: Any, stream_events: bool, options: dict[str, Any]
+) -> Callable[[Callable[[Event], None]], Coroutine[Any, Any, WorkflowRunOutput]]:
+    """What an :class:`EventStream` starts: the run, delivering to its listener (a function
+    of its own, so that ``arun`` without ``stream`` makes no closure over its arguments)."""
+
+    def start(listener: Callable[[Event], None]) -> Coroutine[Any, Any, WorkflowRunOutput]:
+        listeners = (workflow._stream_listener(listener, stream_events),)
+        return _workflow_run.run(workflow, input, listeners=listeners, stream_events=stream_events, **options)
+
+    return start
 
 
 def _without_executor_events(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
