@@ -11,8 +11,9 @@ listed with the first 8 characters of their ids; ``--json`` prints the full ones
 
 Expected failures (a module that is not there, a store that is down, a failed step) are one or
 two lines on stderr, exit 1 (2 for a usage error); ``--traceback``, anywhere on the command line,
-shows the full traceback. Ctrl-C during ``plait run`` stores the run as cancelled and says how to
-resume it (exit 130); a closed pipe (``plait runs list | head -1``) ends quietly.
+shows the full traceback. Ctrl-C during ``plait run`` (or ``plait runs resume``, ``approve``,
+``replay``, ``fork``) stores the run as cancelled and says how to take it up again (exit 130);
+a closed pipe (``plait runs list | head -1``) ends quietly.
 
 Runs are stored in $PLAIT_STORAGE, by default the SQLite file .plait/plait.db.
 

@@ -18,6 +18,7 @@ from plait._io import normalize_status
 __all__ = [
     "SHORT_ID",
     "absolute_target",
+    "cancelled_line",
     "color",
     "fail",
     "json_or_text",
@@ -62,6 +63,14 @@ def fail(message: str, exc: BaseException | None = None) -> None:
 
         traceback.print_exception(exc, file=sys.stderr)
     print(message, file=sys.stderr)
+
+
+def cancelled_line(run_id: str | None) -> str:
+    """What Ctrl-C under a command that runs a workflow prints: the run is stored as cancelled
+    ("interrupted (Ctrl-C)"), and continues from its checkpoints with ``plait runs resume``."""
+    if run_id is None:
+        return "plait: cancelled"
+    return f"plait: cancelled; resume with `plait runs resume {short_id(run_id)}`"
 
 
 def statuses() -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from plait.cli._common import (
     absolute_target,
+    cancelled_line,
     fail,
     load_target,
     short_id,
@@ -113,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 output = print_run(target, args.input, stream=True, markdown=args.markdown, options=options)
     except KeyboardInterrupt:
-        if run_id is None:
-            print("plait: cancelled", file=sys.stderr)
-        else:
-            print(f"plait: cancelled; resume with `plait runs resume {short_id(run_id)}`", file=sys.stderr)
+        print(cancelled_line(run_id), file=sys.stderr)
         return 130
     except PlaitError as exc:
         message = " ".join(str(exc).split())  # a driver's or pydantic's message may wrap

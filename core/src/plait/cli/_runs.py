@@ -12,6 +12,7 @@ from plait._defaults import DEFAULT_STORAGE
 from plait._io import normalize_status
 from plait.cli._common import (
     SHORT_ID,
+    cancelled_line,
     jsonable,
     short_id,
     statuses,
@@ -76,10 +77,31 @@ def runs(args: argparse.Namespace) -> int:
 
     try:
         return run_sync(_runs_async(args))
+    except KeyboardInterrupt:
+        # Ctrl-C: a run that resume, approve, replay or fork was executing is stored as cancelled
+        # ("interrupted (Ctrl-C)"); say how to take it up again
+        print(_interrupted(args), file=sys.stderr)
+        return 130
     except PlaitError as exc:
         # an unreachable or misconfigured store: one line (naming the redacted URL), no traceback
         print("plait: " + " ".join(str(exc).split()), file=sys.stderr)  # a driver's message may wrap
         return 1
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """The line Ctrl-C prints under ``plait runs ACTION``. A replay is run again rather than
+    resumed (a resumed replay would call the models live), and so is a fork (its change at
+    the fork step is not stored until that step completes)."""
+    found = getattr(args, "found_run_id", None)
+    if found is None or args.runs_command not in ("resume", "approve", "replay", "fork"):
+        return "plait: interrupted"
+    if args.runs_command == "replay":
+        return f"plait: cancelled; the replay stopped: run `plait runs replay {short_id(found)}` again"
+    if args.runs_command == "fork":
+        return (
+            f"plait: cancelled; the fork of {short_id(found)} stopped: run the same `plait runs fork` again"
+        )
+    return cancelled_line(found)
 
 
 async def _runs_async(args: argparse.Namespace) -> int:
@@ -122,6 +144,7 @@ async def _runs_async(args: argparse.Namespace) -> int:
         if isinstance(found_run, int):
             return found_run
         record = found_run
+        args.found_run_id = record.run_id  # for the line Ctrl-C prints (a RUN_ID may be a prefix)
         if args.runs_command == "cancel":
             from plait._runs import request_cancel
 
