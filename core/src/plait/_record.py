@@ -593,12 +593,17 @@ async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
 
 
 async def for_stored_run(
-    workflow: Any, storage: Storage, run_id: str, resuming: bool, run: Any = None
+    workflow: Any,
+    storage: Storage,
+    run_id: str,
+    resuming: bool,
+    on_fork: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Recorder | None:
     """The recorder of a run with storage: records when ``workflow.record``; a resumed run
     answers the calls it had completed from its own record; a replay answers from the original's.
-    A resumed fork meets its fork point again (on ``run.fork``) and, forked with ``replay=True``,
-    answers from the original's record too."""
+    A resumed fork's stored change goes to ``on_fork(step_id, change)`` (plait._runs sets the
+    fork point from it, plait._fork's job) and, forked with ``replay=True``, the fork answers
+    from the original's record too."""
     replay = REPLAY.get()
     if replay is not None:
         REPLAY.set(None)  # for this run only, not runs its steps may start
@@ -618,10 +623,8 @@ async def for_stored_run(
         change = next((item for item in source if item.kind == "fork"), None)
         if change is not None:
             source = [item for item in source if item.kind != "fork"]
-            if run is not None and run.fork is None and isinstance(change.request, dict):
-                from plait._fork import resumed_point
-
-                run.fork = resumed_point(change.step_id, change.request, workflow)
+            if on_fork is not None and isinstance(change.request, dict):
+                on_fork(change.step_id, change.request)
         for item in source:
             earlier[item.step_id] = max(earlier.get(item.step_id, 0), item.attempt)
         if change is not None and isinstance(change.request, dict) and change.request.get("replay"):

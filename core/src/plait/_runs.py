@@ -126,7 +126,13 @@ async def run_stored(
         )
     from plait._record import for_stored_run  # records and answers model and tool calls
 
-    run.recorder = await for_stored_run(workflow, storage, run_id, resume is not None, run)
+    def on_fork(step_id: str, change: dict[str, Any]) -> None:  # a resumed fork: its fork point again
+        if run.fork is None:
+            from plait._fork import resumed_point
+
+            run.fork = resumed_point(step_id, change, workflow)
+
+    run.recorder = await for_stored_run(workflow, storage, run_id, resume is not None, on_fork)
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
     watcher = _watch_cancel(storage, run_id, run, workflow.cancel_check_interval)

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HELP", "configure", "handler"]
+from plait.cli._common import load_target
 
-HELP = "print a workflow's graph as a Mermaid flowchart or JSON"
+__all__ = ["add_graph_parser", "graph"]
 
 
-def configure(parser: argparse.ArgumentParser, load_target: Callable[[str], Any]) -> None:
-    """The command's arguments, and its handler on ``parser``; ``load_target`` is the CLI's
-    (``plait.cli.load_target``), given so this module does not import the CLI back."""
+def add_graph_parser(sub: Any) -> None:
+    """``plait graph``'s arguments, and its handler."""
+    parser = sub.add_parser("graph", help="print a workflow's graph as a Mermaid flowchart or JSON")
     parser.add_argument("target", help="MODULE:NAME or path/to/file.py:NAME of a Workflow")
     parser.add_argument(
         "--format", choices=("mermaid", "json"), default="mermaid", help="the output (default: mermaid)"
     )
-    parser.set_defaults(handler=lambda args: handler(args, load_target))
+    parser.set_defaults(handler=graph)
 
 
-def handler(args: argparse.Namespace, load_target: Callable[[str], Any]) -> int:
+def graph(args: argparse.Namespace) -> int:
     """Print the graph of the workflow ``args.target`` names, in ``args.format``."""
     from plait.workflow import Workflow
 
