@@ -4,32 +4,79 @@ checked when the step is built, not when it runs."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 
 import pytest
 
-from plait import Agent, Condition, Loop, Router, Step, StepInput, Workflow
-from plait.errors import DefinitionError, PluginError
+from plait import Agent, Condition, FallbackModel, Loop, Router, Step, StepInput, Team, Workflow
+from plait.errors import DefinitionError
 
 
-def test_misspelled_model_provider_suggests_the_close_one() -> None:
-    agent = Agent(name="Writer", model="opnai:gpt-4o-mini", instructions="Write.")
-    with pytest.raises(PluginError, match=r"no model named 'opnai'.*did you mean 'openai'\?"):
-        agent.run("tea")
+def test_misspelled_model_provider_suggests_the_close_one_at_construction() -> None:
+    with pytest.raises(
+        DefinitionError, match=r"Agent 'Writer'.*no model named 'opnai'.*did you mean 'openai'\?"
+    ):
+        Agent(name="Writer", model="opnai:gpt-4o-mini", instructions="Write.")
+    with pytest.raises(
+        DefinitionError, match=r"Team 'Desk'.*no model named 'antropic'.*did you mean 'anthropic'\?"
+    ):
+        Team(name="Desk", members=[Agent(name="A", model="offline:demo")], model="antropic:claude-haiku-4-5")
+    with pytest.raises(DefinitionError, match=r"FallbackModel.*no model named 'opnai'"):
+        FallbackModel("offline:demo", "opnai:gpt-4o-mini")
+    with pytest.raises(DefinitionError, match=r"no model named 'opnai'"):
+        Agent(name="Writer", model=["offline:demo", "opnai:gpt-4o-mini"])
 
 
-def test_misspelled_storage_scheme_suggests_the_close_one() -> None:
-    workflow = Workflow(
-        name="W", steps=[Step(name="s", executor=lambda step_input: "ok")], storage="sqlit:///x.db"
-    )
-    with pytest.raises(PluginError, match=r"no storage named 'sqlit'.*did you mean 'sqlite'\?"):
-        workflow.run("x")
+def test_misspelled_storage_scheme_suggests_the_close_one_at_construction() -> None:
+    with pytest.raises(
+        DefinitionError, match=r"Workflow 'W'.*no storage named 'sqlit'.*did you mean 'sqlite'\?"
+    ):
+        Workflow(name="W", steps=[Step(name="s", executor=lambda step_input: "ok")], storage="sqlit:///x.db")
+
+
+def test_a_storage_url_error_shows_the_scheme_only() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        Workflow(
+            name="W",
+            steps=[Step(name="s", executor=lambda step_input: "ok")],
+            storage="postgrs://u:s3cret@h/db",
+        )
+    assert "s3cret" not in str(caught.value) and "did you mean 'postgres" in str(caught.value)
 
 
 def test_a_name_far_from_all_gets_no_suggestion() -> None:
-    agent = Agent(name="Writer", model="zzzzzz:gpt", instructions="Write.")
-    with pytest.raises(PluginError) as caught:
-        agent.run("tea")
+    with pytest.raises(DefinitionError) as caught:
+        Agent(name="Writer", model="zzzzzz:gpt", instructions="Write.")
     assert "did you mean" not in str(caught.value) and "known:" in str(caught.value)
+
+
+def test_known_and_builtin_providers_pass_without_building_the_registry() -> None:
+    """A provider a known distribution provides passes at construction whether installed or not
+    (a missing one gets its install hint when used), and so do the built-in names, without
+    importing the plugin registry."""
+    script = (
+        "import sys\n"
+        "from plait import Agent, Step, Workflow\n"
+        "Agent(name='A', model='openai:gpt-4o-mini'); Agent(name='B', model='offline:demo')\n"
+        "Agent(name='C', model='litellm:openai/gpt-4o-mini'); Agent(name='D', model='test:x')\n"
+        "Workflow(name='W', steps=[Step(name='s', executor=lambda s: 1)], storage='sqlite:///:memory:')\n"
+        "Workflow(name='V', steps=[Step(name='s', executor=lambda s: 1)], storage='redis://127.0.0.1:6379/0')\n"
+        "print('plait.plugins' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_the_builtin_names_are_what_the_builtins_register() -> None:
+    from plait._lookup import BUILTIN_NAMES
+    from plait.plugins import BUILTIN_PLUGIN, get_registry
+
+    registry = get_registry()
+    for kind, names in BUILTIN_NAMES.items():
+        builtin = {key for key, entry in registry.entries(kind).items() if entry.plugin == BUILTIN_PLUGIN}
+        assert builtin == set(names), kind
 
 
 def test_executor_without_a_parameter_is_refused_at_construction() -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from plait._agno_options import agent_extras
 from plait._budget import Budget, BudgetMeter, RunBudgets, active_meters, check_budget, require_price
-from plait._checks import check_number
+from plait._checks import check_model_string, check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
 from plait._io import format_content
@@ -206,6 +206,7 @@ class Agent(Runnable, Generic[OutputT]):
                 raise DefinitionError(
                     f"Agent {label!r}: model string must look like 'provider:model' (e.g. 'openai:gpt-4o-mini'), got {model!r}"
                 )
+            check_model_string(model, where)
         elif not isinstance(model, Model):
             raise DefinitionError(
                 f"Agent {label!r}: model must be a plait Model or a 'provider:model' string, got {model!r}"

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, cast
 
+from plait._checks import check_model_string
 from plait._limits import RateWait, active_limiters, rate_limited
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
@@ -375,6 +376,8 @@ class FallbackModel(Model):
                     "FallbackModel: each model must be a plait Model or a 'provider:model' string "
                     f"(e.g. 'openai:gpt-4o-mini'), got {spec!r}"
                 )
+            if isinstance(spec, str):
+                check_model_string(spec, "FallbackModel")
         if fallback_on is None:
             fallback_on = DEFAULT_FALLBACK_ON
         elif isinstance(fallback_on, type) and issubclass(fallback_on, BaseException):

@@ -43,6 +43,7 @@ from typing import Any
 import pluggy
 
 from plait import _lookup, hookspecs
+from plait._lookup import KNOWN_DISTRIBUTIONS
 from plait._node import StepNode
 from plait.errors import PluginError
 
@@ -59,24 +60,10 @@ __all__ = [
     "set_registry",
 ]
 
-ENTRY_POINT_GROUP = "plait"
+ENTRY_POINT_GROUP = _lookup.ENTRY_POINT_GROUP
 BUILTIN_PLUGIN = "plait.builtins"
 #: The built-in plugins (name: module), imported by name when a registry is built.
 BUILTIN_MODULES = {BUILTIN_PLUGIN: "plait._builtins"}
-
-#: What the repository's plugin distributions register, by (kind, key): install hints for
-#: a model prefix, storage scheme, runner, sink or `plait run` option asked for without its plugin.
-KNOWN_DISTRIBUTIONS = {
-    ("model", "openai"): "plait-openai",
-    ("model", "anthropic"): "plait-anthropic",
-    ("model", "litellm"): "plait-litellm",
-    ("storage", "postgresql"): "plait-postgres",
-    ("storage", "postgres"): "plait-postgres",
-    ("storage", "redis"): "plait-redis",
-    ("runner", "ray"): "plait-ray",
-    ("event_sink", "nats"): "plait-nats",
-    ("run_option", "otlp"): "plait-otlp",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,21 +186,24 @@ class Registry:
         """The registered value, or a :class:`PluginError` that lists what is known."""
         entry = self._entries[kind].get(key)
         if entry is None:
-            known = ", ".join(sorted(self._entries[kind])) or "none"
-            hint = ""
-            if (kind, key) in KNOWN_DISTRIBUTIONS:
-                hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[kind, key]}"
-            else:
-                import difflib
-
-                names = set(self._entries[kind]) | {k for d, k in KNOWN_DISTRIBUTIONS if d == kind}
-                close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
-                if close:
-                    hint = f"; did you mean {close[0]!r}?"
-            raise PluginError(
-                f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}"
-            )
+            raise PluginError(self.unknown(kind, key))
         return entry.value
+
+    def unknown(self, kind: str, key: str) -> str:
+        """What to say of ``key``, which names no registered ``kind``: what is registered, and
+        the plugin to install (a known distribution's name) or the closest known name."""
+        known = ", ".join(sorted(self._entries[kind])) or "none"
+        hint = ""
+        if (kind, key) in KNOWN_DISTRIBUTIONS:
+            hint = f"; install it with: pip install {KNOWN_DISTRIBUTIONS[kind, key]}"
+        else:
+            import difflib
+
+            names = set(self._entries[kind]) | {k for d, k in KNOWN_DISTRIBUTIONS if d == kind}
+            close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+        return f"no {kind.replace('_', ' ')} named {key!r} is registered (known: {known}){hint}"
 
     def create_model(self, prefix: str, name: str, **options: Any) -> Any:
         """Build the model ``prefix:name`` through its registered factory."""

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from plait._agno_options import agent_extras
-from plait._checks import check_number
+from plait._checks import check_model_string, check_number
 from plait._ids import new_id
 from plait._io import format_content
 from plait._runnable import STANDALONE, AgentRunOutput, Runnable, RunOptions
@@ -82,6 +82,8 @@ class Team(Runnable):
         label = name or "Team"
         where = f"Team {label!r}"
         check_number(max_tool_rounds, where, "max_tool_rounds", integer=True)
+        if isinstance(model, str) and ":" in model:  # the leader's: its error names the team
+            check_model_string(model, where)
         mode = _team_mode(
             where,
             mode or "coordinate",

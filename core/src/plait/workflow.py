@@ -19,7 +19,7 @@ from typing_extensions import Unpack
 
 from plait import _cancel, _workflow_run
 from plait._budget import Budget, check_budget
-from plait._checks import check_seconds
+from plait._checks import check_seconds, check_storage_url
 from plait._executors import Callee
 from plait._io import (
     WorkflowRunOutput,
@@ -171,6 +171,7 @@ class Workflow(DurableRuns):
         if db is not None:
             storage = storage_from_db(db, storage, f"Workflow {name!r}")
         self.storage = storage if storage is not None else os.environ.get("PLAIT_STORAGE") or None
+        check_storage_url(self.storage, f"Workflow {name!r}")
         self._storage: Storage | None = None
         self.durability: Durability = durability
         self.store_events = store_events

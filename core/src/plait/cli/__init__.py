@@ -35,6 +35,7 @@ import sys
 from typing import Any
 
 from plait._defaults import DEFAULT_STORAGE
+from plait._public import report_public_home
 from plait.cli._common import load_target, short_id, show_tracebacks, tracebacks_shown
 from plait.cli._graph import add_graph_parser
 from plait.cli._plugins import add_plugins_parser
@@ -42,6 +43,7 @@ from plait.cli._run import add_run_parser, check_plugin_options
 from plait.cli._runs import add_runs_parser
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main", "short_id"]
+report_public_home(__name__, globals(), __all__)  # plait.cli.load_target, not plait.cli._common
 
 
 def _version() -> str:
