@@ -43,7 +43,7 @@ from typing import Any
 import pluggy
 
 from plait import _lookup, hookspecs
-from plait._lookup import KNOWN_DISTRIBUTIONS
+from plait._lookup import KNOWN_DISTRIBUTIONS as KNOWN_DISTRIBUTIONS  # its home before plait._lookup
 from plait._node import StepNode
 from plait.errors import PluginError
 
