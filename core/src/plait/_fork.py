@@ -212,30 +212,18 @@ async def fork(
     metadata = (
         None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
     )
-    await save_change(storage, new_run, run_id, point, replay)
-    if not replay:
-        return await _start(
-            workflow,
-            record,
-            new_run,
-            point,
-            restored,
-            listeners,
-            stream_events,
-            session_id,
-            metadata,
-            run_id,
-            at,
-        )
-    from plait._record import REPLAY, ReplayRequest, supports_calls
+    token = None
+    if replay:
+        from plait._record import REPLAY, ReplayRequest, supports_calls
 
-    if not supports_calls(storage):
-        raise DefinitionError(
-            f"{where}: replay=True needs recorded calls, and {storage!r} does not record them"
-        )
-    # not strict: the fork changed something, so a request the record lacks goes live
-    token = REPLAY.set(ReplayRequest(run_id, live=True))
+        if not supports_calls(storage):
+            raise DefinitionError(
+                f"{where}: replay=True needs recorded calls, and {storage!r} does not record them"
+            )
+        # not strict: the fork changed something, so a request the record lacks goes live
+        token = REPLAY.set(ReplayRequest(run_id, live=True))
     try:
+        await save_change(storage, new_run, run_id, point, replay)
         return await _start(
             workflow,
             record,
@@ -250,7 +238,8 @@ async def fork(
             at,
         )
     finally:
-        REPLAY.reset(token)
+        if token is not None:
+            REPLAY.reset(token)
 
 
 #: the kind of the recorded call that holds a fork's change (plait._record skips it)
