@@ -287,12 +287,14 @@ async def import_in_thread(module: str) -> None:
     For a provider's first call: a large SDK (openai, anthropic, litellm) takes from a few
     hundred milliseconds to seconds to import, and imported on the event loop it stops every
     other branch, stream and lease renewal of the process meanwhile. After this returns the
-    import is a dictionary lookup. An ImportError is raised as the import raises it.
+    import is a dictionary lookup. A module that cannot be imported is left alone: the
+    provider's own import then fails, with its install hint.
 
     >>> await import_in_thread("openai")   # then build the client as usual
     """
     if module not in sys.modules:
-        await asyncio.to_thread(importlib.import_module, module)
+        with contextlib.suppress(ImportError):
+            await asyncio.to_thread(importlib.import_module, module)
 
 
 def _deadline_error(model: Model, timeout: float) -> ModelTimeoutError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import weakref
@@ -140,8 +139,7 @@ class AnthropicModel(Model):
     async def _sdk_imported() -> None:
         """The SDK imported off the event loop before the first client is built (it takes a while)."""
         if "anthropic" not in sys.modules:
-            with contextlib.suppress(ImportError):  # _get_client says what to install
-                await import_in_thread("anthropic")
+            await import_in_thread("anthropic")
 
     def _get_client(self) -> Any:
         # Connections belong to the event loop that opened them, so a model used

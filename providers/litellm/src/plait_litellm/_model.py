@@ -10,7 +10,6 @@ plait's :class:`~plait.retry.RetryPolicy` retries from the classified errors of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -39,10 +38,14 @@ __all__ = ["LiteLLMModel"]
 _SECRET_ENV_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_ACCESS_KEY", "_SECRET_ACCESS_KEY", "_AUTH_TOKEN")
 
 
-def _import_litellm() -> Any:
+def _before_import() -> None:
     # Read before litellm's first import: without it, importing litellm
     # downloads its model cost map from GitHub.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def _import_litellm() -> Any:
+    _before_import()
     try:
         import litellm
     except ImportError as exc:
@@ -102,9 +105,8 @@ async def _loop_closer(litellm: Any, loop: asyncio.AbstractEventLoop) -> AsyncGe
 async def _litellm_for_this_loop() -> Any:
     """``litellm``, imported and configured, with the running loop's clients closed with it."""
     if "litellm" not in sys.modules:  # imported off the event loop the first time: it takes seconds
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as _import_litellm says
-        with contextlib.suppress(ImportError):  # _import_litellm says what to install
-            await import_in_thread("litellm")
+        _before_import()
+        await import_in_thread("litellm")
     litellm = _import_litellm()
     loop = asyncio.get_running_loop()
     if loop not in _loop_closers:

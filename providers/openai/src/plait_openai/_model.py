@@ -9,7 +9,6 @@ time. Its own retries are off (``max_retries=0``): plait's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -140,8 +139,7 @@ class OpenAIModel(Model):
             self._clients = {}
         entry = self._clients.get(loop)
         if entry is None and "openai" not in sys.modules:
-            with contextlib.suppress(ImportError):  # _build_client says what to install
-                await import_in_thread("openai")  # not on the loop: it takes a while
+            await import_in_thread("openai")  # not on the loop: it takes a while
             entry = self._clients.get(loop)  # another call may have built it meanwhile
         if entry is None:
             # A loop closed without finalizing its async generators never ran its
