@@ -212,6 +212,8 @@ def cache_key(policy: CachePolicy, workflow_id: str, step_id: str, identity: Any
 
 @dataclass(slots=True)
 class CacheHit:
+    """A step's cached result: its output and the session-state changes to replay with it."""
+
     output: StepOutput
     #: the step's session-state changes, as recorded by :func:`state_delta`
     state_delta: dict[str, Any]

@@ -112,6 +112,8 @@ def usage_from(usage: Any) -> Usage:
 
 @dataclass(slots=True)
 class _PartialCall:
+    """One tool call being reassembled from stream deltas: its arguments arrive in pieces."""
+
     id: str = ""
     name: str = ""
     arguments: list[str] = field(default_factory=list)

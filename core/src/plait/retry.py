@@ -135,6 +135,9 @@ class Attempt:
 
 @dataclass(slots=True)
 class _Loop:
+    """What every :class:`Attempt` of one :func:`retrying` loop shares: the policy and how a
+    failure is judged (its root cause) and whether it may be retried at all."""
+
     policy: RetryPolicy | None
     judge: Callable[[BaseException], BaseException]
     retryable: Callable[[BaseException], bool]
