@@ -59,7 +59,7 @@ async def read_stream(stream: str, subject: str) -> list[Msg]:
         while True:
             try:
                 batch = await subscription.fetch(100, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or the plain one its fetch also raises
                 return messages
             for message in batch:
                 await message.ack()
