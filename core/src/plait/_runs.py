@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait._context import RunState, StepContext
+from plait._definition import fingerprint
 from plait._durable import Checkpointer, dump_state, to_json
 from plait._io import RunStatus, WorkflowRunOutput
 from plait._pause import PendingInput
@@ -108,6 +109,7 @@ async def run_stored(
         record = resume.record
         record.status = RunStatus.RUNNING.value
         record.pause = None
+        record.definition = fingerprint(workflow)  # what the run goes on with (checked by resume)
         await _clear_cancel(storage, run_id)  # an earlier attempt's request is spent
     else:
         input = workflow._validate_input(input)
@@ -123,6 +125,7 @@ async def run_stored(
             user_id=run.user_id,
             metadata=None if run.metadata is None else dump_state(run.metadata, "the run's metadata"),
             lineage=run.lineage,
+            definition=fingerprint(workflow),
         )
     from plait._record import for_stored_run  # records and answers model and tool calls
 
@@ -277,8 +280,10 @@ async def resume(
     approve: bool | None,
     answer: Any,
     wait: float | bool,
+    on_changed: str = "refuse",
 ) -> WorkflowRunOutput:
-    """Claim run ``run_id`` of ``workflow``, check the answers, and run it from its checkpoints."""
+    """Claim run ``run_id`` of ``workflow``, check the answers and that the steps it ran are
+    still defined as they were (plait._definition), and run it from its checkpoints."""
     # Claim the run before reading it: checkpoints read under the lease are the latest, and
     # a second resumer gets a RunClaimedError naming the holder (or waits, with wait=).
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl, wait=wait)
@@ -293,6 +298,7 @@ async def resume(
         if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
             raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
         checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        checkpoints = await _check_definition(workflow, storage, record, checkpoints, on_changed)
         resolved = resolve_answers(workflow, record, answers, approve, answer)
         input = workflow._validate_input(record.input)
         return await workflow._run(
@@ -305,6 +311,23 @@ async def resume(
         )
     finally:
         await lease.release()
+
+
+async def _check_definition(
+    workflow: Workflow, storage: Storage, record: RunRecord, checkpoints: dict[str, Any], on_changed: str
+) -> dict[str, Any]:
+    """The checkpoints to resume from, once the steps the run ran are checked against the
+    code (plait._definition): refused with a diff, or without the restarted steps' checkpoints."""
+    from plait._definition import ON_CHANGED, check, restarted
+
+    stored = record.definition
+    if on_changed not in ON_CHANGED or (stored is not None and stored != fingerprint(workflow)):
+        ran = {*checkpoints, *(p["step_id"] for p in (record.pause or {}).get("pending", []))}
+        ran.update(call.step_id for call in await storage.load_calls(record.run_id) if call.step_id)
+        found = check(workflow, record.run_id, stored, ran, on_changed)
+        if on_changed == "restart_step" and found:
+            return restarted(checkpoints, found)
+    return checkpoints
 
 
 def resolve_answers(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast, overload
 
 from typing_extensions import Unpack
 
+from plait._definition import OnChanged
 from plait._fork import UNSET as _fork_unset
 from plait._io import WorkflowRunOutput
 from plait._sync import EventStream, sync
@@ -33,6 +34,7 @@ class ContinueArguments(TypedDict, total=False):
     approve: bool | None
     answer: Any
     wait: float | bool
+    on_changed: OnChanged
 
 
 class DurableRuns:
@@ -97,6 +99,7 @@ class DurableRuns:
         stream: bool = False,
         stream_events: bool = False,
         wait: float | bool = False,
+        on_changed: OnChanged = "refuse",
     ) -> WorkflowRunOutput | Iterator[Event]:
         """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
 
@@ -106,6 +109,12 @@ class DurableRuns:
         only pending step). Works in another process, given the same storage. A run that
         another process is executing raises :class:`~plait.storage.RunClaimedError` naming it;
         ``wait=True`` (or seconds) waits for it to end or for its lease to expire instead.
+
+        The run resumes only if the steps it has already run are defined as they were when it
+        started (code, configuration, place): otherwise a
+        :class:`~plait.errors.DefinitionChangedError` lists what changed, unless
+        ``on_changed="continue"`` (keep their stored results) or ``"restart_step"`` (run the
+        changed steps again). Steps it has not run yet may change freely.
         """
         return sync(
             self.acontinue_run(
@@ -116,6 +125,7 @@ class DurableRuns:
                 stream=stream,
                 stream_events=stream_events,
                 wait=wait,
+                on_changed=on_changed,
             )
         )
 
@@ -169,6 +179,7 @@ class DurableRuns:
         stream: bool = False,
         stream_events: bool = False,
         wait: float | bool = False,
+        on_changed: OnChanged = "refuse",
     ) -> Any:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
 
@@ -181,6 +192,7 @@ class DurableRuns:
                 approve=approve,
                 answer=answer,
                 wait=wait,
+                on_changed=on_changed,
             )
 
         return EventStream(run) if stream or stream_events else run(None)
@@ -273,6 +285,7 @@ class DurableRuns:
         approve: bool | None = None,
         answer: Any = None,
         wait: float | bool = False,
+        on_changed: OnChanged = "refuse",
     ) -> WorkflowRunOutput:
         storage = await self._ready_storage()
         if storage is None:
@@ -291,6 +304,7 @@ class DurableRuns:
             approve=approve,
             answer=answer,
             wait=wait,
+            on_changed=on_changed,
         )
 
     # -- time travel (plait._replay) ----------------------------------------------------

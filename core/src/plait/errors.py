@@ -11,6 +11,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "ContextOverflowError",
+    "DefinitionChangedError",
     "DefinitionError",
     "MissingDependencyError",
     "ModelConnectionError",
@@ -116,6 +117,16 @@ class ReplayDivergenceError(PlaitError):
         self.step_id = step_id
         self.recorded = recorded
         self.request = request
+
+
+class DefinitionChangedError(DefinitionError):
+    """A stored run cannot resume: steps it has already run were changed, removed or moved
+    since it started (plait._definition). ``changes`` lists them, one line each
+    (``"step: changed"``); resume with ``on_changed="continue"`` or ``"restart_step"``."""
+
+    def __init__(self, message: str, *, changes: list[str]) -> None:
+        super().__init__(message)
+        self.changes = changes
 
 
 class PluginError(PlaitError):

@@ -219,6 +219,7 @@ class Workflow(DurableRuns):
                 raise DefinitionError(f"Workflow {name!r}: expected at least one step")
         check_tree(self.nodes, where=f"Workflow {name!r}")
         self._tree_checked = False  # checked again at the first run: steps may change after this
+        self._definition: dict[str, Any] | None = None  # plait._definition.fingerprint, once
         self._sessions = MemorySessions(self.max_sessions_in_memory)
         self._sessions_lock = threading.Lock()
         self._last_run_output: WorkflowRunOutput | None = None

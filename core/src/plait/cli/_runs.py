@@ -9,7 +9,9 @@ import sys
 from typing import Any
 
 from plait._defaults import DEFAULT_STORAGE
+from plait._definition import ON_CHANGED
 from plait._io import normalize_status
+from plait.cli._check import add_check_parser, check
 from plait.cli._common import (
     SHORT_ID,
     cancelled_line,
@@ -32,7 +34,7 @@ PREFIX_SCAN = 100_000
 def add_runs_parser(sub: Any) -> None:
     """``plait runs`` and its actions, each with ``--storage`` and ``--json``."""
     runs_parser = sub.add_parser(
-        "runs", help="stored runs: list, show, resume, approve, cancel, fork, diff, replay"
+        "runs", help="stored runs: list, show, resume, approve, cancel, fork, diff, replay, check"
     )
     runs_sub = runs_parser.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
@@ -61,7 +63,26 @@ def add_runs_parser(sub: Any) -> None:
     cancel.add_argument("run_id")
     fork_parser, diff_parser = add_fork_and_diff_parsers(runs_sub)
     replay_parser = add_replay_parser(runs_sub)
-    for command in (listing, show, resume, approve, cancel, fork_parser, diff_parser, replay_parser):
+    check_parser = add_check_parser(runs_sub)
+    for command in (resume, approve):
+        command.add_argument(
+            "--on-changed",
+            choices=ON_CHANGED,
+            default="refuse",
+            help="when steps the run already ran changed in the code since: refuse (default), "
+            "continue with their stored results, or restart_step (run them again)",
+        )
+    for command in (
+        listing,
+        show,
+        resume,
+        approve,
+        cancel,
+        fork_parser,
+        diff_parser,
+        replay_parser,
+        check_parser,
+    ):
         command.add_argument("--storage", default=None, help=f"the run store (default: {storage_help()})")
         command.add_argument("--json", action="store_true", help="print JSON")
     for command in (resume, approve, fork_parser, replay_parser):
@@ -134,6 +155,8 @@ async def _runs_async(args: argparse.Namespace) -> int:
             else:
                 await print_runs(records, redact_url(url), storage)
             return 0
+        if args.runs_command == "check":
+            return await check(args, storage)
         if args.runs_command == "diff":
             found = [await _find_run(storage, given, url) for given in (args.run_a, args.run_b)]
             for found_run in found:
@@ -232,7 +255,7 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
     workflow = stored_workflow(args, record, url)
     if workflow is None:
         return 2
-    options: dict[str, Any] = {"wait": bool(getattr(args, "wait", False))}
+    options: dict[str, Any] = {"wait": bool(getattr(args, "wait", False)), "on_changed": args.on_changed}
     if args.runs_command == "approve":
         pending = (record.pause or {}).get("pending", [])
         step = args.step or (pending[0]["step_id"] if len(pending) == 1 else None)

@@ -80,6 +80,9 @@ class RunRecord(_Record):
     #: the session state this run's changes are relative to: what it started from, or
     #: what it last committed (at a pause); a resumed run merges its changes against it
     session_base: dict[str, Any] | None = None
+    #: the workflow's definition when the run started or last resumed (plait._definition):
+    #: what a resume checks the code against (None: stored by an older plait, not checked)
+    definition: dict[str, Any] | None = None
 
     @field_validator("status")
     @classmethod
