@@ -23,9 +23,12 @@ class PendingInput:
     prompt: str
     schema: dict[str, Any] | None = None
     choices: list[str] | None = None
+    #: a budget pause (``Budget(on_exceeded="pause")``): whose budget, which limit, what was
+    #: used and what the next call needs (plait._budget_pause); None for an Approval
+    budget: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "step_id": self.step_id,
             "step_name": self.step_name,
             "kind": self.kind,
@@ -33,6 +36,9 @@ class PendingInput:
             "schema": self.schema,
             "choices": self.choices,
         }
+        if self.budget is not None:
+            data["budget"] = self.budget
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PendingInput:
@@ -43,6 +49,7 @@ class PendingInput:
             prompt=data["prompt"],
             schema=data.get("schema"),
             choices=data.get("choices"),
+            budget=data.get("budget"),
         )
 
 

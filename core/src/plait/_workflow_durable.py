@@ -20,6 +20,7 @@ from plait.errors import DefinitionError
 from plait.events import Event
 
 if TYPE_CHECKING:
+    from plait._budget import Budget
     from plait.storage import Storage
     from plait.workflow import Workflow
 
@@ -33,6 +34,7 @@ class ContinueArguments(TypedDict, total=False):
     approve: bool | None
     answer: Any
     wait: float | bool
+    budget: Budget | None
 
 
 class DurableRuns:
@@ -97,6 +99,7 @@ class DurableRuns:
         stream: bool = False,
         stream_events: bool = False,
         wait: float | bool = False,
+        budget: Budget | None = None,
     ) -> WorkflowRunOutput | Iterator[Event]:
         """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
 
@@ -106,6 +109,10 @@ class DurableRuns:
         only pending step). Works in another process, given the same storage. A run that
         another process is executing raises :class:`~plait.storage.RunClaimedError` naming it;
         ``wait=True`` (or seconds) waits for it to end or for its lease to expire instead.
+        A run paused by ``Budget(on_exceeded="pause")`` goes on with ``approve=True,
+        budget=Budget(...)`` (the raised budget of what paused; what was spent still counts),
+        ``approve=True`` alone (the paused call goes through once) or ``approve=False`` (the
+        run fails with :class:`~plait.errors.BudgetExceededError`).
         """
         return sync(
             self.acontinue_run(
@@ -116,6 +123,7 @@ class DurableRuns:
                 stream=stream,
                 stream_events=stream_events,
                 wait=wait,
+                budget=budget,
             )
         )
 
@@ -169,6 +177,7 @@ class DurableRuns:
         stream: bool = False,
         stream_events: bool = False,
         wait: float | bool = False,
+        budget: Budget | None = None,
     ) -> Any:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
 
@@ -181,6 +190,7 @@ class DurableRuns:
                 approve=approve,
                 answer=answer,
                 wait=wait,
+                budget=budget,
             )
 
         return EventStream(run) if stream or stream_events else run(None)
@@ -273,6 +283,7 @@ class DurableRuns:
         approve: bool | None = None,
         answer: Any = None,
         wait: float | bool = False,
+        budget: Budget | None = None,
     ) -> WorkflowRunOutput:
         storage = await self._ready_storage()
         if storage is None:
@@ -291,6 +302,7 @@ class DurableRuns:
             approve=approve,
             answer=answer,
             wait=wait,
+            budget=budget,
         )
 
     # -- time travel (plait._replay) ----------------------------------------------------

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from plait._agno_options import agent_extras
-from plait._budget import Budget, BudgetMeter, RunBudgets, active_meters, check_budget, require_price
+from plait._budget import Budget, RunBudgets, active_meters, check_budget, require_price
+from plait._budget_pause import open_meter
 from plait._checks import check_model_string, check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
@@ -381,7 +382,7 @@ class Agent(Runnable, Generic[OutputT]):
         tool_context = self._tool_context(run_id) if self._tools_want_context else None
         span_name, attributes = agent_span(self.name, model)
         # provider policy: the budgets in force (the run's, its steps', this agent's), or None
-        own = None if self.budget is None else BudgetMeter(self.budget, f"agent {self.name!r}")
+        own = None if self.budget is None else open_meter(self.budget, f"agent {self.name!r}")
         meters = active_meters(own)
         budgets = None if meters is None else RunBudgets(meters, self.name, emit, event)
         try:
