@@ -33,7 +33,9 @@ def _model(server: openai.OpenAIServer) -> Any:
 
 
 def _pipeline(model: Any, storage: str, budget: Budget) -> Workflow:
-    steps = [Step(name=name, agent=Agent(name=name.title(), model=model)) for name in ("research", "write", "edit")]
+    steps = [
+        Step(name=name, agent=Agent(name=name.title(), model=model)) for name in ("research", "write", "edit")
+    ]
     return Workflow(name=f"budgeted-{uuid.uuid4().hex[:8]}", steps=steps, storage=storage, budget=budget)
 
 
@@ -87,7 +89,9 @@ async def test_a_run_pauses_before_the_call_and_resumes_with_a_raised_budget(
         await model.aclose()
 
 
-async def test_a_rejected_budget_pause_fails_the_run(storage_url: str, openai_server: openai.OpenAIServer) -> None:
+async def test_a_rejected_budget_pause_fails_the_run(
+    storage_url: str, openai_server: openai.OpenAIServer
+) -> None:
     model = _model(openai_server)
     workflow = _pipeline(model, storage_url, Budget(max_requests=2, on_exceeded="pause"))
     try:
@@ -113,10 +117,16 @@ async def test_an_agent_budget_pauses_inside_its_tool_loop_and_resumes_without_r
         """The weather in a city."""
         return f"sunny in {city}"
 
-    openai_server.enqueue(openai.Reply(tool_calls=[openai.ToolCallReply("lookup", {"city": "Oslo"}, id="c1")]))
+    openai_server.enqueue(
+        openai.Reply(tool_calls=[openai.ToolCallReply("lookup", {"city": "Oslo"}, id="c1")])
+    )
     model = _model(openai_server)
-    agent = Agent(name="Weather", model=model, tools=[lookup], budget=Budget(max_requests=1, on_exceeded="pause"))
-    workflow = Workflow(name="weather", steps=[Step(name="ask", agent=agent)], storage=f"sqlite:///{tmp_path}/r.db")
+    agent = Agent(
+        name="Weather", model=model, tools=[lookup], budget=Budget(max_requests=1, on_exceeded="pause")
+    )
+    workflow = Workflow(
+        name="weather", steps=[Step(name="ask", agent=agent)], storage=f"sqlite:///{tmp_path}/r.db"
+    )
     paused = await workflow.arun("Weather in Oslo?")
     assert [(p.step_id, p.budget["budget_of"]) for p in paused.pending or []] == [("ask", "agent 'Weather'")]  # type: ignore[index]
     assert len(openai_server.chat_requests) == 1
@@ -135,7 +145,10 @@ async def test_budget_pauses_in_a_nested_workflow_and_in_parallel_branches(
     model = _model(openai_server)
     inner = Workflow(
         name="inner",
-        steps=[Step(name="i1", agent=Agent(name="I1", model=model)), Step(name="i2", agent=Agent(name="I2", model=model))],
+        steps=[
+            Step(name="i1", agent=Agent(name="I1", model=model)),
+            Step(name="i2", agent=Agent(name="I2", model=model)),
+        ],
     )
     workflow = Workflow(
         name="nested-budget",
@@ -184,7 +197,7 @@ async def test_budget_pause_input_is_checked(tmp_path: Path, openai_server: open
         storage=f"sqlite:///{tmp_path}/r.db",
     )
     paused = await approving.arun("hi")
-    with pytest.raises(DefinitionError, match="is not paused on a budget.*waiting at ok"):
+    with pytest.raises(DefinitionError, match=r"is not paused on a budget.*waiting at ok"):
         await approving.acontinue_run(paused.run_id, approve=True, budget=Budget(max_requests=3))
     budgeted = _pipeline(model, f"sqlite:///{tmp_path}/r.db", Budget(max_requests=1, on_exceeded="pause"))
     paused = await budgeted.arun("hi")
@@ -239,16 +252,30 @@ def test_the_cli_shows_a_budget_pause_and_approves_it_with_a_raised_budget(
     assert len(openai_server.chat_requests) == 2  # the failed attempt and its retry; no third call
     shown = _plait(tmp_path, "runs", "show", run_id, url="")
     assert shown.returncode == 0, shown.stderr
-    assert "waiting at write: Agent 'W': the budget of workflow 'cli budget' would be exceeded" in shown.stdout
+    assert (
+        "waiting at write: Agent 'W': the budget of workflow 'cli budget' would be exceeded" in shown.stdout
+    )
     assert "budget of workflow 'cli budget' (pauses): max_requests 1 of 1 used, 0 left" in shown.stdout
     assert "model retry at research: attempt 1 failed" in shown.stdout
-    rejected_input = _plait(tmp_path, "runs", "approve", run_id, "--reject", "--budget-max-requests", "3", url="")
+    rejected_input = _plait(
+        tmp_path, "runs", "approve", run_id, "--reject", "--budget-max-requests", "3", url=""
+    )
     assert rejected_input.returncode == 2 and "goes with approving" in rejected_input.stderr
     approved = _plait(
-        tmp_path, "runs", "approve", run_id, "--budget-max-requests", "2", "--json", url=openai_server.base_url
+        tmp_path,
+        "runs",
+        "approve",
+        run_id,
+        "--budget-max-requests",
+        "2",
+        "--json",
+        url=openai_server.base_url,
     )
     assert approved.returncode == 0, approved.stderr
     assert json.loads(approved.stdout)["status"] == "COMPLETED"
     assert len(openai_server.chat_requests) == 3
     shown = _plait(tmp_path, "runs", "show", run_id, url="")
-    assert "budget of workflow 'cli budget' (pauses, raised by a person): max_requests 2 of 2 used" in shown.stdout
+    assert (
+        "budget of workflow 'cli budget' (pauses, raised by a person): max_requests 2 of 2 used"
+        in shown.stdout
+    )

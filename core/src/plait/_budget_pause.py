@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["BudgetDecision", "BudgetLedger", "budget_decision", "ledger_scope", "open_meter"]
 
 #: the ledger of the stored run in progress here; None outside one
-LEDGER: contextvars.ContextVar[BudgetLedger | None] = contextvars.ContextVar("plait_budget_ledger", default=None)
+LEDGER: contextvars.ContextVar[BudgetLedger | None] = contextvars.ContextVar(
+    "plait_budget_ledger", default=None
+)
 
 
 @dataclass(slots=True)
@@ -100,7 +102,9 @@ class BudgetLedger:
             self.meters[key] = meter
         return meter
 
-    def stop(self, meter: BudgetMeter, crossing: tuple[str, float, float, float], message: str) -> BaseException | None:
+    def stop(
+        self, meter: BudgetMeter, crossing: tuple[str, float, float, float], message: str
+    ) -> BaseException | None:
         """What a call that would cross a hard limit of a pausing ``meter`` meets: None (a person
         let it through once), BudgetExceededError (a person said no) or PauseRequested."""
         name, limit, spent, need = crossing
@@ -149,12 +153,12 @@ class BudgetLedger:
         with self._lock:
             opened = list(self.meters.items())
         for key, meter in opened:
-            limits, used, left = meter.snapshot()
+            left = meter.snapshot()[2]
             meters[key] = {
                 "owner": meter.owner,
                 "budget": budget_to_json(meter.budget),
                 "raised": meter.raised,
-                "used": {name: value for name, value in meter.used.items() if value},
+                "used": {name: value for name, value in dict(meter.used).items() if value},
                 "left": left,
             }
         return meters

@@ -104,7 +104,9 @@ def budget_lines(record: Any) -> list[str]:
         )
         where = f" in {step}" if step and step.rpartition("/")[2] not in meter.get("owner", "") else ""
         lines.append(
-            f"budget of {meter.get('owner', key)}{where}" + (f" ({', '.join(notes)})" if notes else "") + f": {limits}"
+            f"budget of {meter.get('owner', key)}{where}"
+            + (f" ({', '.join(notes)})" if notes else "")
+            + f": {limits}"
         )
     return lines
 
