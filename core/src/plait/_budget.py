@@ -37,6 +37,7 @@ __all__ = [
     "active_meters",
     "budget_scope",
     "check_budget",
+    "open_meter",
     "estimate_input_tokens",
 ]
 
@@ -274,14 +275,28 @@ def active_meters(own: BudgetMeter | None = None) -> tuple[BudgetMeter, ...] | N
 def budget_scope(budget: Budget, owner: str) -> Iterator[BudgetMeter]:
     """A fresh meter for ``budget`` in force for the block (and every task it starts); in a
     stored run it carries on from what the run spent before a pause (plait._budget_pause)."""
-    from plait._budget_pause import open_meter
-
     meter = open_meter(budget, owner)
     token = _METERS.set((*_METERS.get(), meter))
     try:
         yield meter
     finally:
         _METERS.reset(token)
+
+
+def open_meter(budget: Budget, owner: str) -> BudgetMeter:
+    """A meter for one run of what declares ``budget``; in a stored run, listed in its ledger
+    and carrying on from what it spent before a pause (plait._budget_pause)."""
+    from plait._budget_pause import LEDGER
+
+    ledger = LEDGER.get()
+    if ledger is not None:
+        return ledger.open(BudgetMeter(budget, owner))
+    if budget.on_exceeded == "pause":
+        raise DefinitionError(
+            f"the budget of {owner}: on_exceeded='pause' needs a workflow run with storage, to pause in "
+            "(Workflow(storage='sqlite:///runs.db')); without one, use on_exceeded='fail'"
+        )
+    return BudgetMeter(budget, owner)
 
 
 def require_price(model: Model, budget: Budget | None, where: str) -> None:

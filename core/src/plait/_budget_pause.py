@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from plait._context import current_step
-from plait._pause import PauseRequested, PendingInput
+from plait._pause import PauseRequested, PendingInput, yes_or_no
 from plait.errors import BudgetExceededError, DefinitionError
 from plait.events import StepPausedEvent
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from plait._budget import Budget, BudgetMeter
     from plait.storage import RunRecord
 
-__all__ = ["BudgetDecision", "BudgetLedger", "budget_decision", "ledger_scope", "open_meter"]
+__all__ = ["LEDGER", "BudgetDecision", "BudgetLedger", "budget_decision", "ledger_scope"]
 
 #: the ledger of the stored run in progress here; None outside one
 LEDGER: contextvars.ContextVar[BudgetLedger | None] = contextvars.ContextVar(
@@ -57,12 +57,6 @@ def budget_to_json(budget: Budget) -> dict[str, Any]:
     return {**budget.limits(), "soft": budget.soft, "on_exceeded": budget.on_exceeded}
 
 
-def budget_from_json(data: dict[str, Any]) -> Budget:
-    from plait._budget import Budget
-
-    return Budget(**data)
-
-
 class BudgetLedger:
     """The meters of one stored run, what they spent before (a resumed run) and what a person decided."""
 
@@ -75,13 +69,12 @@ class BudgetLedger:
         self.meters: dict[str, BudgetMeter] = {}
         self._lock = threading.Lock()
 
-    def open(self, budget: Budget, owner: str) -> BudgetMeter:
-        """A meter for ``budget`` opened here, carrying on from the earlier attempt's spend."""
-        from plait._budget import BudgetMeter
-
+    def open(self, meter: BudgetMeter) -> BudgetMeter:
+        """``meter``, just made here, listed and carrying on from the earlier attempt's spend
+        (under the budget a person raised, if one did)."""
         ctx = current_step()
         with self._lock:
-            key = base = f"{ctx.step_id if ctx is not None else ''}#{owner}"
+            key = base = f"{ctx.step_id if ctx is not None else ''}#{meter.owner}"
             count = 1
             while key in self.meters:  # the same agent run twice in one step: in order
                 count += 1
@@ -89,10 +82,9 @@ class BudgetLedger:
             stored = self.stored.get(key) or {}
             override = self.decision.overrides.get(key)
             if override is not None:
-                budget = override
+                meter.budget = override
             elif stored.get("raised"):  # a budget a person raised earlier stays raised
-                budget = budget_from_json(stored["budget"])
-            meter = BudgetMeter(budget, owner)
+                meter.budget = type(meter.budget)(**stored["budget"])
             meter.key = key
             meter.ledger = self
             meter.raised = override is not None or bool(stored.get("raised"))
@@ -164,21 +156,6 @@ class BudgetLedger:
         return meters
 
 
-def open_meter(budget: Budget, owner: str) -> BudgetMeter:
-    """A meter for one run of what declares ``budget``: from the stored run's ledger when there is one."""
-    ledger = LEDGER.get()
-    if ledger is not None:
-        return ledger.open(budget, owner)
-    if budget.on_exceeded == "pause":
-        raise DefinitionError(
-            f"the budget of {owner}: on_exceeded='pause' needs a workflow run with storage, to pause in "
-            "(Workflow(storage='sqlite:///runs.db')); without one, use on_exceeded='fail'"
-        )
-    from plait._budget import BudgetMeter
-
-    return BudgetMeter(budget, owner)
-
-
 def ledger_scope(ledger: BudgetLedger) -> contextvars.Token[BudgetLedger | None]:
     """Put ``ledger`` in force for the stored run (reset with ``LEDGER.reset(token)``)."""
     return LEDGER.set(ledger)
@@ -188,13 +165,11 @@ def budget_decision(
     record: RunRecord, answers: dict[str, Any] | None, approve: bool | None, budget: Budget | None
 ) -> tuple[dict[str, Any] | None, BudgetDecision | None]:
     """The answers left for Approval steps, and what the caller decided about the budget pauses
-    of ``record`` (None when it waits on none); ``budget=`` on a run not paused on a budget is an error."""
-    from plait._budget import Budget, check_budget
-
+    of ``record`` (None when it waits on none); ``budget=`` (a checked Budget) on a run not
+    paused on a budget is an error."""
     pending = [PendingInput.from_dict(p) for p in (record.pause or {}).get("pending", [])]
     paused = [p for p in pending if p.budget is not None]
     if budget is not None:
-        check_budget(budget, f"continue_run of run {record.run_id!r}")
         if not paused:
             waits = ", ".join(p.step_id for p in pending)
             raise DefinitionError(
@@ -221,7 +196,7 @@ def budget_decision(
         if not given:
             decision.denied.add(request.step_id)
         elif budget is not None:
-            assert request.budget is not None and isinstance(budget, Budget)
+            assert request.budget is not None
             decision.overrides[request.budget["key"]] = budget
         else:
             decision.grants.add(request.step_id)
@@ -229,11 +204,7 @@ def budget_decision(
 
 
 def _yes_or_no(answer: Any, step_id: str) -> bool:
-    from plait.approval import _NO, _YES
-
-    if isinstance(answer, bool):
-        return answer
-    text = str(answer).strip().lower()
-    if text in _YES or text in _NO:
-        return text in _YES
+    confirmed = yes_or_no(answer)
+    if confirmed is not None:
+        return confirmed
     raise DefinitionError(f"budget pause at {step_id!r}: expected yes or no (True/False), got {answer!r}")

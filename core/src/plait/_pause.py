@@ -8,9 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Durability", "PauseRequested", "PendingInput"]
+__all__ = ["Durability", "PauseRequested", "PendingInput", "yes_or_no"]
 
 Durability = Literal["step", "batch", "exit"]
+
+_YES = {"yes", "y", "approve", "approved", "true", "ok"}
+_NO = {"no", "n", "reject", "rejected", "false", "deny"}
+
+
+def yes_or_no(answer: Any) -> bool | None:
+    """A confirmation's answer as True or False (a bool, or words like yes/no, approve/reject);
+    None when it is neither."""
+    if isinstance(answer, bool):
+        return answer
+    text = str(answer).strip().lower()
+    if text in _YES or text in _NO:
+        return text in _YES
+    return None
 
 
 @dataclass(slots=True)

@@ -308,8 +308,10 @@ async def resume(
         if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
             raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
         checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        from plait._budget import check_budget
         from plait._budget_pause import budget_decision
 
+        budget = check_budget(budget, f"continue_run of run {run_id!r}")
         answers, decision = budget_decision(record, answers, approve, budget)
         resolved = resolve_answers(workflow, record, answers, approve, answer)
         input = workflow._validate_input(record.input)

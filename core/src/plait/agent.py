@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from plait._agno_options import agent_extras
-from plait._budget import Budget, RunBudgets, active_meters, check_budget, require_price
-from plait._budget_pause import open_meter
+from plait._budget import Budget, RunBudgets, active_meters, check_budget, open_meter, require_price
 from plait._checks import check_model_string, check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
