@@ -37,8 +37,8 @@ __all__ = [
     "active_meters",
     "budget_scope",
     "check_budget",
-    "open_meter",
     "estimate_input_tokens",
+    "open_meter",
 ]
 
 #: the limits, in the order errors and events list them
