@@ -312,7 +312,7 @@ def require_price(model: Model, budget: Budget | None, where: str) -> None:
 class RunBudgets:
     """The meters one agent run counts against, and how it reports them (events, spans)."""
 
-    __slots__ = ("agent_name", "emit", "event", "meters", "priced")
+    __slots__ = ("agent_name", "emit", "event", "live_calls", "meters", "priced")
 
     def __init__(
         self,
@@ -327,6 +327,8 @@ class RunBudgets:
         self.event = event
         #: models whose price (for max_cost) was already checked in this run
         self.priced: dict[int, float] = {}
+        #: the model calls made live (a resumed step's recorded calls are answered, not counted)
+        self.live_calls = 0
 
     def _where(self) -> tuple[str, str]:
         ctx = current_step()
@@ -377,6 +379,7 @@ class RunBudgets:
         if any(m.budget.max_cost is not None for m in self.meters):
             needs["max_cost"] = tokens * self._input_price(model) / 1_000_000
         reservations = self._reserve(needs)
+        self.live_calls += 1
         try:
             response: ModelResponse = await call()
         except BaseException:

@@ -446,6 +446,7 @@ class Agent(Runnable, Generic[OutputT]):
             call_model = self._call_model
             if budgets is not None:  # reserved on every budget in force before a live call, settled after
                 call_model = functools.partial(_budgeted, budgets, self._call_model)
+            live_before = 0 if budgets is None else budgets.live_calls
             if recorder is None:
                 response = await call_model(model, request, emit, event, tracer)
             else:
@@ -458,7 +459,8 @@ class Agent(Runnable, Generic[OutputT]):
                     raise PlaitError(
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
-                if budgets is not None:
+                if budgets is not None and budgets.live_calls != live_before:
+                    # the tool calls of a recorded answer (a resumed step) were counted when made
                     budgets.tools(len(calls))
                 results = await asyncio.gather(
                     *(
