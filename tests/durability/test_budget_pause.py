@@ -282,3 +282,58 @@ def test_the_cli_shows_a_budget_pause_and_approves_it_with_a_raised_budget(
         "budget of workflow 'cli budget' (pauses, raised by a person): max_requests 2 of 2 used"
         in shown.stdout
     )
+
+
+CRASHING = """
+import json, os, signal, sys
+from plait import Agent, Budget, Step, Workflow
+from plait_openai import OpenAIModel
+
+model = OpenAIModel("gpt-4o-mini", base_url=os.environ["TEST_OPENAI_URL"], api_key="test")
+
+def crash(step_input):
+    if os.environ.get("CRASH"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+workflow = Workflow(
+    name="crashing budget " + sys.argv[1],
+    steps=[Step(name="research", agent=Agent(name="R", model=model)),
+           Step(name="crash", executor=crash),
+           Step(name="write", agent=Agent(name="W", model=model))],
+    budget=Budget(max_requests=1, on_exceeded="pause"),
+    storage=os.environ["STORAGE"],
+)
+workflow.lease_ttl = 1.0
+if os.environ.get("CRASH"):
+    workflow.run("AI", run_id=sys.argv[1])
+else:
+    output = workflow.continue_run(sys.argv[1], wait=True)
+    print(json.dumps({"status": str(output.status), "pending": [p.to_dict() for p in output.pending or []]}))
+"""
+
+
+def test_what_was_spent_before_a_crash_still_counts_after_the_resume(
+    storage_url: str, run_id: str, tmp_path: Path, openai_server: openai.OpenAIServer
+) -> None:
+    script = tmp_path / "crashing.py"
+    script.write_text(CRASHING)
+    env = {**os.environ, "TEST_OPENAI_URL": openai_server.base_url, "STORAGE": storage_url}
+    crashed = subprocess.run(
+        [sys.executable, str(script), run_id],
+        env={**env, "CRASH": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -9, crashed.stderr  # killed in the step after the first call
+    assert len(openai_server.chat_requests) == 1
+    resumed = subprocess.run(
+        [sys.executable, str(script), run_id], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    # the request made before the crash was saved with its step's checkpoint: no fresh budget
+    assert result["status"] == "PAUSED"
+    assert [(p["step_id"], p["budget"]["used"]) for p in result["pending"]] == [("write", 1)]
+    assert len(openai_server.chat_requests) == 1

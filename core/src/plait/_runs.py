@@ -143,6 +143,14 @@ async def run_stored(
     spent = (record.metrics or {}).get("budget") if resume is not None else None
     ledger = BudgetLedger(spent, None if resume is None else resume.budget)
     ledger_token = ledger_scope(ledger)
+
+    async def save_spent() -> None:  # with each write of checkpoints: a crash keeps what was spent
+        if ledger.meters:
+            record.metrics = {**(record.metrics or {}), "budget": ledger.to_json()}
+            record.updated_at = time.time()
+            await storage.save_run(record)
+
+    run.checkpointer.after_save = save_spent
     try:
         await storage.save_run(record)
         try:
