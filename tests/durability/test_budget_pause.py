@@ -337,3 +337,44 @@ def test_what_was_spent_before_a_crash_still_counts_after_the_resume(
     assert result["status"] == "PAUSED"
     assert [(p["step_id"], p["budget"]["used"]) for p in result["pending"]] == [("write", 1)]
     assert len(openai_server.chat_requests) == 1
+
+
+async def test_a_budget_pause_is_in_the_events_and_on_the_span(
+    tmp_path: Path, openai_server: openai.OpenAIServer
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from plait.events import BudgetUpdatedEvent, StepPausedEvent, WorkflowPausedEvent
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    model = _model(openai_server)
+    workflow = _pipeline(model, f"sqlite:///{tmp_path}/r.db", Budget(max_requests=1, on_exceeded="pause"))
+    workflow.tracer_provider = provider
+    events = [e async for e in workflow.arun("AI", stream=True, stream_events=True)]
+    updated = [e for e in events if isinstance(e, BudgetUpdatedEvent)]
+    assert [(e.used, e.left) for e in updated] == [({"max_requests": 1}, {"max_requests": 0})]
+    (step_paused,) = [e for e in events if isinstance(e, StepPausedEvent)]
+    assert step_paused.step_id == "write" and "max_requests=1, 1 used" in step_paused.prompt
+    (paused,) = [e for e in events if isinstance(e, WorkflowPausedEvent)]
+    assert paused.pending[0]["budget"]["limit"] == "max_requests"
+    marked = [
+        dict(event.attributes or {})
+        for span in exporter.get_finished_spans()
+        for event in span.events
+        if event.name == "budget.paused"
+    ]
+    assert marked == [
+        {
+            "plait.budget.of": f"workflow {workflow.name!r}",
+            "plait.budget.limit": "max_requests",
+            "plait.budget.maximum": 1,
+            "plait.budget.used": 1,
+            "plait.budget.needed": 1,
+        }
+    ]
+    await workflow.aclose()
+    await model.aclose()

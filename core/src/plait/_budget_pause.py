@@ -27,6 +27,7 @@ from plait._context import current_step
 from plait._pause import PauseRequested, PendingInput, yes_or_no
 from plait.errors import BudgetExceededError, DefinitionError
 from plait.events import StepPausedEvent
+from plait.tracing import add_current_span_event
 
 if TYPE_CHECKING:
     from plait._budget import Budget, BudgetMeter
@@ -136,6 +137,16 @@ class BudgetLedger:
         }
         if ctx.run.step_events:
             ctx.emit(ctx.event(StepPausedEvent, prompt=prompt))
+        add_current_span_event(
+            "budget.paused",
+            {
+                "plait.budget.of": meter.owner,
+                "plait.budget.limit": name,
+                "plait.budget.maximum": limit,
+                "plait.budget.used": spent,
+                "plait.budget.needed": need,
+            },
+        )
         return PauseRequested([PendingInput(step_id, ctx.step_name, "confirm", prompt, budget=info)])
 
     def to_json(self) -> dict[str, Any]:
