@@ -19,7 +19,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from plait._checks import check_number
 from plait._context import current_step
@@ -38,6 +38,7 @@ __all__ = [
     "budget_scope",
     "check_budget",
     "estimate_input_tokens",
+    "open_meter",
 ]
 
 #: the limits, in the order errors and events list them
@@ -72,7 +73,12 @@ class Budget:
     stops with :class:`~plait.errors.BudgetExceededError` naming the limit, what was used and
     the step. Output tokens cannot be known before the answer, so ``max_output_tokens``
     stops the first call after the limit is reached. With ``soft=True`` nothing stops: a
-    ``BudgetWarningEvent`` is emitted once per limit instead.
+    ``BudgetWarningEvent`` is emitted once per limit instead. With ``on_exceeded="pause"``
+    (a workflow run with storage) the run pauses for a person before that call instead of
+    failing, saying what was spent, the limit and what the call needs;
+    ``workflow.continue_run(run_id, approve=True, budget=Budget(...))`` raises the limit and
+    goes on (``approve=True`` alone lets the paused call through once, ``approve=False``
+    fails the run with the error). What was spent before the pause still counts.
 
     ``max_cost`` needs a price for every model it meters: a model without one is an error
     (:class:`~plait.errors.DefinitionError`) when the agent is built with it, or when a run
@@ -86,6 +92,7 @@ class Budget:
     max_requests: int | None = None
     max_tool_calls: int | None = None
     soft: bool = False
+    on_exceeded: Literal["fail", "pause"] = "fail"
 
     def __post_init__(self) -> None:
         for name in LIMITS:
@@ -98,6 +105,10 @@ class Budget:
             )
         if not isinstance(self.soft, bool):
             raise DefinitionError(f"Budget: soft must be True or False, got {self.soft!r}")
+        if self.on_exceeded not in ("fail", "pause"):
+            raise DefinitionError(f"Budget: on_exceeded must be 'fail' or 'pause', got {self.on_exceeded!r}")
+        if self.soft and self.on_exceeded == "pause":
+            raise DefinitionError("Budget: soft=True never stops a run, so on_exceeded='pause' cannot apply")
 
     def limits(self) -> dict[str, float]:
         """The limits set, by name."""
@@ -127,11 +138,16 @@ class Reservation:
 class BudgetMeter:
     """What one run of a workflow, step or agent has spent against its :class:`Budget`."""
 
-    __slots__ = ("_lock", "budget", "owner", "reserved", "used", "warned")
+    __slots__ = ("_lock", "budget", "key", "ledger", "owner", "raised", "reserved", "used", "warned")
 
     def __init__(self, budget: Budget, owner: str) -> None:
         self.budget = budget
         self.owner = owner
+        #: a stored run's meters: where it was opened, its run's ledger (plait._budget_pause),
+        #: and whether a person raised its budget
+        self.key = ""
+        self.ledger: Any = None
+        self.raised = False
         self._lock = threading.Lock()
         self.used: dict[str, float] = dict.fromkeys(LIMITS, 0)
         self.reserved: dict[str, float] = dict.fromkeys(LIMITS, 0)
@@ -163,6 +179,7 @@ class BudgetMeter:
         """Reserve ``needs`` (by limit name) or raise :class:`BudgetExceededError`; a soft
         budget warns (once per limit) and reserves anyway."""
         first = False
+        stop: BaseException | None = None
         with self._lock:
             crossing = self._crossing(needs)
             if crossing is not None:
@@ -173,7 +190,9 @@ class BudgetMeter:
                     + (" (estimated)" if name in ("max_input_tokens", "max_total_tokens", "max_cost") else "")
                     + (f" (step {step_path!r})" if step_path else "")
                 )
-                if not self.budget.soft:
+                if self.budget.on_exceeded == "pause" and self.ledger is not None:
+                    stop = self.ledger.stop(self, crossing, message)  # None: a person let it through
+                elif not self.budget.soft:
                     raise BudgetExceededError(
                         message,
                         limit=name,
@@ -184,10 +203,13 @@ class BudgetMeter:
                         budget=self.budget,
                         step_path=step_path,
                     )
-                first = name not in self.warned
+                first = self.budget.soft and name not in self.warned
                 self.warned.add(name)
-            for name, need in needs.items():
-                self.reserved[name] += need
+            if stop is None:
+                for name, need in needs.items():
+                    self.reserved[name] += need
+        if stop is not None:
+            raise stop
         if crossing is not None and first and warn is not None:
             warn(self, crossing, message)
         return Reservation(
@@ -251,13 +273,30 @@ def active_meters(own: BudgetMeter | None = None) -> tuple[BudgetMeter, ...] | N
 
 @contextlib.contextmanager
 def budget_scope(budget: Budget, owner: str) -> Iterator[BudgetMeter]:
-    """A fresh meter for ``budget`` in force for the block (and every task it starts)."""
-    meter = BudgetMeter(budget, owner)
+    """A fresh meter for ``budget`` in force for the block (and every task it starts); in a
+    stored run it carries on from what the run spent before a pause (plait._budget_pause)."""
+    meter = open_meter(budget, owner)
     token = _METERS.set((*_METERS.get(), meter))
     try:
         yield meter
     finally:
         _METERS.reset(token)
+
+
+def open_meter(budget: Budget, owner: str) -> BudgetMeter:
+    """A meter for one run of what declares ``budget``; in a stored run, listed in its ledger
+    and carrying on from what it spent before a pause (plait._budget_pause)."""
+    from plait._budget_pause import LEDGER
+
+    ledger = LEDGER.get()
+    if ledger is not None:
+        return ledger.open(BudgetMeter(budget, owner))
+    if budget.on_exceeded == "pause":
+        raise DefinitionError(
+            f"the budget of {owner}: on_exceeded='pause' needs a workflow run with storage, to pause in "
+            "(Workflow(storage='sqlite:///runs.db')); without one, use on_exceeded='fail'"
+        )
+    return BudgetMeter(budget, owner)
 
 
 def require_price(model: Model, budget: Budget | None, where: str) -> None:
@@ -273,7 +312,7 @@ def require_price(model: Model, budget: Budget | None, where: str) -> None:
 class RunBudgets:
     """The meters one agent run counts against, and how it reports them (events, spans)."""
 
-    __slots__ = ("agent_name", "emit", "event", "meters", "priced")
+    __slots__ = ("agent_name", "emit", "event", "live_calls", "meters", "priced")
 
     def __init__(
         self,
@@ -288,6 +327,8 @@ class RunBudgets:
         self.event = event
         #: models whose price (for max_cost) was already checked in this run
         self.priced: dict[int, float] = {}
+        #: the model calls made live (a resumed step's recorded calls are answered, not counted)
+        self.live_calls = 0
 
     def _where(self) -> tuple[str, str]:
         ctx = current_step()
@@ -338,6 +379,7 @@ class RunBudgets:
         if any(m.budget.max_cost is not None for m in self.meters):
             needs["max_cost"] = tokens * self._input_price(model) / 1_000_000
         reservations = self._reserve(needs)
+        self.live_calls += 1
         try:
             response: ModelResponse = await call()
         except BaseException:

@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +124,8 @@ class Checkpointer:
         self.interval = interval
         self._buffer: list[StepCheckpoint] = []
         self._task: asyncio.Task[None] | None = None
+        #: called after each write of checkpoints (what a run's budgets spent is saved with them)
+        self.after_save: Callable[[], Awaitable[None]] | None = None
 
     async def record(self, step_id: str, output: StepOutput, state: dict[str, Any]) -> None:
         checkpoint = StepCheckpoint(
@@ -158,6 +160,8 @@ class Checkpointer:
             raise StorageError(
                 f"the output or session state of step {steps} cannot be stored as JSON: {exc}"
             ) from None
+        if self.after_save is not None:
+            await self.after_save()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -8,9 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Durability", "PauseRequested", "PendingInput"]
+__all__ = ["Durability", "PauseRequested", "PendingInput", "yes_or_no"]
 
 Durability = Literal["step", "batch", "exit"]
+
+_YES = {"yes", "y", "approve", "approved", "true", "ok"}
+_NO = {"no", "n", "reject", "rejected", "false", "deny"}
+
+
+def yes_or_no(answer: Any) -> bool | None:
+    """A confirmation's answer as True or False (a bool, or words like yes/no, approve/reject);
+    None when it is neither."""
+    if isinstance(answer, bool):
+        return answer
+    text = str(answer).strip().lower()
+    if text in _YES or text in _NO:
+        return text in _YES
+    return None
 
 
 @dataclass(slots=True)
@@ -23,9 +37,12 @@ class PendingInput:
     prompt: str
     schema: dict[str, Any] | None = None
     choices: list[str] | None = None
+    #: a budget pause (``Budget(on_exceeded="pause")``): whose budget, which limit, what was
+    #: used and what the next call needs (plait._budget_pause); None for an Approval
+    budget: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "step_id": self.step_id,
             "step_name": self.step_name,
             "kind": self.kind,
@@ -33,6 +50,9 @@ class PendingInput:
             "schema": self.schema,
             "choices": self.choices,
         }
+        if self.budget is not None:
+            data["budget"] = self.budget
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PendingInput:
@@ -43,6 +63,7 @@ class PendingInput:
             prompt=data["prompt"],
             schema=data.get("schema"),
             choices=data.get("choices"),
+            budget=data.get("budget"),
         )
 
 

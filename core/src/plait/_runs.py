@@ -46,6 +46,8 @@ class Resume:
     record: RunRecord
     checkpoints: dict[str, Any]
     answers: dict[str, Any]
+    #: what the caller decided about the run's budget pauses (plait._budget_pause)
+    budget: Any = None
 
 
 async def stored_session(
@@ -139,6 +141,19 @@ async def run_stored(
     # the run's lease says who executes it: a resumer elsewhere sees it and does not run it too
     lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl) if resume is None else None
     watcher = _watch_cancel(storage, run_id, run, workflow.cancel_check_interval)
+    from plait._budget_pause import BudgetLedger, ledger_scope  # what the run's budgets spent
+
+    spent = (record.metrics or {}).get("budget") if resume is not None else None
+    ledger = BudgetLedger(spent, None if resume is None else resume.budget)
+    ledger_token = ledger_scope(ledger)
+
+    async def save_spent() -> None:  # with each write of checkpoints: a crash keeps what was spent
+        if ledger.meters:
+            record.metrics = {**(record.metrics or {}), "budget": ledger.to_json()}
+            record.updated_at = time.time()
+            await storage.save_run(record)
+
+    run.checkpointer.after_save = save_spent
     try:
         await storage.save_run(record)
         try:
@@ -179,6 +194,7 @@ async def run_stored(
     finally:
         # Not awaited: whatever it raised, the run's own outcome stands, and a run being torn
         # down (a stream closed early) must get to release its lease; the loop ends it.
+        ledger_token.var.reset(ledger_token)
         watcher.cancel()
         watcher.add_done_callback(_consume)
         if lease is not None:
@@ -257,8 +273,14 @@ async def request_cancel(storage: Storage, run_id: str) -> bool | None:
 
 
 async def _finish(storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
-    """Write what the run leaves behind: its checkpoints, events and record."""
+    """Write what the run leaves behind: its checkpoints, events and record (with what its
+    budgets spent, which a resumed run carries on from)."""
     record.updated_at = time.time()
+    from plait._budget_pause import LEDGER
+
+    ledger = LEDGER.get()
+    if ledger is not None and (ledger.meters or ledger.stored):
+        record.metrics = {**(record.metrics or {}), "budget": ledger.to_json()}
     try:
         if run.recorder is not None:
             await run.recorder.flush()
@@ -281,6 +303,7 @@ async def resume(
     answer: Any,
     wait: float | bool,
     on_changed: str = "refuse",
+    budget: Any = None,
 ) -> WorkflowRunOutput:
     """Claim run ``run_id`` of ``workflow``, check the answers and that the steps it ran are
     still defined as they were (plait._definition), and run it from its checkpoints."""
@@ -299,6 +322,11 @@ async def resume(
             raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
         checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
         checkpoints = await _check_definition(workflow, storage, record, checkpoints, on_changed)
+        from plait._budget import check_budget
+        from plait._budget_pause import budget_decision
+
+        budget = check_budget(budget, f"continue_run of run {run_id!r}")
+        answers, decision = budget_decision(record, answers, approve, budget)
         resolved = resolve_answers(workflow, record, answers, approve, answer)
         input = workflow._validate_input(record.input)
         return await workflow._run(
@@ -307,7 +335,7 @@ async def resume(
             stream_events=stream_events,
             session_id=record.session_id,
             run_id=run_id,
-            resume=Resume(record, checkpoints, resolved),
+            resume=Resume(record, checkpoints, resolved, decision),
         )
     finally:
         await lease.release()
@@ -335,6 +363,7 @@ def resolve_answers(
 ) -> dict[str, Any]:
     """Map the caller's answers to pending step ids, checking each against its step."""
     pending = [PendingInput.from_dict(p) for p in (record.pause or {}).get("pending", [])]
+    pending = [p for p in pending if p.budget is None]  # budget pauses: plait._budget_pause
     by_name = {p.step_name: p.step_id for p in pending}
     resolved: dict[str, Any] = {}
     for key, value in (answers or {}).items():

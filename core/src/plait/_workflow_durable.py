@@ -21,6 +21,7 @@ from plait.errors import DefinitionError
 from plait.events import Event
 
 if TYPE_CHECKING:
+    from plait._budget import Budget
     from plait.storage import Storage
     from plait.workflow import Workflow
 
@@ -35,6 +36,7 @@ class ContinueArguments(TypedDict, total=False):
     answer: Any
     wait: float | bool
     on_changed: OnChanged
+    budget: Budget | None
 
 
 class DurableRuns:
@@ -100,6 +102,7 @@ class DurableRuns:
         stream_events: bool = False,
         wait: float | bool = False,
         on_changed: OnChanged = "refuse",
+        budget: Budget | None = None,
     ) -> WorkflowRunOutput | Iterator[Event]:
         """Resume a run that paused, crashed, failed or was cancelled, from its checkpoints.
 
@@ -115,6 +118,11 @@ class DurableRuns:
         :class:`~plait.errors.DefinitionChangedError` lists what changed, unless
         ``on_changed="continue"`` (keep their stored results) or ``"restart_step"`` (run the
         changed steps again). Steps it has not run yet may change freely.
+
+        A run paused by ``Budget(on_exceeded="pause")`` goes on with ``approve=True,
+        budget=Budget(...)`` (the raised budget of what paused; what was spent still counts),
+        ``approve=True`` alone (the paused call goes through once) or ``approve=False`` (the
+        run fails with :class:`~plait.errors.BudgetExceededError`).
         """
         return sync(
             self.acontinue_run(
@@ -126,6 +134,7 @@ class DurableRuns:
                 stream_events=stream_events,
                 wait=wait,
                 on_changed=on_changed,
+                budget=budget,
             )
         )
 
@@ -180,6 +189,7 @@ class DurableRuns:
         stream_events: bool = False,
         wait: float | bool = False,
         on_changed: OnChanged = "refuse",
+        budget: Budget | None = None,
     ) -> Any:
         """``await workflow.acontinue_run(run_id, ...)``; with ``stream=True`` an async iterator."""
 
@@ -193,6 +203,7 @@ class DurableRuns:
                 answer=answer,
                 wait=wait,
                 on_changed=on_changed,
+                budget=budget,
             )
 
         return EventStream(run) if stream or stream_events else run(None)
@@ -286,6 +297,7 @@ class DurableRuns:
         answer: Any = None,
         wait: float | bool = False,
         on_changed: OnChanged = "refuse",
+        budget: Budget | None = None,
     ) -> WorkflowRunOutput:
         storage = await self._ready_storage()
         if storage is None:
@@ -305,6 +317,7 @@ class DurableRuns:
             answer=answer,
             wait=wait,
             on_changed=on_changed,
+            budget=budget,
         )
 
     # -- time travel (plait._replay) ----------------------------------------------------

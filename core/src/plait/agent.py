@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 from plait._agno_options import agent_extras
-from plait._budget import Budget, BudgetMeter, RunBudgets, active_meters, check_budget, require_price
+from plait._budget import Budget, RunBudgets, active_meters, check_budget, open_meter, require_price
 from plait._checks import check_model_string, check_number
 from plait._context import RunContext, current_step
 from plait._ids import new_id
@@ -381,7 +381,7 @@ class Agent(Runnable, Generic[OutputT]):
         tool_context = self._tool_context(run_id) if self._tools_want_context else None
         span_name, attributes = agent_span(self.name, model)
         # provider policy: the budgets in force (the run's, its steps', this agent's), or None
-        own = None if self.budget is None else BudgetMeter(self.budget, f"agent {self.name!r}")
+        own = None if self.budget is None else open_meter(self.budget, f"agent {self.name!r}")
         meters = active_meters(own)
         budgets = None if meters is None else RunBudgets(meters, self.name, emit, event)
         try:
@@ -446,6 +446,7 @@ class Agent(Runnable, Generic[OutputT]):
             call_model = self._call_model
             if budgets is not None:  # reserved on every budget in force before a live call, settled after
                 call_model = functools.partial(_budgeted, budgets, self._call_model)
+            live_before = 0 if budgets is None else budgets.live_calls
             if recorder is None:
                 response = await call_model(model, request, emit, event, tracer)
             else:
@@ -458,7 +459,8 @@ class Agent(Runnable, Generic[OutputT]):
                     raise PlaitError(
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
-                if budgets is not None:
+                if budgets is not None and budgets.live_calls != live_before:
+                    # the tool calls of a recorded answer (a resumed step) were counted when made
                     budgets.tools(len(calls))
                 results = await asyncio.gather(
                     *(

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["Approval", "RejectedError"]
 
 Kind = Literal["confirm", "input", "choice"]
-_YES = {"yes", "y", "approve", "approved", "true", "ok"}
-_NO = {"no", "n", "reject", "rejected", "false", "deny"}
 
 
 class RejectedError(PlaitError):
@@ -115,11 +113,11 @@ class Approval(StepNode):
     def validate_answer(self, answer: Any, step_id: str) -> Any:
         """The answer in its checked form, or a ValueError saying what was expected."""
         if self.kind == "confirm":
-            if isinstance(answer, bool):
-                return answer
-            text = str(answer).strip().lower()
-            if text in _YES or text in _NO:
-                return text in _YES
+            from plait._pause import yes_or_no
+
+            confirmed = yes_or_no(answer)
+            if confirmed is not None:
+                return confirmed
             raise ValueError(f"Approval {step_id!r}: expected yes or no (True/False), got {answer!r}")
         if self.kind == "choice":
             assert self.choices is not None

@@ -100,7 +100,8 @@ class Workflow(DurableRuns):
     ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
     calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
     parallel branches included; a call that would cross a limit stops the run with
-    :class:`~plait.errors.BudgetExceededError` before it is made. ``limits``
+    :class:`~plait.errors.BudgetExceededError` before it is made (with storage,
+    ``Budget(on_exceeded="pause")`` pauses the run for a person instead). ``limits``
     (``{"openai": RateLimit(requests_per_minute=500)}``, keys a provider or a model string)
     make calls wait their turn instead of receiving 429s, across every branch, nested
     workflow and concurrent run of this workflow; ``RateLimit(shared=True)`` counts with every

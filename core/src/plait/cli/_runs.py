@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from plait._budget import LIMITS as BUDGET_LIMITS
 from plait._defaults import DEFAULT_STORAGE
 from plait._definition import ON_CHANGED
 from plait._io import normalize_status
@@ -26,6 +27,7 @@ from plait.cli._show import print_run, print_runs
 from plait.cli._travel import add_fork_and_diff_parsers, add_replay_parser, diff, fork, replay
 
 __all__ = ["PREFIX_SCAN", "add_runs_parser", "runs"]
+
 
 #: how many stored runs a RUN_ID prefix is looked up among (newest first)
 PREFIX_SCAN = 100_000
@@ -59,6 +61,15 @@ def add_runs_parser(sub: Any) -> None:
     answer = approve.add_mutually_exclusive_group()
     answer.add_argument("--reject", action="store_true", help="reject instead of approve")
     answer.add_argument("--answer", default=None, help="the answer: JSON for input steps, a name for choices")
+    for limit in BUDGET_LIMITS:  # a run paused by Budget(on_exceeded="pause"): raise its limits
+        approve.add_argument(
+            "--budget-" + limit.replace("_", "-"),
+            dest="budget_" + limit,
+            type=float if limit == "max_cost" else int,
+            default=None,
+            metavar="N",
+            help=f"a run paused on a budget: go on with {limit}=N (its other limits kept)",
+        )
     cancel = runs_sub.add_parser("cancel", help="cancel a running run (it stops before its next step)")
     cancel.add_argument("run_id")
     fork_parser, diff_parser = add_fork_and_diff_parsers(runs_sub)
@@ -205,7 +216,7 @@ async def _runs_async(args: argparse.Namespace) -> int:
                     print(f"plait: {exc.args[0]}", file=sys.stderr)
                     return 1
             else:
-                print_run(record, checkpoints)
+                print_run(record, checkpoints, await storage.load_events(record.run_id))
             return 0
     finally:
         await storage.close()
@@ -258,19 +269,37 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
     options: dict[str, Any] = {"wait": bool(getattr(args, "wait", False)), "on_changed": args.on_changed}
     if args.runs_command == "approve":
         pending = (record.pause or {}).get("pending", [])
+        raised = {limit: getattr(args, "budget_" + limit) for limit in BUDGET_LIMITS}
+        raised = {limit: value for limit, value in raised.items() if value is not None}
+        on_budget = bool(pending) and all(p.get("budget") for p in pending)
+        if raised:
+            if args.reject or args.answer is not None:
+                print("plait: --budget-... raises a paused budget: it goes with approving", file=sys.stderr)
+                return 2
+            budget = _raised_budget(pending, raised)
+            if budget is None:
+                print(
+                    f"plait: run {short_id(record.run_id)} is not paused on a budget: --budget-... does not apply",
+                    file=sys.stderr,
+                )
+                return 2
+            options["budget"] = budget
         step = args.step or (pending[0]["step_id"] if len(pending) == 1 else None)
-        if step is None:
+        if step is None and on_budget and args.answer is None:  # every budget pause at once
+            options["approve"] = not args.reject
+        elif step is None:
             ids = ", ".join(p["step_id"] for p in pending) or "none"
             print(f"plait: pass --step; the run waits at: {ids}", file=sys.stderr)
             return 2
-        if args.answer is not None:
+        elif args.answer is not None:
             try:
                 value: Any = json.loads(args.answer)
             except json.JSONDecodeError:
                 value = args.answer
         else:
             value = not args.reject
-        options["answers"] = {step: value}
+        if step is not None:
+            options["answers"] = {step: value}
     try:
         output = await workflow.acontinue_run(record.run_id, **options)
     except (PlaitError, ValueError) as exc:
@@ -292,3 +321,14 @@ async def _continue(args: argparse.Namespace, record: Any, url: str) -> int:
         for request in output.pending or []:
             print(f"waiting at {request.step_id}: {request.prompt}" + (f"  ({command})" if command else ""))
     return 0
+
+
+def _raised_budget(pending: list[dict[str, Any]], raised: dict[str, float]) -> Any:
+    """The budget of the run's first budget pause with ``raised``'s limits; None: no budget pause."""
+    from plait import Budget
+
+    for request in pending:
+        info = request.get("budget")
+        if info:
+            return Budget(**{**info["budget"], **raised})
+    return None

@@ -8,7 +8,10 @@ from typing import Any
 from plait._io import normalize_status
 from plait.cli._common import color, short_id
 
-__all__ = ["lineage_line", "lineage_mark", "print_run", "print_runs"]
+__all__ = ["budget_lines", "lineage_line", "lineage_mark", "policy_lines", "print_run", "print_runs"]
+
+#: how many lines of one kind of policy event ``plait runs show`` prints before summing up the rest
+POLICY_LINES = 10
 
 
 async def print_runs(records: list[Any], where: str, storage: Any) -> None:
@@ -66,12 +69,89 @@ async def _tokens(record: Any, storage: Any) -> int | None:
     return used if used or metrics else None
 
 
-def print_run(record: Any, checkpoints: list[Any]) -> None:
+def print_run(record: Any, checkpoints: list[Any], events: list[dict[str, Any]] | None = None) -> None:
+    """``plait runs show``: the step tree, then the budgets in force with what is left, and the
+    model retries, fallbacks, rate-limit waits and budget warnings the stored events record."""
     from rich.console import Console
 
     from plait._tree import record_tree
 
-    Console().print(record_tree(record, checkpoints, color=color, subtitle=lineage_line(record)))
+    console = Console()
+    console.print(record_tree(record, checkpoints, color=color, subtitle=lineage_line(record)))
+    for line in [*budget_lines(record), *policy_lines(events or [])]:
+        console.print(line, highlight=False, markup=False)
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def budget_lines(record: Any) -> list[str]:
+    """One line per budget the run counted against (``metrics["budget"]``, plait._budget_pause):
+    ``budget of workflow 'W' (pauses): max_requests 2 of 3 used, 1 left``."""
+    lines = []
+    for key, meter in ((record.metrics or {}).get("budget") or {}).items():
+        budget = dict(meter.get("budget") or {})
+        soft, mode = budget.pop("soft", False), budget.pop("on_exceeded", "fail")
+        used, left = meter.get("used") or {}, meter.get("left") or {}
+        step = key.partition("#")[0]
+        notes = [n for n in ("soft" if soft else "", "pauses" if mode == "pause" else "") if n]
+        if meter.get("raised"):
+            notes.append("raised by a person")
+        limits = ", ".join(
+            f"{name} {_number(used.get(name, 0))} of {_number(limit)} used, {_number(left.get(name, limit))} left"
+            for name, limit in budget.items()
+        )
+        where = f" in {step}" if step and step.rpartition("/")[2] not in meter.get("owner", "") else ""
+        lines.append(
+            f"budget of {meter.get('owner', key)}{where}"
+            + (f" ({', '.join(notes)})" if notes else "")
+            + f": {limits}"
+        )
+    return lines
+
+
+def policy_lines(events: list[dict[str, Any]]) -> list[str]:
+    """The provider policy at work in a run's stored events (``Workflow(store_events=True)``):
+    model retries, fallbacks, rate-limit waits and budget warnings, each at its step."""
+    lines: list[str] = []
+    counts: dict[str, int] = {}
+    for event in events:
+        kind = event.get("event")
+        if kind not in _POLICY:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        if counts[kind] <= POLICY_LINES:
+            where = event.get("step_id") or event.get("agent_name") or "the run"
+            lines.append(f"{_POLICY[kind]} at {where}: {_policy_text(kind, event)}")
+    for kind, count in counts.items():
+        if count > POLICY_LINES:
+            lines.append(f"{_POLICY[kind]}: {count - POLICY_LINES} more")
+    return lines
+
+
+_POLICY = {
+    "ModelRetry": "model retry",
+    "ModelFallback": "fallback",
+    "RateLimitWait": "rate-limit wait",
+    "BudgetWarning": "budget warning",
+}
+
+
+def _policy_text(kind: str, event: dict[str, Any]) -> str:
+    if kind == "ModelRetry":
+        return f"attempt {event.get('attempt')} failed, retried after {event.get('delay', 0):.1f}s: {event.get('error')}"
+    if kind == "ModelFallback":
+        return (
+            f"{event.get('failed_model')} failed ({event.get('error_type')}: {event.get('error')}), "
+            f"passed on to {event.get('next_model')}"
+        )
+    if kind == "RateLimitWait":
+        seconds = event.get("seconds")
+        wait = "for a free slot" if seconds is None else f"{seconds:.1f}s"
+        shared = ", shared" if event.get("shared") else ""
+        return f"waited {wait} for {event.get('key')} {event.get('limit')}={_number(event.get('maximum'))}{shared}"
+    return str(event.get("message") or "")
 
 
 def lineage_mark(lineage: dict[str, str] | None) -> str:
