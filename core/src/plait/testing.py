@@ -361,7 +361,7 @@ class PickleRoundTripRunner:
             )
             for raw in events:
                 branch.emit(pickle.loads(raw))
-            return branch.apply(pickle.loads(pickle.dumps(result)))
+            return await branch.aapply(pickle.loads(pickle.dumps(result)))
 
         return await gather_first_error([ship(branch) for branch in branches])
 
