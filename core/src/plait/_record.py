@@ -13,7 +13,8 @@ per run; with a recorder it sends each model and tool call through :meth:`Record
 * else make the call live and record it (when the recorder has a sink).
 
 Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
-payloads are stored once. A model request's fingerprint leaves out the tool-call ids the provider
+payloads are stored once, a model request as a delta of the step's previous one (plait._record_store).
+A model request's fingerprint leaves out the tool-call ids the provider
 assigned (:func:`request_fingerprint`); the stored request keeps them. A run without storage and
 without a cassette never builds a recorder: the agent pays two context-variable reads per run.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, 
 from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
 
 if TYPE_CHECKING:
-    from plait.storage import CallRecord, Storage
+    from plait.storage import Storage
 
 __all__ = ["Cassette", "Recorded", "Recorder", "ReplayRequest", "active", "fingerprint", "for_stored_run"]
 
@@ -516,82 +516,6 @@ def supports_calls(storage: Storage) -> bool:
     return type(storage).save_calls is not Storage.save_calls
 
 
-class StorageSink:
-    """Writes recorded calls to a run's storage. With ``durability="step"`` each call is written
-    when it completes, before the agent goes on (a crash inside a step loses no completed call:
-    resuming answers it from the record); else they are buffered and written with the run's
-    checkpoints when it ends (and every 64 calls)."""
-
-    def __init__(self, storage: Storage, run_id: str, immediate: bool) -> None:
-        self.storage = storage
-        self.run_id = run_id
-        self.immediate = immediate
-        self._buffer: list[Recorded] = []
-
-    async def __call__(self, items: list[Recorded]) -> None:
-        self._buffer.extend(items)
-        if self.immediate or len(self._buffer) >= 64:
-            await self.flush()
-
-    async def flush(self) -> None:
-        while self._buffer:
-            pending, self._buffer = self._buffer, []
-            records, payloads = to_records(self.run_id, pending)
-            await self.storage.save_calls(records, payloads)
-
-
-def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], dict[str, str]]:
-    from plait.storage import CallRecord
-
-    records: list[CallRecord] = []
-    payloads: dict[str, str] = {}
-    for item in items:
-        request = item.request_text if item.request_text is not None else canonical(item.request)
-        response = canonical(item.response)
-        request_hash = fingerprint(request)
-        response_hash = fingerprint(response)
-        payloads[request_hash] = request
-        payloads[response_hash] = response
-        records.append(
-            CallRecord(
-                run_id=run_id,
-                step_id=item.step_id,
-                attempt=item.attempt,
-                index=item.index,
-                kind=item.kind,
-                name=item.name,
-                fingerprint=item.fingerprint,
-                request=request_hash,
-                response=response_hash,
-                created_at=time.time(),
-            )
-        )
-    return records, payloads
-
-
-async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
-    """A stored run's recorded calls, oldest first, with their payloads."""
-    records = await storage.load_calls(run_id)
-    if not records:
-        return []
-    hashes = sorted({h for r in records for h in (r.request, r.response)})
-    payloads = await storage.load_payloads(hashes)
-    return [
-        Recorded(
-            r.kind,
-            r.step_id,
-            r.index,
-            r.name,
-            r.fingerprint,
-            json.loads(payloads[r.request]) if r.request in payloads else None,
-            json.loads(payloads[r.response]) if r.response in payloads else None,
-            r.attempt,
-        )
-        for r in records
-        if r.response in payloads
-    ]
-
-
 async def for_stored_run(
     workflow: Any,
     storage: Storage,
@@ -604,6 +528,8 @@ async def for_stored_run(
     A resumed fork's stored change goes to ``on_fork(step_id, change)`` (plait._runs sets the
     fork point from it, plait._fork's job) and, forked with ``replay=True``, the fork answers
     from the original's record too."""
+    from plait._record_store import StorageSink, load_recorded
+
     replay = REPLAY.get()
     if replay is not None:
         REPLAY.set(None)  # for this run only, not runs its steps may start
