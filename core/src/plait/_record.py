@@ -99,6 +99,8 @@ class Recorded:
     attempt: int = 1
     #: the request's canonical JSON text when known (what is stored)
     request_text: str | None = None
+    #: the hash of ``request_text`` when known (not computed twice on the write path)
+    request_hash: str | None = None
 
     def to_line(self) -> dict[str, Any]:
         return {
@@ -126,8 +128,26 @@ class Recorded:
         )
 
 
+#: built once: ``json.dumps`` with these options builds an encoder per call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """A value's canonical JSON text (sorted keys, compact, UTF-8): what is hashed and stored."""
+    return _CANONICAL.encode(value)
+
+
+#: the JSON schema of each output type a recorded request used (pydantic builds it anew each time)
+_SCHEMAS: dict[Any, dict[str, Any]] = {}
+
+
+def _schema(schema: Any) -> dict[str, Any]:
+    found = _SCHEMAS.get(schema)
+    if found is None:
+        found = schema.model_json_schema()
+        if len(_SCHEMAS) < 256:
+            _SCHEMAS[schema] = found
+    return found
 
 
 def fingerprint(text: str) -> str:
@@ -142,11 +162,17 @@ def request_fingerprint(payload: dict[str, Any], text: str) -> str:
     request with its tool-call ids replaced by their order of first appearance (``"1"``,
     ``"2"``...). Providers assign those ids and they differ between live runs, so a request
     made after a live call still matches the recorded one; the stored request keeps the real ids."""
+    normal = _normalised(payload)
+    return fingerprint(text if normal is None else canonical(normal))
+
+
+def _normalised(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """``payload`` with its tool-call ids numbered in order of appearance; None without any."""
     messages = payload.get("messages")
     if not isinstance(messages, list) or not any(
         isinstance(m, dict) and ("tool_calls" in m or "tool_call_id" in m) for m in messages
     ):
-        return fingerprint(text)
+        return None
     order: dict[Any, str] = {}
 
     def number(call_id: Any) -> str:
@@ -164,7 +190,7 @@ def request_fingerprint(payload: dict[str, Any], text: str) -> str:
             if "tool_call_id" in message:
                 message["tool_call_id"] = number(message["tool_call_id"])
         normal.append(message)
-    return fingerprint(canonical({**payload, "messages": normal}))
+    return {**payload, "messages": normal}
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -203,7 +229,7 @@ def request_json(model: Model, request: ModelRequest) -> dict[str, Any]:
             "seed": settings.seed,
             "extra": settings.extra,
         },
-        "output_schema": None if schema is None else schema.model_json_schema(),
+        "output_schema": None if schema is None else _schema(schema),
         "tool_choice": request.tool_choice,
     }
 
@@ -386,7 +412,8 @@ class Recorder:
         if secrets:
             text = scrub_secrets(text, secrets)
             payload = json.loads(text)
-        key = request_fingerprint(payload, text)
+        normal = _normalised(payload)
+        key = fingerprint(text if normal is None else canonical(normal))
         hit = self._take(step_id, "model", key)
         if hit is not None:
             if self.keep_answers:
@@ -412,7 +439,10 @@ class Recorder:
         if secrets:
             answer = json.loads(scrub_secrets(canonical(answer), secrets))
         attempt = self.earlier.get(step_id, 0) + 1
-        await self._keep(Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text))
+        digest = key if normal is None else None  # the text's hash, when that is the key
+        await self._keep(
+            Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text, digest)
+        )
         return response
 
     def _answer_model(
@@ -478,7 +508,9 @@ class Recorder:
             "error": seen.get("error"),
         }
         attempt = self.earlier.get(step_id, 0) + 1
-        await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text))
+        await self._keep(
+            Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text, key)
+        )
         return message
 
     def _answer_tool(

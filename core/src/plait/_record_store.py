@@ -104,9 +104,15 @@ def to_records(
             if delta is not None:
                 request = canonical(delta)
         if request is None:
-            request = item.request_text if item.request_text is not None else canonical(item.request)
+            if item.request_text is not None:
+                request = item.request_text
+                request_hash = item.request_hash or fingerprint(request)
+            else:
+                request = canonical(item.request)
+                request_hash = fingerprint(request)
+        else:
+            request_hash = fingerprint(request)
         response = canonical(item.response)
-        request_hash = fingerprint(request)
         response_hash = fingerprint(response)
         if last is not None and item.kind == "model" and isinstance(item.request, dict):
             last[(item.step_id, item.attempt)] = (item.request, request_hash)

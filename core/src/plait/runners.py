@@ -11,7 +11,8 @@ What a runner plugin needs is public here: a :class:`Branch` is what it is hande
 (``await branch.run()`` runs it in this process); to run it elsewhere it ships
 ``branch.payload()`` (a :class:`BranchPayload`), executes it there with
 :func:`run_branch_payload`, and takes the :class:`BranchResult` back with
-``branch.apply(result)``. :func:`resolve_runner` turns a runner's name into one.
+``await branch.aapply(result)`` (``branch.apply(result)`` in sync code: the executor then stores
+the calls the branch recorded when the runner returns). :func:`resolve_runner` turns a runner's name into one.
 """
 
 from __future__ import annotations
