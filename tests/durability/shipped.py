@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plait import Agent, Parallel, Step, StepInput, Workflow
+from plait import Agent, Parallel, Step, StepInput, Steps, Workflow
 from plait.storage import resolve_storage
 from plait.testing import PickleRoundTripRunner
 from tests.durability.tool_loop import storage_for
@@ -57,14 +57,23 @@ async def tally(step_input: StepInput) -> str:
     return f"tally of {step_input.input}"
 
 
-def build(
-    storage: Any,
-    base_url: str,
-    runner: Any = None,
-    instructions: str = "Look items up one at a time.",
-    log: Path | None = None,
-) -> tuple[Workflow, Any]:
-    """The workflow (its Parallel shipped through ``runner``) and its model (to close)."""
+class FailOnce:
+    """A step that fails the first time (``marker`` absent), then passes its input on."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __call__(self, step_input: StepInput) -> str:
+        if not Path(self.marker).exists():
+            Path(self.marker).write_text("failed")
+            raise RuntimeError("check failed")
+        return f"checked: {step_input.previous_step_content}"
+
+
+def looker(
+    base_url: str, instructions: str = "Look items up one at a time.", log: Path | None = None
+) -> tuple[Agent, Any]:
+    """The agent (with a tool when ``log`` is given) and its model (to close)."""
     from plait_openai import OpenAIModel
 
     tools = []
@@ -79,12 +88,41 @@ def build(
 
         tools.append(lookup)
     model = OpenAIModel("gpt-4o-mini", base_url=base_url, api_key="sk-test-secret-key")
-    agent = Agent(name="Looker", model=model, tools=tools, instructions=instructions)
+    return Agent(name="Looker", model=model, tools=tools, instructions=instructions), model
+
+
+def build(
+    storage: Any,
+    base_url: str,
+    runner: Any = None,
+    instructions: str = "Look items up one at a time.",
+    log: Path | None = None,
+) -> tuple[Workflow, Any]:
+    """The workflow (its Parallel shipped through ``runner``) and its model (to close)."""
+    agent, model = looker(base_url, instructions, log)
     workflow = Workflow(
         name="shipped",
         steps=[Parallel(Step(name="research", agent=agent), Step(name="tally", executor=tally), name="fan")],
         storage=storage,
         runner=runner or PickleRoundTripRunner(),
+    )
+    return workflow, model
+
+
+def build_failing(
+    storage: Any, base_url: str, runner: Any, marker: Path, log: Path | None = None
+) -> tuple[Workflow, Any]:
+    """As :func:`build`, the agent's branch a Steps whose second step fails the first time."""
+    agent, model = looker(base_url, log=log)
+    branch = Steps(
+        name="research",
+        steps=[Step(name="ask", agent=agent), Step(name="check", executor=FailOnce(str(marker)))],
+    )
+    workflow = Workflow(
+        name="shipped-failing",
+        steps=[Parallel(branch, Step(name="tally", executor=tally), name="fan")],
+        storage=storage,
+        runner=runner,
     )
     return workflow, model
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from plait import ReplayDivergenceError
+from plait.errors import StepError
 from plait.storage import Storage
 from plait.testing import PickleRoundTripRunner
 from tests.durability import shipped, test_replay
@@ -81,6 +82,31 @@ async def test_a_shipped_branch_that_diverges_stops_the_replay(
     assert caught.value.step_id == "fan/research"
     assert '+      "content": "Look items up two at a time.",' in str(caught.value)
     await other.aclose()
+    await _close(workflow, model, storage)
+
+
+async def test_the_calls_of_a_shipped_branch_that_failed_are_not_made_again_on_resume(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLAIT_DIE_AFTER", raising=False)
+    storage = storage_for(backend)
+    with OpenAIServer() as server:
+        server.handler = shipped.handler
+        workflow, model = shipped.build_failing(
+            storage, server.base_url, PickleRoundTripRunner(), tmp_path / "failed"
+        )
+        with pytest.raises(StepError, match="check failed"):
+            await workflow.arun("items 1 and 2", run_id=(run_id := f"failing-{uuid.uuid4().hex[:8]}"))
+        assert len(server.chat_requests) == 1
+        ready = await workflow._ready_storage()
+        assert ready is not None
+        # the branch failed after its agent's call: the call came back with the failure
+        assert [(c.step_id, c.kind) for c in await ready.load_calls(run_id)] == [
+            ("fan/research/ask", "model")
+        ]
+        output = await workflow.acontinue_run(run_id)
+        assert output.content["research"] == "checked: Looked up items 1 and 2."
+        assert len(server.chat_requests) == 1  # answered from the record
     await _close(workflow, model, storage)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from plait.errors import StepError
 from tests.durability import shipped
 from tests.servers.openai_server import OpenAIServer
 
@@ -43,5 +44,31 @@ async def test_a_replay_of_a_parallel_run_on_ray_makes_no_live_call(
     assert dict(replayed.content) == dict(original.content)
     assert replayed.replay_differences == []
     assert log.read_text().split() == ["1", "2"]  # no tool ran again
+    await model.aclose()
+    await workflow.aclose()
+
+
+async def test_the_calls_of_a_branch_that_failed_on_ray_are_stored_and_not_made_again(
+    ray_runner: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLAIT_DIE_AFTER", raising=False)
+    log = tmp_path / "lookups.log"
+    with OpenAIServer() as server:
+        server.handler = shipped.handler
+        workflow, model = shipped.build_failing(
+            f"sqlite:///{tmp_path / 'runs.db'}", server.base_url, ray_runner, tmp_path / "failed", log=log
+        )
+        with pytest.raises(StepError, match="check failed"):
+            await workflow.arun("items 1 and 2", run_id="ray-failing")
+        assert len(server.chat_requests) == 3
+        storage = await workflow._ready_storage()
+        assert storage is not None
+        calls = await storage.load_calls("ray-failing")
+        assert [c.kind for c in calls] == ["model", "tool", "model", "tool", "model"]
+        assert {c.step_id for c in calls} == {"fan/research/ask"}
+        output = await workflow.acontinue_run("ray-failing")
+        assert output.content["research"] == "checked: Looked up items 1 and 2."
+        assert len(server.chat_requests) == 3  # answered from the record
+    assert log.read_text().split() == ["1", "2"]  # the tools did not run again
     await model.aclose()
     await workflow.aclose()

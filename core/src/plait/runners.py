@@ -128,7 +128,10 @@ class BranchResult:
 
 
 async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
-    """Execute a shipped branch in this process; ``emit`` receives its events in order."""
+    """Execute a shipped branch in this process; ``emit`` receives its events in order.
+
+    When the branch fails, the exception raised carries the calls it recorded before failing
+    as ``exc.plait_recording`` (plain data): a runner hands them to :meth:`Branch.failed`."""
     from opentelemetry import context as otel_context
     from opentelemetry import propagate
 
@@ -163,6 +166,12 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
     token = otel_context.attach(propagate.extract(payload.trace_context)) if payload.trace_context else None
     try:
         output = await branch.run()
+    except BaseException as exc:
+        if payload.recording is not None:  # what it recorded before failing goes back with it
+            from plait._record_ship import shipped_back
+
+            exc.plait_recording = shipped_back(run.recorder, collected)  # type: ignore[attr-defined]
+        raise
     finally:
         if token is not None:
             otel_context.detach(token)
@@ -270,6 +279,13 @@ class Branch:
         output = self.apply(result)
         await self.keep_calls()
         return output
+
+    def failed(self, recording: Any) -> None:
+        """Take the calls a shipped branch recorded before it failed (``plait_recording`` of
+        the exception :func:`run_branch_payload` raised; None: nothing): the executor stores
+        them, so a resumed run does not make them again."""
+        if recording is not None:
+            self._calls = recording
 
     async def keep_calls(self) -> None:
         """Record, in this run, the calls a shipped branch made (once; nothing for a branch

@@ -321,6 +321,7 @@ class RayRunner:
                 elif kind == "result":
                     return await branch.aapply(cloudpickle.loads(message[1]))
                 else:
+                    branch.failed(message[1].get("recording"))  # stored by the executor
                     raise remote_failure(branch, message[1])
             raise RuntimeError(f"the Ray worker ended branch {branch.node.name!r} without a result")
         except asyncio.CancelledError:
