@@ -150,3 +150,25 @@ def test_sigkill_after_a_shipped_branch_resumes_without_repeating_its_calls(
         assert output["content"]["research"] == "Looked up items 1 and 2."
         # the Parallel ran again, shipped again: its agent was answered from the record
         assert len(server.chat_requests) == 1
+
+
+async def test_a_cassette_records_and_replays_a_shipped_branch(tmp_path: Path) -> None:
+    from plait.testing import cassette
+
+    path = tmp_path / "shipped.jsonl"
+    runner = PickleRoundTripRunner()
+    with OpenAIServer() as server:
+        server.handler = shipped.handler
+        workflow, model = shipped.build(None, server.base_url, runner)
+        async with cassette(path) as recording:
+            first = await workflow.arun("items 1 and 2")
+        assert recording.mode == "record" and recording.live == 1
+        assert len(server.chat_requests) == 1
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["step_id"], line["kind"]) for line in lines] == [("fan/research", "model")]
+    async with cassette(path) as replaying:  # the server is stopped
+        again = await workflow.arun("items 1 and 2")
+    assert replaying.mode == "replay" and replaying.replayed == 1 and replaying.live == 0
+    assert dict(again.content) == dict(first.content)
+    assert runner.shipped == 4
+    await model.aclose()
