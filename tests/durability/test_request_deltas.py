@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from plait._record import canonical, request_fingerprint
+from plait._record import request_fingerprint
+from plait._record_data import canonical
 from plait._record_store import DELTA, StorageSink, load_recorded
 from plait.storage import Storage
 from tests.durability import test_replay
@@ -98,7 +99,7 @@ async def test_a_run_recorded_with_whole_requests_still_replays(
 
 
 def test_deltas_carry_changed_fields_and_unrelated_requests_are_stored_whole() -> None:
-    from plait._record import Recorded
+    from plait._record_data import Recorded
     from plait._record_store import rebuild_request, to_records
 
     system = {"role": "system", "content": "Be brief."}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait._context import current_step
+from plait._record_data import Recorded, canonical, fingerprint
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, ReplayDivergenceError
 from plait.events import (
@@ -85,58 +86,6 @@ def active(agent: Any) -> Recorder | None:
     return result
 
 
-@dataclass(slots=True)
-class Recorded:
-    """One recorded call: where it was made, its request and its response (JSON)."""
-
-    kind: str  # "model" or "tool"
-    step_id: str
-    index: int
-    name: str
-    fingerprint: str
-    request: Any
-    response: Any
-    attempt: int = 1
-    #: the request's canonical JSON text when known (what is stored)
-    request_text: str | None = None
-    #: the hash of ``request_text`` when known (not computed twice on the write path)
-    request_hash: str | None = None
-
-    def to_line(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "step_id": self.step_id,
-            "index": self.index,
-            "attempt": self.attempt,
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "request": self.request,
-            "response": self.response,
-        }
-
-    @classmethod
-    def from_line(cls, data: dict[str, Any]) -> Recorded:
-        return cls(
-            data["kind"],
-            data.get("step_id", ""),
-            int(data.get("index", 0)),
-            data.get("name", ""),
-            data["fingerprint"],
-            data.get("request"),
-            data.get("response"),
-            int(data.get("attempt", 1)),
-        )
-
-
-#: built once: ``json.dumps`` with these options builds an encoder per call
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def canonical(value: Any) -> str:
-    """A value's canonical JSON text (sorted keys, compact, UTF-8): what is hashed and stored."""
-    return _CANONICAL.encode(value)
-
-
 #: the JSON schema of each output type a recorded request used (pydantic builds it anew each time)
 _SCHEMAS: dict[Any, dict[str, Any]] = {}
 
@@ -148,13 +97,6 @@ def _schema(schema: Any) -> dict[str, Any]:
         if len(_SCHEMAS) < 256:
             _SCHEMAS[schema] = found
     return found
-
-
-def fingerprint(text: str) -> str:
-    """The SHA-256 of a payload's canonical JSON text."""
-    import hashlib  # here: importing it costs ~2 ms, and only recorded runs need it
-
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def request_fingerprint(payload: dict[str, Any], text: str) -> str:

@@ -18,7 +18,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from plait._record import Recorded, canonical, fingerprint
+from plait._record_data import Recorded, canonical, fingerprint
 
 if TYPE_CHECKING:
     from plait.storage import CallRecord, Storage

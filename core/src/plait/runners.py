@@ -304,10 +304,9 @@ class Branch:
 
 def _active_recorder(ctx: StepContext) -> Any:
     """The recorder a branch's agents would use in this process: a cassette's, else the run's."""
-    record = sys.modules.get("plait._record")
-    if record is None:
-        return None  # nothing recorded in this process yet: no cassette is open
-    cassette = record.CASSETTE.get()
+    from plait._record import CASSETTE  # only runners that ship branches ask
+
+    cassette = CASSETTE.get()
     return cassette if cassette is not None else ctx.run.recorder
 
 
