@@ -172,3 +172,32 @@ async def test_a_cassette_records_and_replays_a_shipped_branch(tmp_path: Path) -
     assert dict(again.content) == dict(first.content)
     assert runner.shipped == 4
     await model.aclose()
+
+
+async def test_answers_a_shipped_branch_used_leave_the_runs_record() -> None:
+    from plait._record import Recorder
+    from plait._record_data import Recorded
+    from plait._record_ship import adopt, child_recorder, ship, shipped_back
+
+    recorded = [
+        Recorded("tool", "fan/a", 0, "lookup", "k1", {"tool": "lookup"}, {"content": "1"}),
+        Recorded("tool", "fan/a", 1, "lookup", "k1", {"tool": "lookup"}, {"content": "2"}),
+        Recorded("tool", "fan/b", 0, "lookup", "k2", {"tool": "lookup"}, {"content": "3"}),
+    ]
+    kept: list[Recorded] = []
+
+    async def sink(items: list[Recorded]) -> None:
+        kept.extend(items)
+
+    parent = Recorder(source=recorded, sink=sink, keep_answers=True)
+    calls = ship(parent, "fan/a")
+    assert [(c["step_id"], c["index"]) for c in calls.calls] == [("fan/a", 0), ("fan/a", 1)]  # not fan/b's
+    child, collected = child_recorder(calls)
+    hit = child._take("fan/a", "tool", "k1")  # the branch answers one call from the record
+    assert hit is not None and hit.response == {"content": "1"}
+    await child._keep(hit)
+    await adopt(parent, shipped_back(child, collected))
+    assert [k.response for k in kept] == [{"content": "1"}]  # recorded in the run
+    assert parent.replayed == 1
+    # shipped again (a retry of the branch), it gets only the answer not used yet
+    assert [c["response"] for c in ship(parent, "fan/a").calls] == [{"content": "2"}]

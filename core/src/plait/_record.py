@@ -265,6 +265,8 @@ class Recorder:
         self.live = 0
         #: the first divergence a strict recorder met (a step may have turned it into data)
         self.divergence: ReplayDivergenceError | None = None
+        #: a shipped branch's recorder (plait._record_ship): how many answers it was given, by place
+        self.shipped: dict[tuple[str, str, str], int] | None = None
         for item in source or ():
             if item.kind not in ("model", "tool"):
                 continue  # a fork's stored change (plait._fork)

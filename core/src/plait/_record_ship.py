@@ -49,6 +49,9 @@ class BranchRecord:
     #: the first divergence a strict recorder met there (message, step_id, recorded, request)
     divergence: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: the recorded calls it answered, as [step id, kind, fingerprint, how many]: they leave
+    #: the run's record as they would have in process (a retry of the branch goes live)
+    answered: list[list[Any]] = field(default_factory=list)
 
 
 def _under(step_id: str, root: str) -> bool:
@@ -95,6 +98,7 @@ def child_recorder(calls: BranchCalls) -> tuple[Recorder, list[Recorded]]:
     for key, n in calls.counts.items():
         kind, _, sid = key.partition(" ")
         recorder._counts[(sid, kind)] = n
+    recorder.shipped = {place: len(queue) for place, queue in recorder._answers.items()}
     return recorder, collected
 
 
@@ -115,12 +119,18 @@ def shipped_back(recorder: Recorder, collected: list[Recorded]) -> BranchRecord:
         live=recorder.live,
         divergence=divergence,
         counts={f"{kind} {sid}": n for (sid, kind), n in recorder._counts.items()},
+        answered=[
+            [*place, n - len(recorder._answers.get(place, ()))]
+            for place, n in (recorder.shipped or {}).items()
+            if n > len(recorder._answers.get(place, ()))
+        ],
     )
 
 
 async def adopt(recorder: Recorder, record: BranchRecord) -> None:
     """Take what a shipped branch recorded into the run's ``recorder``: its calls are recorded
-    (written by the parent's sink), its counts and its first divergence become the run's."""
+    (written by the parent's sink), the calls it answered leave the record, its counts and its
+    first divergence become the run's."""
     items = [Recorded.from_line(line) for line in record.calls]
     with recorder._lock:
         recorder.replayed += record.replayed
@@ -129,6 +139,10 @@ async def adopt(recorder: Recorder, record: BranchRecord) -> None:
             kind, _, sid = key.partition(" ")
             place = (sid, kind)
             recorder._counts[place] = max(recorder._counts.get(place, 0), n)
+        for sid, kind, fingerprint, n in record.answered:
+            queue = recorder._answers.get((sid, kind, fingerprint))
+            for _ in range(min(int(n), len(queue or ()))):
+                queue.popleft()  # type: ignore[union-attr]
     if record.divergence is not None and recorder.divergence is None:
         data = record.divergence
         recorder.divergence = ReplayDivergenceError(
