@@ -72,7 +72,11 @@ async def run_branches(
             Discard(ctx.discard),
         )
         branches.append(Branch(node, step_input, branch_ctx, index))
-    outputs = await (runner or ctx.run.runner).run_branches(branches, max_concurrency=max_concurrency)
+    try:
+        outputs = await (runner or ctx.run.runner).run_branches(branches, max_concurrency=max_concurrency)
+    finally:  # the calls of branches shipped elsewhere, when their runner did not store them
+        for branch in branches:
+            await branch.keep_calls()
     _state.merge_changes(
         ctx.state,
         [(branch.node.name, branch.context.state) for branch in branches],

@@ -250,7 +250,8 @@ async def save_change(storage: Any, new_run: str, origin: str, point: ForkPoint,
     """Store what the fork changes at its fork step with the fork's record, before it runs: a
     fork that crashes before reaching the step still applies it when resumed (:func:`resumed_point`)."""
     from plait._codec import encode
-    from plait._record import canonical, fingerprint, supports_calls
+    from plait._record import supports_calls
+    from plait._record_data import canonical, fingerprint
     from plait.storage import CallRecord
 
     if not supports_calls(storage):

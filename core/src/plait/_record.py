@@ -13,7 +13,8 @@ per run; with a recorder it sends each model and tool call through :meth:`Record
 * else make the call live and record it (when the recorder has a sink).
 
 Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
-payloads are stored once. A model request's fingerprint leaves out the tool-call ids the provider
+payloads are stored once, a model request as a delta of the step's previous one (plait._record_store).
+A model request's fingerprint leaves out the tool-call ids the provider
 assigned (:func:`request_fingerprint`); the stored request keeps them. A run without storage and
 without a cassette never builds a recorder: the agent pays two context-variable reads per run.
 """
@@ -23,13 +24,13 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plait._context import current_step
+from plait._record_data import Recorded, canonical, fingerprint
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, ReplayDivergenceError
 from plait.events import (
@@ -43,7 +44,7 @@ from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, 
 from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
 
 if TYPE_CHECKING:
-    from plait.storage import CallRecord, Storage
+    from plait.storage import Storage
 
 __all__ = ["Cassette", "Recorded", "Recorder", "ReplayRequest", "active", "fingerprint", "for_stored_run"]
 
@@ -85,56 +86,17 @@ def active(agent: Any) -> Recorder | None:
     return result
 
 
-@dataclass(slots=True)
-class Recorded:
-    """One recorded call: where it was made, its request and its response (JSON)."""
-
-    kind: str  # "model" or "tool"
-    step_id: str
-    index: int
-    name: str
-    fingerprint: str
-    request: Any
-    response: Any
-    attempt: int = 1
-    #: the request's canonical JSON text when known (what is stored)
-    request_text: str | None = None
-
-    def to_line(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "step_id": self.step_id,
-            "index": self.index,
-            "attempt": self.attempt,
-            "name": self.name,
-            "fingerprint": self.fingerprint,
-            "request": self.request,
-            "response": self.response,
-        }
-
-    @classmethod
-    def from_line(cls, data: dict[str, Any]) -> Recorded:
-        return cls(
-            data["kind"],
-            data.get("step_id", ""),
-            int(data.get("index", 0)),
-            data.get("name", ""),
-            data["fingerprint"],
-            data.get("request"),
-            data.get("response"),
-            int(data.get("attempt", 1)),
-        )
+#: the JSON schema of each output type a recorded request used (pydantic builds it anew each time)
+_SCHEMAS: dict[Any, dict[str, Any]] = {}
 
 
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def fingerprint(text: str) -> str:
-    """The SHA-256 of a payload's canonical JSON text."""
-    import hashlib  # here: importing it costs ~2 ms, and only recorded runs need it
-
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _schema(schema: Any) -> dict[str, Any]:
+    found = _SCHEMAS.get(schema)
+    if found is None:
+        found = schema.model_json_schema()
+        if len(_SCHEMAS) < 256:
+            _SCHEMAS[schema] = found
+    return found
 
 
 def request_fingerprint(payload: dict[str, Any], text: str) -> str:
@@ -142,11 +104,17 @@ def request_fingerprint(payload: dict[str, Any], text: str) -> str:
     request with its tool-call ids replaced by their order of first appearance (``"1"``,
     ``"2"``...). Providers assign those ids and they differ between live runs, so a request
     made after a live call still matches the recorded one; the stored request keeps the real ids."""
+    normal = _normalised(payload)
+    return fingerprint(text if normal is None else canonical(normal))
+
+
+def _normalised(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """``payload`` with its tool-call ids numbered in order of appearance; None without any."""
     messages = payload.get("messages")
     if not isinstance(messages, list) or not any(
         isinstance(m, dict) and ("tool_calls" in m or "tool_call_id" in m) for m in messages
     ):
-        return fingerprint(text)
+        return None
     order: dict[Any, str] = {}
 
     def number(call_id: Any) -> str:
@@ -164,7 +132,7 @@ def request_fingerprint(payload: dict[str, Any], text: str) -> str:
             if "tool_call_id" in message:
                 message["tool_call_id"] = number(message["tool_call_id"])
         normal.append(message)
-    return fingerprint(canonical({**payload, "messages": normal}))
+    return {**payload, "messages": normal}
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -203,7 +171,7 @@ def request_json(model: Model, request: ModelRequest) -> dict[str, Any]:
             "seed": settings.seed,
             "extra": settings.extra,
         },
-        "output_schema": None if schema is None else schema.model_json_schema(),
+        "output_schema": None if schema is None else _schema(schema),
         "tool_choice": request.tool_choice,
     }
 
@@ -297,6 +265,8 @@ class Recorder:
         self.live = 0
         #: the first divergence a strict recorder met (a step may have turned it into data)
         self.divergence: ReplayDivergenceError | None = None
+        #: a shipped branch's recorder (plait._record_ship): how many answers it was given, by place
+        self.shipped: dict[tuple[str, str, str], int] | None = None
         for item in source or ():
             if item.kind not in ("model", "tool"):
                 continue  # a fork's stored change (plait._fork)
@@ -386,7 +356,8 @@ class Recorder:
         if secrets:
             text = scrub_secrets(text, secrets)
             payload = json.loads(text)
-        key = request_fingerprint(payload, text)
+        normal = _normalised(payload)
+        key = fingerprint(text if normal is None else canonical(normal))
         hit = self._take(step_id, "model", key)
         if hit is not None:
             if self.keep_answers:
@@ -412,7 +383,10 @@ class Recorder:
         if secrets:
             answer = json.loads(scrub_secrets(canonical(answer), secrets))
         attempt = self.earlier.get(step_id, 0) + 1
-        await self._keep(Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text))
+        digest = key if normal is None else None  # the text's hash, when that is the key
+        await self._keep(
+            Recorded("model", step_id, index, model.name, key, payload, answer, attempt, text, digest)
+        )
         return response
 
     def _answer_model(
@@ -478,7 +452,9 @@ class Recorder:
             "error": seen.get("error"),
         }
         attempt = self.earlier.get(step_id, 0) + 1
-        await self._keep(Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text))
+        await self._keep(
+            Recorded("tool", step_id, index, call.name, key, payload, answer, attempt, text, key)
+        )
         return message
 
     def _answer_tool(
@@ -516,82 +492,6 @@ def supports_calls(storage: Storage) -> bool:
     return type(storage).save_calls is not Storage.save_calls
 
 
-class StorageSink:
-    """Writes recorded calls to a run's storage. With ``durability="step"`` each call is written
-    when it completes, before the agent goes on (a crash inside a step loses no completed call:
-    resuming answers it from the record); else they are buffered and written with the run's
-    checkpoints when it ends (and every 64 calls)."""
-
-    def __init__(self, storage: Storage, run_id: str, immediate: bool) -> None:
-        self.storage = storage
-        self.run_id = run_id
-        self.immediate = immediate
-        self._buffer: list[Recorded] = []
-
-    async def __call__(self, items: list[Recorded]) -> None:
-        self._buffer.extend(items)
-        if self.immediate or len(self._buffer) >= 64:
-            await self.flush()
-
-    async def flush(self) -> None:
-        while self._buffer:
-            pending, self._buffer = self._buffer, []
-            records, payloads = to_records(self.run_id, pending)
-            await self.storage.save_calls(records, payloads)
-
-
-def to_records(run_id: str, items: list[Recorded]) -> tuple[list[CallRecord], dict[str, str]]:
-    from plait.storage import CallRecord
-
-    records: list[CallRecord] = []
-    payloads: dict[str, str] = {}
-    for item in items:
-        request = item.request_text if item.request_text is not None else canonical(item.request)
-        response = canonical(item.response)
-        request_hash = fingerprint(request)
-        response_hash = fingerprint(response)
-        payloads[request_hash] = request
-        payloads[response_hash] = response
-        records.append(
-            CallRecord(
-                run_id=run_id,
-                step_id=item.step_id,
-                attempt=item.attempt,
-                index=item.index,
-                kind=item.kind,
-                name=item.name,
-                fingerprint=item.fingerprint,
-                request=request_hash,
-                response=response_hash,
-                created_at=time.time(),
-            )
-        )
-    return records, payloads
-
-
-async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
-    """A stored run's recorded calls, oldest first, with their payloads."""
-    records = await storage.load_calls(run_id)
-    if not records:
-        return []
-    hashes = sorted({h for r in records for h in (r.request, r.response)})
-    payloads = await storage.load_payloads(hashes)
-    return [
-        Recorded(
-            r.kind,
-            r.step_id,
-            r.index,
-            r.name,
-            r.fingerprint,
-            json.loads(payloads[r.request]) if r.request in payloads else None,
-            json.loads(payloads[r.response]) if r.response in payloads else None,
-            r.attempt,
-        )
-        for r in records
-        if r.response in payloads
-    ]
-
-
 async def for_stored_run(
     workflow: Any,
     storage: Storage,
@@ -604,6 +504,8 @@ async def for_stored_run(
     A resumed fork's stored change goes to ``on_fork(step_id, change)`` (plait._runs sets the
     fork point from it, plait._fork's job) and, forked with ``replay=True``, the fork answers
     from the original's record too."""
+    from plait._record_store import StorageSink, load_recorded
+
     replay = REPLAY.get()
     if replay is not None:
         REPLAY.set(None)  # for this run only, not runs its steps may start

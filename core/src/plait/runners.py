@@ -11,7 +11,8 @@ What a runner plugin needs is public here: a :class:`Branch` is what it is hande
 (``await branch.run()`` runs it in this process); to run it elsewhere it ships
 ``branch.payload()`` (a :class:`BranchPayload`), executes it there with
 :func:`run_branch_payload`, and takes the :class:`BranchResult` back with
-``branch.apply(result)``. :func:`resolve_runner` turns a runner's name into one.
+``await branch.aapply(result)`` (``branch.apply(result)`` in sync code: the executor then stores
+the calls the branch recorded when the runner returns). :func:`resolve_runner` turns a runner's name into one.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ class BranchPayload:
     outputs: dict[str, StepOutput]
     step_events: bool
     trace_context: dict[str, str]
+    #: what the branch's own recorder starts from (plait._record_ship.BranchCalls), or None
+    #: when the run records nothing: the recorded calls of its steps and how it records
+    recording: Any = None
 
 
 @dataclass(slots=True)
@@ -119,10 +123,15 @@ class BranchResult:
     paused: list[Any] = field(default_factory=list)
     #: the branch's agent, team and nested workflow runs (the run's step_executor_runs)
     executor_runs: list[Any] = field(default_factory=list)
+    #: the model and tool calls the branch recorded (plait._record_ship.BranchRecord), or None
+    recording: Any = None
 
 
 async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], None] | None) -> BranchResult:
-    """Execute a shipped branch in this process; ``emit`` receives its events in order."""
+    """Execute a shipped branch in this process; ``emit`` receives its events in order.
+
+    When the branch fails, the exception raised carries the calls it recorded before failing
+    as ``exc.plait_recording`` (plain data): a runner hands them to :meth:`Branch.failed`."""
     from opentelemetry import context as otel_context
     from opentelemetry import propagate
 
@@ -147,12 +156,31 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
     )
     known = set(payload.outputs)
     branch = Branch(payload.node, payload.step_input, ctx, payload.index)
+    recording = None
+    if payload.recording is not None:  # record and answer calls here; the parent stores them
+        from plait._record import CASSETTE
+        from plait._record_ship import child_recorder
+
+        run.recorder, collected = child_recorder(payload.recording)
+        cassette = CASSETTE.set(None)  # a cassette open in this process is the parent's, not ours
     token = otel_context.attach(propagate.extract(payload.trace_context)) if payload.trace_context else None
     try:
         output = await branch.run()
+    except BaseException as exc:
+        if payload.recording is not None:  # what it recorded before failing goes back with it
+            from plait._record_ship import shipped_back
+
+            exc.plait_recording = shipped_back(run.recorder, collected)  # type: ignore[attr-defined]
+        raise
     finally:
         if token is not None:
             otel_context.detach(token)
+        if payload.recording is not None:
+            CASSETTE.reset(cassette)
+    if payload.recording is not None:
+        from plait._record_ship import shipped_back
+
+        recording = shipped_back(run.recorder, collected)
     new_outputs = {
         name: out
         for name, out in ctx.outputs.items()
@@ -165,13 +193,14 @@ async def run_branch_payload(payload: BranchPayload, emit: Callable[[Event], Non
         list(payload.frame.errors),
         branch.paused,
         list(payload.frame.executor_runs),
+        recording,
     )
 
 
 class Branch:
     """One parallel branch handed to a runner: a node, its input and its own context."""
 
-    __slots__ = ("context", "index", "node", "paused", "step_input")
+    __slots__ = ("_calls", "_recorder", "context", "index", "node", "paused", "step_input")
 
     def __init__(self, node: StepNode, step_input: StepInput, context: StepContext, index: int) -> None:
         self.node = node
@@ -180,6 +209,8 @@ class Branch:
         self.index = index
         #: what the branch waits for, when it paused
         self.paused: list[Any] = []
+        self._recorder: Any = None  # the run's recorder, when the branch was shipped with calls
+        self._calls: Any = None  # what a shipped branch recorded, until the run stores it
 
     async def run(self) -> StepOutput:
         """Execute the branch in this process."""
@@ -207,6 +238,12 @@ class Branch:
 
             propagate.inject(carrier)
         frame = replace(ctx.frame, workflow=None, errors=[], executor_runs=[])
+        recording = None
+        self._recorder = _active_recorder(ctx)
+        if self._recorder is not None:
+            from plait._record_ship import ship
+
+            recording = ship(self._recorder, ctx.child(self.node.name).step_id)
         return BranchPayload(
             self.node,
             self.step_input,
@@ -219,10 +256,13 @@ class Branch:
             ctx.outputs,
             ctx.run.step_events,
             carrier,
+            recording,
         )
 
     def apply(self, result: BranchResult) -> StepOutput:
-        """Take a remote branch's result into this run; returns its output."""
+        """Take a remote branch's result into this run; returns its output. The calls it
+        recorded are stored by :meth:`keep_calls` (which :meth:`aapply` awaits, and the
+        executor awaits for every branch when the runner returns)."""
         ctx = self.context
         ctx.state.clear()
         ctx.state.update(result.state)
@@ -230,12 +270,44 @@ class Branch:
         ctx.frame.errors.extend(result.errors)
         ctx.frame.executor_runs.extend(result.executor_runs)
         self.paused = list(result.paused)
+        self._calls = result.recording
         return result.output
+
+    async def aapply(self, result: BranchResult) -> StepOutput:
+        """:meth:`apply`, then store the calls the branch recorded before returning (a runner
+        that awaits this loses none of a finished branch's calls if the run is killed later)."""
+        output = self.apply(result)
+        await self.keep_calls()
+        return output
+
+    def failed(self, recording: Any) -> None:
+        """Take the calls a shipped branch recorded before it failed (``plait_recording`` of
+        the exception :func:`run_branch_payload` raised; None: nothing): the executor stores
+        them, so a resumed run does not make them again."""
+        if recording is not None:
+            self._calls = recording
+
+    async def keep_calls(self) -> None:
+        """Record, in this run, the calls a shipped branch made (once; nothing for a branch
+        run in this process, or one shipped without recording)."""
+        calls, self._calls = self._calls, None
+        if calls is not None and self._recorder is not None:
+            from plait._record_ship import adopt
+
+            await adopt(self._recorder, calls)
 
     def emit(self, event: Event) -> None:
         """Deliver an event the remote branch produced to this run's listeners."""
         if self.context.run.listening:
             self.context.run.emit(event)
+
+
+def _active_recorder(ctx: StepContext) -> Any:
+    """The recorder a branch's agents would use in this process: a cassette's, else the run's."""
+    from plait._record import CASSETTE  # only runners that ship branches ask
+
+    cassette = CASSETTE.get()
+    return cassette if cassette is not None else ctx.run.recorder
 
 
 # -- the in-process runner ----------------------------------------------------------------

@@ -356,12 +356,16 @@ class PickleRoundTripRunner:
                 ) from exc
             self.shipped += 1
             events: list[bytes] = []
-            result = await run_branch_payload(
-                pickle.loads(blob), lambda event: events.append(pickle.dumps(event))
-            )
+            try:
+                result = await run_branch_payload(
+                    pickle.loads(blob), lambda event: events.append(pickle.dumps(event))
+                )
+            except Exception as exc:
+                branch.failed(getattr(exc, "plait_recording", None))  # stored by the executor
+                raise
             for raw in events:
                 branch.emit(pickle.loads(raw))
-            return branch.apply(pickle.loads(pickle.dumps(result)))
+            return await branch.aapply(pickle.loads(pickle.dumps(result)))
 
         return await gather_first_error([ship(branch) for branch in branches])
 

@@ -319,8 +319,9 @@ class RayRunner:
                     for event in events:
                         branch.emit(event)
                 elif kind == "result":
-                    return branch.apply(cloudpickle.loads(message[1]))
+                    return await branch.aapply(cloudpickle.loads(message[1]))
                 else:
+                    branch.failed(message[1].get("recording"))  # stored by the executor
                     raise remote_failure(branch, message[1])
             raise RuntimeError(f"the Ray worker ended branch {branch.node.name!r} without a result")
         except asyncio.CancelledError:

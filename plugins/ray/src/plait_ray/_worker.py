@@ -148,6 +148,8 @@ def describe_error(exc: BaseException, note: str | None = None) -> dict[str, Any
         "cause_text": str(cause) if cause is not None else None,
         "traceback": "".join(traceback.format_exception(exc)),
         "where": f"pid {os.getpid()} on {socket.gethostname()}",
+        # the calls the branch recorded before failing (plain data), for the driver to store
+        "recording": getattr(exc, "plait_recording", None),
     }
 
 
