@@ -35,6 +35,7 @@ __all__ = [
     "AgentHistory",
     "HistoryScope",
     "agent_history",
+    "check_session_id",
     "decode_messages",
     "history_runs",
 ]
@@ -208,5 +209,6 @@ def decode_messages(record: HistoryRecord, where: str) -> list[Message]:
 
 
 def check_session_id(session_id: Any, where: str) -> None:
+    """A session id is a non-empty string (a DefinitionError naming the agent otherwise)."""
     if not isinstance(session_id, str) or not session_id:
         raise DefinitionError(f"{where}: session_id must be a non-empty string, got {session_id!r}")

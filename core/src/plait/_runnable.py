@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._context import current_step, with_dependencies
-from plait._history import HistoryScope, decode_messages
+from plait._history import HistoryScope, check_session_id, decode_messages
 from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
@@ -173,6 +173,7 @@ class Runnable:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
         scope = None
         if session_id is not None:
+            check_session_id(session_id, f"{type(self).__name__} {self.name!r}")
             enclosing = current_step()  # inside a step: the workflow's storage keeps it
             scope = HistoryScope(session_id, None if enclosing is None else enclosing.run.storage)
         if stream or stream_events:
