@@ -1,7 +1,7 @@
 """Redis storage on redis-py's asyncio client.
 
 Every key starts with ``{prefix}:`` (``plait`` unless told otherwise), so several
-deployments can share one Redis database. The layout (schema version 2):
+deployments can share one Redis database. The layout (schema version 4):
 
 ==================================  =========  ==============================================
 key                                 type       holds
@@ -21,8 +21,8 @@ key                                 type       holds
 ``P:cache:{key}``                   string     CacheEntry JSON, with a Redis TTL when it expires
 ``P:calls:{run_id}``                list       CallRecord JSON (recorded model and tool calls), in order
 ``P:payload:{hash}``                string     a recorded call's request or response JSON, by SHA-256
-``P:history:{n}:{agent}:{session}``  list       HistoryRecord JSON (version 4), one per agent run;
-                                               ``n`` is the agent id's length (no ambiguity)
+``P:history:{n}:{agent}:{sid}``     list       HistoryRecord JSON (version 4), one per agent run
+                                               of session ``sid``; ``n``: the agent id's length
 ``P:ratelimit:{key}``               zset       a shared rate limit's calls, scored by their start
 ``P:ratelimit-tokens:{key}``        hash       ticket -> tokens of each of those calls
 ``P:ratelimit-slots:{key}``         zset       tickets holding a ``max_concurrent`` slot, by lease end
