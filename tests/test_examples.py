@@ -13,6 +13,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # example file -> text its output must contain
 EXPECTED = {
+    "agent_history.py": ["the last request carried 3 user turns", "kept: 6 messages"],
     "research_and_write.py": ["Research Workflow  nested workflow · depth 1", "writing_phase", "COMPLETED"],
     "sequential_workflow.py": ["Mixed Execution Pipeline", "COMPLETED"],
     "fully_python_workflow.py": ["Final:", "COMPLETED"],

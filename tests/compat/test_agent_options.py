@@ -62,8 +62,8 @@ def test_telemetry_false_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("option", "plait_way"),
     [
-        ("db", "Workflow\\(storage=...\\)"),
-        ("add_history_to_context", "stateless"),
+        ("add_history_to_messages", "add_history_to_context="),
+        ("memory", "session_id=..."),
         ("add_datetime_to_context", "instructions="),
         ("response_model", "output_schema="),
         ("knowledge", "retrieval tool"),

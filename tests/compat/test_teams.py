@@ -96,7 +96,7 @@ def test_flags_plait_cannot_honour_are_errors_naming_the_plait_spelling() -> Non
         )
     with pytest.raises(DefinitionError, match="no mode='tasks'"):
         Team(name="T", members=members(), model="offline:demo", mode="tasks")  # type: ignore[arg-type]
-    with pytest.raises(DefinitionError, match=r"db= is Agno's option.*Workflow\(storage=...\)"):
+    with pytest.raises(DefinitionError, match=r"Team 'T': db= takes a plait storage"):
         Team(name="T", members=members(), model="offline:demo", db=object())
 
 

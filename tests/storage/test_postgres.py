@@ -126,6 +126,7 @@ async def test_setup_records_the_schema_version(make: Callable[..., Any]) -> Non
         "plait_calls",
         "plait_checkpoints",
         "plait_events",
+        "plait_history",
         "plait_meta",
         "plait_payloads",
         "plait_runs",

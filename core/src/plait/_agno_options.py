@@ -21,20 +21,18 @@ __all__ = ["MARKDOWN_INSTRUCTION", "REJECTED", "WARNED", "agent_extras"]
 MARKDOWN_INSTRUCTION = "Use markdown to format your answers."
 
 _STATELESS = (
-    "plait agents are stateless: a workflow keeps the state (Workflow(storage=...), session_state), "
-    "and a step passes what an agent needs in its input"
+    "plait agents keep a conversation (run(x, session_id=...), history=N) but no memory beyond it: "
+    "a workflow keeps the state (Workflow(storage=...), session_state), and a step passes what an "
+    "agent needs in its input"
 )
 
 #: option -> why plait refuses it and what to do instead
 REJECTED: dict[str, str] = {
-    "db": "plait stores runs, sessions and checkpoints at the workflow: Workflow(storage=...)",
-    "session_id": "pass session_id= to Workflow.run(...)",
+    "session_id": "pass session_id= to run(...): agent.run(x, session_id='s')",
     "user_id": "pass it to the workflow run or in session_state",
     "session_state": "session state belongs to the workflow: Workflow(session_state={...})",
-    "add_history_to_context": _STATELESS,
-    "add_history_to_messages": _STATELESS,
-    "num_history_runs": _STATELESS,
-    "num_history_responses": _STATELESS,
+    "add_history_to_messages": "Agno 2's (and plait's) name is add_history_to_context= (or history=N)",
+    "num_history_responses": "Agno 2's (and plait's) name is num_history_runs= (or history=N)",
     "read_chat_history": _STATELESS,
     "memory": _STATELESS,
     "memory_manager": _STATELESS,

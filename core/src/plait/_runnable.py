@@ -5,12 +5,13 @@ over one method, :meth:`Runnable.invoke`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
 from plait._context import current_step, with_dependencies
+from plait._history import HistoryScope, check_session_id, decode_messages
 from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
@@ -103,7 +104,8 @@ class RunOptions:
     step's id and depth), ``run_blocking(fn)`` runs sync tools off the event loop, and
     ``tracer`` parents its spans. ``step_events`` asks for the run's own start and end events
     (Agno's RunStarted / RunCompleted: ``stream_events=True``), besides its content and tool
-    events. :meth:`RunOptions.of_step` gives those of a workflow step.
+    events. ``history`` is the session whose conversation the run joins (plait._history).
+    :meth:`RunOptions.of_step` gives those of a workflow step.
     """
 
     emit: Callable[[Event], None] | None = None
@@ -111,6 +113,7 @@ class RunOptions:
     run_blocking: Callable[[Callable[[], Any]], Any] | None = None
     tracer: Any = None
     step_events: bool = False
+    history: HistoryScope | None = None
 
     @classmethod
     def of_step(cls, ctx: StepContext) -> RunOptions:
@@ -122,6 +125,8 @@ class RunOptions:
             run.runner.run_blocking,
             run.tracer,
             run.step_events,
+            # the workflow run's session: an agent with history=N continues its conversation there
+            HistoryScope(ctx.frame.session_id, run.storage, explicit=False),
         )
 
 
@@ -145,30 +150,86 @@ class Runnable:
         ctx = current_step()
         return STANDALONE if ctx is None else RunOptions.of_step(ctx)
 
-    def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
-        """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events."""
-        return sync(self.arun(input, stream=stream, stream_events=stream_events))
+    def run(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+    ) -> Any:
+        """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events.
+        With ``session_id`` the run joins that conversation (see ``history=``)."""
+        return sync(self.arun(input, stream=stream, stream_events=stream_events, session_id=session_id))
 
-    def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any:
+    def arun(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        stream_events: bool = False,
+        session_id: str | None = None,
+    ) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
+        scope = None
+        if session_id is not None:
+            check_session_id(session_id, f"{type(self).__name__} {self.name!r}")
+            enclosing = current_step()  # inside a step: the workflow's storage keeps it
+            scope = HistoryScope(session_id, None if enclosing is None else enclosing.run.storage)
         if stream or stream_events:
             return EventStream(
                 lambda listener: self.invoke(
                     input,
                     RunOptions(
-                        emit=listener if stream_events else _content(listener), step_events=stream_events
+                        emit=listener if stream_events else _content(listener),
+                        step_events=stream_events,
+                        history=scope,
                     ),
                 )
             )
-        return self.invoke(input, self._enclosing())
+        options = self._enclosing()
+        return self.invoke(input, options if scope is None else replace(options, history=scope))
 
     def print_response(
-        self, input: Any = None, *, stream: bool = False, markdown: bool = False
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        markdown: bool = False,
+        session_id: str | None = None,
     ) -> AgentRunOutput | None:
         from plait.console import print_run
 
-        output: AgentRunOutput | None = print_run(self, input, stream=stream, markdown=markdown, options={})
+        options = {} if session_id is None else {"session_id": session_id}
+        output: AgentRunOutput | None = print_run(
+            self, input, stream=stream, markdown=markdown, options=options
+        )
         return output
+
+    def get_history(self, session_id: str, *, storage: Any = None) -> list[Message]:
+        """The conversation kept for ``session_id``: its user, assistant and tool messages,
+        oldest first (``storage``: where a workflow keeps it, when not this agent's own)."""
+        return sync(self.aget_history(session_id, storage=storage))
+
+    async def aget_history(self, session_id: str, *, storage: Any = None) -> list[Message]:
+        """Async form of :meth:`get_history`."""
+        history, agent_id = self._conversation()
+        store = None if storage is None else await _ready(storage)
+        records = await history.records(session_id, agent_id, None, store)
+        return [m for record in records for m in decode_messages(record, history.where)]
+
+    def clear_history(self, session_id: str, *, storage: Any = None) -> None:
+        """Forget the conversation kept for ``session_id``."""
+        sync(self.aclear_history(session_id, storage=storage))
+
+    async def aclear_history(self, session_id: str, *, storage: Any = None) -> None:
+        """Async form of :meth:`clear_history`."""
+        history, agent_id = self._conversation()
+        await history.clear(session_id, agent_id, None if storage is None else await _ready(storage))
+
+    def _conversation(self) -> tuple[Any, str]:
+        """Whose conversation a session holds: (its AgentHistory, the agent id it is kept under)."""
+        raise NotImplementedError
 
     def get_last_run_output(self) -> AgentRunOutput | None:
         """The most recent run's output in this process (the last to finish, if runs overlap)."""
@@ -197,6 +258,15 @@ class Runnable:
     async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
         """One run with ``input`` as the message, joined to an enclosing run by ``options``."""
         raise NotImplementedError
+
+
+async def _ready(spec: Any) -> Any:
+    from plait.storage import resolve_storage
+
+    storage = resolve_storage(spec)
+    assert storage is not None
+    await storage.setup()
+    return storage
 
 
 def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None] | None:

@@ -23,6 +23,7 @@ from plait._agno_options import agent_extras
 from plait._budget import Budget, RunBudgets, active_meters, check_budget, open_meter, require_price
 from plait._checks import check_model_string, check_number
 from plait._context import RunContext, current_step
+from plait._history import AgentHistory, agent_history
 from plait._ids import new_id
 from plait._io import format_content
 from plait._limits import RateWait
@@ -121,6 +122,8 @@ class Agent(Runnable, Generic[OutputT]):
         id: str | None = None,
         budget: Budget | None = None,
         record: bool = True,
+        history: bool | int | None = None,
+        storage: Any = None,
         **unsupported: Any,
     ) -> None: ...
 
@@ -142,6 +145,8 @@ class Agent(Runnable, Generic[OutputT]):
         id: str | None = None,
         budget: Budget | None = None,
         record: bool = True,
+        history: bool | int | None = None,
+        storage: Any = None,
         **unsupported: Any,
     ) -> None: ...
 
@@ -162,6 +167,8 @@ class Agent(Runnable, Generic[OutputT]):
         id: str | None = None,
         budget: Budget | None = None,
         record: bool = True,
+        history: bool | int | None = None,
+        storage: Any = None,
         **unsupported: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -186,6 +193,8 @@ class Agent(Runnable, Generic[OutputT]):
             )
         if isinstance(tools, (str, bytes)) or not isinstance(tools, (list, tuple)):
             raise DefinitionError(f"{where}: tools must be a list of functions or Tools, got {tools!r}")
+        #: how many past runs of a session a run sends (None: none) and where sessions are kept
+        self.history_runs, self._history = agent_history(where, history, storage, unsupported)
         # Agno's other options: supported, accepted, warned about or refused (plait._agno_options)
         extra_instructions, retries = agent_extras(
             where, unsupported, has_output_schema=output_schema is not None
@@ -261,47 +270,101 @@ class Agent(Runnable, Generic[OutputT]):
 
         @overload
         def run(
-            self, input: Any = None, *, stream: Literal[False] = False, stream_events: Literal[False] = False
+            self,
+            input: Any = None,
+            *,
+            stream: Literal[False] = False,
+            stream_events: Literal[False] = False,
+            session_id: str | None = None,
         ) -> AgentRunOutput[OutputT]: ...
 
         @overload
         def run(
-            self, input: Any = None, *, stream: Literal[True], stream_events: bool = False
+            self,
+            input: Any = None,
+            *,
+            stream: Literal[True],
+            stream_events: bool = False,
+            session_id: str | None = None,
         ) -> Iterator[Event]: ...
 
         @overload
         def run(
-            self, input: Any = None, *, stream: bool = False, stream_events: Literal[True]
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: Literal[True],
+            session_id: str | None = None,
         ) -> Iterator[Event]: ...
 
         @overload
         def run(
-            self, input: Any = None, *, stream: bool = False, stream_events: bool = False
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: bool = False,
+            session_id: str | None = None,
         ) -> AgentRunOutput[OutputT] | Iterator[Event]: ...
 
-        def run(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any: ...
+        def run(
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: bool = False,
+            session_id: str | None = None,
+        ) -> Any: ...
 
         @overload
         def arun(
-            self, input: Any = None, *, stream: Literal[False] = False, stream_events: Literal[False] = False
+            self,
+            input: Any = None,
+            *,
+            stream: Literal[False] = False,
+            stream_events: Literal[False] = False,
+            session_id: str | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]]: ...
 
         @overload
         def arun(
-            self, input: Any = None, *, stream: Literal[True], stream_events: bool = False
+            self,
+            input: Any = None,
+            *,
+            stream: Literal[True],
+            stream_events: bool = False,
+            session_id: str | None = None,
         ) -> AsyncIterator[Event]: ...
 
         @overload
         def arun(
-            self, input: Any = None, *, stream: bool = False, stream_events: Literal[True]
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: Literal[True],
+            session_id: str | None = None,
         ) -> AsyncIterator[Event]: ...
 
         @overload
         def arun(
-            self, input: Any = None, *, stream: bool = False, stream_events: bool = False
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: bool = False,
+            session_id: str | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]] | AsyncIterator[Event]: ...
 
-        def arun(self, input: Any = None, *, stream: bool = False, stream_events: bool = False) -> Any: ...
+        def arun(
+            self,
+            input: Any = None,
+            *,
+            stream: bool = False,
+            stream_events: bool = False,
+            session_id: str | None = None,
+        ) -> Any: ...
 
     def _tool_context(self, run_id: str) -> RunContext:
         """What a tool that declares ``run_context`` (or ``session_state``) gets: the enclosing
@@ -341,8 +404,12 @@ class Agent(Runnable, Generic[OutputT]):
             self._model = get_model(self._model_spec)
         return self._model
 
-    def _messages(self, input: Any, model: Model) -> list[Message]:
+    def _conversation(self) -> tuple[AgentHistory, str]:
+        return self._history, self.id
+
+    def _messages(self, input: Any, model: Model, past: Sequence[Message] = ()) -> list[Message]:
         messages = [Message("system", text) for text in self._system_prompts(model)]
+        messages.extend(past)  # the session's last runs (Agent(history=N)), before the new input
         messages.append(Message("user", format_content(input)))
         return messages
 
@@ -364,7 +431,10 @@ class Agent(Runnable, Generic[OutputT]):
         tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
         event = options.make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
         blocking = options.run_blocking or _to_thread
-        messages = self._messages(input, model)
+        scope = options.history  # the run's session, if any (plait._history)
+        past = [] if scope is None else await self._history.messages(scope, self.id, self.history_runs)
+        messages = self._messages(input, model, past)
+        first_new = len(messages) - 1  # the input: what this run adds to the conversation starts here
         usage = Usage()
         started = time.perf_counter()
         run_events = emit is not None and options.step_events and self._run_events
@@ -413,6 +483,8 @@ class Agent(Runnable, Generic[OutputT]):
             duration=time.perf_counter() - started,
             cost=usage.cost,  # each call's, by its model's price (plait.models.price_response)
         )
+        if scope is not None and (scope.explicit or self.history_runs is not None):
+            await self._history.append(scope, self.id, run_id, messages[first_new:])
         if run_events:
             assert emit is not None
             emit(event(RunCompletedEvent, **self._run_fields(run_id), **completed_fields(result)))

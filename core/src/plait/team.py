@@ -26,10 +26,12 @@ import contextvars
 import copy
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from plait._agno_options import agent_extras
 from plait._checks import check_model_string, check_number
+from plait._history import agent_history
 from plait._ids import new_id
 from plait._io import format_content
 from plait._runnable import STANDALONE, AgentRunOutput, Runnable, RunOptions
@@ -75,6 +77,8 @@ class Team(Runnable):
         respond_directly: bool | None = None,
         delegate_to_all_members: bool | None = None,
         determine_input_for_members: bool | None = None,
+        history: bool | int | None = None,
+        storage: Any = None,
         **agno_options: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -98,6 +102,8 @@ class Team(Runnable):
             raise DefinitionError(
                 f"{where}: output_schema must be a pydantic model class, got {output_schema!r}"
             )
+        # the team's conversation is its leader's (plait._history): history= and storage= go to it
+        runs, kept = agent_history(where, history, storage, agno_options)
         extra_instructions, retries = agent_extras(
             where, agno_options, has_output_schema=output_schema is not None
         )
@@ -162,7 +168,10 @@ class Team(Runnable):
             output_schema=schema,
             max_tool_rounds=max_tool_rounds,
             tracer_provider=tracer_provider,
+            history=runs if runs is not None else False,
+            storage=kept.spec,
         )
+        self.history_runs = runs
         # without model=, the leader's model is $PLAIT_MODEL's when a run starts (as an agent's)
         self.leader._what = where
         self.leader._run_events = False  # the team's own events say when it starts and ends
@@ -171,6 +180,9 @@ class Team(Runnable):
 
     def __repr__(self) -> str:
         return f"Team({self.name!r}, mode={self.mode!r})"
+
+    def _conversation(self) -> tuple[Any, str]:
+        return self.leader._conversation()
 
     def _delegate_tool(self, member: Runnable) -> Tool:
         async def delegate(task: str) -> str:
@@ -187,9 +199,7 @@ class Team(Runnable):
 
     async def invoke(self, input: Any, options: RunOptions = STANDALONE) -> AgentRunOutput:
         tracer = options.tracer if options.tracer is not None else resolve_tracer(self.tracer_provider)
-        options = RunOptions(
-            options.emit, options.make_event, options.run_blocking, tracer, options.step_events
-        )
+        options = replace(options, tracer=tracer)
         run_id = new_id()
         usage = Usage()
         costs: list[float | None] = []

@@ -9,7 +9,7 @@ the ``register_storage`` hook ``postgresql://...`` (plait-postgres) and
 
 A storage plugin imports what it needs from here: :class:`Storage` (the base
 class to subclass), the records it stores (:class:`RunRecord`,
-:class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`, :class:`CallRecord`),
+:class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`, :class:`CallRecord`, :class:`HistoryRecord`),
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
 ``list_runs`` status filter that also matches runs stored by older versions), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
@@ -27,6 +27,7 @@ from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
+    HistoryRecord,
     RunClaimedError,
     RunLease,
     RunRecord,
@@ -49,6 +50,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CacheEntry",
     "CallRecord",
+    "HistoryRecord",
     "InMemoryDb",
     "MemoryStorage",
     "RunClaimedError",

@@ -21,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CacheEntry",
     "CallRecord",
+    "HistoryRecord",
     "RunClaimedError",
     "RunLease",
     "RunRecord",
@@ -35,9 +36,10 @@ __all__ = [
     "url_secrets",
 ]
 
+#: 4: agents' conversation history (:class:`HistoryRecord`), in a table / keys of its own;
 #: 3: recorded model and tool calls (:class:`CallRecord`) and their content-addressed payloads;
 #: 2: runs have a ``user_id`` (a column / index a backend filters on); 1: the first layout
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StorageError(PlaitError):
@@ -160,6 +162,18 @@ class CallRecord(_Record):
     fingerprint: str
     request: str
     response: str
+    created_at: float = Field(default_factory=time.time)
+
+
+class HistoryRecord(_Record):
+    """One agent run of a conversation (plait._history): the messages it added to session
+    ``session_id`` of agent ``agent_id`` (the user's, the assistant's and tool results, in the
+    codec's tagged JSON), appended once when the run ends (schema version 4)."""
+
+    session_id: str
+    agent_id: str
+    run_id: str
+    messages: list[Any] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
 
 
@@ -290,6 +304,22 @@ class Storage:
     async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
         """The stored payloads among ``hashes``, by hash (a missing one is left out)."""
         return {}
+
+    # conversation history (schema version 4): what Agent(history=...) sends again
+    async def append_history(self, record: HistoryRecord) -> None:
+        """Append one run's messages to its conversation: an atomic append, never a
+        read-modify-write, so two processes adding to one session both land."""
+        raise StorageError(f"{self!r} does not store conversation history (it predates schema version 4)")
+
+    async def load_history(
+        self, session_id: str, agent_id: str, *, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        """The conversation's runs, oldest first: the last ``limit`` of them (None: all)."""
+        return []
+
+    async def clear_history(self, session_id: str, agent_id: str) -> None:
+        """Forget the conversation of ``agent_id`` in ``session_id``."""
+        raise StorageError(f"{self!r} does not store conversation history (it predates schema version 4)")
 
     # cache
     async def get_cache(self, key: str) -> CacheEntry | None:

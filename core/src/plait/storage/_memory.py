@@ -9,6 +9,7 @@ from typing import Any
 from plait.storage._base import (
     CacheEntry,
     CallRecord,
+    HistoryRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -32,6 +33,7 @@ class MemoryStorage(Storage):
         self._cache: dict[str, str] = {}
         self._calls: dict[str, list[str]] = {}
         self._payloads: dict[str, str] = {}
+        self._history: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.Lock()
 
     async def setup(self) -> None:
@@ -106,6 +108,24 @@ class MemoryStorage(Storage):
 
     async def load_payloads(self, hashes: list[str]) -> dict[str, str]:
         return {h: self._payloads[h] for h in hashes if h in self._payloads}
+
+    async def append_history(self, record: HistoryRecord) -> None:
+        data = record.model_dump_json()
+        with self._lock:
+            self._history.setdefault((record.session_id, record.agent_id), []).append(data)
+
+    async def load_history(
+        self, session_id: str, agent_id: str, *, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        with self._lock:
+            rows = list(self._history.get((session_id, agent_id), []))
+        if limit is not None:
+            rows = rows[-limit:] if limit > 0 else []
+        return [HistoryRecord.model_validate_json(raw) for raw in rows]
+
+    async def clear_history(self, session_id: str, agent_id: str) -> None:
+        with self._lock:
+            self._history.pop((session_id, agent_id), None)
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         raw = self._cache.get(key)

@@ -23,6 +23,7 @@ from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
+    HistoryRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -59,6 +60,12 @@ _MIGRATIONS: dict[int, list[str]] = {
         " run_id TEXT NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS plait_calls_run ON plait_calls (run_id, seq)",
         "CREATE TABLE IF NOT EXISTS plait_payloads (hash TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    ],
+    # agents' conversation history: one row per agent run, appended
+    4: [
+        "CREATE TABLE IF NOT EXISTS plait_history (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " session_id TEXT NOT NULL, agent_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_history_session ON plait_history (session_id, agent_id, seq)",
     ],
 }
 
@@ -349,6 +356,23 @@ class SQLiteStorage(Storage):
             return found
 
         return await self._call(read)
+
+    async def append_history(self, record: HistoryRecord) -> None:
+        sql = "INSERT INTO plait_history (session_id, agent_id, data) VALUES (?, ?, ?)"
+        params = (record.session_id, record.agent_id, record.model_dump_json())
+        await self._call(lambda c: c.execute(sql, params))
+
+    async def load_history(
+        self, session_id: str, agent_id: str, *, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        sql = "SELECT data FROM plait_history WHERE session_id = ? AND agent_id = ? ORDER BY seq DESC LIMIT ?"
+        params = (session_id, agent_id, -1 if limit is None else max(limit, 0))
+        rows = await self._call(lambda c: c.execute(sql, params).fetchall())
+        return [HistoryRecord.model_validate_json(row[0]) for row in reversed(rows)]
+
+    async def clear_history(self, session_id: str, agent_id: str) -> None:
+        sql = "DELETE FROM plait_history WHERE session_id = ? AND agent_id = ?"
+        await self._call(lambda c: c.execute(sql, (session_id, agent_id)))
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         row = await self._call(

@@ -32,6 +32,7 @@ from plait.storage import (
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
+    HistoryRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -81,6 +82,12 @@ _MIGRATIONS: dict[int, list[LiteralString]] = {
         "CREATE INDEX IF NOT EXISTS plait_calls_run ON {schema}.plait_calls (run_id, seq)",
         "CREATE TABLE IF NOT EXISTS {schema}.plait_payloads (hash TEXT PRIMARY KEY, data TEXT NOT NULL)",
     ],
+    # agents' conversation history: one row per agent run, appended
+    4: [
+        "CREATE TABLE IF NOT EXISTS {schema}.plait_history (seq BIGSERIAL PRIMARY KEY, session_id TEXT NOT NULL,"
+        " agent_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS plait_history_session ON {schema}.plait_history (session_id, agent_id, seq)",
+    ],
 }
 _TABLES = (
     "plait_runs",
@@ -90,6 +97,7 @@ _TABLES = (
     "plait_cache",
     "plait_calls",
     "plait_payloads",
+    "plait_history",
     "plait_meta",
 )
 
@@ -502,6 +510,37 @@ class PostgresStorage(Storage):
         query = self._sql("SELECT hash, data FROM {schema}.plait_payloads WHERE hash = ANY(%s)")
         rows = await self._fetch("loading recorded payloads", query, (list(hashes),))
         return {row[0]: row[1] for row in rows}
+
+    async def append_history(self, record: HistoryRecord) -> None:
+        query = self._sql(
+            "INSERT INTO {schema}.plait_history (session_id, agent_id, data) VALUES (%s, %s, %s)"
+        )
+        params = (_column(record.session_id), _column(record.agent_id), record.model_dump_json())
+
+        async def append(connection: AsyncConnection[Any]) -> None:
+            await connection.execute(query, params)
+
+        # appending twice would repeat the turn: not retried on a dead connection
+        await self._run(
+            f"appending to the history of session {record.session_id!r}", append, may_retry=lambda: False
+        )
+
+    async def load_history(
+        self, session_id: str, agent_id: str, *, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        query = self._sql(
+            "SELECT data FROM {schema}.plait_history WHERE session_id = %s AND agent_id = %s "
+            "ORDER BY seq DESC LIMIT %s"
+        )
+        params = (_column(session_id), _column(agent_id), None if limit is None else max(limit, 0))
+        rows = await self._fetch(f"loading the history of session {session_id!r}", query, params)
+        return [HistoryRecord.model_validate_json(row[0]) for row in reversed(rows)]
+
+    async def clear_history(self, session_id: str, agent_id: str) -> None:
+        query = self._sql("DELETE FROM {schema}.plait_history WHERE session_id = %s AND agent_id = %s")
+        await self._execute(
+            f"clearing the history of session {session_id!r}", query, (_column(session_id), _column(agent_id))
+        )
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         query = self._sql("SELECT data FROM {schema}.plait_cache WHERE key = %s")

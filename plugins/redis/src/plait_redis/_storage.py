@@ -1,7 +1,7 @@
 """Redis storage on redis-py's asyncio client.
 
 Every key starts with ``{prefix}:`` (``plait`` unless told otherwise), so several
-deployments can share one Redis database. The layout (schema version 2):
+deployments can share one Redis database. The layout (schema version 4):
 
 ==================================  =========  ==============================================
 key                                 type       holds
@@ -21,6 +21,8 @@ key                                 type       holds
 ``P:cache:{key}``                   string     CacheEntry JSON, with a Redis TTL when it expires
 ``P:calls:{run_id}``                list       CallRecord JSON (recorded model and tool calls), in order
 ``P:payload:{hash}``                string     a recorded call's request or response JSON, by SHA-256
+``P:history:{n}:{agent}:{sid}``     list       HistoryRecord JSON (version 4), one per agent run
+                                               of session ``sid``; ``n``: the agent id's length
 ``P:ratelimit:{key}``               zset       a shared rate limit's calls, scored by their start
 ``P:ratelimit-tokens:{key}``        hash       ticket -> tokens of each of those calls
 ``P:ratelimit-slots:{key}``         zset       tickets holding a ``max_concurrent`` slot, by lease end
@@ -38,8 +40,8 @@ they expire by themselves.
 
 Version 2 added ``user_id`` and its index; runs stored under version 1 had no
 user, so opening a version-1 prefix only records the new version. Version 3 added
-the recorded calls and payloads: new keys only, so opening an older prefix again
-only records the new version.
+the recorded calls and payloads, version 4 the conversation history: new keys only,
+so opening an older prefix again only records the new version.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from plait.storage import (
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
+    HistoryRecord,
     RunRecord,
     SessionRecord,
     StepCheckpoint,
@@ -519,6 +522,33 @@ class RedisStorage(Storage):
         keys = [self._key("payload", h) for h in hashes]
         values = await self._call("loading recorded payloads", lambda c: c.mget(keys))
         return {h: v for h, v in zip(hashes, values, strict=True) if v is not None}
+
+    def _history_key(self, session_id: str, agent_id: str) -> str:
+        return self._key("history", str(len(agent_id)), agent_id, session_id)
+
+    async def append_history(self, record: HistoryRecord) -> None:
+        key = self._history_key(record.session_id, record.agent_id)
+        data = record.model_dump_json()
+        # RPUSH is atomic: two processes appending to one conversation both land
+        await self._call(
+            f"appending to the history of session {record.session_id!r}", lambda c: c.rpush(key, data)
+        )
+
+    async def load_history(
+        self, session_id: str, agent_id: str, *, limit: int | None = None
+    ) -> list[HistoryRecord]:
+        if limit is not None and limit <= 0:
+            return []
+        key = self._history_key(session_id, agent_id)
+        start = 0 if limit is None else -limit
+        rows = await self._call(
+            f"loading the history of session {session_id!r}", lambda c: c.lrange(key, start, -1)
+        )
+        return [HistoryRecord.model_validate_json(row) for row in rows]
+
+    async def clear_history(self, session_id: str, agent_id: str) -> None:
+        key = self._history_key(session_id, agent_id)
+        await self._call(f"clearing the history of session {session_id!r}", lambda c: c.delete(key))
 
     async def get_cache(self, key: str) -> CacheEntry | None:
         data = await self._call(f"loading cache entry {key!r}", lambda c: c.get(self._key("cache", key)))

@@ -1,0 +1,214 @@
+"""Agents' conversation history: ``agent.run(..., session_id=...)`` keeps the conversation.
+
+A run with a session (``session_id=`` given to ``run``/``arun``/``print_response``, or the
+workflow run's session for an agent inside a step) appends the messages it added (the user's
+input, the assistant's replies and tool calls, the tool results; never the system prompt) as
+one :class:`~plait.storage.HistoryRecord` when it ends. With ``Agent(history=N)`` (Agno's
+``add_history_to_context=True, num_history_runs=N``) the next run of that session sends the
+last ``N`` runs' messages between the system prompt and the new input. Off by default, as in
+Agno; ``history=True`` is Agno's default of :data:`DEFAULT_HISTORY_RUNS` runs.
+
+Where it is kept: the agent's ``storage=`` (Agno's ``db=``, or ``$PLAIT_STORAGE``); inside a
+workflow step, the workflow's storage; else in memory, for the most recent
+:data:`MEMORY_SESSIONS` conversations. Stored as JSON (the codec's tagged form), appended, never
+read-modified-written, so two processes adding to one session both land.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plait._checks import check_storage_url
+from plait.errors import DefinitionError
+from plait.models import Message, ToolCall
+
+if TYPE_CHECKING:
+    from plait.storage import HistoryRecord, Storage
+
+__all__ = [
+    "DEFAULT_HISTORY_RUNS",
+    "MEMORY_SESSIONS",
+    "AgentHistory",
+    "HistoryScope",
+    "agent_history",
+    "check_session_id",
+    "decode_messages",
+    "history_runs",
+]
+
+#: how many past runs ``history=True`` (Agno's ``add_history_to_context=True``) sends: Agno's default
+DEFAULT_HISTORY_RUNS = 3
+#: conversations kept in memory without storage (least recently used dropped first), the same
+#: bound as a workflow's sessions without storage
+MEMORY_SESSIONS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryScope:
+    """The session a run belongs to. ``storage`` is the enclosing workflow run's (None: the
+    agent's own); ``explicit`` says ``session_id=`` was given to the run itself, which keeps
+    the conversation even when the agent does not send history (as Agno stores every run)."""
+
+    session_id: str
+    storage: Any = None
+    explicit: bool = True
+
+
+def history_runs(where: str, history: Any, add_history_to_context: Any, num_history_runs: Any) -> int | None:
+    """How many past runs a run sends (None: none), from ``history=`` or Agno's two options."""
+    if history is not None and (add_history_to_context is not None or num_history_runs is not None):
+        raise DefinitionError(
+            f"{where}: give history= or Agno's add_history_to_context= / num_history_runs=, not both"
+        )
+    if history is None:
+        if num_history_runs is not None and add_history_to_context is None:
+            add_history_to_context = True  # num_history_runs=N alone asks for history
+        if add_history_to_context is None or add_history_to_context is False:
+            return None
+        if add_history_to_context is not True:
+            raise DefinitionError(
+                f"{where}: add_history_to_context must be True or False, got {add_history_to_context!r}"
+            )
+        history = DEFAULT_HISTORY_RUNS if num_history_runs is None else num_history_runs
+        option = "num_history_runs"
+    else:
+        option = "history"
+    if history is False:
+        return None
+    if history is True:
+        return DEFAULT_HISTORY_RUNS
+    if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+        raise DefinitionError(
+            f"{where}: {option} must be True, False or a number of past runs (an int >= 0), got {history!r}"
+        )
+    return history
+
+
+def agent_history(
+    where: str, history: Any, storage: Any, agno: dict[str, Any]
+) -> tuple[int | None, AgentHistory]:
+    """An agent's (or team's) ``history=`` and ``storage=``, taking Agno's names for them
+    (``add_history_to_context``, ``num_history_runs``, ``db``) out of its other options."""
+    runs = history_runs(
+        where, history, agno.pop("add_history_to_context", None), agno.pop("num_history_runs", None)
+    )
+    if "db" in agno:
+        from plait._workflow_checks import storage_from_db
+
+        storage = storage_from_db(agno.pop("db"), storage, where)
+    return runs, AgentHistory(where, storage)
+
+
+class AgentHistory:
+    """One agent's conversations: where they are kept and how runs read and extend them."""
+
+    def __init__(self, where: str, storage: Any) -> None:
+        if storage is None:
+            storage = os.environ.get("PLAIT_STORAGE") or None
+        if storage is not None:
+            from plait.storage import Storage
+
+            if not isinstance(storage, (str, Storage)):
+                raise DefinitionError(
+                    f"{where}: storage must be a Storage object or a URL such as 'sqlite:///runs.db', "
+                    f"got {type(storage).__name__}"
+                )
+            check_storage_url(storage, where)
+        self.where = where
+        self.spec: Any = storage
+        self._storage: Storage | None = None
+        self._lock = threading.Lock()
+        self._memory: OrderedDict[tuple[str, str], list[HistoryRecord]] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:  # shipped to another process: the definition only
+        return {"where": self.where, "spec": self.spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["where"], state["spec"])  # type: ignore[misc]
+
+    async def _store(self, scope_storage: Any = None) -> Storage | None:
+        """The storage that holds this conversation: the workflow's, the agent's, or None (memory)."""
+        if scope_storage is not None:
+            return scope_storage  # type: ignore[no-any-return]
+        if self.spec is None:
+            return None
+        if self._storage is None:
+            from plait.storage import resolve_storage
+
+            with self._lock:
+                if self._storage is None:
+                    self._storage = resolve_storage(self.spec)
+        assert self._storage is not None
+        await self._storage.setup()  # idempotent
+        return self._storage
+
+    async def records(
+        self, session_id: str, agent_id: str, limit: int | None, scope_storage: Any = None
+    ) -> list[HistoryRecord]:
+        """The conversation's last ``limit`` runs (None: all), oldest first."""
+        check_session_id(session_id, self.where)
+        storage = await self._store(scope_storage)
+        if storage is not None:
+            return await storage.load_history(session_id, agent_id, limit=limit)
+        with self._lock:
+            found = list(self._memory.get((session_id, agent_id), []))
+        if limit is not None:
+            found = found[-limit:] if limit > 0 else []
+        return found
+
+    async def messages(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[Message]:
+        """What a run of ``scope`` sends before its input: the last ``runs`` runs' messages."""
+        if not runs:
+            return []
+        found = await self.records(scope.session_id, agent_id, runs, scope.storage)
+        return [m for record in found for m in decode_messages(record, self.where)]
+
+    async def append(self, scope: HistoryScope, agent_id: str, run_id: str, messages: list[Message]) -> None:
+        """Add one run's messages to its conversation."""
+        from plait._io import CODEC
+        from plait.storage import HistoryRecord
+
+        what = f"the messages of {self.where} (run {run_id})"
+        record = HistoryRecord(
+            session_id=scope.session_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            messages=CODEC.encode([m for m in messages if m.role != "system"], what),
+        )
+        storage = await self._store(scope.storage)
+        if storage is not None:
+            await storage.append_history(record)
+            return
+        key = (scope.session_id, agent_id)
+        with self._lock:
+            self._memory.setdefault(key, []).append(record)
+            self._memory.move_to_end(key)
+            while len(self._memory) > MEMORY_SESSIONS:
+                self._memory.popitem(last=False)
+
+    async def clear(self, session_id: str, agent_id: str, scope_storage: Any = None) -> None:
+        check_session_id(session_id, self.where)
+        storage = await self._store(scope_storage)
+        if storage is not None:
+            await storage.clear_history(session_id, agent_id)
+        with self._lock:
+            self._memory.pop((session_id, agent_id), None)
+
+
+def decode_messages(record: HistoryRecord, where: str) -> list[Message]:
+    """A stored run's messages as :class:`~plait.models.Message` objects."""
+    from plait._io import CODEC
+
+    what = f"the stored history of {where} (run {record.run_id})"
+    decoded = CODEC.decode(record.messages, what, [Message, ToolCall])
+    return list(decoded or [])
+
+
+def check_session_id(session_id: Any, where: str) -> None:
+    """A session id is a non-empty string (a DefinitionError naming the agent otherwise)."""
+    if not isinstance(session_id, str) or not session_id:
+        raise DefinitionError(f"{where}: session_id must be a non-empty string, got {session_id!r}")
