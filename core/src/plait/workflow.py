@@ -46,6 +46,7 @@ from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, resolve_runner
 
 if TYPE_CHECKING:
+    from plait._handle import AsyncRunHandle, RunHandle
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
@@ -401,6 +402,49 @@ class Workflow(DurableRuns):
         if not stream:
             return _workflow_run.run(self, input, listeners=(), stream_events=stream_events, **options)
         return EventStream(_stream_start(self, input, stream_events, options))
+
+    def start(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        **options: Unpack[RunArguments],
+    ) -> RunHandle:
+        """Start a run in the background and return at once with its :class:`~plait.RunHandle`
+        (``run_id``, ``status()``, ``wait()``, ``events()``, ``cancel()``): the run goes on in
+        a thread with an event loop of its own. Takes :meth:`run`'s options; ``on_event`` is
+        called with each event, on the run's thread."""
+        from plait import _handle
+
+        return _handle.start(self, input, options.pop("run_id", None), on_event, self._start_options(options))
+
+    async def astart(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        **options: Unpack[RunArguments],
+    ) -> AsyncRunHandle:
+        """:meth:`start` from async code: the run is a task of the current event loop and
+        the :class:`~plait.AsyncRunHandle` is awaited (``await handle.wait()``,
+        ``async for event in handle.events()``)."""
+        from plait import _handle
+
+        return await _handle.astart(
+            self, input, options.pop("run_id", None), on_event, self._start_options(options)
+        )
+
+    def _start_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(options) - set(RunArguments.__annotations__)
+        if unknown:
+            raise DefinitionError(
+                f"Workflow {self.name!r}: start(): unknown option(s) {', '.join(sorted(unknown))}; "
+                f"expected some of {', '.join(RunArguments.__annotations__)}"
+            )
+        user_id, metadata, dependencies = (options.get(k) for k in ("user_id", "metadata", "dependencies"))
+        if user_id is not None or metadata is not None or dependencies is not None:
+            check_run_options(self.name, user_id, metadata, dependencies)
+        return options
 
     def print_response(
         self,
