@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
@@ -159,7 +160,7 @@ class RunHandle:
         index = 0
         while True:
             with self._changed:
-                if not self._changed.wait_for(lambda: index < len(self._events) or self._done, timeout):
+                if not self._changed.wait_for(functools.partial(self._news, index), timeout):
                     raise TimeoutError(f"run {self.run_id!r}: no event in {timeout} seconds")
                 batch = self._events[index:]
                 done = self._done
@@ -167,6 +168,9 @@ class RunHandle:
             yield from batch
             if done and not batch:
                 return
+
+    def _news(self, index: int) -> bool:
+        return index < len(self._events) or self._done
 
     def cancel(self) -> bool:
         """Stop the run at its next safe point (see :meth:`Workflow.cancel_run
@@ -243,7 +247,9 @@ class AsyncRunHandle:
         cancel the run)."""
         try:
             return await asyncio.wait_for(asyncio.shield(self.task), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
+            if self.task.done():
+                raise  # the run itself raised it
             raise TimeoutError(f"run {self.run_id!r} still running after {timeout} seconds") from None
 
     async def events(self) -> AsyncIterator[Event]:
