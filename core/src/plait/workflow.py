@@ -416,7 +416,9 @@ class Workflow(DurableRuns):
         called with each event, on the run's thread."""
         from plait import _handle
 
-        return _handle.start(self, input, options.pop("run_id", None), on_event, self._start_options(options))
+        return _handle.start(
+            self, input, options.pop("run_id", None), on_event, self._start_options(dict(options))
+        )
 
     async def astart(
         self,
@@ -431,7 +433,7 @@ class Workflow(DurableRuns):
         from plait import _handle
 
         return await _handle.astart(
-            self, input, options.pop("run_id", None), on_event, self._start_options(options)
+            self, input, options.pop("run_id", None), on_event, self._start_options(dict(options))
         )
 
     def _start_options(self, options: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def _state(request: Request) -> ServeState:
 
 
 def _describe(workflow: Workflow) -> dict[str, Any]:
-    schema = workflow.input_schema
+    schema: Any = workflow.input_schema
     return {
         "id": workflow.id,
         "name": workflow.name,
