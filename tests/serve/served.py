@@ -79,5 +79,14 @@ def typed_workflow(storage: object = None) -> Workflow:
     )  # type: ignore[arg-type]
 
 
-#: for a server subprocess
-approval = approval_workflow(os.environ.get("SERVE_TEST_STORAGE"))
+def _subprocess_storage() -> object:
+    schema = os.environ.get("SERVE_TEST_PG_SCHEMA")
+    if schema:  # a PostgreSQL schema of the test's own
+        from plait_postgres import PostgresStorage
+
+        return PostgresStorage("postgresql://postgres@127.0.0.1:5432/test", schema=schema)
+    return os.environ.get("SERVE_TEST_STORAGE")
+
+
+#: for a server subprocess (``plait serve tests.serve.served:approval``)
+approval = approval_workflow(_subprocess_storage())
