@@ -33,6 +33,11 @@ EXPECTED = {
         "status: PAUSED; waiting at ['reviews/legal']",
         "status: COMPLETED; content: Published after: fact check, legal",
     ],
+    "serve_and_watch.py": [
+        "WorkflowPaused",
+        "status: PAUSED; waiting at ['reviews/legal']",
+        "status: COMPLETED; content: Published after: fact check, legal",
+    ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",
         "[depth=1] StepStartedEvent from Comprehensive Research: research/merge",
