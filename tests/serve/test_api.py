@@ -176,7 +176,7 @@ def test_malformed_and_oversized_bodies(serve: Any, db: str) -> None:
 def test_token_required_when_configured(serve: Any, db: str) -> None:
     app = create_app([served.gated_workflow()], storage=db, token="s3cret-token-value")
     client = serve(app)
-    for path in ("/api/workflows", "/api/runs", "/openapi.json", "/"):
+    for path in ("/api/workflows", "/api/runs", "/openapi.json", "/docs", "/ui/../api/runs"):
         refused = client.get(path)
         assert refused.status_code == 401, path
         assert refused.json()["error"]["type"] == "unauthorized"
@@ -184,6 +184,19 @@ def test_token_required_when_configured(serve: Any, db: str) -> None:
     assert client.get("/api/workflows", headers={"Authorization": "Bearer wrong"}).status_code == 401
     allowed = client.get("/api/workflows", headers={"Authorization": "Bearer s3cret-token-value"})
     assert allowed.status_code == 200
+    # the page's files hold no data: a browser opens them without the header, then the page sends it
+    assert client.get("/").status_code == 200 and client.get("/ui/app.js").status_code == 200
+    assert client.post("/").status_code == 401
+
+
+def test_the_page_and_its_files_are_served(serve: Any, db: str) -> None:
+    client = serve(create_app([served.gated_workflow()], storage=db))
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="ui/app.js"' in page.text and "http" not in page.text.replace("http-equiv", "")  # no CDN
+    script = client.get("/ui/app.js")
+    assert script.status_code == 200 and "api/runs" in script.text and "Last-Event-ID" in script.text
+    assert client.get("/ui/app.css").status_code == 200
 
 
 def test_cors_is_off_unless_configured(serve: Any, db: str) -> None:

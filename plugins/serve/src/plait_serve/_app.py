@@ -136,7 +136,7 @@ def create_app(
     from plait_serve._routes import router
 
     app.include_router(router)
-    from plait_serve._page import mount_page
+    from plait_serve._page import PAGE_PATHS, mount_page
 
     mount_page(app)
     if cors_origins:
@@ -150,7 +150,7 @@ def create_app(
         )
     app.add_middleware(BodyLimit, limit=body_limit)
     if token:
-        app.add_middleware(TokenAuth, token=token)  # outermost: nothing is read before it
+        app.add_middleware(TokenAuth, token=token, open_paths=PAGE_PATHS)  # outermost: runs first
     return app
 
 

@@ -52,14 +52,24 @@ async def _send_json(
 
 
 class TokenAuth:
-    """Requires ``Authorization: Bearer TOKEN`` on every HTTP request (401 otherwise)."""
+    """Requires ``Authorization: Bearer TOKEN`` on every HTTP request (401 otherwise), but
+    for the page's static files (``open_paths``), which hold no data: a browser cannot send
+    the header when it opens the page, and the page sends it on every API call."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, open_paths: Iterable[str] = ()) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
+        self._open = frozenset(open_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"  # mounted in another app: the path inside this one
+        if scope["method"] == "GET" and path in self._open:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers") or []).get(b"authorization", b"")
