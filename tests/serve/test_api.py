@@ -120,6 +120,11 @@ def test_approve_over_http_a_run_paused_in_a_nested_parallel(serve: Any, db: str
     assert after[-1]["event"] == "WorkflowCompleted"
     assert after[-1]["data"]["content"].startswith("published:")
     assert _until(lambda: _status(client, run_id) == "COMPLETED", "the run to complete")
+    # read from the start, the stream goes past the pause to the end
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        names = [e["event"] for e in sse(response)]
+    assert "WorkflowPaused" in names and names[-1] == "WorkflowCompleted"
+    assert names.index("WorkflowPaused") < len(names) - 1
     again = client.post(f"/api/runs/{run_id}/approve", json={"approve": True})
     assert again.status_code == 409 and again.json()["error"]["type"] == "not_paused"
 

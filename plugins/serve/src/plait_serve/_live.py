@@ -28,6 +28,8 @@ __all__ = ["LiveRuns", "StoredEvent"]
 #: the events after which a run's stream ends: it ended, or it waits for a person
 ENDS = frozenset({"WorkflowCompleted", "WorkflowError", "WorkflowCancelled", "WorkflowPaused"})
 _GOING = (RunStatus.RUNNING.value, RunStatus.PENDING.value)
+#: seconds a resume waits for the lease of a run that is finishing its pause elsewhere
+LEASE_WAIT = 10.0
 
 
 @dataclass(slots=True)
@@ -144,7 +146,10 @@ class LiveRuns:
         await self._drive(
             workflow,
             run_id,
-            lambda: workflow.continue_run(run_id, stream=True, stream_events=True, **answers),
+            # wait= lets the lease of a run that has just paused (here or elsewhere) be released
+            lambda: workflow.continue_run(
+                run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers
+            ),
         )
 
     async def aclose(self) -> None:
@@ -158,29 +163,41 @@ class LiveRuns:
 
     async def follow(self, run_id: str, after: int = 0) -> AsyncIterator[StoredEvent]:
         """The stored events of run ``run_id`` after sequence ``after``, then each new one,
-        until the run's top-level end or pause; a run that is not going on (and stores no
-        more events) ends the stream once its stored events are out."""
+        until the run has ended or paused: its last stored event so far is its top-level
+        end or pause and it is not going on. A run that stores no such event (it ran outside
+        a server, or its process died) ends the stream once its stored events are out."""
         seq = after
+        at_end = False  # the last event out was the run's end or pause (a resume may follow)
         quiet = 0
         while True:
             batch = await self.storage.load_events(run_id, after=seq)
             for data in batch:
                 seq += 1
                 yield StoredEvent(seq, data)
-                if data.get("event") in ENDS and data.get("run_id") == run_id:
-                    return
+                at_end = data.get("event") in ENDS and data.get("run_id") == run_id
             if batch:
                 quiet = 0
                 continue
             if not self.executing(run_id):
                 record = await self.storage.get_run(run_id)
                 if record is None or record.status not in _GOING:
-                    quiet += 1  # ended elsewhere, or stored without events: a last look, then stop
+                    if at_end:
+                        return
+                    quiet += 1  # no end stored: one more look for late events, then stop
                     if quiet >= 2:
                         return
             async with self._stored:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stored.wait(), self.poll_interval)
+
+    async def settle(self, run_id: str, timeout: float = 10.0) -> bool:
+        """Wait (``timeout`` seconds at most) until this process no longer executes run
+        ``run_id``: a run that just paused or ended still stores its last events. True when
+        it does not execute here any more."""
+        run = self._runs.get(run_id)
+        if run is not None and run.writer is not None:
+            await asyncio.wait([run.writer], timeout=timeout)
+        return not self.executing(run_id)
 
 
 def _skipped(workflow: Workflow) -> frozenset[str]:

@@ -213,7 +213,7 @@ async def run_events(
 async def _continue(state: ServeState, run_id: str, **answers: Any) -> Started:
     record = await _record(state, run_id)
     workflow = state.workflow(record.workflow_id)
-    if state.runs().executing(run_id):
+    if not await state.runs().settle(run_id):  # a run elsewhere: continue_run checks its lease
         raise ServeError(
             409, "run_executing", f"run {run_id!r} is executing now; wait for it to pause or end"
         )
