@@ -56,7 +56,7 @@ function stop() {
 async function runsPage(params) {
   const status = params.get("status") || "";
   const { workflows } = await api("api/workflows");
-  const filter = el("select", { onchange: (e) => { location.hash = `#/?status=${e.target.value}`; } },
+  const filter = el("select", { id: "status-filter", onchange: (e) => { location.hash = `#/?status=${e.target.value}`; } },
     ["", "RUNNING", "PAUSED", "COMPLETED", "COMPLETED_WITH_ERRORS", "ERROR", "CANCELLED"].map((s) =>
       el("option", { value: s, selected: s === status }, s ? (s === "PAUSED" ? "waiting for me (paused)" : s.toLowerCase()) : "all")));
   const body = el("tbody");
@@ -81,10 +81,10 @@ async function runsPage(params) {
 }
 
 function startForm(workflows) {
-  const choice = el("select", {}, workflows.map((w) => el("option", { value: w.id }, w.name)));
-  const input = el("textarea", { rows: 2, placeholder: "input: text, or JSON" });
+  const choice = el("select", { id: "workflow" }, workflows.map((w) => el("option", { value: w.id }, w.name)));
+  const input = el("textarea", { id: "run-input", rows: 2, placeholder: "input: text, or JSON" });
   const message = el("span", { class: "error" });
-  const go = el("button", { class: "primary", onclick: async () => {
+  const go = el("button", { id: "start", class: "primary", onclick: async () => {
     let value = input.value;
     try { value = JSON.parse(value); } catch { /* plain text */ }
     try {
@@ -116,7 +116,7 @@ async function runPage(runId) {
     const workflow = workflows.find((w) => w.id === run.workflow_id);
     graph.textContent = workflow ? workflow.mermaid : "";
     const m = run.metrics || {};
-    header.replaceChildren(
+    header.replaceChildren(...[
       el("div", { class: "toolbar" }, el("h2", {}, run.workflow_name), badge(run.status), el("span", { class: "mono muted" }, run.run_id)),
       el("div", { class: "muted" }, `started ${when(run.created_at)}`, m.duration ? ` · ${secs(m.duration)}` : "",
         m.input_tokens || m.output_tokens ? ` · ${m.input_tokens || 0} in / ${m.output_tokens || 0} out tokens` : ""),
@@ -124,7 +124,8 @@ async function runPage(runId) {
       run.content !== null && run.content !== undefined ? el("pre", { id: "run-content" }, typeof run.content === "string" ? run.content : JSON.stringify(run.content, null, 2)) : null,
       el("div", { class: "toolbar" },
         el("button", { id: "resume", disabled: !["CANCELLED", "ERROR"].includes(run.status), onclick: () => act(`api/runs/${runId}/resume`, {}) }, "Resume"),
-        el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel")));
+        el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel")),
+    ].filter(Boolean));
     pending.replaceChildren(...data.pending.map((request) => approvalForm(request)));
     return run;
   }
