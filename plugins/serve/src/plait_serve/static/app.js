@@ -127,6 +127,12 @@ async function runPage(runId) {
         el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel")),
     ].filter(Boolean));
     pending.replaceChildren(...data.pending.map((request) => approvalForm(request)));
+    if (run.status !== "RUNNING") { // a container around a pause or a cancel is not running any more
+      for (const step of state.steps.values()) {
+        if (step.status === "running") step.status = run.status === "PAUSED" ? "paused" : "stopped";
+      }
+      draw();
+    }
     return run;
   }
 
