@@ -19,9 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from plait import DefinitionError, Workflow
+from plait import DefinitionError, PlaitError, Workflow
 from plait.cli import DEFAULT_STORAGE
-from plait.storage import RunClaimedError, Storage, resolve_storage, url_secrets
+from plait.storage import RunClaimedError, Storage, StorageError, resolve_storage, url_secrets
 from plait_serve._live import LiveRuns
 from plait_serve._security import BodyLimit, TokenAuth, error_body
 
@@ -184,3 +184,11 @@ def _error_handlers(app: FastAPI, state: ServeState) -> None:
     @app.exception_handler(RunClaimedError)
     async def claimed(request: Request, exc: RunClaimedError) -> JSONResponse:
         return answer(409, "run_claimed", str(exc))
+
+    @app.exception_handler(StorageError)
+    async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        return answer(503, "storage_error", str(exc))
+
+    @app.exception_handler(PlaitError)
+    async def plait_error(request: Request, exc: PlaitError) -> JSONResponse:
+        return answer(500, type(exc).__name__, str(exc))
