@@ -213,3 +213,27 @@ def test_cors_is_off_unless_configured(serve: Any, db: str) -> None:
     opened = serve(create_app([served.gated_workflow()], storage=db, cors_origins=["http://x.test"]))
     answer = opened.get("/api/runs", headers={"Origin": "http://x.test"})
     assert answer.headers["access-control-allow-origin"] == "http://x.test"
+
+
+def test_mounted_in_another_app(serve: Any, db: str) -> None:
+    from fastapi import FastAPI
+
+    outer = FastAPI()
+
+    @outer.get("/health")
+    def health() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    outer.mount("/plait", create_app([served.approval_workflow()], storage=db, poll_interval=0.05))
+    client = serve(outer)
+    assert client.get("/health").json() == {"ok": "yes"}
+    assert [w["id"] for w in client.get("/plait/api/workflows").json()["workflows"]] == ["announcement"]
+    run_id = client.post("/plait/api/workflows/announcement/runs", json={"input": "x"}).json()["run_id"]
+    with client.stream("GET", f"/plait/api/runs/{run_id}/events") as response:
+        assert [e["event"] for e in sse(response)][-1] == "WorkflowPaused"
+    assert client.post(f"/plait/api/runs/{run_id}/approve", json={"approve": True}).status_code == 202
+    assert _until(
+        lambda: client.get(f"/plait/api/runs/{run_id}").json()["run"]["status"] == "COMPLETED", "completion"
+    )
+    assert 'src="ui/app.js"' in client.get("/plait/").text
+    assert client.get("/plait/ui/app.js").status_code == 200

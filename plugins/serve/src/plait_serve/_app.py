@@ -46,6 +46,7 @@ class ServeState:
     workflows: dict[str, Workflow]
     storage: Storage
     secrets: list[str] = field(default_factory=list)
+    poll_interval: float = 0.25
     live: LiveRuns | None = None
 
     def workflow(self, name: str) -> Workflow:
@@ -56,9 +57,20 @@ class ServeState:
             raise ServeError(404, "not_found", f"no workflow {name!r} is served here (served: {served})")
         return found
 
+    ready: bool = False
+
     def runs(self) -> LiveRuns:
-        assert self.live is not None, "the app's lifespan has not started"
+        """The runs this process executes (made on first use: an app mounted in another one
+        gets no lifespan events of its own)."""
+        if self.live is None:
+            self.live = LiveRuns(self.storage, poll_interval=self.poll_interval)
         return self.live
+
+    async def setup(self) -> None:
+        """Set the storage up once (idempotent in every backend)."""
+        if not self.ready:
+            await self.storage.setup()
+            self.ready = True
 
 
 def _one_storage(workflows: Sequence[Workflow], storage: Storage | str | None) -> Storage:
@@ -115,16 +127,17 @@ def create_app(
             f"create_app: body_limit must be a positive number of bytes, got {body_limit!r}"
         )
     resolved = _one_storage(items, storage)
-    state = ServeState(by_id, resolved, secrets=[s for s in (token,) if s] + url_secrets(resolved.url))
+    secrets = [s for s in (token,) if s] + url_secrets(resolved.url)
+    state = ServeState(by_id, resolved, secrets=secrets, poll_interval=poll_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await resolved.setup()
-        state.live = LiveRuns(resolved, poll_interval=poll_interval)
+        await state.setup()
         try:
             yield
         finally:
-            await state.live.aclose()
+            if state.live is not None:
+                await state.live.aclose()
 
     app = FastAPI(
         title=title,

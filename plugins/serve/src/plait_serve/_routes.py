@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
@@ -21,7 +21,17 @@ from plait_serve._app import ServeError, ServeState
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api")
+
+def _state(request: Request) -> ServeState:
+    state: ServeState = request.app.state.plait
+    return state
+
+
+async def _setup(request: Request) -> None:
+    await _state(request).setup()
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(_setup)])
 
 
 class StartRun(BaseModel):
@@ -56,11 +66,6 @@ class Started(BaseModel):
 
     run_id: str
     status: str = Field(description="the run's status when the answer was sent")
-
-
-def _state(request: Request) -> ServeState:
-    state: ServeState = request.app.state.plait
-    return state
 
 
 def _describe(workflow: Workflow) -> dict[str, Any]:
