@@ -237,3 +237,24 @@ def test_mounted_in_another_app(serve: Any, db: str) -> None:
     )
     assert 'src="ui/app.js"' in client.get("/plait/").text
     assert client.get("/plait/ui/app.js").status_code == 200
+
+
+def test_fork_a_stored_run_over_http(serve: Any, db: str) -> None:
+    served.GATE.set()
+    client = serve(create_app([served.gated_workflow()], storage=db, poll_interval=0.05))
+    with client.stream("POST", "/api/workflows/gated/runs?stream=true", json={"input": "x"}) as response:
+        whole = list(sse(response))  # to the end: the run has completed
+    original = whole[0]["data"]["run_id"]
+    forked = client.post(f"/api/runs/{original}/fork", json={"at": "last", "output": "changed"})
+    assert forked.status_code == 202, forked.text
+    new_id = forked.json()["run_id"]
+    assert new_id != original
+    with client.stream("GET", f"/api/runs/{new_id}/events") as response:
+        events = list(sse(response))
+    assert events[-1]["event"] == "WorkflowCompleted" and events[-1]["data"]["content"] == "changed"
+    run = _until(
+        lambda: (r := client.get(f"/api/runs/{new_id}").json()["run"])["status"] == "COMPLETED" and r, "fork"
+    )
+    assert run["lineage"]["forked_from"] == original
+    wrong = client.post(f"/api/runs/{original}/fork", json={"at": "nowhere"})
+    assert wrong.status_code == 422 and "nowhere" in wrong.json()["error"]["message"]

@@ -95,37 +95,48 @@ class LiveRuns:
             async with self._stored:
                 self._stored.notify_all()
 
-    async def _drive(self, workflow: Workflow, run_id: str, events: Callable[[], Iterable[Event]]) -> None:
+    async def _drive(
+        self, workflow: Workflow, run_id: str | None, events: Callable[[], Iterable[Event]]
+    ) -> str:
         """Execute ``events()`` (a run's event stream, consumed on a thread of its own),
-        storing each event; returns once the run has started, raising what stopped it
-        before its first event (input that does not match the schema, a wrong answer)."""
-        if run_id in self._runs:
+        storing each event; returns the run's id once it has started (``run_id`` None: a new
+        run whose id its first event tells, a fork), raising what stopped it before its first
+        event (input that does not match the schema, a wrong answer)."""
+        if run_id is not None and run_id in self._runs:
             raise DefinitionError(f"run {run_id!r} is already executing in this server")
         loop = asyncio.get_running_loop()
-        run = _Run(run_id)
-        self._runs[run_id] = run
+        run = _Run(run_id or "")
+        if run_id is not None:
+            self._runs[run_id] = run
         run.writer = loop.create_task(self._write(run))
-        started: asyncio.Future[None] = loop.create_future()
+        started: asyncio.Future[str] = loop.create_future()
         skip = _skipped(workflow)
 
-        def begin(error: BaseException | None) -> None:
-            if not started.done():
-                started.set_result(None) if error is None else started.set_exception(error)
+        def begin(error: BaseException | None, first: Event | None) -> None:
+            if started.done():
+                return
+            if error is not None:
+                started.set_exception(error)
+                return
+            if not run.run_id and first is not None and first.run_id:
+                run.run_id = first.run_id
+                self._runs[run.run_id] = run
+            started.set_result(run.run_id)
 
         def consume() -> None:
             error: BaseException | None = None
             try:
                 for event in events():
-                    loop.call_soon_threadsafe(begin, None)
+                    loop.call_soon_threadsafe(begin, None, event)
                     if event.event not in skip:
                         loop.call_soon_threadsafe(run.queue.put_nowait, event.to_dict())
             except BaseException as exc:  # the run's own failure: stored with it, shown to the starter
                 error = exc
-            loop.call_soon_threadsafe(begin, error)
+            loop.call_soon_threadsafe(begin, error, None)
             loop.call_soon_threadsafe(run.queue.put_nowait, None)
 
-        threading.Thread(target=consume, name=f"plait-serve-{run_id}", daemon=True).start()
-        await started
+        threading.Thread(target=consume, name=f"plait-serve-{run_id or 'fork'}", daemon=True).start()
+        return await started
 
     async def start(self, workflow: Workflow, input: Any, options: dict[str, Any]) -> str:
         """Start a run of ``workflow`` and return its id once it has started."""
@@ -150,6 +161,13 @@ class LiveRuns:
             lambda: workflow.continue_run(
                 run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers
             ),
+        )
+
+    async def fork(self, workflow: Workflow, run_id: str, **change: Any) -> str:
+        """Fork stored run ``run_id`` (``Workflow.fork``'s ``at``, ``state``, ``input``,
+        ``output``, ``replay``) in the background; returns the new run's id once it started."""
+        return await self._drive(
+            workflow, None, lambda: workflow.fork(run_id, stream=True, stream_events=True, **change)
         )
 
     async def aclose(self) -> None:

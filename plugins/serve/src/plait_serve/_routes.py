@@ -61,6 +61,20 @@ class Resume(BaseModel):
     answers: dict[str, Any] | None = None
 
 
+class Fork(BaseModel):
+    """The body of ``POST /api/runs/{run_id}/fork``, as ``workflow.fork(run_id, at=...)``:
+    ``state`` merged into the session state at ``at``; ``input`` replaces what ``at``
+    receives, or ``output`` what it returns (give at most one); ``replay`` answers the calls
+    that still match the original's record."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: str
+    state: dict[str, Any] | None = None
+    input: Any = None
+    output: Any = None
+    replay: bool = False
+
+
 class Started(BaseModel):
     """A run started or continued in the background."""
 
@@ -265,3 +279,19 @@ async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
             409, "not_running", f"run {run_id!r} is {record.status}, not running: nothing to cancel"
         )
     return {"run_id": run_id, "cancelled": True}
+
+
+@router.post("/runs/{run_id}/fork", status_code=202, summary="Fork a stored run at a step")
+async def fork_run(request: Request, run_id: str, body: Fork) -> Started:
+    """A new run from stored run ``run_id``, changed at step ``at`` (``workflow.fork``): the
+    steps before ``at`` are restored from the original, the rest run, in the background. The
+    answer names the new run."""
+    state = _state(request)
+    record = await _record(state, run_id)
+    workflow = state.workflow(record.workflow_id)
+    change: dict[str, Any] = {"at": body.at, "state": body.state, "replay": body.replay}
+    for key in ("input", "output"):
+        if key in body.model_fields_set:  # given, even as null
+            change[key] = getattr(body, key)
+    new_id = await state.runs().fork(workflow, run_id, **change)
+    return Started(run_id=new_id, status=RunStatus.RUNNING.value)
