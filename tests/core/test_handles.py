@@ -178,3 +178,10 @@ def test_astart_cancel_and_failure() -> None:
         assert failing.status() is RunStatus.ERROR
 
     asyncio.run(main())
+
+
+def test_start_takes_the_options_of_run() -> None:
+    from plait._handle import RUN_OPTIONS
+    from plait.workflow import RunArguments
+
+    assert {*RUN_OPTIONS, "run_id"} == set(RunArguments.__annotations__)

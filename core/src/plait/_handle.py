@@ -32,6 +32,19 @@ __all__ = ["AsyncRunHandle", "RunHandle", "astart", "start"]
 
 EventCallback = Callable[[Event], None]
 
+#: the options of ``run`` that ``start`` passes on (``plait.workflow.RunArguments`` but
+#: ``run_id``, which ``start`` takes itself; a test keeps the two alike)
+RUN_OPTIONS = (
+    "session_id",
+    "session_state",
+    "additional_data",
+    "sinks",
+    "user_id",
+    "metadata",
+    "dependencies",
+    "add_dependencies_to_context",
+)
+
 
 def _run_coroutine(
     workflow: Workflow,
@@ -277,6 +290,22 @@ class AsyncRunHandle:
         return f"AsyncRunHandle({self.workflow.name!r}, run_id={self.run_id!r}, status={self.status().value})"
 
 
+def _checked(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
+    """``start``'s run options, checked as ``run`` checks them."""
+    from plait._workflow_checks import check_run_options
+
+    unknown = set(options) - set(RUN_OPTIONS)
+    if unknown:
+        raise DefinitionError(
+            f"Workflow {workflow.name!r}: start(): unknown option(s) {', '.join(sorted(unknown))}; "
+            f"expected some of run_id, {', '.join(RUN_OPTIONS)}"
+        )
+    user_id, metadata, dependencies = (options.get(k) for k in ("user_id", "metadata", "dependencies"))
+    if user_id is not None or metadata is not None or dependencies is not None:
+        check_run_options(workflow.name, user_id, metadata, dependencies)
+    return options
+
+
 def start(
     workflow: Workflow,
     input: Any,
@@ -285,7 +314,7 @@ def start(
     options: dict[str, Any],
 ) -> RunHandle:
     """:meth:`Workflow.start <plait.Workflow.start>`."""
-    return RunHandle(workflow, input, run_id=run_id, on_event=on_event, options=options)
+    return RunHandle(workflow, input, run_id=run_id, on_event=on_event, options=_checked(workflow, options))
 
 
 async def astart(
@@ -296,4 +325,6 @@ async def astart(
     options: dict[str, Any],
 ) -> AsyncRunHandle:
     """:meth:`Workflow.astart <plait.Workflow.astart>`."""
-    return AsyncRunHandle(workflow, input, run_id=run_id, on_event=on_event, options=options)
+    return AsyncRunHandle(
+        workflow, input, run_id=run_id, on_event=on_event, options=_checked(workflow, options)
+    )

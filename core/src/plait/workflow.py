@@ -416,9 +416,7 @@ class Workflow(DurableRuns):
         called with each event, on the run's thread."""
         from plait import _handle
 
-        return _handle.start(
-            self, input, options.pop("run_id", None), on_event, self._start_options(dict(options))
-        )
+        return _handle.start(self, input, options.pop("run_id", None), on_event, dict(options))
 
     async def astart(
         self,
@@ -432,21 +430,7 @@ class Workflow(DurableRuns):
         ``async for event in handle.events()``)."""
         from plait import _handle
 
-        return await _handle.astart(
-            self, input, options.pop("run_id", None), on_event, self._start_options(dict(options))
-        )
-
-    def _start_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(options) - set(RunArguments.__annotations__)
-        if unknown:
-            raise DefinitionError(
-                f"Workflow {self.name!r}: start(): unknown option(s) {', '.join(sorted(unknown))}; "
-                f"expected some of {', '.join(RunArguments.__annotations__)}"
-            )
-        user_id, metadata, dependencies = (options.get(k) for k in ("user_id", "metadata", "dependencies"))
-        if user_id is not None or metadata is not None or dependencies is not None:
-            check_run_options(self.name, user_id, metadata, dependencies)
-        return options
+        return await _handle.astart(self, input, options.pop("run_id", None), on_event, dict(options))
 
     def print_response(
         self,
