@@ -35,6 +35,11 @@ EXPECTED = {
         "status: COMPLETED; content: Published after: fact check, legal",
     ],
     "budget_pause.py": ["status: PAUSED; waiting at edit: max_requests 1 of 1 used", "status: COMPLETED"],
+    "serve_and_watch.py": [
+        "WorkflowPaused",
+        "status: PAUSED; waiting at ['reviews/legal']",
+        "status: COMPLETED; content: Published after: fact check, legal",
+    ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",
         "[depth=1] StepStartedEvent from Comprehensive Research: research/merge",

@@ -72,6 +72,19 @@ async def test_list_runs_filters_on_user_id(storage: Storage) -> None:
     assert loaded is not None and loaded.user_id is None
 
 
+async def test_list_runs_filters_on_session_and_pages_with_offset(storage: Storage) -> None:
+    now = time.time()
+    for i in range(6):
+        await storage.save_run(run(f"p{i}", created_at=now + i, session_id=f"s{i % 2}", status="COMPLETED"))
+    assert [r.run_id for r in await storage.list_runs(session_id="s1")] == ["p5", "p3", "p1"]
+    assert [r.run_id for r in await storage.list_runs(limit=2, offset=2)] == ["p3", "p2"]
+    assert [r.run_id for r in await storage.list_runs(limit=2, offset=5)] == ["p0"]
+    assert await storage.list_runs(offset=6) == []
+    both = await storage.list_runs(session_id="s0", status="COMPLETED", limit=1, offset=1)
+    assert [r.run_id for r in both] == ["p2"]
+    assert await storage.list_runs(session_id="nobody") == []
+
+
 async def test_checkpoints_replace_and_keep_order(storage: Storage) -> None:
     def checkpoint(step_id: str, content: object, at: float) -> StepCheckpoint:
         return StepCheckpoint(
@@ -102,6 +115,19 @@ async def test_events_keep_append_order(storage: Storage) -> None:
     await storage.append_events("r1", [{"event": "A", "i": 0}, {"event": "B", "i": 1}])
     await storage.append_events("r1", [{"event": "C", "i": 2}])
     assert [e["i"] for e in await storage.load_events("r1")] == [0, 1, 2]
+
+
+async def test_load_events_after_a_sequence_number(storage: Storage) -> None:
+    await storage.append_events("r2", [{"i": i} for i in range(4)])
+    await storage.append_events("other", [{"i": 99}])
+    await storage.append_events("r2", [{"i": 4}])
+    assert [e["i"] for e in await storage.load_events("r2", after=0)] == [0, 1, 2, 3, 4]
+    assert [e["i"] for e in await storage.load_events("r2", after=3)] == [3, 4]
+    assert await storage.load_events("r2", after=5) == []
+    assert await storage.load_events("missing", after=2) == []
+
+
+async def test_events_of_an_unknown_run(storage: Storage) -> None:
     assert await storage.load_events("r2") == []
 
 

@@ -8,6 +8,7 @@
 from plait._budget import Budget
 from plait._codec import allow_content_type
 from plait._context import RunContext, StepContext
+from plait._handle import AsyncRunHandle, RunHandle
 from plait._io import (
     ParallelContent,
     RunStatus,
@@ -67,6 +68,7 @@ __all__ = [
     "Agent",
     "AgentRunOutput",
     "Approval",
+    "AsyncRunHandle",
     "Budget",
     "BudgetExceededError",
     "CachePolicy",
@@ -86,6 +88,7 @@ __all__ = [
     "RunContext",
     "RunDiff",
     "RunEvent",
+    "RunHandle",
     "RunStatus",
     "RunTimeoutError",
     "StateConflictError",

@@ -46,6 +46,7 @@ from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, resolve_runner
 
 if TYPE_CHECKING:
+    from plait._handle import AsyncRunHandle, RunHandle
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
@@ -403,6 +404,35 @@ class Workflow(DurableRuns):
         if not stream:
             return _workflow_run.run(self, input, listeners=(), stream_events=stream_events, **options)
         return EventStream(_stream_start(self, input, stream_events, options))
+
+    def start(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        **options: Unpack[RunArguments],
+    ) -> RunHandle:
+        """Start a run in the background and return at once with its :class:`~plait.RunHandle`
+        (``run_id``, ``status()``, ``wait()``, ``events()``, ``cancel()``): the run goes on in
+        a thread with an event loop of its own. Takes :meth:`run`'s options; ``on_event`` is
+        called with each event, on the run's thread."""
+        from plait import _handle
+
+        return _handle.start(self, input, options.pop("run_id", None), on_event, dict(options))
+
+    async def astart(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        **options: Unpack[RunArguments],
+    ) -> AsyncRunHandle:
+        """:meth:`start` from async code: the run is a task of the current event loop and
+        the :class:`~plait.AsyncRunHandle` is awaited (``await handle.wait()``,
+        ``async for event in handle.events()``)."""
+        from plait import _handle
+
+        return await _handle.astart(self, input, options.pop("run_id", None), on_event, dict(options))
 
     def print_response(
         self,

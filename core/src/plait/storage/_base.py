@@ -207,8 +207,11 @@ class Storage:
         status: str | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
+        session_id: str | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Newest first; each filter given narrows the list (``user_id`` since schema version 2)."""
+        """Newest first; each filter given narrows the list (``user_id`` since schema version 2);
+        ``offset`` skips that many of the matching runs first (paging)."""
         raise NotImplementedError
 
     # checkpoints
@@ -284,8 +287,10 @@ class Storage:
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         raise NotImplementedError
 
-    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
-        """A run's stored events in the order they were appended."""
+    async def load_events(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """A run's stored events in the order they were appended; ``after=N`` leaves out the
+        first N. An event's sequence number is its place in that order, counting from 1, so
+        ``after`` is the sequence of the last event a reader has (SSE's ``Last-Event-ID``)."""
         raise NotImplementedError
 
     # recorded calls (schema version 3): what replay and resuming inside a step answer from

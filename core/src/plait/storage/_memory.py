@@ -53,6 +53,8 @@ class MemoryStorage(Storage):
         status: str | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
+        session_id: str | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
         runs = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
         runs = [
@@ -61,9 +63,10 @@ class MemoryStorage(Storage):
             if (status is None or r.status in status_spellings(status))
             and (workflow_id is None or r.workflow_id == workflow_id)
             and (user_id is None or r.user_id == user_id)
+            and (session_id is None or r.session_id == session_id)
         ]
         runs.sort(key=lambda r: r.created_at, reverse=True)
-        return runs[:limit]
+        return runs[offset : offset + limit]
 
     async def save_checkpoints(self, checkpoints: list[StepCheckpoint]) -> None:
         for checkpoint in checkpoints:
@@ -93,8 +96,8 @@ class MemoryStorage(Storage):
     async def append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
         self._events.setdefault(run_id, []).extend(json.dumps(e) for e in events)
 
-    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in self._events.get(run_id, [])]
+    async def load_events(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self._events.get(run_id, [])[after:]]
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         with self._lock:

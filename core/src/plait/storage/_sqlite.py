@@ -231,6 +231,8 @@ class SQLiteStorage(Storage):
         status: str | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
+        session_id: str | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
         clauses: list[str] = []
         params: list[str] = []
@@ -244,9 +246,12 @@ class SQLiteStorage(Storage):
         if user_id is not None:
             clauses.append("user_id = ?")
             params.append(user_id)
+        if session_id is not None:
+            clauses.append("json_extract(data, '$.session_id') = ?")
+            params.append(session_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT data FROM plait_runs {where} ORDER BY created_at DESC LIMIT ?"
-        rows = await self._call(lambda c: c.execute(sql, (*params, limit)).fetchall())
+        sql = f"SELECT data FROM plait_runs {where} ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        rows = await self._call(lambda c: c.execute(sql, (*params, limit, offset)).fetchall())
         return [RunRecord.model_validate_json(row[0]) for row in rows]
 
     # -- checkpoints -------------------------------------------------------------------
@@ -315,10 +320,11 @@ class SQLiteStorage(Storage):
             )
         )
 
-    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+    async def load_events(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
         rows = await self._call(
             lambda c: c.execute(
-                "SELECT data FROM plait_events WHERE run_id = ? ORDER BY seq", (run_id,)
+                "SELECT data FROM plait_events WHERE run_id = ? ORDER BY seq LIMIT -1 OFFSET ?",
+                (run_id, after),
             ).fetchall()
         )
         return [json.loads(row[0]) for row in rows]

@@ -359,6 +359,8 @@ class PostgresStorage(Storage):
         status: str | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
+        session_id: str | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
         clauses: list[sql.Composable] = []
         params: list[Any] = []
@@ -371,11 +373,14 @@ class PostgresStorage(Storage):
         if user_id is not None:
             clauses.append(sql.SQL("user_id = %s"))
             params.append(_column(user_id))
+        if session_id is not None:
+            clauses.append(sql.SQL("(data::jsonb ->> 'session_id') = %s"))
+            params.append(session_id)
         where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
-        query = sql.SQL("SELECT data FROM {}.plait_runs {} ORDER BY created_at DESC LIMIT %s").format(
-            self._q, where
-        )
-        rows = await self._fetch("listing runs", query, (*params, limit))
+        query = sql.SQL(
+            "SELECT data FROM {}.plait_runs {} ORDER BY created_at DESC LIMIT %s OFFSET %s"
+        ).format(self._q, where)
+        rows = await self._fetch("listing runs", query, (*params, limit, max(offset, 0)))
         return [RunRecord.model_validate_json(row[0]) for row in rows]
 
     # -- checkpoints -------------------------------------------------------------------
@@ -468,9 +473,9 @@ class PostgresStorage(Storage):
         # before COMMIT was sent (the server then rolled the batch back), never during it.
         await self._run(f"appending events of run {run_id!r}", append, may_retry=lambda: not committing)
 
-    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
-        query = self._sql("SELECT data FROM {schema}.plait_events WHERE run_id = %s ORDER BY seq")
-        rows = await self._fetch(f"loading events of run {run_id!r}", query, (run_id,))
+    async def load_events(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        query = self._sql("SELECT data FROM {schema}.plait_events WHERE run_id = %s ORDER BY seq OFFSET %s")
+        rows = await self._fetch(f"loading events of run {run_id!r}", query, (run_id, max(after, 0)))
         return [json.loads(row[0]) for row in rows]
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:

@@ -370,6 +370,8 @@ class RedisStorage(Storage):
         status: str | None = None,
         workflow_id: str | None = None,
         user_id: str | None = None,
+        session_id: str | None = None,
+        offset: int = 0,
     ) -> list[RunRecord]:
         # Walk the narrowest index newest first and check the other filter on the record.
         # (A run stored by a plait older than Agno's status spelling sits in the index of
@@ -388,7 +390,7 @@ class RedisStorage(Storage):
         async def collect(client: Redis) -> list[RunRecord]:
             found: list[RunRecord] = []
             start = 0
-            while len(found) < limit:
+            while len(found) < offset + limit:
                 ids: list[str] = await client.zrevrange(index, start, start + _PAGE - 1)  # type: ignore[assignment]
                 if not ids:
                     break
@@ -405,9 +407,10 @@ class RedisStorage(Storage):
                         (status is None or record.status == status)
                         and (workflow_id is None or record.workflow_id == workflow_id)
                         and (user_id is None or record.user_id == user_id)
+                        and (session_id is None or record.session_id == session_id)
                     ):
                         found.append(record)
-            return found[:limit]
+            return found[offset : offset + limit]
 
         runs: list[RunRecord] = await self._call("listing runs", collect)
         return runs
@@ -489,9 +492,10 @@ class RedisStorage(Storage):
             f"appending events of run {run_id!r}", lambda c: c.rpush(self._key("events", run_id), *rows)
         )
 
-    async def load_events(self, run_id: str) -> list[dict[str, Any]]:
+    async def load_events(self, run_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        start = max(after, 0)
         rows = await self._call(
-            f"loading events of run {run_id!r}", lambda c: c.lrange(self._key("events", run_id), 0, -1)
+            f"loading events of run {run_id!r}", lambda c: c.lrange(self._key("events", run_id), start, -1)
         )
         return [json.loads(row) for row in rows]
 

@@ -1,0 +1,249 @@
+// plait serve's page: the runs, a run's live step tree (SSE), its pending approvals, resume, cancel.
+// No framework and no build step: plain DOM, fetch, and an SSE reader over fetch (so that a
+// bearer token can travel in a header, which EventSource cannot send).
+"use strict";
+
+const main = document.getElementById("main");
+let following = null; // the AbortController of the run page's event stream
+let refresher = null; // the runs list's refresh timer
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function headers(extra = {}) {
+  const token = sessionStorage.getItem("plait-token");
+  return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: headers(options.headers || {}) });
+  if (response.status === 401) {
+    const token = prompt("This server needs its bearer token:");
+    if (token) { sessionStorage.setItem("plait-token", token); return api(path, options); }
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error ? `${body.error.type}: ${body.error.message}` : response.statusText);
+  return body;
+}
+
+function post(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+}
+
+const badge = (status) => el("span", { class: `badge s-${status}` }, status.replaceAll("_", " ").toLowerCase());
+const when = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleString() : "");
+const secs = (value) => (typeof value === "number" ? `${value.toFixed(value < 10 ? 2 : 1)}s` : "");
+const short = (id) => id.slice(0, 8);
+
+function stop() {
+  if (following) following.abort();
+  following = null;
+  if (refresher) clearInterval(refresher);
+  refresher = null;
+}
+
+// -- the runs ----------------------------------------------------------------------------
+
+async function runsPage(params) {
+  const status = params.get("status") || "";
+  const { workflows } = await api("api/workflows");
+  const filter = el("select", { id: "status-filter", onchange: (e) => { location.hash = `#/?status=${e.target.value}`; } },
+    ["", "RUNNING", "PAUSED", "COMPLETED", "COMPLETED_WITH_ERRORS", "ERROR", "CANCELLED"].map((s) =>
+      el("option", { value: s, selected: s === status }, s ? (s === "PAUSED" ? "waiting for me (paused)" : s.toLowerCase()) : "all")));
+  const body = el("tbody");
+  main.replaceChildren(
+    el("h2", {}, "Start a run"), startForm(workflows),
+    el("div", { class: "toolbar" }, el("h2", {}, "Runs"), filter),
+    el("table", {}, el("thead", {}, el("tr", {}, ["status", "workflow", "run", "started", "duration", "tokens"].map((h) => el("th", {}, h)))), body));
+  async function refresh() {
+    const query = status ? `?status=${status}&limit=100` : "?limit=100";
+    const { runs } = await api(`api/runs${query}`);
+    body.replaceChildren(...runs.map((run) => {
+      const m = run.metrics || {};
+      const tokens = (m.input_tokens || 0) + (m.output_tokens || 0);
+      return el("tr", { class: "run", "data-run": run.run_id, onclick: () => { location.hash = `#/runs/${run.run_id}`; } },
+        el("td", {}, badge(run.status)), el("td", {}, run.workflow_name), el("td", { class: "mono" }, short(run.run_id)),
+        el("td", {}, when(run.created_at)), el("td", {}, secs(m.duration)), el("td", {}, tokens || ""));
+    }));
+    if (!runs.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No runs yet.")));
+  }
+  await refresh();
+  refresher = setInterval(() => refresh().catch(() => {}), 2000);
+}
+
+function startForm(workflows) {
+  const choice = el("select", { id: "workflow" }, workflows.map((w) => el("option", { value: w.id }, w.name)));
+  const input = el("textarea", { id: "run-input", rows: 2, placeholder: "input: text, or JSON" });
+  const message = el("span", { class: "error" });
+  const go = el("button", { id: "start", class: "primary", onclick: async () => {
+    let value = input.value;
+    try { value = JSON.parse(value); } catch { /* plain text */ }
+    try {
+      const { run_id } = await post(`api/workflows/${choice.value}/runs`, { input: value });
+      location.hash = `#/runs/${run_id}`;
+    } catch (error) { message.textContent = error.message; }
+  } }, "Start");
+  return el("div", { class: "card" }, el("div", { class: "toolbar" }, choice, go, message), input);
+}
+
+// -- one run ---------------------------------------------------------------------------
+
+async function runPage(runId) {
+  const state = { steps: new Map(), last: null, events: 0 };
+  const header = el("div", { class: "card" });
+  const pending = el("div");
+  const tree = el("div", { class: "tree" });
+  const details = el("pre", { id: "step-details" }, "Select a step to see its events.");
+  const graph = el("pre", { class: "mono" });
+  main.replaceChildren(header, pending, el("div", { class: "grid" },
+    el("div", { class: "card" }, el("h2", {}, "Steps"), tree),
+    el("div", { class: "card" }, el("h2", {}, "Step"), details)),
+    el("div", { class: "card" }, el("h2", {}, "Graph (Mermaid)"), graph));
+
+  async function load() {
+    const data = await api(`api/runs/${runId}`);
+    const run = data.run;
+    const workflows = (await api("api/workflows")).workflows;
+    const workflow = workflows.find((w) => w.id === run.workflow_id);
+    graph.textContent = workflow ? workflow.mermaid : "";
+    const m = run.metrics || {};
+    header.replaceChildren(...[
+      el("div", { class: "toolbar" }, el("h2", {}, run.workflow_name), badge(run.status), el("span", { class: "mono muted" }, run.run_id)),
+      el("div", { class: "muted" }, `started ${when(run.created_at)}`, m.duration ? ` · ${secs(m.duration)}` : "",
+        m.input_tokens || m.output_tokens ? ` · ${m.input_tokens || 0} in / ${m.output_tokens || 0} out tokens` : ""),
+      run.error ? el("p", { class: "error" }, run.error) : null,
+      run.content !== null && run.content !== undefined ? el("pre", { id: "run-content" }, typeof run.content === "string" ? run.content : JSON.stringify(run.content, null, 2)) : null,
+      el("div", { class: "toolbar" },
+        el("button", { id: "resume", disabled: !["CANCELLED", "ERROR"].includes(run.status), onclick: () => act(`api/runs/${runId}/resume`, {}) }, "Resume"),
+        el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel")),
+    ].filter(Boolean));
+    pending.replaceChildren(...data.pending.map((request) => approvalForm(request)));
+    if (run.status !== "RUNNING") { // a container around a pause or a cancel is not running any more
+      for (const step of state.steps.values()) {
+        if (step.status === "running") step.status = run.status === "PAUSED" ? "paused" : "stopped";
+      }
+      draw();
+    }
+    return run;
+  }
+
+  async function act(path, body) {
+    try { await post(path, body); } catch (error) { alert(error.message); }
+    await load();
+    follow();
+  }
+
+  function approvalForm(request) {
+    const form = el("div", { class: "card pending", "data-step": request.step_id });
+    const answer = (value) => act(`api/runs/${runId}/approve`, typeof value === "boolean"
+      ? { approve: value, step: request.step_id } : { approve: true, answers: { [request.step_id]: value } });
+    form.append(el("h2", {}, `Waiting: ${request.step_name}`), el("p", {}, request.prompt || ""));
+    if (request.kind === "confirm") {
+      form.append(el("div", { class: "toolbar" },
+        el("button", { class: "primary", id: "approve", onclick: () => answer(true) }, "Approve"),
+        el("button", { class: "danger", id: "reject", onclick: () => answer(false) }, "Reject")));
+    } else if (request.choices && request.choices.length) {
+      form.append(el("div", { class: "toolbar" }, request.choices.map((c) => el("button", { onclick: () => answer(c) }, String(c)))));
+    } else {
+      const text = el("textarea", { rows: 4, placeholder: request.schema ? JSON.stringify(request.schema) : "your answer (text or JSON)" });
+      form.append(text, el("button", { class: "primary", onclick: () => {
+        let value = text.value;
+        try { value = JSON.parse(value); } catch { /* text */ }
+        answer(value);
+      } }, "Answer"));
+    }
+    return form;
+  }
+
+  function record(event) {
+    state.events += 1;
+    const id = event.step_id;
+    if (!id) return;
+    const step = state.steps.get(id) || { id, name: event.step_name || id, kind: event.step_type || "", status: "running", events: [] };
+    step.events.push(event);
+    const name = event.event;
+    if (name.endsWith("Started") && !name.startsWith("Run") && !name.startsWith("Team")) step.status = "running";
+    else if (name === "StepPaused") step.status = "paused";
+    else if (name === "StepSkipped") step.status = "skipped";
+    else if (name === "StepError") step.status = "failed";
+    else if (name.endsWith("Completed") && !name.startsWith("Run") && !name.startsWith("Team")) {
+      step.status = event.success === false ? "failed" : "done";
+      if (typeof event.duration === "number") step.duration = event.duration;
+    }
+    state.steps.set(id, step);
+  }
+
+  function draw() {
+    tree.replaceChildren(...[...state.steps.values()].map((step) => {
+      const depth = step.id.split("/").length - 1;
+      return el("div", { class: "node", "data-step": step.id, style: `padding-left:${depth * 18}px`,
+                         onclick: () => { details.textContent = JSON.stringify(step.events, null, 2); } },
+        badge(step.status), el("span", { class: "name" }, step.name), el("span", { class: "kind" }, step.kind),
+        el("span", { class: "time" }, secs(step.duration)));
+    }));
+  }
+
+  async function follow() {
+    if (following) following.abort();
+    const controller = new AbortController();
+    following = controller;
+    const extra = state.last ? { "Last-Event-ID": state.last } : {};
+    try {
+      const response = await fetch(`api/runs/${runId}/events`, { headers: headers(extra), signal: controller.signal });
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true }).replaceAll("\r\n", "\n");
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          let data = null;
+          for (const line of block.split("\n")) {
+            if (line.startsWith("id:")) state.last = line.slice(3).trim();
+            else if (line.startsWith("data:")) data = (data || "") + line.slice(5).trim();
+          }
+          if (data) { record(JSON.parse(data)); draw(); }
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+    }
+    if (following !== controller) return;
+    const run = await load();
+    if (run.status === "RUNNING") setTimeout(() => { if (following === controller) follow(); }, 1000);
+  }
+
+  await load();
+  follow();
+}
+
+// -- routing ---------------------------------------------------------------------------
+
+async function route() {
+  stop();
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query || "");
+  try {
+    const match = path.match(/^\/runs\/([^/]+)$/);
+    if (match) await runPage(decodeURIComponent(match[1]));
+    else await runsPage(params);
+  } catch (error) {
+    main.replaceChildren(el("p", { class: "error" }, error.message));
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();
