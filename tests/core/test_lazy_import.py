@@ -129,3 +129,33 @@ def test_a_one_step_run_without_storage_imports_nothing_heavy() -> None:
     )
     before, after, content = json.loads(_run(code))
     assert (before, after, content) == ([], [], 1)
+
+
+#: the plugins of the development environment that neither observe runs nor start up
+_NOT_FOR_A_RUN = ("plait_openai", "plait_anthropic", "plait_litellm", "plait_postgres", "plait_redis")
+_NOT_FOR_A_RUN += ("plait_ray", "plait_nats", "plait_http")
+
+
+def test_a_plugin_module_is_imported_when_one_of_its_hooks_is_needed() -> None:
+    """A run imports the plugins that observe runs or start up (plait-otlp's ``on_startup``
+    may configure tracing) and no other; a storage URL the plugins that register storage."""
+    code = (
+        "import sys, json\nfrom plait import Step, Workflow\n"
+        "def plugins():\n"
+        "    return sorted(m for m in sys.modules if m.startswith('plait_') and m.endswith('.plugin'))\n"
+        "Workflow(name='w', steps=[Step(name='s', executor=lambda si: 1)]).run(0)\n"
+        "after_run = plugins()\n"
+        "from plait._lookup import registry\n"
+        "registry().get('storage', 'redis')\n"
+        "after_storage = plugins()\n"
+        "listed = sorted(registry().plugins)\n"
+        "print(json.dumps([after_run, after_storage, listed, plugins()]))"
+    )
+    after_run, after_storage, listed, everything = json.loads(_run(code))
+    assert "plait_otlp.plugin" in after_run
+    assert not [m for m in after_run if m.split(".")[0] in _NOT_FOR_A_RUN], after_run
+    assert {"plait_redis.plugin", "plait_postgres.plugin"} <= set(after_storage)
+    assert not [m for m in after_storage if m.split(".")[0] in ("plait_openai", "plait_ray")], after_storage
+    # listing the plugins imports all of them, as before
+    assert {"plait.builtins", "openai", "redis", "ray", "otlp"} <= set(listed)
+    assert "plait_openai.plugin" in everything and "plait_ray.plugin" in everything

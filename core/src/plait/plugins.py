@@ -1,8 +1,15 @@
 """The plugin manager and the registry of everything plugins registered.
 
-Plugins come from the ``plait`` entry-point group and are loaded lazily, the
-first time something needs the registry (a model string, a storage URL, a run
-with lifecycle hooks), one at a time. A plugin that fails to import, names a
+Plugins come from the ``plait`` entry-point group and are imported lazily, each
+when one of its hooks is first needed: building the registry reads the entry
+points and each plugin module's source (:mod:`plait._entry_points`: which hooks
+it implements), not the modules. A model string imports the plugins that
+register models, a storage URL those that register storage, ``plait``'s parser
+those that add commands and options, a run those that observe runs or start up
+(``on_startup``, ``on_workflow_*``, ``on_step_*``), and listing the plugins
+(``plait plugins``, :attr:`Registry.plugins`, :attr:`Registry.errors`) all of
+them. A plugin whose source does not say which hooks it implements is imported
+whenever any may be needed. A plugin that fails to import, names a
 hook that does not exist, or registers something invalid is recorded in
 :attr:`Registry.errors` and left out; the host and the other plugins carry on.
 ``PLAIT_STRICT_PLUGINS=1`` (or ``strict=True``) raises instead.
@@ -32,7 +39,6 @@ module fills in when imported.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import threading
 import traceback
@@ -42,9 +48,9 @@ from typing import Any
 
 import pluggy
 
+from plait import _entry_points as _installed
 from plait import _lookup, hookspecs
 from plait._lookup import KNOWN_DISTRIBUTIONS as KNOWN_DISTRIBUTIONS  # its home before plait._lookup
-from plait._node import StepNode
 from plait.errors import PluginError
 
 __all__ = [
@@ -100,6 +106,25 @@ class PluginLoadError:
 _UNSET: Any = object()
 _KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command", "run_option")
 _LIFECYCLE = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
+_HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith(("register_", "on_")))
+#: the hook that registers each kind (what a lookup of that kind may need imported)
+_KIND_HOOKS = {
+    "step_type": "register_step_types",
+    "model": "register_models",
+    "storage": "register_storage",
+    "event_sink": "register_event_sinks",
+    "runner": "register_runners",
+    "command": "register_commands",
+    "run_option": "register_run_options",
+}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An entry point not imported yet, and the hooks its source says it implements (None: unknown)."""
+
+    entry_point: _installed.EntryPoint
+    hooks: frozenset[str] | None
 
 
 class _Observer:
@@ -171,20 +196,43 @@ class Registry:
     def __init__(self, manager: pluggy.PluginManager, *, strict: bool = False) -> None:
         self.manager = manager
         self.strict = strict
-        self.plugins: dict[str, PluginInfo] = {}
-        self.errors: list[PluginLoadError] = []
+        self._plugins: dict[str, PluginInfo] = {}
+        self._errors: list[PluginLoadError] = []
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in _KINDS}
         self._lifecycle: Any = _UNSET
+        self._pending: list[_Pending] = []  # entry points not imported yet, in their order
+        self._order: dict[str, int] = {}  # every plugin's place (built-ins, given, entry points)
+        self._loading = threading.RLock()
+        self._deferred: list[tuple[str, object, str]] = []  # (plugin, object, hook) not called yet
 
     # -- lookups -------------------------------------------------------------------
 
+    @property
+    def plugins(self) -> dict[str, PluginInfo]:
+        """Every loaded plugin by name (listing them imports the plugins not imported yet)."""
+        self._load(None)
+        rank = self._order
+        for info in self._plugins.values():  # by kind, as registered when all came at once
+            info.registered.sort(key=lambda entry: _KINDS.index(entry.kind))
+        return dict(sorted(self._plugins.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+    @property
+    def errors(self) -> list[PluginLoadError]:
+        """The plugins that could not be loaded, with the reason (all plugins are imported first)."""
+        self._load(None)
+        rank = self._order
+        return sorted(self._errors, key=lambda error: rank.get(error.name, len(rank)))
+
     def entries(self, kind: str) -> dict[str, Registration]:
         """Everything registered of ``kind`` (``"model"``, ``"storage"``, ...), by key."""
+        self._load({_KIND_HOOKS[kind]})
         return self._entries[kind]
 
     def get(self, kind: str, key: str) -> Any:
         """The registered value, or a :class:`PluginError` that lists what is known."""
         entry = self._entries[kind].get(key)
+        if entry is None and (self._pending or self._deferred):
+            entry = self.entries(kind).get(key)
         if entry is None:
             raise PluginError(self.unknown(kind, key))
         return entry.value
@@ -212,11 +260,15 @@ class Registry:
 
     @property
     def step_types(self) -> list[Any]:
-        return [entry.value for entry in self._entries["step_type"].values()]
+        return [entry.value for entry in self.entries("step_type").values()]
 
     @property
     def lifecycle_hooks(self) -> LifecycleHooks | None:
-        """The observers of runs, or None when no plugin observes them (runs then skip hook calls)."""
+        """The observers of runs, or None when no plugin observes them (runs then skip hook calls).
+
+        Imports the plugins that observe runs or start up (one may configure tracing)."""
+        if self._lifecycle is _UNSET or self._pending:
+            self._load({"on_startup", *_LIFECYCLE})
         if self._lifecycle is _UNSET:
             impls: dict[str, dict[str, pluggy.HookImpl]] = {}
             for name in _LIFECYCLE:
@@ -228,8 +280,31 @@ class Registry:
 
     @property
     def hook(self) -> Any:
-        """The pluggy hook relay (``registry.hook.on_step_start(...)``)."""
+        """The pluggy hook relay (``registry.hook.on_step_start(...)``), every plugin imported."""
+        self._load(None)
         return self.manager.hook
+
+    # -- importing plugins on demand -----------------------------------------------
+
+    def _load(self, hooks: set[str] | None) -> None:
+        """Import the pending entry points that implement (or may implement) one of ``hooks``
+        (None: all of them), in their order; each one's ``on_startup`` runs once it is in."""
+        if self._deferred:
+            with self._loading:
+                for deferred in [d for d in self._deferred if hooks is None or d[2] in hooks]:
+                    self._deferred.remove(deferred)
+                    _collect(self, deferred[0], deferred[1], frozenset({deferred[2]}))
+        if not self._pending:
+            return
+        with self._loading:
+            wanted = [
+                p for p in self._pending if hooks is None or p.hooks is None or not hooks.isdisjoint(p.hooks)
+            ]
+            for pending in wanted:
+                if pending in self._pending:  # (a plugin's own hooks may have loaded it already)
+                    self._pending.remove(pending)
+                    self._lifecycle = _UNSET
+                    _load_entry_point(self, pending.entry_point)
 
     # -- registration --------------------------------------------------------------
 
@@ -242,7 +317,7 @@ class Registry:
             )
         entry = Registration(kind, key, value, plugin)
         self._entries[kind][key] = entry
-        self.plugins[plugin].registered.append(entry)
+        self._plugins[plugin].registered.append(entry)
 
 
 def _check_name(kind: str, key: object) -> str:
@@ -256,10 +331,14 @@ def _require_callable(kind: str, key: str, value: object) -> None:
         raise PluginError(f"{kind} {key!r}: expected a callable factory, got {value!r}")
 
 
-def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
-    """Call the plugin's registration hooks, validating each value it gives."""
+def _collect(
+    registry: Registry, plugin_name: str, plugin: object, hooks: frozenset[str] | None = None
+) -> None:
+    """Call the plugin's registration hooks (or those among ``hooks``), validating each value it gives."""
 
     def step_type(cls: object) -> None:
+        from plait._node import StepNode  # here: the parser of `plait --help` needs no engine
+
         if not (isinstance(cls, type) and issubclass(cls, StepNode)):
             raise PluginError(f"register_step_types: expected a subclass of plait.StepNode, got {cls!r}")
         key = _check_name("step type", getattr(cls, "step_type", None))
@@ -297,6 +376,8 @@ def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
         "register_run_options": run_option,
     }
     for hook_name, callback in callbacks.items():
+        if hooks is not None and hook_name not in hooks:
+            continue
         # Call this plugin's own implementations (pluggy's: only what @hookimpl marks),
         # so whatever it registers is attributed to it and a failure is reported against it alone.
         for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
@@ -323,9 +404,10 @@ def _add_plugin(
     distribution: str | None,
     version: str | None,
     strict: bool,
+    defer: frozenset[str] = frozenset(),
 ) -> None:
     manager = registry.manager
-    registry.plugins[name] = info = PluginInfo(name, distribution, version)
+    registry._plugins[name] = info = PluginInfo(name, distribution, version)
     try:
         manager.register(plugin, name=name)
         try:
@@ -335,22 +417,41 @@ def _add_plugin(
             valid = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(("register_", "on_"))))
             raise PluginError(f"{exc} (known hooks: {valid})") from exc
         info.hooks = _hook_names(manager, plugin)
-        _collect(registry, name, plugin)
+        _collect(registry, name, plugin, None if not defer else frozenset(_KIND_HOOKS.values()) - defer)
+        registry._deferred.extend((name, plugin, hook) for hook in sorted(defer))
     except Exception as exc:
         if manager.is_registered(plugin):
             manager.unregister(plugin)
         for entry in info.registered:
             registry._entries[entry.kind].pop(entry.key, None)
-        del registry.plugins[name]
+        del registry._plugins[name]
         if strict:
             raise
-        registry.errors.append(
+        registry._errors.append(
             PluginLoadError(name, distribution, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         )
 
 
-def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
-    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+def _entry_points() -> Iterable[_installed.EntryPoint]:
+    return _installed.scan(ENTRY_POINT_GROUP)
+
+
+def _load_entry_point(registry: Registry, ep: _installed.EntryPoint) -> None:
+    """Import one entry point's plugin, register what it registers, and start it."""
+    strict = registry.strict
+    dist, version = ep.distribution
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        if strict:
+            raise PluginError(f"plugin {ep.name!r} ({dist}) failed to import: {exc}") from exc
+        registry._errors.append(
+            PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        )
+        return
+    _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
+    if ep.name in registry._plugins:
+        _start(registry, strict, plugin)
 
 
 def build_registry(
@@ -367,51 +468,49 @@ def build_registry(
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager, strict=strict)
+    order = registry._order
     if builtins:
         for name, module in BUILTIN_MODULES.items():
+            order.setdefault(name, len(order))
             _add_plugin(
                 registry,
                 name,
                 importlib.import_module(module),
                 distribution="plait",
-                version=_version("plait"),
+                version=_installed.installed_version("plait"),
                 strict=True,
+                # its step types are the engine's classes: registered when first asked for
+                defer=frozenset({"register_step_types"}),
             )
     named = plugins.items() if isinstance(plugins, dict) else ((_plugin_name(p), p) for p in plugins)
     for name, plugin in named:
+        order.setdefault(name, len(order))
         _add_plugin(registry, name, plugin, distribution=None, version=None, strict=strict)
+    _start(registry, strict)
     if entry_points:
         only = _env_list("PLAIT_LOAD_PLUGINS")
         disabled = _env_list("PLAIT_DISABLE_PLUGINS") or set()
         for ep in _entry_points():
             if (only is not None and ep.name not in only) or ep.name in disabled:
                 continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                if strict:
-                    raise PluginError(f"plugin {ep.name!r} ({dist}) failed to import: {exc}") from exc
-                registry.errors.append(
-                    PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-                )
-                continue
-            _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
-    _start(registry, strict)
+            order.setdefault(ep.name, len(order))
+            registry._pending.append(_Pending(ep, _installed.implemented_hooks(ep, _HOOKS)))
     return registry
 
 
-def _start(registry: Registry, strict: bool) -> None:
-    """Call every plugin's ``on_startup`` once; a failing one is reported by name."""
+def _start(registry: Registry, strict: bool, plugin: object | None = None) -> None:
+    """Call ``on_startup`` once, of every plugin registered so far (or of ``plugin`` alone);
+    a failing one is reported by name."""
     for impl in registry.manager.hook.on_startup.get_hookimpls():
+        if plugin is not None and impl.plugin is not plugin:
+            continue
         try:
             impl.function(registry=registry)
         except Exception as exc:
             if strict:
                 raise
-            info = registry.plugins.get(impl.plugin_name)
-            registry.errors.append(
+            info = registry._plugins.get(impl.plugin_name)
+            registry._errors.append(
                 PluginLoadError(
                     impl.plugin_name,
                     info.distribution if info else None,
@@ -423,13 +522,6 @@ def _start(registry: Registry, strict: bool) -> None:
 
 def _plugin_name(plugin: object) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 _registry: Registry | None = None
