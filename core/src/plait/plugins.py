@@ -42,7 +42,7 @@ import importlib
 import os
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +50,11 @@ import pluggy
 
 from plait import _entry_points as _installed
 from plait import _lookup, hookspecs
+from plait._lifecycle import LIFECYCLE as _LIFECYCLE
+from plait._lifecycle import LifecycleHooks, Observer
 from plait._lookup import KNOWN_DISTRIBUTIONS as KNOWN_DISTRIBUTIONS  # its home before plait._lookup
+from plait._public import report_public_home
+from plait._registering import collect as _collect
 from plait.errors import PluginError
 
 __all__ = [
@@ -105,7 +109,6 @@ class PluginLoadError:
 
 _UNSET: Any = object()
 _KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command", "run_option")
-_LIFECYCLE = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
 _HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith(("register_", "on_")))
 #: the hook that registers each kind (what a lookup of that kind may need imported)
 _KIND_HOOKS = {
@@ -125,65 +128,6 @@ class _Pending:
 
     entry_point: _installed.EntryPoint
     hooks: frozenset[str] | None
-
-
-class _Observer:
-    """One plugin's lifecycle hooks, called with the arguments each one names."""
-
-    def __init__(self, plugin: str, impls: dict[str, pluggy.HookImpl]) -> None:
-        self.plugin = plugin
-        self.impls = impls
-
-    def handle(self, call: tuple[str, dict[str, Any]]) -> None:
-        name, kwargs = call
-        impl = self.impls[name]
-        impl.function(*[kwargs[arg] for arg in impl.argnames])
-
-    def __repr__(self) -> str:
-        return f"plugin {self.plugin!r}"
-
-
-class LifecycleHooks:
-    """Calls the plugins observing runs, isolated from the run (see the module docs)."""
-
-    def __init__(self, observers: list[_Observer], *, strict: bool) -> None:
-        self._strict = strict
-        if not strict:
-            from plait.sinks import dispatcher_for
-
-            # A dispatcher per plugin: its own bounded queue and thread, as a sink has.
-            feeds: dict[str, list[Callable[[Any], None]]] = {name: [] for name in _LIFECYCLE}
-            for observer in observers:
-                dispatch = dispatcher_for(observer, kind="lifecycle hooks of")
-                for name in observer.impls:
-                    feeds[name].append(dispatch)
-            self._feeds = feeds
-        self._observers = {name: [o for o in observers if name in o.impls] for name in _LIFECYCLE}
-
-    def _call(self, name: str, kwargs: dict[str, Any]) -> None:
-        if not self._strict:
-            for dispatch in self._feeds[name]:
-                dispatch((name, kwargs))
-            return
-        for observer in self._observers[name]:
-            try:
-                observer.handle((name, kwargs))
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {observer.plugin!r} failed in {name}: {type(exc).__name__}: {exc}"
-                ) from exc
-
-    def on_workflow_start(self, **kwargs: Any) -> None:
-        self._call("on_workflow_start", kwargs)
-
-    def on_workflow_end(self, **kwargs: Any) -> None:
-        self._call("on_workflow_end", kwargs)
-
-    def on_step_start(self, **kwargs: Any) -> None:
-        self._call("on_step_start", kwargs)
-
-    def on_step_end(self, **kwargs: Any) -> None:
-        self._call("on_step_end", kwargs)
 
 
 class Registry:
@@ -274,7 +218,7 @@ class Registry:
             for name in _LIFECYCLE:
                 for impl in getattr(self.manager.hook, name).get_hookimpls():
                     impls.setdefault(impl.plugin_name, {})[name] = impl
-            observers = [_Observer(plugin, found) for plugin, found in impls.items()]
+            observers = [Observer(plugin, found) for plugin, found in impls.items()]
             self._lifecycle = LifecycleHooks(observers, strict=self.strict) if observers else None
         return self._lifecycle  # type: ignore[no-any-return]
 
@@ -318,71 +262,6 @@ class Registry:
         entry = Registration(kind, key, value, plugin)
         self._entries[kind][key] = entry
         self._plugins[plugin].registered.append(entry)
-
-
-def _check_name(kind: str, key: object) -> str:
-    if not isinstance(key, str) or not key or any(c.isspace() for c in key) or ":" in key:
-        raise PluginError(f"{kind} name must be a non-empty string without spaces or ':', got {key!r}")
-    return key
-
-
-def _require_callable(kind: str, key: str, value: object) -> None:
-    if not callable(value):
-        raise PluginError(f"{kind} {key!r}: expected a callable factory, got {value!r}")
-
-
-def _collect(
-    registry: Registry, plugin_name: str, plugin: object, hooks: frozenset[str] | None = None
-) -> None:
-    """Call the plugin's registration hooks (or those among ``hooks``), validating each value it gives."""
-
-    def step_type(cls: object) -> None:
-        from plait._node import StepNode  # here: the parser of `plait --help` needs no engine
-
-        if not (isinstance(cls, type) and issubclass(cls, StepNode)):
-            raise PluginError(f"register_step_types: expected a subclass of plait.StepNode, got {cls!r}")
-        key = _check_name("step type", getattr(cls, "step_type", None))
-        registry._register("step_type", key, cls, plugin_name)
-
-    def factory(kind: str) -> Callable[..., None]:
-        def register(key: str, value: Any) -> None:
-            key = _check_name(kind, key)
-            _require_callable(kind, key, value)
-            registry._register(kind, key, value, plugin_name)
-
-        return register
-
-    def command(
-        name: str, configure: Callable[..., Any], handler: Callable[..., Any], help: str = ""
-    ) -> None:
-        name = _check_name("command", name)
-        _require_callable("command", name, handler)
-        _require_callable("command", name, configure)
-        registry._register("command", name, (configure, handler, help), plugin_name)
-
-    def run_option(name: str, configure: Callable[..., Any], apply: Callable[..., Any]) -> None:
-        name = _check_name("run option", name)
-        _require_callable("run option", name, configure)
-        _require_callable("run option", name, apply)
-        registry._register("run_option", name, (configure, apply), plugin_name)
-
-    callbacks: dict[str, Callable[..., None]] = {
-        "register_step_types": step_type,
-        "register_models": factory("model"),
-        "register_storage": factory("storage"),
-        "register_event_sinks": factory("event_sink"),
-        "register_runners": factory("runner"),
-        "register_commands": command,
-        "register_run_options": run_option,
-    }
-    for hook_name, callback in callbacks.items():
-        if hooks is not None and hook_name not in hooks:
-            continue
-        # Call this plugin's own implementations (pluggy's: only what @hookimpl marks),
-        # so whatever it registers is attributed to it and a failure is reported against it alone.
-        for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
-            if impl.plugin is plugin:
-                impl.function(register=callback)
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -552,3 +431,4 @@ def lifecycle_hooks() -> LifecycleHooks | None:
 
 
 _lookup.install(get_registry)
+report_public_home(__name__, globals(), __all__)  # plait.plugins.LifecycleHooks, not plait._lifecycle
