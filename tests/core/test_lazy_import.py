@@ -159,3 +159,23 @@ def test_a_plugin_module_is_imported_when_one_of_its_hooks_is_needed() -> None:
     # listing the plugins imports all of them, as before
     assert {"plait.builtins", "openai", "redis", "ray", "otlp"} <= set(listed)
     assert "plait_openai.plugin" in everything and "plait_ray.plugin" in everything
+
+
+def test_the_cli_parser_imports_neither_the_engine_nor_storage() -> None:
+    """``plait --help`` and ``--version`` build or skip the parser without the engine, pydantic,
+    the storage layer, the console or rich (the plugins adding options are imported)."""
+    code = (
+        "import sys, json, contextlib, io\nfrom plait.cli import main\n"
+        "heavy = ('pydantic', 'rich', 'sqlite3', 'asyncio', 'plait.storage', 'plait.console',"
+        " 'plait._engine', 'plait.workflow', 'importlib.metadata')\n"
+        "out = {}\n"
+        "for args in (['--version'], ['--help'], ['run', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.suppress(SystemExit):\n"
+        "        main(args)\n"
+        "    out[args[0] + args[-1]] = [sorted(m for m in heavy if m in sys.modules), printed.getvalue()]\n"
+        "print(json.dumps(out))"
+    )
+    out = json.loads(_run(code))
+    assert [loaded for loaded, _ in out.values()] == [[], [], []], out
+    assert out["--version--version"][1].startswith("plait ")
+    assert "COMMAND" in out["--help--help"][1] and "--otlp" in out["run--help"][1]

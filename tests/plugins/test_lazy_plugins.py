@@ -11,13 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 from plait._entry_points import EntryPoint, implemented_hooks, installed_version, scan
-from plait.plugins import ENTRY_POINT_GROUP
+from plait.plugins import ENTRY_POINT_GROUP, Registry, build_registry
 from tests.plugins.conftest import make_distribution
 
 HOOKS = frozenset({"register_models", "register_storage", "on_startup", "on_step_end"})
@@ -112,3 +113,22 @@ def test_a_run_imports_the_observers_and_a_lookup_the_registrars(tmp_path: Path)
     observed, last = result.stdout.strip().splitlines()
     assert observed == "observed s"  # the observer was imported before the run, and called
     assert json.loads(last) == [["observer_plugin"], True, ["models_plugin", "observer_plugin"]]
+
+
+def _look(registry: Registry, barrier: threading.Barrier, found: list[object]) -> None:
+    barrier.wait()
+    found.append(registry.get("model", "openai"))
+
+
+def test_threads_looking_up_at_once_all_find_what_a_lazy_plugin_registers() -> None:
+    """One thread imports the plugins of a kind; the others wait for it rather than miss."""
+    for _ in range(5):
+        registry = build_registry()
+        barrier = threading.Barrier(4)
+        found: list[object] = []
+        threads = [threading.Thread(target=_look, args=(registry, barrier, found)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(found) == 4 and all(callable(f) for f in found)

@@ -147,6 +147,7 @@ class Registry:
         self._pending: list[_Pending] = []  # entry points not imported yet, in their order
         self._order: dict[str, int] = {}  # every plugin's place (built-ins, given, entry points)
         self._loading = threading.RLock()
+        self._busy = 0  # loads under way (read without the lock: the fast path of a lookup)
         self._deferred: list[tuple[str, object, str]] = []  # (plugin, object, hook) not called yet
 
     # -- lookups -------------------------------------------------------------------
@@ -211,9 +212,8 @@ class Registry:
         """The observers of runs, or None when no plugin observes them (runs then skip hook calls).
 
         Imports the plugins that observe runs or start up (one may configure tracing)."""
-        if self._lifecycle is _UNSET or self._pending:
+        if self._lifecycle is _UNSET:  # (and again if a plugin imported later observes runs)
             self._load({"on_startup", *_LIFECYCLE})
-        if self._lifecycle is _UNSET:
             impls: dict[str, dict[str, pluggy.HookImpl]] = {}
             for name in _LIFECYCLE:
                 for impl in getattr(self.manager.hook, name).get_hookimpls():
@@ -233,22 +233,27 @@ class Registry:
     def _load(self, hooks: set[str] | None) -> None:
         """Import the pending entry points that implement (or may implement) one of ``hooks``
         (None: all of them), in their order; each one's ``on_startup`` runs once it is in."""
-        if self._deferred:
-            with self._loading:
+        if not (self._pending or self._deferred or self._busy):
+            return  # everything is in (a load under way in another thread is waited for below)
+        with self._loading:
+            self._busy += 1
+            try:
                 for deferred in [d for d in self._deferred if hooks is None or d[2] in hooks]:
                     self._deferred.remove(deferred)
                     _collect(self, deferred[0], deferred[1], frozenset({deferred[2]}))
-        if not self._pending:
-            return
-        with self._loading:
-            wanted = [
-                p for p in self._pending if hooks is None or p.hooks is None or not hooks.isdisjoint(p.hooks)
-            ]
-            for pending in wanted:
-                if pending in self._pending:  # (a plugin's own hooks may have loaded it already)
+                for pending in [
+                    p
+                    for p in self._pending
+                    if hooks is None or p.hooks is None or not hooks.isdisjoint(p.hooks)
+                ]:
+                    if pending not in self._pending:  # (loaded by a hook of a plugin loaded before it)
+                        continue
                     self._pending.remove(pending)
-                    self._lifecycle = _UNSET
+                    if pending.hooks is None or not pending.hooks.isdisjoint(_LIFECYCLE):
+                        self._lifecycle = _UNSET  # a new observer: the relay is made again
                     _load_entry_point(self, pending.entry_point)
+            finally:
+                self._busy -= 1
 
     # -- registration --------------------------------------------------------------
 
