@@ -132,3 +132,19 @@ def test_threads_looking_up_at_once_all_find_what_a_lazy_plugin_registers() -> N
         for thread in threads:
             thread.join(timeout=60)
         assert len(found) == 4 and all(callable(f) for f in found)
+
+
+def test_a_plugin_clashing_with_a_built_in_step_type_is_the_one_reported() -> None:
+    """The built-in step types are registered when first needed, yet before any plugin's: a
+    plugin registering ``Step`` is left out with the reason, and the built-in Step stays."""
+    from plait import Step, hookimpl
+
+    class Clash:
+        @hookimpl
+        def register_step_types(self, register: object) -> None:
+            register(Step)  # type: ignore[operator]
+
+    registry = build_registry({"clash": Clash()}, entry_points=False, strict=False)
+    assert [e.name for e in registry.errors] == ["clash"]
+    assert "registered by both 'plait.builtins' and 'clash'" in registry.errors[0].error
+    assert registry.entries("step_type")["Step"].plugin == "plait.builtins"

@@ -230,6 +230,12 @@ class Registry:
 
     # -- importing plugins on demand -----------------------------------------------
 
+    def _collect_deferred(self, hooks: set[str] | None) -> None:
+        """Call the built-ins' deferred registration hooks among ``hooks`` (None: all)."""
+        for deferred in [d for d in self._deferred if hooks is None or d[2] in hooks]:
+            self._deferred.remove(deferred)
+            _collect(self, deferred[0], deferred[1], frozenset({deferred[2]}))
+
     def _load(self, hooks: set[str] | None) -> None:
         """Import the pending entry points that implement (or may implement) one of ``hooks``
         (None: all of them), in their order; each one's ``on_startup`` runs once it is in."""
@@ -238,9 +244,7 @@ class Registry:
         with self._loading:
             self._busy += 1
             try:
-                for deferred in [d for d in self._deferred if hooks is None or d[2] in hooks]:
-                    self._deferred.remove(deferred)
-                    _collect(self, deferred[0], deferred[1], frozenset({deferred[2]}))
+                self._collect_deferred(hooks)
                 for pending in [
                     p
                     for p in self._pending
@@ -301,6 +305,8 @@ def _add_plugin(
             valid = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(("register_", "on_"))))
             raise PluginError(f"{exc} (known hooks: {valid})") from exc
         info.hooks = _hook_names(manager, plugin)
+        # the built-ins register a kind first, as when nothing was deferred (a clash is this plugin's)
+        registry._collect_deferred({d[2] for d in registry._deferred} & set(info.hooks))
         _collect(registry, name, plugin, None if not defer else frozenset(_KIND_HOOKS.values()) - defer)
         registry._deferred.extend((name, plugin, hook) for hook in sorted(defer))
     except Exception as exc:
