@@ -56,11 +56,21 @@ def log(message: str) -> None:
 
 
 def child_env() -> dict[str, str]:
-    """The workers' environment: peers' telemetry and tracing off, no API keys."""
+    """The workers' environment: peers' telemetry and tracing off, no API keys.
+
+    ``PYTHONDONTWRITEBYTECODE`` is dropped: with it every fresh interpreter compiles every module
+    it imports from source, which users, who have ``.pyc`` files (pip writes them at install, an
+    editable checkout on first import), never pay. The first cold-import sample, which may write
+    them, is discarded (:func:`run_import_case`).
+    """
     env = {
         k: v
         for k, v in os.environ.items()
-        if not (k.endswith("_API_KEY") or k.endswith("_API_TOKEN") or k == "VIRTUAL_ENV")
+        if not (
+            k.endswith("_API_KEY")
+            or k.endswith("_API_TOKEN")
+            or k in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+        )
     }
     env.update(
         {

@@ -19,6 +19,9 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import plait
+from plait._public import PLAIT_EXPORTS
+
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "core" / "src"
 PACKAGE = "plait"
@@ -184,6 +187,10 @@ FOUND_BY_NAME = {
     ("plait._step", "plait.workflow"),
     # a Branch runs on the executor that made it (every Branch and payload comes from it)
     ("plait.runners", "plait._engine"),
+    # the lazy package (PEP 562): each public name is imported from its home on first lookup
+    *(("plait", home) for home in set(plait._HOMES.values()) if home != "plait"),
+    # the table of the names private modules export through plait (each module looks itself up)
+    *(("plait._public", module) for module in PLAIT_EXPORTS),
 }
 
 

@@ -87,7 +87,6 @@ def test_import_and_a_plain_run_leave_out_what_only_some_features_need() -> None
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    # (the run loads plugins: importlib.metadata, which reads entry points, imports email)
     assert result.stdout.split("\n")[:4] == ["[]", "[]", "True", "True"]
 
 

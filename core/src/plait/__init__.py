@@ -3,66 +3,156 @@
 >>> from plait import Workflow, Step, Parallel
 >>> workflow = Workflow(name="Pipeline", steps=[research, Parallel(a, b, name="fan-out"), write])
 >>> workflow.print_response("topic", stream=True)
+
+``import plait`` imports nothing else (PEP 562): a name is imported from its module the first
+time it is looked up (``from plait import Workflow`` imports the workflow code, not agents,
+storage or pydantic). Type checkers and IDEs see every name through the imports below.
 """
 
-from plait._budget import Budget
-from plait._codec import allow_content_type
-from plait._context import RunContext, StepContext
-from plait._handle import AsyncRunHandle, RunHandle
-from plait._io import (
-    ParallelContent,
-    RunStatus,
-    StepInput,
-    StepMetrics,
-    StepOutput,
-    StepType,
-    WorkflowExecutionInput,
-    WorkflowMetrics,
-    WorkflowRunOutput,
-    WorkflowStepMetrics,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plait._budget import Budget
+    from plait._codec import allow_content_type
+    from plait._context import RunContext, StepContext
+    from plait._diff import RunDiff, StepDiff, adiff_runs, diff_runs
+    from plait._durable import CachePolicy
+    from plait._handle import AsyncRunHandle, RunHandle
+    from plait._io import (
+        ParallelContent,
+        RunStatus,
+        StepInput,
+        StepMetrics,
+        StepOutput,
+        StepType,
+        WorkflowExecutionInput,
+        WorkflowMetrics,
+        WorkflowRunOutput,
+        WorkflowStepMetrics,
+    )
+    from plait._limits import RateLimit, set_rate_limits
+    from plait._pause import PendingInput
+    from plait.agent import Agent, AgentRunOutput, Tool, tool
+    from plait.approval import Approval, RejectedError
+    from plait.errors import (
+        BudgetExceededError,
+        DefinitionChangedError,
+        DefinitionError,
+        PlaitError,
+        ReplayDivergenceError,
+        RunTimeoutError,
+        StateConflictError,
+        StepError,
+        StepTimeoutError,
+    )
+    from plait.events import RunEvent
+    from plait.hookspecs import hookimpl
+    from plait.models import FallbackModel
+    from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
+    from plait.retry import RetryPolicy
+    from plait.team import Team, TeamRunEvent
+    from plait.workflow import Workflow
+
+__version__ = "0.1.0"
+
+#: where each public name is defined (or first exported from): imported on first lookup
+_HOMES = {
+    "Agent": "plait.agent",
+    "AgentRunOutput": "plait.agent",
+    "Approval": "plait.approval",
+    "AsyncRunHandle": "plait._handle",
+    "Budget": "plait._budget",
+    "BudgetExceededError": "plait.errors",
+    "CachePolicy": "plait._durable",
+    "Condition": "plait.primitives",
+    "DefinitionChangedError": "plait.errors",
+    "DefinitionError": "plait.errors",
+    "FallbackModel": "plait.models",
+    "Loop": "plait.primitives",
+    "Parallel": "plait.primitives",
+    "ParallelContent": "plait._io",
+    "PendingInput": "plait._pause",
+    "PlaitError": "plait.errors",
+    "RateLimit": "plait._limits",
+    "RejectedError": "plait.approval",
+    "ReplayDivergenceError": "plait.errors",
+    "RetryPolicy": "plait.retry",
+    "Router": "plait.primitives",
+    "RunContext": "plait._context",
+    "RunDiff": "plait._diff",
+    "RunEvent": "plait.events",
+    "RunHandle": "plait._handle",
+    "RunStatus": "plait._io",
+    "RunTimeoutError": "plait.errors",
+    "StateConflictError": "plait.errors",
+    "Step": "plait.primitives",
+    "StepContext": "plait._context",
+    "StepDiff": "plait._diff",
+    "StepError": "plait.errors",
+    "StepInput": "plait._io",
+    "StepMetrics": "plait._io",
+    "StepNode": "plait.primitives",
+    "StepOutput": "plait._io",
+    "StepTimeoutError": "plait.errors",
+    "StepType": "plait._io",
+    "Steps": "plait.primitives",
+    "Team": "plait.team",
+    "TeamRunEvent": "plait.team",
+    "Tool": "plait.agent",
+    "Workflow": "plait.workflow",
+    "WorkflowExecutionInput": "plait._io",
+    "WorkflowMetrics": "plait._io",
+    "WorkflowRunOutput": "plait._io",
+    "WorkflowStepMetrics": "plait._io",
+    "adiff_runs": "plait._diff",
+    "allow_content_type": "plait._codec",
+    "diff_runs": "plait._diff",
+    "hookimpl": "plait.hookspecs",
+    "set_rate_limits": "plait._limits",
+    "tool": "plait.agent",
+}
+
+
+#: the public submodules ``import plait`` used to import: ``plait.errors`` still works after it
+_SUBMODULES = frozenset(
+    {
+        "agent",
+        "approval",
+        "errors",
+        "events",
+        "hookspecs",
+        "models",
+        "primitives",
+        "retry",
+        "runners",
+        "team",
+        "tracing",
+        "workflow",
+    }
 )
-from plait._limits import RateLimit, set_rate_limits
-from plait._pause import PendingInput
-from plait._public import report_public_home
-from plait.agent import Agent, AgentRunOutput, Tool, tool
-from plait.approval import Approval, RejectedError
-from plait.errors import (
-    BudgetExceededError,
-    DefinitionError,
-    PlaitError,
-    ReplayDivergenceError,
-    RunTimeoutError,
-    StateConflictError,
-    StepError,
-    StepTimeoutError,
-)
-from plait.events import RunEvent
-from plait.hookspecs import hookimpl
-from plait.models import FallbackModel
-from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
-from plait.retry import RetryPolicy
-from plait.team import Team, TeamRunEvent
-from plait.workflow import Workflow
 
 
 def __getattr__(name: str) -> object:
-    # CachePolicy lives with the (pydantic-backed) durable-run code: imported on first use.
-    if name == "CachePolicy":
-        from plait._durable import CachePolicy
+    """A public name, imported from its module on first lookup (then an ordinary global)."""
+    home = _HOMES.get(name)
+    if home is None:
+        if name in _SUBMODULES:
+            return importlib.import_module(f"plait.{name}")
+        raise AttributeError(f"module 'plait' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    # The private modules' names report plait already (plait._public.publish); the public
+    # modules' keep their own (plait.errors.StepError).
+    globals()[name] = value
+    return value
 
-        report_public_home(__name__, {name: CachePolicy}, [name])
-        return CachePolicy
-    if name in _DIFF:  # comparing stored runs: with the storage code, imported on first use
-        from plait import _diff
 
-        report_public_home(__name__, vars(_diff), _DIFF)
-        return getattr(_diff, name)
-    raise AttributeError(f"module 'plait' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    """Every public name, imported or not (for ``dir(plait)`` and completion)."""
+    return sorted({*globals(), *__all__})
 
-
-_DIFF = ("RunDiff", "StepDiff", "adiff_runs", "diff_runs")
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Agent",
@@ -73,6 +163,7 @@ __all__ = [
     "BudgetExceededError",
     "CachePolicy",
     "Condition",
+    "DefinitionChangedError",
     "DefinitionError",
     "FallbackModel",
     "Loop",
@@ -118,7 +209,3 @@ __all__ = [
     "set_rate_limits",
     "tool",
 ]
-
-# Every class and function above reports ``plait`` as its home (``plait.StepOutput``, not
-# ``plait._io.StepOutput``): see plait._public.
-report_public_home(__name__, globals(), __all__)

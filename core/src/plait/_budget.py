@@ -24,6 +24,7 @@ from typing import Any, Literal
 from plait._checks import check_number
 from plait._context import current_step
 from plait._limits import estimate_input_tokens
+from plait._public import publish as _publish
 from plait.errors import BudgetExceededError, DefinitionError
 from plait.events import BudgetUpdatedEvent, BudgetWarningEvent, Event
 from plait.models import Model, ModelRequest, ModelResponse, model_pricing
@@ -418,3 +419,7 @@ class RunBudgets:
                     )
                 )
         annotate_current_span(budget_attributes(limits_all, tightest))
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

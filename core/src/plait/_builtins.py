@@ -6,7 +6,9 @@ Registered through the same hooks as any third-party plugin, under the name
 Registering is cheap: models, storage backends and sinks are registered as small
 factories that import their module when a name or URL asks for one (the storage
 modules bring pydantic), so building the registry, and a run without storage,
-import none of them. Step types are classes, registered as they are.
+import none of them. Step types are classes, registered as they are, when step
+types are first asked for (the registry defers this hook: ``plait --help`` needs
+no engine).
 """
 
 from __future__ import annotations
@@ -45,11 +47,16 @@ def register_models(register: Any) -> None:
     register("offline", offline_model)
 
 
-@hookimpl
-def register_runners(register: Any) -> None:
+def inprocess_runner(**options: Any) -> Any:
+    """``"inprocess"``: the default runner (:func:`plait.runners.default_runner`)."""
     from plait.runners import default_runner
 
-    register("inprocess", lambda **options: default_runner())
+    return default_runner()
+
+
+@hookimpl
+def register_runners(register: Any) -> None:
+    register("inprocess", inprocess_runner)
 
 
 def memory_storage(url: str) -> Any:

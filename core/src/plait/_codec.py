@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from plait._io import CODEC, ParallelContent
+from plait._public import publish as _publish
 from plait.errors import PlaitError
 
 __all__ = ["allow_content_type", "class_key", "declared_types", "decode", "encode"]
@@ -217,3 +218,7 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
 # the data classes of plait._io serialize their content through these (see plait._io.CODEC)
 CODEC.encode = encode
 CODEC.decode = decode
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

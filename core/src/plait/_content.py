@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from plait._public import publish as _publish
+
 __all__ = ["ParallelContent", "format_content"]
 
 
@@ -168,3 +170,7 @@ def _json_default(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     return str(value)
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

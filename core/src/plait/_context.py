@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from plait._executors import Callee, call, injected, to_output
 from plait._io import StepInput, StepOutput, format_content
+from plait._public import publish as _publish
 from plait.events import CustomEvent, Event, RunContentEvent
 from plait.tracing import ATTR, span, step_span_name
 
@@ -534,3 +535,7 @@ class Engine:
 
 
 ENGINE = Engine()
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

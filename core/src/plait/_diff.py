@@ -14,6 +14,7 @@ import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import StepCheckpoint, Storage, resolve_storage
 
@@ -240,3 +241,7 @@ def diff_runs(run_a: str, run_b: str, *, storage: Storage | str) -> RunDiff:
     from plait._sync import run_sync
 
     return run_sync(adiff_runs(run_a, run_b, storage=storage))
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

@@ -26,6 +26,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from plait._codec import decode, encode
 from plait._io import StepOutput
+from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry, StepCheckpoint, Storage, StorageError
 
@@ -305,3 +306,7 @@ _MISSING: Any = object()
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from plait import _cancel, _workflow_run
 from plait._ids import new_id
 from plait._io import RunStatus, WorkflowRunOutput
+from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.events import Event
 
@@ -328,3 +329,4 @@ async def astart(
     return AsyncRunHandle(
         workflow, input, run_id=run_id, on_event=on_event, options=_checked(workflow, options)
     )
+_publish(__name__, globals())

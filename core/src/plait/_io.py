@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from plait._content import ParallelContent, format_content
 from plait._pause import PendingInput
+from plait._public import publish as _publish
 
 __all__ = [
     "CODEC",
@@ -591,3 +592,7 @@ def _collect_step_metrics(outputs: list[StepOutput], steps: dict[str, WorkflowSt
                 entry.metrics._add(output.metrics)
         if output.steps:
             _collect_step_metrics(output.steps, steps)
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from plait._checks import check_number
+from plait._public import publish as _publish
 from plait.errors import DefinitionError
 
 __all__ = [
@@ -469,3 +470,7 @@ def estimate_input_tokens(request: Any) -> int:
     if schema is not None and hasattr(schema, "model_json_schema"):
         chars += len(json.dumps(schema.model_json_schema(), default=str))
     return math.ceil(chars / 4)
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

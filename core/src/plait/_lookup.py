@@ -84,7 +84,7 @@ def unknown_name(kind: str, key: str) -> str | None:
 @functools.cache
 def _entry_point_names() -> frozenset[str]:
     """The names of the installed plugins' entry points (read once: a scan of every
-    distribution's metadata, which building the registry reads again only if it must)."""
-    from importlib.metadata import entry_points
+    distribution's ``entry_points.txt``, which building the registry reads again only if it must)."""
+    from plait._entry_points import scan
 
-    return frozenset(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return frozenset(ep.name for ep in scan(ENTRY_POINT_GROUP))

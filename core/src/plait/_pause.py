@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from plait._public import publish as _publish
+
 __all__ = ["Durability", "PauseRequested", "PendingInput", "yes_or_no"]
 
 Durability = Literal["step", "batch", "exit"]
@@ -77,3 +79,7 @@ class PauseRequested(BaseException):
     def __init__(self, pending: list[PendingInput]) -> None:
         super().__init__(", ".join(p.step_id for p in pending))
         self.pending = pending
+
+
+# Last: the names plait exports report ``plait`` as their home (plait._public).
+_publish(__name__, globals())

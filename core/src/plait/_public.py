@@ -20,7 +20,35 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["is_private", "report_public_home"]
+__all__ = ["PLAIT_EXPORTS", "is_private", "publish", "report_public_home"]
+
+#: The names :mod:`plait` exports that private modules define, by defining module. Each of
+#: these modules calls :func:`publish` as its last line, so its classes and functions report
+#: ``plait`` from the moment they exist, whichever module imports them first: ``import plait``
+#: is lazy (it imports none of them), and stored type tags (:func:`plait._codec.class_key`,
+#: ``plait:StepOutput``) must not depend on whether ``plait.StepOutput`` was looked up yet.
+PLAIT_EXPORTS: dict[str, tuple[str, ...]] = {
+    "plait._budget": ("Budget",),
+    "plait._codec": ("allow_content_type",),
+    "plait._content": ("ParallelContent",),
+    "plait._context": ("RunContext", "StepContext"),
+    "plait._diff": ("RunDiff", "StepDiff", "adiff_runs", "diff_runs"),
+    "plait._durable": ("CachePolicy",),
+    "plait._handle": ("AsyncRunHandle", "RunHandle"),
+    "plait._io": (
+        "RunStatus",
+        "StepInput",
+        "StepMetrics",
+        "StepOutput",
+        "StepType",
+        "WorkflowExecutionInput",
+        "WorkflowMetrics",
+        "WorkflowRunOutput",
+        "WorkflowStepMetrics",
+    ),
+    "plait._limits": ("RateLimit", "set_rate_limits"),
+    "plait._pause": ("PendingInput",),
+}
 
 
 def is_private(module_name: str) -> bool:
@@ -54,3 +82,9 @@ def _resolve_field_types(cls: type) -> None:
         field.type = resolved
         if field.name in own:
             own[field.name] = resolved
+
+
+def publish(module_name: str, namespace: dict[str, Any]) -> None:
+    """Make the names :data:`PLAIT_EXPORTS` lists for ``module_name`` report ``plait`` (called
+    by that module, last, with ``globals()``)."""
+    report_public_home("plait", namespace, PLAIT_EXPORTS[module_name])

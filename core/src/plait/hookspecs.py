@@ -186,7 +186,7 @@ def register_run_options(register: RegisterRunOption) -> None:
 
 @hookspec
 def on_startup(registry: Registry) -> None:
-    """Called once, after every plugin registered, before the first run uses the registry.
+    """Called once, when the plugin is imported and has registered, before the first run.
 
     Configure process-wide things here (an OpenTelemetry SDK from ``OTEL_*``
     variables, a connection pool). A failure is reported like a load error.

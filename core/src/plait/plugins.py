@@ -1,8 +1,15 @@
 """The plugin manager and the registry of everything plugins registered.
 
-Plugins come from the ``plait`` entry-point group and are loaded lazily, the
-first time something needs the registry (a model string, a storage URL, a run
-with lifecycle hooks), one at a time. A plugin that fails to import, names a
+Plugins come from the ``plait`` entry-point group and are imported lazily, each
+when one of its hooks is first needed: building the registry reads the entry
+points and each plugin module's source (:mod:`plait._entry_points`: which hooks
+it implements), not the modules. A model string imports the plugins that
+register models, a storage URL those that register storage, ``plait``'s parser
+those that add commands and options, a run those that observe runs or start up
+(``on_startup``, ``on_workflow_*``, ``on_step_*``), and listing the plugins
+(``plait plugins``, :attr:`Registry.plugins`, :attr:`Registry.errors`) all of
+them. A plugin whose source does not say which hooks it implements is imported
+whenever any may be needed. A plugin that fails to import, names a
 hook that does not exist, or registers something invalid is recorded in
 :attr:`Registry.errors` and left out; the host and the other plugins carry on.
 ``PLAIT_STRICT_PLUGINS=1`` (or ``strict=True``) raises instead.
@@ -32,19 +39,22 @@ module fills in when imported.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
+from plait import _entry_points as _installed
 from plait import _lookup, hookspecs
+from plait._lifecycle import LIFECYCLE as _LIFECYCLE
+from plait._lifecycle import LifecycleHooks, Observer
 from plait._lookup import KNOWN_DISTRIBUTIONS as KNOWN_DISTRIBUTIONS  # its home before plait._lookup
-from plait._node import StepNode
+from plait._public import report_public_home
+from plait._registering import collect as _collect
 from plait.errors import PluginError
 
 __all__ = [
@@ -99,66 +109,25 @@ class PluginLoadError:
 
 _UNSET: Any = object()
 _KINDS = ("step_type", "model", "storage", "event_sink", "runner", "command", "run_option")
-_LIFECYCLE = ("on_workflow_start", "on_workflow_end", "on_step_start", "on_step_end")
+_HOOKS = frozenset(n for n in dir(hookspecs) if n.startswith(("register_", "on_")))
+#: the hook that registers each kind (what a lookup of that kind may need imported)
+_KIND_HOOKS = {
+    "step_type": "register_step_types",
+    "model": "register_models",
+    "storage": "register_storage",
+    "event_sink": "register_event_sinks",
+    "runner": "register_runners",
+    "command": "register_commands",
+    "run_option": "register_run_options",
+}
 
 
-class _Observer:
-    """One plugin's lifecycle hooks, called with the arguments each one names."""
+@dataclass(slots=True)
+class _Pending:
+    """An entry point not imported yet, and the hooks its source says it implements (None: unknown)."""
 
-    def __init__(self, plugin: str, impls: dict[str, pluggy.HookImpl]) -> None:
-        self.plugin = plugin
-        self.impls = impls
-
-    def handle(self, call: tuple[str, dict[str, Any]]) -> None:
-        name, kwargs = call
-        impl = self.impls[name]
-        impl.function(*[kwargs[arg] for arg in impl.argnames])
-
-    def __repr__(self) -> str:
-        return f"plugin {self.plugin!r}"
-
-
-class LifecycleHooks:
-    """Calls the plugins observing runs, isolated from the run (see the module docs)."""
-
-    def __init__(self, observers: list[_Observer], *, strict: bool) -> None:
-        self._strict = strict
-        if not strict:
-            from plait.sinks import dispatcher_for
-
-            # A dispatcher per plugin: its own bounded queue and thread, as a sink has.
-            feeds: dict[str, list[Callable[[Any], None]]] = {name: [] for name in _LIFECYCLE}
-            for observer in observers:
-                dispatch = dispatcher_for(observer, kind="lifecycle hooks of")
-                for name in observer.impls:
-                    feeds[name].append(dispatch)
-            self._feeds = feeds
-        self._observers = {name: [o for o in observers if name in o.impls] for name in _LIFECYCLE}
-
-    def _call(self, name: str, kwargs: dict[str, Any]) -> None:
-        if not self._strict:
-            for dispatch in self._feeds[name]:
-                dispatch((name, kwargs))
-            return
-        for observer in self._observers[name]:
-            try:
-                observer.handle((name, kwargs))
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {observer.plugin!r} failed in {name}: {type(exc).__name__}: {exc}"
-                ) from exc
-
-    def on_workflow_start(self, **kwargs: Any) -> None:
-        self._call("on_workflow_start", kwargs)
-
-    def on_workflow_end(self, **kwargs: Any) -> None:
-        self._call("on_workflow_end", kwargs)
-
-    def on_step_start(self, **kwargs: Any) -> None:
-        self._call("on_step_start", kwargs)
-
-    def on_step_end(self, **kwargs: Any) -> None:
-        self._call("on_step_end", kwargs)
+    entry_point: _installed.EntryPoint
+    hooks: frozenset[str] | None
 
 
 class Registry:
@@ -171,20 +140,44 @@ class Registry:
     def __init__(self, manager: pluggy.PluginManager, *, strict: bool = False) -> None:
         self.manager = manager
         self.strict = strict
-        self.plugins: dict[str, PluginInfo] = {}
-        self.errors: list[PluginLoadError] = []
+        self._plugins: dict[str, PluginInfo] = {}
+        self._errors: list[PluginLoadError] = []
         self._entries: dict[str, dict[str, Registration]] = {kind: {} for kind in _KINDS}
         self._lifecycle: Any = _UNSET
+        self._pending: list[_Pending] = []  # entry points not imported yet, in their order
+        self._order: dict[str, int] = {}  # every plugin's place (built-ins, given, entry points)
+        self._loading = threading.RLock()
+        self._busy = 0  # loads under way (read without the lock: the fast path of a lookup)
+        self._deferred: list[tuple[str, object, str]] = []  # (plugin, object, hook) not called yet
 
     # -- lookups -------------------------------------------------------------------
 
+    @property
+    def plugins(self) -> dict[str, PluginInfo]:
+        """Every loaded plugin by name (listing them imports the plugins not imported yet)."""
+        self._load(None)
+        rank = self._order
+        for info in self._plugins.values():  # by kind, as registered when all came at once
+            info.registered.sort(key=lambda entry: _KINDS.index(entry.kind))
+        return dict(sorted(self._plugins.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+    @property
+    def errors(self) -> list[PluginLoadError]:
+        """The plugins that could not be loaded, with the reason (all plugins are imported first)."""
+        self._load(None)
+        rank = self._order
+        return sorted(self._errors, key=lambda error: rank.get(error.name, len(rank)))
+
     def entries(self, kind: str) -> dict[str, Registration]:
         """Everything registered of ``kind`` (``"model"``, ``"storage"``, ...), by key."""
+        self._load({_KIND_HOOKS[kind]})
         return self._entries[kind]
 
     def get(self, kind: str, key: str) -> Any:
         """The registered value, or a :class:`PluginError` that lists what is known."""
         entry = self._entries[kind].get(key)
+        if entry is None and (self._pending or self._deferred):
+            entry = self.entries(kind).get(key)
         if entry is None:
             raise PluginError(self.unknown(kind, key))
         return entry.value
@@ -212,24 +205,59 @@ class Registry:
 
     @property
     def step_types(self) -> list[Any]:
-        return [entry.value for entry in self._entries["step_type"].values()]
+        return [entry.value for entry in self.entries("step_type").values()]
 
     @property
     def lifecycle_hooks(self) -> LifecycleHooks | None:
-        """The observers of runs, or None when no plugin observes them (runs then skip hook calls)."""
-        if self._lifecycle is _UNSET:
+        """The observers of runs, or None when no plugin observes them (runs then skip hook calls).
+
+        Imports the plugins that observe runs or start up (one may configure tracing)."""
+        if self._lifecycle is _UNSET:  # (and again if a plugin imported later observes runs)
+            self._load({"on_startup", *_LIFECYCLE})
             impls: dict[str, dict[str, pluggy.HookImpl]] = {}
             for name in _LIFECYCLE:
                 for impl in getattr(self.manager.hook, name).get_hookimpls():
                     impls.setdefault(impl.plugin_name, {})[name] = impl
-            observers = [_Observer(plugin, found) for plugin, found in impls.items()]
+            observers = [Observer(plugin, found) for plugin, found in impls.items()]
             self._lifecycle = LifecycleHooks(observers, strict=self.strict) if observers else None
         return self._lifecycle  # type: ignore[no-any-return]
 
     @property
     def hook(self) -> Any:
-        """The pluggy hook relay (``registry.hook.on_step_start(...)``)."""
+        """The pluggy hook relay (``registry.hook.on_step_start(...)``), every plugin imported."""
+        self._load(None)
         return self.manager.hook
+
+    # -- importing plugins on demand -----------------------------------------------
+
+    def _collect_deferred(self, hooks: set[str] | None) -> None:
+        """Call the built-ins' deferred registration hooks among ``hooks`` (None: all)."""
+        for deferred in [d for d in self._deferred if hooks is None or d[2] in hooks]:
+            self._deferred.remove(deferred)
+            _collect(self, deferred[0], deferred[1], frozenset({deferred[2]}))
+
+    def _load(self, hooks: set[str] | None) -> None:
+        """Import the pending entry points that implement (or may implement) one of ``hooks``
+        (None: all of them), in their order; each one's ``on_startup`` runs once it is in."""
+        if not (self._pending or self._deferred or self._busy):
+            return  # everything is in (a load under way in another thread is waited for below)
+        with self._loading:
+            self._busy += 1
+            try:
+                self._collect_deferred(hooks)
+                for pending in [
+                    p
+                    for p in self._pending
+                    if hooks is None or p.hooks is None or not hooks.isdisjoint(p.hooks)
+                ]:
+                    if pending not in self._pending:  # (loaded by a hook of a plugin loaded before it)
+                        continue
+                    self._pending.remove(pending)
+                    if pending.hooks is None or not pending.hooks.isdisjoint(_LIFECYCLE):
+                        self._lifecycle = _UNSET  # a new observer: the relay is made again
+                    _load_entry_point(self, pending.entry_point)
+            finally:
+                self._busy -= 1
 
     # -- registration --------------------------------------------------------------
 
@@ -242,66 +270,7 @@ class Registry:
             )
         entry = Registration(kind, key, value, plugin)
         self._entries[kind][key] = entry
-        self.plugins[plugin].registered.append(entry)
-
-
-def _check_name(kind: str, key: object) -> str:
-    if not isinstance(key, str) or not key or any(c.isspace() for c in key) or ":" in key:
-        raise PluginError(f"{kind} name must be a non-empty string without spaces or ':', got {key!r}")
-    return key
-
-
-def _require_callable(kind: str, key: str, value: object) -> None:
-    if not callable(value):
-        raise PluginError(f"{kind} {key!r}: expected a callable factory, got {value!r}")
-
-
-def _collect(registry: Registry, plugin_name: str, plugin: object) -> None:
-    """Call the plugin's registration hooks, validating each value it gives."""
-
-    def step_type(cls: object) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, StepNode)):
-            raise PluginError(f"register_step_types: expected a subclass of plait.StepNode, got {cls!r}")
-        key = _check_name("step type", getattr(cls, "step_type", None))
-        registry._register("step_type", key, cls, plugin_name)
-
-    def factory(kind: str) -> Callable[..., None]:
-        def register(key: str, value: Any) -> None:
-            key = _check_name(kind, key)
-            _require_callable(kind, key, value)
-            registry._register(kind, key, value, plugin_name)
-
-        return register
-
-    def command(
-        name: str, configure: Callable[..., Any], handler: Callable[..., Any], help: str = ""
-    ) -> None:
-        name = _check_name("command", name)
-        _require_callable("command", name, handler)
-        _require_callable("command", name, configure)
-        registry._register("command", name, (configure, handler, help), plugin_name)
-
-    def run_option(name: str, configure: Callable[..., Any], apply: Callable[..., Any]) -> None:
-        name = _check_name("run option", name)
-        _require_callable("run option", name, configure)
-        _require_callable("run option", name, apply)
-        registry._register("run_option", name, (configure, apply), plugin_name)
-
-    callbacks: dict[str, Callable[..., None]] = {
-        "register_step_types": step_type,
-        "register_models": factory("model"),
-        "register_storage": factory("storage"),
-        "register_event_sinks": factory("event_sink"),
-        "register_runners": factory("runner"),
-        "register_commands": command,
-        "register_run_options": run_option,
-    }
-    for hook_name, callback in callbacks.items():
-        # Call this plugin's own implementations (pluggy's: only what @hookimpl marks),
-        # so whatever it registers is attributed to it and a failure is reported against it alone.
-        for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
-            if impl.plugin is plugin:
-                impl.function(register=callback)
+        self._plugins[plugin].registered.append(entry)
 
 
 def _env_list(name: str) -> set[str] | None:
@@ -323,9 +292,10 @@ def _add_plugin(
     distribution: str | None,
     version: str | None,
     strict: bool,
+    defer: frozenset[str] = frozenset(),
 ) -> None:
     manager = registry.manager
-    registry.plugins[name] = info = PluginInfo(name, distribution, version)
+    registry._plugins[name] = info = PluginInfo(name, distribution, version)
     try:
         manager.register(plugin, name=name)
         try:
@@ -335,22 +305,43 @@ def _add_plugin(
             valid = ", ".join(sorted(n for n in dir(hookspecs) if n.startswith(("register_", "on_"))))
             raise PluginError(f"{exc} (known hooks: {valid})") from exc
         info.hooks = _hook_names(manager, plugin)
-        _collect(registry, name, plugin)
+        # the built-ins register a kind first, as when nothing was deferred (a clash is this plugin's)
+        registry._collect_deferred({d[2] for d in registry._deferred} & set(info.hooks))
+        _collect(registry, name, plugin, None if not defer else frozenset(_KIND_HOOKS.values()) - defer)
+        registry._deferred.extend((name, plugin, hook) for hook in sorted(defer))
     except Exception as exc:
         if manager.is_registered(plugin):
             manager.unregister(plugin)
         for entry in info.registered:
             registry._entries[entry.kind].pop(entry.key, None)
-        del registry.plugins[name]
+        del registry._plugins[name]
         if strict:
             raise
-        registry.errors.append(
+        registry._errors.append(
             PluginLoadError(name, distribution, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         )
 
 
-def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:
-    return importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+def _entry_points() -> Iterable[_installed.EntryPoint]:
+    return _installed.scan(ENTRY_POINT_GROUP)
+
+
+def _load_entry_point(registry: Registry, ep: _installed.EntryPoint) -> None:
+    """Import one entry point's plugin, register what it registers, and start it."""
+    strict = registry.strict
+    dist, version = ep.distribution
+    try:
+        plugin = ep.load()
+    except Exception as exc:
+        if strict:
+            raise PluginError(f"plugin {ep.name!r} ({dist}) failed to import: {exc}") from exc
+        registry._errors.append(
+            PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        )
+        return
+    _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
+    if ep.name in registry._plugins:
+        _start(registry, strict, plugin)
 
 
 def build_registry(
@@ -367,51 +358,49 @@ def build_registry(
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager, strict=strict)
+    order = registry._order
     if builtins:
         for name, module in BUILTIN_MODULES.items():
+            order.setdefault(name, len(order))
             _add_plugin(
                 registry,
                 name,
                 importlib.import_module(module),
                 distribution="plait",
-                version=_version("plait"),
+                version=_installed.installed_version("plait"),
                 strict=True,
+                # its step types are the engine's classes: registered when first asked for
+                defer=frozenset({"register_step_types"}),
             )
     named = plugins.items() if isinstance(plugins, dict) else ((_plugin_name(p), p) for p in plugins)
     for name, plugin in named:
+        order.setdefault(name, len(order))
         _add_plugin(registry, name, plugin, distribution=None, version=None, strict=strict)
+    _start(registry, strict)
     if entry_points:
         only = _env_list("PLAIT_LOAD_PLUGINS")
         disabled = _env_list("PLAIT_DISABLE_PLUGINS") or set()
         for ep in _entry_points():
             if (only is not None and ep.name not in only) or ep.name in disabled:
                 continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                if strict:
-                    raise PluginError(f"plugin {ep.name!r} ({dist}) failed to import: {exc}") from exc
-                registry.errors.append(
-                    PluginLoadError(ep.name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-                )
-                continue
-            _add_plugin(registry, ep.name, plugin, distribution=dist, version=version, strict=strict)
-    _start(registry, strict)
+            order.setdefault(ep.name, len(order))
+            registry._pending.append(_Pending(ep, _installed.implemented_hooks(ep, _HOOKS)))
     return registry
 
 
-def _start(registry: Registry, strict: bool) -> None:
-    """Call every plugin's ``on_startup`` once; a failing one is reported by name."""
+def _start(registry: Registry, strict: bool, plugin: object | None = None) -> None:
+    """Call ``on_startup`` once, of every plugin registered so far (or of ``plugin`` alone);
+    a failing one is reported by name."""
     for impl in registry.manager.hook.on_startup.get_hookimpls():
+        if plugin is not None and impl.plugin is not plugin:
+            continue
         try:
             impl.function(registry=registry)
         except Exception as exc:
             if strict:
                 raise
-            info = registry.plugins.get(impl.plugin_name)
-            registry.errors.append(
+            info = registry._plugins.get(impl.plugin_name)
+            registry._errors.append(
                 PluginLoadError(
                     impl.plugin_name,
                     info.distribution if info else None,
@@ -423,13 +412,6 @@ def _start(registry: Registry, strict: bool) -> None:
 
 def _plugin_name(plugin: object) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 _registry: Registry | None = None
@@ -460,3 +442,4 @@ def lifecycle_hooks() -> LifecycleHooks | None:
 
 
 _lookup.install(get_registry)
+report_public_home(__name__, globals(), __all__)  # plait.plugins.LifecycleHooks, not plait._lifecycle

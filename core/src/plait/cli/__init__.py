@@ -47,12 +47,10 @@ report_public_home(__name__, globals(), __all__)  # plait.cli.load_target, not p
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from plait._entry_points import installed_version  # not importlib.metadata: 20 ms less
 
-    try:
-        return f"plait {version('plait')}"
-    except PackageNotFoundError:  # a source checkout that was not installed
-        return "plait (not installed)"
+    found = installed_version("plait")
+    return f"plait {found}" if found else "plait (not installed)"  # (a checkout not installed)
 
 
 class _Version(argparse.Action):
