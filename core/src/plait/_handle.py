@@ -329,4 +329,6 @@ async def astart(
     return AsyncRunHandle(
         workflow, input, run_id=run_id, on_event=on_event, options=_checked(workflow, options)
     )
+
+
 _publish(__name__, globals())
