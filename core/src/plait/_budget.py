@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from plait._checks import check_number
 from plait._context import current_step
+from plait._defaults import BUDGET_LIMITS as LIMITS
 from plait._limits import estimate_input_tokens
 from plait._public import publish as _publish
 from plait.errors import BudgetExceededError, DefinitionError
@@ -42,15 +43,6 @@ __all__ = [
     "open_meter",
 ]
 
-#: the limits, in the order errors and events list them
-LIMITS = (
-    "max_requests",
-    "max_tool_calls",
-    "max_input_tokens",
-    "max_output_tokens",
-    "max_total_tokens",
-    "max_cost",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ Module names are left out of the digests: a workflow run as ``python flow.py`` (
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -112,6 +111,8 @@ def _own_identity(node: StepNode) -> Any:
 
 
 def _digest(identity: Any) -> str:
+    import hashlib  # not with plait: a plain run never needs it
+
     text = json.dumps(_without_modules(identity), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast, overload
 
 from typing_extensions import Unpack
 
-from plait._definition import OnChanged
 from plait._fork import UNSET as _fork_unset
 from plait._io import WorkflowRunOutput
 from plait._sync import EventStream, sync
@@ -22,6 +21,7 @@ from plait.events import Event
 
 if TYPE_CHECKING:
     from plait._budget import Budget
+    from plait._definition import OnChanged
     from plait.storage import Storage
     from plait.workflow import Workflow
 

@@ -8,8 +8,7 @@ import json
 import sys
 from typing import Any
 
-from plait._budget import LIMITS as BUDGET_LIMITS
-from plait._defaults import DEFAULT_STORAGE
+from plait._defaults import BUDGET_LIMITS, DEFAULT_STORAGE
 from plait._definition import ON_CHANGED
 from plait._io import normalize_status
 from plait.cli._check import add_check_parser, check
