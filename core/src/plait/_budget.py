@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Budget:
     """What a workflow run, a step or an agent run may spend; checked before every call.
