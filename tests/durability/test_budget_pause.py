@@ -251,6 +251,7 @@ def test_the_cli_shows_a_budget_pause_and_approves_it_with_a_raised_budget(
     openai_server.enqueue(openai.ErrorReply(503, "overloaded"))  # one retry, recorded in the events
     ran = _plait(tmp_path, "run", "flows.py:workflow", "AI", url=openai_server.base_url)
     assert ran.returncode == 0, ran.stderr
+    assert "To raise the budget that paused, add --budget-max-requests N" in ran.stdout  # the pause panel
     run_id = json.loads(_plait(tmp_path, "runs", "list", "--json", url="").stdout)[0]["run_id"]
     assert len(openai_server.chat_requests) == 2  # the failed attempt and its retry; no third call
     shown = _plait(tmp_path, "runs", "show", run_id, url="")

@@ -387,6 +387,10 @@ def print_summary(console: Console, target: Any, output: Any, markdown: bool) ->
         command = approve_command(output.run_id, getattr(target, "storage", None))
         hint = f"\n\nThe run is stored in `{where}`. Continue with `workflow.continue_run({output.run_id!r}, ...)`"
         hint += f" or, in a shell in this directory:\n\n`{command}`" if command else " in this process."
+        limits = sorted({p.budget["limit"] for p in pending if p.budget and p.budget.get("limit")})
+        if limits:  # a budget pause: how to go on with a raised limit
+            options = " or ".join(f"`--budget-{limit.replace('_', '-')} N`" for limit in limits)
+            hint += f"\n\nTo raise the budget that paused, add {options} (`budget=Budget(...)` in Python)."
         _final(console, target.name, f"Waiting for a person:\n{waits}{hint}", True, subtitle)
         return
     _final(console, target.name, output.content, markdown, subtitle)
