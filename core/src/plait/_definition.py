@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from plait._node import StepNode
     from plait.workflow import Workflow
 
-__all__ = ["ON_CHANGED", "Change", "check", "fingerprint", "static_id"]
+__all__ = ["ON_CHANGED", "Change", "check", "fingerprint", "static_id", "steps_ran"]
 
 #: what a resume may do when the definition of a step that already ran changed
 ON_CHANGED = ("refuse", "continue", "restart_step")
@@ -54,28 +54,24 @@ def fingerprint(workflow: Workflow) -> dict[str, Any]:
     digest}, "children": {parent id or "": [child ids]}}`` (computed once per workflow)."""
     cached = workflow._definition
     if cached is None:
+        from plait._fork import _tree  # the step id patterns, as checkpoints and graphs name them
+
         steps: dict[str, str] = {}
         children: dict[str, list[str]] = {}
-        _walk(workflow.nodes, "", steps, children)
+        for step_id, node in _tree(workflow.nodes):
+            steps[step_id] = _digest(_own_identity(node))
+            children.setdefault(step_id.rpartition("/")[0], []).append(step_id)  # "loop[*]" in a Loop
         cached = {"version": VERSION, "steps": steps, "children": children}
         workflow._definition = cached
     return cached
 
 
-def _walk(
-    nodes: Sequence[StepNode], parent: str, steps: dict[str, str], children: dict[str, list[str]]
-) -> None:
-    from plait.primitives import Loop
-
-    ids = children.setdefault(parent, [])
-    for node in nodes:
-        name = node.name.replace("/", "%2F")
-        step_id = f"{parent}/{name}" if parent else name
-        ids.append(step_id)
-        steps[step_id] = _digest(_own_identity(node))
-        inner = node.children()
-        if inner:
-            _walk(inner, f"{step_id}[*]" if isinstance(node, Loop) else step_id, steps, children)
+async def steps_ran(storage: Any, record: Any, checkpointed: Iterable[str]) -> set[str]:
+    """The ids of the steps stored run ``record`` has run: those ``checkpointed``, those it
+    waits at, and those it made model or tool calls in (an agent step it crashed inside)."""
+    ran = {*checkpointed, *(p["step_id"] for p in (record.pause or {}).get("pending", []))}
+    ran.update(call.step_id for call in await storage.load_calls(record.run_id) if call.step_id)
+    return ran
 
 
 def _own_identity(node: StepNode) -> Any:

@@ -346,12 +346,11 @@ async def _check_definition(
 ) -> dict[str, Any]:
     """The checkpoints to resume from, once the steps the run ran are checked against the
     code (plait._definition): refused with a diff, or without the restarted steps' checkpoints."""
-    from plait._definition import ON_CHANGED, check, restarted
+    from plait._definition import ON_CHANGED, check, restarted, steps_ran
 
     stored = record.definition
     if on_changed not in ON_CHANGED or (stored is not None and stored != fingerprint(workflow)):
-        ran = {*checkpoints, *(p["step_id"] for p in (record.pause or {}).get("pending", []))}
-        ran.update(call.step_id for call in await storage.load_calls(record.run_id) if call.step_id)
+        ran = await steps_ran(storage, record, checkpoints)
         found = check(workflow, record.run_id, stored, ran, on_changed)
         if on_changed == "restart_step" and found:
             return restarted(checkpoints, found)

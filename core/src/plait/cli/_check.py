@@ -32,7 +32,7 @@ def add_check_parser(runs_sub: Any) -> Any:
 
 async def check(args: argparse.Namespace, storage: Any) -> int:
     """Print each unfinished run of the workflow with what keeps it from resuming."""
-    from plait._definition import VERSION, changes, fingerprint
+    from plait._definition import VERSION, changes, fingerprint, steps_ran
     from plait._io import normalize_status
     from plait.workflow import Workflow
 
@@ -49,12 +49,10 @@ async def check(args: argparse.Namespace, storage: Any) -> int:
                     {"run_id": record.run_id, "status": normalize_status(record.status), "changes": None}
                 )
                 continue
-            ran: set[str] = set()
+            found = []
             if stored != current:
-                ran = {c.step_id for c in await storage.load_checkpoints(record.run_id)}
-                ran.update(p["step_id"] for p in (record.pause or {}).get("pending", []))
-                ran.update(c.step_id for c in await storage.load_calls(record.run_id) if c.step_id)
-            found = changes(stored, current, ran) if ran else []
+                checkpointed = [c.step_id for c in await storage.load_checkpoints(record.run_id)]
+                found = changes(stored, current, await steps_ran(storage, record, checkpointed))
             report.append(
                 {
                     "run_id": record.run_id,
