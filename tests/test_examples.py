@@ -14,6 +14,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 # example file -> text its output must contain
 EXPECTED = {
     "agent_history.py": ["the last request carried 3 user turns", "kept: 6 messages"],
+    "workflow_history.py": [
+        "> cocoa: Write about cocoa (already covered: tea, coffee).",
+        "the writer's last message starts with: <workflow_history_context>",
+        "runs it was given: 2",
+    ],
     "research_and_write.py": ["Research Workflow  nested workflow · depth 1", "writing_phase", "COMPLETED"],
     "sequential_workflow.py": ["Mixed Execution Pipeline", "COMPLETED"],
     "fully_python_workflow.py": ["Final:", "COMPLETED"],

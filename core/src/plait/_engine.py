@@ -247,13 +247,11 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     policy = node.cache
     assert policy is not None
     storage = ctx.run.storage
-    key = cache_key(
-        policy,
-        ctx.frame.workflow_id,
-        ctx.step_id,
-        node.cache_identity(),
-        [step_input.input, step_input.previous_step_content],
-    )
+    inputs = [step_input.input, step_input.previous_step_content]
+    context = getattr(node, "cache_context", None)  # history a step is given (plait._workflow_history)
+    if context is not None and (extra := await context(ctx)) is not None:
+        inputs.append(extra)
+    key = cache_key(policy, ctx.frame.workflow_id, ctx.step_id, node.cache_identity(), inputs)
     hit = await cache_get(storage, key, ctx.step_id, declared_types(node))
     if span is not None:
         span.set_attribute(ATTR.CACHE_HIT, hit is not None)

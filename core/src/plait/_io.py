@@ -378,6 +378,34 @@ class StepInput:
         """The text an agent would receive: the previous content, else the input."""
         return self.input if self.previous_step_content is None else self.previous_step_content
 
+    def get_workflow_history(self, num_runs: int | None = None) -> list[tuple[str, str]]:
+        """The earlier completed runs of this workflow in this session, oldest first, as
+        ``(input, output)`` text: the last ``num_runs`` (None: all). For a step's code; see
+        ``Workflow(add_workflow_history_to_steps=...)``."""
+        runs: list[tuple[str, str]] = _read_history(num_runs, "get_workflow_history")
+        return runs
+
+    def get_workflow_history_context(self, num_runs: int | None = None) -> str | None:
+        """:meth:`get_workflow_history` as Agno's ``<workflow_history_context>`` text (None:
+        no earlier runs), the block an agent step is given."""
+        text: str | None = _read_history(num_runs, "get_workflow_history_context", text=True)
+        return text
+
+
+#: how a step's code reads its workflow's earlier runs: set by plait._workflow_history when a
+#: workflow is defined (this module is below the run machinery and does not import it)
+HISTORY_READER: Callable[[Any, str, bool], Any] | None = None
+
+
+def _read_history(num_runs: Any, method: str, text: bool = False) -> Any:
+    if HISTORY_READER is None:  # no workflow defined in this process: no run either
+        from plait.errors import DefinitionError
+
+        raise DefinitionError(
+            f"StepInput.{method}() reads the workflow's runs: call it in a step's code, during a run"
+        )
+    return HISTORY_READER(num_runs, method, text)
+
 
 @dataclass(slots=True)
 class WorkflowExecutionInput:

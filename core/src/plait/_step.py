@@ -58,6 +58,8 @@ class Step(StepNode):
         workflow: Any = None,
         description: str | None = None,
         budget: Any = None,
+        add_workflow_history: bool | None = None,
+        num_history_runs: int | None = None,
         **policies: Any,
     ) -> None:
         given = {
@@ -82,6 +84,14 @@ class Step(StepNode):
         self.budget = check_budget(budget, f"Step {name!r}")
         if self.budget is not None:  # only a step with a budget pays for it (the hot path)
             self.execute = self._execute_in_budget  # type: ignore[method-assign]
+        from plait._workflow_history import check_flag, check_runs
+
+        #: Agno's: this step is given the workflow's earlier runs in the session (None: as the
+        #: workflow's ``add_workflow_history_to_steps`` says), and how many (None: the workflow's)
+        self.add_workflow_history = check_flag(add_workflow_history, "add_workflow_history", f"Step {name!r}")
+        self.num_history_runs = check_runs(
+            num_history_runs, "num_history_runs", f"Step {name!r}", optional=True
+        )
         self.agent = agent or team
         self.executor = executor
         self.workflow = workflow
@@ -128,6 +138,14 @@ class Step(StepNode):
             nested.executor_type = "workflow"
             nested.executor_name = self.workflow.name
             return nested
+        if self.add_workflow_history or (
+            self.add_workflow_history is None
+            and (workflow := ctx.frame.workflow) is not None  # None: a branch shipped elsewhere
+            and workflow._history.enabled
+        ):  # Agno's workflow history before the message (plait._workflow_history)
+            from plait._workflow_history import with_history
+
+            step_input = await with_history(self, step_input, ctx)
         result: StepOutput = await self.agent.run_as_step(step_input, ctx)
         result.executor_type = self.executor_type
         result.executor_name = self.agent.name
@@ -141,6 +159,13 @@ class Step(StepNode):
         if schema is not None and isinstance(content, dict):
             return schema.model_validate(content)
         return content
+
+    async def cache_context(self, ctx: StepContext) -> Any:
+        """What besides its input decides this step's result: the earlier runs and the
+        conversation it is given (a cached answer is reused only when they are the same)."""
+        from plait._workflow_history import cache_context
+
+        return await cache_context(self, ctx)
 
     def cache_identity(self) -> Any:
         if self._callee is not None:

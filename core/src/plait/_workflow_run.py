@@ -236,9 +236,26 @@ def execute(
 ) -> Coroutine[Any, Any, WorkflowRunOutput]:
     """The run frame around the walk over ``workflow``'s steps, with its provider policy in
     force when it declares one (a plain function: no extra coroutine per workflow level)."""
+    if workflow._history.kept and ctx.run.storage is None:  # its runs kept in memory for its steps
+        return _execute_remembered(workflow, input, ctx, additional_data)
     if workflow.budget is not None or workflow._limiters is not None:  # provider policy
         return _execute_with_policy(workflow, input, ctx, additional_data)
     return _execute(workflow, input, ctx, additional_data)
+
+
+async def _execute_remembered(
+    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+) -> WorkflowRunOutput:
+    """:func:`execute` for a workflow without storage whose steps are given its earlier runs
+    (plait._workflow_history): the run, once completed, is kept for the next ones."""
+    from plait._workflow_history import remember_run
+
+    if workflow.budget is not None or workflow._limiters is not None:
+        output = await _execute_with_policy(workflow, input, ctx, additional_data)
+    else:
+        output = await _execute(workflow, input, ctx, additional_data)
+    remember_run(workflow, ctx, input, output)
+    return output
 
 
 async def _execute_with_policy(

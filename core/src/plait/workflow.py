@@ -147,6 +147,8 @@ class Workflow(DurableRuns):
         budget: Budget | None = None,
         limits: Mapping[str, RateLimit] | None = None,
         record: bool = True,
+        add_workflow_history_to_steps: bool = False,
+        num_history_runs: int = 3,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -203,6 +205,12 @@ class Workflow(DurableRuns):
         self._limiters = check_limits(
             limits, f"Workflow {name!r}", storage=self.storage, ready=self._ready_storage
         )  # a shared one counts in the workflow's storage
+        from plait._workflow_history import WorkflowHistory
+
+        #: Agno's workflow history: agent and team steps get the session's earlier runs
+        self._history = WorkflowHistory(f"Workflow {name!r}", add_workflow_history_to_steps, num_history_runs)
+        self.add_workflow_history_to_steps = self._history.enabled
+        self.num_history_runs = num_history_runs
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:
@@ -220,6 +228,9 @@ class Workflow(DurableRuns):
             if not self.nodes:
                 raise DefinitionError(f"Workflow {name!r}: expected at least one step")
         check_tree(self.nodes, where=f"Workflow {name!r}")
+        from plait._workflow_history import wants_history
+
+        self._history.kept = wants_history(self._history.enabled, self.nodes)
         self._tree_checked = False  # checked again at the first run: steps may change after this
         self._definition: dict[str, Any] | None = None  # plait._definition.fingerprint, once
         self._sessions = MemorySessions(self.max_sessions_in_memory)
