@@ -232,3 +232,49 @@ def test_two_processes_add_to_one_session_and_a_third_sees_both(
     assert [m.content for m in reader.get_history("shared")][-2:] == ["and now?", "Echo: and now?"]
     reader.clear_history("shared")
     assert reader.get_history("shared") == []
+
+
+def test_a_resumed_step_does_not_add_its_turn_twice(openai_server: OpenAIServer, tmp_path: Path) -> None:
+    """Killed (SIGKILL) after the agent step ran but before anything was checkpointed: the
+    resumed run runs the step again, its model call answered from the record, and the
+    conversation keeps the turn once."""
+    import os
+    import signal
+    import time
+
+    from tests.durability import chatty
+
+    root = Path(__file__).resolve().parents[2]
+    script = Path(chatty.__file__)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    log = tmp_path / "log"
+    env = {**os.environ, "PLAIT_TEST_LOG": str(log), "PYTHONPATH": str(root)}
+    command = [sys.executable, str(script), url, openai_server.base_url]
+    process = subprocess.Popen(
+        [*command, "run", "r1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not Path(f"{log}.blocked").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never reached its second step"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    workflow, agent = chatty.build(url, openai_server.base_url)
+    assert len(agent.get_history("conv", storage=url)) == 2  # the turn was kept before the kill
+    resumed = subprocess.run(
+        [*command, "resume", "r1"],
+        env={**env, "PLAIT_NO_BLOCK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert '"status": "COMPLETED"' in resumed.stdout
+    assert len(openai_server.chat_requests) == 1  # answered from the record
+    history = agent.get_history("conv", storage=url)
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "Remember 42."),
+        ("assistant", "Echo: Remember 42."),
+    ]
+    workflow.close()

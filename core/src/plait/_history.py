@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HISTORY_RUNS",
     "MEMORY_SESSIONS",
+    "RECENT",
     "AgentHistory",
     "HistoryScope",
     "agent_history",
@@ -42,6 +43,9 @@ __all__ = [
 
 #: how many past runs ``history=True`` (Agno's ``add_history_to_context=True``) sends: Agno's default
 DEFAULT_HISTORY_RUNS = 3
+#: the last runs of a conversation a step's agent run is compared with before it is added
+#: (the same step of the same workflow run saying the same again is not added twice)
+RECENT = 8
 #: conversations kept in memory without storage (least recently used dropped first), the same
 #: bound as a workflow's sessions without storage
 MEMORY_SESSIONS = 1000
@@ -51,11 +55,15 @@ MEMORY_SESSIONS = 1000
 class HistoryScope:
     """The session a run belongs to. ``storage`` is the enclosing workflow run's (None: the
     agent's own); ``explicit`` says ``session_id=`` was given to the run itself, which keeps
-    the conversation even when the agent does not send history (as Agno stores every run)."""
+    the conversation even when the agent does not send history (as Agno stores every run); ``origin`` is the workflow run and
+    step the run is part of."""
 
     session_id: str
     storage: Any = None
     explicit: bool = True
+    #: the workflow run and step the run is part of (``run_id/step_id``): a step that runs
+    #: again on resume, its calls answered from the record, does not add the same turn twice
+    origin: str | None = None
 
 
 def history_runs(where: str, history: Any, add_history_to_context: Any, num_history_runs: Any) -> int | None:
@@ -164,7 +172,11 @@ class AgentHistory:
         """What a run of ``scope`` sends before its input: the last ``runs`` runs' messages."""
         if not runs:
             return []
-        found = await self.records(scope.session_id, agent_id, runs, scope.storage)
+        if scope.origin is None:
+            found = await self.records(scope.session_id, agent_id, runs, scope.storage)
+        else:  # not the turn this very step added before (a resume runs it again): what it sent then
+            found = await self.records(scope.session_id, agent_id, runs + RECENT, scope.storage)
+            found = [r for r in found if r.origin != scope.origin][-runs:]
         return [m for record in found for m in decode_messages(record, self.where)]
 
     async def append(self, scope: HistoryScope, agent_id: str, run_id: str, messages: list[Message]) -> None:
@@ -178,7 +190,12 @@ class AgentHistory:
             agent_id=agent_id,
             run_id=run_id,
             messages=CODEC.encode([m for m in messages if m.role != "system"], what),
+            origin=scope.origin,
         )
+        if scope.origin is not None:  # a step run again (a resume, a retry) that said the same
+            recent = await self.records(scope.session_id, agent_id, RECENT, scope.storage)
+            if any(r.origin == scope.origin and r.messages == record.messages for r in recent):
+                return
         storage = await self._store(scope.storage)
         if storage is not None:
             await storage.append_history(record)

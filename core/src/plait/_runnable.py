@@ -126,7 +126,7 @@ class RunOptions:
             run.tracer,
             run.step_events,
             # the workflow run's session: an agent with history=N continues its conversation there
-            HistoryScope(ctx.frame.session_id, run.storage, explicit=False),
+            HistoryScope(ctx.frame.session_id, run.storage, False, f"{ctx.frame.run_id}/{ctx.step_id}"),
         )
 
 
@@ -175,7 +175,13 @@ class Runnable:
         if session_id is not None:
             check_session_id(session_id, f"{type(self).__name__} {self.name!r}")
             enclosing = current_step()  # inside a step: the workflow's storage keeps it
-            scope = HistoryScope(session_id, None if enclosing is None else enclosing.run.storage)
+            scope = (
+                HistoryScope(session_id)
+                if enclosing is None
+                else HistoryScope(
+                    session_id, enclosing.run.storage, True, f"{enclosing.frame.run_id}/{enclosing.step_id}"
+                )
+            )
         if stream or stream_events:
             return EventStream(
                 lambda listener: self.invoke(

@@ -175,6 +175,8 @@ class HistoryRecord(_Record):
     run_id: str
     messages: list[Any] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
+    #: the workflow run and step the agent run was part of (``run_id/step_id``), if any
+    origin: str | None = None
 
 
 class Storage:
