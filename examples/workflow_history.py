@@ -6,6 +6,8 @@ Without storage the runs are kept in memory; with ``$PLAIT_STORAGE`` they are th
 runs, shared by every process that uses that storage.
 """
 
+import re
+
 from demo_models import demo_model
 
 from plait import Agent, Step, StepInput, StepOutput, Workflow
@@ -31,8 +33,10 @@ if __name__ == "__main__":
     for topic in ("tea", "coffee", "cocoa"):
         output = workflow.run(topic, session_id="series")
         print(f"> {topic}: {output.step_outputs[0].content}")
+    print(f"the writer wrote: {output.content.splitlines()[0][:70]}")
     sent = workflow.get_last_run_output()
     assert sent is not None
     message = [m.content for m in sent.step_executor_runs[0].messages if m.role == "user"][-1]
     print(f"the writer's last message starts with: {message.splitlines()[0]}")
-    print(f"runs it was given: {message.count('[Workflow Run-')}")
+    runs_given = set(re.findall(r"^\[Workflow Run-(\d+)\]$", message, flags=re.MULTILINE))
+    print(f"runs it was given: {len(runs_given)}")
