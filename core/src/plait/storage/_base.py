@@ -51,7 +51,7 @@ class RunClaimedError(StorageError):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="constants")
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="constants", defer_build=True)
 
 
 class RunRecord(_Record):
