@@ -207,7 +207,7 @@ async def _runs_async(args: argparse.Namespace) -> int:
             elif args.step:
                 from rich.console import Console
 
-                from plait._tree import step_detail
+                from plait.cli._stored import step_detail
 
                 try:
                     Console().print(step_detail(record, checkpoints, args.step))

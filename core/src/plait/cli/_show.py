@@ -74,7 +74,7 @@ def print_run(record: Any, checkpoints: list[Any], events: list[dict[str, Any]] 
     model retries, fallbacks, rate-limit waits and budget warnings the stored events record."""
     from rich.console import Console
 
-    from plait._tree import record_tree
+    from plait.cli._stored import record_tree
 
     console = Console()
     console.print(record_tree(record, checkpoints, color=color, subtitle=lineage_line(record)))
