@@ -214,7 +214,8 @@ async def fork(
     )
     token = None
     if replay:
-        from plait._record import REPLAY, ReplayRequest, supports_calls
+        from plait._record import REPLAY, ReplayRequest
+        from plait._record_store import supports_calls
 
         if not supports_calls(storage):
             raise DefinitionError(
@@ -242,7 +243,7 @@ async def fork(
             REPLAY.reset(token)
 
 
-#: the kind of the recorded call that holds a fork's change (plait._record skips it)
+#: the kind of the recorded call that holds a fork's change (plait._record_store.for_stored_run skips it)
 CHANGE = "fork"
 
 
@@ -250,8 +251,8 @@ async def save_change(storage: Any, new_run: str, origin: str, point: ForkPoint,
     """Store what the fork changes at its fork step with the fork's record, before it runs: a
     fork that crashes before reaching the step still applies it when resumed (:func:`resumed_point`)."""
     from plait._codec import encode
-    from plait._record import supports_calls
     from plait._record_data import canonical, fingerprint
+    from plait._record_store import supports_calls
     from plait.storage import CallRecord
 
     if not supports_calls(storage):

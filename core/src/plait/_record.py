@@ -1,7 +1,7 @@
 """Recording at the provider boundary: every model and tool call of a run, answered again later.
 
 One :class:`Recorder` per run (on :attr:`RunState.recorder`, made by :func:`for_stored_run` for a
-run with storage) or per :func:`plait.testing.cassette` block. An agent asks :func:`active` once
+run with storage; plait._record_store) or per :func:`plait.testing.cassette` block (plait._cassette). An agent asks :func:`active` once
 per run; with a recorder it sends each model and tool call through :meth:`Recorder.model_call` and
 :meth:`Recorder.tool_call`, which:
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from plait._context import current_step
 from plait._record_data import Recorded, canonical, fingerprint
 from plait._secrets import scrub_secrets
-from plait.errors import DefinitionError, ReplayDivergenceError
+from plait.errors import ReplayDivergenceError
 from plait.events import (
     Event,
     RunContentEvent,
@@ -44,9 +44,9 @@ from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, 
 from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
 
 if TYPE_CHECKING:
-    from plait.storage import Storage
+    pass
 
-__all__ = ["Cassette", "Recorded", "Recorder", "ReplayRequest", "active", "fingerprint", "for_stored_run"]
+__all__ = ["CASSETTE", "REPLAY", "Recorded", "Recorder", "ReplayRequest", "active", "fingerprint"]
 
 #: the recorder of an active :func:`plait.testing.cassette` (it wins over a run's own)
 CASSETTE: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar("plait_cassette", default=None)
@@ -480,161 +480,3 @@ class Recorder:
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
             await flush()
-
-
-# -- storage -------------------------------------------------------------------------
-
-
-def supports_calls(storage: Storage) -> bool:
-    """Whether a backend stores calls (a third-party one written before schema 3 may not)."""
-    from plait.storage import Storage
-
-    return type(storage).save_calls is not Storage.save_calls
-
-
-async def for_stored_run(
-    workflow: Any,
-    storage: Storage,
-    run_id: str,
-    resuming: bool,
-    on_fork: Callable[[str, dict[str, Any]], None] | None = None,
-) -> Recorder | None:
-    """The recorder of a run with storage: records when ``workflow.record``; a resumed run
-    answers the calls it had completed from its own record; a replay answers from the original's.
-    A resumed fork's stored change goes to ``on_fork(step_id, change)`` (plait._runs sets the
-    fork point from it, plait._fork's job) and, forked with ``replay=True``, the fork answers
-    from the original's record too."""
-    from plait._record_store import StorageSink, load_recorded
-
-    replay = REPLAY.get()
-    if replay is not None:
-        REPLAY.set(None)  # for this run only, not runs its steps may start
-    record = getattr(workflow, "record", True)
-    if not (record or resuming or replay is not None) or not supports_calls(storage):
-        return None
-    source: list[Recorded] | None = None
-    strict = False
-    origin = ""
-    earlier: dict[str, int] = {}
-    if replay is not None:
-        source = await load_recorded(storage, replay.origin)
-        strict = not replay.live
-        origin = f"run {replay.origin!r}"
-    elif resuming:
-        source = await load_recorded(storage, run_id)
-        change = next((item for item in source if item.kind == "fork"), None)
-        if change is not None:
-            source = [item for item in source if item.kind != "fork"]
-            if on_fork is not None and isinstance(change.request, dict):
-                on_fork(change.step_id, change.request)
-        for item in source:
-            earlier[item.step_id] = max(earlier.get(item.step_id, 0), item.attempt)
-        if change is not None and isinstance(change.request, dict) and change.request.get("replay"):
-            origin_run = str(change.request.get("forked_from"))  # its own calls first, then the original's
-            source = [*source, *await load_recorded(storage, origin_run)]
-            replay = ReplayRequest(origin_run, live=True)
-        if not source and not record:
-            return None
-    sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
-    recorder = Recorder(
-        source=source,
-        sink=sink,
-        strict=strict,
-        origin=origin,
-        earlier=earlier,
-        keep_answers=replay is not None,
-    )
-    if replay is not None:
-        replay.recorder = recorder
-    return recorder
-
-
-# -- cassettes -----------------------------------------------------------------------
-
-
-class Cassette:
-    """:func:`plait.testing.cassette`: records the model and tool calls of every workflow and
-    agent run under it to a JSON-lines file, or answers them from it (no network)."""
-
-    MODES = ("once", "replay", "record")
-
-    def __init__(self, path: Any, mode: str = "once") -> None:
-        import os
-
-        if mode not in self.MODES:
-            raise DefinitionError(f"cassette: mode must be 'once', 'replay' or 'record', got {mode!r}")
-        self.path = os.fspath(path)
-        if mode == "once":
-            mode = "replay" if os.path.exists(self.path) else "record"
-        elif mode == "replay" and not os.path.exists(self.path):
-            raise DefinitionError(
-                f"cassette {self.path!r} does not exist: record it first (mode='once' or 'record')"
-            )
-        #: what this cassette does: "replay" or "record" ("once" resolved)
-        self.mode = mode
-        self._file_lock = threading.Lock()
-        self._tokens: list[contextvars.Token[Recorder | None]] = []
-        self.recorder: Recorder | None = None
-
-    def _load(self) -> list[Recorded]:
-        items: list[Recorded] = []
-        with open(self.path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    items.append(Recorded.from_line(json.loads(line)))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise DefinitionError(
-                        f"cassette {self.path!r} line {number}: not a recorded call ({exc}); record it again "
-                        "with mode='record'"
-                    ) from None
-        return items
-
-    async def _write(self, items: list[Recorded]) -> None:
-        lines = "".join(canonical(item.to_line()) + "\n" for item in items)
-        with self._file_lock, open(self.path, "a", encoding="utf-8") as file:
-            file.write(lines)
-
-    def _start(self) -> Cassette:
-        if self.mode == "replay":
-            recorder = Recorder(source=self._load(), strict=True, origin=f"cassette {self.path!r}")
-        else:
-            import os
-
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            open(self.path, "w", encoding="utf-8").close()  # a new recording replaces the old one
-            recorder = Recorder(sink=self._write, origin=f"cassette {self.path!r}")
-        self.recorder = recorder
-        self._tokens.append(CASSETTE.set(recorder))
-        return self
-
-    def _stop(self) -> None:
-        CASSETTE.reset(self._tokens.pop())
-
-    @property
-    def replayed(self) -> int:
-        """How many calls were answered from the cassette."""
-        return 0 if self.recorder is None else self.recorder.replayed
-
-    @property
-    def live(self) -> int:
-        """How many calls were made for real (and recorded)."""
-        return 0 if self.recorder is None else self.recorder.live
-
-    def __enter__(self) -> Cassette:
-        return self._start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop()
-
-    async def __aenter__(self) -> Cassette:
-        return self._start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._stop()
-
-    def __repr__(self) -> str:
-        return f"cassette({self.path!r}, mode={self.mode!r})"

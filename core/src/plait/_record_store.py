@@ -1,4 +1,5 @@
-"""Recorded calls in a run's storage: written by :class:`StorageSink`, read by :func:`load_recorded`.
+"""Recorded calls in a run's storage: written by :class:`StorageSink`, read by :func:`load_recorded`;
+:func:`for_stored_run` makes the recorder of a run with storage.
 
 Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
 payloads are stored once. Each model request of an agent's tool loop holds the whole message
@@ -16,14 +17,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from plait._record_data import Recorded, canonical, fingerprint
 
 if TYPE_CHECKING:
+    from plait._record import Recorder
     from plait.storage import CallRecord, Storage
 
-__all__ = ["DELTA", "StorageSink", "load_recorded", "rebuild_request", "to_records"]
+__all__ = [
+    "DELTA",
+    "StorageSink",
+    "for_stored_run",
+    "load_recorded",
+    "rebuild_request",
+    "supports_calls",
+    "to_records",
+]
 
 #: the key (and version) that marks a stored model request as a delta of an earlier one
 DELTA = "plait_request_delta"
@@ -208,3 +219,67 @@ async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
         for r in records
         if r.response in parsed
     ]
+
+
+def supports_calls(storage: Storage) -> bool:
+    """Whether a backend stores calls (a third-party one written before schema 3 may not)."""
+    from plait.storage import Storage
+
+    return type(storage).save_calls is not Storage.save_calls
+
+
+async def for_stored_run(
+    workflow: Any,
+    storage: Storage,
+    run_id: str,
+    resuming: bool,
+    on_fork: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Recorder | None:
+    """The recorder of a run with storage: records when ``workflow.record``; a resumed run
+    answers the calls it had completed from its own record; a replay answers from the original's.
+    A resumed fork's stored change goes to ``on_fork(step_id, change)`` (plait._runs sets the
+    fork point from it, plait._fork's job) and, forked with ``replay=True``, the fork answers
+    from the original's record too."""
+    from plait._record import REPLAY, Recorder, ReplayRequest
+
+    replay = REPLAY.get()
+    if replay is not None:
+        REPLAY.set(None)  # for this run only, not runs its steps may start
+    record = getattr(workflow, "record", True)
+    if not (record or resuming or replay is not None) or not supports_calls(storage):
+        return None
+    source: list[Recorded] | None = None
+    strict = False
+    origin = ""
+    earlier: dict[str, int] = {}
+    if replay is not None:
+        source = await load_recorded(storage, replay.origin)
+        strict = not replay.live
+        origin = f"run {replay.origin!r}"
+    elif resuming:
+        source = await load_recorded(storage, run_id)
+        change = next((item for item in source if item.kind == "fork"), None)
+        if change is not None:
+            source = [item for item in source if item.kind != "fork"]
+            if on_fork is not None and isinstance(change.request, dict):
+                on_fork(change.step_id, change.request)
+        for item in source:
+            earlier[item.step_id] = max(earlier.get(item.step_id, 0), item.attempt)
+        if change is not None and isinstance(change.request, dict) and change.request.get("replay"):
+            origin_run = str(change.request.get("forked_from"))  # its own calls first, then the original's
+            source = [*source, *await load_recorded(storage, origin_run)]
+            replay = ReplayRequest(origin_run, live=True)
+        if not source and not record:
+            return None
+    sink = StorageSink(storage, run_id, workflow.durability == "step") if record else None
+    recorder = Recorder(
+        source=source,
+        sink=sink,
+        strict=strict,
+        origin=origin,
+        earlier=earlier,
+        keep_answers=replay is not None,
+    )
+    if replay is not None:
+        replay.recorder = recorder
+    return recorder

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from plait import _workflow_run
 from plait._durable import load_state
 from plait._io import WorkflowRunOutput
-from plait._record import REPLAY, ReplayRequest, supports_calls
+from plait._record import REPLAY, ReplayRequest
+from plait._record_store import supports_calls
 from plait.errors import DefinitionError, ReplayDivergenceError
 from plait.events import CustomEvent
 

@@ -129,7 +129,7 @@ async def run_stored(
             lineage=run.lineage,
             definition=fingerprint(workflow),
         )
-    from plait._record import for_stored_run  # records and answers model and tool calls
+    from plait._record_store import for_stored_run  # records and answers model and tool calls
 
     def on_fork(step_id: str, change: dict[str, Any]) -> None:  # a resumed fork: its fork point again
         if run.fork is None:

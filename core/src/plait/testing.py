@@ -34,7 +34,7 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from plait._record import Cassette
+from plait._cassette import Cassette
 from plait.errors import DefinitionError
 from plait.models import (
     Message,
