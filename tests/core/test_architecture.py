@@ -188,6 +188,7 @@ FOUND_BY_NAME = {
     # a Branch runs on the executor that made it (every Branch and payload comes from it)
     ("plait.runners", "plait._engine"),
     # the lazy package (PEP 562): each public name is imported from its home on first lookup
+    # (the private homes it takes from plait._public.PLAIT_EXPORTS)
     *(("plait", home) for home in set(plait._HOMES.values()) if home != "plait"),
     # the table of the names private modules export through plait (each module looks itself up)
     *(("plait._public", module) for module in PLAIT_EXPORTS),

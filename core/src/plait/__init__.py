@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from plait._budget import Budget
     from plait._codec import allow_content_type
-    from plait._context import RunContext, StepContext
+    from plait._context import StepContext
     from plait._diff import RunDiff, StepDiff, adiff_runs, diff_runs
     from plait._durable import CachePolicy
     from plait._handle import AsyncRunHandle, RunHandle
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from plait._limits import RateLimit, set_rate_limits
     from plait._pause import PendingInput
+    from plait._run_context import RunContext
     from plait.agent import Agent, AgentRunOutput, Tool, tool
     from plait.approval import Approval, RejectedError
     from plait.errors import (
@@ -58,60 +59,37 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: where each public name is defined (or first exported from): imported on first lookup
+#: where each public name that a public module defines lives (the private modules' are in
+#: plait._public.PLAIT_EXPORTS): imported on first lookup
 _HOMES = {
     "Agent": "plait.agent",
     "AgentRunOutput": "plait.agent",
     "Approval": "plait.approval",
-    "AsyncRunHandle": "plait._handle",
-    "Budget": "plait._budget",
     "BudgetExceededError": "plait.errors",
-    "CachePolicy": "plait._durable",
     "Condition": "plait.primitives",
     "DefinitionChangedError": "plait.errors",
     "DefinitionError": "plait.errors",
     "FallbackModel": "plait.models",
     "Loop": "plait.primitives",
     "Parallel": "plait.primitives",
-    "ParallelContent": "plait._io",
-    "PendingInput": "plait._pause",
     "PlaitError": "plait.errors",
-    "RateLimit": "plait._limits",
     "RejectedError": "plait.approval",
     "ReplayDivergenceError": "plait.errors",
     "RetryPolicy": "plait.retry",
     "Router": "plait.primitives",
-    "RunContext": "plait._context",
-    "RunDiff": "plait._diff",
     "RunEvent": "plait.events",
-    "RunHandle": "plait._handle",
-    "RunStatus": "plait._io",
     "RunTimeoutError": "plait.errors",
     "StateConflictError": "plait.errors",
     "Step": "plait.primitives",
-    "StepContext": "plait._context",
-    "StepDiff": "plait._diff",
     "StepError": "plait.errors",
-    "StepInput": "plait._io",
-    "StepMetrics": "plait._io",
     "StepNode": "plait.primitives",
-    "StepOutput": "plait._io",
     "StepTimeoutError": "plait.errors",
-    "StepType": "plait._io",
     "Steps": "plait.primitives",
     "Team": "plait.team",
     "TeamRunEvent": "plait.team",
     "Tool": "plait.agent",
     "Workflow": "plait.workflow",
-    "WorkflowExecutionInput": "plait._io",
-    "WorkflowMetrics": "plait._io",
-    "WorkflowRunOutput": "plait._io",
-    "WorkflowStepMetrics": "plait._io",
-    "adiff_runs": "plait._diff",
-    "allow_content_type": "plait._codec",
-    "diff_runs": "plait._diff",
     "hookimpl": "plait.hookspecs",
-    "set_rate_limits": "plait._limits",
     "tool": "plait.agent",
 }
 
@@ -138,6 +116,10 @@ _SUBMODULES = frozenset(
 def __getattr__(name: str) -> object:
     """A public name, imported from its module on first lookup (then an ordinary global)."""
     home = _HOMES.get(name)
+    if home is None and name in __all__:  # defined in a private module: its home is in the table
+        from plait._public import PLAIT_EXPORTS  # which that module imports anyway
+
+        home = next(module for module, names in PLAIT_EXPORTS.items() if name in names)
     if home is None:
         if name in _SUBMODULES:
             return importlib.import_module(f"plait.{name}")

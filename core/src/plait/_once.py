@@ -21,7 +21,8 @@ from plait.errors import DefinitionError
 from plait.storage import CacheEntry
 
 if TYPE_CHECKING:
-    from plait._context import RunContext, RunState
+    from plait._context import RunState
+    from plait._run_context import RunContext
 
 __all__ = ["aonce", "once"]
 

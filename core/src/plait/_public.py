@@ -31,7 +31,7 @@ PLAIT_EXPORTS: dict[str, tuple[str, ...]] = {
     "plait._budget": ("Budget",),
     "plait._codec": ("allow_content_type",),
     "plait._content": ("ParallelContent",),
-    "plait._context": ("RunContext", "StepContext"),
+    "plait._context": ("StepContext",),
     "plait._diff": ("RunDiff", "StepDiff", "adiff_runs", "diff_runs"),
     "plait._durable": ("CachePolicy",),
     "plait._handle": ("AsyncRunHandle", "RunHandle"),
@@ -48,6 +48,7 @@ PLAIT_EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "plait._limits": ("RateLimit", "set_rate_limits"),
     "plait._pause": ("PendingInput",),
+    "plait._run_context": ("RunContext",),
 }
 
 

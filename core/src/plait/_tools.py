@@ -18,7 +18,7 @@ from plait.errors import DefinitionError
 from plait.models import ToolDefinition
 
 if TYPE_CHECKING:
-    from plait._context import RunContext
+    from plait._run_context import RunContext
 
 __all__ = ["Tool", "describe", "tool"]
 

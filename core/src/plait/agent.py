@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 from plait._agno_options import agent_extras
 from plait._budget import Budget, RunBudgets, active_meters, check_budget, open_meter, require_price
 from plait._checks import check_model_string, check_number
-from plait._context import RunContext, current_step
+from plait._context import current_step
 from plait._history import AgentHistory, agent_history
 from plait._ids import new_id
 from plait._io import format_content
 from plait._limits import RateWait
 from plait._public import report_public_home
+from plait._run_context import RunContext
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
 from plait._tools import Tool, tool
 from plait.errors import DefinitionError, PlaitError
