@@ -59,6 +59,7 @@ class RunState:
         "context_dependencies",
         "dependencies",
         "fork",
+        "history_from",
         "hooks",
         "lineage",
         "listeners",
@@ -106,6 +107,10 @@ class RunState:
         self.restored: dict[str, Any] | None = None
         #: a fork's point (plait._fork.ForkPoint), looked at only when ``restored`` is set
         self.fork: Any = None
+        #: a replay's or fork's origin ``(session_id, created_at)``: the conversation and the
+        #: earlier runs its steps see are that session's before then (plait._history), as the
+        #: original's steps saw them; None: its own session's
+        self.history_from: tuple[str, float] | None = None
         #: RunContext.once results of a run without storage, by key (made on first use)
         self.once_results: dict[str, Any] | None = None
         self.once_lock: Any = None

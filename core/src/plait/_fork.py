@@ -310,4 +310,7 @@ async def _start(
         metadata=metadata,
         lineage={"forked_from": run_id, "fork_step": at},
         fork=(point, restored),
+        # in a new session, its steps see the original session's conversation and earlier runs
+        # from before the original ran
+        history_from=None if session_id else (record.session_id, record.created_at),
     )

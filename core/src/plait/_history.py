@@ -64,6 +64,18 @@ class HistoryScope:
     #: the workflow run and step the run is part of (``run_id/step_id``): a step that runs
     #: again on resume, its calls answered from the record, does not add the same turn twice
     origin: str | None = None
+    #: a replay's or fork's origin ``(session_id, created_at)``: the conversation continues
+    #: that session's as it was then (the original run's turns left out), then its own
+    seed: tuple[str, float] | None = None
+
+    @classmethod
+    def of_step(cls, ctx: Any) -> HistoryScope:
+        """The session of an agent run inside workflow step ``ctx`` (a StepContext): the
+        workflow run's, with its storage."""
+        run = ctx.run
+        return cls(
+            ctx.frame.session_id, run.storage, False, f"{ctx.frame.run_id}/{ctx.step_id}", run.history_from
+        )
 
 
 def history_runs(where: str, history: Any, add_history_to_context: Any, num_history_runs: Any) -> int | None:
@@ -170,14 +182,23 @@ class AgentHistory:
 
     async def messages(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[Message]:
         """What a run of ``scope`` sends before its input: the last ``runs`` runs' messages."""
+        found = await self.sent(scope, agent_id, runs)
+        return [m for record in found for m in decode_messages(record, self.where)]
+
+    async def sent(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[HistoryRecord]:
+        """The past runs whose messages a run of ``scope`` sends (the last ``runs``), oldest first."""
         if not runs:
             return []
         if scope.origin is None:
             found = await self.records(scope.session_id, agent_id, runs, scope.storage)
         else:  # not the turn this very step added before (a resume runs it again): what it sent then
             found = await self.records(scope.session_id, agent_id, runs + RECENT, scope.storage)
-            found = [r for r in found if r.origin != scope.origin][-runs:]
-        return [m for record in found for m in decode_messages(record, self.where)]
+            found = [r for r in found if r.origin != scope.origin]
+        if scope.seed is not None and len(found) < runs:
+            session_id, before = scope.seed  # a replay: the original's conversation before it ran
+            earlier = await self.records(session_id, agent_id, None, scope.storage)
+            found = [r for r in earlier if r.created_at < before] + found
+        return found[-runs:]
 
     async def append(self, scope: HistoryScope, agent_id: str, run_id: str, messages: list[Message]) -> None:
         """Add one run's messages to its conversation."""

@@ -57,6 +57,8 @@ async def replay(workflow: Workflow, run_id: str, *, live: bool = False) -> Work
             user_id=record.user_id,
             metadata=metadata,
             lineage={"replay_of": run_id},
+            # its steps see the session's conversation and earlier runs as the original's saw them
+            history_from=(record.session_id, record.created_at),
         )
     except Exception as exc:
         diverged = _divergence(exc) or (request.recorder.divergence if request.recorder is not None else None)

@@ -126,7 +126,7 @@ class RunOptions:
             run.tracer,
             run.step_events,
             # the workflow run's session: an agent with history=N continues its conversation there
-            HistoryScope(ctx.frame.session_id, run.storage, False, f"{ctx.frame.run_id}/{ctx.step_id}"),
+            HistoryScope.of_step(ctx),
         )
 
 

@@ -157,8 +157,38 @@ async def past_runs(ctx: StepContext, num_runs: int | None) -> list[tuple[str, s
         offset += len(records)
         if len(records) < page:
             break
+    seed = ctx.run.history_from
+    if seed is not None and (num_runs is None or len(found) < num_runs):
+        found.extend(
+            await _runs_before(
+                storage, workflow.id, seed, None if num_runs is None else num_runs - len(found)
+            )
+        )
     found.reverse()  # newest first from the storage, oldest first here
     return [(format_content(r.input), format_content(r.content)) for r in found]
+
+
+async def _runs_before(
+    storage: Any, workflow_id: str, seed: tuple[str, float], wanted: int | None
+) -> list[Any]:
+    """A replay's or fork's earlier runs: the completed runs of the original's session that
+    started before it (``seed``: that session and the original's start), newest first."""
+    session_id, before = seed
+    found: list[Any] = []
+    offset = 0
+    while wanted is None or len(found) < wanted:
+        records = await storage.list_runs(
+            limit=_PAGE,
+            offset=offset,
+            status=RunStatus.COMPLETED.value,
+            workflow_id=workflow_id,
+            session_id=session_id,
+        )
+        found.extend(r for r in records if r.created_at < before)
+        offset += len(records)
+        if len(records) < _PAGE:
+            break
+    return found if wanted is None else found[:wanted]
 
 
 def _not_kept(ctx: StepContext) -> None:
@@ -226,8 +256,10 @@ async def cache_context(step: Any, ctx: StepContext) -> Any:
         found.append(await past_runs(ctx, runs))
     agent = step.agent
     if getattr(agent, "history_runs", None):
+        from plait._history import HistoryScope
+
         history, agent_id = agent._conversation()
-        records = await history.records(ctx.frame.session_id, agent_id, agent.history_runs, ctx.run.storage)
+        records = await history.sent(HistoryScope.of_step(ctx), agent_id, agent.history_runs)
         found.append([record.run_id for record in records])
     return found or None
 

@@ -87,9 +87,11 @@ async def run(
     add_dependencies_to_context: bool | None = None,
     lineage: dict[str, str] | None = None,
     fork: tuple[Any, dict[str, Any]] | None = None,
+    history_from: tuple[str, float] | None = None,
 ) -> WorkflowRunOutput:
     """A top-level run of ``workflow``; ``lineage`` names where a replayed or forked run comes
-    from (stored with it, on its output); ``fork`` is a fork's point and restored steps (plait._fork)."""
+    from (stored with it, on its output); ``fork`` is a fork's point and restored steps (plait._fork);
+    ``history_from`` the session and time whose history its steps see (:attr:`RunState.history_from`)."""
     if not workflow._tree_checked:
         check_tree(workflow.nodes, where=f"Workflow {workflow.name!r}")
         workflow._tree_checked = True
@@ -135,6 +137,7 @@ async def run(
     run.meter = resolve_meter()
     if fork is not None:
         run.fork, run.restored = fork
+    run.history_from = history_from
     if resume is not None:  # a continued run is still the same user's, with the same metadata
         user_id = user_id or resume.record.user_id
         if metadata is None and resume.record.metadata is not None:
