@@ -32,7 +32,9 @@ async def test_a_replay_sends_the_conversation_the_original_sent(
     openai_server: OpenAIServer, model: OpenAIModel, tmp_path: Path
 ) -> None:
     agent = Agent(name="Chat", model=model, history=3)
-    workflow = Workflow(name="chat", steps=[Step(name="talk", agent=agent)], storage=f"sqlite:///{tmp_path}/r.db")
+    workflow = Workflow(
+        name="chat", steps=[Step(name="talk", agent=agent)], storage=f"sqlite:///{tmp_path}/r.db"
+    )
     try:
         await workflow.arun("My name is Ada.", session_id="s")
         second = await workflow.arun("What is my name?", session_id="s")
@@ -43,7 +45,9 @@ async def test_a_replay_sends_the_conversation_the_original_sent(
         assert replayed.content == second.content == "Echo: What is my name?"
         assert replayed.replay_differences == []
         # the replay ran in a session of its own: the conversation of "s" did not get its turn
-        users = [m.content for m in await agent.aget_history("s", storage=workflow.storage) if m.role == "user"]
+        users = [
+            m.content for m in await agent.aget_history("s", storage=workflow.storage) if m.role == "user"
+        ]
         assert users == ["My name is Ada.", "What is my name?", "Thanks."]
         await workflow.arun("Who am I?", session_id="s")
         assert [c for r, c in _said(openai_server.chat_requests[-1]) if r == "user"] == [
