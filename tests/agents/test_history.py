@@ -84,6 +84,70 @@ async def test_tool_calls_and_results_are_part_of_the_history(
     assert last[-3] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny in Oslo"}
 
 
+async def test_num_history_messages_bounds_the_history_by_messages(
+    openai_server: OpenAIServer, model: OpenAIModel
+) -> None:
+    """Agno's num_history_messages: the last N messages of the session, whatever runs they come
+    from, never starting with a tool result whose call was cut off."""
+    agent = Agent(name="Chat", model=model, num_history_messages=3)
+    for turn in ("one", "two", "three", "four", "five"):
+        await agent.arun(turn, session_id="s")
+    assert _said(openai_server.chat_requests[-1]) == [
+        ("assistant", "Echo: three"),
+        ("user", "four"),
+        ("assistant", "Echo: four"),
+        ("user", "five"),
+    ]
+
+    def lookup(city: str) -> str:
+        """Weather.
+
+        Args:
+            city: the city
+        """
+        return f"sunny in {city}"
+
+    openai_server.enqueue(Reply(tool_calls=[ToolCallReply("lookup", {"city": "Oslo"}, id="c1")]), "Sunny.")
+    weather = Agent(name="Weather", model=model, tools=[lookup], num_history_messages=2)
+    await weather.arun("Weather in Oslo?", session_id="w")  # user, assistant(call), tool, assistant
+    await weather.arun("And tomorrow?", session_id="w")
+    assert _said(openai_server.chat_requests[-1]) == [("assistant", "Sunny."), ("user", "And tomorrow?")]
+
+
+async def test_max_tool_calls_from_history_keeps_the_latest_calls(
+    openai_server: OpenAIServer, model: OpenAIModel
+) -> None:
+    """Agno's max_tool_calls_from_history: older tool results and their calls are left out of
+    the history sent, the latest N kept whole (call and result); the session keeps them all."""
+
+    def lookup(city: str) -> str:
+        """Weather.
+
+        Args:
+            city: the city
+        """
+        return f"sunny in {city}"
+
+    for number, city in enumerate(("Oslo", "Rome", "Lima"), 1):
+        openai_server.enqueue(
+            Reply(tool_calls=[ToolCallReply("lookup", {"city": city}, id=f"c{number}")]), f"Sunny in {city}."
+        )
+    agent = Agent(name="Weather", model=model, tools=[lookup], history=5, max_tool_calls_from_history=1)
+    for city in ("Oslo", "Rome", "Lima"):
+        await agent.arun(f"Weather in {city}?", session_id="w")
+    await agent.arun("Thanks.", session_id="w")
+    sent = [m for m in openai_server.chat_requests[-1]["messages"] if m["role"] != "system"]
+    assert [m.get("tool_call_id") for m in sent if m["role"] == "tool"] == ["c3"]
+    assert [c["id"] for m in sent for c in m.get("tool_calls") or []] == ["c3"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == [
+        "Weather in Oslo?",
+        "Weather in Rome?",
+        "Weather in Lima?",
+        "Thanks.",
+    ]
+    assert sum(m.role == "tool" for m in await agent.aget_history("w")) == 3
+
+
 async def test_without_history_the_session_is_kept_but_not_sent(
     openai_server: OpenAIServer, model: OpenAIModel
 ) -> None:
@@ -159,6 +223,12 @@ def test_bad_history_options_are_clear_errors() -> None:
         Agent(name="A", model="offline:demo", history=-1)
     with pytest.raises(DefinitionError, match="not both"):
         Agent(name="A", model="offline:demo", history=2, num_history_runs=3)
+    with pytest.raises(DefinitionError, match="num_history_messages must be a number"):
+        Agent(name="A", model="offline:demo", num_history_messages=-2)
+    with pytest.raises(DefinitionError, match="max_tool_calls_from_history must be a number"):
+        Agent(name="A", model="offline:demo", history=2, max_tool_calls_from_history="3")
+    with pytest.raises(DefinitionError, match="give one of them"):
+        Agent(name="A", model="offline:demo", num_history_runs=2, num_history_messages=5)
     with pytest.raises(DefinitionError, match="session_id must be a non-empty string"):
         Agent(name="A", model="offline:demo").run("x", session_id="")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_storage_url
@@ -112,15 +112,46 @@ def agent_history(
     where: str, history: Any, storage: Any, agno: dict[str, Any]
 ) -> tuple[int | None, AgentHistory]:
     """An agent's (or team's) ``history=`` and ``storage=``, taking Agno's names for them
-    (``add_history_to_context``, ``num_history_runs``, ``db``) out of its other options."""
-    runs = history_runs(
-        where, history, agno.pop("add_history_to_context", None), agno.pop("num_history_runs", None)
+    (``add_history_to_context``, ``num_history_runs``, ``num_history_messages``,
+    ``max_tool_calls_from_history``, ``db``) out of its other options."""
+    add = agno.pop("add_history_to_context", None)
+    num_runs = agno.pop("num_history_runs", None)
+    messages = _count(where, "num_history_messages", agno.pop("num_history_messages", None))
+    max_tool_calls = _count(
+        where, "max_tool_calls_from_history", agno.pop("max_tool_calls_from_history", None)
     )
+    if messages is not None:
+        if history is not None or num_runs is not None:
+            raise DefinitionError(
+                f"{where}: num_history_messages= bounds the history by messages, history= / "
+                "num_history_runs= by runs: give one of them"
+            )
+        if add is None:
+            add = True  # num_history_messages=N alone asks for history, as num_history_runs=N does
+        runs = None if history_runs(where, None, add, None) is None else _ALL
+    else:
+        runs = history_runs(where, history, add, num_runs)
     if "db" in agno:
         from plait._workflow_checks import storage_from_db
 
         storage = storage_from_db(agno.pop("db"), storage, where)
-    return runs, AgentHistory(where, storage)
+    kept = AgentHistory(where, storage)
+    kept.runs = runs
+    kept.message_limit = None if runs is None else messages
+    kept.max_tool_calls = max_tool_calls
+    return (None if runs is _ALL else runs), kept
+
+
+#: the runs a history bounded by messages reads (it stops reading when it has enough)
+_ALL = -1
+
+
+def _count(where: str, option: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DefinitionError(f"{where}: {option} must be a number (an int >= 0), got {value!r}")
+    return value
 
 
 class AgentHistory:
@@ -140,15 +171,30 @@ class AgentHistory:
             check_storage_url(storage, where)
         self.where = where
         self.spec: Any = storage
+        #: what a run sends: the last ``runs`` runs (None: no history; ``_ALL``: as many as the
+        #: last ``message_limit`` messages take), at most ``max_tool_calls`` tool results in them
+        self.runs: int | None = None
+        self.message_limit: int | None = None
+        self.max_tool_calls: int | None = None
         self._storage: Storage | None = None
         self._lock = threading.Lock()
         self._memory: OrderedDict[tuple[str, str], list[HistoryRecord]] = OrderedDict()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether a run sends history (and so always keeps its turn)."""
+        return self.runs is not None
+
     def __getstate__(self) -> dict[str, Any]:  # shipped to another process: the definition only
-        return {"where": self.where, "spec": self.spec}
+        return {
+            "where": self.where,
+            "spec": self.spec,
+            "policy": (self.runs, self.message_limit, self.max_tool_calls),
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["where"], state["spec"])  # type: ignore[misc]
+        self.runs, self.message_limit, self.max_tool_calls = state["policy"]
 
     async def _store(self, scope_storage: Any = None) -> Storage | None:
         """The storage that holds this conversation: the workflow's, the agent's, or None (memory)."""
@@ -180,13 +226,34 @@ class AgentHistory:
             found = found[-limit:] if limit > 0 else []
         return found
 
-    async def messages(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[Message]:
-        """What a run of ``scope`` sends before its input: the last ``runs`` runs' messages."""
-        found = await self.sent(scope, agent_id, runs)
-        return [m for record in found for m in decode_messages(record, self.where)]
+    async def messages(self, scope: HistoryScope, agent_id: str) -> list[Message]:
+        """What a run of ``scope`` sends before its input: the last runs' messages (Agno's
+        ``num_history_runs``), or the last messages (``num_history_messages``, never starting
+        with a tool result), with at most ``max_tool_calls`` tool calls (the latest kept)."""
+        found = [
+            m for record in await self.sent(scope, agent_id) for m in decode_messages(record, self.where)
+        ]
+        if self.message_limit is not None:
+            found = found[-self.message_limit :] if self.message_limit else []
+            while found and found[0].role == "tool":  # its call was cut off: not sent alone
+                found.pop(0)
+        if self.max_tool_calls is not None:
+            found = keep_tool_calls(found, self.max_tool_calls)
+        return found
 
-    async def sent(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[HistoryRecord]:
-        """The past runs whose messages a run of ``scope`` sends (the last ``runs``), oldest first."""
+    async def sent(self, scope: HistoryScope, agent_id: str) -> list[HistoryRecord]:
+        """The past runs whose messages a run of ``scope`` sends, oldest first."""
+        if self.runs is _ALL:
+            assert self.message_limit is not None
+            wanted = max(1, self.message_limit)  # runs, read until they hold enough messages
+            while True:
+                found = await self._sent(scope, agent_id, wanted)
+                if len(found) < wanted or sum(len(r.messages) for r in found) >= self.message_limit:
+                    return found
+                wanted *= 2
+        return await self._sent(scope, agent_id, self.runs)
+
+    async def _sent(self, scope: HistoryScope, agent_id: str, runs: int | None) -> list[HistoryRecord]:
         if not runs:
             return []
         if scope.origin is None:
@@ -235,6 +302,28 @@ class AgentHistory:
             await storage.clear_history(session_id, agent_id)
         with self._lock:
             self._memory.pop((session_id, agent_id), None)
+
+
+def keep_tool_calls(messages: list[Message], limit: int) -> list[Message]:
+    """``messages`` with only the latest ``limit`` tool calls (Agno's ``max_tool_calls_from_history``):
+    older tool results are left out, and so are their calls in the assistant messages (an
+    assistant message left with neither calls nor text goes too)."""
+    results = [m.tool_call_id for m in messages if m.role == "tool"]
+    if len(results) <= limit:
+        return messages
+    keep = set(results[len(results) - limit :]) if limit else set()
+    kept: list[Message] = []
+    for message in messages:
+        if message.role == "tool":
+            if message.tool_call_id in keep:
+                kept.append(message)
+        elif message.role == "assistant" and message.tool_calls:
+            calls = [call for call in message.tool_calls if call.id in keep]
+            if calls or message.content:
+                kept.append(replace(message, tool_calls=calls))
+        else:
+            kept.append(message)
+    return kept
 
 
 def decode_messages(record: HistoryRecord, where: str) -> list[Message]:

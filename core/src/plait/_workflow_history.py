@@ -255,11 +255,11 @@ async def cache_context(step: Any, ctx: StepContext) -> Any:
     if runs:
         found.append(await past_runs(ctx, runs))
     agent = step.agent
-    if getattr(agent, "history_runs", None):
+    if agent._conversation()[0].runs:
         from plait._history import HistoryScope
 
         history, agent_id = agent._conversation()
-        records = await history.sent(HistoryScope.of_step(ctx), agent_id, agent.history_runs)
+        records = await history.sent(HistoryScope.of_step(ctx), agent_id)
         found.append([record.run_id for record in records])
     return found or None
 

@@ -433,7 +433,7 @@ class Agent(Runnable, Generic[OutputT]):
         event = options.make_event or (lambda cls, **fields: cls(run_id=run_id, **fields))
         blocking = options.run_blocking or _to_thread
         scope = options.history  # the run's session, if any (plait._history)
-        past = [] if scope is None else await self._history.messages(scope, self.id, self.history_runs)
+        past = [] if scope is None else await self._history.messages(scope, self.id)
         messages = self._messages(input, model, past)
         first_new = len(messages) - 1  # the input: what this run adds to the conversation starts here
         usage = Usage()
@@ -484,7 +484,7 @@ class Agent(Runnable, Generic[OutputT]):
             duration=time.perf_counter() - started,
             cost=usage.cost,  # each call's, by its model's price (plait.models.price_response)
         )
-        if scope is not None and (scope.explicit or self.history_runs is not None):
+        if scope is not None and (scope.explicit or self._history.enabled):
             await self._history.append(scope, self.id, run_id, messages[first_new:])
         if run_events:
             assert emit is not None

@@ -171,6 +171,7 @@ class Team(Runnable):
             history=runs if runs is not None else False,
             storage=kept.spec,
         )
+        self.leader._history = kept  # the team's history options, its storage and its name in errors
         self.history_runs = runs
         # without model=, the leader's model is $PLAIT_MODEL's when a run starts (as an agent's)
         self.leader._what = where
