@@ -4,8 +4,8 @@
 >>> from plait_ray import RayRunner
 >>> workflow = Workflow(name="fan-out", steps=[Parallel(*branches, name="all")], runner=RayRunner())
 
-or ``runner="ray"`` once the package is installed. Importing this package does
-not import Ray; the runner does on first use.
+or ``runner="ray"`` once the package is installed; :func:`submit` runs a whole workflow run on
+the cluster. Importing this package does not import Ray; the runner does on first use.
 """
 
 from __future__ import annotations
@@ -17,8 +17,17 @@ from plait_ray.errors import RayBranchError, RemoteTraceback
 
 if TYPE_CHECKING:
     from plait_ray._runner import RayRunner, shared_runner
+    from plait_ray._runs import RayRun, submit
 
-__all__ = ["RayBranchError", "RayRunner", "RemoteTraceback", "ray_options", "shared_runner"]
+__all__ = [
+    "RayBranchError",
+    "RayRun",
+    "RayRunner",
+    "RemoteTraceback",
+    "ray_options",
+    "shared_runner",
+    "submit",
+]
 
 ray_options.__module__ = __name__
 
@@ -29,6 +38,12 @@ def __getattr__(name: str) -> Any:
         from plait_ray import _runner
 
         value = getattr(_runner, name)
+        value.__module__ = __name__
+        return value
+    if name in ("RayRun", "submit"):
+        from plait_ray import _runs
+
+        value = getattr(_runs, name)
         value.__module__ = __name__
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
