@@ -1,6 +1,6 @@
 """Whole runs on Ray (plait_ray.submit): a run submitted to a local cluster completes there; a
 run whose Ray worker is killed (SIGKILL) mid-run is retried by Ray and continued from its
-checkpoints, on SQLite and on PostgreSQL, so the steps it had completed do not run again."""
+checkpoints, on SQLite, PostgreSQL and Redis, so the steps it had completed do not run again."""
 
 from __future__ import annotations
 
@@ -31,10 +31,15 @@ def _storage(kind: str, tmp_path: Path) -> dict[str, str]:
             "PLAIT_WHOLE_RUN_STORAGE": "postgresql://127.0.0.1:5432/test",
             "PLAIT_WHOLE_RUN_SCHEMA": schema,
         }
+    if kind == "redis":
+        require_service("redis")
+        require_package("plait_redis", "plait-redis")
+        prefix = f"plait_test_{uuid.uuid4().hex[:10]}"
+        return {"PLAIT_WHOLE_RUN_STORAGE": "redis://127.0.0.1:6379/0", "PLAIT_WHOLE_RUN_PREFIX": prefix}
     return {"PLAIT_WHOLE_RUN_STORAGE": f"sqlite:///{tmp_path / 'runs.db'}"}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "redis"])
 def test_a_whole_run_survives_the_loss_of_its_ray_worker(ray_runner: Any, tmp_path: Path, kind: str) -> None:
     from plait_ray import submit
 
@@ -53,18 +58,23 @@ def test_a_whole_run_survives_the_loss_of_its_ray_worker(ray_runner: Any, tmp_pa
 
 async def _stored(env: dict[str, str], run_id: str) -> Any:
     """The stored run (the schema of a PostgreSQL test dropped after)."""
-    schema = env.get("PLAIT_WHOLE_RUN_SCHEMA")
+    schema, prefix = env.get("PLAIT_WHOLE_RUN_SCHEMA"), env.get("PLAIT_WHOLE_RUN_PREFIX")
+    url = env["PLAIT_WHOLE_RUN_STORAGE"]
     if schema:
         from plait_postgres import PostgresStorage
 
-        storage: Any = PostgresStorage(env["PLAIT_WHOLE_RUN_STORAGE"], schema=schema)
+        storage: Any = PostgresStorage(url, schema=schema)
+    elif prefix:
+        from plait_redis import RedisStorage
+
+        storage = RedisStorage(url, prefix=prefix)
     else:
-        storage = resolve_storage(env["PLAIT_WHOLE_RUN_STORAGE"])
+        storage = resolve_storage(url)
     try:
         await storage.setup()
         return await storage.get_run(run_id)
     finally:
-        if schema:
+        if schema or prefix:
             await storage.drop()
         await storage.close()
 

@@ -38,6 +38,11 @@ def _storage() -> object:
         from plait_postgres import PostgresStorage
 
         return PostgresStorage(url, schema=schema)
+    prefix = os.environ.get("PLAIT_WHOLE_RUN_PREFIX")  # Redis: keys of the test's own
+    if url and prefix:
+        from plait_redis import RedisStorage
+
+        return RedisStorage(url, prefix=prefix)
     return url
 
 
