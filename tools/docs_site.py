@@ -1,0 +1,177 @@
+"""MkDocs hooks of the documentation site (``mkdocs.yml``: ``hooks:``).
+
+The reference pages are generated, so they cannot drift from the code. A page asks for
+a part with a placeholder line, replaced before MkDocs renders the page:
+
+``<!-- generated: cli -->``
+    every ``plait`` command and subcommand with its ``--help``, from
+    :func:`plait.cli.build_parser` (plugin commands included: those installed here);
+``<!-- generated: api plait -->``
+    a mkdocstrings entry (``::: plait.Name``) for every name in ``plait.__all__``;
+``<!-- generated: api modules -->``
+    the public modules plugins build on (``plait.models``, ``plait.storage``, ...);
+``<!-- generated: api distributions -->``
+    every name in each distribution's ``__all__`` (``plait_openai.OpenAIModel``, ...).
+
+The names are read with griffe, statically (as mkdocstrings reads them): nothing is
+imported to list them. A distribution that exports its names lazily (a module
+``__getattr__``) is documented from the private module that defines each name, under
+its public name, with an anchor ``id="plait_openai.OpenAIModel"`` that
+tests/test_docs_site.py looks for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: the public modules of the core that plugins and applications import (docs/plugins.md,
+#: "Public contracts"); plait.hookspecs has a page of its own (reference/hooks.md)
+PUBLIC_MODULES = (
+    "plait.errors",
+    "plait.events",
+    "plait.models",
+    "plait.chat_format",
+    "plait.storage",
+    "plait.runners",
+    "plait.sinks",
+    "plait.retry",
+    "plait.tracing",
+    "plait.testing",
+    "plait.prices",
+    "plait.plugins",
+)
+
+#: every distribution but the core: its package, and the source folder griffe reads
+DISTRIBUTIONS = {
+    "plait-openai": ("plait_openai", "providers/openai/src"),
+    "plait-anthropic": ("plait_anthropic", "providers/anthropic/src"),
+    "plait-litellm": ("plait_litellm", "providers/litellm/src"),
+    "plait-postgres": ("plait_postgres", "plugins/postgres/src"),
+    "plait-redis": ("plait_redis", "plugins/redis/src"),
+    "plait-otlp": ("plait_otlp", "plugins/otlp/src"),
+    "plait-nats": ("plait_nats", "plugins/nats/src"),
+    "plait-ray": ("plait_ray", "plugins/ray/src"),
+    "plait-serve": ("plait_serve", "plugins/serve/src"),
+    "plait-http": ("plait_http", "examples/plugins/plait-http/src"),
+}
+
+PLACEHOLDER = re.compile(r"^<!-- generated: (.+?) -->$", re.MULTILINE)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Replace each placeholder of a page with what it names."""
+    return PLACEHOLDER.sub(lambda match: generate(match.group(1)), markdown)
+
+
+def generate(what: str) -> str:
+    if what == "cli":
+        return cli_reference()
+    if what == "api plait":
+        return "\n\n".join(f"::: plait.{name}" for name in core_names())
+    if what == "api modules":
+        return "\n\n".join(
+            f"## `{module}`\n\n::: {module}\n    options:\n      show_root_heading: false"
+            for module in PUBLIC_MODULES
+        )
+    if what == "api distributions":
+        return distributions_reference()
+    raise ValueError(f"docs: unknown placeholder <!-- generated: {what} -->")
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def _load(package: str, source: str) -> Any:
+    import griffe
+
+    return griffe.load(package, search_paths=[str(ROOT / source)], resolve_aliases=False)
+
+
+def declared_all(module: Any) -> list[str]:
+    """The names of a griffe module's ``__all__`` (a literal list or tuple of strings)."""
+    import ast
+
+    attribute = module.members.get("__all__")
+    if attribute is None or attribute.value is None:
+        raise ValueError(f"docs: {module.path} declares no __all__")
+    return list(ast.literal_eval(str(attribute.value)))
+
+
+def core_names() -> list[str]:
+    return declared_all(_load("plait", "core/src"))
+
+
+def public_names() -> dict[str, list[str]]:
+    """Every documented public name by package: ``plait``'s ``__all__`` and each distribution's."""
+    names = {"plait": core_names()}
+    for package, source in DISTRIBUTIONS.values():
+        names[package] = declared_all(_load(package, source))
+    return names
+
+
+def _definition(package: Any, name: str) -> str:
+    """The dotted path of the object a package exports as ``name``: the package's own member
+    when it has one, else the one module of the package that defines it (a lazy export)."""
+    member = package.members.get(name)
+    if member is not None:
+        return f"{package.path}.{name}"
+    found = [
+        f"{module.path}.{name}"
+        for module in package.modules.values()
+        if name in module.members and not module.members[name].is_alias
+    ]
+    if len(found) != 1:
+        raise ValueError(f"docs: {package.path}.{name}: defined in {found or 'no module'}, expected one")
+    return found[0]
+
+
+def distributions_reference() -> str:
+    parts = []
+    for distribution, (package_name, source) in DISTRIBUTIONS.items():
+        package = _load(package_name, source)
+        parts.append(f"## {distribution}\n\n`import {package_name}`")
+        summary = package.docstring.value.split("\n\n")[0] if package.docstring else ""
+        if summary:
+            parts.append(summary)
+        for name in declared_all(package):
+            public = f"{package_name}.{name}"
+            path = _definition(package, name)
+            entry = f"::: {path}"
+            if path != public:
+                entry += f'\n    options:\n      heading: "{public}"\n      toc_label: "{name}"'
+            parts.append(f'<a id="{public}"></a>\n\n{entry}')
+    return "\n\n".join(parts)
+
+
+# --- the CLI -----------------------------------------------------------------------------
+
+
+def cli_reference(width: int = 100) -> str:
+    """Every command's help, as ``plait COMMAND --help`` prints it, one section each."""
+    from plait.cli import build_parser
+
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(width)  # argparse wraps at the terminal's width
+    try:
+        sections: list[str] = []
+        _walk(build_parser(), "plait", sections, level=2)
+        return "\n\n".join(sections)
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def _walk(parser: argparse.ArgumentParser, command: str, sections: list[str], level: int) -> None:
+    sections.append(f"{'#' * level} `{command}`\n\n```text\n{parser.format_help().rstrip()}\n```")
+    for action in parser._actions:  # argparse has no public way to list subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                _walk(sub, f"{command} {name}", sections, min(level + 1, 4))
