@@ -111,6 +111,9 @@ def test_every_name_of_plait_all_has_a_reference_entry(site: Path) -> None:
     assert len(plait.__all__) >= 50
     missing = [name for name in plait.__all__ if f'id="plait.{name}"' not in api]
     assert not missing, f"no API reference entry for plait.{missing}"
+    # the docstrings' Sphinx roles became links to the entries they name
+    assert ":class:<code>" not in api
+    assert 'href="#plait.errors.BudgetExceededError"><code>BudgetExceededError</code></a>' in api
 
 
 def test_every_name_of_the_public_modules_has_a_reference_entry(site: Path) -> None:
@@ -166,6 +169,25 @@ def test_the_changelog_page_is_the_changelog(site: Path) -> None:
     )
     words = " ".join(re.sub(r"[`*]", "", first_entry).split()[:6])
     assert words.split()[0] in html(site, "changelog")
+
+
+def test_every_distributions_readme_links_to_its_pages() -> None:
+    readmes = [
+        ROOT / "core" / "README.md",
+        *ROOT.glob("providers/*/README.md"),
+        *ROOT.glob("plugins/*/README.md"),
+    ]
+    readmes.append(ROOT / "examples" / "plugins" / "plait-http" / "README.md")
+    assert len(readmes) == len(docs_site.DISTRIBUTIONS) + 1
+    for readme in readmes:
+        linked = re.findall(
+            r"https://github\.com/plait-dev/plait/blob/main/docs/([\w/.-]+\.md)", readme.read_text()
+        )
+        assert linked, f"{readme.relative_to(ROOT)} links to no page of the documentation"
+        for page in linked:
+            assert (DOCS / page).exists(), (
+                f"{readme.relative_to(ROOT)} links to docs/{page}, which does not exist"
+            )
 
 
 # --- the code on the pages --------------------------------------------------------------

@@ -62,11 +62,25 @@ DISTRIBUTIONS = {
 }
 
 PLACEHOLDER = re.compile(r"^<!-- generated: (.+?) -->$", re.MULTILINE)
+#: a Sphinx role of a docstring as the Markdown renderer leaves it: :class:<code>~plait.X</code>
+ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc|obj):<code>(~?)([\w.]+)(\(\))?</code>")
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Replace each placeholder of a page with what it names."""
     return PLACEHOLDER.sub(lambda match: generate(match.group(1)), markdown)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """The docstrings' Sphinx roles (``:class:`~plait.Budget```) as links to their entries
+    (resolved by mkdocs-autorefs; a name without an entry stays code, without a warning)."""
+    return ROLE.sub(_role_link, html)
+
+
+def _role_link(match: re.Match[str]) -> str:
+    short, target, call = match.groups()
+    label = (target.rsplit(".", 1)[-1] if short else target) + (call or "")
+    return f'<autoref identifier="{target}" optional><code>{label}</code></autoref>'
 
 
 def generate(what: str) -> str:
