@@ -257,3 +257,52 @@ def test_the_pages_code_runs(
     assert result.returncode == 0, (
         f"{page.relative_to(ROOT)}:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
     )
+
+
+def test_the_graph_on_the_steps_page_is_what_plait_graph_draws(tmp_path: Path) -> None:
+    from tests.test_readme import run_offline
+
+    shown = re.search(r"```mermaid\n(.*?)```", (DOCS / "concepts" / "steps.md").read_text(), re.S)
+    assert shown is not None
+    plait = Path(sys.executable).with_name("plait")
+    result = run_offline([str(plait), "graph", "human_approval.py:workflow"], ROOT / "examples")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == shown.group(1).strip()
+
+
+def _shell_commands() -> list[tuple[str, str]]:
+    """Every ``plait ...`` line of the pages' (and the README's) shell blocks, without its comment."""
+    found = []
+    for page in [*pages(), ROOT / "README.md"]:
+        for block in re.findall(r"^```bash\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S):
+            for line in block.splitlines():
+                command = line.split("  #")[0].split(" # ")[0].strip()
+                if command.startswith("plait "):
+                    found.append((page.name, command))
+    return found
+
+
+def test_every_plait_command_on_the_pages_exists_with_its_options() -> None:
+    """A page cannot show a subcommand or an option the CLI does not have."""
+    import argparse
+
+    from plait.cli import build_parser
+
+    commands = _shell_commands()
+    assert len(commands) >= 20
+    for page, command in commands:
+        parser = build_parser()
+        words = command.split()[1:]
+        known = {option for action in parser._actions for option in action.option_strings}
+        for word in words:
+            sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+            if sub is None or word not in sub.choices:
+                if not word.startswith("-"):
+                    break
+                continue
+            parser = sub.choices[word]
+            known |= {option for action in parser._actions for option in action.option_strings}
+        options = re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", command)
+        unknown = [option for option in options if option not in known]
+        assert not unknown, f"{page}: `{command}` uses {unknown}, which `{parser.prog}` does not have"
+        assert parser.prog != "plait" or words[0].startswith("-"), f"{page}: `{command}`: no such command"

@@ -166,7 +166,7 @@ def distributions_reference() -> str:
 # --- the CLI -----------------------------------------------------------------------------
 
 
-def cli_reference(width: int = 100) -> str:
+def cli_reference(width: int = 88) -> str:
     """Every command's help, as ``plait COMMAND --help`` prints it, one section each."""
     from plait.cli import build_parser
 
