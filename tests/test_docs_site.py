@@ -111,6 +111,8 @@ def test_every_name_of_plait_all_has_a_reference_entry(site: Path) -> None:
     assert len(plait.__all__) >= 50
     missing = [name for name in plait.__all__ if f'id="plait.{name}"' not in api]
     assert not missing, f"no API reference entry for plait.{missing}"
+    # the docstrings' >>> examples are code, not quotes
+    assert '<span class="gp">&gt;&gt;&gt; </span>' in api and "<blockquote>" not in api
     # the docstrings' Sphinx roles became links to the entries they name
     assert ":class:<code>" not in api
     assert 'href="#plait.errors.BudgetExceededError"><code>BudgetExceededError</code></a>' in api
@@ -191,6 +193,37 @@ def test_every_distributions_readme_links_to_its_pages() -> None:
 
 
 # --- the code on the pages --------------------------------------------------------------
+
+
+def test_the_docstrings_rest_blocks_become_fences() -> None:
+    text = (
+        "A module::\n\n    [tool]\n    x = 1\n\n  indented::\n\n      y\n\n>>> f(1)\n2\n\nThe end, a::b pair."
+    )
+    assert docs_site.rest_blocks_to_markdown(text).split("\n") == [
+        "A module:",
+        "",
+        "```text",
+        "[tool]",
+        "x = 1",
+        "```",
+        "",
+        "",
+        "  indented:",
+        "",
+        "  ```text",
+        "  y",
+        "  ```",
+        "",
+        "",
+        "",
+        "```pycon",
+        ">>> f(1)",
+        "2",
+        "```",
+        "",
+        "",
+        "The end, a::b pair.",
+    ]
 
 
 def test_every_python_block_is_run_or_skipped_with_a_reason() -> None:

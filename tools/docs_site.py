@@ -13,6 +13,10 @@ a part with a placeholder line, replaced before MkDocs renders the page:
 ``<!-- generated: api distributions -->``
     every name in each distribution's ``__all__`` (``plait_openai.OpenAIModel``, ...).
 
+:class:`DocstringBlocks` (a griffe extension, ``mkdocs.yml``: ``extensions:``) turns the
+docstrings' reStructuredText blocks into Markdown: ``>>>`` examples and ``::`` literal blocks
+become fenced code, so they are shown as code, not as quotes or run-on text.
+
 The names are read with griffe, statically (as mkdocstrings reads them): nothing is
 imported to list them. A distribution that exports its names lazily (a module
 ``__getattr__``) is documented from the private module that defines each name, under
@@ -27,6 +31,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+import griffe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,3 +195,58 @@ def _walk(parser: argparse.ArgumentParser, command: str, sections: list[str], le
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 _walk(sub, f"{command} {name}", sections, min(level + 1, 4))
+
+
+# --- docstrings --------------------------------------------------------------------------
+
+
+class DocstringBlocks(griffe.Extension):
+    """reStructuredText's code blocks in the docstrings as Markdown fences (see the module)."""
+
+    def on_object(self, *, obj: Any, **kwargs: Any) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = rest_blocks_to_markdown(obj.docstring.value)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def rest_blocks_to_markdown(text: str) -> str:
+    """``>>>`` lines (up to the next blank line) and the indented block after a line ending
+    in ``::`` as fenced code; everything else as it is."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith(">>>"):
+            pad = " " * _indent(line)
+            end = i
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            out += ["", f"{pad}```pycon", *lines[i:end], f"{pad}```", ""]
+            i = end
+            continue
+        following = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        if (
+            line.rstrip().endswith("::")
+            and following is not None
+            and _indent(lines[following]) > _indent(line)
+        ):
+            lead = line.rstrip()[:-1]
+            out.append("" if lead.strip() == ":" else lead)
+            depth = _indent(lines[following])  # the block ends at the first line less indented
+            end = following
+            while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) >= depth):
+                end += 1
+            while end > following and not lines[end - 1].strip():
+                end -= 1
+            pad = " " * _indent(line)
+            block = [pad + row[depth:] if row.strip() else "" for row in lines[following:end]]
+            out += ["", f"{pad}```text", *block, f"{pad}```", ""]
+            i = end
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
