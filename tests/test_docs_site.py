@@ -94,6 +94,7 @@ def html(site: Path, page: str) -> str:
     return (site / page / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_every_page_is_built_and_in_the_navigation(site: Path) -> None:
     for page in pages():
         relative = page.relative_to(DOCS).with_suffix("")
@@ -104,6 +105,7 @@ def test_every_page_is_built_and_in_the_navigation(site: Path) -> None:
         assert page.relative_to(DOCS).as_posix() in nav, f"{page.relative_to(ROOT)} is not in the nav"
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_every_name_of_plait_all_has_a_reference_entry(site: Path) -> None:
     import plait
 
@@ -118,6 +120,7 @@ def test_every_name_of_plait_all_has_a_reference_entry(site: Path) -> None:
     assert 'href="#plait.errors.BudgetExceededError"><code>BudgetExceededError</code></a>' in api
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_every_name_of_the_public_modules_has_a_reference_entry(site: Path) -> None:
     api = html(site, "reference/api")
     for module_name in docs_site.PUBLIC_MODULES:
@@ -128,6 +131,7 @@ def test_every_name_of_the_public_modules_has_a_reference_entry(site: Path) -> N
         assert not missing, f"no API reference entry for {module_name}.{missing}"
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_every_distribution_name_has_a_reference_entry(site: Path) -> None:
     page = html(site, "reference/distributions")
     for distribution, (package, _source) in docs_site.DISTRIBUTIONS.items():
@@ -139,6 +143,7 @@ def test_every_distribution_name_has_a_reference_entry(site: Path) -> None:
     assert "OpenAI models" in page or "Chat Completions" in page
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_every_hookspec_has_a_reference_entry(site: Path) -> None:
     from plait import hookspecs
 
@@ -149,6 +154,7 @@ def test_every_hookspec_has_a_reference_entry(site: Path) -> None:
     assert not missing, f"no hook reference entry for {missing}"
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_the_cli_reference_is_the_clis_own_help(site: Path) -> None:
     page = html(site, "reference/cli")
     sections: list[str] = []
@@ -163,6 +169,7 @@ def test_the_cli_reference_is_the_clis_own_help(site: Path) -> None:
     assert "--budget-max-cost" in page and "--on-changed" in page  # options, as --help prints them
 
 
+@pytest.mark.slow  # the site is built once for these (8 s of CPU)
 def test_the_changelog_page_is_the_changelog(site: Path) -> None:
     first_entry = next(
         line[2:].strip()
@@ -248,12 +255,10 @@ def test_blocks_are_found_at_any_indentation_and_the_skip_marker_is_read() -> No
 
 
 def _params() -> list[object]:
-    params = []
-    for page in RUNNABLE:
-        code = "\n".join(page_blocks(page)[0])
-        marks = [pytest.mark.slow] if "plait_ray" in code else []
-        params.append(pytest.param(page, marks=marks, id=page.relative_to(DOCS).as_posix()))
-    return params
+    # a fresh interpreter per page; with a provider SDK, a server or Ray, often over 5 s
+    return [
+        pytest.param(page, marks=pytest.mark.slow, id=page.relative_to(DOCS).as_posix()) for page in RUNNABLE
+    ]
 
 
 @pytest.mark.parametrize("page", _params())
