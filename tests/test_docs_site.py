@@ -199,6 +199,14 @@ def test_every_distributions_readme_links_to_its_pages() -> None:
             )
 
 
+def test_the_readmes_links_into_the_site_resolve() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(((?:docs/|examples/|CHANGELOG)[^)#]*)", text)
+    assert len([t for t in targets if t.startswith("docs/") and t.endswith(".md")]) >= 20
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert not missing, f"README.md links to {missing}, which do not exist"
+
+
 # --- the code on the pages --------------------------------------------------------------
 
 
@@ -344,3 +352,16 @@ def test_every_plait_command_on_the_pages_exists_with_its_options() -> None:
         unknown = [option for option in options if option not in known]
         assert not unknown, f"{page}: `{command}` uses {unknown}, which `{parser.prog}` does not have"
         assert parser.prog != "plait" or words[0].startswith("-"), f"{page}: `{command}`: no such command"
+
+
+def test_the_first_time_travel_block_runs_alone_as_pasted(tmp_path: Path) -> None:
+    """The time-travel page's first block is a whole program (it was the README's)."""
+    from tests.test_readme import run_offline
+
+    first = page_blocks(DOCS / "concepts" / "time-travel.md")[0][0]
+    assert 'storage="sqlite:///notes.db"' in first and 'if __name__ == "__main__":' in first
+    (tmp_path / "notes.py").write_text(first, encoding="utf-8")
+    result = run_offline([sys.executable, "notes.py"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "{'replay_of': '" in result.stdout and result.stdout.strip().endswith("[]")
+    assert (tmp_path / "notes.db").exists()
