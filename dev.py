@@ -6,6 +6,8 @@
     python3 dev.py test --latest  # the suite on the newest allowed versions, in .venv-latest
     python3 dev.py lint           # ruff and mypy
     python3 dev.py bench          # the benchmark against Agno and LangGraph
+    python3 dev.py docs           # build the documentation site strictly into site/ (mkdocs.yml)
+    python3 dev.py docs --serve   # preview it on http://127.0.0.1:8000, rebuilt as pages change
     python3 dev.py lock           # re-resolve requirements.lock after a dependency changed
     python3 dev.py lock --check   # exit 1 when requirements.lock is out of date (CI runs this)
 
@@ -180,7 +182,7 @@ def run(*args: str, env: Path = VENV, extra_env: dict[str, str] | None = None) -
 
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("demo", [])
-    if command not in {"demo", "test", "lint", "bench", "setup", "lock"}:
+    if command not in {"demo", "test", "lint", "bench", "docs", "setup", "lock"}:
         print(__doc__)
         return 2
     if command == "lock":
@@ -215,6 +217,12 @@ def main(argv: list[str]) -> int:
         )
     if command == "bench":
         return run("bench/run.py", *rest)
+    if command == "docs":
+        # Material 9.7+ prints a notice about MkDocs 2.0 on every build; the build itself is checked
+        os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+        if "--serve" in rest:
+            return run("-m", "mkdocs", "serve", *(arg for arg in rest if arg != "--serve"))
+        return run("-m", "mkdocs", "build", "--strict", *rest)
     return 0
 
 

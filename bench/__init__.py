@@ -1,1 +1,1 @@
-"""plait's benchmark harness against plain Python, Agno and LangGraph (see README.md)."""
+"""plait's benchmark harness against plain Python, Agno and LangGraph (see bench/README.md and docs/performance.md)."""

@@ -1,4 +1,5 @@
-"""The README's snippets run as pasted, by someone with no API key."""
+"""The README's snippets run as pasted, by someone with no API key (the pages' code:
+tests/test_docs_site.py)."""
 
 from __future__ import annotations
 
@@ -70,10 +71,12 @@ def test_core_readme_example_runs_offline(tmp_path: Path) -> None:
     assert result.stdout.startswith("COMPLETED\n### The history of tea\n")
 
 
-def test_time_travel_snippet_runs_as_pasted(tmp_path: Path) -> None:
-    snippet = readme_snippets("Time travel")[0]
-    (tmp_path / "notes.py").write_text(snippet, encoding="utf-8")
-    result = run_offline([sys.executable, "notes.py"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "{'replay_of': '" in result.stdout and result.stdout.strip().endswith("[]")
-    assert (tmp_path / "notes.db").exists()
+def test_the_readme_stays_one_page() -> None:
+    """The README is what a newcomer needs; everything else is a page of the site (docs/)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    sections = re.findall(r"^## (.+)$", text, re.M)
+    assert sections == ["Two commands", "A first workflow", "The building blocks", "Documentation"], (
+        f"README sections {sections}: a new section belongs on a page of docs/ (mkdocs.yml's nav), "
+        "linked from the README's Documentation list"
+    )
+    assert len(text.splitlines()) <= 150, "the README grew past one page: move the detail into docs/"
