@@ -58,6 +58,8 @@ HOMES = {
     "Team": "plait.team:Team",
     "TeamRunEvent": "plait.events:TeamRunEvent",
     "Tool": "plait.agent:Tool",
+    "Toolset": "plait.agent:Toolset",
+    "ToolsetError": "plait.errors:ToolsetError",
     "Workflow": "plait.workflow:Workflow",
     "WorkflowExecutionInput": "plait:WorkflowExecutionInput",
     "WorkflowMetrics": "plait:WorkflowMetrics",

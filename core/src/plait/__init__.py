@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from plait._limits import RateLimit, set_rate_limits
     from plait._pause import PendingInput
     from plait._run_context import RunContext
-    from plait.agent import Agent, AgentRunOutput, Tool, tool
+    from plait.agent import Agent, AgentRunOutput, Tool, Toolset, tool
     from plait.approval import Approval, RejectedError
     from plait.errors import (
         BudgetExceededError,
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         StateConflictError,
         StepError,
         StepTimeoutError,
+        ToolsetError,
     )
     from plait.events import RunEvent
     from plait.hookspecs import hookimpl
@@ -88,6 +89,8 @@ _HOMES = {
     "Team": "plait.team",
     "TeamRunEvent": "plait.team",
     "Tool": "plait.agent",
+    "Toolset": "plait.agent",
+    "ToolsetError": "plait.errors",
     "Workflow": "plait.workflow",
     "hookimpl": "plait.hookspecs",
     "tool": "plait.agent",
@@ -179,6 +182,8 @@ __all__ = [
     "Team",
     "TeamRunEvent",
     "Tool",
+    "Toolset",
+    "ToolsetError",
     "Workflow",
     "WorkflowExecutionInput",
     "WorkflowMetrics",

@@ -5,22 +5,26 @@ from what its author wrote: ``Annotated[T, Field(description=...)]`` or a ``Fiel
 default first, else the docstring's parameter section (Google ``Args:``, NumPy
 ``Parameters``, Sphinx ``:param x:``, read by ``docstring_parser``). A docstring that
 cannot be parsed leaves the tool described by its whole text, parameters undescribed.
+
+A :class:`Toolset` is a source of tools known only when a run starts (an MCP server's):
+the agent opens it as a run starts and closes it when the run ends (:func:`run_tools`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_args, get_origin, runtime_checkable
 
 from plait._executors import INJECTED, call, call_kind, injected
-from plait.errors import DefinitionError
+from plait.errors import DefinitionError, PlaitError
 from plait.models import ToolDefinition
 
 if TYPE_CHECKING:
     from plait._run_context import RunContext
 
-__all__ = ["Tool", "describe", "tool"]
+__all__ = ["Tool", "Toolset", "describe", "run_tools", "tool"]
 
 
 class Tool:
@@ -37,10 +41,19 @@ class Tool:
     style); a description given with ``Annotated[T, Field(description=...)]`` (or a
     ``Field(description=...)`` default) wins over the docstring's. The tool's description is
     the docstring without its parameter section (``description=`` replaces it).
+
+    ``parameters=`` gives the JSON schema as it is, for a tool whose arguments someone else
+    validates (an MCP server's): the signature is not read, and ``fn`` is called with the
+    model's arguments as keyword arguments (``def fn(**arguments)``), nothing injected.
     """
 
     def __init__(
-        self, fn: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
             raise DefinitionError(f"Tool: expected a function, got {fn!r}")
@@ -48,13 +61,26 @@ class Tool:
 
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
+        self.kind = call_kind(fn)
+        self.is_async = self.kind == "async"
+        #: the JSON schema given as it is (``parameters=``), or None: built from the signature
+        self._schema = None if parameters is None else dict(parameters)
+        if self._schema is not None:
+            if self._schema.get("type", "object") != "object":
+                raise DefinitionError(
+                    f"Tool {self.name!r}: parameters must be a JSON schema of an object, got {parameters!r}"
+                )
+            self.description = description or ""
+            self.injects: tuple[str, ...] = ()
+            self.wants_run_context = False
+            return
         summary, documented = describe(fn)
         self.description = description or summary
         signature = _signature(fn)
         fields: dict[str, Any] = {}
         #: what the tool declares of ``run_context`` / ``session_state``: plait passes them,
         #: the model never sees them
-        self.injects: tuple[str, ...] = tuple(n for n in INJECTED if n in signature.parameters)
+        self.injects = tuple(n for n in INJECTED if n in signature.parameters)
         self.wants_run_context = "run_context" in self.injects
         for param in signature.parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in INJECTED:
@@ -66,11 +92,11 @@ class Tool:
                 annotation = Annotated[annotation, Field(description=text)]
             fields[param.name] = (annotation, default)
         self._arguments = create_model(f"{self.name}_arguments", **fields)
-        self.kind = call_kind(fn)
-        self.is_async = self.kind == "async"
 
     @property
     def definition(self) -> ToolDefinition:
+        if self._schema is not None:
+            return ToolDefinition(self.name, self.description, dict(self._schema))
         schema = self._arguments.model_json_schema()
         schema.pop("title", None)
         return ToolDefinition(self.name, self.description, schema)
@@ -81,11 +107,56 @@ class Tool:
         run_blocking: Callable[[Callable[[], Any]], Any],
         run_context: RunContext | None = None,
     ) -> Any:
+        if self._schema is not None:  # whoever gave the schema validates the arguments
+            return await call(self.fn, self.kind, (), dict(arguments), run_blocking)
         validated = self._arguments.model_validate(arguments)
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         if self.injects:
             kwargs.update(injected(self.injects, run_context))
         return await call(self.fn, self.kind, (), kwargs, run_blocking)
+
+
+@runtime_checkable
+class Toolset(Protocol):
+    """Tools known only when a run starts, such as an MCP server's (``plait_mcp.MCPTools``).
+
+    Given in ``Agent(tools=[...])`` beside functions and :class:`Tool` objects. Each run of
+    the agent enters ``open()`` as it starts and exits it when the run ends (also on an
+    error); what it yields are that run's tools. Whether ``open()`` connects anew or hands
+    out a connection the user already opened is the toolset's business.
+    ``cache_identity()`` is JSON data that changes when the tools it would give do (a
+    cached step's key, see :meth:`Agent.cache_identity`).
+    """
+
+    def open(self) -> AbstractAsyncContextManager[Sequence[Tool]]: ...
+
+    def cache_identity(self) -> Any: ...
+
+
+@asynccontextmanager
+async def run_tools(
+    where: str, tools: Mapping[str, Tool], toolsets: Sequence[Toolset]
+) -> AsyncIterator[dict[str, Tool]]:
+    """A run's tools by name: ``tools`` and what each of ``toolsets`` yields, open until the
+    block ends. A toolset's tool that takes a name already used is an error naming both."""
+    found = dict(tools)
+    if not toolsets:
+        yield found
+        return
+    async with AsyncExitStack() as stack:
+        for toolset in toolsets:
+            given = await stack.enter_async_context(toolset.open())
+            for item in given:
+                if not isinstance(item, Tool):
+                    raise PlaitError(f"{where}: {toolset!r} gave {item!r}, expected plait.Tool objects")
+                if item.name in found:
+                    raise PlaitError(
+                        f"{where}: {toolset!r} gives a tool named {item.name!r}, a name the agent "
+                        f"already has (tools: {', '.join(found)}); rename one of them (an MCPTools takes "
+                        "tool_name_prefix=) or leave one out"
+                    )
+                found[item.name] = item
+        yield found
 
 
 def describe(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:

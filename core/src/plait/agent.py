@@ -30,8 +30,8 @@ from plait._limits import RateWait
 from plait._public import report_public_home
 from plait._run_context import RunContext
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
-from plait._tools import Tool, tool
-from plait.errors import DefinitionError, PlaitError
+from plait._tools import Tool, Toolset, run_tools, tool
+from plait.errors import DefinitionError, PlaitError, ToolsetError
 from plait.events import (
     Event,
     ModelFallbackEvent,
@@ -80,7 +80,7 @@ from plait.tracing import (
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Agent", "AgentRunOutput", "RunEvent", "RunOptions", "Runnable", "Tool", "tool"]
+__all__ = ["Agent", "AgentRunOutput", "RunEvent", "RunOptions", "Runnable", "Tool", "Toolset", "tool"]
 
 
 class Agent(Runnable, Generic[OutputT]):
@@ -93,7 +93,9 @@ class Agent(Runnable, Generic[OutputT]):
     (as Agno allows) each run uses the model named by ``$PLAIT_MODEL``, read when the
     run starts (:func:`plait.models.default_model`); neither is an error naming both.
     ``instructions`` is a string or a list of strings. ``tools`` are plain
-    functions (sync or async) or :class:`Tool` objects.
+    functions (sync or async), :class:`Tool` objects or :class:`Toolset` objects (an MCP
+    server's tools, ``plait_mcp.MCPTools``), which each run opens as it starts and closes
+    when it ends.
 
     For a type checker an agent is generic in what it produces:
     ``Agent(..., output_schema=Forecast)`` is an ``Agent[Forecast]``, whose
@@ -114,7 +116,7 @@ class Agent(Runnable, Generic[OutputT]):
         *,
         description: str | None = None,
         role: str | None = None,
-        tools: Sequence[Callable[..., Any] | Tool] = (),
+        tools: Sequence[Callable[..., Any] | Tool | Toolset] = (),
         output_schema: None = None,
         settings: ModelSettings | None = None,
         max_tool_rounds: int = 10,
@@ -137,7 +139,7 @@ class Agent(Runnable, Generic[OutputT]):
         *,
         description: str | None = None,
         role: str | None = None,
-        tools: Sequence[Callable[..., Any] | Tool] = (),
+        tools: Sequence[Callable[..., Any] | Tool | Toolset] = (),
         output_schema: type[OutputT],
         settings: ModelSettings | None = None,
         max_tool_rounds: int = 10,
@@ -159,7 +161,7 @@ class Agent(Runnable, Generic[OutputT]):
         *,
         description: str | None = None,
         role: str | None = None,
-        tools: Sequence[Callable[..., Any] | Tool] = (),
+        tools: Sequence[Callable[..., Any] | Tool | Toolset] = (),
         output_schema: type[OutputT] | None = None,
         settings: ModelSettings | None = None,
         max_tool_rounds: int = 10,
@@ -193,7 +195,9 @@ class Agent(Runnable, Generic[OutputT]):
                 f"{where}: instructions must be a string or a list of strings, got {instructions!r}"
             )
         if isinstance(tools, (str, bytes)) or not isinstance(tools, (list, tuple)):
-            raise DefinitionError(f"{where}: tools must be a list of functions or Tools, got {tools!r}")
+            raise DefinitionError(
+                f"{where}: tools must be a list of functions, Tools or Toolsets, got {tools!r}"
+            )
         #: how many past runs of a session a run sends (None: none) and where sessions are kept
         self.history_runs, self._history = agent_history(where, history, storage, unsupported)
         # Agno's other options: supported, accepted, warned about or refused (plait._agno_options)
@@ -248,9 +252,14 @@ class Agent(Runnable, Generic[OutputT]):
         self.instructions.extend(extra_instructions)
         self.description = description
         self.role = role
-        self.tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
-        #: a tool declares run_context or session_state: each run makes (or finds) one context
-        self._tools_want_context = any(t.injects for t in self.tools)
+        self.tools: list[Tool] = []
+        #: the toolsets (MCP servers...): their tools are known when a run opens them
+        self.toolsets: list[Toolset] = []
+        for given in tools:
+            if not isinstance(given, Tool) and isinstance(given, Toolset):
+                self.toolsets.append(given)
+            else:
+                self.tools.append(given if isinstance(given, Tool) else Tool(given))
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):
             raise DefinitionError(f"Agent {label!r}: two tools share a name: {names}")
@@ -393,6 +402,7 @@ class Agent(Runnable, Generic[OutputT]):
                 [name, tool.description, code_identity(tool.fn, f"Agent {self.name!r} tool {name!r}")]
                 for name, tool in sorted(self._tools.items())
             ],
+            [toolset.cache_identity() for toolset in self.toolsets],
             None if self.output_schema is None else self.output_schema.model_json_schema(),
         ]
 
@@ -449,7 +459,6 @@ class Agent(Runnable, Generic[OutputT]):
                     model_provider=model.provider,
                 )
             )
-        tool_context = self._tool_context(run_id) if self._tools_want_context else None
         span_name, attributes = agent_span(self.name, model)
         # provider policy: the budgets in force (the run's, its steps', this agent's), or None
         own = None if self.budget is None else open_meter(self.budget, f"agent {self.name!r}")
@@ -457,9 +466,13 @@ class Agent(Runnable, Generic[OutputT]):
         budgets = None if meters is None else RunBudgets(meters, self.name, emit, event)
         try:
             with span(tracer, span_name, attributes) as current:
-                content = await self._loop(
-                    model, messages, usage, emit, event, blocking, tracer, tool_context, budgets
-                )
+                # the toolsets' tools too: open from here to the end of the run (plait._tools)
+                async with run_tools(self._what, self._tools, self.toolsets) as tools:
+                    wants_context = any(t.injects for t in tools.values())
+                    tool_context = self._tool_context(run_id) if wants_context else None
+                    content = await self._loop(
+                        model, messages, usage, emit, event, blocking, tracer, tool_context, budgets, tools
+                    )
                 if current is not None:
                     current.set_attributes(usage_attributes(usage))
         except Exception as exc:
@@ -506,8 +519,11 @@ class Agent(Runnable, Generic[OutputT]):
         tracer: Any,
         tool_context: RunContext | None,
         budgets: RunBudgets | None = None,
+        tools: dict[str, Tool] | None = None,
     ) -> Any:
-        definitions = [t.definition for t in self.tools]
+        if tools is None:
+            tools = self._tools
+        definitions = [t.definition for t in tools.values()]
         settings = model.settings.merged(self.settings)
         native_schema = self.output_schema if model.supports_structured_output else None
         schema_retry_left = 1
@@ -528,7 +544,7 @@ class Agent(Runnable, Generic[OutputT]):
             messages.append(response.message)
             calls = response.message.tool_calls
             if calls:
-                if not self.tools:
+                if not tools:
                     raise PlaitError(
                         f"Agent {self.name!r}: the model asked for tools {[c.name for c in calls]}, but the agent has none"
                     )
@@ -537,7 +553,7 @@ class Agent(Runnable, Generic[OutputT]):
                     budgets.tools(len(calls))
                 results = await asyncio.gather(
                     *(
-                        self._call_tool(c, emit, event, blocking, tracer, tool_context)
+                        self._call_tool(c, emit, event, blocking, tracer, tool_context, tools)
                         if recorder is None
                         else recorder.tool_call(
                             self,
@@ -545,7 +561,7 @@ class Agent(Runnable, Generic[OutputT]):
                             emit,
                             event,
                             tracer,
-                            _live_tool(self, c, event, blocking, tracer, tool_context),
+                            _live_tool(self, c, event, blocking, tracer, tool_context, tools),
                         )
                         for c in calls
                     )
@@ -631,31 +647,38 @@ class Agent(Runnable, Generic[OutputT]):
         blocking: Callable[[Callable[[], Any]], Any],
         tracer: Any,
         tool_context: RunContext | None,
+        tools: dict[str, Tool] | None = None,
     ) -> Message:
+        if tools is None:
+            tools = self._tools
         if emit is not None:
             emit(tool_call_started(event, self.name, call))
         span_name, attributes = tool_span(call)
         error: str | None = None
+        fatal: ToolsetError | None = None
         result: Any = None
-        target = self._tools.get(call.name)
+        target = tools.get(call.name)
         with span(tracer, span_name, attributes) as current:
             try:
                 if target is None:
-                    raise PlaitError(
-                        f"no tool named {call.name!r} (tools: {', '.join(self._tools) or 'none'})"
-                    )
+                    raise PlaitError(f"no tool named {call.name!r} (tools: {', '.join(tools) or 'none'})")
                 if call.arguments_error is not None:  # arguments that were not JSON: never call the tool
                     raise ValueError(f"{call.arguments_error}; call the tool again with a JSON object")
                 result = await target.call(call.arguments, blocking, tool_context)
             except Exception as exc:
-                # The model sees the error and may correct itself; the span records it.
+                # The model sees the error and may correct itself; the span records it. A
+                # toolset's broken connection is not the model's to fix: it stops the run.
                 error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, ToolsetError):
+                    fatal = exc
                 if current is not None:
                     record_error(current, exc)
             if current is not None and capture_content():
                 current.set_attributes(tool_content_attributes(call.arguments, format_content(result)))
         if emit is not None:
             emit(tool_call_completed(event, self.name, call, result, error))
+        if fatal is not None:
+            raise fatal
         content = f"Error: {error}" if error is not None else format_content(result)
         return Message("tool", content, tool_call_id=call.id, name=call.name)
 
@@ -703,10 +726,16 @@ def wait_reporter(
 
 
 def _live_tool(
-    agent: Agent, call: ToolCall, event: Any, blocking: Any, tracer: Any, tool_context: RunContext | None
+    agent: Agent,
+    call: ToolCall,
+    event: Any,
+    blocking: Any,
+    tracer: Any,
+    tool_context: RunContext | None,
+    tools: dict[str, Tool],
 ) -> Callable[[Callable[[Event], None]], Coroutine[Any, Any, Message]]:
     """The tool call made for real, for a recorder: its events go to the emit it is given."""
-    return lambda emit: agent._call_tool(call, emit, event, blocking, tracer, tool_context)
+    return lambda emit: agent._call_tool(call, emit, event, blocking, tracer, tool_context, tools)
 
 
 async def _budgeted(

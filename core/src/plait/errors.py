@@ -26,6 +26,7 @@ __all__ = [
     "StateConflictError",
     "StepError",
     "StepTimeoutError",
+    "ToolsetError",
     "error_class_for_status",
     "error_for_status",
     "root_cause",
@@ -127,6 +128,18 @@ class DefinitionChangedError(DefinitionError):
     def __init__(self, message: str, *, changes: list[str]) -> None:
         super().__init__(message)
         self.changes = changes
+
+
+class ToolsetError(PlaitError):
+    """A toolset's connection failed during a run (an MCP server died, say): unlike a tool's
+    own error, which goes back to the model, it stops the agent's run, since the model cannot
+    correct it. ``toolset`` names the toolset (its server), ``tool`` the tool being called
+    ("" when no call was being made)."""
+
+    def __init__(self, message: str, *, toolset: str, tool: str = "") -> None:
+        super().__init__(message)
+        self.toolset = toolset
+        self.tool = tool
 
 
 class PluginError(PlaitError):
