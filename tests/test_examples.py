@@ -13,6 +13,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # example file -> text its output must contain
 EXPECTED = {
+    "mcp_tools.py": [
+        "calls notes_add_note({'text': 'buy tea'})",
+        "notes_add_note -> saved note 2",
+        "notes_list_notes -> 1. ",  # the shared server kept the first run's notes
+        "notes_list_notes -> no notes yet",  # a run of its own started a fresh one
+    ],
     "agent_history.py": ["the last request carried 3 user turns", "kept: 6 messages"],
     "workflow_history.py": [
         "> cocoa: Write about cocoa (already covered: tea, coffee).",
@@ -53,7 +59,9 @@ EXPECTED = {
 
 
 def example_files() -> list[str]:
-    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "demo_models.py")
+    # demo_models.py is the examples' helper, mcp_notes_server.py the server mcp_tools.py starts
+    helpers = ("demo_models.py", "mcp_notes_server.py")
+    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in helpers)
 
 
 def test_every_example_is_checked() -> None:
