@@ -99,7 +99,7 @@ def test_a_toolset_must_give_tools_with_names_of_their_own() -> None:
         def cache_identity(self) -> Any:
             return None
 
-    with pytest.raises(PlaitError, match="gave 'greet', expected plait.Tool objects"):
+    with pytest.raises(PlaitError, match=r"gave 'greet', expected plait\.Tool objects"):
         Agent(model=calling_greet([]), tools=[Bad()]).run("x")
 
     def greet(name: str) -> str:

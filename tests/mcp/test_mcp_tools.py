@@ -347,3 +347,26 @@ def test_an_openai_model_calls_an_mcp_tool_through_the_real_sdk(
     assert function["parameters"]["properties"]["b"]["description"] == "The second addend"
     result = second["messages"][-1]
     assert (result["role"], result["content"]) == ("tool", "42")
+
+
+def test_runs_in_several_threads_each_connect_for_themselves() -> None:
+    import threading
+
+    agent = Agent(model=calling(("pid", {}), ("add", {"a": 1, "b": 2})), tools=[MCPTools(STDIO)])
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            answers.append(str(agent.run("x").content))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(answers) == 4
+    assert all(a.endswith(" | 3") for a in answers)
+    assert len({a.split(" | ")[0] for a in answers}) == 4  # four servers, one per run
