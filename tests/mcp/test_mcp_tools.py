@@ -370,3 +370,16 @@ def test_runs_in_several_threads_each_connect_for_themselves() -> None:
     assert errors == [] and len(answers) == 4
     assert all(a.endswith(" | 3") for a in answers)
     assert len({a.split(" | ")[0] for a in answers}) == 4  # four servers, one per run
+
+
+def test_a_workflow_run_with_storage_records_the_calls_and_replays_them(tmp_path: Path) -> None:
+    from plait import Step, Workflow
+
+    agent = Agent(name="calc", model=calling(("pid", {}), ("add", {"a": 2, "b": 2})), tools=[MCPTools(STDIO)])
+    workflow = Workflow(
+        name="w", steps=[Step(name="ask", agent=agent)], storage=f"sqlite:///{tmp_path / 'runs.db'}"
+    )
+    first = workflow.run("x")
+    again = workflow.replay(first.run_id)  # zero live calls: a new server would have a new pid
+    assert again.content == first.content and str(first.content).endswith(" | 4")
+    assert again.replay_differences == []
