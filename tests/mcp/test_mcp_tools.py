@@ -383,3 +383,34 @@ def test_a_workflow_run_with_storage_records_the_calls_and_replays_them(tmp_path
     again = workflow.replay(first.run_id)  # zero live calls: a new server would have a new pid
     assert again.content == first.content and str(first.content).endswith(" | 4")
     assert again.replay_differences == []
+
+
+def test_parallel_workflow_branches_share_an_opened_connection() -> None:
+    from plait import Parallel, Step, Workflow
+
+    tools = MCPTools(STDIO)
+    branches = [
+        Step(name=f"b{i}", agent=Agent(name=f"a{i}", model=calling(("pid", {})), tools=[tools]))
+        for i in range(3)
+    ]
+    workflow = Workflow(name="w", steps=[Parallel(*branches, name="p")])
+
+    async def shared() -> list[str]:
+        async with tools:
+            output = await workflow.arun("x")
+        return [str(r.content) for r in output.step_results[0].steps]
+
+    pids = asyncio.run(shared())
+    assert len(pids) == 3 and len(set(pids)) == 1 and pids[0].isdigit()
+
+
+def test_a_server_dying_in_a_workflow_step_fails_the_step_naming_server_and_tool() -> None:
+    from plait import Step, StepError, Workflow
+
+    agent = Agent(name="calc", model=calling(("die", {})), tools=[MCPTools(STDIO, name="dying")])
+    workflow = Workflow(name="w", steps=[Step(name="ask", agent=agent)])
+    with pytest.raises(
+        StepError, match=r"Step 'ask' failed: ToolsetError: MCP server 'dying' went away"
+    ) as e:
+        workflow.run("x")
+    assert isinstance(e.value.__cause__, ToolsetError) and e.value.__cause__.tool == "die"
