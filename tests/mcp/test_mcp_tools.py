@@ -414,3 +414,25 @@ def test_a_server_dying_in_a_workflow_step_fails_the_step_naming_server_and_tool
     ) as e:
         workflow.run("x")
     assert isinstance(e.value.__cause__, ToolsetError) and e.value.__cause__.tool == "die"
+
+
+def test_a_shared_connection_whose_server_died_fails_runs_until_connect_replaces_it() -> None:
+    tools = MCPTools(STDIO, name="shared")
+
+    def reply(messages: list[Message]) -> Any:
+        if messages[-1].role == "user":
+            return ToolCall("c", str(messages[-1].content), {})
+        return str(messages[-1].content)
+
+    agent = Agent(model=FunctionModel(reply), tools=[tools])
+
+    async def main() -> str:
+        async with tools:
+            with pytest.raises(ToolsetError, match="while calling tool 'die'"):
+                await agent.arun("die")
+            with pytest.raises(ToolsetError, match="MCP server 'shared' went away: "):
+                await agent.arun("pid")  # the next run: the same connection, still gone
+            await tools.connect()  # a new server
+            return str((await agent.arun("pid")).content)
+
+    assert asyncio.run(main()).isdigit()

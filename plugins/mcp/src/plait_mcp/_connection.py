@@ -80,7 +80,7 @@ class Connection:
     def dead(self, tool: str = "") -> ToolsetError | None:
         """The error for a connection that is gone (the server died or it was closed), or None."""
         task = self._task
-        if task is not None and not task.done() and self._client is not None:
+        if self.failure is None and task is not None and not task.done() and self._client is not None:
             return None
         cause = self.failure
         calling = f" while calling tool {tool!r}" if tool else ""
@@ -117,6 +117,10 @@ class Connection:
             )
         error = request.exception()
         if isinstance(error, MCPError) and error.code == CONNECTION_CLOSED:
+            # the server is gone: later calls fail at once, and the connection task ends
+            self.failure = error
+            assert self._stop is not None
+            self._stop.set()
             raise ToolsetError(
                 f"MCP server {self.label!r} went away while calling tool {tool!r}: {error}",
                 toolset=self.label,

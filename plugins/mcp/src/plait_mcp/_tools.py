@@ -157,9 +157,12 @@ class MCPTools:
     # -- a connection the user opens ---------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the connection that runs share until :meth:`close` (``async with`` does both)."""
+        """Open the connection that runs share until :meth:`close` (``async with`` does both);
+        one whose server went away is replaced."""
         if self._shared is not None:
-            raise RuntimeError(f"{self!r} is already connected; close() it first")
+            if self._shared.dead() is None:
+                raise RuntimeError(f"{self!r} is already connected; close() it first")
+            await self.close()
         connection = self._connection()
         await connection.start()
         try:
