@@ -64,6 +64,7 @@ DISTRIBUTIONS = {
     "plait-nats": ("plait_nats", "plugins/nats/src"),
     "plait-ray": ("plait_ray", "plugins/ray/src"),
     "plait-serve": ("plait_serve", "plugins/serve/src"),
+    "plait-mcp": ("plait_mcp", "plugins/mcp/src"),
     "plait-http": ("plait_http", "examples/plugins/plait-http/src"),
 }
 
