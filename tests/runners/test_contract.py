@@ -436,3 +436,38 @@ def test_deep_nested_workflow_example(runner: Any, runner_kind: str) -> None:
     assert module.outer_workflow.get_last_run_output().content == (
         fresh_example("deep_nested_workflow").outer_workflow.run("The future of battery storage").content
     )
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers.
+
+    Args:
+        a: the first
+        b: the second
+    """
+    return a + b
+
+
+def add_reply(messages: list[Any]) -> Any:
+    from plait.models import ToolCall
+
+    if messages[-1].role != "tool":
+        return ToolCall("c1", "add", {"a": 2, "b": 3})
+    return f"the sum is {messages[-1].content}"
+
+
+def test_an_agent_with_tools_in_a_branch(runner: Any) -> None:
+    """A tool's arguments model is made at run time: a shipped agent builds its tools again."""
+    from plait import Agent
+    from plait.testing import FunctionModel
+
+    agent = Agent(name="calc", model=FunctionModel(add_reply), tools=[add])
+    workflow = Workflow(
+        name="tools",
+        steps=[Parallel(Step(name="a", agent=agent), Step(name="b", agent=agent), name="both")],
+        runner=runner,
+    )
+    output = workflow.run("go")
+    assert [o.content for o in output.step_outputs[0].steps] == ["the sum is 5", "the sum is 5"]
+    described = agent.tools[0].definition.parameters["properties"]["a"]
+    assert described["description"] == "the first"

@@ -60,6 +60,7 @@ class Tool:
         from pydantic import Field, create_model
 
         self.fn = fn
+        self._given = (name, description, parameters)  # what a pickled copy is built again from
         self.name: str = name or str(getattr(fn, "__name__", type(fn).__name__))
         self.kind = call_kind(fn)
         self.is_async = self.kind == "async"
@@ -92,6 +93,17 @@ class Tool:
                 annotation = Annotated[annotation, Field(description=text)]
             fields[param.name] = (annotation, default)
         self._arguments = create_model(f"{self.name}_arguments", **fields)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the arguments model is made at run time (no module holds it): shipped to another
+        # process (a Parallel branch on Ray), a tool is built again from its function there
+        name, description, parameters = self._given
+        return {"fn": self.fn, "name": name, "description": description, "parameters": parameters}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["fn"], name=state["name"], description=state["description"], parameters=state["parameters"]
+        )
 
     @property
     def definition(self) -> ToolDefinition:
