@@ -27,6 +27,7 @@ from plait._sessions import commit_stored
 from plait.errors import DefinitionError
 from plait.events import Event
 from plait.storage import RunClaimedError, RunRecord, SessionRecord, Storage, StorageError, claim_run
+from plait.storage._retention import CANCEL_PREFIX
 
 if TYPE_CHECKING:
     from plait.primitives import StepNode
@@ -36,7 +37,7 @@ __all__ = ["Resume", "request_cancel", "resume", "run_stored", "stored_session"]
 
 #: where a cancel request for a run executing in another process waits for it to see:
 #: a session record under an id no caller uses (it starts with NUL), as leases are kept
-_CANCEL_PREFIX = "\x00plait-cancel:"
+_CANCEL_PREFIX = CANCEL_PREFIX
 
 
 @dataclass(slots=True)
@@ -112,6 +113,7 @@ async def run_stored(
         record.status = RunStatus.RUNNING.value
         record.pause = None
         record.definition = fingerprint(workflow)  # what the run goes on with (checked by resume)
+        record.retention = workflow.retention  # the code's retention from now on
         await _clear_cancel(storage, run_id)  # an earlier attempt's request is spent
     else:
         input = workflow._validate_input(input)
@@ -128,6 +130,7 @@ async def run_stored(
             metadata=None if run.metadata is None else dump_state(run.metadata, "the run's metadata"),
             lineage=run.lineage,
             definition=fingerprint(workflow),
+            retention=workflow.retention,
         )
     from plait._record_store import for_stored_run  # records and answers model and tool calls
 

@@ -46,6 +46,8 @@ from plait.primitives import StepNode, as_nodes
 from plait.runners import Runner, resolve_runner
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from plait._handle import AsyncRunHandle, RunHandle
     from plait.storage import Storage
 
@@ -98,6 +100,10 @@ class Workflow(DurableRuns):
     events of agents and teams inside steps out of the stream; ``telemetry`` is accepted
     (plait sends no telemetry).
 
+    ``retention`` (a :class:`~datetime.timedelta`, seconds, or ``"30d"``, ``"12h"``) is stored
+    with each run: ``storage.prune()`` and ``plait runs prune`` without ``--older-than`` delete
+    the finished runs last updated longer ago than that.
+
     ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
     calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
     parallel branches included; a call that would cross a limit stops the run with
@@ -149,6 +155,7 @@ class Workflow(DurableRuns):
         record: bool = True,
         add_workflow_history_to_steps: bool = False,
         num_history_runs: int = 3,
+        retention: timedelta | float | str | None = None,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -194,6 +201,13 @@ class Workflow(DurableRuns):
         self.telemetry = check_flag(telemetry, "telemetry", name)
         #: with storage, record every model and tool call (replay, resume inside a step)
         self.record = check_flag(record, "record", name)
+        #: seconds a finished run is kept (stored with each run): what ``Storage.prune()`` and
+        #: ``plait runs prune`` without ``--older-than`` delete after
+        self.retention: float | None = None
+        if retention is not None:
+            from plait.storage._retention import parse_duration
+
+            self.retention = parse_duration(retention, f"Workflow {name!r}: retention")
         #: ``module:name`` of this workflow, recorded with its runs so the CLI can resume them
         self.target: str | None = None
         self.stream = stream

@@ -11,7 +11,9 @@ A storage plugin imports what it needs from here: :class:`Storage` (the base
 class to subclass), the records it stores (:class:`RunRecord`,
 :class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`, :class:`CallRecord`, :class:`HistoryRecord`),
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
-``list_runs`` status filter that also matches runs stored by older versions), and :data:`SCHEMA_VERSION`
+``list_runs`` status filter that also matches runs stored by older versions), what deleting a run
+takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_leased`), :func:`prune_runs`
+(``prune`` over a backend's ``delete_run``), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
 
 Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` work with
@@ -44,6 +46,13 @@ from plait.storage._base import (
 )
 from plait.storage._loop import own_event_loop
 from plait.storage._memory import MemoryStorage
+from plait.storage._retention import (
+    check_not_leased,
+    history_origin,
+    internal_keys,
+    parse_duration,
+    prune_runs,
+)
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -61,8 +70,13 @@ __all__ = [
     "StepCheckpoint",
     "Storage",
     "StorageError",
+    "check_not_leased",
     "claim_run",
+    "history_origin",
+    "internal_keys",
     "own_event_loop",
+    "parse_duration",
+    "prune_runs",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",

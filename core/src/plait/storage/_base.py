@@ -8,6 +8,7 @@ import os
 import socket
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
@@ -85,6 +86,9 @@ class RunRecord(_Record):
     #: the workflow's definition when the run started or last resumed (plait._definition):
     #: what a resume checks the code against (None: stored by an older plait, not checked)
     definition: dict[str, Any] | None = None
+    #: seconds the workflow's ``retention=`` keeps a finished run: what ``prune()`` without
+    #: ``older_than`` (``plait runs prune``) applies to it (None: kept until pruned by age)
+    retention: float | None = None
 
     @field_validator("status")
     @classmethod
@@ -338,6 +342,40 @@ class Storage:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"
+
+    # retention (plait.storage._retention says what a deleted run takes with it)
+    async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
+        """Delete run ``run_id`` and everything that belongs to it, atomically: False when there
+        was no such run. Refuses (:class:`RunClaimedError`) a run a live process holds the
+        lease of, unless ``force``."""
+        raise StorageError(f"{self!r} cannot delete runs (it predates retention)")
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str | None = None,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+    ) -> int:
+        """Delete the runs last updated more than ``older_than`` ago (``timedelta``, seconds,
+        ``"30d"``; None: each run's own workflow ``retention=``, runs without one are kept) with
+        ``status`` (default: the finished ones: completed, with errors, failed, cancelled), of
+        ``workflow_id`` if given; returns how many were deleted. Runs under a live lease stay.
+        A backend implements it with :func:`plait.storage.prune_runs` over its ``delete_run``."""
+        raise StorageError(f"{self!r} cannot prune runs (it predates retention)")
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
+    ) -> list[SessionRecord]:
+        """Stored sessions, most recently updated first (``workflow_id``: only that workflow's).
+        A session that only has conversation history (agents run outside a workflow) is listed
+        too, with ``version`` 0, no state and the time of its last turn."""
+        raise StorageError(f"{self!r} cannot list sessions (it predates retention)")
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session's state and its conversation history (every agent's), atomically:
+        False when there was neither. Its runs stay (``delete_run``, ``prune``)."""
+        raise StorageError(f"{self!r} cannot delete sessions (it predates retention)")
 
 
 _LEASE_PREFIX = "\x00plait-lease:"

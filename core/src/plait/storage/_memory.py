@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from typing import Any
 
 from plait.storage._base import (
@@ -16,6 +17,7 @@ from plait.storage._base import (
     Storage,
     status_spellings,
 )
+from plait.storage._retention import INTERNAL, check_not_leased, history_origin, internal_keys, prune_runs
 
 __all__ = ["MemoryStorage"]
 
@@ -139,3 +141,69 @@ class MemoryStorage(Storage):
 
     async def put_cache(self, entry: CacheEntry) -> None:
         self._cache[entry.key] = entry.model_dump_json()
+
+    # -- retention (plait.storage._retention) --------------------------------------------
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
+        lease_key, cancel_key = internal_keys(run_id)
+        with self._lock:  # no await inside: atomic for every thread sharing this object
+            lease = self._sessions.get(lease_key)
+            check_not_leased(run_id, None if lease is None else json.loads(lease)["state"], force)
+            raw = self._runs.pop(run_id, None)
+            self._checkpoints.pop(run_id, None)
+            self._events.pop(run_id, None)
+            self._sessions.pop(lease_key, None)
+            self._sessions.pop(cancel_key, None)
+            calls = [CallRecord.model_validate_json(c) for c in self._calls.pop(run_id, [])]
+            mine = {h for c in calls for h in (c.request, c.response)}
+            if mine:
+                for rows in self._calls.values():
+                    for other in rows:
+                        call = CallRecord.model_validate_json(other)
+                        mine -= {call.request, call.response}
+                for digest in mine:
+                    self._payloads.pop(digest, None)
+            if raw is not None:
+                session_id = RunRecord.model_validate_json(raw).session_id
+                origin = history_origin(run_id)
+                for key, rows in list(self._history.items()):
+                    if key[0] == session_id:
+                        kept = [r for r in rows if not (json.loads(r).get("origin") or "").startswith(origin)]
+                        self._history[key] = kept
+            return raw is not None
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str | None = None,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+    ) -> int:
+        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
+    ) -> list[SessionRecord]:
+        with self._lock:
+            stored = {
+                key: SessionRecord.model_validate_json(raw)
+                for key, raw in self._sessions.items()
+                if not key.startswith(INTERNAL)
+            }
+            if workflow_id is None:
+                for (session_id, _), rows in self._history.items():
+                    if rows and session_id not in stored:
+                        last = HistoryRecord.model_validate_json(rows[-1]).created_at
+                        stored[session_id] = SessionRecord(
+                            session_id=session_id, workflow_id="", updated_at=last
+                        )
+        found = [s for s in stored.values() if workflow_id is None or s.workflow_id == workflow_id]
+        found.sort(key=lambda s: s.updated_at, reverse=True)
+        return found[offset : offset + limit]
+
+    async def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            existed = self._sessions.pop(session_id, None) is not None
+            for key in [k for k in self._history if k[0] == session_id]:
+                existed = bool(self._history.pop(key)) or existed
+            return existed

@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from plait.errors import DefinitionError
+from plait.storage import _sqlite_retention as _retention
 from plait.storage._base import (
     SCHEMA_VERSION,
     CacheEntry,
@@ -31,6 +33,7 @@ from plait.storage._base import (
     StorageError,
     status_spellings,
 )
+from plait.storage._retention import prune_runs
 
 __all__ = ["SQLiteStorage"]
 
@@ -393,3 +396,25 @@ class SQLiteStorage(Storage):
         sql = "INSERT OR REPLACE INTO plait_cache (key, expires_at, data) VALUES (?, ?, ?)"
         data = entry.model_dump_json()
         await self._call(lambda c: c.execute(sql, (entry.key, entry.expires_at, data)))
+
+    # -- retention (plait.storage._sqlite_retention) -----------------------------------
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
+        return await self._call(lambda c: _retention.delete_run(c, run_id, force))
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str | None = None,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+    ) -> int:
+        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
+    ) -> list[SessionRecord]:
+        return await self._call(lambda c: _retention.list_sessions(c, limit, offset, workflow_id))
+
+    async def delete_session(self, session_id: str) -> bool:
+        return await self._call(lambda c: _retention.delete_session(c, session_id))

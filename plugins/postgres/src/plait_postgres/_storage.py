@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import quote
 
@@ -39,11 +40,13 @@ from plait.storage import (
     Storage,
     StorageError,
     own_event_loop,
+    prune_runs,
     redact_url,
     scrub_secrets,
     status_spellings,
     url_secrets,
 )
+from plait_postgres import _retention
 
 __all__ = ["PostgresStorage"]
 
@@ -563,6 +566,39 @@ class PostgresStorage(Storage):
         )
         await self._execute(
             f"saving cache entry {entry.key!r}", query, (entry.key, entry.expires_at, entry.model_dump_json())
+        )
+
+    # -- retention (plait_postgres._retention) -------------------------------------------
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
+        # not retried on a dead connection: the COMMIT may have landed (then nothing is left)
+        return await self._run(
+            f"deleting run {run_id!r}",
+            lambda c: _retention.delete_run(c, self._q, run_id, force, _column),
+            may_retry=lambda: False,
+        )
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str | None = None,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+    ) -> int:
+        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
+    ) -> list[SessionRecord]:
+        return await self._run(
+            "listing sessions", lambda c: _retention.list_sessions(c, self._q, limit, offset, workflow_id)
+        )
+
+    async def delete_session(self, session_id: str) -> bool:
+        return await self._run(
+            f"deleting session {session_id!r}",
+            lambda c: _retention.delete_session(c, self._q, _column(session_id)),
+            may_retry=lambda: False,
         )
 
 

@@ -50,6 +50,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,11 +73,13 @@ from plait.storage import (
     Storage,
     StorageError,
     own_event_loop,
+    prune_runs,
     redact_url,
     scrub_secrets,
     status_spellings,
     url_secrets,
 )
+from plait_redis import _retention
 from plait_redis._limits import RETURN_SCRIPT, SLOT_LEASE, TAKE_SCRIPT
 
 __all__ = ["RedisStorage"]
@@ -508,7 +511,9 @@ class RedisStorage(Storage):
 
         def fill(pipe: Pipeline) -> None:
             for digest, text in payloads.items():
-                pipe.set(self._key("payload", digest), text, nx=True)  # stored once
+                # Set again even when stored (the same text: its key is its hash): the write is
+                # what tells a delete_run WATCHing the payload that a run now uses it too
+                pipe.set(self._key("payload", digest), text)
             for run_id, rows in by_run.items():
                 pipe.rpush(self._key("calls", run_id), *rows)
 
@@ -573,6 +578,40 @@ class RedisStorage(Storage):
             await self._call(doing, lambda c: c.delete(key))  # already expired: replaces any live entry
         else:
             await self._call(doing, lambda c: c.set(key, entry.model_dump_json(), px=ttl_ms))
+
+    # -- retention (plait_redis._retention) ------------------------------------------------
+
+    async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
+        deleted: bool = await self._call(
+            f"deleting run {run_id!r}",
+            lambda c: _retention.delete_run(c, self._key, _glob_escape, run_id, force),
+        )
+        return deleted
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str | None = None,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+    ) -> int:
+        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
+
+    async def list_sessions(
+        self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
+    ) -> list[SessionRecord]:
+        found: list[SessionRecord] = await self._call(
+            "listing sessions",
+            lambda c: _retention.list_sessions(c, self._key, _glob_escape, limit, offset, workflow_id),
+        )
+        return found
+
+    async def delete_session(self, session_id: str) -> bool:
+        deleted: bool = await self._call(
+            f"deleting session {session_id!r}",
+            lambda c: _retention.delete_session(c, self._key, _glob_escape, session_id),
+        )
+        return deleted
 
 
 def _glob_escape(text: str) -> str:
