@@ -45,6 +45,15 @@ EXPECTED = {
         "status: PAUSED; waiting at ['reviews/legal']",
         "status: COMPLETED; content: Published after: fact check, legal",
     ],
+    "retention.py": [
+        "checkpoints of the first run: 1",
+        "pruned: 1 run",
+        "first run kept: False",
+        "second run kept: True",
+        "checkpoints of the first run now: 0",
+        "session listed: True",
+        "session deleted: True",
+    ],
     "budget_pause.py": ["status: PAUSED; waiting at edit: max_requests 1 of 1 used", "status: COMPLETED"],
     "serve_and_watch.py": [
         "WorkflowPaused",

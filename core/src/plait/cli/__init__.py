@@ -4,6 +4,8 @@
     plait run MODULE:WORKFLOW "input" [--json] [--strict]  run a workflow, streaming its events
     plait runs list | show ID | resume ID | approve ID | cancel ID   stored runs
     plait runs replay ID [--live]   the run again, every model and tool call answered from its record
+    plait runs delete ID [--force] | prune [--older-than 30d] [--status S] [--workflow W] [--dry-run]
+    plait sessions list | delete SESSION_ID   stored sessions (state and conversation history)
     plait graph MODULE:WORKFLOW [--format mermaid|json]   a workflow's graph
     plait --version | --traceback COMMAND ...
 
@@ -23,7 +25,7 @@ Plugins add subcommands through the ``register_commands`` hook and options of
 
 One module per job: :mod:`._run` (``plait run``), :mod:`._runs` (``plait runs``),
 :mod:`._show` (what ``runs list`` and ``runs show`` print), :mod:`._travel` (fork, replay,
-diff), :mod:`._plugins` (``plait plugins``), :mod:`._common` (what they share). This module
+diff), :mod:`._retention` (``runs delete``, ``runs prune``, ``plait sessions``), :mod:`._plugins` (``plait plugins``), :mod:`._common` (what they share). This module
 parses the line and turns every failure into one line and an exit code.
 """
 
@@ -39,6 +41,7 @@ from plait._public import report_public_home
 from plait.cli._common import load_target, short_id, show_tracebacks, tracebacks_shown
 from plait.cli._graph import add_graph_parser
 from plait.cli._plugins import add_plugins_parser
+from plait.cli._retention import add_sessions_parser
 from plait.cli._run import add_run_parser, check_plugin_options
 from plait.cli._runs import add_runs_parser
 
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plugins_parser(sub)
     add_run_parser(sub)
     add_runs_parser(sub)
+    add_sessions_parser(sub)
     add_graph_parser(sub)
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value

@@ -1,5 +1,6 @@
 """``plait runs``: the stored runs (list, show, cancel) and continuing one (resume, approve);
-fork, replay and diff are in :mod:`plait.cli._travel`. A RUN_ID is any unique prefix."""
+fork, replay and diff are in :mod:`plait.cli._travel`, delete and prune in
+:mod:`plait.cli._retention`. A RUN_ID is any unique prefix."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from plait.cli._common import (
     storage_url,
     stored_workflow,
 )
+from plait.cli._retention import add_retention_parsers, retention
 from plait.cli._show import print_run, print_runs
 from plait.cli._travel import add_fork_and_diff_parsers, add_replay_parser, diff, fork, replay
 
@@ -35,7 +37,8 @@ PREFIX_SCAN = 100_000
 def add_runs_parser(sub: Any) -> None:
     """``plait runs`` and its actions, each with ``--storage`` and ``--json``."""
     runs_parser = sub.add_parser(
-        "runs", help="stored runs: list, show, resume, approve, cancel, fork, diff, replay, check"
+        "runs",
+        help="stored runs: list, show, resume, approve, cancel, fork, diff, replay, check, delete, prune",
     )
     runs_sub = runs_parser.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
@@ -74,6 +77,7 @@ def add_runs_parser(sub: Any) -> None:
     fork_parser, diff_parser = add_fork_and_diff_parsers(runs_sub)
     replay_parser = add_replay_parser(runs_sub)
     check_parser = add_check_parser(runs_sub)
+    retention_parsers = add_retention_parsers(runs_sub)
     for command in (resume, approve):
         command.add_argument(
             "--on-changed",
@@ -92,6 +96,7 @@ def add_runs_parser(sub: Any) -> None:
         diff_parser,
         replay_parser,
         check_parser,
+        *retention_parsers,
     ):
         command.add_argument("--storage", default=None, help=f"the run store (default: {storage_help()})")
         command.add_argument("--json", action="store_true", help="print JSON")
@@ -167,6 +172,8 @@ async def _runs_async(args: argparse.Namespace) -> int:
             return 0
         if args.runs_command == "check":
             return await check(args, storage)
+        if args.runs_command in ("delete", "prune"):
+            return await retention(args, storage, _find_run, url)
         if args.runs_command == "diff":
             found = [await _find_run(storage, given, url) for given in (args.run_a, args.run_b)]
             for found_run in found:
