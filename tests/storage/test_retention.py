@@ -101,8 +101,16 @@ async def _everything_of(storage: Storage, run_id: str, hashes: list[str]) -> di
 GONE = {"run": False, "checkpoints": 0, "events": 0, "calls": 0, "payloads": [], "lease": False}
 
 
-def _kept(hashes: list[str]) -> dict[str, Any]:
-    return {"run": True, "checkpoints": 2, "events": 2, "calls": 1, "payloads": sorted(hashes), "lease": True}
+def _kept(hashes: list[str], *, pruned: bool = False) -> dict[str, Any]:
+    # a prune also deletes the lease rows no process holds: a kept run's released one too
+    return {
+        "run": True,
+        "checkpoints": 2,
+        "events": 2,
+        "calls": 1,
+        "payloads": sorted(hashes),
+        "lease": not pruned,
+    }
 
 
 async def test_delete_run_takes_what_belongs_to_it_and_nothing_else(storage: Storage) -> None:
@@ -181,7 +189,7 @@ async def test_prune_removes_exactly_what_it_says(storage: Storage) -> None:
     for run_id in ("old-done", "old-failed", "old-other-wf"):
         assert await _everything_of(storage, run_id, hashes[run_id][1:]) == GONE
     for run_id in ("new-done", "old-paused"):
-        assert await _everything_of(storage, run_id, hashes[run_id]) == _kept(hashes[run_id])
+        assert await _everything_of(storage, run_id, hashes[run_id]) == _kept(hashes[run_id], pruned=True)
     assert await storage.prune("30d") == 0  # nothing left to do
     assert await storage.prune("30d", status="PAUSED") == 1  # asked for by name
 
@@ -194,6 +202,37 @@ async def test_prune_without_an_age_applies_each_runs_retention(storage: Storage
     assert await storage.prune() == 1
     assert sorted(r.run_id for r in await storage.list_runs()) == ["kept-a-week", "no-retention"]
     assert (await storage.get_run("kept-a-week")).retention == 7 * DAY  # type: ignore[union-attr]
+
+
+async def test_prune_removes_lease_rows_no_live_process_holds(storage: Storage) -> None:
+    await _store_run(storage, _run("finished"), {"h-1": '"1"', "h-2": '"2"'})  # released its lease
+    await storage.save_run(_run("running", status="RUNNING"))
+    assert await storage.claim_lease("running", {"owner": "o", "host": "h", "pid": 1}, 30) is None
+    assert await storage.claim_lease("orphan", {"owner": "o", "host": "h", "pid": 1}, 0.01) is None  # no run
+    for run_id in ("finished", "running", "orphan"):
+        cancel = SessionRecord(session_id=internal_keys(run_id)[1], workflow_id="wf", state={"cancel": True})
+        await storage.save_session(cancel)
+    await asyncio.sleep(0.05)
+    assert await storage.prune("30d") == 0  # no run is old enough; the stale rows still go
+    rows = {
+        (run_id, kind): await storage.load_session(key) is not None
+        for run_id in ("finished", "running", "orphan")
+        for kind, key in zip(("lease", "cancel"), internal_keys(run_id), strict=True)
+    }
+    assert rows == {
+        ("finished", "lease"): False,
+        ("finished", "cancel"): False,
+        ("running", "lease"): True,  # a live process holds it: it and its cancel request stay
+        ("running", "cancel"): True,
+        ("orphan", "lease"): False,
+        ("orphan", "cancel"): False,
+    }
+    assert await storage.get_run("finished") is not None  # the run itself is kept
+    assert await storage.prune_leases() == 0
+    # a claim after its row went works as on an expired one
+    assert await storage.claim_lease("finished", {"owner": "o2", "host": "h", "pid": 2}, 30) is None
+    with pytest.raises(RunClaimedError, match="owner 'o2'"):
+        await storage.delete_run("finished")
 
 
 async def test_concurrent_prunes_in_one_process_delete_each_run_once(storage: Storage) -> None:
@@ -330,7 +369,9 @@ async def test_concurrent_prune_from_two_processes(storage: Storage) -> None:
     counts = [json.loads(out) for out, _ in outputs]
     assert sum(counts) == 30  # each run deleted once, by one of them
     assert [r.run_id for r in await storage.list_runs()] == ["young"]
-    assert await _everything_of(storage, "young", ["h-shared", "h-young"]) == _kept(["h-shared", "h-young"])
+    assert await _everything_of(storage, "young", ["h-shared", "h-young"]) == _kept(
+        ["h-shared", "h-young"], pruned=True
+    )
     assert await storage.load_payloads([f"h-{n}" for n in range(30)]) == {}
 
 

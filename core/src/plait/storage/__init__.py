@@ -13,7 +13,7 @@ class to subclass), the records it stores (:class:`RunRecord`,
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
 ``list_runs`` status filter that also matches runs stored by older versions), what deleting a run
 takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_leased`), :func:`prune_runs`
-(``prune`` over a backend's ``delete_run``), and :data:`SCHEMA_VERSION`
+(``prune`` over a backend's ``delete_run``), :func:`stale_rows` (what ``prune_leases`` deletes), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
 
 Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` work with
@@ -52,6 +52,7 @@ from plait.storage._retention import (
     internal_keys,
     parse_duration,
     prune_runs,
+    stale_rows,
 )
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
+    "stale_rows",
     "status_spellings",
     "url_secrets",
 ]

@@ -364,6 +364,12 @@ class Storage:
         A backend implements it with :func:`plait.storage.prune_runs` over its ``delete_run``."""
         raise StorageError(f"{self!r} cannot prune runs (it predates retention)")
 
+    async def prune_leases(self) -> int:
+        """Delete the lease and cancel-request rows of runs no live process holds (``prune``
+        does, after the runs), atomically against a claim; returns how many went. A backend
+        without it keeps them (they are small)."""
+        return 0
+
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
     ) -> list[SessionRecord]:

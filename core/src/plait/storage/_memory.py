@@ -17,7 +17,14 @@ from plait.storage._base import (
     Storage,
     status_spellings,
 )
-from plait.storage._retention import INTERNAL, check_not_leased, history_origin, internal_keys, prune_runs
+from plait.storage._retention import (
+    INTERNAL,
+    check_not_leased,
+    history_origin,
+    internal_keys,
+    prune_runs,
+    stale_rows,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -180,6 +187,16 @@ class MemoryStorage(Storage):
         workflow_id: str | None = None,
     ) -> int:
         return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
+
+    async def prune_leases(self) -> int:
+        with self._lock:
+            rows = {
+                k: json.loads(raw)["state"] for k, raw in self._sessions.items() if k.startswith(INTERNAL)
+            }
+            stale = stale_rows(rows)
+            for key in stale:
+                del self._sessions[key]
+            return len(stale)
 
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None

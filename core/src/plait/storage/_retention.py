@@ -41,6 +41,7 @@ __all__ = [
     "parse_duration",
     "prunable",
     "prune_runs",
+    "stale_rows",
 ]
 
 #: the session id under which a run's cancel request is stored (plait._runs)
@@ -129,13 +130,34 @@ async def prune_runs(
     status: str | None = None,
     workflow_id: str | None = None,
 ) -> int:
-    """:meth:`Storage.prune` for a backend's ``delete_run``: delete what :func:`prunable` finds, each run atomically; a run that a live process
-    holds the lease of is kept (it was resumed since), one another pruner deleted first is
-    not counted. Returns how many runs this call deleted."""
+    """:meth:`Storage.prune` over a backend's ``delete_run``: delete what :func:`prunable`
+    finds, each run atomically; a run that a live process holds the lease of is kept (it was
+    resumed since), one another pruner deleted first is not counted. Then the lease rows no
+    live process holds go (:meth:`Storage.prune_leases`). Returns how many runs it deleted."""
     deleted = 0
     for run in await prunable(storage, older_than, status=status, workflow_id=workflow_id):
         try:
             deleted += await storage.delete_run(run.run_id)
         except RunClaimedError:
             continue
+    await storage.prune_leases()
     return deleted
+
+
+def stale_rows(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Among plait's own session rows (session id -> state), the lease and cancel-request rows
+    of runs no live process holds: a lease that expired or was released (to a claim, a missing
+    lease is one that expired), and the cancel requests of those runs (a resume clears a
+    request it finds anyway)."""
+    now = time.time()
+    live = {
+        key[len(_LEASE_PREFIX) :]
+        for key, state in rows.items()
+        if key.startswith(_LEASE_PREFIX) and state.get("expires_at", 0) > now
+    }
+    return [
+        key
+        for key in rows
+        if (key.startswith(_LEASE_PREFIX) and key[len(_LEASE_PREFIX) :] not in live)
+        or (key.startswith(CANCEL_PREFIX) and key[len(CANCEL_PREFIX) :] not in live)
+    ]

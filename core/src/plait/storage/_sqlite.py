@@ -411,6 +411,9 @@ class SQLiteStorage(Storage):
     ) -> int:
         return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
+    async def prune_leases(self) -> int:
+        return await self._call(_retention.prune_leases)
+
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
     ) -> list[SessionRecord]:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from plait.storage._base import SessionRecord
-from plait.storage._retention import check_not_leased, history_origin, internal_keys
+from plait.storage._retention import check_not_leased, history_origin, internal_keys, stale_rows
 
-__all__ = ["delete_run", "delete_session", "list_sessions"]
+__all__ = ["delete_run", "delete_session", "list_sessions", "prune_leases"]
 
 T = TypeVar("T")
 
@@ -76,6 +76,22 @@ def _delete_unreferenced(connection: sqlite3.Connection, hashes: list[str]) -> N
             connection.execute(
                 f"DELETE FROM plait_payloads WHERE hash IN ({', '.join('?' for _ in unused)})", unused
             )
+
+
+def prune_leases(connection: sqlite3.Connection) -> int:
+    def work() -> int:
+        rows = {
+            key: json.loads(data)["state"]
+            for key, data in connection.execute(
+                "SELECT session_id, data FROM plait_sessions WHERE substr(CAST(session_id AS BLOB), 1, 1) = x'00'"
+            )
+        }
+        stale = stale_rows(rows)
+        for key in stale:
+            connection.execute("DELETE FROM plait_sessions WHERE session_id = ?", (key,))
+        return len(stale)
+
+    return _in_transaction(connection, work)
 
 
 def list_sessions(

@@ -20,9 +20,12 @@ from plait.storage import (
     check_not_leased,
     history_origin,
     internal_keys,
+    stale_rows,
 )
 
-__all__ = ["delete_run", "delete_session", "list_sessions"]
+__all__ = ["delete_run", "delete_session", "list_sessions", "prune_leases"]
+
+INTERNAL = "\x00"  # plait's own session rows (leases, cancel requests) start with NUL
 
 
 async def delete_run(
@@ -91,6 +94,29 @@ async def delete_run(
                 query("DELETE FROM {schema}.plait_history WHERE seq = ANY(%s)"), (turns,)
             )
         return True
+
+
+async def prune_leases(
+    connection: AsyncConnection[Any], q: sql.Identifier, column: Callable[[str], str]
+) -> int:
+    """Delete the stale lease and cancel rows, locking the rows it reads (a claim's
+    compare-and-set locks the same row, so it sees the row or its absence, never both)."""
+    prefix = column(INTERNAL)  # what every encoded id that starts with NUL starts with
+    async with connection.transaction():
+        cursor = await connection.execute(
+            sql.SQL(
+                "SELECT session_id, data FROM {}.plait_sessions WHERE left(session_id, %s) = %s FOR UPDATE"
+            ).format(q),
+            (len(prefix), prefix),
+        )
+        rows = {key: SessionRecord.model_validate_json(data) for key, data in await cursor.fetchall()}
+        stale = set(stale_rows({r.session_id: r.state for r in rows.values()}))
+        keys = [key for key, record in rows.items() if record.session_id in stale]
+        if keys:
+            await connection.execute(
+                sql.SQL("DELETE FROM {}.plait_sessions WHERE session_id = ANY(%s)").format(q), (keys,)
+            )
+        return len(keys)
 
 
 async def list_sessions(

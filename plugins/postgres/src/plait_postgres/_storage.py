@@ -587,6 +587,11 @@ class PostgresStorage(Storage):
     ) -> int:
         return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
+    async def prune_leases(self) -> int:
+        return await self._run(
+            "deleting stale leases", lambda c: _retention.prune_leases(c, self._q, _column)
+        )
+
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
     ) -> list[SessionRecord]:

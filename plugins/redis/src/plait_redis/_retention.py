@@ -23,9 +23,10 @@ from plait.storage import (
     check_not_leased,
     history_origin,
     internal_keys,
+    stale_rows,
 )
 
-__all__ = ["delete_run", "delete_session", "history_keys", "list_sessions"]
+__all__ = ["delete_run", "delete_session", "history_keys", "list_sessions", "prune_leases"]
 
 _ATTEMPTS = 50
 
@@ -108,6 +109,39 @@ async def delete_run(
             except WatchError:
                 continue
     raise StorageError(f"run {run_id!r} kept changing under {_ATTEMPTS} attempts to delete it")
+
+
+async def prune_leases(client: Redis, key: Callable[..., str], glob: Callable[[str], str]) -> int:
+    """Delete the stale lease and cancel rows, one run at a time: WATCH its two rows, read
+    them, delete them in MULTI/EXEC (a claim meanwhile makes EXEC fail: that run is skipped)."""
+    head = key("session") + ":"
+    runs: set[str] = set()
+    for prefix in internal_keys(""):
+        async for name in client.scan_iter(match=glob(head + prefix) + "*", count=500):
+            runs.add(name[len(head) + len(prefix) :])
+    deleted = 0
+    async with client.pipeline(transaction=True) as pipe:
+        for run_id in sorted(runs):
+            names = [key("session", k) for k in internal_keys(run_id)]
+            await pipe.watch(*names)
+            raws = await pipe.mget(names)
+            rows = {
+                k: SessionRecord.model_validate_json(raw).state
+                for k, raw in zip(internal_keys(run_id), raws, strict=True)
+                if raw is not None
+            }
+            stale = [key("session", k) for k in stale_rows(rows)]
+            if not stale:
+                await pipe.unwatch()  # type: ignore[no-untyped-call]
+                continue
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.delete(*stale)
+            try:
+                await pipe.execute()
+            except WatchError:
+                continue  # claimed or requested meanwhile: left for the next prune
+            deleted += len(stale)
+    return deleted
 
 
 async def list_sessions(

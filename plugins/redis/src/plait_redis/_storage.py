@@ -597,6 +597,12 @@ class RedisStorage(Storage):
     ) -> int:
         return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
+    async def prune_leases(self) -> int:
+        deleted: int = await self._call(
+            "deleting stale leases", lambda c: _retention.prune_leases(c, self._key, _glob_escape)
+        )
+        return deleted
+
     async def list_sessions(
         self, *, limit: int = 50, offset: int = 0, workflow_id: str | None = None
     ) -> list[SessionRecord]:
