@@ -137,6 +137,67 @@ async def test_delete_run_takes_what_belongs_to_it_and_nothing_else(storage: Sto
     )  # the last user: the shared one goes
 
 
+async def _mentions(storage: Storage, needle: str) -> list[str]:
+    """Every stored key or value that contains ``needle``, read from the backend's raw store."""
+    found: list[str] = []
+    if isinstance(storage, MemoryStorage):
+        for name, value in vars(storage).items():
+            if needle in repr(value):
+                found.append(name)
+    elif hasattr(storage, "prefix"):  # Redis: every key under the prefix, and its content
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(storage.url, decode_responses=True)  # the storage's own is on its loop
+        async for name in client.scan_iter(match=storage.prefix + ":*"):
+            kind = await client.type(name)
+            readers = {
+                "string": client.get,
+                "hash": client.hgetall,
+                "list": client.lrange,
+                "zset": client.zrange,
+            }
+            args = (name, 0, -1) if kind in ("list", "zset") else (name,)
+            content = await readers[kind](*args)
+            if needle in name or needle in repr(content):
+                found.append(name)
+        await client.aclose()
+    elif hasattr(storage, "schema"):  # PostgreSQL: every table's rows as text
+        for table in (
+            "plait_runs",
+            "plait_checkpoints",
+            "plait_sessions",
+            "plait_events",
+            "plait_calls",
+            "plait_history",
+        ):
+            rows = await storage._fetch(  # type: ignore[attr-defined]
+                table,
+                storage._sql("SELECT t::text FROM {schema}." + table + " t"),
+                (),  # type: ignore[attr-defined]
+            )
+            found += [f"{table}: {row[0]}" for row in rows if needle in row[0]]
+    else:  # SQLite: the whole file's dump
+        import sqlite3
+
+        with sqlite3.connect(storage.path) as connection:  # type: ignore[attr-defined]
+            found += [line for line in connection.iterdump() if needle in line]
+        connection.close()
+    return found
+
+
+async def test_nothing_of_a_deleted_run_is_left_anywhere(storage: Storage) -> None:
+    gone, kept = "rün-\u2713-gone", "rün-kept"
+    await _store_run(storage, _run(gone, user_id="ada", status="ERROR"), {"h-a": '"a"', "h-b": '"b"'})
+    await _store_run(storage, _run(kept, user_id="ada"), {"h-c": '"c"', "h-d": '"d"'})
+    await storage.save_session(SessionRecord(session_id=internal_keys(gone)[1], workflow_id="wf", state={}))
+    assert await _mentions(storage, gone)  # the probe sees the run while it is there
+    assert await storage.delete_run(gone) is True
+    assert await _mentions(storage, gone) == []
+    assert await _mentions(storage, kept)
+    for filters in ({"user_id": "ada"}, {"status": "ERROR"}, {"workflow_id": "wf"}, {"session_id": "s1"}):
+        assert [r.run_id for r in await storage.list_runs(**filters)] in ([kept], []), filters
+
+
 async def test_delete_run_refuses_a_live_lease_unless_forced(storage: Storage) -> None:
     await storage.save_run(_run("busy", status="RUNNING"))
     await storage.save_checkpoints([StepCheckpoint(run_id="busy", step_id="a", output={})])
@@ -413,3 +474,46 @@ async def test_delete_while_another_process_holds_the_lease(storage: Storage) ->
             holder.wait(10)
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+def test_threads_with_loops_of_their_own_delete_each_run_once(storage: Storage) -> None:
+    import threading
+
+    async def seed() -> None:
+        for n in range(6):
+            await storage.save_run(_run(f"t{n}"))
+            await storage.save_checkpoints([StepCheckpoint(run_id=f"t{n}", step_id="a", output={})])
+
+    asyncio.run(seed())  # a loop of its own, as a sync caller's run() has
+    results: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        async def delete_all() -> list[tuple[str, bool]]:
+            return [(f"t{n}", await storage.delete_run(f"t{n}")) for n in range(6)]
+
+        done = asyncio.run(delete_all())
+        with lock:
+            results.extend(done)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(run_id for run_id, deleted in results if deleted) == [f"t{n}" for n in range(6)]
+    assert len(results) == 24
+    assert asyncio.run(storage.list_runs()) == []
+
+
+async def test_odd_session_ids_list_and_delete(storage: Storage) -> None:
+    odd = "s\x00ü ✓ 🎉"
+    await storage.save_session(
+        SessionRecord(session_id=odd, workflow_id="wf", state={"at": "2026-01-01T00:00:00"})
+    )
+    await storage.append_history(HistoryRecord(session_id=odd, agent_id="A\x00", run_id="r", messages=["ü"]))
+    listed = await storage.list_sessions()
+    assert [(s.session_id, s.state) for s in listed] == [(odd, {"at": "2026-01-01T00:00:00"})]
+    assert await storage.delete_session(odd) is True
+    assert await storage.list_sessions() == [] and await storage.load_history(odd, "A\x00") == []
+    assert await storage.delete_run("never-stored") is False  # nothing to delete: no error either

@@ -58,7 +58,10 @@ async def delete_run(
                 check_not_leased(
                     run_id, None if lease is None else SessionRecord.model_validate_json(lease).state, force
                 )
-                raw = await pipe.hget(run_key, "data")  # type: ignore[misc]
+                # the index entries are under the fields as stored (an old lower-case status too)
+                raw, status, workflow, user = await pipe.hmget(
+                    run_key, ["data", "status", "workflow_id", "user_id"]
+                )  # type: ignore[misc]
                 run = None if raw is None else RunRecord.model_validate_json(raw)
                 calls = [
                     CallRecord.model_validate_json(c) for c in await pipe.lrange(key("calls", run_id), 0, -1)
@@ -87,10 +90,10 @@ async def delete_run(
                 pipe.delete(run_key)
                 if run is not None:
                     pipe.zrem(key("runs"), run_id)
-                    pipe.zrem(key("runs", "status", run.status), run_id)
-                    pipe.zrem(key("runs", "workflow", run.workflow_id), run_id)
-                    if run.user_id:
-                        pipe.zrem(key("runs", "user", run.user_id), run_id)
+                    pipe.zrem(key("runs", "status", status or run.status), run_id)
+                    pipe.zrem(key("runs", "workflow", workflow or run.workflow_id), run_id)
+                    if user:
+                        pipe.zrem(key("runs", "user", user), run_id)
                 pipe.delete(
                     key("checkpoints", run_id),
                     key("checkpoint-order", run_id),
@@ -161,13 +164,15 @@ async def list_sessions(
                 record = SessionRecord.model_validate_json(raw)
                 if workflow_id is None or record.workflow_id == workflow_id:
                     found[record.session_id] = record
+    stored = set(found)
     if workflow_id is None:  # sessions that only have conversation history: their last turn
         async for name in client.scan_iter(match=glob(key("history")) + ":*", count=500):
             last = await client.lindex(name, -1)  # type: ignore[misc]
             if last is not None:
                 turn = HistoryRecord.model_validate_json(last)
                 seen = found.get(turn.session_id)
-                if seen is None or (seen.version == 0 and seen.updated_at < turn.created_at):
+                # a stored session stands; of a conversation's agents, the latest turn
+                if seen is None or (turn.session_id not in stored and seen.updated_at < turn.created_at):
                     found[turn.session_id] = SessionRecord(
                         session_id=turn.session_id, workflow_id="", updated_at=turn.created_at
                     )
