@@ -255,6 +255,24 @@ async def test_prune_removes_exactly_what_it_says(storage: Storage) -> None:
     assert await storage.prune("30d", status="PAUSED") == 1  # asked for by name
 
 
+async def test_prune_refuses_what_it_cannot_mean(storage: Storage) -> None:
+    await storage.save_run(_run("r", age=100 * DAY))
+    with pytest.raises(
+        DefinitionError, match=r"prune\(status=\.\.\.\): expected one of PENDING, .* got 'done'"
+    ):
+        await storage.prune("1d", status="done")
+    with pytest.raises(
+        DefinitionError, match=r"prune\(older_than=\.\.\.\): expected a duration .* got '1 month'"
+    ):
+        await storage.prune("1 month")
+    with pytest.raises(
+        DefinitionError, match=r"prune\(workflow_id=\.\.\.\): expected a workflow id \(str\), got 7"
+    ):
+        await storage.prune("1d", workflow_id=7)  # type: ignore[arg-type]
+    assert await storage.get_run("r") is not None  # nothing was deleted on the way
+    assert await storage.prune("1d", status="completed") == 1  # any case of a status name
+
+
 async def test_prune_without_an_age_applies_each_runs_retention(storage: Storage) -> None:
     payloads = {"h-a": '"a"', "h-b": '"b"'}
     await _store_run(storage, _run("kept-a-week", age=3 * DAY, retention=7 * DAY), payloads)

@@ -25,6 +25,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from plait._io import RunStatus, normalize_status
 from plait.errors import DefinitionError
 from plait.storage._base import _LEASE_PREFIX, RunClaimedError, RunRecord, _dead_here, status_spellings
 
@@ -106,6 +107,13 @@ async def prunable(
     than their own workflow's ``retention=`` ago; runs without one are kept), with ``status``
     (default: the finished ones, :data:`FINISHED`), of ``workflow_id`` when given."""
     age = None if older_than is None else parse_duration(older_than, "prune(older_than=...)")
+    if status is not None:
+        known = [member.value for member in RunStatus]
+        if not isinstance(status, str) or normalize_status(status.upper()) not in known:
+            raise DefinitionError(f"prune(status=...): expected one of {', '.join(known)}, got {status!r}")
+        status = normalize_status(status.upper())
+    if workflow_id is not None and not isinstance(workflow_id, str):
+        raise DefinitionError(f"prune(workflow_id=...): expected a workflow id (str), got {workflow_id!r}")
     wanted = set(status_spellings(status)) if status is not None else None
     now = time.time()
     found: list[RunRecord] = []
