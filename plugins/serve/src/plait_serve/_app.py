@@ -47,6 +47,7 @@ class ServeState:
     storage: Storage
     secrets: list[str] = field(default_factory=list)
     poll_interval: float = 0.25
+    idle_timeout: float = 300.0
     live: LiveRuns | None = None
 
     def workflow(self, name: str) -> Workflow:
@@ -63,7 +64,9 @@ class ServeState:
         """The runs this process executes (made on first use: an app mounted in another one
         gets no lifespan events of its own)."""
         if self.live is None:
-            self.live = LiveRuns(self.storage, poll_interval=self.poll_interval)
+            self.live = LiveRuns(
+                self.storage, poll_interval=self.poll_interval, idle_timeout=self.idle_timeout
+            )
         return self.live
 
     async def setup(self) -> None:
@@ -88,7 +91,7 @@ def _one_storage(workflows: Sequence[Workflow], storage: Storage | str | None) -
                 f"Workflow {workflow.name!r} has storage {theirs!r}, another workflow served with it "
                 f"{chosen!r}: a server has one storage; pass storage= to create_app (or --storage)"
             )
-        workflow.storage, workflow._storage = resolved, None  # the server's object, opened once
+        workflow.storage = resolved  # the server's object, opened once, from the next run on
         # the server stores every event as it happens (see LiveRuns), not at the run's end
         workflow.store_events = False
     return resolved
@@ -102,6 +105,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     body_limit: int = DEFAULT_BODY_LIMIT,
     poll_interval: float = 0.25,
+    stream_idle_timeout: float = 300.0,
     title: str = "plait",
 ) -> FastAPI:
     """A FastAPI app serving ``workflows`` (mount it in your own app, or run it with uvicorn).
@@ -110,7 +114,9 @@ def create_app(
     ``$PLAIT_STORAGE``, else ``sqlite:///.plait/plait.db``) becomes every served workflow's
     storage; the server stores each run's events as they happen, so any server process that
     shares the storage can stream them (``poll_interval`` seconds between looks at runs
-    another process executes). ``token`` requires ``Authorization: Bearer TOKEN`` on every
+    another process executes, backing off to ``8 * poll_interval`` while nothing comes; such
+    a stream ends after ``stream_idle_timeout`` seconds without an event, and the client
+    reconnects with ``Last-Event-ID``). ``token`` requires ``Authorization: Bearer TOKEN`` on every
     request; ``cors_origins`` allows browsers on those origins (none by default);
     ``body_limit`` caps request bodies (bytes, 413 above it).
     """
@@ -126,9 +132,14 @@ def create_app(
         raise DefinitionError(
             f"create_app: body_limit must be a positive number of bytes, got {body_limit!r}"
         )
+    for option, value in (("poll_interval", poll_interval), ("stream_idle_timeout", stream_idle_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise DefinitionError(f"create_app: {option} must be a positive number of seconds, got {value!r}")
     resolved = _one_storage(items, storage)
     secrets = [s for s in (token,) if s] + url_secrets(resolved.url)
-    state = ServeState(by_id, resolved, secrets=secrets, poll_interval=poll_interval)
+    state = ServeState(
+        by_id, resolved, secrets=secrets, poll_interval=poll_interval, idle_timeout=stream_idle_timeout
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
