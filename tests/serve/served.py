@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from plait import Approval, Parallel, Step, StepInput, Steps, Workflow
+from plait import Approval, Condition, Loop, Parallel, Step, StepInput, Steps, Workflow
 
 #: what the ``gated`` workflow's second step waits for (set by the test, in-process)
 GATE = threading.Event()
@@ -77,6 +78,50 @@ def typed_workflow(storage: object = None) -> Workflow:
     return Workflow(
         name="Typed", steps=[Step(name="topic", executor=_topic)], input_schema=Topic, storage=storage
     )  # type: ignore[arg-type]
+
+
+class Details(BaseModel):
+    """What the ``review`` workflow asks a person for."""
+
+    title: str = Field(description="the headline")
+    words: int = 100
+    urgent: bool = False
+    tone: Literal["plain", "warm"] = "plain"
+    tags: list[str] = []
+
+
+def _publish_details(step_input: StepInput) -> str:
+    details = step_input.get_step_content("details")
+    assert isinstance(details, Details), details
+    channel = step_input.get_step_content("channel")
+    return f"{details.title}: {details.words} words, {details.tone}, urgent={details.urgent}, tags={details.tags}, to {channel}"
+
+
+def review_workflow(storage: object = None) -> Workflow:
+    """A loop, a condition with else, then a form (an input Approval with a schema) and a
+    choice, then a step that uses both answers."""
+    return Workflow(
+        name="Review",
+        steps=[
+            Step(name="draft", executor=_draft),
+            Loop(
+                name="polish",
+                steps=[Step(name="refine", executor=lambda si: f"refined {si.previous_step_content}")],
+                end_condition=lambda outputs: True,
+                max_iterations=2,
+            ),
+            Condition(
+                name="long enough",
+                evaluator=True,
+                steps=[Step(name="trim", executor=lambda si: "trimmed")],
+                else_steps=[Step(name="pad", executor=lambda si: "padded")],
+            ),
+            Approval(name="details", kind="input", schema=Details, prompt="Fill in the details"),
+            Approval(name="channel", kind="choice", choices=["blog", "newsletter"], prompt="Where to?"),
+            Step(name="publish", executor=_publish_details),
+        ],
+        storage=storage,  # type: ignore[arg-type]
+    )
 
 
 def _subprocess_storage() -> object:

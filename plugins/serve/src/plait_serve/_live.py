@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait import DefinitionError, RunHandle, RunStatus, Workflow
+from plait import DefinitionError, RunHandle, RunStatus, Workflow, WorkflowRunOutput
 from plait.events import Event
 from plait.storage import Storage
 
@@ -171,6 +171,11 @@ class LiveRuns:
         return await self._drive(
             workflow, None, lambda: workflow.fork(run_id, stream=True, stream_events=True, **change)
         )
+
+    async def replay(self, workflow: Workflow, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+        """Replay stored run ``run_id`` (``Workflow.replay``) on a thread of its own, to its end:
+        a replay answers its model and tool calls from the original's record."""
+        return await asyncio.to_thread(workflow.replay, run_id, live=live)
 
     async def aclose(self) -> None:
         """Stop: ask the runs still executing to cancel, and let the writers store what came."""
