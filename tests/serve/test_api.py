@@ -327,3 +327,35 @@ def test_an_answer_that_does_not_fit_the_form_leaves_the_run_paused(serve: Any, 
     assert client.get(f"/api/runs/{run_id}").json()["run"]["content"] == (
         "T: 3 words, warm, urgent=False, tags=['a'], to blog"
     )
+
+
+def test_concurrent_approvals_continue_the_run_once(serve: Any, db: str) -> None:
+    import threading
+
+    client = serve(create_app([served.approval_workflow()], storage=db, poll_interval=0.05))
+    run_id = client.post("/api/workflows/announcement/runs", json={"input": "x"}).json()["run_id"]
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        assert [e["event"] for e in sse(response)][-1] == "WorkflowPaused"
+    answers: list[httpx.Response] = []
+
+    def approve() -> None:
+        answers.append(client.post(f"/api/runs/{run_id}/approve", json={"approve": True}))
+
+    threads = [threading.Thread(target=approve) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202, 409, 409, 409, 409, 409], [a.text for a in answers]
+    assert all(
+        a.json()["error"]["type"] in ("not_paused", "run_executing", "run_claimed")
+        for a in answers
+        if a.status_code == 409
+    )
+    _until(lambda: _status(client, run_id) == "COMPLETED", "the run to complete")
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        events = list(sse(response))
+    assert [e["event"] for e in events].count("WorkflowCompleted") == 1
+    published = [e for e in events if e["event"] == "StepCompleted" and e["data"]["step_name"] == "publish"]
+    assert len(published) == 1  # the steps after the approval ran once

@@ -153,6 +153,19 @@ def test_graph_forms_fork_and_replay_in_the_browser(serve: Any, tmp_path: Path) 
             assert content == "Plait 1.0: 250 words, warm, urgent=True, tags=['launch', 'ai'], to newsletter"
             page.wait_for_selector('#graph [data-step="publish"].st-done', timeout=timeout)
             assert page.locator("#graph .current").count() == 0
+            # the tree in the workflow's order: a container before its steps
+            shown = page.eval_on_selector_all(".tree .node", "nodes => nodes.map(n => n.dataset.step)")
+            assert shown == [
+                "draft",
+                "polish",
+                "polish[1]",
+                "polish[1]/refine",
+                "long enough",
+                "long enough/trim",
+                "details",
+                "channel",
+                "publish",
+            ]
             # fork at the last step with another output: a new run, linked to this one
             page.click("#fork")
             page.select_option("#fork-at", "publish")
@@ -180,3 +193,37 @@ def test_graph_forms_fork_and_replay_in_the_browser(serve: Any, tmp_path: Path) 
     assert sorted(str(r["lineage"]) for r in runs.values() if r["run_id"] != original) == sorted(
         [str({"forked_from": original, "fork_step": "publish"}), str({"replay_of": original})]
     )
+
+
+@pytest.mark.slow
+def test_the_page_follows_a_run_another_server_executes(serve: Any, tmp_path: Path) -> None:
+    manager = _browser()
+    db = f"sqlite:///{tmp_path / 'two.db'}"
+    served.GATE.clear()
+    executing = serve(create_app([served.gated_workflow()], storage=db, poll_interval=0.05))
+    watching = serve(create_app([served.gated_workflow()], storage=db, poll_interval=0.05))
+    run_id = executing.post("/api/workflows/gated/runs", json={"input": "x"}).json()["run_id"]
+    artifacts = Path(os.environ.get("PLAIT_TEST_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    timeout = WAIT * 1000
+    with manager as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{watching.base_url}/#/runs/{run_id}", timeout=timeout)
+            # live from the other server's stored events: the held step runs, the last has not
+            page.wait_for_selector('.tree .node[data-step="held"] .s-running', timeout=timeout)
+            page.wait_for_selector('#graph [data-step="held"].current', timeout=timeout)
+            assert page.locator('.tree .node[data-step="last"]').count() == 0
+            assert page.inner_text(".card .badge") == "running"
+            page.screenshot(path=str(artifacts / "serve-other-server.png"))
+            served.GATE.set()
+            page.wait_for_selector('.tree .node[data-step="last"] .s-done', timeout=timeout)
+            page.wait_for_selector(".card .badge.s-COMPLETED", timeout=timeout)
+            assert page.inner_text("#run-content") == "three"
+            assert errors == []
+        finally:
+            served.GATE.set()
+            browser.close()

@@ -138,7 +138,11 @@ class LiveRuns:
             loop.call_soon_threadsafe(run.queue.put_nowait, None)
 
         threading.Thread(target=consume, name=f"plait-serve-{run_id or 'fork'}", daemon=True).start()
-        return await started
+        try:
+            return await started
+        except BaseException:  # it stopped before it started: let its writer finish, then say so
+            await asyncio.wait([run.writer], timeout=LEASE_WAIT)
+            raise
 
     async def start(self, workflow: Workflow, input: Any, options: dict[str, Any]) -> str:
         """Start a run of ``workflow`` and return its id once it has started."""

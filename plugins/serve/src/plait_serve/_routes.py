@@ -261,7 +261,16 @@ async def _continue(state: ServeState, run_id: str, **answers: Any) -> Started:
         )
     try:
         await state.runs().resume(workflow, run_id, **answers)
-    except ValueError as exc:  # an answer that does not fit its step: checked before the run goes on
+    except ValueError as exc:
+        now = await _record(state, run_id)
+        if state.runs().executing(run_id) or now.status != record.status:  # another request won
+            # (the failed attempt's own writer has finished: LiveRuns._drive waits for it)
+            raise ServeError(
+                409, "run_executing", f"run {run_id!r} was continued by another request; it is {now.status}"
+            ) from exc
+        if isinstance(exc, DefinitionError):
+            raise
+        # an answer that does not fit its step: checked before the run goes on
         raise ServeError(422, "invalid_answer", str(exc)) from exc
     return Started(run_id=run_id, status=RunStatus.RUNNING.value)
 

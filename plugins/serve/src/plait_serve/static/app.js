@@ -252,8 +252,22 @@ async function runPage(runId) {
     return found;
   }
 
+  // the steps in the graph's order (a container before what it holds, a loop's iterations in
+  // turn); a step the graph does not name (a fully-Python workflow's) after, as it came
+  function ordered() {
+    const nodes = state.graph ? state.graph.nodes : [];
+    const place = new Map(nodes.map((n, i) => [n.id, i]));
+    const index = (id) => {
+      const pattern = id.replace(/\[\d+\]/g, "[*]");
+      return place.get(id) ?? place.get(pattern) ?? place.get(pattern.replace(/\[\*\]$/, "")) ?? Infinity;
+    };
+    return [...state.steps.values()].map((step, arrival) => ({ step, arrival, at: index(step.id) }))
+      .sort((a, b) => (a.at - b.at) || (a.at === Infinity ? a.arrival - b.arrival : a.step.id.localeCompare(b.step.id, undefined, { numeric: true })))
+      .map((entry) => entry.step);
+  }
+
   function draw() {
-    tree.replaceChildren(...[...state.steps.values()].map((step) => {
+    tree.replaceChildren(...ordered().map((step) => {
       const depth = step.id.split("/").length - 1;
       return el("div", { class: "node", "data-step": step.id, style: `padding-left:${depth * 18}px`, onclick: () => showStep(step.id) },
         badge(step.status), el("span", { class: "name" }, step.name), el("span", { class: "kind" }, step.kind),
