@@ -191,6 +191,7 @@ def test_token_required_when_configured(serve: Any, db: str) -> None:
     assert allowed.status_code == 200
     # the page's files hold no data: a browser opens them without the header, then the page sends it
     assert client.get("/").status_code == 200 and client.get("/ui/app.js").status_code == 200
+    assert client.get("/ui/graph.js").status_code == 200
     assert client.post("/").status_code == 401
 
 
@@ -202,6 +203,10 @@ def test_the_page_and_its_files_are_served(serve: Any, db: str) -> None:
     script = client.get("/ui/app.js")
     assert script.status_code == 200 and "api/runs" in script.text and "Last-Event-ID" in script.text
     assert client.get("/ui/app.css").status_code == 200
+    graph = client.get("/ui/graph.js")
+    assert graph.status_code == 200 and "PlaitGraph" in graph.text
+    for shipped in (script.text, graph.text.replace("http://www.w3.org/2000/svg", "")):
+        assert "http" not in shipped and "import(" not in shipped  # nothing fetched from elsewhere
 
 
 def test_cors_is_off_unless_configured(serve: Any, db: str) -> None:
@@ -237,6 +242,7 @@ def test_mounted_in_another_app(serve: Any, db: str) -> None:
     )
     assert 'src="ui/app.js"' in client.get("/plait/").text
     assert client.get("/plait/ui/app.js").status_code == 200
+    assert client.get("/plait/ui/graph.js").status_code == 200
 
 
 def test_fork_a_stored_run_over_http(serve: Any, db: str) -> None:
