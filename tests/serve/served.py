@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from plait import Approval, Condition, Loop, Parallel, Step, StepInput, Steps, Workflow
+from plait import Approval, Condition, Loop, Parallel, Router, Step, StepInput, Steps, Workflow
 
 #: what the ``gated`` workflow's second step waits for (set by the test, in-process)
 GATE = threading.Event()
@@ -119,6 +119,42 @@ def review_workflow(storage: object = None) -> Workflow:
             Approval(name="details", kind="input", schema=Details, prompt="Fill in the details"),
             Approval(name="channel", kind="choice", choices=["blog", "newsletter"], prompt="Where to?"),
             Step(name="publish", executor=_publish_details),
+        ],
+        storage=storage,  # type: ignore[arg-type]
+    )
+
+
+def _ok(step_input: StepInput) -> str:
+    return "ok"
+
+
+def shapes_workflow(storage: object = None) -> Workflow:
+    """Every container the graph draws: a Parallel holding a step, a nested workflow and a
+    Steps group, a Router, an Approval with routes; it pauses at the approval."""
+    inner = Workflow(
+        name="Inner research", steps=[Step(name="search", executor=_ok), Step(name="summarise", executor=_ok)]
+    )
+    tech, business = Step(name="tech writer", executor=_ok), Step(name="business writer", executor=_ok)
+    return Workflow(
+        name="Shapes",
+        steps=[
+            Parallel(
+                Step(name="a", executor=_ok),
+                inner,
+                Steps(name="group", steps=[Step(name="g1", executor=_ok), Step(name="g2", executor=_ok)]),
+                name="gather",
+            ),
+            Router(name="pick", selector=lambda si: tech, choices=[tech, business]),
+            Approval(
+                name="length",
+                kind="choice",
+                choices=["short", "long"],
+                routes={
+                    "short": [Step(name="cut", executor=_ok)],
+                    "long": [Step(name="expand", executor=_ok), Step(name="polish", executor=_ok)],
+                },
+            ),
+            Step(name="a step with a rather long name that goes on", executor=_ok),
         ],
         storage=storage,  # type: ignore[arg-type]
     )

@@ -227,3 +227,45 @@ def test_the_page_follows_a_run_another_server_executes(serve: Any, tmp_path: Pa
         finally:
             served.GATE.set()
             browser.close()
+
+
+#: the boxes of the graph's steps (not containers) as [id, x, y, width, height]
+_LEAVES = """svg => [...svg.querySelectorAll('g.g-node')].filter(g => !g.querySelector('rect.frame'))
+  .map(g => { const r = g.querySelector('rect').getBBox(); return [g.dataset.step, r.x, r.y, r.width, r.height]; })"""
+
+
+@pytest.mark.slow
+def test_the_graph_draws_every_container(serve: Any, tmp_path: Path) -> None:
+    manager = _browser()
+    client = serve(create_app([served.shapes_workflow()], storage=f"sqlite:///{tmp_path / 'g.db'}"))
+    graph = client.get("/api/workflows").json()["workflows"][0]["graph"]
+    timeout = WAIT * 1000
+    with manager as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{client.base_url}/", timeout=timeout)
+            page.click("#start")
+            page.wait_for_selector('.pending[data-step="length"] .choice', timeout=timeout)
+            page.wait_for_selector('#graph [data-step="pick/tech writer"].st-done', timeout=timeout)
+            kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
+            for step_id, kind in kinds.items():
+                assert page.locator(f'#graph g.k-{kind}[data-step="{step_id}"]').count() == 1, step_id
+            labels = page.locator("#graph text.edge-label").all_text_contents()
+            assert sorted(labels) == ["choice", "choice", "long", "short"]
+            assert page.locator('#graph [data-step="pick/business writer"].st-done').count() == 0
+            assert page.locator('#graph [data-step="length"].current').count() == 1
+            leaves = page.eval_on_selector("#graph svg", _LEAVES)
+            assert {leaf[0] for leaf in leaves} == {i for i in kinds if not graph_children(graph, i)}
+            for i, (a, ax, ay, aw, ah) in enumerate(leaves):  # no two steps' boxes overlap
+                for b, bx, by, bw, bh in leaves[i + 1 :]:
+                    apart = ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
+                    assert apart, (a, b)
+            width = page.eval_on_selector("#graph svg", "svg => svg.getBoundingClientRect().width")
+            assert width < 1100  # it fits the card at 1280 pixels
+        finally:
+            browser.close()
+
+
+def graph_children(graph: dict[str, Any], step_id: str) -> list[str]:
+    return next(n["children"] for n in graph["nodes"] if n["id"] == step_id)

@@ -9,7 +9,8 @@ const PlaitGraph = (() => {
   const NS = "http://www.w3.org/2000/svg";
   const LEAF_H = 34, HEAD = 24, PAD = 10, GAP = 18, LABEL = 16, CHAR = 7, MAX_CHARS = 26;
   const COLUMNS = new Set(["parallel", "router", "condition", "approval"]);
-  const ICONS = { parallel: "⇉", router: "⑂", condition: "◇", loop: "↻", steps: "▤", workflow: "⧉", approval: "✋" };
+  // glyphs that the fonts of a bare Linux (DejaVu) have too
+  const ICONS = { parallel: "⇉", router: "⇢", condition: "◇", loop: "↻", steps: "▤", workflow: "▣", approval: "✓" };
 
   function svg(tag, attrs = {}, text = null) {
     const node = document.createElementNS(NS, tag);
@@ -18,7 +19,7 @@ const PlaitGraph = (() => {
     return node;
   }
 
-  const clip = (text) => (text.length > MAX_CHARS ? `${text.slice(0, MAX_CHARS - 1)}…` : text);
+  const clip = (text, most = MAX_CHARS) => (text.length > most ? `${text.slice(0, most - 1)}…` : text);
 
   // the groups a container lays out side by side (each a sequence, with an optional label)
   function groups(node, byId) {
@@ -39,7 +40,7 @@ const PlaitGraph = (() => {
     if (!node.children.length) return clip(node.name);
     let text = `${ICONS[node.kind] || ""} ${node.kind} · ${node.name}`;
     if (node.kind === "loop" && node.max_iterations) text += ` (≤ ${node.max_iterations})`;
-    return clip(text.trim());
+    return clip(text.trim(), MAX_CHARS + 14);
   }
 
   // pass 1: sizes
