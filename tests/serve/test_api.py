@@ -365,3 +365,19 @@ def test_concurrent_approvals_continue_the_run_once(serve: Any, db: str) -> None
     assert [e["event"] for e in events].count("WorkflowCompleted") == 1
     published = [e for e in events if e["event"] == "StepCompleted" and e["data"]["step_name"] == "publish"]
     assert len(published) == 1  # the steps after the approval ran once
+
+
+def test_one_app_served_twice_at_once_and_again(serve: Any, db: str) -> None:
+    import threading
+
+    app = create_app([served.gated_workflow()], storage=db, poll_interval=0.05)
+    for round in range(2):  # two servers (two event loops) on one app, then two more
+        first, second = serve(app), serve(app)
+        served.GATE.clear()
+        run_id = first.post("/api/workflows/gated/runs", json={"input": round}).json()["run_id"]
+        threading.Timer(0.3, served.GATE.set).start()
+        for client in (second, first):  # each follows it while it waits at the gate
+            with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+                events = list(sse(response))
+            assert events[-1]["event"] == "WorkflowCompleted", events[-1]
+        assert first.get(f"/api/runs/{run_id}").json()["run"]["status"] == "COMPLETED"

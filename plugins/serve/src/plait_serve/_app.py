@@ -8,8 +8,10 @@ limit, CORS) and the error handlers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +50,10 @@ class ServeState:
     secrets: list[str] = field(default_factory=list)
     poll_interval: float = 0.25
     idle_timeout: float = 300.0
-    live: LiveRuns | None = None
+    #: the runs executing, per event loop the app is served on (one, unless it is served anew)
+    live: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveRuns] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def workflow(self, name: str) -> Workflow:
         """The served workflow with this id or name (404 otherwise)."""
@@ -62,12 +67,15 @@ class ServeState:
 
     def runs(self) -> LiveRuns:
         """The runs this process executes (made on first use: an app mounted in another one
-        gets no lifespan events of its own)."""
-        if self.live is None:
-            self.live = LiveRuns(
+        gets no lifespan events of its own; made again when the app is served anew, on
+        another event loop)."""
+        loop = asyncio.get_running_loop()
+        live = self.live.get(loop)
+        if live is None:
+            live = self.live[loop] = LiveRuns(
                 self.storage, poll_interval=self.poll_interval, idle_timeout=self.idle_timeout
             )
-        return self.live
+        return live
 
     async def setup(self) -> None:
         """Set the storage up once (idempotent in every backend)."""
@@ -147,8 +155,9 @@ def create_app(
         try:
             yield
         finally:
-            if state.live is not None:
-                await state.live.aclose()
+            live = state.live.pop(asyncio.get_running_loop(), None)
+            if live is not None:
+                await live.aclose()
 
     app = FastAPI(
         title=title,
