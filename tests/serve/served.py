@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -88,6 +89,7 @@ class Details(BaseModel):
     urgent: bool = False
     tone: Literal["plain", "warm"] = "plain"
     tags: list[str] = []
+    due: datetime | None = None
 
 
 def _publish_details(step_input: StepInput) -> str:

@@ -124,6 +124,9 @@ def test_graph_forms_fork_and_replay_in_the_browser(serve: Any, tmp_path: Path) 
             assert page.get_attribute("#answer-urgent", "type") == "checkbox"
             assert page.locator("#answer-tone option").all_inner_texts() == ["plain", "warm"]
             assert "the headline" in page.inner_text(form)
+            assert (
+                page.get_attribute("#answer-due", "placeholder") == "2026-12-24T18:00:00"
+            )  # optional: left empty
             page.fill("#answer-title", "Plait 1.0")
             page.fill("#answer-tags", "not json")
             page.click(f"{form} #submit-answer")

@@ -323,6 +323,8 @@ function parsed(text) {
   try { return JSON.parse(text); } catch { return text; }
 }
 
+const FORMATS = { "date-time": "2026-12-24T18:00:00", date: "2026-12-24", time: "18:00:00", email: "name@example.org", uri: "a URL" };
+
 function schemaForm(schema, submit, message) {
   const defs = (schema && schema.$defs) || {};
   const resolve = (s) => (s && s.$ref ? defs[s.$ref.split("/").pop()] || {} : s || {});
@@ -344,7 +346,7 @@ function schemaForm(schema, submit, message) {
     if (type === "enum") input = el("select", { id, name }, spec.enum.map((v) => el("option", { value: JSON.stringify(v), selected: raw.default === v }, String(v))));
     else if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: raw.default === true });
     else if (type === "integer" || type === "number") input = el("input", { id, name, type: "number", step: type === "integer" ? "1" : "any", value: raw.default ?? spec.default ?? "" });
-    else if (type === "string") input = el("input", { id, name, type: "text", value: raw.default ?? spec.default ?? "", required: required.has(name) });
+    else if (type === "string") input = el("input", { id, name, type: "text", value: raw.default ?? spec.default ?? "", required: required.has(name), placeholder: FORMATS[spec.format] || spec.format });
     else input = el("textarea", { id, name, rows: 2, placeholder: `JSON (${type})`, value: null }, raw.default !== undefined ? JSON.stringify(raw.default) : "");
     fields.push({ name, type, input });
     const label = (raw.title || spec.title || name) + (required.has(name) ? " *" : "");
