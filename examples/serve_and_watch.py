@@ -6,7 +6,8 @@ From a shell, the same server is one command, and the page's API is at /api:
 
 Here the app runs in this process (uvicorn in a thread, on a free port) and httpx plays the
 client: start a run, follow its events over Server-Sent Events until it pauses for approval,
-approve it, follow it again from the last event seen (Last-Event-ID) until it completes.
+approve it, follow it again from the last event seen (Last-Event-ID) until it completes;
+then replay it.
 """
 
 import json
@@ -74,6 +75,9 @@ def main() -> None:
         follow(client, run_id, last)
         done = client.get(f"/api/runs/{run_id}").json()["run"]
         print(f"status: {done['status']}; content: {done['content']}")
+        # the same run again under the current code, the model's answers from its record
+        replay = client.post(f"/api/runs/{run_id}/replay").json()
+        print(f"replay: {replay['status']}, waiting for legal again (a person is not replayed)")
     server.should_exit = True
     thread.join()
 

@@ -59,6 +59,7 @@ EXPECTED = {
         "WorkflowPaused",
         "status: PAUSED; waiting at ['reviews/legal']",
         "status: COMPLETED; content: Published after: fact check, legal",
+        "replay: PAUSED, waiting for legal again",
     ],
     "deep_nested_workflow.py": [
         "[depth=2] WorkflowStartedEvent from Data Collection",

@@ -299,6 +299,7 @@ def test_events_to_skip_are_not_stored(skip: list[Any]) -> None:
     workflow = Workflow(
         name="w", steps=[echo], storage=MemoryStorage(), store_events=True, events_to_skip=skip
     )
+    assert workflow.skipped_events == {"StepStarted", "StepCompleted"}  # for code storing events itself
     output = workflow.run("x")
     assert asyncio.run(_stored_events(workflow, output.run_id)) == [
         "WorkflowStarted",
@@ -365,3 +366,31 @@ def test_stream_executor_events_false_drops_a_teams_events_but_its_completion() 
     assert "TeamRunStarted" not in names and "RunStarted" not in names and "RunContent" not in names
     assert "TeamRunCompleted" in names and "StepCompleted" in names
     assert hidden[-1].content == shown[-1].content
+
+
+def test_assigning_storage_moves_the_next_runs_there(tmp_path: Path) -> None:
+    first, second = MemoryStorage(), MemoryStorage()
+    workflow = Workflow(name="w", steps=[echo], storage=first)
+    one = workflow.run("x")
+    workflow.storage = second  # after a run opened the first one
+    two = workflow.run("y")
+    assert asyncio.run(first.get_run(two.run_id)) is None
+    record = asyncio.run(second.get_run(two.run_id))
+    assert record is not None and record.status == RunStatus.COMPLETED.value
+    assert asyncio.run(second.get_run(one.run_id)) is None
+    url = f"sqlite:///{tmp_path / 'third.db'}"
+    workflow.storage = url  # a URL: the workflow opens it (and closes it)
+    three = workflow.run("z")
+    workflow.close()
+    assert asyncio.run(second.get_run(three.run_id)) is None
+
+    async def in_third() -> str | None:
+        third = SqliteDb(db_url=url)
+        await third.setup()
+        try:
+            record = await third.get_run(three.run_id)
+            return None if record is None else record.status
+        finally:
+            await third.close()
+
+    assert asyncio.run(in_third()) == RunStatus.COMPLETED.value

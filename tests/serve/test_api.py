@@ -191,6 +191,7 @@ def test_token_required_when_configured(serve: Any, db: str) -> None:
     assert allowed.status_code == 200
     # the page's files hold no data: a browser opens them without the header, then the page sends it
     assert client.get("/").status_code == 200 and client.get("/ui/app.js").status_code == 200
+    assert client.get("/ui/graph.js").status_code == 200
     assert client.post("/").status_code == 401
 
 
@@ -202,6 +203,10 @@ def test_the_page_and_its_files_are_served(serve: Any, db: str) -> None:
     script = client.get("/ui/app.js")
     assert script.status_code == 200 and "api/runs" in script.text and "Last-Event-ID" in script.text
     assert client.get("/ui/app.css").status_code == 200
+    graph = client.get("/ui/graph.js")
+    assert graph.status_code == 200 and "PlaitGraph" in graph.text
+    for shipped in (script.text, graph.text.replace("http://www.w3.org/2000/svg", "")):
+        assert "http" not in shipped and "import(" not in shipped  # nothing fetched from elsewhere
 
 
 def test_cors_is_off_unless_configured(serve: Any, db: str) -> None:
@@ -237,6 +242,7 @@ def test_mounted_in_another_app(serve: Any, db: str) -> None:
     )
     assert 'src="ui/app.js"' in client.get("/plait/").text
     assert client.get("/plait/ui/app.js").status_code == 200
+    assert client.get("/plait/ui/graph.js").status_code == 200
 
 
 def test_fork_a_stored_run_over_http(serve: Any, db: str) -> None:
@@ -258,3 +264,120 @@ def test_fork_a_stored_run_over_http(serve: Any, db: str) -> None:
     assert run["lineage"]["forked_from"] == original
     wrong = client.post(f"/api/runs/{original}/fork", json={"at": "nowhere"})
     assert wrong.status_code == 422 and "nowhere" in wrong.json()["error"]["message"]
+
+
+def test_replay_a_stored_run_over_http(serve: Any, db: str) -> None:
+    served.GATE.set()
+    client = serve(create_app([served.gated_workflow()], storage=db, poll_interval=0.05))
+    with client.stream("POST", "/api/workflows/gated/runs?stream=true", json={"input": "x"}) as response:
+        events = list(sse(response))  # to the end
+    original = events[0]["data"]["run_id"]
+    _until(lambda: _status(client, original) == "COMPLETED", "the run to complete")
+    replayed = client.post(f"/api/runs/{original}/replay")
+    assert replayed.status_code == 200, replayed.text
+    body = replayed.json()
+    assert body["replay_of"] == original and body["run_id"] != original
+    assert body["status"] == "COMPLETED" and body["replay_differences"] == []
+    stored = client.get(f"/api/runs/{body['run_id']}").json()
+    assert stored["run"]["lineage"] == {"replay_of": original} and stored["run"]["content"] == "three"
+    assert [s["step_id"] for s in stored["steps"]] == ["first", "held", "last"]
+    assert client.post(f"/api/runs/{original}/replay", json={"live": "sometimes"}).status_code == 422
+    assert client.post(f"/api/runs/{original}/replay", json={"lve": True}).status_code == 422
+    missing = client.post("/api/runs/nope/replay")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    served.GATE.clear()
+    running = client.post("/api/workflows/gated/runs", json={"input": "y"}).json()["run_id"]
+    refused = client.post(f"/api/runs/{running}/replay")
+    assert refused.status_code == 409 and refused.json()["error"]["type"] == "run_executing"
+    served.GATE.set()
+    _until(lambda: _status(client, running) == "COMPLETED", "the second run to complete")
+    assert len(client.get("/api/runs").json()["runs"]) == 3  # the refused replay stored nothing
+
+
+def test_an_answer_that_does_not_fit_the_form_leaves_the_run_paused(serve: Any, db: str) -> None:
+    client = serve(create_app([served.review_workflow()], storage=db, poll_interval=0.05))
+    run_id = client.post("/api/workflows/review/runs", json={"input": "x"}).json()["run_id"]
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        assert [e["event"] for e in sse(response)][-1] == "WorkflowPaused"
+    pending = client.get(f"/api/runs/{run_id}").json()["pending"]
+    assert pending[0]["kind"] == "input" and pending[0]["schema"]["required"] == ["title"]
+    wrong = client.post(
+        f"/api/runs/{run_id}/approve", json={"approve": True, "answers": {"details": {"words": "many"}}}
+    )
+    assert wrong.status_code == 422 and wrong.json()["error"]["type"] == "invalid_answer"
+    assert "Details" in wrong.json()["error"]["message"] and "title" in wrong.json()["error"]["message"]
+    assert _status(client, run_id) == "PAUSED"
+    good = {"details": {"title": "T", "words": 3, "tone": "warm", "tags": ["a"]}}
+    assert (
+        client.post(f"/api/runs/{run_id}/approve", json={"approve": True, "answers": good}).status_code == 202
+    )
+    _until(
+        lambda: (
+            client.get(f"/api/runs/{run_id}").json()["pending"][:1]
+            and _status(client, run_id) == "PAUSED"
+            and client.get(f"/api/runs/{run_id}").json()["pending"][0]["step_id"] == "channel"
+        ),
+        "the choice",
+    )
+    bad_choice = client.post(
+        f"/api/runs/{run_id}/approve", json={"approve": True, "answers": {"channel": "fax"}}
+    )
+    assert bad_choice.status_code == 422 and "blog" in bad_choice.json()["error"]["message"]
+    assert (
+        client.post(
+            f"/api/runs/{run_id}/approve", json={"approve": True, "answers": {"channel": "blog"}}
+        ).status_code
+        == 202
+    )
+    _until(lambda: _status(client, run_id) == "COMPLETED", "the run to complete")
+    assert client.get(f"/api/runs/{run_id}").json()["run"]["content"] == (
+        "T: 3 words, warm, urgent=False, tags=['a'], to blog"
+    )
+
+
+def test_concurrent_approvals_continue_the_run_once(serve: Any, db: str) -> None:
+    import threading
+
+    client = serve(create_app([served.approval_workflow()], storage=db, poll_interval=0.05))
+    run_id = client.post("/api/workflows/announcement/runs", json={"input": "x"}).json()["run_id"]
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        assert [e["event"] for e in sse(response)][-1] == "WorkflowPaused"
+    answers: list[httpx.Response] = []
+
+    def approve() -> None:
+        answers.append(client.post(f"/api/runs/{run_id}/approve", json={"approve": True}))
+
+    threads = [threading.Thread(target=approve) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202, 409, 409, 409, 409, 409], [a.text for a in answers]
+    assert all(
+        a.json()["error"]["type"] in ("not_paused", "run_executing", "run_claimed")
+        for a in answers
+        if a.status_code == 409
+    )
+    _until(lambda: _status(client, run_id) == "COMPLETED", "the run to complete")
+    with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+        events = list(sse(response))
+    assert [e["event"] for e in events].count("WorkflowCompleted") == 1
+    published = [e for e in events if e["event"] == "StepCompleted" and e["data"]["step_name"] == "publish"]
+    assert len(published) == 1  # the steps after the approval ran once
+
+
+def test_one_app_served_twice_at_once_and_again(serve: Any, db: str) -> None:
+    import threading
+
+    app = create_app([served.gated_workflow()], storage=db, poll_interval=0.05)
+    for round in range(2):  # two servers (two event loops) on one app, then two more
+        first, second = serve(app), serve(app)
+        served.GATE.clear()
+        run_id = first.post("/api/workflows/gated/runs", json={"input": round}).json()["run_id"]
+        threading.Timer(0.3, served.GATE.set).start()
+        for client in (second, first):  # each follows it while it waits at the gate
+            with client.stream("GET", f"/api/runs/{run_id}/events") as response:
+                events = list(sse(response))
+            assert events[-1]["event"] == "WorkflowCompleted", events[-1]
+        assert first.get(f"/api/runs/{run_id}").json()["run"]["status"] == "COMPLETED"

@@ -90,7 +90,8 @@ class Workflow(DurableRuns):
     :meth:`continue_run`, session state persists across processes, and
     ``store_events=True`` keeps every event but those in ``events_to_skip`` (event
     classes or names). ``db=`` is Agno's name for ``storage=``
-    (``db=plait.storage.SqliteDb(db_file="tmp.db")``).
+    (``db=plait.storage.SqliteDb(db_file="tmp.db")``). Assigning ``workflow.storage``
+    later moves the runs after it to that storage.
 
     Agno's run options: ``user_id`` (the default of ``run(user_id=...)``), ``metadata``
     (merged with a run's, the workflow's keys winning, and stored with the run),
@@ -122,6 +123,8 @@ class Workflow(DurableRuns):
     lease_ttl: float = 30.0
     #: how often (seconds) a run with storage looks for a :meth:`cancel_run` from another process
     cancel_check_interval: float = 1.0
+    #: what ``_storage`` (the storage object runs use) was opened from: ``storage`` then
+    _storage_spec: Storage | str | None = None
 
     def __init__(
         self,
@@ -493,7 +496,7 @@ class Workflow(DurableRuns):
         """Close the storage this workflow opened from its URL (a storage object you
         passed stays yours to close). The workflow reopens it if it runs again."""
         storage, self._storage = self._storage, None
-        if storage is not None and isinstance(self.storage, str):
+        if storage is not None and isinstance(self._storage_spec, str):
             await storage.close()
 
     def close(self) -> None:
@@ -651,15 +654,25 @@ class Workflow(DurableRuns):
     async def _ready_storage(self) -> Storage | None:
         if self.storage is None:
             return None
-        if self._storage is None:
+        if self._storage is None or not self._opened_from(self.storage):
             from plait.storage import resolve_storage
 
             with self._sessions_lock:  # concurrent first runs must share one storage object
-                if self._storage is None:
-                    self._storage = resolve_storage(self.storage)
+                if self._storage is None or not self._opened_from(self.storage):
+                    # first use, or ``workflow.storage = ...`` since: that one from now on
+                    self._storage, self._storage_spec = resolve_storage(self.storage), self.storage
         assert self._storage is not None
         await self._storage.setup()  # idempotent; the backend guards it
         return self._storage
+
+    def _opened_from(self, spec: Storage | str) -> bool:
+        return self._storage_spec is spec or self._storage_spec == spec
+
+    @property
+    def skipped_events(self) -> frozenset[str]:
+        """The names of the events a run keeps out of its storage: ``events_to_skip`` (event
+        classes, names or enum members) as names, for code that stores events itself."""
+        return self._events_to_skip
 
     def _sink_objects(self) -> list[Any]:
         """The workflow's sinks, names resolved once (each sink keeps one queue and thread)."""

@@ -8,8 +8,10 @@ limit, CORS) and the error handlers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +49,11 @@ class ServeState:
     storage: Storage
     secrets: list[str] = field(default_factory=list)
     poll_interval: float = 0.25
-    live: LiveRuns | None = None
+    idle_timeout: float = 300.0
+    #: the runs executing, per event loop the app is served on (one, unless it is served anew)
+    live: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveRuns] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     def workflow(self, name: str) -> Workflow:
         """The served workflow with this id or name (404 otherwise)."""
@@ -61,10 +67,15 @@ class ServeState:
 
     def runs(self) -> LiveRuns:
         """The runs this process executes (made on first use: an app mounted in another one
-        gets no lifespan events of its own)."""
-        if self.live is None:
-            self.live = LiveRuns(self.storage, poll_interval=self.poll_interval)
-        return self.live
+        gets no lifespan events of its own; made again when the app is served anew, on
+        another event loop)."""
+        loop = asyncio.get_running_loop()
+        live = self.live.get(loop)
+        if live is None:
+            live = self.live[loop] = LiveRuns(
+                self.storage, poll_interval=self.poll_interval, idle_timeout=self.idle_timeout
+            )
+        return live
 
     async def setup(self) -> None:
         """Set the storage up once (idempotent in every backend)."""
@@ -88,7 +99,7 @@ def _one_storage(workflows: Sequence[Workflow], storage: Storage | str | None) -
                 f"Workflow {workflow.name!r} has storage {theirs!r}, another workflow served with it "
                 f"{chosen!r}: a server has one storage; pass storage= to create_app (or --storage)"
             )
-        workflow.storage, workflow._storage = resolved, None  # the server's object, opened once
+        workflow.storage = resolved  # the server's object, opened once, from the next run on
         # the server stores every event as it happens (see LiveRuns), not at the run's end
         workflow.store_events = False
     return resolved
@@ -102,6 +113,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     body_limit: int = DEFAULT_BODY_LIMIT,
     poll_interval: float = 0.25,
+    stream_idle_timeout: float = 300.0,
     title: str = "plait",
 ) -> FastAPI:
     """A FastAPI app serving ``workflows`` (mount it in your own app, or run it with uvicorn).
@@ -110,7 +122,9 @@ def create_app(
     ``$PLAIT_STORAGE``, else ``sqlite:///.plait/plait.db``) becomes every served workflow's
     storage; the server stores each run's events as they happen, so any server process that
     shares the storage can stream them (``poll_interval`` seconds between looks at runs
-    another process executes). ``token`` requires ``Authorization: Bearer TOKEN`` on every
+    another process executes, backing off to ``8 * poll_interval`` while nothing comes; such
+    a stream ends after ``stream_idle_timeout`` seconds without an event, and the client
+    reconnects with ``Last-Event-ID``). ``token`` requires ``Authorization: Bearer TOKEN`` on every
     request; ``cors_origins`` allows browsers on those origins (none by default);
     ``body_limit`` caps request bodies (bytes, 413 above it).
     """
@@ -126,9 +140,14 @@ def create_app(
         raise DefinitionError(
             f"create_app: body_limit must be a positive number of bytes, got {body_limit!r}"
         )
+    for option, value in (("poll_interval", poll_interval), ("stream_idle_timeout", stream_idle_timeout)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise DefinitionError(f"create_app: {option} must be a positive number of seconds, got {value!r}")
     resolved = _one_storage(items, storage)
     secrets = [s for s in (token,) if s] + url_secrets(resolved.url)
-    state = ServeState(by_id, resolved, secrets=secrets, poll_interval=poll_interval)
+    state = ServeState(
+        by_id, resolved, secrets=secrets, poll_interval=poll_interval, idle_timeout=stream_idle_timeout
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,8 +155,9 @@ def create_app(
         try:
             yield
         finally:
-            if state.live is not None:
-                await state.live.aclose()
+            live = state.live.pop(asyncio.get_running_loop(), None)
+            if live is not None:
+                await live.aclose()
 
     app = FastAPI(
         title=title,

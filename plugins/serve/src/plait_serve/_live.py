@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait import DefinitionError, RunHandle, RunStatus, Workflow
+from plait import DefinitionError, RunHandle, RunStatus, Workflow, WorkflowRunOutput
 from plait.events import Event
 from plait.storage import Storage
 
@@ -58,9 +59,10 @@ class LiveRuns:
     run's writer on the server's loop.
     """
 
-    def __init__(self, storage: Storage, *, poll_interval: float = 0.25) -> None:
+    def __init__(self, storage: Storage, *, poll_interval: float = 0.25, idle_timeout: float = 300.0) -> None:
         self.storage = storage
         self.poll_interval = poll_interval
+        self.idle_timeout = idle_timeout
         self._runs: dict[str, _Run] = {}
         self._stored = asyncio.Condition()  # a writer stored events: followers look again
         self._handles: dict[str, RunHandle] = {}
@@ -110,7 +112,7 @@ class LiveRuns:
             self._runs[run_id] = run
         run.writer = loop.create_task(self._write(run))
         started: asyncio.Future[str] = loop.create_future()
-        skip = _skipped(workflow)
+        skip = workflow.skipped_events
 
         def begin(error: BaseException | None, first: Event | None) -> None:
             if started.done():
@@ -136,7 +138,11 @@ class LiveRuns:
             loop.call_soon_threadsafe(run.queue.put_nowait, None)
 
         threading.Thread(target=consume, name=f"plait-serve-{run_id or 'fork'}", daemon=True).start()
-        return await started
+        try:
+            return await started
+        except BaseException:  # it stopped before it started: let its writer finish, then say so
+            await asyncio.wait([run.writer], timeout=LEASE_WAIT)
+            raise
 
     async def start(self, workflow: Workflow, input: Any, options: dict[str, Any]) -> str:
         """Start a run of ``workflow`` and return its id once it has started."""
@@ -170,6 +176,11 @@ class LiveRuns:
             workflow, None, lambda: workflow.fork(run_id, stream=True, stream_events=True, **change)
         )
 
+    async def replay(self, workflow: Workflow, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+        """Replay stored run ``run_id`` (``Workflow.replay``) on a thread of its own, to its end:
+        a replay answers its model and tool calls from the original's record."""
+        return await asyncio.to_thread(workflow.replay, run_id, live=live)
+
     async def aclose(self) -> None:
         """Stop: ask the runs still executing to cancel, and let the writers store what came."""
         for handle in list(self._handles.values()):
@@ -183,10 +194,18 @@ class LiveRuns:
         """The stored events of run ``run_id`` after sequence ``after``, then each new one,
         until the run has ended or paused: its last stored event so far is its top-level
         end or pause and it is not going on. A run that stores no such event (it ran outside
-        a server, or its process died) ends the stream once its stored events are out."""
+        a server, or its process died) ends the stream once its stored events are out.
+
+        A run this process executes wakes its followers as its events are stored. One that
+        another process executes is polled: every ``poll_interval`` seconds at first, half as
+        often again after each look that finds nothing (up to ``8 * poll_interval``), and
+        the stream ends after ``idle_timeout`` seconds without a new event (the client
+        reconnects with ``Last-Event-ID``), so a run whose process died holds no stream."""
         seq = after
         at_end = False  # the last event out was the run's end or pause (a resume may follow)
-        quiet = 0
+        ended_looks = 0
+        wait = self.poll_interval
+        idle_since = time.monotonic()
         while True:
             batch = await self.storage.load_events(run_id, after=seq)
             for data in batch:
@@ -194,19 +213,23 @@ class LiveRuns:
                 yield StoredEvent(seq, data)
                 at_end = data.get("event") in ENDS and data.get("run_id") == run_id
             if batch:
-                quiet = 0
+                ended_looks, wait, idle_since = 0, self.poll_interval, time.monotonic()
                 continue
             if not self.executing(run_id):
                 record = await self.storage.get_run(run_id)
                 if record is None or record.status not in _GOING:
                     if at_end:
                         return
-                    quiet += 1  # no end stored: one more look for late events, then stop
-                    if quiet >= 2:
+                    ended_looks += 1  # no end stored: one more look for late events, then stop
+                    if ended_looks >= 2:
                         return
+                elif time.monotonic() - idle_since >= self.idle_timeout:
+                    return
+                else:
+                    wait = min(wait * 1.5, self.poll_interval * 8)
             async with self._stored:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stored.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._stored.wait(), wait)
 
     async def settle(self, run_id: str, timeout: float = 10.0) -> bool:
         """Wait (``timeout`` seconds at most) until this process no longer executes run
@@ -216,10 +239,3 @@ class LiveRuns:
         if run is not None and run.writer is not None:
             await asyncio.wait([run.writer], timeout=timeout)
         return not self.executing(run_id)
-
-
-def _skipped(workflow: Workflow) -> frozenset[str]:
-    """The names of the events ``workflow`` keeps out of its storage (``events_to_skip``,
-    as the workflow resolved them)."""
-    names: frozenset[str] = getattr(workflow, "_events_to_skip", frozenset())
-    return names

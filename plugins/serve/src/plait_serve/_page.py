@@ -18,7 +18,7 @@ __all__ = ["PAGE_PATHS", "STATIC", "mount_page"]
 
 STATIC = Path(__file__).with_name("static")
 #: the paths the page's files are served at (the only ones the token guard lets through)
-PAGE_PATHS = ("/", "/ui/app.js", "/ui/app.css")
+PAGE_PATHS = ("/", "/ui/app.js", "/ui/graph.js", "/ui/app.css")
 
 
 def mount_page(app: FastAPI) -> None:

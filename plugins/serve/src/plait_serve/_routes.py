@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
-from plait import RunStatus, Workflow
+from plait import DefinitionError, PlaitError, ReplayDivergenceError, RunStatus, Workflow
 from plait.storage import RunRecord
 from plait_serve._app import ServeError, ServeState
 
@@ -73,6 +73,25 @@ class Fork(BaseModel):
     input: Any = None
     output: Any = None
     replay: bool = False
+
+
+class Replay(BaseModel):
+    """The body of ``POST /api/runs/{run_id}/replay`` (optional): ``live`` makes the calls the
+    original's record does not have for real instead of failing."""
+
+    model_config = ConfigDict(extra="forbid")
+    live: bool = False
+
+
+class Replayed(BaseModel):
+    """A replay, run to its end."""
+
+    run_id: str
+    status: str
+    replay_of: str
+    replay_differences: list[dict[str, Any]] = Field(
+        description="the steps whose output differs from the original's: step_id, original, replay"
+    )
 
 
 class Started(BaseModel):
@@ -240,7 +259,19 @@ async def _continue(state: ServeState, run_id: str, **answers: Any) -> Started:
         raise ServeError(
             409, "run_ended", f"run {run_id!r} already ended as {record.status}; nothing to continue"
         )
-    await state.runs().resume(workflow, run_id, **answers)
+    try:
+        await state.runs().resume(workflow, run_id, **answers)
+    except ValueError as exc:
+        now = await _record(state, run_id)
+        if state.runs().executing(run_id) or now.status != record.status:  # another request won
+            # (the failed attempt's own writer has finished: LiveRuns._drive waits for it)
+            raise ServeError(
+                409, "run_executing", f"run {run_id!r} was continued by another request; it is {now.status}"
+            ) from exc
+        if isinstance(exc, DefinitionError):
+            raise
+        # an answer that does not fit its step: checked before the run goes on
+        raise ServeError(422, "invalid_answer", str(exc)) from exc
     return Started(run_id=run_id, status=RunStatus.RUNNING.value)
 
 
@@ -295,3 +326,32 @@ async def fork_run(request: Request, run_id: str, body: Fork) -> Started:
             change[key] = getattr(body, key)
     new_id = await state.runs().fork(workflow, run_id, **change)
     return Started(run_id=new_id, status=RunStatus.RUNNING.value)
+
+
+@router.post("/runs/{run_id}/replay", summary="Replay a stored run from its recorded calls")
+async def replay_run(request: Request, run_id: str, body: Replay | None = None) -> Replayed:
+    """A new run of the workflow's current code with run ``run_id``'s input, every model and
+    tool call answered from the original's record (``workflow.replay``), run to its end; the
+    answer names the new run and the steps whose output changed. 409 ``replay_diverged`` when
+    the code now makes a call the record does not have (``live: true`` makes it for real)."""
+    state = _state(request)
+    record = await _record(state, run_id)
+    workflow = state.workflow(record.workflow_id)
+    if record.status in (RunStatus.RUNNING.value, RunStatus.PENDING.value):
+        raise ServeError(
+            409, "run_executing", f"run {run_id!r} is {record.status}; replay it once it has ended"
+        )
+    try:
+        output = await state.runs().replay(workflow, run_id, live=body is not None and body.live)
+    except ReplayDivergenceError as exc:
+        raise ServeError(409, "replay_diverged", str(exc)) from exc
+    except DefinitionError:
+        raise  # 422: what the workflow or the storage cannot do
+    except PlaitError as exc:  # the replayed code failed: stored as such, under a new run
+        raise ServeError(409, "replay_failed", f"the replay of run {run_id!r} failed: {exc}") from exc
+    return Replayed(
+        run_id=output.run_id,
+        status=output.status.value,
+        replay_of=run_id,
+        replay_differences=list(output.replay_differences or []),
+    )

@@ -97,70 +97,126 @@ function startForm(workflows) {
 
 // -- one run ---------------------------------------------------------------------------
 
+const ENDED = ["COMPLETED", "COMPLETED_WITH_ERRORS", "ERROR", "CANCELLED"];
+
 async function runPage(runId) {
-  const state = { steps: new Map(), last: null, events: 0 };
+  const state = { steps: new Map(), last: null, events: 0, graph: null, status: null };
   const header = el("div", { class: "card" });
   const pending = el("div");
+  const forking = el("div");
   const tree = el("div", { class: "tree" });
   const details = el("pre", { id: "step-details" }, "Select a step to see its events.");
-  const graph = el("pre", { class: "mono" });
-  main.replaceChildren(header, pending, el("div", { class: "grid" },
+  const picture = el("div", { class: "graph-box", id: "graph" });
+  const mermaid = el("pre", { class: "mono" });
+  main.replaceChildren(header, pending, forking, el("div", { class: "grid" },
     el("div", { class: "card" }, el("h2", {}, "Steps"), tree),
     el("div", { class: "card" }, el("h2", {}, "Step"), details)),
-    el("div", { class: "card" }, el("h2", {}, "Graph (Mermaid)"), graph));
+    el("div", { class: "card" }, el("h2", {}, "Graph"), picture,
+      el("details", {}, el("summary", { class: "muted" }, "as Mermaid text"), mermaid)));
+  const { workflows } = await api("api/workflows");
+
+  const lineageLink = (label, id) => el("span", {}, ` · ${label} `, el("a", { href: `#/runs/${id}`, class: "mono" }, short(id)));
 
   async function load() {
     const data = await api(`api/runs/${runId}`);
     const run = data.run;
-    const workflows = (await api("api/workflows")).workflows;
+    state.status = run.status;
     const workflow = workflows.find((w) => w.id === run.workflow_id);
-    graph.textContent = workflow ? workflow.mermaid : "";
+    state.graph = workflow ? workflow.graph : null;
+    mermaid.textContent = workflow ? workflow.mermaid : "";
     const m = run.metrics || {};
+    const lineage = run.lineage || {};
     header.replaceChildren(...[
       el("div", { class: "toolbar" }, el("h2", {}, run.workflow_name), badge(run.status), el("span", { class: "mono muted" }, run.run_id)),
       el("div", { class: "muted" }, `started ${when(run.created_at)}`, m.duration ? ` · ${secs(m.duration)}` : "",
-        m.input_tokens || m.output_tokens ? ` · ${m.input_tokens || 0} in / ${m.output_tokens || 0} out tokens` : ""),
+        m.input_tokens || m.output_tokens ? ` · ${m.input_tokens || 0} in / ${m.output_tokens || 0} out tokens` : "",
+        lineage.forked_from ? lineageLink(`forked at ${lineage.fork_step || "a step"} from`, lineage.forked_from) : null,
+        lineage.replay_of ? lineageLink("replay of", lineage.replay_of) : null),
       run.error ? el("p", { class: "error" }, run.error) : null,
       run.content !== null && run.content !== undefined ? el("pre", { id: "run-content" }, typeof run.content === "string" ? run.content : JSON.stringify(run.content, null, 2)) : null,
       el("div", { class: "toolbar" },
         el("button", { id: "resume", disabled: !["CANCELLED", "ERROR"].includes(run.status), onclick: () => act(`api/runs/${runId}/resume`, {}) }, "Resume"),
-        el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel")),
+        el("button", { id: "cancel", class: "danger", disabled: run.status !== "RUNNING", onclick: () => act(`api/runs/${runId}/cancel`) }, "Cancel"),
+        el("button", { id: "replay", disabled: !ENDED.includes(run.status), title: "run the current code again, every model and tool call answered from this run's record", onclick: () => replay() }, "Replay"),
+        el("button", { id: "fork", disabled: !data.steps.length || ["RUNNING", "PENDING"].includes(run.status), title: "a new run from this one, changed at a step", onclick: () => forkForm(data.steps) }, "Fork…"),
+        el("span", { class: "error", id: "action-error" })),
     ].filter(Boolean));
     pending.replaceChildren(...data.pending.map((request) => approvalForm(request)));
+    if (!state.events) { // nothing streamed (a replay stores no step events): its completed steps
+      for (const c of data.steps) {
+        if (!state.steps.has(c.step_id)) state.steps.set(c.step_id, { id: c.step_id, name: c.output.step_name || c.step_id.split("/").pop(), kind: c.output.step_type || "", status: c.output.success === false ? "failed" : "done", events: [c.output] });
+      }
+    }
     if (run.status !== "RUNNING") { // a container around a pause or a cancel is not running any more
       for (const step of state.steps.values()) {
         if (step.status === "running") step.status = run.status === "PAUSED" ? "paused" : "stopped";
       }
-      draw();
     }
+    draw();
     return run;
   }
 
+  function showError(error) {
+    const where = document.getElementById("action-error");
+    if (where) where.textContent = error.message;
+  }
+
   async function act(path, body) {
-    try { await post(path, body); } catch (error) { alert(error.message); }
+    try { await post(path, body); } catch (error) { showError(error); }
     await load();
     follow();
   }
 
+  async function replay() {
+    const button = document.getElementById("replay");
+    button.disabled = true;
+    button.textContent = "Replaying…";
+    try {
+      const { run_id } = await post(`api/runs/${runId}/replay`, {});
+      location.hash = `#/runs/${run_id}`;
+    } catch (error) { showError(error); button.disabled = false; button.textContent = "Replay"; }
+  }
+
+  function forkForm(steps) {
+    const at = el("select", { id: "fork-at" }, steps.map((c) => el("option", { value: c.step_id }, c.step_id)));
+    const what = el("select", { id: "fork-what" },
+      el("option", { value: "output" }, "its output becomes"), el("option", { value: "input" }, "it receives"), el("option", { value: "same" }, "as it was (run again)"));
+    const value = el("textarea", { id: "fork-value", rows: 2, placeholder: "text, or JSON" });
+    const message = el("span", { class: "error" });
+    const go = el("button", { id: "fork-go", class: "primary", onclick: async () => {
+      const body = { at: at.value };
+      if (what.value !== "same") body[what.value] = parsed(value.value);
+      try {
+        const { run_id } = await post(`api/runs/${runId}/fork`, body);
+        location.hash = `#/runs/${run_id}`;
+      } catch (error) { message.textContent = error.message; }
+    } }, "Fork");
+    forking.replaceChildren(el("div", { class: "card", id: "fork-form" }, el("h2", {}, "Fork this run"),
+      el("div", { class: "toolbar" }, el("label", {}, "at step ", at), what), value,
+      el("div", { class: "toolbar" }, go, el("button", { onclick: () => forking.replaceChildren() }, "Close"), message)));
+  }
+
   function approvalForm(request) {
     const form = el("div", { class: "card pending", "data-step": request.step_id });
-    const answer = (value) => act(`api/runs/${runId}/approve`, typeof value === "boolean"
-      ? { approve: value, step: request.step_id } : { approve: true, answers: { [request.step_id]: value } });
+    const message = el("p", { class: "error" });
+    const answer = async (value) => {
+      message.textContent = "";
+      const body = typeof value === "boolean" ? { approve: value, step: request.step_id } : { approve: true, answers: { [request.step_id]: value } };
+      try { await post(`api/runs/${runId}/approve`, body); } catch (error) { message.textContent = error.message; return; }
+      await load();
+      follow();
+    };
     form.append(el("h2", {}, `Waiting: ${request.step_name}`), el("p", {}, request.prompt || ""));
     if (request.kind === "confirm") {
       form.append(el("div", { class: "toolbar" },
         el("button", { class: "primary", id: "approve", onclick: () => answer(true) }, "Approve"),
         el("button", { class: "danger", id: "reject", onclick: () => answer(false) }, "Reject")));
     } else if (request.choices && request.choices.length) {
-      form.append(el("div", { class: "toolbar" }, request.choices.map((c) => el("button", { onclick: () => answer(c) }, String(c)))));
+      form.append(el("div", { class: "toolbar choices" }, request.choices.map((c) => el("button", { class: "choice", "data-choice": c, onclick: () => answer(c) }, String(c)))));
     } else {
-      const text = el("textarea", { rows: 4, placeholder: request.schema ? JSON.stringify(request.schema) : "your answer (text or JSON)" });
-      form.append(text, el("button", { class: "primary", onclick: () => {
-        let value = text.value;
-        try { value = JSON.parse(value); } catch { /* text */ }
-        answer(value);
-      } }, "Answer"));
+      form.append(schemaForm(request.schema, answer, message));
     }
+    form.append(message);
     return form;
   }
 
@@ -182,14 +238,45 @@ async function runPage(runId) {
     state.steps.set(id, step);
   }
 
+  function showStep(id) {
+    const step = state.steps.get(id) || [...state.steps.values()].find((s) => s.id.replace(/\[\d+\]/g, "[*]") === id);
+    details.textContent = step ? JSON.stringify(step.events, null, 2) : `${id}: no events yet`;
+  }
+
+  // a graph node's status: its step's, or (a loop's child, loop[*]/x) its latest iteration's
+  function statusOf(id) {
+    const step = state.steps.get(id);
+    if (step) return step.status;
+    let found = null;
+    for (const s of state.steps.values()) if (s.id.replace(/\[\d+\]/g, "[*]") === id) found = s.status;
+    return found;
+  }
+
+  // the steps in the graph's order (a container before what it holds, a loop's iterations in
+  // turn); a step the graph does not name (a fully-Python workflow's) after, as it came
+  function ordered() {
+    const nodes = state.graph ? state.graph.nodes : [];
+    const place = new Map(nodes.map((n, i) => [n.id, i]));
+    const index = (id) => {
+      const pattern = id.replace(/\[\d+\]/g, "[*]");
+      return place.get(id) ?? place.get(pattern) ?? place.get(pattern.replace(/\[\*\]$/, "")) ?? Infinity;
+    };
+    return [...state.steps.values()].map((step, arrival) => ({ step, arrival, at: index(step.id) }))
+      .sort((a, b) => (a.at - b.at) || (a.at === Infinity ? a.arrival - b.arrival : a.step.id.localeCompare(b.step.id, undefined, { numeric: true })))
+      .map((entry) => entry.step);
+  }
+
   function draw() {
-    tree.replaceChildren(...[...state.steps.values()].map((step) => {
+    tree.replaceChildren(...ordered().map((step) => {
       const depth = step.id.split("/").length - 1;
-      return el("div", { class: "node", "data-step": step.id, style: `padding-left:${depth * 18}px`,
-                         onclick: () => { details.textContent = JSON.stringify(step.events, null, 2); } },
+      return el("div", { class: "node", "data-step": step.id, style: `padding-left:${depth * 18}px`, onclick: () => showStep(step.id) },
         badge(step.status), el("span", { class: "name" }, step.name), el("span", { class: "kind" }, step.kind),
         el("span", { class: "time" }, secs(step.duration)));
     }));
+    if (state.graph) {
+      const current = (id) => { const s = statusOf(id); return s === "paused" || (s === "running" && !state.graph.nodes.some((n) => n.parent === id)); };
+      picture.replaceChildren(PlaitGraph.draw(state.graph, { status: statusOf, current, onclick: showStep }));
+    }
   }
 
   async function follow() {
@@ -228,6 +315,60 @@ async function runPage(runId) {
 
   await load();
   follow();
+}
+
+// -- a form from a JSON schema (an Approval's kind="input") ------------------------------
+
+function parsed(text) {
+  try { return JSON.parse(text); } catch { return text; }
+}
+
+const FORMATS = { "date-time": "2026-12-24T18:00:00", date: "2026-12-24", time: "18:00:00", email: "name@example.org", uri: "a URL" };
+
+function schemaForm(schema, submit, message) {
+  const defs = (schema && schema.$defs) || {};
+  const resolve = (s) => (s && s.$ref ? defs[s.$ref.split("/").pop()] || {} : s || {});
+  const props = (schema && schema.properties) || {};
+  const required = new Set((schema && schema.required) || []);
+  const form = el("form", { class: "schema-form", onsubmit: (event) => { event.preventDefault(); } });
+  if (!Object.keys(props).length) { // no fields to show: the answer as text or JSON
+    const text = el("textarea", { rows: 4, name: "answer", placeholder: schema ? JSON.stringify(schema) : "your answer (text or JSON)" });
+    form.append(text, el("button", { class: "primary", id: "submit-answer", onclick: () => submit(parsed(text.value)) }, "Answer"));
+    return form;
+  }
+  const fields = [];
+  for (const [name, raw] of Object.entries(props)) {
+    let spec = resolve(raw);
+    if (spec.anyOf) spec = { ...resolve(spec.anyOf.find((a) => resolve(a).type !== "null")), title: spec.title, default: spec.default, description: spec.description };
+    const type = spec.enum ? "enum" : spec.type || "string";
+    const id = `answer-${name}`;
+    let input;
+    if (type === "enum") input = el("select", { id, name }, spec.enum.map((v) => el("option", { value: JSON.stringify(v), selected: raw.default === v }, String(v))));
+    else if (type === "boolean") input = el("input", { id, name, type: "checkbox", checked: raw.default === true });
+    else if (type === "integer" || type === "number") input = el("input", { id, name, type: "number", step: type === "integer" ? "1" : "any", value: raw.default ?? spec.default ?? "" });
+    else if (type === "string") input = el("input", { id, name, type: "text", value: raw.default ?? spec.default ?? "", required: required.has(name), placeholder: FORMATS[spec.format] || spec.format });
+    else input = el("textarea", { id, name, rows: 2, placeholder: `JSON (${type})`, value: null }, raw.default !== undefined ? JSON.stringify(raw.default) : "");
+    fields.push({ name, type, input });
+    const label = (raw.title || spec.title || name) + (required.has(name) ? " *" : "");
+    form.append(el("label", { for: id, class: "field" }, el("span", {}, label), input,
+      raw.description || spec.description ? el("small", { class: "muted" }, raw.description || spec.description) : null));
+  }
+  form.append(el("div", { class: "toolbar" }, el("button", { class: "primary", id: "submit-answer", type: "submit", onclick: () => {
+    const value = {};
+    for (const { name, type, input } of fields) {
+      if (type === "boolean") { value[name] = input.checked; continue; }
+      const text = input.value;
+      if (text === "" && !required.has(name)) continue;
+      if (type === "enum") value[name] = JSON.parse(text);
+      else if (type === "integer" || type === "number") value[name] = text === "" ? text : Number(text);
+      else if (type === "string") value[name] = text;
+      else {
+        try { value[name] = JSON.parse(text); } catch { message.textContent = `${name}: expected JSON, got ${JSON.stringify(text)}`; return; }
+      }
+    }
+    submit(value);
+  } }, "Submit")));
+  return form;
 }
 
 // -- routing ---------------------------------------------------------------------------
