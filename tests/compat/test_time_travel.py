@@ -566,26 +566,3 @@ def test_step_output_is_still_plain(url: str) -> None:
     workflow = Workflow(name="w", steps=[count("first"), Step(name="read", executor=read)], storage=url)
     original = workflow.run("x")
     assert workflow.fork(original.run_id, at="first", output="given").content == "saw given"
-
-
-def test_the_readme_time_travel_example_runs_as_pasted(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from tests.test_readme import offline_env, readme_snippets
-
-    snippet = next(s for s in readme_snippets("Time travel") if "diff_runs" in s)
-    (tmp_path / "tt.py").write_text(snippet, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "tt.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=offline_env(),
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "a formal post from notes on otters (paid)"
-    assert "'fork_step': 'draft'" in lines[1] and lines[2] == "draft"
-    assert "+a formal post from notes on otters" in result.stdout

@@ -18,7 +18,7 @@ import pytest
 
 from plait import Approval, Step, Workflow
 from plait.errors import DefinitionError
-from tests.test_readme import offline_env, readme_snippets
+from tests.test_readme import offline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIT = str(Path(sys.executable).with_name("plait"))
@@ -84,10 +84,10 @@ def test_continue_run_names_the_store_without_its_password() -> None:
     assert "no run 'nope'" in message and "127.0.0.1/runs" in message and "hunter2" not in message
 
 
-def test_readme_walkthrough_as_printed(newcomer_dir: Path) -> None:
-    block = next(
-        b for b in readme_snippets("Durable runs, resume and human approval", "bash") if "plait run " in b
-    )
+def test_the_approval_walkthrough_as_printed(newcomer_dir: Path) -> None:
+    """The human-approval page's walkthrough (it was the README's), as a newcomer types it."""
+    page = (ROOT / "docs" / "how-to" / "human-approval.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", page, re.S) if "plait run " in b)
     commands = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
     assert commands[0].startswith("plait run examples/human_approval.py:workflow")
     first = plait(newcomer_dir, commands[0])
