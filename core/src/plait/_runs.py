@@ -150,6 +150,8 @@ async def run_stored(
     ledger = BudgetLedger(spent, None if resume is None else resume.budget)
     ledger_token = ledger_scope(ledger)
 
+    events = _EventWriter(storage, run_id, stored_events if workflow.store_events else _NO_EVENTS)
+
     async def save_spent() -> None:  # with each write of checkpoints: a crash keeps what was spent
         if ledger.meters:
             record.metrics = {**(record.metrics or {}), "budget": ledger.to_json()}
@@ -171,7 +173,7 @@ async def run_stored(
                 record.error = str(exc) or default
             else:
                 record.error = f"{type(exc).__name__}: {exc}"
-            await _finish(storage, run, record, stored_events)
+            await _finish(storage, run, record, events)
             raise
         record.status = output.status.value
         record.content = to_json(output.content, f"the output of workflow {workflow.name!r}")
@@ -190,9 +192,9 @@ async def run_stored(
         except BaseException as exc:
             record.status = RunStatus.ERROR.value
             record.error = f"{type(exc).__name__}: {exc}"
-            await _finish(storage, run, record, stored_events)
+            await _finish(storage, run, record, events)
             raise
-        await _finish(storage, run, record, stored_events)
+        await _finish(storage, run, record, events)
         return output
     finally:
         # Not awaited: whatever it raised, the run's own outcome stands, and a run being torn
@@ -200,6 +202,7 @@ async def run_stored(
         ledger_token.var.reset(ledger_token)
         watcher.cancel()
         watcher.add_done_callback(_consume)
+        events.stop()  # written by _finish; a run torn down before it just stops writing
         if lease is not None:
             await lease.release()
 
@@ -275,7 +278,49 @@ async def request_cancel(storage: Storage, run_id: str) -> bool | None:
         await lease.release()
 
 
-async def _finish(storage: Storage, run: RunState, record: RunRecord, events: list[Event]) -> None:
+class _EventWriter:
+    """A stored run's events, written as it goes: every :data:`EVENT_INTERVAL` seconds while it
+    runs (a run that ends sooner writes them once, at its end: a write per step would cost a
+    fast run dearly), and the rest when it ends, in order."""
+
+    def __init__(self, storage: Storage, run_id: str, events: list[Event]) -> None:
+        self.storage = storage
+        self.run_id = run_id
+        self.events = events
+        self.written = 0
+        self._lock = asyncio.Lock()
+        self._task = asyncio.ensure_future(self._periodically()) if events is not _NO_EVENTS else None
+
+    async def _periodically(self) -> None:
+        while True:
+            await asyncio.sleep(EVENT_INTERVAL)
+            await self.write()
+
+    async def write(self) -> None:
+        async with self._lock:  # one write at a time: the stored order is the run's
+            if len(self.events) > self.written:
+                batch, self.written = self.events[self.written :], len(self.events)
+                await self.storage.append_events(self.run_id, [event.to_dict() for event in batch])
+
+    async def close(self) -> None:
+        """Write what is left, after a periodic write in flight."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.write()
+
+    def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            self._task.add_done_callback(_consume)
+
+
+#: seconds between two writes of a running run's events: others follow it that far behind
+EVENT_INTERVAL = 0.5
+_NO_EVENTS: list[Event] = []  # a workflow that stores no events (store_events=False)
+
+
+async def _finish(storage: Storage, run: RunState, record: RunRecord, events: _EventWriter) -> None:
     """Write what the run leaves behind: its checkpoints, events and record (with what its
     budgets spent, which a resumed run carries on from)."""
     record.updated_at = time.time()
@@ -288,8 +333,7 @@ async def _finish(storage: Storage, run: RunState, record: RunRecord, events: li
         if run.recorder is not None:
             await run.recorder.flush()
         await run.checkpointer.close()
-        if events:
-            await storage.append_events(record.run_id, [event.to_dict() for event in events])
+        await events.close()
     finally:
         await storage.save_run(record)
 
