@@ -219,7 +219,11 @@ class AgentHistory:
         check_session_id(session_id, self.where)
         storage = await self._store(scope_storage)
         if storage is not None:
-            return await storage.load_history(session_id, agent_id, limit=limit)
+            from plait._blobs import load_blobs
+
+            stored = await storage.load_history(session_id, agent_id, limit=limit)
+            await load_blobs(storage, *[r.messages for r in stored])  # the media they refer to
+            return stored
         with self._lock:
             found = list(self._memory.get((session_id, agent_id), []))
         if limit is not None:
@@ -286,6 +290,9 @@ class AgentHistory:
                 return
         storage = await self._store(scope.storage)
         if storage is not None:
+            from plait._blobs import save_blobs
+
+            await save_blobs(storage, record.messages)
             await storage.append_history(record)
             return
         key = (scope.session_id, agent_id)

@@ -136,7 +136,12 @@ def _normalised(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _message(message: Message) -> dict[str, Any]:
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    content: Any = message.content
+    if isinstance(content, list):  # parts: media by digest, its bytes stored once (plait._blobs)
+        from plait._parts import part_json
+
+        content = [part_json(part) for part in content]
+    data: dict[str, Any] = {"role": message.role, "content": content}
     if message.tool_calls:
         data["tool_calls"] = [_tool_call(c) for c in message.tool_calls]
     if message.tool_call_id is not None:

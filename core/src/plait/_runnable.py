@@ -4,7 +4,7 @@ over one method, :meth:`Runnable.invoke`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -157,10 +157,25 @@ class Runnable:
         stream: bool = False,
         stream_events: bool = False,
         session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events.
-        With ``session_id`` the run joins that conversation (see ``history=``)."""
-        return sync(self.arun(input, stream=stream, stream_events=stream_events, session_id=session_id))
+        With ``session_id`` the run joins that conversation (see ``history=``). ``images``,
+        ``audio`` and ``files`` go with the input (parts, URLs, paths or bytes; Agno's media
+        objects too): the user message is then the input's text and those parts."""
+        return sync(
+            self.arun(
+                input,
+                stream=stream,
+                stream_events=stream_events,
+                session_id=session_id,
+                images=images,
+                audio=audio,
+                files=files,
+            )
+        )
 
     def arun(
         self,
@@ -169,8 +184,15 @@ class Runnable:
         stream: bool = False,
         stream_events: bool = False,
         session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
+        if images is not None or audio is not None or files is not None:
+            from plait._parts import input_parts
+
+            input = input_parts(input, f"{type(self).__name__} {self.name!r}", images, audio, files)
         scope = None
         if session_id is not None:
             check_session_id(session_id, f"{type(self).__name__} {self.name!r}")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
 from plait.errors import BadRequestError, ModelConnectionError, ServerError
 from plait.models import (
     Message,
@@ -28,6 +29,7 @@ from plait.models import (
 __all__ = [
     "ChatStream",
     "ToolCallAccumulator",
+    "content_params",
     "message_params",
     "response_from_completion",
     "tool_call",
@@ -59,6 +61,14 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
                 ]
             elif message.content is None:
                 param["content"] = ""
+        elif isinstance(message.content, list):
+            if message.role != "user":
+                raise BadRequestError(
+                    f"message {index}: only user messages can hold parts here, got parts in a "
+                    f"{message.role!r} message",
+                    provider=provider,
+                )
+            param["content"] = content_params(message.content, provider=provider, where=f"message {index}")
         elif message.role == "tool":
             if not message.tool_call_id:
                 raise BadRequestError(
@@ -73,6 +83,63 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
             param["name"] = message.name
         params.append(param)
     return params
+
+
+#: the audio formats Chat Completions' ``input_audio`` takes, by media type
+_AUDIO_FORMATS = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+}
+
+
+def content_params(parts: list[Part], *, provider: str, where: str = "message") -> list[dict[str, Any]]:
+    """A user message's parts as chat content parts: ``text``, ``image_url`` (a URL or a data
+    URL), ``input_audio`` (base64 WAV or MP3) and ``file`` (base64 ``file_data``); a part the
+    format has no place for is a :class:`~plait.errors.BadRequestError` saying what it takes."""
+    params: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            params.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            image: dict[str, Any] = {"url": part.data_url()}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            params.append({"type": "image_url", "image_url": image})
+        elif isinstance(part, AudioPart):
+            audio_format = _AUDIO_FORMATS.get(part.media_type or "")
+            if part.data is None or audio_format is None:
+                raise BadRequestError(
+                    f"{where}: {provider} cannot send the {part.describe()} part: chat completions take "
+                    "audio as bytes (data= or path=), in WAV or MP3 (audio/wav, audio/mpeg)",
+                    provider=provider,
+                )
+            params.append(
+                {"type": "input_audio", "input_audio": {"data": part.base64(), "format": audio_format}}
+            )
+        elif isinstance(part, FilePart):
+            if part.data is None:
+                raise BadRequestError(
+                    f"{where}: {provider} cannot send the {part.describe()} part: chat completions take "
+                    "a file as its bytes (data= or path=), not a URL",
+                    provider=provider,
+                )
+            file: dict[str, Any] = {"file_data": part.data_url()}
+            file["filename"] = part.filename or _default_name(part.media_type)
+            params.append({"type": "file", "file": file})
+        else:
+            raise BadRequestError(
+                f"{where}: expected a content part, got {type(part).__name__}", provider=provider
+            )
+    return params
+
+
+def _default_name(media_type: str | None) -> str:
+    import mimetypes
+
+    return "document" + (mimetypes.guess_extension(media_type or "") or "")
 
 
 def tool_params(tools: list[ToolDefinition]) -> list[dict[str, Any]]:

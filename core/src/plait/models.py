@@ -45,19 +45,25 @@ from plait._model_types import (
     Usage,
 )
 from plait._model_types import Role as Role
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 
 __all__ = [
+    "AudioPart",
     "FallbackModel",
+    "FilePart",
+    "ImagePart",
     "Message",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
     "ModelStreamEvent",
+    "Part",
     "Pricing",
     "TextDelta",
+    "TextPart",
     "ToolCall",
     "ToolCallPart",
     "ToolDefinition",
