@@ -150,7 +150,7 @@ def format_content(content: Any) -> str:
         return content
     parts = sys.modules.get("plait._parts")  # not imported: no content can be a part
     if parts is not None and parts.has_media(content):
-        return parts.parts_text(content)
+        return str(parts.parts_text(content))
     if isinstance(content, dict):
         if isinstance(content, ParallelContent):
             return content.as_text()

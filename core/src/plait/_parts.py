@@ -211,7 +211,11 @@ Part = TextPart | ImagePart | AudioPart | FilePart
 #: every kind of part
 ALL_KINDS = frozenset({"text", "image", "audio", "file"})
 PART_TYPES = (TextPart, ImagePart, AudioPart, FilePart)
-_BY_KIND: dict[str, type[_MediaPart]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
+_BY_KIND: dict[str, type[ImagePart | AudioPart | FilePart]] = {
+    "image": ImagePart,
+    "audio": AudioPart,
+    "file": FilePart,
+}
 
 
 def content_text(content: str | Sequence[Part] | None) -> str:

@@ -600,7 +600,7 @@ class Agent(Runnable, Generic[OutputT]):
                 )
                 messages.extend(results)
                 continue
-            text = response.message.content or ""
+            text = response.message.text
             if self.output_schema is None:
                 return text
             try:
