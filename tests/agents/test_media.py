@@ -9,6 +9,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import threading
 import wave
 from collections.abc import AsyncIterator
@@ -382,3 +383,17 @@ def test_the_offline_model_names_what_it_was_given() -> None:
     assert (
         f"Attached: image (image/png, {len(PNG):,} bytes); file (application/pdf, {len(PDF)} bytes)." in text
     )
+
+
+def test_events_report_parts_by_digest_not_bytes() -> None:
+    image = ImagePart(data=PNG + b"\xff" * 5000)
+    flow = Workflow(
+        name="Look",
+        steps=[Step(name="look", agent=Agent(name="L", model=FunctionModel(lambda messages: "seen")))],
+    )
+    events = list(flow.run([TextPart("in"), image], stream=True, stream_events=True))
+    started = events[0]
+    reported = {"kind": "image", "media_type": "image/png", "blob": image.digest, "size": len(PNG) + 5000}
+    assert started.to_dict()["input"] == [{"kind": "text", "text": "in"}, reported]
+    assert json.loads(started.to_json()) == started.to_dict()
+    assert b64(image.data or b"") not in "".join(e.to_json() for e in events)

@@ -14,6 +14,7 @@ Stored content and recorded requests carry a part's bytes once, by their SHA-256
 from __future__ import annotations
 
 import base64
+import dataclasses
 import mimetypes
 import os
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "part_from_json",
     "part_json",
     "parts_text",
+    "without_bytes",
 ]
 
 #: the leading bytes of the formats most often sent, for bytes given without a media type
@@ -327,6 +329,21 @@ def part_json(part: Part) -> dict[str, Any]:
     if isinstance(part, FilePart) and part.filename is not None:
         data["filename"] = part.filename
     return data
+
+
+def without_bytes(value: Any) -> Any:
+    """``value`` with every media part as :func:`part_json` (its digest, not its bytes), and the
+    dataclasses and containers around them as dicts and lists: for JSON that reports, not stores
+    (events)."""
+    if isinstance(value, PART_TYPES):
+        return part_json(value)
+    if isinstance(value, (list, tuple)):
+        return [without_bytes(item) for item in value]
+    if isinstance(value, dict):
+        return {key: without_bytes(item) for key, item in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: without_bytes(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 def part_from_json(data: dict[str, Any], where: str) -> Part:

@@ -177,7 +177,9 @@ async def run_stored(
             await _finish(storage, run, record, stored_events)
             raise
         record.status = output.status.value
-        record.content = to_json(output.content, f"the output of workflow {workflow.name!r}")
+        from plait._parts import without_bytes  # the record reports parts by digest
+
+        record.content = to_json(without_bytes(output.content), f"the output of workflow {workflow.name!r}")
         record.error = output.error
         metrics = output.metrics
         record.metrics = {
