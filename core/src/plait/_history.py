@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_storage_url
 from plait.errors import DefinitionError
-from plait.models import Message, ToolCall
+from plait.models import Message, Reasoning, ToolCall
 
 if TYPE_CHECKING:
     from plait.storage import HistoryRecord, Storage
@@ -338,7 +338,7 @@ def decode_messages(record: HistoryRecord, where: str) -> list[Message]:
     from plait._io import CODEC
 
     what = f"the stored history of {where} (run {record.run_id})"
-    decoded = CODEC.decode(record.messages, what, [Message, ToolCall])
+    decoded = CODEC.decode(record.messages, what, [Message, ToolCall, Reasoning])
     return list(decoded or [])
 
 

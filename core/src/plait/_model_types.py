@@ -24,6 +24,7 @@ __all__ = [
     "ModelSettings",
     "ModelStreamEvent",
     "Pricing",
+    "Reasoning",
     "Role",
     "TextDelta",
     "ToolCall",
@@ -70,12 +71,28 @@ class ToolCall:
         return cls(id, name, arguments_error=f"the arguments for tool {name!r} are {problem}: {raw[:500]!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A model's reasoning before its answer, kept on the assistant message so a tool loop can
+    send it back: Anthropic's thinking blocks (``text`` and the ``signature`` the API checks, or
+    a redacted block's encrypted ``redacted`` data), the ``reasoning_content`` of OpenAI-shaped
+    servers that return one. ``provider`` says whose it is: only that provider is sent it back.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    provider: str | None = None
+
+
 @dataclass(slots=True)
 class Message:
     """One chat message. ``tool_calls`` on assistant messages, ``tool_call_id`` on tool results.
 
     ``content`` is text, or a list of parts (:class:`~plait.TextPart`, :class:`~plait.ImagePart`,
     :class:`~plait.AudioPart`, :class:`~plait.FilePart`); :attr:`text` is its text either way.
+    ``reasoning`` is what the model thought before an assistant message (:class:`Reasoning`);
+    ``is_error`` marks a tool result that is the tool's error.
     """
 
     role: Role
@@ -83,6 +100,8 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    reasoning: list[Reasoning] = field(default_factory=list)
+    is_error: bool = False
 
     @property
     def text(self) -> str:

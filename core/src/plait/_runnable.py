@@ -15,7 +15,7 @@ from plait._history import HistoryScope, check_session_id, decode_messages
 from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
-from plait.models import Message, ToolCall, Usage
+from plait.models import Message, Reasoning, ToolCall, Usage
 
 if TYPE_CHECKING:
     from plait._context import StepContext
@@ -75,7 +75,7 @@ class AgentRunOutput(Generic[ContentT]):
                 f"{where}: expected the dict that AgentRunOutput.to_dict() writes, got {data!r:.80}"
             )
         what = f"agent {data['agent_name']!r} (run {data.get('run_id')})"
-        types = [Message, ToolCall, *content_types]
+        types = [Message, ToolCall, Reasoning, *content_types]
         usage = data.get("usage") or {}
         return cls(
             content=CODEC.decode(data.get("content"), f"the stored content of {what}", types),

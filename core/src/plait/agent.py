@@ -712,7 +712,7 @@ class Agent(Runnable, Generic[OutputT]):
         if fatal is not None:
             raise fatal
         content = f"Error: {error}" if error is not None else format_content(result)
-        return Message("tool", content, tool_call_id=call.id, name=call.name)
+        return Message("tool", content, tool_call_id=call.id, name=call.name, is_error=error is not None)
 
 
 def fallback_reporter(

@@ -19,6 +19,7 @@ from plait.models import (
     Message,
     ModelResponse,
     ModelStreamEvent,
+    Reasoning,
     TextDelta,
     ToolCall,
     ToolCallPart,
@@ -241,8 +242,11 @@ def response_from_completion(completion: Any, *, provider: str, model: str) -> M
         if function is None:  # a non-function (custom) tool call: plait defines none
             continue
         tool_calls.append(tool_call(call.id, function.name, function.arguments, finish_reason))
+    # the reasoning some OpenAI-shaped servers return beside the answer (DeepSeek, vLLM)
+    thought = getattr(choice.message, "reasoning_content", None)
+    reasoning = [Reasoning(thought, provider=provider)] if isinstance(thought, str) and thought else []
     return ModelResponse(
-        message=Message(role="assistant", content=content, tool_calls=tool_calls),
+        message=Message("assistant", content, tool_calls, reasoning=reasoning),
         usage=usage_from(getattr(completion, "usage", None)),
         finish_reason=finish_reason,
         response_id=getattr(completion, "id", None),
@@ -267,6 +271,7 @@ class ChatStream:
         self.provider = provider
         self.model = model
         self._text: list[str] = []
+        self._reasoning: list[str] = []
         self._tool_calls: list[ToolCall] = []
         self._pending = ToolCallAccumulator(provider)
         self._finish_reason: str | None = None
@@ -286,6 +291,9 @@ class ChatStream:
             self._had_choices = True
             delta = choice.delta
             if delta is not None:
+                thought = getattr(delta, "reasoning_content", None)
+                if isinstance(thought, str):
+                    self._reasoning.append(thought)
                 for piece in (delta.content, getattr(delta, "refusal", None)):
                     if piece:
                         self._text.append(piece)
@@ -315,7 +323,12 @@ class ChatStream:
         yield from self._complete_calls()
         yield ModelResponse(
             message=Message(
-                role="assistant", content="".join(self._text) or None, tool_calls=self._tool_calls
+                "assistant",
+                "".join(self._text) or None,
+                self._tool_calls,
+                reasoning=[Reasoning(thought, provider=self.provider)]
+                if (thought := "".join(self._reasoning))
+                else [],
             ),
             usage=usage_from(self._usage),
             finish_reason=self._finish_reason,

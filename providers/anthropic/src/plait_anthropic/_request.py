@@ -73,7 +73,8 @@ def _convert_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]
             turns.append({"role": role, "content": blocks})
     for turn in turns:
         # tool_result blocks must open a user turn, before any text.
-        turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+        if turn["role"] == "user":
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
         if len(turn["content"]) == 1 and turn["content"][0]["type"] == "text":
             turn["content"] = turn["content"][0]["text"]
     return "\n\n".join(system), turns
@@ -86,13 +87,23 @@ def _blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
                 f"a tool message needs tool_call_id to be sent to Anthropic, got {message!r}",
                 provider="anthropic",
             )
-        result = {
+        result: dict[str, Any] = {
             "type": "tool_result",
             "tool_use_id": message.tool_call_id,
-            "content": message.content or "",
+            "content": message.text,
         }
+        if message.is_error:  # the tool failed: its content is the error
+            result["is_error"] = True
         return "user", [result]
-    blocks: list[dict[str, Any]] = []
+    # the model's own thinking first, unchanged (the API checks its signature): a tool loop
+    # with extended thinking must send it back; another provider's reasoning is not sent
+    blocks: list[dict[str, Any]] = [
+        {"type": "redacted_thinking", "data": r.redacted}
+        if r.redacted is not None
+        else {"type": "thinking", "thinking": r.text, "signature": r.signature}
+        for r in message.reasoning
+        if message.role == "assistant" and r.provider == "anthropic" and (r.signature or r.redacted)
+    ]
     if isinstance(message.content, list):
         if message.role != "user":
             raise BadRequestError(
