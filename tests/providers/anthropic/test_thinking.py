@@ -133,17 +133,19 @@ async def test_a_tool_error_is_a_tool_result_with_is_error(
     assert tool_message.is_error is True
 
 
-def test_a_cassette_replays_the_reasoning(server: AnthropicServer, tmp_path: Path) -> None:
-    def build() -> Agent[Any]:
-        model = AnthropicModel("claude-sonnet-4-5", api_key="k", base_url=server.base_url, timeout=10)
-        return Agent(name="Weather", model=model, tools=[get_weather], settings=THINKING)
+async def test_a_cassette_replays_the_reasoning(server: AnthropicServer, tmp_path: Path) -> None:
+    async def run(mode: str) -> Any:
+        async with AnthropicModel(
+            "claude-sonnet-4-5", api_key="k", base_url=server.base_url, timeout=10
+        ) as model:
+            agent = Agent(name="Weather", model=model, tools=[get_weather], settings=THINKING)
+            async with cassette(path, mode=mode):
+                return await agent.arun("Weather in Paris?")
 
     server.enqueue(thinking_then_tool(), "Sunny.")
     path = tmp_path / "thinking.jsonl"
-    with cassette(path):
-        first = build().run("Weather in Paris?")
-    with cassette(path, mode="replay"):  # no server: a replay sends nothing
-        again = build().run("Weather in Paris?")
+    first = await run("once")
+    again = await run("replay")  # a replay sends nothing
     assert len(server.requests) == 2
     assert again.content == first.content == "Sunny."
     assert [m.reasoning for m in again.messages] == [m.reasoning for m in first.messages]
