@@ -397,3 +397,32 @@ def test_events_report_parts_by_digest_not_bytes() -> None:
     assert started.to_dict()["input"] == [{"kind": "text", "text": "in"}, reported]
     assert json.loads(started.to_json()) == started.to_dict()
     assert b64(image.data or b"") not in "".join(e.to_json() for e in events)
+
+
+async def test_stored_bytes_that_are_gone_or_altered_are_clear_errors(
+    openai_server: OpenAIServer, openai_model: OpenAIModel, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from plait import _blobs
+    from plait.storage import StorageError
+
+    database = tmp_path / "chat.db"
+    agent = Agent(name="Chat", model=openai_model, history=2, storage=f"sqlite:///{database}")
+    await agent.arun("What is in it?", images=[PNG], session_id="s")
+    digest = hashlib.sha256(PNG).hexdigest()
+
+    def forget() -> None:  # as a new process would start: nothing of the image in memory
+        _blobs._cache.pop(digest, None)
+        _blobs._written.clear()
+
+    forget()
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE plait_payloads SET data = ? WHERE hash = ?", (b64(PNG[:-1] + b"?"), digest))
+    with pytest.raises(StorageError, match=f"the stored bytes of sha256 {digest} do not have that digest"):
+        await agent.aget_history("s")
+    forget()
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM plait_payloads WHERE hash = ?", (digest,))
+    with pytest.raises(StorageError, match=rf"\(sha256 {digest}\) are not in the storage"):
+        await agent.aget_history("s")

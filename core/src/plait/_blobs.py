@@ -22,8 +22,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from plait.errors import PlaitError
-
 if TYPE_CHECKING:
     from plait._parts import _MediaPart
     from plait.storage import Storage
@@ -134,9 +132,20 @@ async def load_blobs(storage: Storage, *values: Any) -> None:
     if not missing:
         return
     found = await storage.load_payloads(missing)
+    import hashlib
+
+    from plait.storage import StorageError
+
     for digest, text in found.items():
         try:
-            _keep(digest, base64.b64decode(text, validate=True))
+            data = base64.b64decode(text, validate=True)
         except ValueError as exc:
-            raise PlaitError(f"the stored bytes of sha256 {digest} are not base64: {exc}") from None
+            raise StorageError(
+                f"{storage!r}: the stored bytes of sha256 {digest} are not base64: {exc}"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise StorageError(
+                f"{storage!r}: the stored bytes of sha256 {digest} do not have that digest (altered)"
+            )
+        _keep(digest, data)
     _written_to(storage).update(found)
