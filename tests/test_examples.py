@@ -19,6 +19,12 @@ EXPECTED = {
         "notes_list_notes -> 1. ",  # the shared server kept the first run's notes
         "notes_list_notes -> no notes yet",  # a run of its own started a fresh one
     ],
+    "images.py": [
+        "Attached: image (image/png, 75 bytes); file (text/plain, 38 bytes).",
+        "the user message held: text, image, file",
+        "stored image sha256: e6d66889131220f9",
+        "status: COMPLETED",
+    ],
     "agent_history.py": ["the last request carried 3 user turns", "kept: 6 messages"],
     "workflow_history.py": [
         "> cocoa: Write about cocoa (already covered: tea, coffee).",

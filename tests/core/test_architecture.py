@@ -185,6 +185,10 @@ FOUND_BY_NAME = {
     ("plait.plugins", "plait._builtins"),
     # "is this a Workflow?": only if plait.workflow is loaded (sys.modules)
     ("plait._step", "plait.workflow"),
+    # "is this a content part (an image, a file)?": only if plait._parts is loaded (sys.modules)
+    ("plait._codec", "plait._parts"),
+    ("plait._content", "plait._parts"),
+    ("plait._durable", "plait._parts"),
     # a Branch runs on the executor that made it (every Branch and payload comes from it)
     ("plait.runners", "plait._engine"),
     # the lazy package (PEP 562): each public name is imported from its home on first lookup

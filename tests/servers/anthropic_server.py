@@ -66,8 +66,10 @@ import pytest
 __all__ = [
     "AnthropicServer",
     "RecordedRequest",
+    "RedactedThinkingBlock",
     "Reply",
     "TextBlock",
+    "ThinkingBlock",
     "ToolUseBlock",
     "anthropic_server",
 ]
@@ -80,6 +82,33 @@ class TextBlock:
     """A ``text`` content block of a reply."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """A ``thinking`` block (extended thinking); streamed as ``thinking_delta`` pieces and one
+    ``signature_delta``. ``signature`` defaults to one derived from the text, which the server
+    checks when the block is sent back."""
+
+    thinking: str
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedThinkingBlock:
+    """A ``redacted_thinking`` block: encrypted reasoning, ``data``, to be sent back as it came."""
+
+    data: str
+
+
+Block = TextBlock | ThinkingBlock | RedactedThinkingBlock  # and ToolUseBlock, below
+
+
+def signature_of(thinking: str) -> str:
+    """The signature the server gives a thinking text (and expects back with it)."""
+    import hashlib
+
+    return "sig-" + hashlib.sha256(thinking.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +150,7 @@ class Reply:
     credentials they refused.
     """
 
-    content: list[TextBlock | ToolUseBlock] = field(default_factory=list)
+    content: list[Block | ToolUseBlock] = field(default_factory=list)
     stop_reason: str | None = None
     usage: tuple[int, int] | None = None
     model: str | None = None
@@ -156,7 +185,7 @@ class Reply:
         **options: Any,
     ) -> Reply:
         """A tool call, optionally preceded by some text (raw text ``input``: streaming only)."""
-        blocks: list[TextBlock | ToolUseBlock] = [TextBlock(text)] if text else []
+        blocks: list[Block | ToolUseBlock] = [TextBlock(text)] if text else []
         blocks.append(ToolUseBlock(name, input if isinstance(input, str) else dict(input or {}), id))
         return cls(content=blocks, **options)
 
@@ -331,6 +360,9 @@ def _validate(body: Any) -> str | None:
                 for b in (_blocks(following) if following and following["role"] == "user" else [])
                 if b.get("type") == "tool_result"
             }
+            for b in _blocks(following) if following and following["role"] == "user" else []:
+                if b.get("type") == "tool_result" and not isinstance(b.get("is_error", False), bool):
+                    return f"messages.{i + 1}: tool_result.is_error: Input should be a valid boolean"
             missing = [call for call in open_calls if call not in answered]
             if missing:
                 return (
@@ -338,6 +370,31 @@ def _validate(body: Any) -> str | None:
                     f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
                     "corresponding `tool_result` block in the next message."
                 )
+    return _thinking_complaint(body)
+
+
+def _thinking_complaint(body: dict[str, Any]) -> str | None:
+    """With extended thinking on, the API wants the last assistant turn of a tool loop to start
+    with its thinking block, sent back unchanged (the signature must match its text)."""
+    if (body.get("thinking") or {}).get("type") != "enabled":
+        return None
+    turns = [(i, m) for i, m in enumerate(body["messages"]) if m.get("role") == "assistant"]
+    if not turns:
+        return None
+    i, last = turns[-1]
+    blocks = _blocks(last)
+    if not any(b.get("type") == "tool_use" for b in blocks):
+        return None
+    first = blocks[0] if blocks else {}
+    if first.get("type") not in ("thinking", "redacted_thinking"):
+        return (
+            f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+            f"`{first.get('type')}`. When `thinking` is enabled, a final `assistant` message must start "
+            "with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks)."
+        )
+    for n, b in enumerate(blocks):
+        if b.get("type") == "thinking" and b.get("signature") != signature_of(str(b.get("thinking"))):
+            return f"messages.{i}.content.{n}: Invalid `signature` in `thinking` block"
     return None
 
 
@@ -373,9 +430,14 @@ def _input_tokens(body: dict[str, Any]) -> int:
 # -- rendering ---------------------------------------------------------------------------
 
 
-def _block_json(block: TextBlock | ToolUseBlock, tool_id: str) -> dict[str, Any]:
+def _block_json(block: Block | ToolUseBlock, tool_id: str) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"type": "text", "text": block.text}
+    if isinstance(block, ThinkingBlock):
+        signature = block.signature or signature_of(block.thinking)
+        return {"type": "thinking", "thinking": block.thinking, "signature": signature}
+    if isinstance(block, RedactedThinkingBlock):
+        return {"type": "redacted_thinking", "data": block.data}
     return {"type": "tool_use", "id": block.id or tool_id, "name": block.name, "input": block.input}
 
 
@@ -403,6 +465,14 @@ def _sse_events(reply: Reply, message: dict[str, Any]) -> list[tuple[str, dict[s
         if block["type"] == "text":
             opening = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": piece} for piece in _text_fragments(block["text"])]
+        elif block["type"] == "thinking":
+            opening = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [
+                *({"type": "thinking_delta", "thinking": p} for p in _text_fragments(block["thinking"])),
+                {"type": "signature_delta", "signature": block["signature"]},
+            ]
+        elif block["type"] == "redacted_thinking":
+            opening, deltas = block, []
         else:
             opening = {**block, "input": {}}
             deltas = [

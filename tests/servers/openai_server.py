@@ -129,6 +129,8 @@ class Reply:
     malformed_after: int | None = None
     drip: float | None = None
     drip_for: float = 30.0
+    #: the reasoning text some OpenAI-compatible servers (DeepSeek, vLLM) return beside the answer
+    reasoning_content: str | None = None
 
 
 @dataclass(slots=True)
@@ -379,6 +381,8 @@ def _finish_reason(reply: Reply) -> str:
 
 def _completion(reply: Reply, body: Mapping[str, Any], response_id: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+    if reply.reasoning_content is not None:
+        message["reasoning_content"] = reply.reasoning_content
     if reply.tool_calls:
         message["tool_calls"] = [
             {
@@ -422,6 +426,8 @@ def _chunks(reply: Reply, body: Mapping[str, Any], response_id: str) -> Iterator
         }
 
     yield chunk({"role": "assistant", "content": ""})
+    for piece in _pieces(reply.reasoning_content or "", reply.chunk_size):
+        yield chunk({"reasoning_content": piece})
     for piece in _pieces(reply.content or "", reply.chunk_size):
         yield chunk({"content": piece})
     for index, call in enumerate(reply.tool_calls):

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     )
     from plait.events import RunEvent
     from plait.hookspecs import hookimpl
-    from plait.models import FallbackModel
+    from plait.models import AudioPart, FallbackModel, FilePart, ImagePart, TextPart
     from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
     from plait.retry import RetryPolicy
     from plait.team import Team, TeamRunEvent
@@ -66,11 +66,14 @@ _HOMES = {
     "Agent": "plait.agent",
     "AgentRunOutput": "plait.agent",
     "Approval": "plait.approval",
+    "AudioPart": "plait.models",
     "BudgetExceededError": "plait.errors",
     "Condition": "plait.primitives",
     "DefinitionChangedError": "plait.errors",
     "DefinitionError": "plait.errors",
     "FallbackModel": "plait.models",
+    "FilePart": "plait.models",
+    "ImagePart": "plait.models",
     "Loop": "plait.primitives",
     "Parallel": "plait.primitives",
     "PlaitError": "plait.errors",
@@ -88,6 +91,7 @@ _HOMES = {
     "Steps": "plait.primitives",
     "Team": "plait.team",
     "TeamRunEvent": "plait.team",
+    "TextPart": "plait.models",
     "Tool": "plait.agent",
     "Toolset": "plait.agent",
     "ToolsetError": "plait.errors",
@@ -144,6 +148,7 @@ __all__ = [
     "AgentRunOutput",
     "Approval",
     "AsyncRunHandle",
+    "AudioPart",
     "Budget",
     "BudgetExceededError",
     "CachePolicy",
@@ -151,6 +156,8 @@ __all__ = [
     "DefinitionChangedError",
     "DefinitionError",
     "FallbackModel",
+    "FilePart",
+    "ImagePart",
     "Loop",
     "Parallel",
     "ParallelContent",
@@ -181,6 +188,7 @@ __all__ = [
     "Steps",
     "Team",
     "TeamRunEvent",
+    "TextPart",
     "Tool",
     "Toolset",
     "ToolsetError",

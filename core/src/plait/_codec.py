@@ -136,6 +136,9 @@ def encode(value: Any, what: str) -> Any:
     uuid = sys.modules.get("uuid")  # not imported: no value can be a UUID (it costs 2 ms)
     if uuid is not None and isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
+    parts = sys.modules.get("plait._parts")  # not imported: no value can be a part
+    if parts is not None and isinstance(value, parts.PART_TYPES):
+        return {TAG: "part", "v": parts.part_json(value)}  # bytes by digest (plait._blobs)
     cls = type(value)
     if _is_model_class(type(value)):
         _allowed.setdefault(class_key(cls), cls)
@@ -196,6 +199,10 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
         import uuid
 
         return uuid.UUID(raw)
+    if tag == "part":
+        from plait._parts import part_from_json
+
+        return part_from_json(raw, what)
     if tag in ("enum", "model", "dataclass"):
         name = data.get("cls")
         cls = classes.get(name) or _allowed.get(name)  # type: ignore[arg-type]

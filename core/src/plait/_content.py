@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -147,6 +148,9 @@ def format_content(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
+    parts = sys.modules.get("plait._parts")  # not imported: no content can be a part
+    if parts is not None and parts.has_media(content):
+        return str(parts.parts_text(content))
     if isinstance(content, dict):
         if isinstance(content, ParallelContent):
             return content.as_text()

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ __all__ = [
     "CachePolicy",
     "Checkpointer",
     "Durability",
+    "dump_input",
     "dump_output",
+    "load_input",
     "load_output",
     "to_json",
 ]
@@ -53,6 +56,23 @@ def to_json(value: Any, what: str) -> Any:
             f"{what} cannot be stored as JSON ({exc}); return JSON-compatible content "
             "(str, numbers, lists, dicts, pydantic models, dataclasses)"
         ) from None
+
+
+def dump_input(input: Any, what: str) -> Any:
+    """A run's input as JSON: as it is, or tagged (plait._codec) when it holds content parts
+    (images, audio, files), whose bytes are stored once (plait._blobs)."""
+    parts = sys.modules.get("plait._parts")  # not imported: no input can hold a part
+    if parts is not None and parts.has_media(input):
+        return encode(input, what)
+    return to_json(input, what)
+
+
+def load_input(data: Any, what: str) -> Any:
+    """The input :func:`dump_input` stored."""
+    items = data if isinstance(data, list) else [data]
+    if any(isinstance(item, dict) and item.get("$plait") == "part" for item in items):
+        return decode(data, what)
+    return data
 
 
 def dump_output(output: StepOutput, step_id: str) -> dict[str, Any]:
@@ -153,6 +173,9 @@ class Checkpointer:
             await self._save(pending)
 
     async def _save(self, checkpoints: list[StepCheckpoint]) -> None:
+        from plait._blobs import save_blobs
+
+        await save_blobs(self.storage, *[(c.output, c.state) for c in checkpoints])  # their media first
         try:
             await self.storage.save_checkpoints(checkpoints)
         except PydanticSerializationError as exc:
@@ -228,6 +251,9 @@ async def cache_get(storage: Storage, key: str, step_id: str, declared: Iterable
     entry = await storage.get_cache(key)
     if entry is None:
         return None
+    from plait._blobs import load_blobs
+
+    await load_blobs(storage, entry.output, entry.state_delta)
     output = load_output(entry.output, step_id, declared)
     delta = decode(entry.state_delta, f"the cached session-state changes of step {step_id!r}", declared)
     return CacheHit(output, delta)
@@ -243,9 +269,11 @@ async def cache_put(
 ) -> None:
     expires = None if policy.ttl is None else time.time() + policy.ttl
     delta = encode(state_delta, f"the session-state changes of step {step_id!r}")
-    await storage.put_cache(
-        CacheEntry(key=key, output=dump_output(output, step_id), state_delta=delta, expires_at=expires)
-    )
+    data = dump_output(output, step_id)
+    from plait._blobs import save_blobs
+
+    await save_blobs(storage, data, delta)
+    await storage.put_cache(CacheEntry(key=key, output=data, state_delta=delta, expires_at=expires))
 
 
 def state_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,9 @@ async def fork(
             f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}"
         )
     checkpoints = await storage.load_checkpoints(run_id)
+    from plait._blobs import load_blobs  # the media they refer to, for decoding them
+
+    await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints])
     ids = [c.step_id for c in checkpoints]
     if at not in ids and _node_at(at, workflow.nodes) is None:
         known = ", ".join(ids) or "none (the run has no checkpoints)"

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_storage_url
 from plait.errors import DefinitionError
-from plait.models import Message, ToolCall
+from plait.models import Message, Reasoning, ToolCall
 
 if TYPE_CHECKING:
     from plait.storage import HistoryRecord, Storage
@@ -219,7 +219,11 @@ class AgentHistory:
         check_session_id(session_id, self.where)
         storage = await self._store(scope_storage)
         if storage is not None:
-            return await storage.load_history(session_id, agent_id, limit=limit)
+            from plait._blobs import load_blobs
+
+            stored = await storage.load_history(session_id, agent_id, limit=limit)
+            await load_blobs(storage, *[r.messages for r in stored])  # the media they refer to
+            return stored
         with self._lock:
             found = list(self._memory.get((session_id, agent_id), []))
         if limit is not None:
@@ -286,6 +290,9 @@ class AgentHistory:
                 return
         storage = await self._store(scope.storage)
         if storage is not None:
+            from plait._blobs import save_blobs
+
+            await save_blobs(storage, record.messages)
             await storage.append_history(record)
             return
         key = (scope.session_id, agent_id)
@@ -331,7 +338,7 @@ def decode_messages(record: HistoryRecord, where: str) -> list[Message]:
     from plait._io import CODEC
 
     what = f"the stored history of {where} (run {record.run_id})"
-    decoded = CODEC.decode(record.messages, what, [Message, ToolCall])
+    decoded = CODEC.decode(record.messages, what, [Message, ToolCall, Reasoning])
     return list(decoded or [])
 
 

@@ -458,10 +458,15 @@ async def rate_limited(
 
 def estimate_input_tokens(request: Any) -> int:
     """A request's input tokens, estimated: a quarter of the characters of its messages (content,
-    tool calls), tool definitions and output schema, rounded up."""
+    tool calls), tool definitions and output schema, rounded up; an image, audio or file part
+    counts as 1,000 tokens (providers count them by size, which plait does not know)."""
     chars = 0
     for message in request.messages:
-        chars += len(message.content or "")
+        content = message.content
+        if isinstance(content, list):
+            chars += len(message.text) + 4000 * sum(1 for part in content if part.kind != "text")
+        else:
+            chars += len(content or "")
         for call in message.tool_calls:
             chars += len(call.name) + len(json.dumps(call.arguments, default=str))
     for tool in request.tools:

@@ -22,6 +22,7 @@ from plait._model_types import (
     ModelStreamEvent,
     Pricing,
 )
+from plait._parts import ALL_KINDS
 from plait._secrets import scrub_exception
 from plait.errors import (
     BudgetExceededError,
@@ -83,6 +84,7 @@ class FallbackModel(Model):
     """
 
     provider: ClassVar[str] = "fallback"
+    accepts_parts: ClassVar[frozenset[str]] = ALL_KINDS  # each model it tries checks its own
 
     def __init__(
         self,
@@ -314,6 +316,7 @@ async def guarded_stream(model: Model, request: ModelRequest) -> AsyncIterator[M
     spends between items does not count. Past it, :class:`ModelTimeoutError`.
     """
     timeout = model.call_timeout(request)
+    model.check_parts(request)
     source = model.stream(request)
     try:
         if timeout is None:
@@ -346,6 +349,7 @@ async def guarded_complete(model: Model, request: ModelRequest) -> ModelResponse
     """``model.complete(request)`` within :meth:`Model.call_timeout`, secrets scrubbed from errors."""
     timeout = model.call_timeout(request)
     try:
+        model.check_parts(request)
         async with asyncio.timeout(timeout) as scope:
             return await model.complete(request)
     except BaseException as exc:

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
+from plait._parts import Part, content_text
 from plait.errors import (
+    BadRequestError,
     DefinitionError,
     PluginError,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "ModelSettings",
     "ModelStreamEvent",
     "Pricing",
+    "Reasoning",
     "Role",
     "TextDelta",
     "ToolCall",
@@ -68,15 +71,51 @@ class ToolCall:
         return cls(id, name, arguments_error=f"the arguments for tool {name!r} are {problem}: {raw[:500]!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A model's reasoning before its answer, kept on the assistant message so a tool loop can
+    send it back: Anthropic's thinking blocks (``text`` and the ``signature`` the API checks, or
+    a redacted block's encrypted ``redacted`` data), the ``reasoning_content`` of OpenAI-shaped
+    servers that return one. ``provider`` says whose it is: only that provider is sent it back.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    provider: str | None = None
+
+
 @dataclass(slots=True)
 class Message:
-    """One chat message. ``tool_calls`` on assistant messages, ``tool_call_id`` on tool results."""
+    """One chat message. ``tool_calls`` on assistant messages, ``tool_call_id`` on tool results.
+
+    ``content`` is text, or a list of parts (:class:`~plait.TextPart`, :class:`~plait.ImagePart`,
+    :class:`~plait.AudioPart`, :class:`~plait.FilePart`); :attr:`text` is its text either way.
+    ``reasoning`` is what the model thought before an assistant message (:class:`Reasoning`);
+    ``is_error`` marks a tool result that is the tool's error.
+    """
 
     role: Role
-    content: str | None = None
+    content: str | list[Part] | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    reasoning: list[Reasoning] = field(default_factory=list)
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        """The content's text: the string, or the text parts one per line ("" for none)."""
+        return content_text(self.content)
+
+    @property
+    def parts(self) -> list[Part]:
+        """The content as parts: a string is one :class:`~plait.TextPart`."""
+        from plait._parts import TextPart
+
+        if self.content is None:
+            return []
+        return [TextPart(self.content)] if isinstance(self.content, str) else list(self.content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +250,10 @@ class Model:
 
     provider: ClassVar[str] = "custom"
     supports_structured_output: ClassVar[bool] = False
+    #: the kinds of content parts the provider can send (``"text"``, ``"image"``, ``"audio"``,
+    #: ``"file"``); a request with another kind is refused before it is sent. Set it on a model
+    #: object whose model takes fewer kinds than its provider (a text-only model).
+    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text"})
     #: Attributes holding live resources (SDK clients, locks); dropped when pickled
     #: and rebuilt lazily in the receiving process.
     transient_attributes: ClassVar[tuple[str, ...]] = ()
@@ -260,6 +303,22 @@ class Model:
         Providers override this, usually with :func:`credentials`.
         """
         return []
+
+    def check_parts(self, request: ModelRequest) -> None:
+        """A :class:`~plait.errors.BadRequestError` for the first part of a kind this model does
+        not accept (:attr:`accepts_parts`), naming the part, the model and what it accepts."""
+        accepted = self.accepts_parts
+        for index, message in enumerate(request.messages):
+            if isinstance(message.content, list):
+                for part in message.content:
+                    if part.kind not in accepted:
+                        raise BadRequestError(
+                            f"{self!r} (provider {self.provider!r}) cannot take the {part.describe()} part "
+                            f"of message {index} ({message.role}); it accepts "
+                            + ", ".join(sorted(accepted))
+                            + " parts",
+                            provider=self.provider,
+                        )
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
         """Yield text deltas and tool calls as they arrive, then one :class:`ModelResponse`."""

@@ -77,6 +77,9 @@ async def _load(run: RunState, key: str, what: str, declared: list[type]) -> Any
     entry = await run.storage.get_cache(key)
     if entry is None:
         return _MISSING
+    from plait._blobs import load_blobs
+
+    await load_blobs(run.storage, entry.output)
     return decode(entry.output.get("value"), what, declared)
 
 
@@ -86,6 +89,9 @@ async def _store(run: RunState, key: str, value: Any, what: str) -> None:
         assert run.once_results is not None
         run.once_results[key] = decode(data, what)
         return
+    from plait._blobs import save_blobs
+
+    await save_blobs(run.storage, data)
     await run.storage.put_cache(CacheEntry(key=key, output={"value": data}))
 
 

@@ -22,6 +22,7 @@ without a cassette never builds a recorder: the agent pays two context-variable 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import threading
 from collections import deque
@@ -40,7 +41,7 @@ from plait.events import (
     tool_call_completed,
     tool_call_started,
 )
-from plait.models import Message, Model, ModelRequest, ModelResponse, ToolCall, Usage
+from plait.models import Message, Model, ModelRequest, ModelResponse, Reasoning, ToolCall, Usage
 from plait.tracing import chat_response_attributes, chat_span, replayed_attributes, span, tool_span
 
 if TYPE_CHECKING:
@@ -136,14 +137,27 @@ def _normalised(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _message(message: Message) -> dict[str, Any]:
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    content: Any = message.content
+    if isinstance(content, list):  # parts: media by digest, its bytes stored once (plait._blobs)
+        from plait._parts import part_json
+
+        content = [part_json(part) for part in content]
+    data: dict[str, Any] = {"role": message.role, "content": content}
     if message.tool_calls:
         data["tool_calls"] = [_tool_call(c) for c in message.tool_calls]
     if message.tool_call_id is not None:
         data["tool_call_id"] = message.tool_call_id
     if message.name is not None:
         data["name"] = message.name
+    if message.reasoning:  # only when there is some: the requests recorded before match still
+        data["reasoning"] = [_reasoning(r) for r in message.reasoning]
+    if message.is_error:
+        data["is_error"] = True
     return data
+
+
+def _reasoning(reasoning: Reasoning) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(reasoning).items() if v not in (None, "")}
 
 
 def _tool_call(call: ToolCall) -> dict[str, Any]:
@@ -205,6 +219,8 @@ def _load_message(data: dict[str, Any]) -> Message:
         ],
         data.get("tool_call_id"),
         data.get("name"),
+        [Reasoning(**r) for r in data.get("reasoning", [])],
+        bool(data.get("is_error", False)),
     )
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from plait._blobs import blob_payloads
 from plait._record_data import Recorded, canonical, fingerprint
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class StorageSink:
         while self._buffer:
             pending, self._buffer = self._buffer, []
             records, payloads = to_records(self.run_id, pending, self._last if self.deltas else None)
+            # the bytes of the images, audio and files the requests refer to, once (plait._blobs)
+            payloads.update(blob_payloads(self.storage, *[item.request for item in pending]))
             await self.storage.save_calls(records, payloads)
 
 

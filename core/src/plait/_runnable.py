@@ -4,7 +4,7 @@ over one method, :meth:`Runnable.invoke`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -15,7 +15,7 @@ from plait._history import HistoryScope, check_session_id, decode_messages
 from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
-from plait.models import Message, ToolCall, Usage
+from plait.models import Message, Reasoning, ToolCall, Usage
 
 if TYPE_CHECKING:
     from plait._context import StepContext
@@ -75,7 +75,7 @@ class AgentRunOutput(Generic[ContentT]):
                 f"{where}: expected the dict that AgentRunOutput.to_dict() writes, got {data!r:.80}"
             )
         what = f"agent {data['agent_name']!r} (run {data.get('run_id')})"
-        types = [Message, ToolCall, *content_types]
+        types = [Message, ToolCall, Reasoning, *content_types]
         usage = data.get("usage") or {}
         return cls(
             content=CODEC.decode(data.get("content"), f"the stored content of {what}", types),
@@ -157,10 +157,25 @@ class Runnable:
         stream: bool = False,
         stream_events: bool = False,
         session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events.
-        With ``session_id`` the run joins that conversation (see ``history=``)."""
-        return sync(self.arun(input, stream=stream, stream_events=stream_events, session_id=session_id))
+        With ``session_id`` the run joins that conversation (see ``history=``). ``images``,
+        ``audio`` and ``files`` go with the input (parts, URLs, paths or bytes; Agno's media
+        objects too): the user message is then the input's text and those parts."""
+        return sync(
+            self.arun(
+                input,
+                stream=stream,
+                stream_events=stream_events,
+                session_id=session_id,
+                images=images,
+                audio=audio,
+                files=files,
+            )
+        )
 
     def arun(
         self,
@@ -169,8 +184,15 @@ class Runnable:
         stream: bool = False,
         stream_events: bool = False,
         session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
+        if images is not None or audio is not None or files is not None:
+            from plait._parts import input_parts
+
+            input = input_parts(input, f"{type(self).__name__} {self.name!r}", images, audio, files)
         scope = None
         if session_id is not None:
             check_session_id(session_id, f"{type(self).__name__} {self.name!r}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._context import RunState, StepContext
 from plait._definition import fingerprint
-from plait._durable import Checkpointer, dump_state, to_json
+from plait._durable import Checkpointer, dump_input, dump_state, load_input, to_json
 from plait._io import RunStatus, WorkflowRunOutput
 from plait._pause import PendingInput
 from plait._sessions import commit_stored
@@ -123,7 +123,7 @@ async def run_stored(
             workflow_name=workflow.name,
             session_id=session_id,
             status=RunStatus.RUNNING.value,
-            input=to_json(input, f"the input of workflow {workflow.name!r}"),
+            input=dump_input(input, f"the input of workflow {workflow.name!r}"),
             target=workflow.target,
             session_base=base,
             user_id=run.user_id,
@@ -160,6 +160,9 @@ async def run_stored(
 
     run.checkpointer.after_save = save_spent
     try:
+        from plait._blobs import save_blobs
+
+        await save_blobs(storage, record.input)  # the media of its input, stored once
         await storage.save_run(record)
         try:
             output = await workflow._execute(input, ctx, additional_data)
@@ -176,7 +179,9 @@ async def run_stored(
             await _finish(storage, run, record, events)
             raise
         record.status = output.status.value
-        record.content = to_json(output.content, f"the output of workflow {workflow.name!r}")
+        from plait._parts import without_bytes  # the record reports parts by digest
+
+        record.content = to_json(without_bytes(output.content), f"the output of workflow {workflow.name!r}")
         record.error = output.error
         metrics = output.metrics
         record.metrics = {
@@ -368,6 +373,9 @@ async def resume(
         if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
             raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
         checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        from plait._blobs import load_blobs  # the media they refer to, for decoding them
+
+        await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints.values()])
         checkpoints = await _check_definition(workflow, storage, record, checkpoints, on_changed)
         from plait._budget import check_budget
         from plait._budget_pause import budget_decision
@@ -375,7 +383,7 @@ async def resume(
         budget = check_budget(budget, f"continue_run of run {run_id!r}")
         answers, decision = budget_decision(record, answers, approve, budget)
         resolved = resolve_answers(workflow, record, answers, approve, answer)
-        input = workflow._validate_input(record.input)
+        input = workflow._validate_input(load_input(record.input, f"the stored input of run {run_id!r}"))
         return await workflow._run(
             input,
             listeners=listeners,

@@ -27,6 +27,7 @@ from plait._history import AgentHistory, agent_history
 from plait._ids import new_id
 from plait._io import format_content
 from plait._limits import RateWait
+from plait._parts import has_media, message_parts
 from plait._public import report_public_home
 from plait._run_context import RunContext
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
@@ -286,6 +287,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: Literal[False] = False,
             stream_events: Literal[False] = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> AgentRunOutput[OutputT]: ...
 
         @overload
@@ -296,6 +300,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: Literal[True],
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Iterator[Event]: ...
 
         @overload
@@ -306,6 +313,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: Literal[True],
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Iterator[Event]: ...
 
         @overload
@@ -316,6 +326,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> AgentRunOutput[OutputT] | Iterator[Event]: ...
 
         def run(
@@ -325,6 +338,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Any: ...
 
         @overload
@@ -335,6 +351,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: Literal[False] = False,
             stream_events: Literal[False] = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]]: ...
 
         @overload
@@ -345,6 +364,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: Literal[True],
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> AsyncIterator[Event]: ...
 
         @overload
@@ -355,6 +377,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: Literal[True],
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> AsyncIterator[Event]: ...
 
         @overload
@@ -365,6 +390,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]] | AsyncIterator[Event]: ...
 
         def arun(
@@ -374,6 +402,9 @@ class Agent(Runnable, Generic[OutputT]):
             stream: bool = False,
             stream_events: bool = False,
             session_id: str | None = None,
+            images: Sequence[Any] | None = None,
+            audio: Sequence[Any] | None = None,
+            files: Sequence[Any] | None = None,
         ) -> Any: ...
 
     def _tool_context(self, run_id: str) -> RunContext:
@@ -421,7 +452,8 @@ class Agent(Runnable, Generic[OutputT]):
     def _messages(self, input: Any, model: Model, past: Sequence[Message] = ()) -> list[Message]:
         messages = [Message("system", text) for text in self._system_prompts(model)]
         messages.extend(past)  # the session's last runs (Agent(history=N)), before the new input
-        messages.append(Message("user", format_content(input)))
+        # a part (an image, a file) or a list with one: sent as parts; anything else as text
+        messages.append(Message("user", message_parts(input) if has_media(input) else format_content(input)))
         return messages
 
     def _system_prompts(self, model: Model | None = None) -> list[str]:
@@ -568,7 +600,7 @@ class Agent(Runnable, Generic[OutputT]):
                 )
                 messages.extend(results)
                 continue
-            text = response.message.content or ""
+            text = response.message.text
             if self.output_schema is None:
                 return text
             try:
@@ -680,7 +712,7 @@ class Agent(Runnable, Generic[OutputT]):
         if fatal is not None:
             raise fatal
         content = f"Error: {error}" if error is not None else format_content(result)
-        return Message("tool", content, tool_call_id=call.id, name=call.name)
+        return Message("tool", content, tool_call_id=call.id, name=call.name, is_error=error is not None)
 
 
 def fallback_reporter(

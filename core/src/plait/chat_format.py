@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
 from plait.errors import BadRequestError, ModelConnectionError, ServerError
 from plait.models import (
     Message,
     ModelResponse,
     ModelStreamEvent,
+    Reasoning,
     TextDelta,
     ToolCall,
     ToolCallPart,
@@ -28,6 +30,7 @@ from plait.models import (
 __all__ = [
     "ChatStream",
     "ToolCallAccumulator",
+    "content_params",
     "message_params",
     "response_from_completion",
     "tool_call",
@@ -59,6 +62,14 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
                 ]
             elif message.content is None:
                 param["content"] = ""
+        elif isinstance(message.content, list):
+            if message.role != "user":
+                raise BadRequestError(
+                    f"message {index}: only user messages can hold parts here, got parts in a "
+                    f"{message.role!r} message",
+                    provider=provider,
+                )
+            param["content"] = content_params(message.content, provider=provider, where=f"message {index}")
         elif message.role == "tool":
             if not message.tool_call_id:
                 raise BadRequestError(
@@ -73,6 +84,63 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
             param["name"] = message.name
         params.append(param)
     return params
+
+
+#: the audio formats Chat Completions' ``input_audio`` takes, by media type
+_AUDIO_FORMATS = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+}
+
+
+def content_params(parts: list[Part], *, provider: str, where: str = "message") -> list[dict[str, Any]]:
+    """A user message's parts as chat content parts: ``text``, ``image_url`` (a URL or a data
+    URL), ``input_audio`` (base64 WAV or MP3) and ``file`` (base64 ``file_data``); a part the
+    format has no place for is a :class:`~plait.errors.BadRequestError` saying what it takes."""
+    params: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            params.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            image: dict[str, Any] = {"url": part.data_url()}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            params.append({"type": "image_url", "image_url": image})
+        elif isinstance(part, AudioPart):
+            audio_format = _AUDIO_FORMATS.get(part.media_type or "")
+            if part.data is None or audio_format is None:
+                raise BadRequestError(
+                    f"{where}: {provider} cannot send the {part.describe()} part: chat completions take "
+                    "audio as bytes (data= or path=), in WAV or MP3 (audio/wav, audio/mpeg)",
+                    provider=provider,
+                )
+            params.append(
+                {"type": "input_audio", "input_audio": {"data": part.base64(), "format": audio_format}}
+            )
+        elif isinstance(part, FilePart):
+            if part.data is None:
+                raise BadRequestError(
+                    f"{where}: {provider} cannot send the {part.describe()} part: chat completions take "
+                    "a file as its bytes (data= or path=), not a URL",
+                    provider=provider,
+                )
+            file: dict[str, Any] = {"file_data": part.data_url()}
+            file["filename"] = part.filename or _default_name(part.media_type)
+            params.append({"type": "file", "file": file})
+        else:
+            raise BadRequestError(
+                f"{where}: expected a content part, got {type(part).__name__}", provider=provider
+            )
+    return params
+
+
+def _default_name(media_type: str | None) -> str:
+    import mimetypes
+
+    return "document" + (mimetypes.guess_extension(media_type or "") or "")
 
 
 def tool_params(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
@@ -174,8 +242,11 @@ def response_from_completion(completion: Any, *, provider: str, model: str) -> M
         if function is None:  # a non-function (custom) tool call: plait defines none
             continue
         tool_calls.append(tool_call(call.id, function.name, function.arguments, finish_reason))
+    # the reasoning some OpenAI-shaped servers return beside the answer (DeepSeek, vLLM)
+    thought = getattr(choice.message, "reasoning_content", None)
+    reasoning = [Reasoning(thought, provider=provider)] if isinstance(thought, str) and thought else []
     return ModelResponse(
-        message=Message(role="assistant", content=content, tool_calls=tool_calls),
+        message=Message("assistant", content, tool_calls, reasoning=reasoning),
         usage=usage_from(getattr(completion, "usage", None)),
         finish_reason=finish_reason,
         response_id=getattr(completion, "id", None),
@@ -200,6 +271,7 @@ class ChatStream:
         self.provider = provider
         self.model = model
         self._text: list[str] = []
+        self._reasoning: list[str] = []
         self._tool_calls: list[ToolCall] = []
         self._pending = ToolCallAccumulator(provider)
         self._finish_reason: str | None = None
@@ -219,6 +291,9 @@ class ChatStream:
             self._had_choices = True
             delta = choice.delta
             if delta is not None:
+                thought = getattr(delta, "reasoning_content", None)
+                if isinstance(thought, str):
+                    self._reasoning.append(thought)
                 for piece in (delta.content, getattr(delta, "refusal", None)):
                     if piece:
                         self._text.append(piece)
@@ -248,7 +323,12 @@ class ChatStream:
         yield from self._complete_calls()
         yield ModelResponse(
             message=Message(
-                role="assistant", content="".join(self._text) or None, tool_calls=self._tool_calls
+                "assistant",
+                "".join(self._text) or None,
+                self._tool_calls,
+                reasoning=[Reasoning(thought, provider=self.provider)]
+                if (thought := "".join(self._reasoning))
+                else [],
             ),
             usage=usage_from(self._usage),
             finish_reason=self._finish_reason,

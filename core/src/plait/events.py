@@ -13,6 +13,7 @@ Events are slotted dataclasses (cheap to build, one per step or token);
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,12 +95,35 @@ class Event:
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-compatible dict (content that is a pydantic model becomes a dict)."""
-        result: dict[str, Any] = _adapter(type(self)).dump_python(self, mode="json", fallback=repr)
+        """A JSON-compatible dict (content that is a pydantic model becomes a dict; an image,
+        audio or file part, its kind, media type and SHA-256, never its bytes)."""
+        from pydantic_core import PydanticSerializationError
+
+        try:
+            result: dict[str, Any] = _adapter(type(self)).dump_python(self, mode="json", fallback=repr)
+        except (
+            PydanticSerializationError,
+            UnicodeDecodeError,
+        ):  # bytes that are not text: a part's, most likely
+            return self._without_bytes()
         return result
 
     def to_json(self) -> str:
-        return str(_adapter(type(self)).dump_json(self, fallback=repr).decode())
+        from pydantic_core import PydanticSerializationError
+
+        try:
+            return str(_adapter(type(self)).dump_json(self, fallback=repr).decode())
+        except (PydanticSerializationError, UnicodeDecodeError):
+            return json.dumps(self._without_bytes(), ensure_ascii=False, separators=(",", ":"))
+
+    def _without_bytes(self) -> dict[str, Any]:
+        from pydantic_core import to_jsonable_python
+
+        from plait._parts import without_bytes
+
+        fields = {name: without_bytes(getattr(self, name)) for name in self.__dataclass_fields__}
+        result: dict[str, Any] = to_jsonable_python(fields, fallback=repr, bytes_mode="base64")
+        return result
 
 
 _adapters: dict[type, Any] = {}

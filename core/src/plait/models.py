@@ -38,6 +38,7 @@ from plait._model_types import (
     ModelSettings,
     ModelStreamEvent,
     Pricing,
+    Reasoning,
     TextDelta,
     ToolCall,
     ToolCallPart,
@@ -45,19 +46,26 @@ from plait._model_types import (
     Usage,
 )
 from plait._model_types import Role as Role
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 
 __all__ = [
+    "AudioPart",
     "FallbackModel",
+    "FilePart",
+    "ImagePart",
     "Message",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
     "ModelStreamEvent",
+    "Part",
     "Pricing",
+    "Reasoning",
     "TextDelta",
+    "TextPart",
     "ToolCall",
     "ToolCallPart",
     "ToolDefinition",

@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from plait._cassette import Cassette
+from plait._parts import ALL_KINDS
 from plait.errors import DefinitionError
 from plait.models import (
     Message,
@@ -63,6 +64,7 @@ class FunctionModel(Model):
     """A model whose replies come from a Python function (see the module docstring)."""
 
     provider = "function"
+    accepts_parts = ALL_KINDS  # a function sees the parts as they are
 
     def __init__(self, fn: Callable[..., Any], *, model: str | None = None, **options: Any) -> None:
         if not callable(fn):
@@ -104,7 +106,7 @@ class FunctionModel(Model):
             yield result
             return
         content = "".join(text) if text else None
-        prompt = sum(_count_tokens(m.content) for m in request.messages)
+        prompt = sum(_count_tokens(m.text) for m in request.messages)
         yield ModelResponse(
             message=Message("assistant", content, tool_calls=calls),
             usage=Usage(input_tokens=prompt, output_tokens=_count_tokens(content), requests=1),
@@ -139,8 +141,17 @@ class EchoModel(FunctionModel):
         super().__init__(self._reply, model=model, **options)
 
     def _reply(self, messages: list[Message]) -> str:
-        last = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        return f"[{self.model}] {last}"
+        last = next((m for m in reversed(messages) if m.role == "user"), None)
+        return f"[{self.model}] {_described(last)}"
+
+
+def _described(message: Message | None) -> str:
+    """A message's text, with each media part named (``[image (image/png, 2,048 bytes)]``)."""
+    if message is None:
+        return ""
+    from plait._parts import parts_text
+
+    return message.content if isinstance(message.content, str) else parts_text(message.content or [])
 
 
 def _topic(text: str) -> str:
@@ -251,8 +262,10 @@ class OfflineModel(FunctionModel):
         self.delay = float(os.environ.get("PLAIT_OFFLINE_DELAY", "0.02")) if delay is None else delay
 
     async def _reply(self, messages: list[Message], request: ModelRequest) -> AsyncIterator[str]:
-        system = "\n".join(m.content or "" for m in messages if m.role == "system")
-        user = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        system = "\n".join(m.text for m in messages if m.role == "system")
+        last = next((m for m in reversed(messages) if m.role == "user"), None)
+        user = last.text if last is not None else ""
+        media = [] if last is None else [p for p in last.parts if p.kind != "text"]
         if request.output_schema is not None or "JSON" in system:
             yield json.dumps(_fill_schema(request.output_schema, system))
             return
@@ -261,6 +274,8 @@ class OfflineModel(FunctionModel):
         variants = next((texts for _, words, texts in _ROLES if any(w in lowered for w in words)), _ANSWER)
         body = variants[zlib.crc32(user.encode()) % len(variants)]
         text = f"### {topic}\n\n" + body.format(t=topic[0].lower() + topic[1:], T=topic) + "\n"
+        if media:  # what it was given besides text: named, so a reader sees the parts arrived
+            text += "\nAttached: " + "; ".join(p.describe() for p in media) + ".\n"  # type: ignore[union-attr]
         for token in re.findall(r"\S+\s*|\s+", text):
             if self.delay:
                 await asyncio.sleep(self.delay)

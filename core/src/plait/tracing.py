@@ -414,13 +414,19 @@ def tool_content_attributes(arguments: Any, result: str) -> dict[str, Any]:
     }
 
 
+def _parts_text(parts: list[Any]) -> str:
+    from plait._parts import parts_text
+
+    return parts_text(parts)  # media named, never their bytes
+
+
 def messages_json(messages: list[Any]) -> str:
     """Chat messages (:class:`plait.models.Message`) as the GenAI conventions' JSON."""
     return json.dumps(
         [
             {
                 "role": m.role,
-                "content": m.content,
+                "content": m.content if not isinstance(m.content, list) else _parts_text(m.content),
                 **(
                     {
                         "tool_calls": [

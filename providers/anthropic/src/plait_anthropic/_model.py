@@ -50,6 +50,7 @@ class AnthropicModel(Model):
     """
 
     provider: ClassVar[str] = "anthropic"
+    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "file"})
     supports_structured_output: ClassVar[bool] = False
     transient_attributes: ClassVar[tuple[str, ...]] = ("_client", "_client_loop")
 

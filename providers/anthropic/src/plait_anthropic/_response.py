@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from plait.errors import ModelConnectionError
-from plait.models import Message, ModelResponse, ModelStreamEvent, TextDelta, ToolCall, ToolCallPart, Usage
+from plait.models import (
+    Message,
+    ModelResponse,
+    ModelStreamEvent,
+    Reasoning,
+    TextDelta,
+    ToolCall,
+    ToolCallPart,
+    Usage,
+)
 
 __all__ = ["StreamAccumulator", "response_from_message"]
 
@@ -21,13 +30,18 @@ def response_from_message(message: Any) -> ModelResponse:
     """A plait response from a non-streaming ``anthropic.types.Message``."""
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[Reasoning] = []
     for block in message.content:
         if block.type == "text":
             texts.append(block.text)
         elif block.type == "tool_use":
             calls.append(ToolCall(id=block.id, name=block.name, arguments=dict(block.input or {})))
+        elif block.type == "thinking":
+            reasoning.append(Reasoning(block.thinking, signature=block.signature, provider=PROVIDER))
+        elif block.type == "redacted_thinking":
+            reasoning.append(Reasoning(redacted=block.data, provider=PROVIDER))
     return ModelResponse(
-        message=Message(role="assistant", content="".join(texts) or None, tool_calls=calls),
+        message=Message("assistant", "".join(texts) or None, calls, reasoning=reasoning),
         usage=Usage(_input_tokens(message.usage), message.usage.output_tokens or 0, requests=1),
         finish_reason=message.stop_reason,
         response_id=message.id,
@@ -56,6 +70,9 @@ class StreamAccumulator:
         self._texts: list[str] = []
         self._calls: list[ToolCall] = []
         self._open_tools: dict[int, tuple[str, str, list[str], dict[str, Any]]] = {}
+        #: thinking blocks being streamed, by index: their text and signature pieces
+        self._open_thinking: dict[int, tuple[list[str], list[str]]] = {}
+        self._reasoning: list[Reasoning] = []
 
     def feed(self, event: Any) -> Iterator[ModelStreamEvent]:
         kind = event.type
@@ -71,6 +88,10 @@ class StreamAccumulator:
                 yield TextDelta(block.text)
             elif block.type == "tool_use":
                 self._open_tools[event.index] = (block.id, block.name, [], dict(block.input or {}))
+            elif block.type == "thinking":
+                self._open_thinking[event.index] = ([block.thinking or ""], [block.signature or ""])
+            elif block.type == "redacted_thinking":
+                self._reasoning.append(Reasoning(redacted=block.data, provider=PROVIDER))
         elif kind == "content_block_delta":
             delta = event.delta
             if delta.type == "text_delta":
@@ -78,7 +99,15 @@ class StreamAccumulator:
                 yield TextDelta(delta.text)
             elif delta.type == "input_json_delta" and event.index in self._open_tools:
                 self._open_tools[event.index][2].append(delta.partial_json)
+            elif delta.type == "thinking_delta" and event.index in self._open_thinking:
+                self._open_thinking[event.index][0].append(delta.thinking)
+            elif delta.type == "signature_delta" and event.index in self._open_thinking:
+                self._open_thinking[event.index][1].append(delta.signature)
         elif kind == "content_block_stop":
+            thinking = self._open_thinking.pop(event.index, None)
+            if thinking is not None:
+                text, signature = ("".join(pieces) for pieces in thinking)
+                self._reasoning.append(Reasoning(text, signature=signature or None, provider=PROVIDER))
             tool = self._open_tools.pop(event.index, None)
             if tool is not None:
                 call = _tool_call(*tool)
@@ -103,7 +132,7 @@ class StreamAccumulator:
             )
         return ModelResponse(
             message=Message(
-                role="assistant", content="".join(self._texts) or None, tool_calls=list(self._calls)
+                "assistant", "".join(self._texts) or None, list(self._calls), reasoning=list(self._reasoning)
             ),
             usage=Usage(self.input_tokens, self.output_tokens, requests=1),
             finish_reason=self.stop_reason,

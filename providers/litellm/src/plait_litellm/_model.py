@@ -141,6 +141,7 @@ class LiteLLMModel(Model):
     """
 
     provider: ClassVar[str] = "litellm"
+    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "file"})
 
     def __init__(
         self,

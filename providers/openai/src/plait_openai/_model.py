@@ -81,6 +81,7 @@ class OpenAIModel(Model):
     """
 
     provider: ClassVar[str] = "openai"
+    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "file"})
     supports_structured_output: ClassVar[bool] = True
     transient_attributes: ClassVar[tuple[str, ...]] = ("_clients",)
 
