@@ -20,7 +20,9 @@ async def slow(step_input: StepInput) -> StepOutput:
 async def test_another_reader_sees_the_events_of_a_running_run(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     steps = [Step(name=f"quick{i}", executor=lambda step_input, i=i: f"quick {i}") for i in range(3)]
-    workflow = Workflow(name="live", steps=[*steps, Step(name="slow", executor=slow)], storage=url, store_events=True)
+    workflow = Workflow(
+        name="live", steps=[*steps, Step(name="slow", executor=slow)], storage=url, store_events=True
+    )
     reader = SqliteDb(str(tmp_path / "runs.db"))
     await reader.setup()
     handle = await workflow.astart("x", run_id="live-run")
