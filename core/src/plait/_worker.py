@@ -147,7 +147,11 @@ class Worker:
                 await asyncio.wait([stop, *waits], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
         finally:
-            await self._drain()
+            try:
+                await self._drain()
+            finally:
+                for workflow in self.workflows.values():
+                    await workflow.aclose()  # a storage opened from a URL: its connections
         return self.stats
 
     async def _claim(self, storage: Storage) -> bool:
@@ -201,7 +205,7 @@ class Worker:
         home.call_soon_threadsafe(_settle, held.future, result, error)
 
     async def _ended(self, run_id: str) -> None:
-        held = self._held.pop(run_id)
+        held = self._held[run_id]
         try:
             if held.future.cancelled():
                 await self._give_back(run_id, held)
@@ -216,7 +220,10 @@ class Worker:
                 self.stats.finished[run_id] = status
                 self._log(f"plait worker {self.id[:8]}: run {run_id} {status}")
         finally:
-            await held.lease.release()
+            try:
+                await held.lease.release()
+            finally:
+                del self._held[run_id]  # only now: a draining worker waits for this
 
     async def _give_back(self, run_id: str, held: _Held) -> None:
         """A run cancelled at shutdown: RUNNING again (still under its lease), for another worker."""

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import re
-import signal
 import sys
 from typing import Any
 
@@ -79,6 +77,9 @@ def _workflows(targets: list[str], url: str, given: bool) -> list[Any]:
 
 def worker(args: argparse.Namespace) -> int:
     """Serve the workflows until SIGTERM or SIGINT (a second one gives back the runs in hand at once)."""
+    import asyncio
+    import signal
+
     from plait._worker import Worker
 
     workflows = _workflows(args.targets, storage_url(args.storage), args.storage is not None)

@@ -41,6 +41,7 @@ from plait.storage._base import (
     Storage,
     StorageError,
     claim_run,
+    lease_record,
     redact_url,
     resolve_storage,
     scrub_secrets,
@@ -53,7 +54,6 @@ from plait.storage._claims import (
     check_claim,
     claimable_statuses,
     lease_live,
-    lease_record,
 )
 from plait.storage._loop import own_event_loop
 from plait.storage._memory import MemoryStorage

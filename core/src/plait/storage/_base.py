@@ -33,6 +33,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "claim_run",
+    "lease_record",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
@@ -186,6 +187,12 @@ class HistoryRecord(_Record):
     created_at: float = Field(default_factory=time.time)
     #: the workflow run and step the agent run was part of (``run_id/step_id``), if any
     origin: str | None = None
+
+
+def lease_record(run_id: str, owner: dict[str, Any], ttl: float, now: float, version: int) -> SessionRecord:
+    """The lease record a claim writes: ``owner``'s for ``ttl`` seconds, the stored ``version`` + 1."""
+    state = {**owner, "since": now, "expires_at": now + ttl}
+    return SessionRecord(session_id=_LEASE_PREFIX + run_id, workflow_id="", state=state, version=version + 1)
 
 
 class Storage:

@@ -25,7 +25,6 @@ __all__ = [
     "check_claim",
     "claimable_statuses",
     "lease_live",
-    "lease_record",
     "next_by_listing",
 ]
 
@@ -54,14 +53,6 @@ def check_claim(workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float) 
 def lease_live(lease: SessionRecord | None, now: float) -> bool:
     """Whether a stored lease record is held by someone (not expired, not released)."""
     return lease is not None and float(lease.state.get("expires_at", 0) or 0) > now
-
-
-def lease_record(run_id: str, owner: dict[str, Any], ttl: float, now: float, version: int) -> SessionRecord:
-    """The lease record a claim writes: ``owner``'s for ``ttl`` seconds, the stored ``version`` + 1."""
-    from plait.storage._base import SessionRecord
-
-    state = {**owner, "since": now, "expires_at": now + ttl}
-    return SessionRecord(session_id=LEASE_PREFIX + run_id, workflow_id="", state=state, version=version + 1)
 
 
 async def next_by_listing(

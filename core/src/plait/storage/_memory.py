@@ -17,9 +17,10 @@ from plait.storage._base import (
     SessionRecord,
     StepCheckpoint,
     Storage,
+    lease_record,
     status_spellings,
 )
-from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live, lease_record
+from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
 from plait.storage._retention import (
     INTERNAL,
     check_not_leased,

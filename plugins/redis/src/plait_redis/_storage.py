@@ -644,7 +644,9 @@ class RedisStorage(Storage):
             # here, and the script checks each one's status and lease again, atomically
             found: list[tuple[int, float, str]] = []
             for status in statuses:
-                scored = await client.zrange(self._key("runs", "status", status), 0, -1, withscores=True)
+                scored: list[tuple[str, float]] = await client.zrange(  # type: ignore[assignment]
+                    self._key("runs", "status", status), 0, -1, withscores=True
+                )
                 async with client.pipeline(transaction=False) as pipe:
                     for run_id, _ in scored:
                         pipe.hmget(self._key("run", run_id), ["workflow_id", "priority"])
