@@ -1,6 +1,7 @@
 """A workflow for worker tests, loaded by ``plait worker tests/workers/app.py:workflow``.
 
-Its name comes from $PLAIT_TEST_WORKFLOW (one per test), its storage from $PLAIT_STORAGE.
+Its name comes from $PLAIT_TEST_WORKFLOW (one per test), its storage from $PLAIT_STORAGE, its
+schedule (if any) from $PLAIT_TEST_SCHEDULE.
 Step ``a`` is quick, step ``b`` waits $PLAIT_TEST_SLEEP seconds (asynchronously). Each step
 execution appends ``step run_id pid`` to $PLAIT_TEST_LOG; a step that finds the same step of
 the same run executing in another live process appends ``OVERLAP ...`` instead.
@@ -49,5 +50,7 @@ def effect(name: str, sleep_env: str | None = None):  # type: ignore[no-untyped-
 workflow = Workflow(
     name=os.environ.get("PLAIT_TEST_WORKFLOW", "queue-test"),
     steps=[effect("a"), effect("b", "PLAIT_TEST_SLEEP")],
+    schedule=os.environ.get("PLAIT_TEST_SCHEDULE") or None,
+    catch_up=os.environ.get("PLAIT_TEST_CATCH_UP") == "1",
 )
 workflow.lease_ttl = float(os.environ.get("PLAIT_TEST_TTL", "30"))

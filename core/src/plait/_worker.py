@@ -138,8 +138,13 @@ class Worker:
             f"plait worker {self.id[:8]}: serving {', '.join(sorted(self.workflows))} on {storage!r} "
             f"(concurrency {self.concurrency})"
         )
+        scheduled = [w for w in self.workflows.values() if w._schedule is not None]
+        ticks_due = 0.0
         try:
             while not self._stop.is_set():
+                if scheduled and time.monotonic() >= ticks_due:
+                    ticks_due = time.monotonic() + self.poll
+                    await self._start_ticks(scheduled, storage)
                 if await self._claim(storage):
                     continue
                 waits = [h.future for h in self._held.values() if not h.future.done()]
@@ -153,6 +158,16 @@ class Worker:
                 for workflow in self.workflows.values():
                     await workflow.aclose()  # a storage opened from a URL: its connections
         return self.stats
+
+    async def _start_ticks(self, scheduled: list[Workflow], storage: Storage) -> None:
+        from plait._schedule import start_due
+
+        for workflow in scheduled:
+            try:
+                for run_id in await start_due(workflow, storage):
+                    self._log(f"plait worker {self.id[:8]}: queued run {run_id} ({workflow.schedule})")
+            except StorageError as exc:
+                self._log(f"plait worker {self.id[:8]}: starting the schedule of {workflow.id} failed: {exc}")
 
     async def _claim(self, storage: Storage) -> bool:
         if len(self._held) >= self.concurrency:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from plait._handle import AsyncRunHandle, RunHandle
     from plait._queue import QueuedRun
+    from plait._schedule import Schedule
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
@@ -106,6 +107,11 @@ class Workflow(DurableRuns):
     with each run: ``storage.prune()`` and ``plait runs prune`` without ``--older-than`` delete
     the finished runs last updated longer ago than that.
 
+    ``schedule`` (cron, ``"*/5 * * * *"``, in ``timezone``) makes workers (``plait worker``)
+    start one run per tick, exactly once across them; ticks missed while no worker ran are
+    skipped but the latest, or all started with ``catch_up=True``. ``max_concurrent_runs`` caps
+    how many of its runs one worker executes at once.
+
     ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
     calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
     parallel branches included; a call that would cross a limit stops the run with
@@ -161,6 +167,9 @@ class Workflow(DurableRuns):
         num_history_runs: int = 3,
         retention: timedelta | float | str | None = None,
         max_concurrent_runs: int | None = None,
+        schedule: str | None = None,
+        timezone: str = "UTC",
+        catch_up: bool = False,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -240,6 +249,13 @@ class Workflow(DurableRuns):
             )
         #: how many runs of this workflow one worker (``plait worker``) executes at once (None: no cap)
         self.max_concurrent_runs = max_concurrent_runs
+        #: a cron schedule workers start runs on (plait._schedule), in ``timezone``
+        self._schedule: Schedule | None = None
+        if schedule is not None:
+            from plait._schedule import Schedule
+
+            self._schedule = Schedule(schedule, timezone, catch_up, f"Workflow {name!r}")
+        self.schedule, self.timezone, self.catch_up = schedule, timezone, catch_up
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:

@@ -8,6 +8,7 @@
     plait sessions list | delete SESSION_ID   stored sessions (state and conversation history)
     plait runs recover MODULE:WORKFLOW   resume, once each, the runs whose process died
     plait worker MODULE:WORKFLOW [...] [--concurrency N] [--poll 1s]   claim and execute queued runs
+    plait schedule list MODULE:WORKFLOW [...]   when workers start the runs of scheduled workflows
     plait graph MODULE:WORKFLOW [--format mermaid|json]   a workflow's graph
     plait --version | --traceback COMMAND ...
 
@@ -47,7 +48,7 @@ from plait.cli._plugins import add_plugins_parser
 from plait.cli._retention import add_sessions_parser
 from plait.cli._run import add_run_parser, check_plugin_options
 from plait.cli._runs import add_runs_parser
-from plait.cli._worker import add_worker_parser
+from plait.cli._worker import add_schedule_parser, add_worker_parser
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main", "short_id"]
 report_public_home(__name__, globals(), __all__)  # plait.cli.load_target, not plait.cli._common
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sessions_parser(sub)
     add_graph_parser(sub)
     add_worker_parser(sub)
+    add_schedule_parser(sub)
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value
         command = sub.add_parser(name, help=f"{help_text} (from {entry.plugin})")

@@ -1,5 +1,6 @@
 """``plait worker MODULE:WORKFLOW [...]``: claim and execute stored runs until SIGTERM/SIGINT;
-``plait runs recover MODULE:WORKFLOW``: resume, once each, the runs whose process died."""
+``plait runs recover MODULE:WORKFLOW``: resume, once each, the runs whose process died;
+``plait schedule list MODULE:WORKFLOW [...]``: when workers start scheduled workflows' runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from typing import Any
 
 from plait.cli._common import absolute_target, load_target, short_id, storage_help, storage_url
 
-__all__ = ["add_recover_parser", "add_worker_parser", "duration", "recover", "worker"]
+__all__ = [
+    "add_recover_parser",
+    "add_schedule_parser",
+    "add_worker_parser",
+    "duration",
+    "recover",
+    "schedules",
+    "worker",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -144,3 +153,48 @@ def recover(args: argparse.Namespace) -> int:
     for run_id, status in done.items() if not args.json else ():
         print(f"{short_id(run_id)}  {status}")
     return 1 if any(s not in ("COMPLETED", "COMPLETED_WITH_ERRORS", "PAUSED") for s in done.values()) else 0
+
+
+def add_schedule_parser(sub: Any) -> None:
+    """``plait schedule list``'s arguments, and its handler."""
+    parser = sub.add_parser("schedule", help="the schedules of workflows: when workers start their runs")
+    actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="each workflow's schedule, last tick started and next tick")
+    listing.add_argument("targets", nargs="+", metavar="MODULE:WORKFLOW")
+    listing.add_argument("--storage", default=None, help=f"the run store (default: {storage_help()})")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=schedules)
+
+
+def schedules(args: argparse.Namespace) -> int:
+    """Print the schedules of the workflows ``args.targets`` names (ticks in UTC)."""
+    from plait._schedule import describe
+    from plait._sync import run_sync
+
+    workflows = _workflows(args.targets, storage_url(args.storage), args.storage is not None)
+
+    async def collect() -> list[dict[str, Any]]:
+        found = []
+        for workflow in workflows:
+            if workflow._schedule is None:
+                found.append({"workflow": workflow.id, "schedule": None})
+                continue
+            storage = await workflow._ready_storage()
+            found.append(await describe(workflow, storage))
+            await workflow.aclose()
+        return found
+
+    found = run_sync(collect())
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for row in found:
+        if row["schedule"] is None:
+            print(f"{row['workflow']}  (no schedule)")
+            continue
+        catch_up = "catch up" if row["catch_up"] else "skip missed"
+        print(
+            f"{row['workflow']}  {row['schedule']}  {row['timezone']}  {catch_up}  "
+            f"last {row['last_tick'] or '-'}  next {row['next_tick']}"
+        )
+    return 0
