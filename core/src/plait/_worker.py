@@ -7,7 +7,8 @@ highest priority first) whenever it holds fewer than ``concurrency`` runs, and p
 loop (:class:`~plait.storage.RunLease`, every third of ``lease_ttl``) and executes on a thread
 with an event loop of its own, so a step's blocking code cannot hold up the heartbeats of
 the others. ``Workflow(max_concurrent_runs=N)`` caps how many runs of that workflow one
-worker holds at once.
+worker holds at once. Every ``poll`` seconds it also queues the due ticks of the workflows
+with a ``schedule`` (:mod:`plait._schedule`, each tick once across all workers).
 
 :meth:`Worker.stop` (SIGTERM or SIGINT under ``plait worker``) ends it gracefully: it stops
 claiming, lets the runs in hand finish for up to ``grace`` seconds, then cancels the rest and
