@@ -23,12 +23,16 @@ def workflow(name: str, url: str, log: Path, **extra: str) -> Any:
     """The app's workflow in this process, under the test's name and storage."""
     import importlib.util
 
-    for key, value in environment(name, url, log, **extra).items():
-        os.environ[key] = value
-    spec = importlib.util.spec_from_file_location(f"worker_app_{name.replace('-', '_')}", APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    saved = dict(os.environ)
+    os.environ.update(environment(name, url, log, **extra))  # what the app reads when it loads
+    try:
+        spec = importlib.util.spec_from_file_location(f"worker_app_{name.replace('-', '_')}", APP)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:  # the rest of the suite must not inherit this test's storage
+        os.environ.clear()
+        os.environ.update(saved)
     return module.workflow
 
 
