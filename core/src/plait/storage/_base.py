@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from plait._io import normalize_status
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, PlaitError
-from plait.storage._claims import LEASE_PREFIX as _LEASE_PREFIX
+from plait.storage._claims import LEASE_PREFIX
+
+#: where a run's lease record lives (plait.storage._claims); the name plait.storage._retention uses
+_LEASE_PREFIX = LEASE_PREFIX
 
 __all__ = [
     "SCHEMA_VERSION",
