@@ -25,6 +25,11 @@ EXPECTED = {
         "stored image sha256: e6d66889131220f9",
         "status: COMPLETED",
     ],
+    "queued_runs.py": [
+        "queued: QUEUED, QUEUED, QUEUED",
+        "COMPLETED: summary of an urgent ticket",
+        "executed in this order: urgent, weekly, changelog",
+    ],
     "agent_history.py": ["the last request carried 3 user turns", "kept: 6 messages"],
     "workflow_history.py": [
         "> cocoa: Write about cocoa (already covered: tea, coffee).",

@@ -70,6 +70,7 @@ def test_run_status_has_agnos_values() -> None:
     assert output.status is RunStatus.completed  # Agno's member names are aliases
     assert [s.value for s in RunStatus] == [
         "PENDING",
+        "QUEUED",
         "RUNNING",
         "COMPLETED",
         "COMPLETED_WITH_ERRORS",

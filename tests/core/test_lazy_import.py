@@ -35,6 +35,8 @@ HOMES = {
     "Parallel": "plait.primitives:Parallel",
     "ParallelContent": "plait:ParallelContent",
     "PendingInput": "plait:PendingInput",
+    "QueuedRun": "plait:QueuedRun",
+    "Worker": "plait:Worker",
     "PlaitError": "plait.errors:PlaitError",
     "RateLimit": "plait:RateLimit",
     "RejectedError": "plait.approval:RejectedError",

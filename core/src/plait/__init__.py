@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     )
     from plait._limits import RateLimit, set_rate_limits
     from plait._pause import PendingInput
+    from plait._queue import QueuedRun
     from plait._run_context import RunContext
+    from plait._worker import Worker
     from plait.agent import Agent, AgentRunOutput, Tool, Toolset, tool
     from plait.approval import Approval, RejectedError
     from plait.errors import (
@@ -163,6 +165,7 @@ __all__ = [
     "ParallelContent",
     "PendingInput",
     "PlaitError",
+    "QueuedRun",
     "RateLimit",
     "RejectedError",
     "ReplayDivergenceError",
@@ -192,6 +195,7 @@ __all__ = [
     "Tool",
     "Toolset",
     "ToolsetError",
+    "Worker",
     "Workflow",
     "WorkflowExecutionInput",
     "WorkflowMetrics",

@@ -72,6 +72,8 @@ class RunStatus(enum.StrEnum):
     """
 
     PENDING = "PENDING"
+    #: stored by ``start(..., queue=True)``, waiting for a worker (``plait worker``) to claim it
+    QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
@@ -80,6 +82,7 @@ class RunStatus(enum.StrEnum):
     PAUSED = "PAUSED"
     # Agno's member names, as aliases of the members above
     pending = "PENDING"
+    queued = "QUEUED"
     running = "RUNNING"
     completed = "COMPLETED"
     completed_with_errors = "COMPLETED_WITH_ERRORS"

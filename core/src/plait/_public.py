@@ -48,7 +48,9 @@ PLAIT_EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "plait._limits": ("RateLimit", "set_rate_limits"),
     "plait._pause": ("PendingInput",),
+    "plait._queue": ("QueuedRun",),
     "plait._run_context": ("RunContext",),
+    "plait._worker": ("Worker",),
 }
 
 

@@ -26,7 +26,15 @@ from plait._pause import PendingInput
 from plait._sessions import commit_stored
 from plait.errors import DefinitionError
 from plait.events import Event
-from plait.storage import RunClaimedError, RunRecord, SessionRecord, Storage, StorageError, claim_run
+from plait.storage import (
+    RunClaimedError,
+    RunLease,
+    RunRecord,
+    SessionRecord,
+    Storage,
+    StorageError,
+    claim_run,
+)
 from plait.storage._retention import CANCEL_PREFIX
 
 if TYPE_CHECKING:
@@ -356,12 +364,16 @@ async def resume(
     wait: float | bool,
     on_changed: str = "refuse",
     budget: Any = None,
+    lease: RunLease | None = None,
 ) -> WorkflowRunOutput:
     """Claim run ``run_id`` of ``workflow``, check the answers and that the steps it ran are
-    still defined as they were (plait._definition), and run it from its checkpoints."""
+    still defined as they were (plait._definition), and run it from its checkpoints. A worker
+    that claimed the run already (``Storage.claim_next``) passes its ``lease``, and ends it."""
     # Claim the run before reading it: checkpoints read under the lease are the latest, and
     # a second resumer gets a RunClaimedError naming the holder (or waits, with wait=).
-    lease = await claim_run(storage, run_id, ttl=workflow.lease_ttl, wait=wait)
+    held = lease
+    if held is None:
+        held = await claim_run(storage, run_id, ttl=workflow.lease_ttl, wait=wait)
     try:
         record = await storage.get_run(run_id)
         if record is None:
@@ -393,7 +405,8 @@ async def resume(
             resume=Resume(record, checkpoints, resolved, decision),
         )
     finally:
-        await lease.release()
+        if lease is None:
+            await held.release()
 
 
 async def _check_definition(

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
     from plait._handle import AsyncRunHandle, RunHandle
+    from plait._queue import QueuedRun
+    from plait._schedule import Schedule
     from plait.storage import Storage
 
 __all__ = ["Workflow", "resolve_runner"]
@@ -105,6 +107,11 @@ class Workflow(DurableRuns):
     with each run: ``storage.prune()`` and ``plait runs prune`` without ``--older-than`` delete
     the finished runs last updated longer ago than that.
 
+    ``schedule`` (cron, ``"*/5 * * * *"``, in ``timezone``) makes workers (``plait worker``)
+    start one run per tick, exactly once across them; ticks missed while no worker ran are
+    skipped but the latest, or all started with ``catch_up=True``. ``max_concurrent_runs`` caps
+    how many of its runs one worker executes at once.
+
     ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
     calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,
     parallel branches included; a call that would cross a limit stops the run with
@@ -159,6 +166,10 @@ class Workflow(DurableRuns):
         add_workflow_history_to_steps: bool = False,
         num_history_runs: int = 3,
         retention: timedelta | float | str | None = None,
+        max_concurrent_runs: int | None = None,
+        schedule: str | None = None,
+        timezone: str = "UTC",
+        catch_up: bool = False,
     ) -> None:
         if name is None:
             name = "Workflow"
@@ -228,6 +239,23 @@ class Workflow(DurableRuns):
         self._history = WorkflowHistory(f"Workflow {name!r}", add_workflow_history_to_steps, num_history_runs)
         self.add_workflow_history_to_steps = self._history.enabled
         self.num_history_runs = num_history_runs
+        if max_concurrent_runs is not None and (
+            isinstance(max_concurrent_runs, bool)
+            or not isinstance(max_concurrent_runs, int)
+            or max_concurrent_runs < 1
+        ):
+            raise DefinitionError(
+                f"Workflow {name!r}: max_concurrent_runs must be an int >= 1 or None, got {max_concurrent_runs!r}"
+            )
+        #: how many runs of this workflow one worker (``plait worker``) executes at once (None: no cap)
+        self.max_concurrent_runs = max_concurrent_runs
+        #: a cron schedule workers start runs on (plait._schedule), in ``timezone``
+        self._schedule: Schedule | None = None
+        if schedule is not None:
+            from plait._schedule import Schedule
+
+            self._schedule = Schedule(schedule, timezone, catch_up, f"Workflow {name!r}")
+        self.schedule, self.timezone, self.catch_up = schedule, timezone, catch_up
         self._function: Callee | None = None
         self.nodes: list[StepNode] = []
         if steps is None:
@@ -433,20 +461,60 @@ class Workflow(DurableRuns):
             return _workflow_run.run(self, input, listeners=(), stream_events=stream_events, **options)
         return EventStream(_stream_start(self, input, stream_events, options))
 
+    @overload
     def start(
         self,
         input: Any = None,
         *,
         on_event: Callable[[Event], None] | None = None,
+        queue: Literal[False] = False,
         **options: Unpack[RunArguments],
-    ) -> RunHandle:
+    ) -> RunHandle: ...
+    @overload
+    def start(
+        self, input: Any = None, *, queue: Literal[True], priority: int = 0, **options: Unpack[RunArguments]
+    ) -> QueuedRun: ...
+    def start(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        queue: bool = False,
+        priority: int = 0,
+        **options: Unpack[RunArguments],
+    ) -> RunHandle | QueuedRun:
         """Start a run in the background and return at once with its :class:`~plait.RunHandle`
         (``run_id``, ``status()``, ``wait()``, ``events()``, ``cancel()``): the run goes on in
         a thread with an event loop of its own. Takes :meth:`run`'s options; ``on_event`` is
-        called with each event, on the run's thread."""
+        called with each event, on the run's thread.
+
+        ``queue=True`` only stores the run, as QUEUED, for a worker (``plait worker``) to claim
+        and execute, highest ``priority`` first, and returns its :class:`~plait.QueuedRun`."""
+        if queue is True:
+            from plait._queue import enqueue
+
+            return run_sync(enqueue(self, input, options.pop("run_id", None), priority, dict(options)))
+        if queue is not False or priority != 0:
+            raise DefinitionError(
+                f"Workflow {self.name!r}: start(): priority= is for queue=True, and queue must be True or "
+                f"False, got queue={queue!r}, priority={priority!r}"
+            )
         from plait import _handle
 
         return _handle.start(self, input, options.pop("run_id", None), on_event, dict(options))
+
+    def recover(self) -> dict[str, str]:
+        """Resume, once each, every stored run of this workflow whose process died (its lease
+        expired): what a worker does by itself, for use without one. ``{run_id: status}``."""
+        from plait._queue import recover
+
+        return run_sync(recover(self))
+
+    async def arecover(self) -> dict[str, str]:
+        """:meth:`recover` from async code."""
+        from plait._queue import recover
+
+        return await recover(self)
 
     async def astart(
         self,

@@ -6,6 +6,9 @@
     plait runs replay ID [--live]   the run again, every model and tool call answered from its record
     plait runs delete ID [--force] | prune [--older-than 30d] [--status S] [--workflow W] [--dry-run]
     plait sessions list | delete SESSION_ID   stored sessions (state and conversation history)
+    plait runs recover MODULE:WORKFLOW   resume, once each, the runs whose process died
+    plait worker MODULE:WORKFLOW [...] [--concurrency N] [--poll 1s]   claim and execute queued runs
+    plait schedule list MODULE:WORKFLOW [...]   when workers start the runs of scheduled workflows
     plait graph MODULE:WORKFLOW [--format mermaid|json]   a workflow's graph
     plait --version | --traceback COMMAND ...
 
@@ -26,6 +29,7 @@ Plugins add subcommands through the ``register_commands`` hook and options of
 One module per job: :mod:`._run` (``plait run``), :mod:`._runs` (``plait runs``),
 :mod:`._show` (what ``runs list`` and ``runs show`` print), :mod:`._travel` (fork, replay,
 diff), :mod:`._retention` (``runs delete``, ``runs prune``, ``plait sessions``), :mod:`._plugins` (``plait plugins``), :mod:`._common` (what they share). This module
+diff), :mod:`._worker` (``plait worker``, ``plait runs recover``), :mod:`._plugins` (``plait plugins``), :mod:`._common` (what they share). This module
 parses the line and turns every failure into one line and an exit code.
 """
 
@@ -44,6 +48,7 @@ from plait.cli._plugins import add_plugins_parser
 from plait.cli._retention import add_sessions_parser
 from plait.cli._run import add_run_parser, check_plugin_options
 from plait.cli._runs import add_runs_parser
+from plait.cli._worker import add_schedule_parser, add_worker_parser
 
 __all__ = ["DEFAULT_STORAGE", "build_parser", "load_target", "main", "short_id"]
 report_public_home(__name__, globals(), __all__)  # plait.cli.load_target, not plait.cli._common
@@ -87,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_parser(sub)
     add_sessions_parser(sub)
     add_graph_parser(sub)
+    add_worker_parser(sub)
+    add_schedule_parser(sub)
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value
         command = sub.add_parser(name, help=f"{help_text} (from {entry.plugin})")

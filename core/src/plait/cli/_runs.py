@@ -26,6 +26,7 @@ from plait.cli._common import (
 from plait.cli._retention import add_retention_parsers, retention
 from plait.cli._show import print_run, print_runs
 from plait.cli._travel import add_fork_and_diff_parsers, add_replay_parser, diff, fork, replay
+from plait.cli._worker import add_recover_parser
 
 __all__ = ["PREFIX_SCAN", "add_runs_parser", "runs"]
 
@@ -38,7 +39,8 @@ def add_runs_parser(sub: Any) -> None:
     """``plait runs`` and its actions, each with ``--storage`` and ``--json``."""
     runs_parser = sub.add_parser(
         "runs",
-        help="stored runs: list, show, resume, approve, cancel, fork, diff, replay, check, delete, prune",
+        help="stored runs: list, show, resume, approve, cancel, fork, diff, replay, check, delete, prune, "
+        "recover",
     )
     runs_sub = runs_parser.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
     listing = runs_sub.add_parser("list", help="the newest runs")
@@ -78,6 +80,7 @@ def add_runs_parser(sub: Any) -> None:
     replay_parser = add_replay_parser(runs_sub)
     check_parser = add_check_parser(runs_sub)
     retention_parsers = add_retention_parsers(runs_sub)
+    add_recover_parser(runs_sub)  # a handler of its own (plait.cli._worker)
     for command in (resume, approve):
         command.add_argument(
             "--on-changed",

@@ -15,6 +15,9 @@ class to subclass), the records it stores (:class:`RunRecord`,
 takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_leased`), :func:`prune_runs`
 (``prune`` over a backend's ``delete_run``), :func:`stale_rows` (what ``prune_leases`` deletes), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
+A backend with a native work queue overrides :meth:`Storage.claim_next` with
+:func:`check_claim`, :func:`claimable_statuses`, :data:`LEASE_PREFIX` (where a run's lease
+record lives), :func:`lease_live` and :func:`lease_record` (the record a claim writes).
 
 Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` work with
 :class:`SqliteDb` and :class:`InMemoryDb` from here (plait's SQLite and memory storages).
@@ -38,11 +41,19 @@ from plait.storage._base import (
     Storage,
     StorageError,
     claim_run,
+    lease_record,
     redact_url,
     resolve_storage,
     scrub_secrets,
     status_spellings,
     url_secrets,
+)
+from plait.storage._claims import (
+    CLAIMABLE,
+    LEASE_PREFIX,
+    check_claim,
+    claimable_statuses,
+    lease_live,
 )
 from plait.storage._loop import own_event_loop
 from plait.storage._memory import MemoryStorage
@@ -56,7 +67,9 @@ from plait.storage._retention import (
 )
 
 __all__ = [
+    "CLAIMABLE",
     "DEFAULT_STORAGE",
+    "LEASE_PREFIX",
     "SCHEMA_VERSION",
     "CacheEntry",
     "CallRecord",
@@ -71,10 +84,14 @@ __all__ = [
     "StepCheckpoint",
     "Storage",
     "StorageError",
+    "check_claim",
     "check_not_leased",
     "claim_run",
+    "claimable_statuses",
     "history_origin",
     "internal_keys",
+    "lease_live",
+    "lease_record",
     "own_event_loop",
     "parse_duration",
     "prune_runs",

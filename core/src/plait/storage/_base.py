@@ -8,6 +8,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
@@ -17,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from plait._io import normalize_status
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError, PlaitError
+from plait.storage._claims import LEASE_PREFIX
+
+#: where a run's lease record lives (plait.storage._claims); the name plait.storage._retention uses
+_LEASE_PREFIX = LEASE_PREFIX
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,16 +36,18 @@ __all__ = [
     "Storage",
     "StorageError",
     "claim_run",
+    "lease_record",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
     "url_secrets",
 ]
 
+#: 5: runs have a ``priority`` (a column / field the work queue orders by, :meth:`Storage.claim_next`);
 #: 4: agents' conversation history (:class:`HistoryRecord`), in a table / keys of its own;
 #: 3: recorded model and tool calls (:class:`CallRecord`) and their content-addressed payloads;
 #: 2: runs have a ``user_id`` (a column / index a backend filters on); 1: the first layout
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StorageError(PlaitError):
@@ -89,6 +96,8 @@ class RunRecord(_Record):
     #: seconds the workflow's ``retention=`` keeps a finished run: what ``prune()`` without
     #: ``older_than`` (``plait runs prune``) applies to it (None: kept until pruned by age)
     retention: float | None = None
+    #: which queued run a worker takes first: the highest (``start(..., queue=True, priority=)``)
+    priority: int = 0
 
     @field_validator("status")
     @classmethod
@@ -181,6 +190,12 @@ class HistoryRecord(_Record):
     created_at: float = Field(default_factory=time.time)
     #: the workflow run and step the agent run was part of (``run_id/step_id``), if any
     origin: str | None = None
+
+
+def lease_record(run_id: str, owner: dict[str, Any], ttl: float, now: float, version: int) -> SessionRecord:
+    """The lease record a claim writes: ``owner``'s for ``ttl`` seconds, the stored ``version`` + 1."""
+    state = {**owner, "since": now, "expires_at": now + ttl}
+    return SessionRecord(session_id=_LEASE_PREFIX + run_id, workflow_id="", state=state, version=version + 1)
 
 
 class Storage:
@@ -340,6 +355,24 @@ class Storage:
     async def put_cache(self, entry: CacheEntry) -> None:
         raise NotImplementedError
 
+    # -- the work queue (plait.storage._claims): what workers claim -------------------------
+
+    async def claim_next(
+        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+    ) -> str | None:
+        """Claim the next run of ``workflow_ids`` a worker should execute and return its id
+        (None when there is none): a QUEUED run, or a RUNNING one whose lease expired (its
+        process died), highest ``priority`` first, then oldest; its lease is taken for ``owner``
+        for ``ttl`` seconds in the same atomic step, so two workers never claim one run.
+        ``queued=False`` claims only runs to recover (RUNNING with an expired lease).
+
+        The built-in backends do it in one transaction; this default, for third-party backends,
+        lists the candidates and takes each one's lease by compare-and-set."""
+        from plait.storage._claims import check_claim, next_by_listing
+
+        ids = check_claim(workflow_ids, owner, ttl)
+        return await next_by_listing(self, ids, owner, ttl, queued) if ids else None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"
 
@@ -384,7 +417,6 @@ class Storage:
         raise StorageError(f"{self!r} cannot delete sessions (it predates retention)")
 
 
-_LEASE_PREFIX = "\x00plait-lease:"
 _LEASE_ATTEMPTS = 100
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +17,10 @@ from plait.storage._base import (
     SessionRecord,
     StepCheckpoint,
     Storage,
+    lease_record,
     status_spellings,
 )
+from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
 from plait.storage._retention import (
     INTERNAL,
     check_not_leased,
@@ -224,3 +228,24 @@ class MemoryStorage(Storage):
             for key in [k for k in self._history if k[0] == session_id]:
                 existed = bool(self._history.pop(key)) or existed
             return existed
+
+    # -- the work queue (plait.storage._claims) ----------------------------------------
+
+    async def claim_next(
+        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+    ) -> str | None:
+        ids = set(check_claim(workflow_ids, owner, ttl))
+        statuses = claimable_statuses(queued)
+        with self._lock:  # the compare-and-set of the leases takes it too; no await inside
+            runs = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
+            runs = [r for r in runs if r.workflow_id in ids and r.status in statuses]
+            runs.sort(key=lambda r: (-r.priority, r.created_at, r.run_id))
+            now = time.time()
+            for run in runs:
+                raw = self._sessions.get(LEASE_PREFIX + run.run_id)
+                held = None if raw is None else SessionRecord.model_validate_json(raw)
+                if not lease_live(held, now):
+                    record = lease_record(run.run_id, owner, ttl, now, 0 if held is None else held.version)
+                    self._sessions[record.session_id] = record.model_dump_json()
+                    return run.run_id
+        return None

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -31,8 +31,10 @@ from plait.storage._base import (
     StepCheckpoint,
     Storage,
     StorageError,
+    lease_record,
     status_spellings,
 )
+from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
 from plait.storage._retention import prune_runs
 
 __all__ = ["SQLiteStorage"]
@@ -69,6 +71,11 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE IF NOT EXISTS plait_history (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
         " session_id TEXT NOT NULL, agent_id TEXT NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS plait_history_session ON plait_history (session_id, agent_id, seq)",
+    ],
+    # runs get a priority column, the order of the work queue (claim_next)
+    5: [
+        "ALTER TABLE plait_runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS plait_runs_claim ON plait_runs (status, workflow_id, priority DESC, created_at)",
     ],
 }
 
@@ -213,12 +220,13 @@ class SQLiteStorage(Storage):
     async def save_run(self, run: RunRecord) -> None:
         data = run.model_dump_json()
         sql = (
-            "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, user_id, data) "
-            "VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO plait_runs (run_id, workflow_id, status, created_at, user_id, priority, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, status = excluded.status, "
-            "created_at = excluded.created_at, user_id = excluded.user_id, data = excluded.data"
+            "created_at = excluded.created_at, user_id = excluded.user_id, priority = excluded.priority, "
+            "data = excluded.data"
         )
-        params = (run.run_id, run.workflow_id, run.status, run.created_at, run.user_id, data)
+        params = (run.run_id, run.workflow_id, run.status, run.created_at, run.user_id, run.priority, data)
         await self._call(lambda c: c.execute(sql, params))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -421,3 +429,43 @@ class SQLiteStorage(Storage):
 
     async def delete_session(self, session_id: str) -> bool:
         return await self._call(lambda c: _retention.delete_session(c, session_id))
+
+    # -- the work queue (plait.storage._claims) ----------------------------------------
+
+    async def claim_next(
+        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+    ) -> str | None:
+        ids = check_claim(workflow_ids, owner, ttl)
+        if not ids:
+            return None
+        statuses = claimable_statuses(queued)
+        select = (
+            f"SELECT run_id FROM plait_runs WHERE workflow_id IN ({', '.join('?' for _ in ids)}) "
+            f"AND status IN ({', '.join('?' for _ in statuses)}) ORDER BY priority DESC, created_at, run_id"
+        )
+        lease = "SELECT data FROM plait_sessions WHERE session_id = ?"
+
+        def claim(connection: sqlite3.Connection) -> str | None:
+            # the write lock, held until COMMIT: no other claimer (process or thread) reads between
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                for (run_id,) in connection.execute(select, (*ids, *statuses)).fetchall():
+                    row = connection.execute(lease, (LEASE_PREFIX + run_id,)).fetchone()
+                    held = None if row is None else SessionRecord.model_validate_json(row[0])
+                    if lease_live(held, now):
+                        continue
+                    record = lease_record(run_id, owner, ttl, now, 0 if held is None else held.version)
+                    connection.execute(
+                        "INSERT OR REPLACE INTO plait_sessions (session_id, data) VALUES (?, ?)",
+                        (record.session_id, record.model_dump_json()),
+                    )
+                    connection.execute("COMMIT")
+                    return str(run_id)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return None
+
+        return await self._call(claim)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from plait.errors import DefinitionError
 from plait.storage import (
+    LEASE_PREFIX,
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
@@ -39,6 +41,10 @@ from plait.storage import (
     StepCheckpoint,
     Storage,
     StorageError,
+    check_claim,
+    claimable_statuses,
+    lease_live,
+    lease_record,
     own_event_loop,
     prune_runs,
     redact_url,
@@ -91,7 +97,15 @@ _MIGRATIONS: dict[int, list[LiteralString]] = {
         " agent_id TEXT NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS plait_history_session ON {schema}.plait_history (session_id, agent_id, seq)",
     ],
+    # runs get a priority column, the order of the work queue (claim_next)
+    5: [
+        "ALTER TABLE {schema}.plait_runs ADD COLUMN IF NOT EXISTS priority INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS plait_runs_claim ON {schema}.plait_runs"
+        " (status, workflow_id, priority DESC, created_at)",
+    ],
 }
+#: candidate runs one claim locks and looks at per round trip
+_CLAIM_BATCH = 20
 _TABLES = (
     "plait_runs",
     "plait_checkpoints",
@@ -341,13 +355,21 @@ class PostgresStorage(Storage):
 
     async def save_run(self, run: RunRecord) -> None:
         query = self._sql(
-            "INSERT INTO {schema}.plait_runs (run_id, workflow_id, status, created_at, user_id, data) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
+            "INSERT INTO {schema}.plait_runs (run_id, workflow_id, status, created_at, user_id, priority, data) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET "
             "workflow_id = excluded.workflow_id, status = excluded.status, created_at = excluded.created_at, "
-            "user_id = excluded.user_id, data = excluded.data"
+            "user_id = excluded.user_id, priority = excluded.priority, data = excluded.data"
         )
         user_id = None if run.user_id is None else _column(run.user_id)
-        params = (run.run_id, run.workflow_id, run.status, run.created_at, user_id, run.model_dump_json())
+        params = (
+            run.run_id,
+            run.workflow_id,
+            run.status,
+            run.created_at,
+            user_id,
+            run.priority,
+            run.model_dump_json(),
+        )
         await self._execute(f"saving run {run.run_id!r}", query, params)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -605,6 +627,51 @@ class PostgresStorage(Storage):
             lambda c: _retention.delete_session(c, self._q, _column(session_id)),
             may_retry=lambda: False,
         )
+
+    # -- the work queue (plait.storage.claim_next) ------------------------------------------
+
+    async def claim_next(
+        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+    ) -> str | None:
+        ids = check_claim(workflow_ids, owner, ttl)
+        if not ids:
+            return None
+        statuses = list(claimable_statuses(queued))
+        # SKIP LOCKED: the rows another claimer is looking at are passed over, not waited for,
+        # so N workers look at N different batches; the lease row is locked as save_session_if
+        # locks it, so a claim and a lease renewal or resume elsewhere never interleave.
+        candidates = self._sql(
+            "SELECT run_id FROM {schema}.plait_runs WHERE workflow_id = ANY(%s) AND status = ANY(%s) "
+            "ORDER BY priority DESC, created_at, run_id LIMIT %s OFFSET %s FOR UPDATE SKIP LOCKED"
+        )
+        select = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = %s FOR UPDATE")
+        upsert = self._sql(
+            "INSERT INTO {schema}.plait_sessions (session_id, data) VALUES (%s, %s) "
+            "ON CONFLICT (session_id) DO UPDATE SET data = excluded.data"
+        )
+
+        async def claim(connection: AsyncConnection[Any]) -> str | None:
+            async with connection.transaction():
+                offset = 0
+                while True:
+                    cursor = await connection.execute(candidates, (ids, statuses, _CLAIM_BATCH, offset))
+                    rows = await cursor.fetchall()
+                    now = time.time()
+                    for (run_id,) in rows:
+                        key = _column(LEASE_PREFIX + run_id)
+                        found = await (await connection.execute(select, (key,))).fetchone()
+                        held = None if found is None else SessionRecord.model_validate_json(found[0])
+                        if lease_live(held, now):
+                            continue
+                        record = lease_record(run_id, owner, ttl, now, 0 if held is None else held.version)
+                        await connection.execute(upsert, (key, record.model_dump_json()))
+                        return str(run_id)
+                    if len(rows) < _CLAIM_BATCH:
+                        return None
+                    offset += len(rows)
+
+        # not retried on a dead connection: the claim may have committed
+        return await self._run("claiming the next run", claim, may_retry=lambda: False)
 
 
 _ENCODED = "\x01plait-encoded:"

@@ -8,7 +8,8 @@ key                                 type       holds
 ==================================  =========  ==============================================
 ``P:meta``                          hash       ``schema_version``
 ``P:run:{run_id}``                  hash       ``data`` (RunRecord JSON), ``status``, ``workflow_id``,
-                                               ``user_id`` (``""`` when none)
+                                               ``user_id`` (``""`` when none), ``priority``
+                                               (version 5; missing: 0)
 ``P:runs``                          zset       every run id, scored by ``created_at``
 ``P:runs:status:{status}``          zset       run ids with that status, same scores
 ``P:runs:workflow:{workflow_id}``   zset       run ids of that workflow, same scores
@@ -41,7 +42,9 @@ they expire by themselves.
 Version 2 added ``user_id`` and its index; runs stored under version 1 had no
 user, so opening a version-1 prefix only records the new version. Version 3 added
 the recorded calls and payloads, version 4 the conversation history: new keys only,
-so opening an older prefix again only records the new version.
+so opening an older prefix again only records the new version. Version 5 added a run's
+``priority`` field (read as 0 where missing); :meth:`RedisStorage.claim_next` takes the
+next queued or expired run with one Lua script (:mod:`plait_redis._queue`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,6 +66,7 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError, WatchErr
 from plait import RateLimit
 from plait.errors import DefinitionError
 from plait.storage import (
+    LEASE_PREFIX,
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
@@ -72,6 +76,9 @@ from plait.storage import (
     StepCheckpoint,
     Storage,
     StorageError,
+    check_claim,
+    claimable_statuses,
+    lease_record,
     own_event_loop,
     prune_runs,
     redact_url,
@@ -81,12 +88,14 @@ from plait.storage import (
 )
 from plait_redis import _retention
 from plait_redis._limits import RETURN_SCRIPT, SLOT_LEASE, TAKE_SCRIPT
+from plait_redis._queue import CLAIM_SCRIPT
 
 __all__ = ["RedisStorage"]
 
 _SCHEMES = ("redis", "rediss")
 _PAGE = 200  # run ids read per round trip while listing runs
-_WATCH_ATTEMPTS = 50  # optimistic retries of one run update racing other writers of that run
+_WATCH_ATTEMPTS = 50
+_CLAIM_BATCH = 50  # candidates one claim script looks at  # optimistic retries of one run update racing other writers of that run
 
 
 @own_event_loop  # its client binds to an event loop: give it one of its own
@@ -343,6 +352,7 @@ class RedisStorage(Storage):
                                 "status": run.status,
                                 "workflow_id": run.workflow_id,
                                 "user_id": user,
+                                "priority": str(run.priority),
                             },
                         )
                         score = {run.run_id: run.created_at}
@@ -618,6 +628,54 @@ class RedisStorage(Storage):
             lambda c: _retention.delete_session(c, self._key, _glob_escape, session_id),
         )
         return deleted
+
+    # -- the work queue (plait.storage.claim_next) -------------------------------------
+
+    async def claim_next(
+        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+    ) -> str | None:
+        ids = set(check_claim(workflow_ids, owner, ttl))
+        if not ids:
+            return None
+        statuses = claimable_statuses(queued)
+
+        async def candidates(client: Redis) -> list[str]:
+            # the status indexes hold only the runs now queued or running; their order is read
+            # here, and the script checks each one's status and lease again, atomically
+            found: list[tuple[int, float, str]] = []
+            for status in statuses:
+                scored: list[tuple[str, float]] = await client.zrange(  # type: ignore[assignment]
+                    self._key("runs", "status", status), 0, -1, withscores=True
+                )
+                async with client.pipeline(transaction=False) as pipe:
+                    for run_id, _ in scored:
+                        pipe.hmget(self._key("run", run_id), ["workflow_id", "priority"])
+                    fields: list[list[str | None]] = await pipe.execute()
+                for (run_id, created), (workflow_id, priority) in zip(scored, fields, strict=True):
+                    if workflow_id in ids:
+                        found.append((-int(priority or 0), created, run_id))
+            return [run_id for _, _, run_id in sorted(found)]
+
+        ordered: list[str] = await self._call("listing the runs to claim", candidates)
+        for start in range(0, len(ordered), _CLAIM_BATCH):
+            batch = ordered[start : start + _CLAIM_BATCH]
+            now = time.time()
+            keys = [self._key("session", LEASE_PREFIX + run_id) for run_id in batch]
+            keys += [self._key("run", run_id) for run_id in batch]
+            args = [repr(now), " ".join(statuses)]
+            for run_id in batch:  # each one's lease record, cut around its version (1 here)
+                head, _, tail = (
+                    lease_record(run_id, owner, ttl, now, 0).model_dump_json().rpartition('"version":1')
+                )
+                args += [head + '"version":', tail]
+
+            def claim(client: Redis, keys: list[str] = keys, args: list[str] = args) -> Any:
+                return self._script(client, "claim", CLAIM_SCRIPT)(keys=keys, args=args)
+
+            index = await self._call("claiming the next run", claim)
+            if index:
+                return batch[int(index) - 1]
+        return None
 
 
 def _glob_escape(text: str) -> str:

@@ -1,0 +1,81 @@
+"""The work queue workers take runs from (:meth:`Storage.claim_next`): which runs may be
+claimed, in what order, and the lease record a claim writes.
+
+A run may be claimed when it is QUEUED (``start(..., queue=True)``) or RUNNING with no live
+lease (the process that executed it died, or a worker shutting down released it); a claim
+takes the run's lease (the same record :func:`plait.storage.claim_run` and
+:class:`~plait.storage.RunLease` use) in the same atomic step that finds the run. Runs are
+taken highest ``priority`` first, then oldest first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from plait.errors import DefinitionError
+
+if TYPE_CHECKING:
+    from plait.storage._base import SessionRecord, Storage
+
+__all__ = [
+    "CLAIMABLE",
+    "LEASE_PREFIX",
+    "check_claim",
+    "claimable_statuses",
+    "lease_live",
+    "next_by_listing",
+]
+
+#: where a run's lease is kept: a session record under an id no caller uses (it starts with NUL)
+LEASE_PREFIX = "\x00plait-lease:"
+#: the statuses a worker claims: queued runs, and running ones whose lease expired
+CLAIMABLE = ("QUEUED", "RUNNING")
+
+
+def claimable_statuses(queued: bool) -> tuple[str, ...]:
+    """The statuses a claim looks at: with ``queued=False`` only runs to recover."""
+    return CLAIMABLE if queued else ("RUNNING",)
+
+
+def check_claim(workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float) -> list[str]:
+    """The workflow ids of a ``claim_next`` call, checked."""
+    if isinstance(workflow_ids, str) or not all(isinstance(w, str) for w in workflow_ids):
+        raise DefinitionError(f"claim_next: workflow_ids must be a list of str, got {workflow_ids!r}")
+    if not isinstance(owner, dict) or not isinstance(owner.get("owner"), str):
+        raise DefinitionError(f"claim_next: owner must be a dict with an 'owner' id, got {owner!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+        raise DefinitionError(f"claim_next: ttl must be a positive number of seconds, got {ttl!r}")
+    return list(dict.fromkeys(workflow_ids))
+
+
+def lease_live(lease: SessionRecord | None, now: float) -> bool:
+    """Whether a stored lease record is held by someone (not expired, not released)."""
+    return lease is not None and float(lease.state.get("expires_at", 0) or 0) > now
+
+
+async def next_by_listing(
+    storage: Storage, workflow_ids: list[str], owner: dict[str, Any], ttl: float, queued: bool
+) -> str | None:
+    """``claim_next`` for a backend without a native one: list the candidates, then take each
+    one's lease by compare-and-set and check its status again under it."""
+    statuses = claimable_statuses(queued)
+    candidates = [
+        run
+        for workflow_id in workflow_ids
+        for status in statuses
+        for run in await storage.list_runs(status=status, workflow_id=workflow_id, limit=10_000)
+    ]
+    candidates.sort(key=lambda r: (-r.priority, r.created_at, r.run_id))
+    for run in candidates:
+        held = await storage.load_session(LEASE_PREFIX + run.run_id)
+        if lease_live(held, time.time()):
+            continue
+        if await storage.claim_lease(run.run_id, owner, ttl) is not None:
+            continue
+        current = await storage.get_run(run.run_id)
+        if current is not None and current.status in statuses:
+            return run.run_id
+        await storage.release_lease(run.run_id, owner["owner"])  # it ended meanwhile
+    return None
