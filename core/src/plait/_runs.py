@@ -197,6 +197,8 @@ async def run_stored(
             "input_tokens": metrics.input_tokens,
             "output_tokens": metrics.output_tokens,
         }
+        if metrics.cost is not None:  # what its models' prices say it cost (plait.prices)
+            record.metrics["cost"] = metrics.cost
         record.pause = {"pending": [p.to_dict() for p in output.pending]} if output.pending else None
         try:
             final = to_json(state, "the session state")

@@ -42,6 +42,8 @@ function post(path, body) {
 const badge = (status) => el("span", { class: `badge s-${status}` }, status.replaceAll("_", " ").toLowerCase());
 const when = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleString() : "");
 const secs = (value) => (typeof value === "number" ? `${value.toFixed(value < 10 ? 2 : 1)}s` : "");
+// a cost in US dollars as the prices table gives it: small amounts keep their digits
+const money = (value) => (typeof value === "number" ? `$${value < 0.01 ? value.toPrecision(2) : value.toFixed(2)}` : "");
 const short = (id) => id.slice(0, 8);
 
 function stop() {
@@ -63,7 +65,7 @@ async function runsPage(params) {
   main.replaceChildren(
     el("h2", {}, "Start a run"), startForm(workflows),
     el("div", { class: "toolbar" }, el("h2", {}, "Runs"), filter),
-    el("table", {}, el("thead", {}, el("tr", {}, ["status", "workflow", "run", "started", "duration", "tokens"].map((h) => el("th", {}, h)))), body));
+    el("table", {}, el("thead", {}, el("tr", {}, ["status", "workflow", "run", "started", "duration", "tokens", "cost"].map((h) => el("th", {}, h)))), body));
   async function refresh() {
     const query = status ? `?status=${status}&limit=100` : "?limit=100";
     const { runs } = await api(`api/runs${query}`);
@@ -72,9 +74,10 @@ async function runsPage(params) {
       const tokens = (m.input_tokens || 0) + (m.output_tokens || 0);
       return el("tr", { class: "run", "data-run": run.run_id, onclick: () => { location.hash = `#/runs/${run.run_id}`; } },
         el("td", {}, badge(run.status)), el("td", {}, run.workflow_name), el("td", { class: "mono" }, short(run.run_id)),
-        el("td", {}, when(run.created_at)), el("td", {}, secs(m.duration)), el("td", {}, tokens || ""));
+        el("td", {}, when(run.created_at)), el("td", {}, secs(m.duration)), el("td", {}, tokens || ""),
+        el("td", {}, money(m.cost)));
     }));
-    if (!runs.length) body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No runs yet.")));
+    if (!runs.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No runs yet.")));
   }
   await refresh();
   refresher = setInterval(() => refresh().catch(() => {}), 2000);
@@ -130,6 +133,7 @@ async function runPage(runId) {
       el("div", { class: "toolbar" }, el("h2", {}, run.workflow_name), badge(run.status), el("span", { class: "mono muted" }, run.run_id)),
       el("div", { class: "muted" }, `started ${when(run.created_at)}`, m.duration ? ` · ${secs(m.duration)}` : "",
         m.input_tokens || m.output_tokens ? ` · ${m.input_tokens || 0} in / ${m.output_tokens || 0} out tokens` : "",
+        m.cost != null ? ` · ${money(m.cost)}` : "",
         lineage.forked_from ? lineageLink(`forked at ${lineage.fork_step || "a step"} from`, lineage.forked_from) : null,
         lineage.replay_of ? lineageLink("replay of", lineage.replay_of) : null),
       run.error ? el("p", { class: "error" }, run.error) : null,
