@@ -42,13 +42,20 @@ __all__ = [
 _TOOL_CHOICE_MODES = {"auto", "none", "required"}
 
 
-def message_params(messages: list[Message], *, provider: str) -> list[dict[str, Any]]:
-    """plait messages as chat ``messages``."""
+def message_params(
+    messages: list[Message], *, provider: str, thinking_blocks: bool = False
+) -> list[dict[str, Any]]:
+    """plait messages as chat ``messages``. ``thinking_blocks``: an assistant message's thinking
+    (:class:`~plait.models.Reasoning` from ``provider``) goes back as LiteLLM's ``thinking_blocks``,
+    which it sends on to Anthropic, whose tool loops with extended thinking need them."""
     params: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         param: dict[str, Any] = {"role": message.role}
         if message.role == "assistant":
             param["content"] = message.content
+            blocks = _thinking_blocks(message, provider) if thinking_blocks else []
+            if blocks:
+                param["thinking_blocks"] = blocks
             if message.tool_calls:
                 param["tool_calls"] = [
                     {
@@ -84,6 +91,33 @@ def message_params(messages: list[Message], *, provider: str) -> list[dict[str, 
             param["name"] = message.name
         params.append(param)
     return params
+
+
+def _thinking_blocks(message: Message, provider: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for thought in message.reasoning:
+        if thought.provider != provider:
+            continue  # another provider's: it would not accept it
+        if thought.redacted is not None:
+            blocks.append({"type": "redacted_thinking", "data": thought.redacted})
+        elif thought.signature is not None:  # one without the signature the API checks is not sent
+            blocks.append({"type": "thinking", "thinking": thought.text, "signature": thought.signature})
+    return blocks
+
+
+def _reasoning_of(blocks: Any, provider: str) -> list[Reasoning]:
+    """LiteLLM's ``thinking_blocks`` (Anthropic's thinking, with its signature, or redacted) as
+    :class:`~plait.models.Reasoning`; empty for anything else."""
+    found: list[Reasoning] = []
+    for block in blocks if isinstance(blocks, list) else ():
+        get = block.get if isinstance(block, dict) else lambda key, b=block: getattr(b, key, None)
+        if get("type") == "redacted_thinking" and isinstance(get("data"), str):
+            found.append(Reasoning(redacted=get("data"), provider=provider))
+        elif get("type") == "thinking":
+            found.append(
+                Reasoning(get("thinking") or "", signature=get("signature") or None, provider=provider)
+            )
+    return found
 
 
 #: the audio formats Chat Completions' ``input_audio`` takes, by media type
@@ -242,9 +276,12 @@ def response_from_completion(completion: Any, *, provider: str, model: str) -> M
         if function is None:  # a non-function (custom) tool call: plait defines none
             continue
         tool_calls.append(tool_call(call.id, function.name, function.arguments, finish_reason))
-    # the reasoning some OpenAI-shaped servers return beside the answer (DeepSeek, vLLM)
+    # the reasoning some OpenAI-shaped servers return beside the answer (DeepSeek, vLLM), or
+    # LiteLLM's thinking blocks (Anthropic's, to be sent back with their signatures)
+    reasoning = _reasoning_of(getattr(choice.message, "thinking_blocks", None), provider)
     thought = getattr(choice.message, "reasoning_content", None)
-    reasoning = [Reasoning(thought, provider=provider)] if isinstance(thought, str) and thought else []
+    if not reasoning and isinstance(thought, str) and thought:
+        reasoning = [Reasoning(thought, provider=provider)]
     return ModelResponse(
         message=Message("assistant", content, tool_calls, reasoning=reasoning),
         usage=usage_from(getattr(completion, "usage", None)),
@@ -272,6 +309,8 @@ class ChatStream:
         self.model = model
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        #: LiteLLM's streamed thinking blocks, by their index: [type, text, signature, data]
+        self._thinking: dict[int, list[Any]] = {}
         self._tool_calls: list[ToolCall] = []
         self._pending = ToolCallAccumulator(provider)
         self._finish_reason: str | None = None
@@ -294,6 +333,7 @@ class ChatStream:
                 thought = getattr(delta, "reasoning_content", None)
                 if isinstance(thought, str):
                     self._reasoning.append(thought)
+                self._add_thinking(getattr(delta, "thinking_blocks", None))
                 for piece in (delta.content, getattr(delta, "refusal", None)):
                     if piece:
                         self._text.append(piece)
@@ -303,6 +343,27 @@ class ChatStream:
             if choice.finish_reason:
                 self._finish_reason = choice.finish_reason
                 yield from self._complete_calls()
+
+    def _add_thinking(self, blocks: Any) -> None:
+        for number, block in enumerate(blocks if isinstance(blocks, list) else ()):
+            get = block.get if isinstance(block, dict) else lambda key, b=block: getattr(b, key, None)
+            index = get("index")
+            kept = self._thinking.setdefault(
+                index if isinstance(index, int) else number, [get("type"), "", None, None]
+            )
+            kept[1] += get("thinking") or ""
+            kept[2] = get("signature") or kept[2]
+            kept[3] = get("data") or kept[3]
+
+    def _reasoning_of_stream(self) -> list[Reasoning]:
+        if self._thinking:
+            blocks = [
+                {"type": kind, "thinking": text, "signature": signature, "data": data}
+                for kind, text, signature, data in (self._thinking[i] for i in sorted(self._thinking))
+            ]
+            return _reasoning_of(blocks, self.provider)
+        thought = "".join(self._reasoning)
+        return [Reasoning(thought, provider=self.provider)] if thought else []
 
     def _complete_calls(self) -> Iterator[ModelStreamEvent]:
         for call in self._pending.finish(self._finish_reason):
@@ -326,9 +387,7 @@ class ChatStream:
                 "assistant",
                 "".join(self._text) or None,
                 self._tool_calls,
-                reasoning=[Reasoning(thought, provider=self.provider)]
-                if (thought := "".join(self._reasoning))
-                else [],
+                reasoning=self._reasoning_of_stream(),
             ),
             usage=usage_from(self._usage),
             finish_reason=self._finish_reason,

@@ -33,7 +33,7 @@ def completion_kwargs(
     kwargs: dict[str, Any] = {
         **options,
         "model": model,
-        "messages": message_params(request.messages, provider=PROVIDER),
+        "messages": message_params(request.messages, provider=PROVIDER, thinking_blocks=True),
     }
     if request.tools:
         kwargs["tools"] = tool_params(request.tools)
