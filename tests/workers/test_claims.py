@@ -192,6 +192,23 @@ def test_queued_runs_keep_what_the_storage_can_hold(tmp_path: Path) -> None:
     workflow.close()
 
 
+async def test_astart_queues_too(tmp_path: Path) -> None:
+    workflow = Workflow(
+        name="aq", steps=[Step(name="echo", executor=_echo)], storage=f"sqlite:///{tmp_path}/r.db"
+    )
+    queued = await workflow.astart("later", queue=True, priority=5, session_id="s2")
+    assert isinstance(queued, QueuedRun) and await queued.astatus() is RunStatus.QUEUED
+    with pytest.raises(DefinitionError, match="priority= is for queue=True"):
+        await workflow.astart("x", priority=3)
+    worker = Worker([workflow], poll=0.02)
+    task = asyncio.create_task(worker.run())
+    record = await queued.await_end(timeout=30, poll=0.02)
+    worker.stop()
+    await task
+    assert record.status == "COMPLETED" and record.content == "echo later" and record.session_id == "s2"
+    await workflow.aclose()
+
+
 def test_worker_options_are_checked() -> None:
     workflow = Workflow(name="q", steps=[Step(name="echo", executor=_echo)], storage="memory://")
     with pytest.raises(DefinitionError, match="expected one or more Workflow objects"):

@@ -494,11 +494,7 @@ class Workflow(DurableRuns):
             from plait._queue import enqueue
 
             return run_sync(enqueue(self, input, options.pop("run_id", None), priority, dict(options)))
-        if queue is not False or priority != 0:
-            raise DefinitionError(
-                f"Workflow {self.name!r}: start(): priority= is for queue=True, and queue must be True or "
-                f"False, got queue={queue!r}, priority={priority!r}"
-            )
+        _not_queued(self, queue, priority)
         from plait import _handle
 
         return _handle.start(self, input, options.pop("run_id", None), on_event, dict(options))
@@ -516,16 +512,37 @@ class Workflow(DurableRuns):
 
         return await recover(self)
 
+    @overload
     async def astart(
         self,
         input: Any = None,
         *,
         on_event: Callable[[Event], None] | None = None,
+        queue: Literal[False] = False,
         **options: Unpack[RunArguments],
-    ) -> AsyncRunHandle:
+    ) -> AsyncRunHandle: ...
+    @overload
+    async def astart(
+        self, input: Any = None, *, queue: Literal[True], priority: int = 0, **options: Unpack[RunArguments]
+    ) -> QueuedRun: ...
+    async def astart(
+        self,
+        input: Any = None,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        queue: bool = False,
+        priority: int = 0,
+        **options: Unpack[RunArguments],
+    ) -> AsyncRunHandle | QueuedRun:
         """:meth:`start` from async code: the run is a task of the current event loop and
         the :class:`~plait.AsyncRunHandle` is awaited (``await handle.wait()``,
-        ``async for event in handle.events()``)."""
+        ``async for event in handle.events()``); ``queue=True`` stores it for a worker
+        (``await queued.await_end()``)."""
+        if queue is True:
+            from plait._queue import enqueue
+
+            return await enqueue(self, input, options.pop("run_id", None), priority, dict(options))
+        _not_queued(self, queue, priority)
         from plait import _handle
 
         return await _handle.astart(self, input, options.pop("run_id", None), on_event, dict(options))
@@ -820,3 +837,12 @@ def _run_level(deliver: Callable[[Event], None]) -> Callable[[Event], None]:
             deliver(event)
 
     return listener
+
+
+def _not_queued(workflow: Workflow, queue: Any, priority: Any) -> None:
+    """start() / astart() without queue=True: nothing of the queue's may be given."""
+    if queue is not False or priority != 0:
+        raise DefinitionError(
+            f"Workflow {workflow.name!r}: start(): priority= is for queue=True, and queue must be True or "
+            f"False, got queue={queue!r}, priority={priority!r}"
+        )
