@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
+from plait import _agent_calls as agent_calls
+from plait._agent_calls import completed_fields
 from plait._agno_options import agent_extras
 from plait._budget import Budget, RunBudgets, active_meters, check_budget, open_meter, require_price
 from plait._checks import check_model_string, check_number
@@ -26,25 +28,18 @@ from plait._context import current_step
 from plait._history import AgentHistory, agent_history
 from plait._ids import new_id
 from plait._io import format_content
-from plait._limits import RateWait
 from plait._parts import has_media, message_parts
 from plait._public import report_public_home
 from plait._run_context import RunContext
 from plait._runnable import STANDALONE, AgentRunOutput, OutputT, Runnable, RunOptions
 from plait._tools import Tool, Toolset, run_tools, tool
-from plait.errors import DefinitionError, PlaitError, ToolsetError
+from plait.errors import DefinitionError, PlaitError
 from plait.events import (
     Event,
-    ModelFallbackEvent,
-    ModelRetryEvent,
-    RateLimitWaitEvent,
     RunCompletedEvent,
-    RunContentEvent,
     RunErrorEvent,
     RunEvent,
     RunStartedEvent,
-    tool_call_completed,
-    tool_call_started,
 )
 from plait.models import (
     DEFAULT_MODEL_ENV,
@@ -52,29 +47,16 @@ from plait.models import (
     Message,
     Model,
     ModelRequest,
-    ModelResponse,
     ModelSettings,
-    TextDelta,
-    ToolCall,
     Usage,
-    complete_with_retry,
     default_model,
     get_model,
-    stream_with_retry,
 )
 from plait.retry import RetryPolicy
 from plait.tracing import (
     agent_span,
-    capture_content,
-    chat_response_attributes,
-    chat_span,
-    record_error,
-    resolve_meter,
     resolve_tracer,
     span,
-    token_usage_points,
-    tool_content_attributes,
-    tool_span,
     usage_attributes,
 )
 
@@ -564,9 +546,9 @@ class Agent(Runnable, Generic[OutputT]):
         recorder = active_recorder(self)  # record / replay (plait._record); None: neither
         for _round in range(self.max_tool_rounds + 1):
             request = ModelRequest(list(messages), definitions, settings, native_schema)
-            call_model = self._call_model
+            call_model: Any = functools.partial(agent_calls.call_model, self)
             if budgets is not None:  # reserved on every budget in force before a live call, settled after
-                call_model = functools.partial(_budgeted, budgets, self._call_model)
+                call_model = functools.partial(agent_calls.budgeted, budgets, call_model)
             live_before = 0 if budgets is None else budgets.live_calls
             if recorder is None:
                 response = await call_model(model, request, emit, event, tracer)
@@ -585,7 +567,7 @@ class Agent(Runnable, Generic[OutputT]):
                     budgets.tools(len(calls))
                 results = await asyncio.gather(
                     *(
-                        self._call_tool(c, emit, event, blocking, tracer, tool_context, tools)
+                        agent_calls.call_tool(self, c, emit, event, blocking, tracer, tool_context, tools)
                         if recorder is None
                         else recorder.tool_call(
                             self,
@@ -593,7 +575,7 @@ class Agent(Runnable, Generic[OutputT]):
                             emit,
                             event,
                             tracer,
-                            _live_tool(self, c, event, blocking, tracer, tool_context, tools),
+                            agent_calls.live_tool(self, c, event, blocking, tracer, tool_context, tools),
                         )
                         for c in calls
                     )
@@ -604,7 +586,7 @@ class Agent(Runnable, Generic[OutputT]):
             if self.output_schema is None:
                 return text
             try:
-                return self.output_schema.model_validate_json(_strip_fence(text))
+                return self.output_schema.model_validate_json(agent_calls.strip_fence(text))
             except ValueError as exc:
                 if schema_retry_left == 0:
                     raise PlaitError(
@@ -620,200 +602,13 @@ class Agent(Runnable, Generic[OutputT]):
             f"Agent {self.name!r}: the model was still calling tools after max_tool_rounds={self.max_tool_rounds}"
         )
 
-    async def _call_model(
-        self,
-        model: Model,
-        request: ModelRequest,
-        emit: Callable[[Event], None] | None,
-        event: Callable[..., Event],
-        tracer: Any,
-    ) -> ModelResponse:
-        def on_retry(attempt: int, error: Exception, delay: float) -> None:
-            if emit is not None:
-                emit(
-                    event(
-                        ModelRetryEvent, agent_name=self.name, attempt=attempt, delay=delay, error=str(error)
-                    )
-                )
-
-        on_fallback = (
-            None
-            if emit is None or not isinstance(model, FallbackModel)
-            else fallback_reporter(self.name, emit, event)
-        )
-        on_wait = None if emit is None else wait_reporter(self.name, emit, event)
-        span_name, attributes = chat_span(model, request)
-        with span(tracer, span_name, attributes, kind="CLIENT") as current:
-            final: ModelResponse | None = None
-            if emit is None:
-                final = await complete_with_retry(model, request, policy=self.retry, on_retry=on_retry)
-            else:
-                async for item in stream_with_retry(
-                    model,
-                    request,
-                    policy=self.retry,
-                    on_retry=on_retry,
-                    on_fallback=on_fallback,
-                    on_wait=on_wait,
-                ):
-                    if isinstance(item, TextDelta):
-                        if item.text:
-                            emit(event(RunContentEvent, content=item.text, agent_name=self.name))
-                    elif isinstance(item, ModelResponse):
-                        final = item
-            if final is None:
-                raise PlaitError(f"{model!r}: the stream ended without a final response")
-            if current is not None:
-                current.set_attributes(chat_response_attributes(final))
-        meter = resolve_meter()
-        if meter is not None:
-            for value, point in token_usage_points(model, final.usage, final.answered_by):
-                meter.token_usage.record(value, point)
-        return final
-
-    async def _call_tool(
-        self,
-        call: ToolCall,
-        emit: Callable[[Event], None] | None,
-        event: Callable[..., Event],
-        blocking: Callable[[Callable[[], Any]], Any],
-        tracer: Any,
-        tool_context: RunContext | None,
-        tools: dict[str, Tool] | None = None,
-    ) -> Message:
-        if tools is None:
-            tools = self._tools
-        if emit is not None:
-            emit(tool_call_started(event, self.name, call))
-        span_name, attributes = tool_span(call)
-        error: str | None = None
-        fatal: ToolsetError | None = None
-        result: Any = None
-        target = tools.get(call.name)
-        with span(tracer, span_name, attributes) as current:
-            try:
-                if target is None:
-                    raise PlaitError(f"no tool named {call.name!r} (tools: {', '.join(tools) or 'none'})")
-                if call.arguments_error is not None:  # arguments that were not JSON: never call the tool
-                    raise ValueError(f"{call.arguments_error}; call the tool again with a JSON object")
-                result = await target.call(call.arguments, blocking, tool_context)
-            except Exception as exc:
-                # The model sees the error and may correct itself; the span records it. A
-                # toolset's broken connection is not the model's to fix: it stops the run.
-                error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, ToolsetError):
-                    fatal = exc
-                if current is not None:
-                    record_error(current, exc)
-            if current is not None and capture_content():
-                current.set_attributes(tool_content_attributes(call.arguments, format_content(result)))
-        if emit is not None:
-            emit(tool_call_completed(event, self.name, call, result, error))
-        if fatal is not None:
-            raise fatal
-        content = f"Error: {error}" if error is not None else format_content(result)
-        return Message("tool", content, tool_call_id=call.id, name=call.name, is_error=error is not None)
-
-
-def fallback_reporter(
-    agent_name: str, emit: Callable[[Event], None], event: Callable[..., Event]
-) -> Callable[[Model, BaseException, Model], None]:
-    """What a FallbackModel calls before passing a request on: a ModelFallbackEvent."""
-
-    def report(failed: Model, error: BaseException, following: Model) -> None:
-        emit(
-            event(
-                ModelFallbackEvent,
-                agent_name=agent_name,
-                failed_model=failed.name,
-                error=str(error),
-                error_type=type(error).__name__,
-                next_model=following.name,
-            )
-        )
-
-    return report
-
-
-def wait_reporter(
-    agent_name: str, emit: Callable[[Event], None], event: Callable[..., Event]
-) -> Callable[[Model, RateWait], None]:
-    """What a model call held by a rate limit calls as it starts waiting: a RateLimitWaitEvent."""
-
-    def report(model: Model, wait: RateWait) -> None:
-        emit(
-            event(
-                RateLimitWaitEvent,
-                agent_name=agent_name,
-                model=model.name,
-                key=wait.key,
-                limit=wait.limit,
-                maximum=wait.maximum,
-                seconds=wait.seconds,
-                shared=wait.shared,
-            )
-        )
-
-    return report
-
-
-def _live_tool(
-    agent: Agent,
-    call: ToolCall,
-    event: Any,
-    blocking: Any,
-    tracer: Any,
-    tool_context: RunContext | None,
-    tools: dict[str, Tool],
-) -> Callable[[Callable[[Event], None]], Coroutine[Any, Any, Message]]:
-    """The tool call made for real, for a recorder: its events go to the emit it is given."""
-    return lambda emit: agent._call_tool(call, emit, event, blocking, tracer, tool_context, tools)
-
-
-async def _budgeted(
-    budgets: Any,
-    call_model: Callable[..., Coroutine[Any, Any, ModelResponse]],
-    model: Model,
-    request: ModelRequest,
-    emit: Callable[[Event], None] | None,
-    event: Callable[..., Event],
-    tracer: Any,
-) -> ModelResponse:
-    """A model call made for real under the run's budgets (reserved before, settled after)."""
-    response: ModelResponse = await budgets.call(
-        model, request, functools.partial(call_model, model, request, emit, event, tracer)
-    )
-    return response
-
 
 def _standalone_context(agent_name: str, run_id: str) -> RunContext:
     return RunContext({}, run_id, run_id, "", "", "", agent_name, 0, None)
 
 
-def completed_fields(result: AgentRunOutput) -> dict[str, Any]:
-    """What Agno's RunCompleted (and TeamRunCompleted) carries of an agent or team run's output."""
-    content = result.content
-    return {
-        "content": content,
-        "content_type": "str" if isinstance(content, str) or content is None else type(content).__name__,
-        "input_tokens": result.usage.input_tokens,
-        "output_tokens": result.usage.output_tokens,
-        "duration": result.duration,
-        "cost": result.cost,
-    }
-
-
 async def _to_thread(fn: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(fn)
-
-
-def _strip_fence(text: str) -> str:
-    """Models often wrap JSON in a Markdown code fence; take what is inside."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped.strip()
 
 
 report_public_home(__name__, globals(), __all__)  # plait.agent.RunOptions, not plait._runnable.RunOptions

@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+from plait._agent_calls import completed_fields
 from plait._agno_options import agent_extras
 from plait._checks import check_model_string, check_number
 from plait._history import agent_history
 from plait._ids import new_id
 from plait._io import format_content
 from plait._runnable import STANDALONE, AgentRunOutput, Runnable, RunOptions
-from plait.agent import Agent, Tool, completed_fields
+from plait.agent import Agent, Tool
 from plait.errors import DefinitionError, PlaitError
 from plait.events import TeamRunCompletedEvent, TeamRunErrorEvent, TeamRunEvent, TeamRunStartedEvent
 from plait.models import Model, Usage
