@@ -281,7 +281,7 @@ def test_an_unknown_status_lists_the_valid_ones(flows: Path) -> None:
     (line,) = one_or_two_lines(done)
     assert line == (
         "plait: no status 'bogus'; the statuses are: cancelled, completed, completed_with_errors,"
-        " error, paused, pending, running"
+        " error, paused, pending, queued, running"
     )
     assert plait(flows, "runs", "list", "--status", "Paused").returncode == 0
 
