@@ -298,6 +298,13 @@ async def resume_run(request: Request, run_id: str, body: Resume | None = None) 
     return await _continue(_state(request), run_id, answers=None if body is None else body.answers)
 
 
+#: the stored statuses of a run that has ended (nothing left to cancel)
+_ENDED = frozenset(
+    status.value
+    for status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_ERRORS, RunStatus.ERROR, RunStatus.CANCELLED)
+)
+
+
 @router.post("/runs/{run_id}/cancel", summary="Cancel a running run")
 async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
     """As ``workflow.cancel_run(run_id)``: the run stops at its next safe point, in whichever
@@ -305,7 +312,8 @@ async def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
     state = _state(request)
     record = await _record(state, run_id)
     workflow = state.workflow(record.workflow_id)
-    if not await workflow.acancel_run(run_id):
+    # a run whose end is stored is over, even in the instant before its process lets go of it
+    if record.status in _ENDED or not await workflow.acancel_run(run_id):
         raise ServeError(
             409, "not_running", f"run {run_id!r} is {record.status}, not running: nothing to cancel"
         )
