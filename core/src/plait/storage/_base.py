@@ -394,8 +394,12 @@ class Storage:
         ``"30d"``; None: each run's own workflow ``retention=``, runs without one are kept) with
         ``status`` (default: the finished ones: completed, with errors, failed, cancelled), of
         ``workflow_id`` if given; returns how many were deleted. Runs under a live lease stay.
-        A backend implements it with :func:`plait.storage.prune_runs` over its ``delete_run``."""
-        raise StorageError(f"{self!r} cannot prune runs (it predates retention)")
+        Done with :func:`plait.storage.prune_runs` over the backend's ``delete_run``."""
+        if type(self).delete_run is Storage.delete_run:
+            raise StorageError(f"{self!r} cannot prune runs (it predates retention)")
+        from plait.storage._retention import prune_runs
+
+        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
         """Delete the lease and cancel-request rows of runs no live process holds (``prune``

@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from plait.storage._base import (
@@ -26,7 +25,6 @@ from plait.storage._retention import (
     check_not_leased,
     history_origin,
     internal_keys,
-    prune_runs,
     stale_rows,
 )
 
@@ -182,15 +180,6 @@ class MemoryStorage(Storage):
                         kept = [r for r in rows if not (json.loads(r).get("origin") or "").startswith(origin)]
                         self._history[key] = kept
             return raw is not None
-
-    async def prune(
-        self,
-        older_than: timedelta | float | str | None = None,
-        *,
-        status: str | None = None,
-        workflow_id: str | None = None,
-    ) -> int:
-        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
         with self._lock:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +34,6 @@ from plait.storage._base import (
     status_spellings,
 )
 from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
-from plait.storage._retention import prune_runs
 
 __all__ = ["SQLiteStorage"]
 
@@ -409,15 +407,6 @@ class SQLiteStorage(Storage):
 
     async def delete_run(self, run_id: str, *, force: bool = False) -> bool:
         return await self._call(lambda c: _retention.delete_run(c, run_id, force))
-
-    async def prune(
-        self,
-        older_than: timedelta | float | str | None = None,
-        *,
-        status: str | None = None,
-        workflow_id: str | None = None,
-    ) -> int:
-        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
         return await self._call(_retention.prune_leases)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import quote
 
@@ -46,7 +45,6 @@ from plait.storage import (
     lease_live,
     lease_record,
     own_event_loop,
-    prune_runs,
     redact_url,
     scrub_secrets,
     status_spellings,
@@ -599,15 +597,6 @@ class PostgresStorage(Storage):
             lambda c: _retention.delete_run(c, self._q, run_id, force, _column),
             may_retry=lambda: False,
         )
-
-    async def prune(
-        self,
-        older_than: timedelta | float | str | None = None,
-        *,
-        status: str | None = None,
-        workflow_id: str | None = None,
-    ) -> int:
-        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
         return await self._run(

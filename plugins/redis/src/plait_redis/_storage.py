@@ -53,7 +53,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,7 +79,6 @@ from plait.storage import (
     claimable_statuses,
     lease_record,
     own_event_loop,
-    prune_runs,
     redact_url,
     scrub_secrets,
     status_spellings,
@@ -597,15 +595,6 @@ class RedisStorage(Storage):
             lambda c: _retention.delete_run(c, self._key, _glob_escape, run_id, force),
         )
         return deleted
-
-    async def prune(
-        self,
-        older_than: timedelta | float | str | None = None,
-        *,
-        status: str | None = None,
-        workflow_id: str | None = None,
-    ) -> int:
-        return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
         deleted: int = await self._call(
