@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plait._io import normalize_status
 from plait._secrets import scrub_secrets
-from plait.errors import DefinitionError, PlaitError
-from plait.storage._claims import LEASE_PREFIX
+from plait.errors import DefinitionError
+from plait.storage._claims import LEASE_PREFIX, holder_died
+from plait.storage._errors import RunClaimedError, StorageError
+from plait.storage._retention import prune_runs
 
-#: where a run's lease record lives (plait.storage._claims); the name plait.storage._retention uses
+#: where a run's lease record lives (plait.storage._claims)
 _LEASE_PREFIX = LEASE_PREFIX
 
 __all__ = [
@@ -48,14 +50,6 @@ __all__ = [
 #: 3: recorded model and tool calls (:class:`CallRecord`) and their content-addressed payloads;
 #: 2: runs have a ``user_id`` (a column / index a backend filters on); 1: the first layout
 SCHEMA_VERSION = 5
-
-
-class StorageError(PlaitError):
-    """A storage backend failed (unreachable, corrupt, or the value cannot be stored)."""
-
-
-class RunClaimedError(StorageError):
-    """Another process (or task) holds the run's lease: it is executing the run."""
 
 
 class _Record(BaseModel):
@@ -397,8 +391,6 @@ class Storage:
         Done with :func:`plait.storage.prune_runs` over the backend's ``delete_run``."""
         if type(self).delete_run is Storage.delete_run:
             raise StorageError(f"{self!r} cannot prune runs (it predates retention)")
-        from plait.storage._retention import prune_runs
-
         return await prune_runs(self, older_than, status=status, workflow_id=workflow_id)
 
     async def prune_leases(self) -> int:
@@ -453,7 +445,7 @@ async def claim_run(storage: Storage, run_id: str, *, ttl: float, wait: float | 
     deadline = time.monotonic() + limit
     while True:
         held = await storage.claim_lease(run_id, owner, ttl)
-        if held is not None and _dead_here(held):  # its process died on this host: no need to wait
+        if held is not None and holder_died(held):  # its process died on this host: no need to wait
             held = await storage.claim_lease(run_id, owner, ttl, take_over=held.get("owner"))
         if held is None:
             return RunLease(storage, run_id, owner, ttl)
@@ -466,20 +458,6 @@ async def claim_run(storage: Storage, run_id: str, *, ttl: float, wait: float | 
                 "renewed); wait for it with continue_run(..., wait=True) or `plait runs resume --wait`"
             )
         await asyncio.sleep(min(left, ttl / 3, 0.5))
-
-
-def _dead_here(held: dict[str, Any]) -> bool:
-    """Whether the lease's holder is a process of this host that no longer exists."""
-    pid = held.get("pid")
-    if held.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by someone else
-    return False
 
 
 def redact_url(url: str) -> str:

@@ -10,6 +10,8 @@ taken highest ``priority`` first, then oldest first.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ __all__ = [
     "LEASE_PREFIX",
     "check_claim",
     "claimable_statuses",
+    "holder_died",
     "lease_live",
     "next_by_listing",
 ]
@@ -79,3 +82,17 @@ async def next_by_listing(
             return run.run_id
         await storage.release_lease(run.run_id, owner["owner"])  # it ended meanwhile
     return None
+
+
+def holder_died(held: dict[str, Any]) -> bool:
+    """Whether the lease's holder is a process of this host that no longer exists."""
+    pid = held.get("pid")
+    if held.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False

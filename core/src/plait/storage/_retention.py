@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from plait._io import RunStatus, normalize_status
 from plait.errors import DefinitionError
-from plait.storage._base import _LEASE_PREFIX, RunClaimedError, RunRecord, _dead_here, status_spellings
+from plait.storage._claims import LEASE_PREFIX as _LEASE_PREFIX
+from plait.storage._claims import holder_died
+from plait.storage._errors import RunClaimedError
 
 if TYPE_CHECKING:
-    from plait.storage._base import Storage
+    from plait.storage._base import RunRecord, Storage
 
 __all__ = [
     "CANCEL_PREFIX",
@@ -86,7 +88,7 @@ def history_origin(run_id: str) -> str:
 
 def check_not_leased(run_id: str, lease: dict[str, Any] | None, force: bool) -> None:
     """Refuse (:class:`RunClaimedError`) to delete a run a live process holds the lease of."""
-    if force or lease is None or lease.get("expires_at", 0) <= time.time() or _dead_here(lease):
+    if force or lease is None or lease.get("expires_at", 0) <= time.time() or holder_died(lease):
         return
     raise RunClaimedError(
         f"run {run_id!r} is running: host {lease.get('host')!r} pid {lease.get('pid')} holds its lease "
@@ -114,7 +116,7 @@ async def prunable(
         status = normalize_status(status.upper())
     if workflow_id is not None and not isinstance(workflow_id, str):
         raise DefinitionError(f"prune(workflow_id=...): expected a workflow id (str), got {workflow_id!r}")
-    wanted = set(status_spellings(status)) if status is not None else None
+    wanted = {status} if status is not None else None  # a RunRecord's status is in today's spelling
     now = time.time()
     found: list[RunRecord] = []
     page, offset = 500, 0
