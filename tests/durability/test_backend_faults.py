@@ -21,7 +21,7 @@ import pytest
 
 from plait import Parallel, Step, StepInput, Workflow
 from plait._sync import run_sync
-from plait.storage import StorageError
+from plait.storage import RunClaimedError, StorageError
 from tests.services import require_package, require_service
 
 
@@ -172,6 +172,10 @@ def test_backend_unreachable_mid_run_fails_clearly_and_resumes_when_back(proxied
         try:
             output = workflow.continue_run(run_id)
             break
+        except RunClaimedError as exc:
+            # the failed run could not delete its lease while the server was away; this
+            # process let go of it, so its own resume takes it over instead of waiting it out
+            raise AssertionError(f"the abandoned lease blocked the resume: {exc}") from None
         except StorageError:
             assert time.monotonic() < deadline, "the storage never recovered"
             time.sleep(0.5)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from plait._io import normalize_status
 from plait._secrets import scrub_secrets
 from plait.errors import DefinitionError
-from plait.storage._claims import LEASE_PREFIX, holder_died
+from plait.storage._claims import LEASE_PREFIX, abandon, holder_died
 from plait.storage._errors import RunClaimedError, StorageError
 from plait.storage._retention import prune_runs
 
@@ -434,7 +434,13 @@ class RunLease:
     async def release(self) -> None:
         self._beat.cancel()
         await asyncio.gather(self._beat, return_exceptions=True)
-        await self.storage.release_lease(self.run_id, self.owner["owner"])
+        try:
+            await self.storage.release_lease(self.run_id, self.owner["owner"])
+        except BaseException:
+            # nothing renews it now: a claim in this process takes it over at once (elsewhere
+            # it waits until the lease expires, as for a process that died)
+            abandon(self.owner["owner"])
+            raise
 
 
 async def claim_run(storage: Storage, run_id: str, *, ttl: float, wait: float | bool = False) -> RunLease:

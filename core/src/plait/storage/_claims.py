@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLAIMABLE",
     "LEASE_PREFIX",
+    "abandon",
     "check_claim",
     "claimable_statuses",
     "holder_died",
@@ -84,11 +85,25 @@ async def next_by_listing(
     return None
 
 
+#: owner ids of leases this process let go of without being able to delete them (the storage
+#: was down when their run ended): nothing here holds them, so a claim here may take them over
+#: instead of waiting for them to expire
+_abandoned: set[str] = set()
+
+
+def abandon(owner_id: str) -> None:
+    """Note that this process no longer holds the lease of ``owner_id`` (its release failed)."""
+    _abandoned.add(owner_id)
+
+
 def holder_died(held: dict[str, Any]) -> bool:
-    """Whether the lease's holder is a process of this host that no longer exists."""
+    """Whether the lease's holder is gone: a process of this host that no longer exists, or
+    this process, which let go of it (:func:`abandon`)."""
     pid = held.get("pid")
-    if held.get("host") != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+    if held.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
+    if pid == os.getpid():
+        return held.get("owner") in _abandoned
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
