@@ -180,6 +180,17 @@ def run(*args: str, env: Path = VENV, extra_env: dict[str, str] | None = None) -
     return subprocess.call([str(python(env)), *args], cwd=ROOT, env={**os.environ, **(extra_env or {})})
 
 
+def parallel(args: list[str]) -> list[str]:
+    """pytest-xdist's options for the suite: as many worker processes as cores, at most 4
+    (its tests wait on subprocesses, servers and leases much of the time). None when the
+    arguments choose (``-n 0`` runs in this process, ``-p no:xdist`` without the plugin)."""
+    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses", "--dist")) for arg in args):
+        return []
+    if any("xdist" in arg for arg in args):
+        return []
+    return ["-n", str(min(os.cpu_count() or 1, 4))]
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("demo", [])
     if command not in {"demo", "test", "lint", "bench", "docs", "setup", "lock"}:
@@ -195,7 +206,7 @@ def main(argv: list[str]) -> int:
         setup_latest()
         rest = [arg for arg in rest if arg != "--latest"]
         # PLAIT_UNLOCKED tells the lock test that this environment is not the locked one.
-        return run("-m", "pytest", *rest, env=LATEST_VENV, extra_env={"PLAIT_UNLOCKED": "1"})
+        return run("-m", "pytest", *parallel(rest), *rest, env=LATEST_VENV, extra_env={"PLAIT_UNLOCKED": "1"})
     setup()
     if command == "demo":
         # The demo's runs persist to the embedded SQLite store, like `plait run`.
@@ -205,7 +216,7 @@ def main(argv: list[str]) -> int:
             print(f"\nThe run is stored in .plait/plait.db: {python(VENV).parent / 'plait'} runs list")
         return code
     if command == "test":
-        return run("-m", "pytest", *rest)
+        return run("-m", "pytest", *parallel(rest), *rest)
     if command == "lint":
         # every distribution's package: core/src/plait, providers/*/src/*, plugins/*/src/*, ...
         inits = (p.relative_to(ROOT) for p in ROOT.glob("**/src/*/__init__.py"))
