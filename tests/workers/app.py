@@ -1,7 +1,7 @@
 """A workflow for worker tests, loaded by ``plait worker tests/workers/app.py:workflow``.
 
 Its name comes from $PLAIT_TEST_WORKFLOW (one per test), its storage from $PLAIT_STORAGE, its
-schedule (if any) from $PLAIT_TEST_SCHEDULE.
+schedule (if any) from $PLAIT_TEST_SCHEDULE; it stores its events when $PLAIT_TEST_STORE_EVENTS is 1.
 Step ``a`` is quick, step ``b`` waits $PLAIT_TEST_SLEEP seconds (asynchronously). Each step
 execution appends ``step run_id pid`` to $PLAIT_TEST_LOG; a step that finds the same step of
 the same run executing in another live process appends ``OVERLAP ...`` instead.
@@ -52,5 +52,6 @@ workflow = Workflow(
     steps=[effect("a"), effect("b", "PLAIT_TEST_SLEEP")],
     schedule=os.environ.get("PLAIT_TEST_SCHEDULE") or None,
     catch_up=os.environ.get("PLAIT_TEST_CATCH_UP") == "1",
+    store_events=os.environ.get("PLAIT_TEST_STORE_EVENTS") == "1",
 )
 workflow.lease_ttl = float(os.environ.get("PLAIT_TEST_TTL", "30"))

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from sse_starlette.sse import EventSourceResponse
 
 from plait import DefinitionError, PlaitError, ReplayDivergenceError, RunStatus, Workflow
@@ -41,6 +41,10 @@ class StartRun(BaseModel):
     input: Any = None
     session_id: str | None = None
     user_id: str | None = None
+    queue: StrictBool = Field(
+        False, description="store the run as QUEUED for a `plait worker` instead of running it here"
+    )
+    priority: StrictInt = Field(0, description="with queue: workers take higher priorities first")
 
 
 class Approve(BaseModel):
@@ -172,6 +176,17 @@ async def start_run(
     state = _state(request)
     workflow = state.workflow(name)
     options = {"session_id": body.session_id, "user_id": body.user_id}
+    if body.queue:
+        if stream:
+            raise ServeError(
+                422, "queued_stream", "a queued run executes in a worker: start it, then follow its events"
+            )
+        queued = await workflow.astart(body.input, queue=True, priority=body.priority, **options)
+        return Started(run_id=queued.run_id, status=RunStatus.QUEUED.value)
+    if "priority" in body.model_fields_set:
+        raise ServeError(
+            422, "priority_without_queue", "priority orders queued runs: give it with queue: true"
+        )
     run_id = await state.runs().start(workflow, body.input, options)
     if stream:
         return _sse(state, run_id, 0)

@@ -59,8 +59,8 @@ async function runsPage(params) {
   const status = params.get("status") || "";
   const { workflows } = await api("api/workflows");
   const filter = el("select", { id: "status-filter", onchange: (e) => { location.hash = `#/?status=${e.target.value}`; } },
-    ["", "RUNNING", "PAUSED", "COMPLETED", "COMPLETED_WITH_ERRORS", "ERROR", "CANCELLED"].map((s) =>
-      el("option", { value: s, selected: s === status }, s ? (s === "PAUSED" ? "waiting for me (paused)" : s.toLowerCase()) : "all")));
+    ["", "QUEUED", "RUNNING", "PAUSED", "COMPLETED", "COMPLETED_WITH_ERRORS", "ERROR", "CANCELLED"].map((s) =>
+      el("option", { value: s, selected: s === status }, s ? (s === "PAUSED" ? "waiting for me (paused)" : s === "QUEUED" ? "queued for a worker" : s.toLowerCase()) : "all")));
   const body = el("tbody");
   main.replaceChildren(
     el("h2", {}, "Start a run"), startForm(workflows),
@@ -314,7 +314,8 @@ async function runPage(runId) {
     }
     if (following !== controller) return;
     const run = await load();
-    if (run.status === "RUNNING") setTimeout(() => { if (following === controller) follow(); }, 1000);
+    // a queued run has no events until a worker takes it: look again until it runs and ends
+  if (["RUNNING", "QUEUED"].includes(run.status)) setTimeout(() => { if (following === controller) follow(); }, 1000);
   }
 
   await load();
