@@ -181,7 +181,9 @@ async def start_run(
             raise ServeError(
                 422, "queued_stream", "a queued run executes in a worker: start it, then follow its events"
             )
-        queued = await workflow.astart(body.input, queue=True, priority=body.priority, **options)
+        queued = await workflow.astart(
+            body.input, queue=True, priority=body.priority, session_id=body.session_id, user_id=body.user_id
+        )
         return Started(run_id=queued.run_id, status=RunStatus.QUEUED.value)
     if "priority" in body.model_fields_set:
         raise ServeError(
