@@ -273,11 +273,17 @@ def test_replay_a_stored_run_over_http(serve: Any, db: str) -> None:
         events = list(sse(response))  # to the end
     original = events[0]["data"]["run_id"]
     _until(lambda: _status(client, original) == "COMPLETED", "the run to complete")
+    served.GATE.clear()  # the replay runs in the background: it waits at the gate too
     replayed = client.post(f"/api/runs/{original}/replay")
-    assert replayed.status_code == 200, replayed.text
+    assert replayed.status_code == 202, replayed.text
     body = replayed.json()
-    assert body["replay_of"] == original and body["run_id"] != original
-    assert body["status"] == "COMPLETED" and body["replay_differences"] == []
+    assert body["replay_of"] == original and body["run_id"] != original and body["status"] == "RUNNING"
+    assert _status(client, body["run_id"]) == "RUNNING"  # answered before the replay ended
+    served.GATE.set()
+    with client.stream("GET", f"/api/runs/{body['run_id']}/events") as response:
+        names = [event["event"] for event in sse(response)]
+    assert names[0] == "WorkflowStarted" and names[-1] == "WorkflowCompleted", names
+    _until(lambda: _status(client, body["run_id"]) == "COMPLETED", "the replay to complete")
     stored = client.get(f"/api/runs/{body['run_id']}").json()
     assert stored["run"]["lineage"] == {"replay_of": original} and stored["run"]["content"] == "three"
     assert [s["step_id"] for s in stored["steps"]] == ["first", "held", "last"]
@@ -381,3 +387,31 @@ def test_one_app_served_twice_at_once_and_again(serve: Any, db: str) -> None:
                 events = list(sse(response))
             assert events[-1]["event"] == "WorkflowCompleted", events[-1]
         assert first.get(f"/api/runs/{run_id}").json()["run"]["status"] == "COMPLETED"
+
+
+def test_a_replay_that_diverges_ends_as_error_with_the_difference(serve: Any, db: str) -> None:
+    from plait import Agent, Step, Workflow
+    from plait.testing import FunctionModel
+
+    agent = Agent(
+        name="Writer", model=FunctionModel(lambda messages: "a haiku"), instructions="Write a haiku."
+    )
+    workflow = Workflow(name="Writing", steps=[Step(name="write", agent=agent)])
+    client = serve(create_app([workflow], storage=db, poll_interval=0.05))
+    with client.stream("POST", "/api/workflows/writing/runs?stream=true", json={"input": "tea"}) as response:
+        original = next(iter(sse(response)))["data"]["run_id"]
+    _until(lambda: _status(client, original) == "COMPLETED", "the run to complete")
+    agent.instructions = ["Write a limerick."]  # the code changed: the recorded request no longer matches
+    replayed = client.post(f"/api/runs/{original}/replay")
+    assert replayed.status_code == 202, replayed.text
+    new_id = replayed.json()["run_id"]
+    with client.stream("GET", f"/api/runs/{new_id}/events") as response:
+        names = [event["event"] for event in sse(response)]
+    assert names[-1] == "WorkflowError", names
+    run = _until(
+        lambda: (r := client.get(f"/api/runs/{new_id}").json()["run"])["status"] == "ERROR" and r, "ERROR"
+    )
+    assert "write" in run["error"] and "limerick" in run["error"], run["error"]
+    assert run["lineage"] == {"replay_of": original}
+    live = client.post(f"/api/runs/{original}/replay", json={"live": True}).json()["run_id"]
+    _until(lambda: _status(client, live) == "COMPLETED", "the live replay to complete")

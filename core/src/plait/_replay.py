@@ -11,6 +11,7 @@ replay's stored events.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import _workflow_run
@@ -19,7 +20,7 @@ from plait._io import WorkflowRunOutput
 from plait._record import REPLAY, ReplayRequest
 from plait._record_store import supports_calls
 from plait.errors import DefinitionError, ReplayDivergenceError
-from plait.events import CustomEvent
+from plait.events import CustomEvent, Event
 
 if TYPE_CHECKING:
     from plait.storage import Storage
@@ -28,7 +29,14 @@ if TYPE_CHECKING:
 __all__ = ["differences", "replay"]
 
 
-async def replay(workflow: Workflow, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+async def replay(
+    workflow: Workflow,
+    run_id: str,
+    *,
+    live: bool = False,
+    listeners: Sequence[Callable[[Event], None]] = (),
+    stream_events: bool = False,
+) -> WorkflowRunOutput:
     storage = await workflow._ready_storage()
     where = f"Workflow {workflow.name!r}"
     if storage is None:
@@ -51,8 +59,8 @@ async def replay(workflow: Workflow, run_id: str, *, live: bool = False) -> Work
         output = await _workflow_run.run(
             workflow,
             workflow._validate_input(record.input),
-            listeners=(),
-            stream_events=False,
+            listeners=listeners,
+            stream_events=stream_events,
             session_state=dict(record.session_base or {}),
             user_id=record.user_id,
             metadata=metadata,

@@ -322,7 +322,9 @@ class DurableRuns:
 
     # -- time travel (plait._replay) ----------------------------------------------------
 
-    def replay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
+    def replay(
+        self, run_id: str, *, live: bool = False, stream: bool = False, stream_events: bool = False
+    ) -> Any:
         """Run this workflow's current code again as a new stored run (lineage ``replay_of``)
         that answers every model and tool call from run ``run_id``'s record: no live calls.
 
@@ -330,12 +332,25 @@ class DurableRuns:
         in the output's ``replay_differences``. A model or tool call the record does not have
         (a prompt, tool or step changed) raises :class:`~plait.errors.ReplayDivergenceError`
         naming the step, with a diff of the recorded and the new request; ``live=True`` makes
-        such calls for real instead.
+        such calls for real instead. ``stream=True`` (``stream_events=True``) yields the
+        replay's events as it goes, like :meth:`run`.
         """
-        return sync(self.areplay(run_id, live=live))
+        return sync(self.areplay(run_id, live=live, stream=stream, stream_events=stream_events))
 
-    async def areplay(self, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
-        """``await workflow.areplay(run_id)``: :meth:`replay` in async code."""
+    def areplay(
+        self, run_id: str, *, live: bool = False, stream: bool = False, stream_events: bool = False
+    ) -> Any:
+        """``await workflow.areplay(run_id)``: :meth:`replay` in async code; with
+        ``stream=True`` an async iterator of its events."""
         from plait._replay import replay
 
-        return await replay(cast("Workflow", self), run_id, live=live)
+        def run(listener: Callable[[Event], None] | None) -> Coroutine[Any, Any, WorkflowRunOutput]:
+            return replay(
+                cast("Workflow", self),
+                run_id,
+                live=live,
+                listeners=() if listener is None else (self._stream_listener(listener, stream_events),),
+                stream_events=stream_events,
+            )
+
+        return EventStream(run) if stream or stream_events else run(None)

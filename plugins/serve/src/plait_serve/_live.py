@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import queue
 import threading
 import time
 import uuid
@@ -20,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait import DefinitionError, RunHandle, RunStatus, Workflow, WorkflowRunOutput
+from plait import DefinitionError, RunHandle, RunStatus, Workflow
 from plait.events import Event
 from plait.storage import Storage
 
@@ -48,6 +50,38 @@ class _Run:
     run_id: str
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _live_events(stream: Any) -> Iterator[Event]:
+    """The events of ``stream`` (what an async entry point returns with ``stream=True``) as
+    they happen: the run goes on a thread and event loop of its own and hands each event
+    over at once, even while a sync step blocks that loop (a sync ``stream=True`` iterator
+    runs the loop in its reader's thread, so it would hold them until the step returns).
+    Raises what the run raised."""
+    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    done = object()
+
+    def main() -> None:
+        try:
+            asyncio.run(stream.start(items.put))
+        except BaseException as exc:  # the run's failure: raised to the reader below
+            items.put(_Failed(exc))
+        else:
+            items.put(done)
+
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(main,), name="plait-serve-run", daemon=True).start()
+    while (item := items.get()) is not done:
+        if isinstance(item, _Failed):
+            raise item.error
+        yield item
 
 
 class LiveRuns:
@@ -137,7 +171,7 @@ class LiveRuns:
             loop.call_soon_threadsafe(begin, error, None)
             loop.call_soon_threadsafe(run.queue.put_nowait, None)
 
-        threading.Thread(target=consume, name=f"plait-serve-{run_id or 'fork'}", daemon=True).start()
+        threading.Thread(target=consume, name=f"plait-serve-{run_id or 'new'}", daemon=True).start()
         try:
             return await started
         except BaseException:  # it stopped before it started: let its writer finish, then say so
@@ -164,8 +198,8 @@ class LiveRuns:
             workflow,
             run_id,
             # wait= lets the lease of a run that has just paused (here or elsewhere) be released
-            lambda: workflow.continue_run(
-                run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers
+            lambda: _live_events(
+                workflow.acontinue_run(run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers)
             ),
         )
 
@@ -173,13 +207,19 @@ class LiveRuns:
         """Fork stored run ``run_id`` (``Workflow.fork``'s ``at``, ``state``, ``input``,
         ``output``, ``replay``) in the background; returns the new run's id once it started."""
         return await self._drive(
-            workflow, None, lambda: workflow.fork(run_id, stream=True, stream_events=True, **change)
+            workflow,
+            None,
+            lambda: _live_events(workflow.afork(run_id, stream=True, stream_events=True, **change)),
         )
 
-    async def replay(self, workflow: Workflow, run_id: str, *, live: bool = False) -> WorkflowRunOutput:
-        """Replay stored run ``run_id`` (``Workflow.replay``) on a thread of its own, to its end:
-        a replay answers its model and tool calls from the original's record."""
-        return await asyncio.to_thread(workflow.replay, run_id, live=live)
+    async def replay(self, workflow: Workflow, run_id: str, *, live: bool = False) -> str:
+        """Replay stored run ``run_id`` (``Workflow.replay``: every model and tool call answered
+        from the original's record) in the background; returns the new run's id once it started."""
+        return await self._drive(
+            workflow,
+            None,
+            lambda: _live_events(workflow.areplay(run_id, live=live, stream=True, stream_events=True)),
+        )
 
     async def aclose(self) -> None:
         """Stop: ask the runs still executing to cancel, and let the writers store what came."""

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from sse_starlette.sse import EventSourceResponse
 
-from plait import DefinitionError, PlaitError, ReplayDivergenceError, RunStatus, Workflow
+from plait import DefinitionError, RunStatus, Workflow
 from plait.storage import RunRecord
 from plait_serve._app import ServeError, ServeState
 
@@ -88,14 +88,11 @@ class Replay(BaseModel):
 
 
 class Replayed(BaseModel):
-    """A replay, run to its end."""
+    """A replay started in the background."""
 
     run_id: str
-    status: str
+    status: str = Field(description="the replay's status when the answer was sent")
     replay_of: str
-    replay_differences: list[dict[str, Any]] = Field(
-        description="the steps whose output differs from the original's: step_id, original, replay"
-    )
 
 
 class Started(BaseModel):
@@ -353,30 +350,20 @@ async def fork_run(request: Request, run_id: str, body: Fork) -> Started:
     return Started(run_id=new_id, status=RunStatus.RUNNING.value)
 
 
-@router.post("/runs/{run_id}/replay", summary="Replay a stored run from its recorded calls")
+@router.post("/runs/{run_id}/replay", status_code=202, summary="Replay a stored run from its recorded calls")
 async def replay_run(request: Request, run_id: str, body: Replay | None = None) -> Replayed:
     """A new run of the workflow's current code with run ``run_id``'s input, every model and
-    tool call answered from the original's record (``workflow.replay``), run to its end; the
-    answer names the new run and the steps whose output changed. 409 ``replay_diverged`` when
-    the code now makes a call the record does not have (``live: true`` makes it for real)."""
+    tool call answered from the original's record (``workflow.replay``), in the background:
+    the answer names the new run (202); follow it like any run. A call the record does not
+    have (the code changed) ends the replay as ERROR with the difference as its error, unless
+    ``live: true`` makes it for real; the steps whose output changed are in its events (a
+    ``Custom`` event with ``replay_differences``)."""
     state = _state(request)
     record = await _record(state, run_id)
     workflow = state.workflow(record.workflow_id)
-    if record.status in (RunStatus.RUNNING.value, RunStatus.PENDING.value):
+    if record.status in (RunStatus.RUNNING.value, RunStatus.PENDING.value, RunStatus.QUEUED.value):
         raise ServeError(
             409, "run_executing", f"run {run_id!r} is {record.status}; replay it once it has ended"
         )
-    try:
-        output = await state.runs().replay(workflow, run_id, live=body is not None and body.live)
-    except ReplayDivergenceError as exc:
-        raise ServeError(409, "replay_diverged", str(exc)) from exc
-    except DefinitionError:
-        raise  # 422: what the workflow or the storage cannot do
-    except PlaitError as exc:  # the replayed code failed: stored as such, under a new run
-        raise ServeError(409, "replay_failed", f"the replay of run {run_id!r} failed: {exc}") from exc
-    return Replayed(
-        run_id=output.run_id,
-        status=output.status.value,
-        replay_of=run_id,
-        replay_differences=list(output.replay_differences or []),
-    )
+    new_id = await state.runs().replay(workflow, run_id, live=body is not None and body.live)
+    return Replayed(run_id=new_id, status=RunStatus.RUNNING.value, replay_of=run_id)
