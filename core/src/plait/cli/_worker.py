@@ -60,11 +60,17 @@ def add_worker_parser(sub: Any) -> None:
         help="on SIGTERM, how long the runs in hand may take to finish before they are given back (default: 30s)",
     )
     parser.add_argument(
+        "--prune-every",
+        type=duration,
+        default=300.0,
+        help="how often to delete the finished runs past their workflow's retention= (default: 5m, and at start)",
+    )
+    parser.add_argument(
         "--max-concurrent-runs",
         type=int,
         default=None,
         metavar="N",
-        help="runs of each workflow executed at once (default: the workflow's max_concurrent_runs)",
+        help="runs of each workflow executed at once across every worker on the storage (default: the workflow's max_concurrent_runs)",
     )
     parser.set_defaults(handler=worker)
 
@@ -103,6 +109,7 @@ def worker(args: argparse.Namespace) -> int:
         poll=args.poll,
         lease_ttl=args.lease_ttl,
         grace=args.grace,
+        prune_every=args.prune_every,
     )
 
     async def main() -> None:
