@@ -84,7 +84,7 @@ async def test_claim_next_limits_count_live_leases_only(storage_url: str) -> Non
         first = _owner()
         assert await storage.claim_next([limited], first, 30, limits=caps) == f"{limited}-0"
         short = _owner()
-        assert await storage.claim_next([limited], short, 0.3, limits=caps) == f"{limited}-1"
+        assert await storage.claim_next([limited], short, 2.0, limits=caps) == f"{limited}-1"
         assert await storage.claim_next([limited], _owner(), 30, limits=caps) is None  # 2 leased
         # the other workflow is not held up by the limited one, nor counted in it
         got = {await storage.claim_next([limited, free], _owner(), 30, limits=caps) for _ in range(2)}
@@ -97,7 +97,7 @@ async def test_claim_next_limits_count_live_leases_only(storage_url: str) -> Non
         await storage.save_run(run)
         assert await storage.claim_next([limited], _owner(), 30, limits=caps) == f"{limited}-2"
         # an expired lease is no longer counted (its run, still QUEUED, is claimable again)
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(2.1)
         assert await storage.claim_next([limited], _owner(), 30, limits=caps) == f"{limited}-1"
         assert await storage.claim_next([limited], _owner(), 30, limits={limited: 3}) == f"{limited}-3"
         with pytest.raises(DefinitionError, match="limits must map workflow ids to ints >= 1, got"):

@@ -164,7 +164,17 @@ def recover(args: argparse.Namespace) -> int:
 
 def add_schedule_parser(sub: Any) -> None:
     """``plait schedule list``'s arguments, and its handler."""
-    parser = sub.add_parser("schedule", help="the schedules of workflows: when workers start their runs")
+    parser = sub.add_parser(
+        "schedule",
+        help="the schedules of workflows: when workers start their runs",
+        description=(
+            'Schedules are declared in code, on the workflow: Workflow(schedule="0 * * * *", '
+            'timezone="Europe/Paris", catch_up=False). Every `plait worker` serving that workflow '
+            "starts one run per tick, exactly once across all workers. There is no `schedule add`: "
+            "a worker can only run workflows it imports, so the schedule lives with the code it runs, "
+            "reviewed and deployed with it."
+        ),
+    )
     actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="each workflow's schedule, last tick started and next tick")
     listing.add_argument("targets", nargs="+", metavar="MODULE:WORKFLOW")
