@@ -70,6 +70,7 @@ def test_two_workers_prune_their_workflows_finished_runs_and_nothing_else(
         )
     )
     queued = [kept.start(f"x{i}", queue=True).run_id for i in range(10)]
+    kept.close()
     env = environment(workflow_name, url, log, PLAIT_TEST_RETENTION="1s")
     workers = [start_worker(env, "--poll", "50ms", "--prune-every", "200ms") for _ in range(2)]
     try:
