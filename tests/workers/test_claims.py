@@ -140,6 +140,16 @@ async def test_the_default_claim_for_third_party_backends() -> None:
     assert sorted(c for c in claims if c) == ["high", "low"]
 
 
+async def test_the_default_claim_counts_limits_by_listing() -> None:
+    storage = _ListingOnly()
+    for i in range(3):
+        await storage.save_run(_record("w", f"r{i}", "QUEUED", 0, float(i + 1)))
+    await storage.save_run(_record("v", "other", "QUEUED", 0, 9.0))
+    caps = {"w": 2}
+    claims = [await storage.claim_next(["w", "v"], _owner(), 30, limits=caps) for _ in range(4)]
+    assert claims == ["r0", "r1", "other", None]  # r2 waits while two runs of w hold a lease
+
+
 async def test_claim_next_says_what_it_expected() -> None:
     storage = MemoryStorage()
     with pytest.raises(DefinitionError, match="workflow_ids must be a list of str, got 'w'"):

@@ -6,9 +6,14 @@ highest priority first) whenever it holds fewer than ``concurrency`` runs, and p
 ``poll`` seconds when there is none. Each run it holds is heartbeaten from the worker's event
 loop (:class:`~plait.storage.RunLease`, every third of ``lease_ttl``) and executes on a thread
 with an event loop of its own, so a step's blocking code cannot hold up the heartbeats of
-the others. ``Workflow(max_concurrent_runs=N)`` caps how many runs of that workflow one
-worker holds at once. Every ``poll`` seconds it also queues the due ticks of the workflows
-with a ``schedule`` (:mod:`plait._schedule`, each tick once across all workers).
+the others. ``Workflow(max_concurrent_runs=N)`` caps how many runs of that workflow execute
+at once across every worker on the storage (``claim_next(limits=...)`` counts the runs under a
+live lease in the claim's atomic step). Every ``poll`` seconds it also queues the due ticks of the workflows
+with a ``schedule`` (:mod:`plait._schedule`, each tick once across all workers). At start
+and every ``prune_every`` seconds (default 300) it prunes the finished runs of the workflows
+it serves that have a ``retention=`` (only theirs, each by its workflow's retention), in the
+background; several workers pruning at once is safe (``delete_run`` is atomic per run, a run
+another worker deleted first is not counted) and a failed prune is logged, not fatal.
 
 :meth:`Worker.stop` (SIGTERM or SIGINT under ``plait worker``) ends it gracefully: it stops
 claiming, lets the runs in hand finish for up to ``grace`` seconds, then cancels the rest and
@@ -69,7 +74,8 @@ class Worker:
 
     ``storage`` (a URL or object) replaces the workflows' own; without it they must all use
     the same one. ``lease_ttl`` (default: the workflows' ``lease_ttl``) is how long a run this
-    worker holds stays claimed if the worker dies without releasing it.
+    worker holds stays claimed if the worker dies without releasing it. ``prune_every`` is how
+    often it applies the workflows' ``retention=`` (seconds; the first prune is at start).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class Worker:
         poll: float = 1.0,
         lease_ttl: float | None = None,
         grace: float = 30.0,
+        prune_every: float = 300.0,
         log: Callable[[str], None] | None = None,
     ) -> None:
         from plait.workflow import Workflow
@@ -98,6 +105,11 @@ class Worker:
             raise DefinitionError(f"Worker: concurrency must be an int >= 1, got {concurrency!r}")
         check_seconds(poll, "Worker", "poll")
         check_seconds(lease_ttl, "Worker", "lease_ttl")
+        if prune_every is None:
+            raise DefinitionError(
+                "Worker: prune_every must be a positive, finite number of seconds, got None"
+            )
+        check_seconds(prune_every, "Worker", "prune_every")
         if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace < float("inf"):
             raise DefinitionError(f"Worker: grace must be a finite number of seconds >= 0, got {grace!r}")
         if storage is not None:
@@ -112,6 +124,9 @@ class Worker:
         self.concurrency = concurrency
         self.poll = poll
         self.grace = grace
+        self.prune_every = prune_every
+        #: how many runs this worker's prunes deleted (``retention=``)
+        self.pruned = 0
         self.lease_ttl = lease_ttl or min(w.lease_ttl for w in workflows)
         #: this worker's id, in the leases it holds (``plait runs show`` names the holder)
         self.id = new_id()
@@ -141,8 +156,13 @@ class Worker:
         )
         scheduled = [w for w in self.workflows.values() if w._schedule is not None]
         ticks_due = 0.0
+        kept = [w for w in self.workflows.values() if w.retention is not None]
+        prune_due, pruning = 0.0, None
         try:
             while not self._stop.is_set():
+                if kept and time.monotonic() >= prune_due and (pruning is None or pruning.done()):
+                    prune_due = time.monotonic() + self.prune_every
+                    pruning = asyncio.ensure_future(self._prune(kept, storage))
                 if scheduled and time.monotonic() >= ticks_due:
                     ticks_due = time.monotonic() + self.poll
                     await self._start_ticks(scheduled, storage)
@@ -153,6 +173,9 @@ class Worker:
                 await asyncio.wait([stop, *waits], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
         finally:
+            if pruning is not None and not pruning.done():
+                pruning.cancel()
+                await asyncio.gather(pruning, return_exceptions=True)
             try:
                 await self._drain()
             finally:
@@ -170,6 +193,34 @@ class Worker:
             except StorageError as exc:
                 self._log(f"plait worker {self.id[:8]}: starting the schedule of {workflow.id} failed: {exc}")
 
+    async def _prune(self, kept: list[Workflow], storage: Storage) -> None:
+        """Apply ``retention=``: delete each workflow's finished runs older than its retention."""
+        for workflow in kept:
+            try:
+                deleted = await storage.prune(workflow.retention, workflow_id=workflow.id)
+            except Exception as exc:  # a prune that failed must never stop the worker
+                self._log(
+                    f"plait worker {self.id[:8]}: pruning {workflow.id} failed, trying again in "
+                    f"{self.prune_every:g}s: {type(exc).__name__}: {exc}"
+                )
+                continue
+            self.pruned += deleted
+            if deleted:
+                self._log(
+                    f"plait worker {self.id[:8]}: pruned {deleted} run(s) of {workflow.id} "
+                    f"(retention {workflow.retention:g}s)"
+                )
+
+    def _limits(self, eligible: list[str]) -> dict[str, Any]:
+        """``claim_next``'s ``limits=``: each limited workflow's cap across every worker (left
+        out when there is none, for backends that predate it)."""
+        limits = {
+            w: self.workflows[w].max_concurrent_runs
+            for w in eligible
+            if self.workflows[w].max_concurrent_runs is not None
+        }
+        return {"limits": limits} if limits else {}
+
     async def _claim(self, storage: Storage) -> bool:
         if len(self._held) >= self.concurrency:
             return False
@@ -183,7 +234,7 @@ class Worker:
             return False
         owner = worker_owner(self.id)
         try:
-            run_id = await storage.claim_next(eligible, owner, self.lease_ttl)
+            run_id = await storage.claim_next(eligible, owner, self.lease_ttl, **self._limits(eligible))
         except StorageError as exc:
             self._log(f"plait worker {self.id[:8]}: claiming failed, trying again: {exc}")
             return False

@@ -110,7 +110,9 @@ class Workflow(DurableRuns):
     ``schedule`` (cron, ``"*/5 * * * *"``, in ``timezone``) makes workers (``plait worker``)
     start one run per tick, exactly once across them; ticks missed while no worker ran are
     skipped but the latest, or all started with ``catch_up=True``. ``max_concurrent_runs`` caps
-    how many of its runs one worker executes at once.
+    how many of its runs workers execute at once, across every worker on its storage (a claim
+    counts the runs under a live lease in the same atomic step). Workers apply ``retention``
+    too: they prune the finished runs past it every ``prune_every`` seconds.
 
     ``budget`` (a :class:`~plait.Budget`) limits what one run may spend: requests, tool
     calls, tokens, cost, counted over every agent, team, tool and nested workflow inside it,

@@ -60,11 +60,17 @@ def add_worker_parser(sub: Any) -> None:
         help="on SIGTERM, how long the runs in hand may take to finish before they are given back (default: 30s)",
     )
     parser.add_argument(
+        "--prune-every",
+        type=duration,
+        default=300.0,
+        help="how often to delete the finished runs past their workflow's retention= (default: 5m, and at start)",
+    )
+    parser.add_argument(
         "--max-concurrent-runs",
         type=int,
         default=None,
         metavar="N",
-        help="runs of each workflow executed at once (default: the workflow's max_concurrent_runs)",
+        help="runs of each workflow executed at once across every worker on the storage (default: the workflow's max_concurrent_runs)",
     )
     parser.set_defaults(handler=worker)
 
@@ -103,6 +109,7 @@ def worker(args: argparse.Namespace) -> int:
         poll=args.poll,
         lease_ttl=args.lease_ttl,
         grace=args.grace,
+        prune_every=args.prune_every,
     )
 
     async def main() -> None:
@@ -157,7 +164,17 @@ def recover(args: argparse.Namespace) -> int:
 
 def add_schedule_parser(sub: Any) -> None:
     """``plait schedule list``'s arguments, and its handler."""
-    parser = sub.add_parser("schedule", help="the schedules of workflows: when workers start their runs")
+    parser = sub.add_parser(
+        "schedule",
+        help="the schedules of workflows: when workers start their runs",
+        description=(
+            'Schedules are declared in code, on the workflow: Workflow(schedule="0 * * * *", '
+            'timezone="Europe/Paris", catch_up=False). Every `plait worker` serving that workflow '
+            "starts one run per tick, exactly once across all workers. There is no `schedule add`: "
+            "a worker can only run workflows it imports, so the schedule lives with the code it runs, "
+            "reviewed and deployed with it."
+        ),
+    )
     actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="each workflow's schedule, last tick started and next tick")
     listing.add_argument("targets", nargs="+", metavar="MODULE:WORKFLOW")

@@ -16,7 +16,7 @@ takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_l
 (``prune`` over a backend's ``delete_run``), :func:`stale_rows` (what ``prune_leases`` deletes), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
 A backend with a native work queue overrides :meth:`Storage.claim_next` with
-:func:`check_claim`, :func:`claimable_statuses`, :data:`LEASE_PREFIX` (where a run's lease
+:func:`check_claim`, :func:`check_limits` and :data:`LIMITED_STATUSES` (``limits=``), :func:`claimable_statuses`, :data:`LEASE_PREFIX` (where a run's lease
 record lives), :func:`lease_live` and :func:`lease_record` (the record a claim writes).
 
 Agno code's ``Workflow(db=SqliteDb(db_file="tmp.db"))`` / ``db=InMemoryDb()`` work with
@@ -51,7 +51,9 @@ from plait.storage._base import (
 from plait.storage._claims import (
     CLAIMABLE,
     LEASE_PREFIX,
+    LIMITED_STATUSES,
     check_claim,
+    check_limits,
     claimable_statuses,
     lease_live,
 )
@@ -70,6 +72,7 @@ __all__ = [
     "CLAIMABLE",
     "DEFAULT_STORAGE",
     "LEASE_PREFIX",
+    "LIMITED_STATUSES",
     "SCHEMA_VERSION",
     "CacheEntry",
     "CallRecord",
@@ -85,6 +88,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "check_claim",
+    "check_limits",
     "check_not_leased",
     "claim_run",
     "claimable_statuses",

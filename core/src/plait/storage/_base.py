@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
@@ -352,20 +352,29 @@ class Storage:
     # -- the work queue (plait.storage._claims): what workers claim -------------------------
 
     async def claim_next(
-        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+        self,
+        workflow_ids: Sequence[str],
+        owner: dict[str, Any],
+        ttl: float,
+        *,
+        queued: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> str | None:
         """Claim the next run of ``workflow_ids`` a worker should execute and return its id
         (None when there is none): a QUEUED run, or a RUNNING one whose lease expired (its
         process died), highest ``priority`` first, then oldest; its lease is taken for ``owner``
         for ``ttl`` seconds in the same atomic step, so two workers never claim one run.
         ``queued=False`` claims only runs to recover (RUNNING with an expired lease).
+        ``limits`` (workflow id -> N) passes over the runs of a workflow that has N runs under a
+        live lease already, counted in the same atomic step (``Workflow(max_concurrent_runs=)``).
 
         The built-in backends do it in one transaction; this default, for third-party backends,
         lists the candidates and takes each one's lease by compare-and-set."""
-        from plait.storage._claims import check_claim, next_by_listing
+        from plait.storage._claims import check_claim, check_limits, next_by_listing
 
         ids = check_claim(workflow_ids, owner, ttl)
-        return await next_by_listing(self, ids, owner, ttl, queued) if ids else None
+        caps = check_limits(limits)
+        return await next_by_listing(self, ids, owner, ttl, queued, caps) if ids else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_url(self.url)!r})"

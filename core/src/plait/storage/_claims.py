@@ -6,6 +6,13 @@ lease (the process that executed it died, or a worker shutting down released it)
 takes the run's lease (the same record :func:`plait.storage.claim_run` and
 :class:`~plait.storage.RunLease` use) in the same atomic step that finds the run. Runs are
 taken highest ``priority`` first, then oldest first.
+
+``limits`` (workflow id -> N, from ``Workflow(max_concurrent_runs=N)``) caps the runs of a
+workflow that hold a live lease at once, across every worker on the storage: the claim counts
+them in the same atomic step (SQLite's write lock, a PostgreSQL advisory lock per limited
+workflow inside the ``FOR UPDATE SKIP LOCKED`` transaction, the Redis claim script) and passes
+over the runs of a workflow at its limit. The listing default for third-party backends counts
+too, but not atomically: two claimers may both take the last place.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait.errors import DefinitionError
@@ -24,8 +31,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CLAIMABLE",
     "LEASE_PREFIX",
+    "LIMITED_STATUSES",
     "abandon",
     "check_claim",
+    "check_limits",
     "claimable_statuses",
     "holder_died",
     "lease_live",
@@ -36,6 +45,8 @@ __all__ = [
 LEASE_PREFIX = "\x00plait-lease:"
 #: the statuses a worker claims: queued runs, and running ones whose lease expired
 CLAIMABLE = ("QUEUED", "RUNNING")
+#: the statuses of the runs a concurrency limit counts (those with a live lease among them)
+LIMITED_STATUSES = ("QUEUED", "RUNNING")
 
 
 def claimable_statuses(queued: bool) -> tuple[str, ...]:
@@ -54,17 +65,45 @@ def check_claim(workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float) 
     return list(dict.fromkeys(workflow_ids))
 
 
+def check_limits(limits: Mapping[str, int] | None) -> dict[str, int]:
+    """The ``limits`` of a ``claim_next`` call (workflow id -> runs at once), checked."""
+    if limits is None:
+        return {}
+    if not isinstance(limits, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+        for k, v in limits.items()
+    ):
+        raise DefinitionError(f"claim_next: limits must map workflow ids to ints >= 1, got {limits!r}")
+    return dict(limits)
+
+
 def lease_live(lease: SessionRecord | None, now: float) -> bool:
     """Whether a stored lease record is held by someone (not expired, not released)."""
     return lease is not None and float(lease.state.get("expires_at", 0) or 0) > now
 
 
 async def next_by_listing(
-    storage: Storage, workflow_ids: list[str], owner: dict[str, Any], ttl: float, queued: bool
+    storage: Storage,
+    workflow_ids: list[str],
+    owner: dict[str, Any],
+    ttl: float,
+    queued: bool,
+    limits: dict[str, int] | None = None,
 ) -> str | None:
     """``claim_next`` for a backend without a native one: list the candidates, then take each
-    one's lease by compare-and-set and check its status again under it."""
+    one's lease by compare-and-set and check its status again under it. ``limits`` are counted
+    from a listing, not atomically (see the module)."""
     statuses = claimable_statuses(queued)
+    limits = limits or {}
+    now = time.time()
+    for workflow_id, limit in limits.items():
+        if workflow_id in workflow_ids:
+            live = 0
+            for status in LIMITED_STATUSES:
+                for run in await storage.list_runs(status=status, workflow_id=workflow_id, limit=10_000):
+                    live += lease_live(await storage.load_session(LEASE_PREFIX + run.run_id), now)
+            if live >= limit:
+                workflow_ids = [w for w in workflow_ids if w != workflow_id]
     candidates = [
         run
         for workflow_id in workflow_ids

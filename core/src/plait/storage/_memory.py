@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plait.storage._base import (
@@ -19,7 +19,14 @@ from plait.storage._base import (
     lease_record,
     status_spellings,
 )
-from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
+from plait.storage._claims import (
+    LEASE_PREFIX,
+    LIMITED_STATUSES,
+    check_claim,
+    check_limits,
+    claimable_statuses,
+    lease_live,
+)
 from plait.storage._retention import (
     INTERNAL,
     check_not_leased,
@@ -221,15 +228,36 @@ class MemoryStorage(Storage):
     # -- the work queue (plait.storage._claims) ----------------------------------------
 
     async def claim_next(
-        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+        self,
+        workflow_ids: Sequence[str],
+        owner: dict[str, Any],
+        ttl: float,
+        *,
+        queued: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> str | None:
         ids = set(check_claim(workflow_ids, owner, ttl))
+        caps = check_limits(limits)
         statuses = claimable_statuses(queued)
         with self._lock:  # the compare-and-set of the leases takes it too; no await inside
-            runs = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
-            runs = [r for r in runs if r.workflow_id in ids and r.status in statuses]
-            runs.sort(key=lambda r: (-r.priority, r.created_at, r.run_id))
+            every = [RunRecord.model_validate_json(raw) for raw in self._runs.values()]
             now = time.time()
+
+            def leased(run: RunRecord) -> bool:
+                raw = self._sessions.get(LEASE_PREFIX + run.run_id)
+                return lease_live(None if raw is None else SessionRecord.model_validate_json(raw), now)
+
+            room = {
+                w: cap
+                - sum(1 for r in every if r.workflow_id == w and r.status in LIMITED_STATUSES and leased(r))
+                for w, cap in caps.items()
+            }
+            runs = [
+                r
+                for r in every
+                if r.workflow_id in ids and r.status in statuses and room.get(r.workflow_id, 1) > 0
+            ]
+            runs.sort(key=lambda r: (-r.priority, r.created_at, r.run_id))
             for run in runs:
                 raw = self._sessions.get(LEASE_PREFIX + run.run_id)
                 held = None if raw is None else SessionRecord.model_validate_json(raw)

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +33,14 @@ from plait.storage._base import (
     lease_record,
     status_spellings,
 )
-from plait.storage._claims import LEASE_PREFIX, check_claim, claimable_statuses, lease_live
+from plait.storage._claims import (
+    LEASE_PREFIX,
+    LIMITED_STATUSES,
+    check_claim,
+    check_limits,
+    claimable_statuses,
+    lease_live,
+)
 
 __all__ = ["SQLiteStorage"]
 
@@ -422,24 +429,46 @@ class SQLiteStorage(Storage):
     # -- the work queue (plait.storage._claims) ----------------------------------------
 
     async def claim_next(
-        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+        self,
+        workflow_ids: Sequence[str],
+        owner: dict[str, Any],
+        ttl: float,
+        *,
+        queued: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> str | None:
         ids = check_claim(workflow_ids, owner, ttl)
+        caps = check_limits(limits)
         if not ids:
             return None
         statuses = claimable_statuses(queued)
+        counted = (
+            "SELECT run_id FROM plait_runs "
+            f"WHERE workflow_id = ? AND status IN ({', '.join('?' for _ in LIMITED_STATUSES)})"
+        )
         select = (
-            f"SELECT run_id FROM plait_runs WHERE workflow_id IN ({', '.join('?' for _ in ids)}) "
+            f"SELECT run_id, workflow_id FROM plait_runs WHERE workflow_id IN ({', '.join('?' for _ in ids)}) "
             f"AND status IN ({', '.join('?' for _ in statuses)}) ORDER BY priority DESC, created_at, run_id"
         )
         lease = "SELECT data FROM plait_sessions WHERE session_id = ?"
+
+        def live(connection: sqlite3.Connection, workflow_id: str, now: float) -> int:
+            """How many runs of ``workflow_id`` hold a live lease (a limit counts them)."""
+            found = 0
+            for (run_id,) in connection.execute(counted, (workflow_id, *LIMITED_STATUSES)).fetchall():
+                row = connection.execute(lease, (LEASE_PREFIX + run_id,)).fetchone()
+                found += row is not None and lease_live(SessionRecord.model_validate_json(row[0]), now)
+            return found
 
         def claim(connection: sqlite3.Connection) -> str | None:
             # the write lock, held until COMMIT: no other claimer (process or thread) reads between
             connection.execute("BEGIN IMMEDIATE")
             try:
                 now = time.time()
-                for (run_id,) in connection.execute(select, (*ids, *statuses)).fetchall():
+                room = {w: cap - live(connection, w, now) for w, cap in caps.items() if w in ids}
+                for run_id, workflow_id in connection.execute(select, (*ids, *statuses)).fetchall():
+                    if room.get(workflow_id, 1) <= 0:
+                        continue  # its workflow has max_concurrent_runs running
                     row = connection.execute(lease, (LEASE_PREFIX + run_id,)).fetchone()
                     held = None if row is None else SessionRecord.model_validate_json(row[0])
                     if lease_live(held, now):

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import quote
 
@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from plait.errors import DefinitionError
 from plait.storage import (
     LEASE_PREFIX,
+    LIMITED_STATUSES,
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
@@ -41,6 +42,7 @@ from plait.storage import (
     Storage,
     StorageError,
     check_claim,
+    check_limits,
     claimable_statuses,
     lease_live,
     lease_record,
@@ -620,9 +622,16 @@ class PostgresStorage(Storage):
     # -- the work queue (plait.storage.claim_next) ------------------------------------------
 
     async def claim_next(
-        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+        self,
+        workflow_ids: Sequence[str],
+        owner: dict[str, Any],
+        ttl: float,
+        *,
+        queued: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> str | None:
         ids = check_claim(workflow_ids, owner, ttl)
+        caps = {w: cap for w, cap in check_limits(limits).items() if w in ids}
         if not ids:
             return None
         statuses = list(claimable_statuses(queued))
@@ -630,9 +639,33 @@ class PostgresStorage(Storage):
         # so N workers look at N different batches; the lease row is locked as save_session_if
         # locks it, so a claim and a lease renewal or resume elsewhere never interleave.
         candidates = self._sql(
-            "SELECT run_id FROM {schema}.plait_runs WHERE workflow_id = ANY(%s) AND status = ANY(%s) "
+            "SELECT run_id, workflow_id FROM {schema}.plait_runs WHERE workflow_id = ANY(%s) AND status = ANY(%s) "
             "ORDER BY priority DESC, created_at, run_id LIMIT %s OFFSET %s FOR UPDATE SKIP LOCKED"
         )
+        counted = self._sql(
+            "SELECT run_id FROM {schema}.plait_runs WHERE workflow_id = %s AND status = ANY(%s)"
+        )
+        leases = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = ANY(%s)")
+
+        async def room(connection: AsyncConnection[Any]) -> dict[str, int]:
+            """Each limited workflow's free places. Its advisory lock, held to COMMIT, makes the
+            claimers of one limited workflow count and claim one at a time (SKIP LOCKED alone
+            would let two count the same free place)."""
+            free = {}
+            for workflow_id in sorted(caps):  # one order: two claimers never wait on each other
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (_limit_key(self.schema, workflow_id),)
+                )
+                runs = await (
+                    await connection.execute(counted, (workflow_id, list(LIMITED_STATUSES)))
+                ).fetchall()
+                keys = [_column(LEASE_PREFIX + run_id) for (run_id,) in runs]
+                rows = await (await connection.execute(leases, (keys,))).fetchall()
+                now = time.time()
+                live = sum(lease_live(SessionRecord.model_validate_json(data), now) for (data,) in rows)
+                free[workflow_id] = caps[workflow_id] - live
+            return free
+
         select = self._sql("SELECT data FROM {schema}.plait_sessions WHERE session_id = %s FOR UPDATE")
         upsert = self._sql(
             "INSERT INTO {schema}.plait_sessions (session_id, data) VALUES (%s, %s) "
@@ -641,12 +674,15 @@ class PostgresStorage(Storage):
 
         async def claim(connection: AsyncConnection[Any]) -> str | None:
             async with connection.transaction():
+                free = await room(connection) if caps else {}
                 offset = 0
                 while True:
                     cursor = await connection.execute(candidates, (ids, statuses, _CLAIM_BATCH, offset))
                     rows = await cursor.fetchall()
                     now = time.time()
-                    for (run_id,) in rows:
+                    for run_id, workflow_id in rows:
+                        if free.get(workflow_id, 1) <= 0:
+                            continue  # its workflow has max_concurrent_runs running
                         key = _column(LEASE_PREFIX + run_id)
                         found = await (await connection.execute(select, (key,))).fetchone()
                         held = None if found is None else SessionRecord.model_validate_json(found[0])
@@ -679,6 +715,12 @@ def _column(text: str) -> str:
 def _lock_key(schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for migrating ``schema``."""
     digest = hashlib.blake2b(f"plait-postgres migrate {schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _limit_key(schema: str, workflow_id: str) -> int:
+    """The advisory-lock key under which claims count a limited workflow's runs in ``schema``."""
+    digest = hashlib.blake2b(f"plait-postgres limit {schema} {workflow_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

@@ -52,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,6 +66,7 @@ from plait import RateLimit
 from plait.errors import DefinitionError
 from plait.storage import (
     LEASE_PREFIX,
+    LIMITED_STATUSES,
     SCHEMA_VERSION,
     CacheEntry,
     CallRecord,
@@ -76,6 +77,7 @@ from plait.storage import (
     Storage,
     StorageError,
     check_claim,
+    check_limits,
     claimable_statuses,
     lease_record,
     own_event_loop,
@@ -621,9 +623,19 @@ class RedisStorage(Storage):
     # -- the work queue (plait.storage.claim_next) -------------------------------------
 
     async def claim_next(
-        self, workflow_ids: Sequence[str], owner: dict[str, Any], ttl: float, *, queued: bool = True
+        self,
+        workflow_ids: Sequence[str],
+        owner: dict[str, Any],
+        ttl: float,
+        *,
+        queued: bool = True,
+        limits: Mapping[str, int] | None = None,
     ) -> str | None:
         ids = set(check_claim(workflow_ids, owner, ttl))
+        caps = {w: cap for w, cap in check_limits(limits).items() if w in ids}
+        config = json.dumps(
+            {"limits": caps, "indexes": [self._key("runs", "status", s) for s in LIMITED_STATUSES]}
+        )
         if not ids:
             return None
         statuses = claimable_statuses(queued)
@@ -651,7 +663,8 @@ class RedisStorage(Storage):
             now = time.time()
             keys = [self._key("session", LEASE_PREFIX + run_id) for run_id in batch]
             keys += [self._key("run", run_id) for run_id in batch]
-            args = [repr(now), " ".join(statuses)]
+            args = [repr(now), " ".join(statuses), config]
+            args += [self._key("session", LEASE_PREFIX), self._key("run", "")]
             for run_id in batch:  # each one's lease record, cut around its version (1 here)
                 head, _, tail = (
                     lease_record(run_id, owner, ttl, now, 0).model_dump_json().rpartition('"version":1')
