@@ -76,8 +76,10 @@ def main() -> None:
         done = client.get(f"/api/runs/{run_id}").json()["run"]
         print(f"status: {done['status']}; content: {done['content']}")
         # the same run again under the current code, the model's answers from its record
-        replay = client.post(f"/api/runs/{run_id}/replay").json()
-        print(f"replay: {replay['status']}, waiting for legal again (a person is not replayed)")
+        replay = client.post(f"/api/runs/{run_id}/replay").json()  # it starts in the background
+        follow(client, replay["run_id"])  # until it pauses
+        again = client.get(f"/api/runs/{replay['run_id']}").json()["run"]
+        print(f"replay: {again['status']}, waiting for legal again (a person is not replayed)")
     server.should_exit = True
     thread.join()
 
