@@ -184,9 +184,7 @@ def parallel(args: list[str]) -> list[str]:
     """pytest-xdist's options for the suite: as many worker processes as cores, at most 4
     (its tests wait on subprocesses, servers and leases much of the time). None when the
     arguments choose (``-n 0`` runs in this process, ``-p no:xdist`` without the plugin)."""
-    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses", "--dist")) for arg in args):
-        return []
-    if any("xdist" in arg for arg in args):
+    if any(arg.startswith(("-n", "--numprocesses", "--dist")) or "xdist" in arg for arg in args):
         return []
     return ["-n", str(min(os.cpu_count() or 1, 4))]
 

@@ -29,12 +29,12 @@ local function live(raw)
   local state = cjson.decode(raw)['state']
   return type(state) == 'table' and (tonumber(state['expires_at']) or 0) > now
 end
-local free = {}
+local places = {}
 local function room(workflow_id)
-  if free[workflow_id] == nil then
+  if places[workflow_id] == nil then
     local cap = config['limits'][workflow_id]
     if cap == nil then
-      free[workflow_id] = 1
+      places[workflow_id] = 1
     else
       local held = 0
       for _, index in ipairs(config['indexes']) do
@@ -45,10 +45,10 @@ local function room(workflow_id)
           end
         end
       end
-      free[workflow_id] = tonumber(cap) - held
+      places[workflow_id] = tonumber(cap) - held
     end
   end
-  return free[workflow_id]
+  return places[workflow_id]
 end
 local n = #KEYS / 2
 for i = 1, n do

@@ -87,19 +87,17 @@ class Replay(BaseModel):
     live: bool = False
 
 
-class Replayed(BaseModel):
-    """A replay started in the background."""
-
-    run_id: str
-    status: str = Field(description="the replay's status when the answer was sent")
-    replay_of: str
-
-
 class Started(BaseModel):
     """A run started or continued in the background."""
 
     run_id: str
     status: str = Field(description="the run's status when the answer was sent")
+
+
+class Replayed(Started):
+    """A replay started in the background."""
+
+    replay_of: str
 
 
 def _describe(workflow: Workflow) -> dict[str, Any]:
@@ -172,7 +170,6 @@ async def start_run(
     that does not match the workflow's input schema is refused (422) before any run is stored."""
     state = _state(request)
     workflow = state.workflow(name)
-    options = {"session_id": body.session_id, "user_id": body.user_id}
     if body.queue:
         if stream:
             raise ServeError(
@@ -186,6 +183,7 @@ async def start_run(
         raise ServeError(
             422, "priority_without_queue", "priority orders queued runs: give it with queue: true"
         )
+    options = {"session_id": body.session_id, "user_id": body.user_id}
     run_id = await state.runs().start(workflow, body.input, options)
     if stream:
         return _sse(state, run_id, 0)
