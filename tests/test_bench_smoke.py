@@ -39,3 +39,16 @@ def test_quick_benchmark_checks_every_plait_case(tmp_path: Path) -> None:
         assert matching, f"no row for {key}"
         assert all(isinstance(row["values"].get("plait"), float) for row in matching), matching
     assert "A chain sync, N=10" in (tmp_path / "latest.md").read_text()
+
+
+def test_checkpoint_bytes_shrink_when_large_state_is_shared() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "checkpoint_bytes.py"), "20", "50"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ratio = float(result.stdout.strip().splitlines()[-1].split("x smaller")[0])
+    assert ratio > 5, result.stdout  # 20 copies of a 50 KB document against 2

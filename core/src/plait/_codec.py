@@ -219,6 +219,12 @@ def _decode(data: Any, what: str, classes: dict[str, type]) -> Any:
             # built from what was stored, not validated again: the model validated it when the step made it
             return cls.model_construct(**value)  # type: ignore[attr-defined]
         return cls(**value)
+    if tag == "shared":
+        raise _storage_error(
+            f"{what} holds a reference to a session-state value stored once for its run "
+            f"({data.get('key')}): read checkpoints with plait.storage.read_checkpoints(storage, run_id), "
+            "which resolves it, not with storage.load_checkpoints"
+        )
     raise _storage_error(f"{what} holds an unknown tag {tag!r}; was it stored by a newer plait?")
 
 

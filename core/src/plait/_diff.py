@@ -16,7 +16,7 @@ from typing import Any
 
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
-from plait.storage import StepCheckpoint, Storage, resolve_storage
+from plait.storage import StepCheckpoint, Storage, read_checkpoints, resolve_storage
 
 __all__ = ["RunDiff", "StepDiff", "adiff_runs", "diff_runs"]
 
@@ -212,8 +212,8 @@ async def adiff_runs(run_a: str, run_b: str, *, storage: Storage | str) -> RunDi
         if record is None:
             raise DefinitionError(f"diff_runs: no run {run_id!r} in {backend!r}")
         records.append(record)
-    points_a = {c.step_id: c for c in await backend.load_checkpoints(run_a)}
-    points_b = {c.step_id: c for c in await backend.load_checkpoints(run_b)}
+    points_a = {c.step_id: c for c in await read_checkpoints(backend, run_a)}
+    points_b = {c.step_id: c for c in await read_checkpoints(backend, run_b)}
     order = [*points_a, *(step_id for step_id in points_b if step_id not in points_a)]
     steps = [_compare(step_id, points_a.get(step_id), points_b.get(step_id)) for step_id in order]
     first = next((step.step_id for step in steps if step.differs), None)

@@ -30,6 +30,7 @@ from plait._io import StepOutput
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry, StepCheckpoint, Storage, StorageError
+from plait.storage._shared import StateSharer
 
 __all__ = [
     "CachePolicy",
@@ -144,6 +145,7 @@ class Checkpointer:
         self.durability = durability
         self.interval = interval
         self._buffer: list[StepCheckpoint] = []
+        self._sharer = StateSharer(storage, run_id)  # large state values stored once
         self._task: asyncio.Task[None] | None = None
         #: called after each write of checkpoints (what a run's budgets spent is saved with them)
         self.after_save: Callable[[], Awaitable[None]] | None = None
@@ -156,7 +158,7 @@ class Checkpointer:
             state=dump_state(state, f"the session state after step {step_id!r}"),
         )
         if self.durability == "step":
-            await self._save([checkpoint])
+            await self.save([checkpoint])
             return
         self._buffer.append(checkpoint)
         if self.durability == "batch" and self._task is None:
@@ -170,12 +172,17 @@ class Checkpointer:
     async def flush(self) -> None:
         if self._buffer:
             pending, self._buffer = self._buffer, []
-            await self._save(pending)
+            await self.save(pending)
 
-    async def _save(self, checkpoints: list[StepCheckpoint]) -> None:
+    async def save(self, checkpoints: list[StepCheckpoint]) -> None:
+        """Write ``checkpoints`` now: their media, their large state values once (plait.storage._shared), them."""
         from plait._blobs import save_blobs
 
         await save_blobs(self.storage, *[(c.output, c.state) for c in checkpoints])  # their media first
+        checkpoints, payloads = self._sharer.share(checkpoints)
+        if payloads:  # the large state values that changed, before the checkpoints that name them
+            await self.storage.save_calls([], payloads)
+            self._sharer.stored(payloads)
         try:
             await self.storage.save_checkpoints(checkpoints)
         except PydanticSerializationError as exc:

@@ -192,7 +192,9 @@ async def fork(
         raise DefinitionError(
             f"run {run_id!r} belongs to workflow {record.workflow_id!r}, not {workflow.id!r}"
         )
-    checkpoints = await storage.load_checkpoints(run_id)
+    from plait.storage import read_checkpoints
+
+    checkpoints = await read_checkpoints(storage, run_id)
     from plait._blobs import load_blobs  # the media they refer to, for decoding them
 
     await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints])
@@ -206,8 +208,10 @@ async def fork(
         c.model_copy(update={"run_id": new_run, "created_at": now})
         for c in before(checkpoints, at, workflow.nodes)
     ]
-    if copies:
-        await storage.save_checkpoints(copies)
+    if copies:  # through a Checkpointer: the fork's large state values are its own (plait.storage._shared)
+        from plait._durable import Checkpointer
+
+        await Checkpointer(storage, new_run, "step").save(copies)
     point = ForkPoint(at, state, input, output)
     restored: dict[str, Any] = {c.step_id: c for c in copies}
     from plait._durable import load_state

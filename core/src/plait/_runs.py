@@ -34,6 +34,7 @@ from plait.storage import (
     Storage,
     StorageError,
     claim_run,
+    read_checkpoints,
 )
 from plait.storage._retention import CANCEL_PREFIX
 
@@ -386,7 +387,7 @@ async def resume(
             )
         if record.status in (RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value):
             raise DefinitionError(f"run {run_id!r} already ended as {record.status}; nothing to continue")
-        checkpoints = {c.step_id: c for c in await storage.load_checkpoints(run_id)}
+        checkpoints = {c.step_id: c for c in await read_checkpoints(storage, run_id)}
         from plait._blobs import load_blobs  # the media they refer to, for decoding them
 
         await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints.values()])

@@ -209,7 +209,9 @@ async def _runs_async(args: argparse.Namespace) -> int:
             print(f"plait: run {short_id(record.run_id)} {state}: it waits for no answer", file=sys.stderr)
             return 1
         if args.runs_command == "show":
-            checkpoints = await storage.load_checkpoints(record.run_id)
+            from plait.storage import read_checkpoints
+
+            checkpoints = await read_checkpoints(storage, record.run_id)
             if args.json:
                 data = record.model_dump(mode="json")
                 data["steps"] = [c.model_dump(mode="json") for c in checkpoints]

@@ -12,9 +12,12 @@ class to subclass), the records it stores (:class:`RunRecord`,
 :class:`StepCheckpoint`, :class:`SessionRecord`, :class:`CacheEntry`, :class:`CallRecord`, :class:`HistoryRecord`),
 :class:`StorageError` and :class:`RunClaimedError`, :func:`status_spellings` (a
 ``list_runs`` status filter that also matches runs stored by older versions), what deleting a run
-takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_leased`), :func:`prune_runs`
+takes with it (:func:`internal_keys`, :func:`history_origin`, :func:`check_not_leased`, and
+:func:`shared_keys`: the session-state values its checkpoints stored once), :func:`prune_runs`
 (``prune`` over a backend's ``delete_run``), :func:`stale_rows` (what ``prune_leases`` deletes), and :data:`SCHEMA_VERSION`
 (the version of the stored layout: a backend migrates up to it and refuses a newer one).
+Code that reads checkpoints uses :func:`read_checkpoints` (their large state values, stored
+once per run, resolved).
 A backend with a native work queue overrides :meth:`Storage.claim_next` with
 :func:`check_claim`, :func:`check_limits` and :data:`LIMITED_STATUSES` (``limits=``), :func:`claimable_statuses`, :data:`LEASE_PREFIX` (where a run's lease
 record lives), :func:`lease_live` and :func:`lease_record` (the record a claim writes).
@@ -67,6 +70,7 @@ from plait.storage._retention import (
     prune_runs,
     stale_rows,
 )
+from plait.storage._shared import read_checkpoints, shared_keys
 
 __all__ = [
     "CLAIMABLE",
@@ -99,9 +103,11 @@ __all__ = [
     "own_event_loop",
     "parse_duration",
     "prune_runs",
+    "read_checkpoints",
     "redact_url",
     "resolve_storage",
     "scrub_secrets",
+    "shared_keys",
     "stale_rows",
     "status_spellings",
     "url_secrets",

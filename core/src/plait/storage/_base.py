@@ -311,7 +311,8 @@ class Storage:
     # recorded calls (schema version 3): what replay and resuming inside a step answer from
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         """Append ``calls`` to their runs' records and store ``payloads`` (JSON text by its
-        SHA-256 hash), each hash once: a payload already stored is kept as it is.
+        SHA-256 hash; a session-state value stored once for its run by ``state:<run id>:<hash>``,
+        :mod:`plait.storage._shared`), each key once: a payload already stored is kept as it is.
 
         A backend that does not override this (and :meth:`load_calls`, :meth:`load_payloads`)
         records nothing: runs on it work as before, without replay or resume inside a step."""

@@ -34,6 +34,7 @@ from plait.storage._retention import (
     internal_keys,
     stale_rows,
 )
+from plait.storage._shared import shared_keys
 
 __all__ = ["MemoryStorage"]
 
@@ -166,7 +167,9 @@ class MemoryStorage(Storage):
             lease = self._sessions.get(lease_key)
             check_not_leased(run_id, None if lease is None else json.loads(lease)["state"], force)
             raw = self._runs.pop(run_id, None)
-            self._checkpoints.pop(run_id, None)
+            checkpoints = self._checkpoints.pop(run_id, {}).values()
+            for shared in shared_keys(json.loads(row)["state"] for row in checkpoints):
+                self._payloads.pop(shared, None)  # its session-state values stored once (only it has them)
             self._events.pop(run_id, None)
             self._sessions.pop(lease_key, None)
             self._sessions.pop(cancel_key, None)

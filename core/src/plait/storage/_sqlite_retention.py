@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from plait.storage._base import SessionRecord
 from plait.storage._retention import check_not_leased, history_origin, internal_keys, stale_rows
+from plait.storage._shared import shared_keys
 
 __all__ = ["delete_run", "delete_session", "list_sessions", "prune_leases"]
 
@@ -42,10 +43,18 @@ def delete_run(connection: sqlite3.Connection, run_id: str, force: bool) -> bool
             for (data,) in connection.execute("SELECT data FROM plait_calls WHERE run_id = ?", (run_id,))
             for digest in (json.loads(data)["request"], json.loads(data)["response"])
         }
+        shared = shared_keys(
+            json.loads(data)["state"]
+            for (data,) in connection.execute(
+                "SELECT data FROM plait_checkpoints WHERE run_id = ?", (run_id,)
+            )
+        )  # its session-state values stored once: only this run refers to them
         for table in ("plait_runs", "plait_checkpoints", "plait_events", "plait_calls"):
             connection.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         connection.execute("DELETE FROM plait_sessions WHERE session_id IN (?, ?)", (lease_key, cancel_key))
         _delete_unreferenced(connection, sorted(hashes))
+        for key in shared:
+            connection.execute("DELETE FROM plait_payloads WHERE hash = ?", (key,))
         if run is not None:
             origin = history_origin(run_id)
             connection.execute(

@@ -7,6 +7,7 @@ record may hold into text, and fails the whole statement when it meets one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, LiteralString
 
@@ -20,6 +21,7 @@ from plait.storage import (
     check_not_leased,
     history_origin,
     internal_keys,
+    shared_keys,
     stale_rows,
 )
 
@@ -61,7 +63,15 @@ async def delete_run(
             query("DELETE FROM {schema}.plait_calls WHERE run_id = %s RETURNING data"), (column(run_id),)
         )
         calls = [CallRecord.model_validate_json(data) for (data,) in await cursor.fetchall()]
-        await connection.execute(query("DELETE FROM {schema}.plait_checkpoints WHERE run_id = %s"), (run_id,))
+        cursor = await connection.execute(
+            query("DELETE FROM {schema}.plait_checkpoints WHERE run_id = %s RETURNING data"), (run_id,)
+        )
+        # its session-state values stored once: only this run refers to them
+        shared = sorted(shared_keys(json.loads(data)["state"] for (data,) in await cursor.fetchall()))
+        if shared:
+            await connection.execute(
+                query("DELETE FROM {schema}.plait_payloads WHERE hash = ANY(%s)"), (shared,)
+            )
         await connection.execute(query("DELETE FROM {schema}.plait_events WHERE run_id = %s"), (run_id,))
         await connection.execute(
             query("DELETE FROM {schema}.plait_sessions WHERE session_id = ANY(%s)"),

@@ -1,7 +1,7 @@
 """Retention on Redis: deleting a run in one MULTI/EXEC, listing and deleting sessions.
 
-``delete_run`` WATCHes what its decision rests on (the run's hash, its lease, the payloads it
-may delete, the history lists it edits), reads, then deletes in one transaction; a concurrent
+``delete_run`` WATCHes what its decision rests on (the run's hash, its lease, its calls and
+checkpoints, the payloads it may delete, the history lists it edits), reads, then deletes in one transaction; a concurrent
 writer of any of those makes EXEC fail and the whole read is done again. A run saving a call
 that references a payload rewrites that payload's key (``save_calls``), so a payload another
 run starts to use while it is being deleted is kept.
@@ -19,10 +19,12 @@ from plait.storage import (
     HistoryRecord,
     RunRecord,
     SessionRecord,
+    StepCheckpoint,
     StorageError,
     check_not_leased,
     history_origin,
     internal_keys,
+    shared_keys,
     stale_rows,
 )
 
@@ -53,7 +55,7 @@ async def delete_run(
     async with client.pipeline(transaction=True) as pipe:
         for _ in range(_ATTEMPTS):
             try:
-                await pipe.watch(run_key, lease_key, key("calls", run_id))
+                await pipe.watch(run_key, lease_key, key("calls", run_id), key("checkpoints", run_id))
                 lease = await pipe.get(lease_key)
                 check_not_leased(
                     run_id, None if lease is None else SessionRecord.model_validate_json(lease).state, force
@@ -67,6 +69,11 @@ async def delete_run(
                     CallRecord.model_validate_json(c) for c in await pipe.lrange(key("calls", run_id), 0, -1)
                 ]  # type: ignore[misc]
                 mine = {h for c in calls for h in (c.request, c.response)}
+                # its session-state values stored once: only this run refers to them
+                shared = shared_keys(
+                    StepCheckpoint.model_validate_json(raw).state
+                    for raw in await pipe.hvals(key("checkpoints", run_id))  # type: ignore[misc]
+                )
                 if mine:
                     await pipe.watch(*(key("payload", h) for h in mine))
                     async for name in pipe.scan_iter(match=glob(key("calls")) + ":*", count=500):
@@ -102,8 +109,8 @@ async def delete_run(
                     lease_key,
                     cancel_key,
                 )
-                if mine:
-                    pipe.delete(*(key("payload", h) for h in mine))
+                if mine or shared:
+                    pipe.delete(*(key("payload", h) for h in mine | shared))
                 for name, rows in turns.items():
                     for row in rows:
                         pipe.lrem(name, 1, row)
