@@ -238,3 +238,24 @@ def test_plait_runs_show_shows_values_not_references(tmp_path: Any) -> None:
     shown = plait("runs", "show", run["run_id"], "--step", "load")
     assert "lorem lorem" in shown and "$plait" not in shown
     assert "state change      (none)" in plait("runs", "show", run["run_id"], "--step", "after")
+
+
+async def test_many_concurrent_runs_each_read_their_own_values(storage: Storage) -> None:
+    import asyncio
+
+    def load(step_input: StepInput, run_context: Any) -> str:
+        run_context.session_state["doc"] = f"{step_input.input}:" + "z" * 4000
+        return "loaded"
+
+    def check(step_input: StepInput, run_context: Any) -> str:
+        doc = run_context.session_state["doc"]
+        return doc.partition(":")[0]
+
+    workflow = Workflow(name="many", steps=[load, check], storage=storage)
+    outputs = await asyncio.gather(*(workflow.arun(f"run{i}") for i in range(40)))
+    assert [o.content for o in outputs] == [f"run{i}" for i in range(40)]
+    for i, output in enumerate(outputs):
+        (first, second) = await read_checkpoints(storage, output.run_id)
+        assert first.state["doc"] == second.state["doc"] == f"run{i}:" + "z" * 4000
+        (key,) = await _payload_keys(storage, output.run_id)
+        assert key.startswith(f"state:{output.run_id}:")
