@@ -103,3 +103,13 @@ def test_the_phoenix_lock_is_for_the_pinned_phoenix() -> None:
 
     assert phoenix.LOCK.read_text().split("\n", 1)[0] == phoenix.lock_header()
     assert f"arize-phoenix=={phoenix.PHOENIX_VERSION}" in phoenix.LOCK.read_text()
+
+
+def test_every_distribution_carries_the_license() -> None:
+    # hatchling puts a member's own LICENSE in its wheel and sdist (dist-info/licenses); the
+    # repository's is outside every member, so each keeps a copy, the same text
+    licence = (ROOT / "LICENSE").read_text()
+    for pyproject in dev.members(ROOT):
+        copy = pyproject.parent / "LICENSE"
+        assert copy.is_file() and not copy.is_symlink(), f"{copy} is missing (an sdist cannot follow a link)"
+        assert copy.read_text() == licence, f"{copy} differs from the repository's LICENSE"
