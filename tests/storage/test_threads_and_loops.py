@@ -9,6 +9,8 @@ import concurrent.futures
 import threading
 from typing import Any
 
+import pytest
+
 from plait import Step, StepInput, StepOutput, Workflow
 from plait.storage import Storage
 
@@ -87,3 +89,30 @@ def test_asyncio_run_twice_and_in_threads_with_their_own_loops(shared: Storage) 
         t.join(BOUND)
     assert not [t for t in threads if t.is_alive()], "a thread's runs hung"
     assert not errors, errors[0]
+
+
+@pytest.mark.parametrize(
+    ("service", "url"),
+    [("postgresql", "postgresql://127.0.0.1:5432/test"), ("redis", "redis://127.0.0.1:6379/0")],
+)
+def test_a_program_that_never_closes_its_storage_exits_cleanly(service: str, url: str) -> None:
+    # a user's script: runs a workflow on a server backend and ends without close(); the
+    # storage's own loop is closed at exit, so its driver's tasks end (no "Task was destroyed")
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.services import require_service
+
+    require_service(service)
+    script = (
+        "from plait import Workflow\n"
+        "def a(step_input):\n"
+        "    return 'x'\n"
+        f"wf = Workflow(name='exit-{uuid.uuid4().hex[:8]}', steps=[a], storage={url!r})\n"
+        "print(wf.run('go').status, wf.run('again').status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["COMPLETED", "COMPLETED"]
+    assert done.stderr == "", done.stderr

@@ -18,6 +18,8 @@ this: they hold no loop-bound state.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import functools
 import inspect
 import threading
@@ -30,7 +32,31 @@ __all__ = ["own_event_loop"]
 S = TypeVar("S", bound=type)
 
 _loops: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
+_threads: weakref.WeakKeyDictionary[Any, threading.Thread] = weakref.WeakKeyDictionary()
 _loops_lock = threading.Lock()
+#: seconds each storage still open at interpreter exit gets to close
+EXIT_TIMEOUT = 5.0
+
+
+def _close_at_exit() -> None:
+    """Close the storages a program left open before the interpreter stops their daemon
+    threads: a driver's background tasks (psycopg's pool workers) then end instead of being
+    destroyed pending ("Task was destroyed but it is pending!"), and connections close cleanly."""
+    with _loops_lock:
+        open_ = [(s, loop, _threads.get(s)) for s, loop in _loops.items() if not loop.is_closed()]
+        _loops.clear()
+    for storage, loop, thread in open_:
+        close = getattr(type(storage).close, "__wrapped__", None)  # the method, not its wrapper
+        with contextlib.suppress(Exception):
+            if close is not None:
+                asyncio.run_coroutine_threadsafe(close(storage), loop).result(EXIT_TIMEOUT)
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(EXIT_TIMEOUT)
+
+
+atexit.register(_close_at_exit)
 
 
 def _loop_of(storage: Any) -> asyncio.AbstractEventLoop:
@@ -49,9 +75,11 @@ def _loop_of(storage: Any) -> asyncio.AbstractEventLoop:
                     loop.close()
 
             name = f"plait-storage-{type(storage).__name__}"
-            threading.Thread(target=serve, name=name, daemon=True).start()
+            thread = threading.Thread(target=serve, name=name, daemon=True)
+            thread.start()
             ready.wait()
             _loops[storage] = loop
+            _threads[storage] = thread
         return loop
 
 
