@@ -5,6 +5,7 @@ OpenAI-protocol server and PickleRoundTripRunner, on SQLite, PostgreSQL and Redi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -12,12 +13,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from plait import ReplayDivergenceError
 from plait.errors import StepError
-from plait.storage import Storage
+from plait.storage import Storage, StorageError
+from plait.storage._sqlite import SQLiteStorage
 from plait.testing import PickleRoundTripRunner
 from tests.durability import shipped, test_replay
 from tests.durability.tool_loop import storage_for
@@ -201,3 +204,46 @@ async def test_answers_a_shipped_branch_used_leave_the_runs_record() -> None:
     assert parent.replayed == 1
     # shipped again (a retry of the branch), it gets only the answer not used yet
     assert [c["response"] for c in ship(parent, "fan/a").calls] == [{"content": "2"}]
+
+
+class UnwritableFromBranches(SQLiteStorage):
+    """A SQLite storage whose copy in a branch's process cannot store calls (a firewall, say)."""
+
+    def reopen(self) -> Any:
+        return functools.partial(_NoCalls, self.url)
+
+
+class _NoCalls(SQLiteStorage):
+    async def save_calls(self, calls: list[Any], payloads: dict[str, str]) -> None:
+        raise StorageError("the branch's process cannot reach the storage")
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+async def test_a_shipped_branch_writes_its_calls_itself_or_hands_them_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reachable: bool
+) -> None:
+    monkeypatch.delenv("PLAIT_DIE_AFTER", raising=False)
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    storage = SQLiteStorage(url) if reachable else UnwritableFromBranches(url)
+    from plait import _record_ship
+
+    handed_back: list[int] = []
+    adopt = _record_ship.adopt
+
+    async def counting(recorder: Any, record: Any) -> None:
+        if record.calls:  # the agent's branch (the other one calls nothing)
+            handed_back.append(len(record.calls) - record.written)
+        await adopt(recorder, record)
+
+    monkeypatch.setattr(_record_ship, "adopt", counting)
+    with OpenAIServer() as server:
+        server.handler = shipped.handler
+        workflow, model = shipped.build(storage, server.base_url, PickleRoundTripRunner())
+        output = await workflow.arun("items 1 and 2")
+        assert output.content["research"] == "Looked up items 1 and 2."
+        assert len(server.chat_requests) == 1
+    calls = await storage.load_calls(output.run_id)
+    # each call stored once, whoever wrote it
+    assert [(c.step_id, c.kind, c.index) for c in calls] == [("fan/research", "model", 0)]
+    assert handed_back == ([0] if reachable else [1])  # the parent wrote none, or the call
+    await _close(workflow, model, storage)

@@ -5,18 +5,30 @@ own. The parent's recorder hands the branch what it may need (:func:`ship`): the
 the branch's steps (a resumed run's own, a replay's original), and how it records (strict or not,
 whether it keeps new calls). The child runs with :func:`child_recorder`; :func:`shipped_back`
 puts the calls it made (or answered, for a replay) in the :class:`~plait.runners.BranchResult`;
-the parent records them with :func:`adopt` (the parent does the storage writes). Everything that
-crosses is plain JSON data (calls as :meth:`Recorded.to_line` dicts), so it pickles and
-serialises the way runners need.
+the parent records them with :func:`adopt`. Everything that crosses is plain JSON data (calls as
+:meth:`Recorded.to_line` dicts) and, when the run writes each call as it completes, the
+run's storage as a factory (:meth:`plait.storage.Storage.reopen`): the branch then writes its
+calls to the run's storage itself as they complete (a worker that dies mid-branch loses none of
+the calls it finished: resuming answers them), and hands back how many it wrote, which the
+parent does not write again. Where the storage cannot be reached from the branch's process
+(memory, or a write fails there), the calls travel back with the result, as before.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plait._record import Recorded, Recorder
 from plait.errors import ReplayDivergenceError
+
+if TYPE_CHECKING:
+    from plait.storage import Storage
+
+logger = logging.getLogger("plait.record")
 
 __all__ = ["BranchCalls", "BranchRecord", "adopt", "child_recorder", "ship", "shipped_back"]
 
@@ -36,6 +48,10 @@ class BranchCalls:
     earlier: dict[str, int] = field(default_factory=dict)
     #: by "kind step_id": how many calls of that kind the step made already in this run
     counts: dict[str, int] = field(default_factory=dict)
+    #: the run's storage, as a picklable factory (Storage.reopen), when the branch writes its
+    #: calls there itself as they complete; and the run they belong to
+    store: Callable[[], Storage] | None = None
+    run_id: str = ""
 
 
 @dataclass(slots=True)
@@ -52,6 +68,8 @@ class BranchRecord:
     #: the recorded calls it answered, as [step id, kind, fingerprint, how many]: they leave
     #: the run's record as they would have in process (a retry of the branch goes live)
     answered: list[list[Any]] = field(default_factory=list)
+    #: how many of ``calls`` (the first ones) the branch wrote to the run's storage itself
+    written: int = 0
 
 
 def _under(step_id: str, root: str) -> bool:
@@ -69,6 +87,12 @@ def ship(recorder: Recorder, step_id: str) -> BranchCalls:
         ]
         counts = {f"{kind} {sid}": n for (sid, kind), n in recorder._counts.items() if _under(sid, step_id)}
     pending.sort(key=lambda item: (item.step_id, item.kind, item.attempt, item.index))
+    from plait._record_store import StorageSink
+
+    sink = recorder.sink
+    store = None
+    if isinstance(sink, StorageSink) and sink.immediate:  # each call written as it completes
+        store = sink.storage.reopen()
     return BranchCalls(
         calls=[item.to_line() for item in pending],
         strict=recorder.strict,
@@ -77,19 +101,78 @@ def ship(recorder: Recorder, step_id: str) -> BranchCalls:
         keep_answers=recorder.keep_answers,
         earlier={sid: n for sid, n in recorder.earlier.items() if _under(sid, step_id)},
         counts=counts,
+        store=store,
+        run_id=sink.run_id if store is not None else "",  # type: ignore[union-attr]
     )
+
+
+class Collected(list[Recorded]):
+    """The calls a shipped branch made, in order; ``written``: how many of the first ones it
+    wrote to the run's storage itself."""
+
+    written = 0
+
+
+#: the run storages opened in this process for shipped branches, by factory (a worker runs
+#: many branches of one storage: one connection pool, closed at exit)
+_opened: dict[Any, Storage] = {}
+_opened_lock = threading.Lock()
+
+
+def _open(store: Callable[[], Storage]) -> Storage:
+    key = (getattr(store, "func", store), getattr(store, "args", ()), repr(getattr(store, "keywords", {})))
+    with _opened_lock:
+        storage = _opened.get(key)
+        if storage is None:
+            storage = _opened[key] = store()
+        return storage
+
+
+def _collector(calls: BranchCalls) -> tuple[Callable[[list[Recorded]], Any], Collected]:
+    """The sink of a shipped branch's recorder: collects every call and, when the branch can
+    reach the run's storage, writes each one there as it completes (in order; after a failed
+    write, the rest only travel back, so ``written`` stays a prefix)."""
+    collected = Collected()
+    if calls.store is None:
+
+        async def collect(items: list[Recorded]) -> None:
+            collected.extend(items)
+
+        return collect, collected
+    from plait._record_store import StorageSink
+
+    writer: StorageSink | None = None
+    broken = False
+
+    async def write_through(items: list[Recorded]) -> None:
+        nonlocal writer, broken
+        collected.extend(items)
+        if broken or collected.written != len(collected) - len(items):
+            return  # a failed write, or one still under way (concurrent tools): these go back
+
+        try:
+            if writer is None:
+                assert calls.store is not None
+                storage = _open(calls.store)
+                await storage.setup()
+                writer = StorageSink(storage, calls.run_id, immediate=True)
+            await writer(items)
+            collected.written += len(items)
+        except Exception as exc:  # the parent writes them instead
+            broken = True
+            logger.warning(
+                "a shipped branch could not write its recorded calls (%s): they go back with it", exc
+            )
+
+    return write_through, collected
 
 
 def child_recorder(calls: BranchCalls) -> tuple[Recorder, list[Recorded]]:
     """The recorder a shipped branch runs with, and the list its new calls are collected in."""
-    collected: list[Recorded] = []
-
-    async def collect(items: list[Recorded]) -> None:
-        collected.extend(items)
-
+    sink, collected = _collector(calls)
     recorder = Recorder(
         source=[Recorded.from_line(line) for line in calls.calls],
-        sink=collect if calls.record else None,
+        sink=sink if calls.record else None,
         strict=calls.strict,
         origin=calls.origin,
         earlier=dict(calls.earlier),
@@ -115,6 +198,7 @@ def shipped_back(recorder: Recorder, collected: list[Recorded]) -> BranchRecord:
         }
     return BranchRecord(
         calls=[item.to_line() for item in collected],
+        written=getattr(collected, "written", 0),
         replayed=recorder.replayed,
         live=recorder.live,
         divergence=divergence,
@@ -151,5 +235,6 @@ async def adopt(recorder: Recorder, record: BranchRecord) -> None:
             recorded=data.get("recorded"),
             request=data.get("request"),
         )
+    items = items[record.written :]  # the first ones the branch wrote itself
     if items and recorder.sink is not None:
         await recorder.sink(items)

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
@@ -207,6 +207,13 @@ class Storage:
 
     async def close(self) -> None:
         """Release connections."""
+
+    def reopen(self) -> Callable[[], Storage] | None:
+        """A picklable factory that opens this same storage in another process (a Ray worker
+        writes the calls of the branch it runs through it), or None when no other process
+        reaches it (memory). Default: None. A backend returns, say,
+        ``functools.partial(MyStorage, self.url, schema=self.schema)``."""
+        return None
 
     # runs
     async def save_run(self, run: RunRecord) -> None:

@@ -9,7 +9,9 @@ versioned in ``plait_meta`` and migrated by :meth:`SQLiteStorage.setup`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -344,6 +346,14 @@ class SQLiteStorage(Storage):
             ).fetchall()
         )
         return [json.loads(row[0]) for row in rows]
+
+    def reopen(self) -> Callable[[], Storage] | None:
+        if self.path == ":memory:":
+            return None
+        # by its absolute path: another process's working directory is not this one's
+        return functools.partial(
+            SQLiteStorage, f"sqlite:///{os.path.abspath(self.path)}", timeout=self.timeout
+        )
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         statements: list[tuple[str, tuple[Any, ...]]] = [

@@ -17,6 +17,7 @@ inside a record: the columns that are filtered or sorted on have their own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -502,6 +503,17 @@ class PostgresStorage(Storage):
         query = self._sql("SELECT data FROM {schema}.plait_events WHERE run_id = %s ORDER BY seq OFFSET %s")
         rows = await self._fetch(f"loading events of run {run_id!r}", query, (run_id, max(after, 0)))
         return [json.loads(row[0]) for row in rows]
+
+    def reopen(self) -> Callable[[], Storage] | None:
+        return functools.partial(
+            PostgresStorage,
+            self.url,
+            schema=self.schema,
+            min_size=min(self.min_size, 1),
+            max_size=self.max_size,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+        )
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         if not calls and not payloads:

@@ -50,6 +50,7 @@ next queued or expired run with one Lua script (:mod:`plait_redis._queue`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -511,6 +512,17 @@ class RedisStorage(Storage):
             f"loading events of run {run_id!r}", lambda c: c.lrange(self._key("events", run_id), start, -1)
         )
         return [json.loads(row) for row in rows]
+
+    def reopen(self) -> Callable[[], Storage] | None:
+        return functools.partial(
+            RedisStorage,
+            self.url,
+            prefix=self.prefix,
+            connect_timeout=self.connect_timeout,
+            timeout=self.timeout,
+            retries=self.retries,
+            max_connections=self.max_connections,
+        )
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         if not calls and not payloads:
