@@ -12,6 +12,7 @@ the agent opens it as a run starts and closes it when the run ends (:func:`run_t
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -66,6 +67,7 @@ class Tool:
         self.is_async = self.kind == "async"
         #: the JSON schema given as it is (``parameters=``), or None: built from the signature
         self._schema = None if parameters is None else dict(parameters)
+        self._built: dict[str, Any] | None = None  # the schema built from the signature, once
         if self._schema is not None:
             if self._schema.get("type", "object") != "object":
                 raise DefinitionError(
@@ -107,11 +109,11 @@ class Tool:
 
     @property
     def definition(self) -> ToolDefinition:
-        if self._schema is not None:
-            return ToolDefinition(self.name, self.description, dict(self._schema))
-        schema = self._arguments.model_json_schema()
-        schema.pop("title", None)
-        return ToolDefinition(self.name, self.description, schema)
+        schema = self._schema or self._built
+        if schema is None:  # built from the signature once (pydantic's schema is not cheap)
+            schema = self._built = self._arguments.model_json_schema()
+            schema.pop("title", None)
+        return ToolDefinition(self.name, self.description, copy.deepcopy(schema))  # the caller's own
 
     async def call(
         self,
