@@ -134,3 +134,41 @@ def test_unmarked_functions_are_not_hooks_and_plugins_lists_the_real_ones() -> N
     registry = build_registry({"mixed": Mixed()}, entry_points=False)
     assert calls == ["marked"]
     assert registry.plugins["mixed"].hooks == ["register_storage"]
+
+
+REQUEST_ID: Any = __import__("contextvars").ContextVar("request_id", default=None)
+
+
+class ContextReader:
+    """A plugin that logs with the caller's request id, as a web app's observer would."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any, str]] = []
+
+    @hookimpl
+    def on_step_start(self, step: Any) -> None:
+        self.seen.append(("start", REQUEST_ID.get(), threading.current_thread().name))
+
+    def handle(self, event: Any) -> None:  # as an event sink
+        self.seen.append((type(event).__name__, REQUEST_ID.get(), threading.current_thread().name))
+
+
+def test_hooks_and_sinks_see_the_contextvars_of_the_run_that_emitted() -> None:
+    reader, sink = ContextReader(), ContextReader()
+    with plugin_registry({"context-reader": reader}):
+        workflow = Workflow(name="w", steps=_chain(1), sinks=[sink])
+
+        def serve(request_id: str) -> None:  # a threaded web server's handler
+            REQUEST_ID.set(request_id)
+            workflow.run("x")
+
+        threads = [threading.Thread(target=serve, args=(f"req-{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert flush_sinks(timeout=5)
+    assert sorted(rid for kind, rid, _ in reader.seen) == ["req-0", "req-1", "req-2", "req-3"]
+    assert all(name.startswith("plait-sink") for _, _, name in reader.seen)  # on the dispatcher
+    assert {rid for _, rid, _ in sink.seen} == {"req-0", "req-1", "req-2", "req-3"}
+    assert None not in {rid for _, rid, _ in sink.seen}

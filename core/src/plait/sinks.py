@@ -13,6 +13,7 @@ exit waits :data:`EXIT_TIMEOUT` seconds at most in all, however many sinks are s
 from __future__ import annotations
 
 import atexit
+import contextvars
 import logging
 import queue
 import threading
@@ -100,7 +101,8 @@ _STOP = object()
 
 
 class SinkDispatcher:
-    """Feeds one sink from a bounded queue on a thread of its own."""
+    """Feeds one sink from a bounded queue on a thread of its own; each event is handled in
+    a copy of the context it was emitted in (contextvars)."""
 
     def __init__(self, sink: Any, *, maxsize: int = 10_000, kind: str = "event sink") -> None:
         self.sink = sink
@@ -117,7 +119,9 @@ class SinkDispatcher:
 
     def __call__(self, event: Event) -> None:
         try:
-            self.queue.put_nowait(event)
+            # with the caller's context: the sink sees the contextvars (a request id, the
+            # current OpenTelemetry span) that were set where the event was emitted
+            self.queue.put_nowait((contextvars.copy_context(), event))
         except queue.Full:
             self.dropped += 1
             if not self._reported_drop:
@@ -132,7 +136,8 @@ class SinkDispatcher:
             try:
                 if item is _STOP:
                     return
-                self.sink.handle(item)
+                context, event = item
+                context.run(self.sink.handle, event)
             except Exception:
                 self.failures += 1
                 if not self._reported_failure:
