@@ -259,3 +259,24 @@ async def test_many_concurrent_runs_each_read_their_own_values(storage: Storage)
         assert first.state["doc"] == second.state["doc"] == f"run{i}:" + "z" * 4000
         (key,) = await _payload_keys(storage, output.run_id)
         assert key.startswith(f"state:{output.run_id}:")
+
+
+async def test_a_large_value_that_is_not_utf8_still_fails_naming_the_step() -> None:
+    def step(step_input: StepInput, run_context: Any) -> str:
+        run_context.session_state["doc"] = "\ud800" + "x" * 5000  # a lone surrogate
+        run_context.session_state["unicode"] = "naïve ☃ \x00 " * 400  # NUL and non-ASCII: fine
+        return "ok"
+
+    storage = MemoryStorage()
+    with pytest.raises(StorageError, match="'bad'"):
+        await Workflow(name="w", steps=[Step(name="bad", executor=step)], storage=storage).arun("go")
+
+    def fine(step_input: StepInput, run_context: Any) -> str:
+        run_context.session_state["unicode"] = "naïve ☃ \x00 " * 400
+        return "ok"
+
+    await Workflow(name="w2", steps=[fine], storage=storage).arun("go", run_id="u")
+    (raw,) = await storage.load_checkpoints("u")
+    assert raw.state["unicode"]["$plait"] == "shared"
+    (whole,) = await read_checkpoints(storage, "u")
+    assert whole.state["unicode"] == "naïve ☃ \x00 " * 400
