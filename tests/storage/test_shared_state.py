@@ -203,9 +203,7 @@ async def test_sharing_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_plait_runs_show_shows_values_not_references(tmp_path: Any) -> None:
-    import os
-    import subprocess
-    import sys
+    from tests.durability.test_cli_runs import plait as cli
 
     (tmp_path / "flows.py").write_text(
         "from plait import Workflow\n"
@@ -218,16 +216,7 @@ def test_plait_runs_show_shows_values_not_references(tmp_path: Any) -> None:
     )
 
     def plait(*args: str) -> str:
-        env = {**os.environ, "COLUMNS": "200"}
-        env.pop("PLAIT_STORAGE", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "plait.cli", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = cli(tmp_path, *args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
