@@ -452,9 +452,12 @@ class SQLiteStorage(Storage):
         if not ids:
             return None
         statuses = claimable_statuses(queued)
+        # the runs of a limited workflow under a live lease (lease_live), in one statement:
+        # a worker's claim holds the write lock, so it must not walk a large queue run by run
         counted = (
-            "SELECT run_id FROM plait_runs "
-            f"WHERE workflow_id = ? AND status IN ({', '.join('?' for _ in LIMITED_STATUSES)})"
+            "SELECT COUNT(*) FROM plait_runs r JOIN plait_sessions s ON s.session_id = ? || r.run_id "
+            f"WHERE r.workflow_id = ? AND r.status IN ({', '.join('?' for _ in LIMITED_STATUSES)}) "
+            "AND COALESCE(json_extract(s.data, '$.state.expires_at'), 0) > ?"
         )
         select = (
             f"SELECT run_id, workflow_id FROM plait_runs WHERE workflow_id IN ({', '.join('?' for _ in ids)}) "
@@ -464,11 +467,8 @@ class SQLiteStorage(Storage):
 
         def live(connection: sqlite3.Connection, workflow_id: str, now: float) -> int:
             """How many runs of ``workflow_id`` hold a live lease (a limit counts them)."""
-            found = 0
-            for (run_id,) in connection.execute(counted, (workflow_id, *LIMITED_STATUSES)).fetchall():
-                row = connection.execute(lease, (LEASE_PREFIX + run_id,)).fetchone()
-                found += row is not None and lease_live(SessionRecord.model_validate_json(row[0]), now)
-            return found
+            params = (LEASE_PREFIX, workflow_id, *LIMITED_STATUSES, now)
+            return int(connection.execute(counted, params).fetchone()[0])
 
         def claim(connection: sqlite3.Connection) -> str | None:
             # the write lock, held until COMMIT: no other claimer (process or thread) reads between
