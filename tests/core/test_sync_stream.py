@@ -310,3 +310,35 @@ async def test_a_sync_stream_works_inside_a_running_loop() -> None:
     workflow = Workflow(name="w", steps=[Step(name="a", executor=lambda si: si.input * 3)])
     events = list(workflow.run(2, stream=True))
     assert events[-1].event == "WorkflowCompleted" and events[-1].content == 6
+
+
+def test_ctrl_c_while_a_sync_step_blocks_stops_the_run_at_the_step_s_end(tmp_path: Path) -> None:
+    """A sync step on the run's thread cannot be interrupted: Ctrl-C cancels the run, which
+    stops once the step returns (the next step never runs); then the reader sees the
+    KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    ran: list[str] = []
+
+    def blocking(step_input: StepInput) -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.2)  # blocks the run's loop a while after the signal
+        ran.append("blocking")
+        return "done"
+
+    workflow = Workflow(
+        name="w",
+        steps=[
+            Step(name="blocking", executor=blocking),
+            Step(name="next", executor=lambda si: ran.append("next")),
+        ],
+        storage=url,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        for _ in workflow.run(0, stream=True, stream_events=True, run_id="r1"):
+            pass
+    assert ran == ["blocking"]
+    # stopped as cancel_run stops a run (before its next step), or at its next await
+    assert _stored(url, "r1").status == "CANCELLED"
+    workflow.close()

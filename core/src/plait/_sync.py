@@ -237,56 +237,79 @@ class _Channel:
     (one lock round per batch, not per event), and closed when the reader stops early (the
     events still coming are dropped and nothing waits for room any more)."""
 
-    __slots__ = ("_changed", "_closed", "_ended", "_items", "_limit", "_reader", "first_run_id")
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_ended",
+        "_items",
+        "_limit",
+        "_lock",
+        "_reader",
+        "_waiting",
+        "first_run_id",
+    )
 
     def __init__(self, limit: int) -> None:
         self._items: list[Any] = []
-        self._changed = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly where no wait is needed: cheaper
+        self._changed = threading.Condition(self._lock)
         self._limit = limit
         self._closed = False
         self._ended = False
+        self._waiting = 0  # threads waiting in _changed (the reader for events, the run for room)
         self._reader = threading.get_ident()
         #: the run id of the first event (a workflow's: the top-level run), "" if it has none
         self.first_run_id: str | None = None
 
     def put(self, item: Any) -> None:
         """The run's listener (from the run's thread or any other but the reader's)."""
-        with self._changed:
+        with self._lock:
             if self._closed:
                 return
             if self.first_run_id is None:
                 self.first_run_id = getattr(item, "run_id", None) or ""
             if len(self._items) >= self._limit and threading.get_ident() != self._reader:
-                self._changed.wait_for(self._room)
+                self._wait(self._room)
                 if self._closed:
                     return
             self._items.append(item)
-            if len(self._items) == 1:
-                self._changed.notify_all()  # the reader may wait for the first
+            if self._waiting:
+                self._changed.notify_all()  # the reader waits for the first
+
+    def _wait(self, predicate: Callable[[], bool]) -> None:
+        self._waiting += 1
+        try:
+            self._changed.wait_for(predicate)
+        finally:
+            self._waiting -= 1
 
     def _room(self) -> bool:
         return self._closed or len(self._items) < self._limit
 
+    def _news(self) -> bool:
+        return bool(self._items) or self._ended
+
     def take(self) -> list[Any]:
         """Every event waiting, once there is one; an empty list once the run has ended."""
-        with self._changed:
-            while not self._items and not self._ended:
-                self._changed.wait()
+        with self._lock:
+            if not self._items and not self._ended:
+                self._wait(self._news)
             items, self._items = self._items, []
-            self._changed.notify_all()  # the run may wait for room
+            if self._waiting:
+                self._changed.notify_all()  # the run waits for room
             return items
 
     def end(self) -> None:
-        with self._changed:
+        with self._lock:
             self._ended = True
             self._changed.notify_all()
 
     def wait_ended(self) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._ended)
+        with self._lock:
+            self._wait(lambda: self._ended)
 
     def close(self) -> None:
-        with self._changed:
+        with self._lock:
             self._closed = True
             self._items.clear()
             self._changed.notify_all()
