@@ -428,8 +428,12 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
     channel = _Channel(STREAM_BUFFER)
     context = contextvars.copy_context()
     coro = start(channel.put)
-    runner = _runner()
-    holder = runner.start(coro, context, channel)
+    try:
+        runner = _runner()
+        holder = runner.start(coro, context, channel)
+    except BaseException:  # no thread for it (the process is out of threads): it never ran
+        coro.close()
+        raise
     reason: str | None = None
     ended = False
     try:
@@ -446,10 +450,11 @@ def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[An
             with contextlib.suppress(RuntimeError):  # the runner ended meanwhile: so did the run
                 runner.loop.call_soon_threadsafe(lambda: holder[0].cancel(reason))
             channel.close()  # after: the run may wait for room, and then takes the cancel
-            channel.wait_ended()
-            task = holder[0]
-            if not task.cancelled():
-                task.exception()  # it failed while stopping: retrieved, not logged
+            if not sys.is_finalizing():  # (as the interpreter exits, the run's thread cannot go on)
+                channel.wait_ended()
+                task = holder[0]
+                if not task.cancelled():
+                    task.exception()  # it failed while stopping: retrieved, not logged
     task = holder[0]
     task.result()
 
