@@ -342,3 +342,15 @@ def test_ctrl_c_while_a_sync_step_blocks_stops_the_run_at_the_step_s_end(tmp_pat
     # stopped as cancel_run stops a run (before its next step), or at its next await
     assert _stored(url, "r1").status == "CANCELLED"
     workflow.close()
+
+
+def test_run_without_stream_stays_on_the_caller_s_thread() -> None:
+    """Only ``stream=True`` iterators get the stream thread: ``run()`` keeps its fast path."""
+    where: list[threading.Thread] = []
+    workflow = Workflow(
+        name="w", steps=[Step(name="a", executor=lambda si: where.append(threading.current_thread()))]
+    )
+    workflow.run(0)
+    assert where == [threading.current_thread()]
+    list(workflow.run(0, stream=True))
+    assert where[1].name == "plait-stream"
