@@ -164,7 +164,7 @@ def test_the_installed_distributions_are_read_once_until_a_directory_changes(
         (info / "entry_points.txt").write_text(f"[plait.test]\n{name} = {name}.plugin:hooks\n")
 
     install("first_dist")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])  # only this directory: nothing else changes it
     reads: list[int] = []
     read = _entry_points._read_metadata_dirs
 
