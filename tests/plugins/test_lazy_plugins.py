@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from importlib.machinery import PathFinder
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def test_the_installed_distributions_are_read_once_until_a_directory_changes(
 
     install("first_dist")
     monkeypatch.setattr(sys, "path", [str(tmp_path)])  # only this directory: nothing else changes it
+    # and the standard finder only (the importlib_metadata backport, once imported, adds its own:
+    # then only importlib.metadata can tell, and the scan leaves it to it)
+    standard = [f for f in sys.meta_path if not hasattr(f, "find_distributions") or f is PathFinder]
+    monkeypatch.setattr(sys, "meta_path", standard)
     reads: list[int] = []
     read = _entry_points._read_metadata_dirs
 
