@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import plait
 
@@ -190,3 +191,34 @@ def test_the_cli_parser_imports_neither_the_engine_nor_storage() -> None:
     assert [loaded for loaded, _ in out.values()] == [[], [], []], out
     assert out["--version--version"][1].startswith("plait ")
     assert "COMMAND" in out["--help--help"][1] and "--otlp" in out["run--help"][1]
+
+
+def test_plait_runs_list_imports_only_what_a_listing_needs(tmp_path: Path) -> None:
+    """``plait runs list`` reads the storage and draws a table: neither the engine, the console's
+    live display, a model SDK, nor a plugin (plugins add nothing to ``plait runs``: their commands
+    and ``plait run`` options are not asked for)."""
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    _run(
+        "from plait import Workflow\n"
+        f"w = Workflow(name='listed', steps=[lambda si: 'ok'], storage={url!r})\n"
+        "w.run(1); w.run(2); w.close()"
+    )
+    code = (
+        "import sys, json, contextlib, io\nfrom plait.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as printed:\n"
+        f"    code = main(['runs', 'list', '--storage', {url!r}])\n"
+        "print(json.dumps([code, printed.getvalue(), sorted(sys.modules)]))"
+    )
+    code_, printed, modules = json.loads(_run(code))
+    assert code_ == 0 and printed.count("listed") == 2 and "COMPLETED" in printed
+    heavy = {
+        "plait.workflow",
+        "plait._engine",
+        "plait.console",
+        "plait.agent",
+        "plait.team",
+        "plait._durable",
+    }
+    heavy |= {"rich.live", "rich.markdown", "pygments", "httpx", "openai", "anthropic", "opentelemetry"}
+    assert not [m for m in modules if m in heavy or m.split(".")[0] in heavy], modules
+    assert not [m for m in modules if m.startswith("plait_")], "a plugin was imported"

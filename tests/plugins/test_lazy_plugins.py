@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from importlib.machinery import PathFinder
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -148,3 +149,39 @@ def test_a_plugin_clashing_with_a_built_in_step_type_is_the_one_reported() -> No
     assert [e.name for e in registry.errors] == ["clash"]
     assert "registered by both 'plait.builtins' and 'clash'" in registry.errors[0].error
     assert registry.entries("step_type")["Step"].plugin == "plait.builtins"
+
+
+def test_the_installed_distributions_are_read_once_until_a_directory_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's scan, the plugin names and the version each ask for the installed
+    distributions: one read of sys.path serves them, until a distribution comes or goes."""
+    from plait import _entry_points
+
+    def install(name: str) -> None:
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Name: {name}\nVersion: 1.0\n\n")
+        (info / "entry_points.txt").write_text(f"[plait.test]\n{name} = {name}.plugin:hooks\n")
+
+    install("first_dist")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])  # only this directory: nothing else changes it
+    # and the standard finder only (the importlib_metadata backport, once imported, adds its own:
+    # then only importlib.metadata can tell, and the scan leaves it to it)
+    standard = [f for f in sys.meta_path if not hasattr(f, "find_distributions") or f is PathFinder]
+    monkeypatch.setattr(sys, "meta_path", standard)
+    reads: list[int] = []
+    read = _entry_points._read_metadata_dirs
+
+    def counting() -> list[str] | None:
+        reads.append(1)
+        return read()
+
+    monkeypatch.setattr(_entry_points, "_read_metadata_dirs", counting)
+    assert [e.name for e in _entry_points.scan("plait.test")] == ["first_dist"]
+    assert _entry_points.installed_version("first_dist") == "1.0"
+    assert [e.name for e in _entry_points.scan("plait.test")] == ["first_dist"]
+    assert len(reads) == 1
+    install("second_dist")  # the directory changed: read again
+    assert sorted(e.name for e in _entry_points.scan("plait.test")) == ["first_dist", "second_dist"]
+    assert len(reads) == 2

@@ -70,12 +70,32 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
+#: the last :func:`_metadata_dirs` answer and what it was read from (sys.path's directories
+#: and their modification times: installing or removing a distribution changes one)
+_dirs_cache: list[Any] = [None, None]
+
+
 def _metadata_dirs() -> list[str] | None:
     """Every distribution's metadata directory on sys.path, first of a name only; None when
-    only importlib.metadata can tell (a zip file on sys.path, another distribution finder)."""
+    only importlib.metadata can tell (a zip file on sys.path, another distribution finder).
+    Read again only when sys.path or one of its directories changed (a start-up asks up to
+    three times: the registry's scan, the plugin names, the version)."""
     finders = [f for f in sys.meta_path if hasattr(f, "find_distributions")]
     if any(f is not importlib.machinery.PathFinder for f in finders):
         return None
+    key: list[tuple[str, int | None]] = []
+    for entry in sys.path:
+        try:
+            key.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            key.append((entry, None))
+    if _dirs_cache[0] != key:
+        _dirs_cache[:] = [key, _read_metadata_dirs()]
+    found: list[str] | None = _dirs_cache[1]
+    return None if found is None else list(found)
+
+
+def _read_metadata_dirs() -> list[str] | None:
     seen: set[str] = set()
     found: list[str] = []
     for entry in sys.path:

@@ -11,16 +11,22 @@ of the loop (a third of the cost of a one-step run). Inside a
 running loop (Jupyter, an async web handler calling ``run()``), the work moves to
 a fresh thread with its own loop and the caller's context, so ``run()`` works
 everywhere.
+
+``run(stream=True)`` (:func:`stream`) always runs on a thread of its own with a loop of its
+own (:class:`_Runner`, reused from one stream to the next), handing the events to the
+reader through a bounded :class:`_Channel`: the reader sees each event as it happens, even
+while a sync step blocks the run's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
+import os
 import sys
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import CoroutineType
@@ -220,49 +226,237 @@ async def astream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Asyn
             task.exception()  # raised out of the loop already (Ctrl-C in a sync step): not logged again
 
 
-def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[Any]:
-    """The sync form of :func:`astream`. On this thread's own loop, items are buffered
-    and the loop runs only when the buffer is empty: a run that produces many events
-    in one go hands them over without a loop round trip per event."""
-    if _in_running_loop():
-        yield from iterate_sync(astream(start))
-        return
-    loop = _thread_loop()
-    loop_thread = threading.get_ident()
-    buffer: deque[Any] = deque()
-    waiter: list[asyncio.Future[None] | None] = [None]
+#: how many events a sync stream holds for a reader that has not taken them yet; the run
+#: waits (at its next event) while this many wait, so a slow reader bounds the memory
+STREAM_BUFFER = 1024
 
-    def wake() -> None:
-        future = waiter[0]
-        if future is not None and not future.done():
-            future.set_result(None)
 
-    def listener(item: Any) -> None:
-        buffer.append(item)
-        if threading.get_ident() != loop_thread:
-            loop.call_soon_threadsafe(wake)
-        elif waiter[0] is not None:  # on the loop's thread nobody waits in between: no race
-            wake()
+class _Channel:
+    """A run's events on their way from the run's thread to the reader's: bounded (the run
+    waits while :data:`STREAM_BUFFER` events wait for the reader), handed over in batches
+    (one lock round per batch, not per event), and closed when the reader stops early (the
+    events still coming are dropped and nothing waits for room any more)."""
 
-    task = loop.create_task(start(listener))
-    try:
-        if not _first_step(loop, task):
-            task.add_done_callback(lambda _: wake())
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_ended",
+        "_items",
+        "_limit",
+        "_lock",
+        "_reader",
+        "_waiting",
+        "first_run_id",
+    )
+
+    def __init__(self, limit: int) -> None:
+        self._items: list[Any] = []
+        self._lock = threading.Lock()  # taken directly where no wait is needed: cheaper
+        self._changed = threading.Condition(self._lock)
+        self._limit = limit
+        self._closed = False
+        self._ended = False
+        self._waiting = 0  # threads waiting in _changed (the reader for events, the run for room)
+        self._reader = threading.get_ident()
+        #: the run id of the first event (a workflow's: the top-level run), "" if it has none
+        self.first_run_id: str | None = None
+
+    def put(self, item: Any) -> None:
+        """The run's listener (from the run's thread or any other but the reader's)."""
+        with self._lock:
+            if self._closed:
+                return
+            if self.first_run_id is None:
+                self.first_run_id = getattr(item, "run_id", None) or ""
+            if len(self._items) >= self._limit and threading.get_ident() != self._reader:
+                self._wait(self._room)
+                if self._closed:
+                    return
+            self._items.append(item)
+            if self._waiting:
+                self._changed.notify_all()  # the reader waits for the first
+
+    def _wait(self, predicate: Callable[[], bool]) -> None:
+        self._waiting += 1
+        try:
+            self._changed.wait_for(predicate)
+        finally:
+            self._waiting -= 1
+
+    def _room(self) -> bool:
+        return self._closed or len(self._items) < self._limit
+
+    def _news(self) -> bool:
+        return bool(self._items) or self._ended
+
+    def take(self) -> list[Any]:
+        """Every event waiting, once there is one; an empty list once the run has ended."""
+        with self._lock:
+            if not self._items and not self._ended:
+                self._wait(self._news)
+            items, self._items = self._items, []
+            if self._waiting:
+                self._changed.notify_all()  # the run waits for room
+            return items
+
+    def end(self) -> None:
+        with self._lock:
+            self._ended = True
+            self._changed.notify_all()
+
+    def wait_ended(self) -> None:
+        with self._lock:
+            self._wait(lambda: self._ended)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._items.clear()
+            self._changed.notify_all()
+
+
+#: how many stream threads wait idle for the next ``stream=True`` run (more may run at once)
+IDLE_RUNNERS = 4
+
+_idle: list[_Runner] = []
+_idle_lock = threading.Lock()
+
+
+class _Runner:
+    """A thread with an event loop of its own that runs sync streams' runs, one at a time.
+    Between runs it waits idle (:data:`IDLE_RUNNERS` at most), so a stream costs a hand-over
+    to a waiting thread, not a new thread and loop (as :func:`run_sync` reuses its loop)."""
+
+    __slots__ = ("loop", "thread")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name="plait-stream", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
         while True:
-            while buffer:
-                yield buffer.popleft()
-            if task.done():
-                break
-            future: asyncio.Future[None] = loop.create_future()
-            waiter[0] = future
-            loop.run_until_complete(future)
-        task.result()
-    finally:
-        if not task.done():
+            try:
+                loop.run_forever()
+            except BaseException:  # a step's SystemExit: its task holds it, its reader raises it
+                continue
+            break
+        rest = asyncio.all_tasks(loop)  # tasks its runs left behind, cancelled as asyncio.run does
+        for task in rest:
             task.cancel()
-            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-        elif not task.cancelled():
-            task.exception()  # raised out of the loop already (Ctrl-C in a sync step): not logged again
+        if rest:
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        _shutdown(loop)
+
+    def start(
+        self, coro: Coroutine[Any, Any, Any], context: contextvars.Context, channel: _Channel
+    ) -> list[Any]:
+        """Run ``coro`` as a task in ``context``; ``channel`` ends when it is done (then this
+        runner is idle again). Returns a list that holds the task once it exists."""
+        holder: list[asyncio.Task[Any]] = []
+
+        def begin() -> None:
+            task = self.loop.create_task(coro, context=context)
+            holder.append(task)
+            task.add_done_callback(done)
+
+        def done(_: Any) -> None:
+            with _idle_lock:  # idle before the reader hears of the end: its next stream reuses it
+                idle = len(_idle) < IDLE_RUNNERS
+                if idle:
+                    _idle.append(self)
+            if not idle:
+                self.loop.stop()  # enough wait idle: this one ends
+            channel.end()
+
+        self.loop.call_soon_threadsafe(begin)
+        return holder
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _runner() -> _Runner:
+    with _idle_lock:
+        if _idle:
+            return _idle.pop()
+    return _Runner()
+
+
+@atexit.register
+def _stop_runners() -> None:
+    """At exit, the idle stream threads close their loops (providers' clients closed)."""
+    with _idle_lock:
+        runners = list(_idle)
+        _idle.clear()
+    for runner in runners:
+        runner.stop()
+    for runner in runners:
+        runner.thread.join(5)
+
+
+def _forget_runners() -> None:  # a forked child has none of its parent's threads
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_runners)
+
+
+def _stop_between_steps(run_id: str | None) -> None:
+    """Ask workflow run ``run_id`` to stop before its next step, as ``cancel_run`` does: a
+    cancelled task stops at its next ``await``, and sync steps one after another never
+    await (the run stops at whichever comes first)."""
+    if run_id:
+        from plait import _cancel
+
+        run = _cancel.active_run(run_id)
+        if run is not None:
+            run.request_cancel()
+
+
+def stream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Iterator[Any]:
+    """The sync form of :func:`astream`: the run goes on a thread and event loop of its own
+    (:class:`_Runner`, with the reader's context variables), and hands each event to the
+    reader at once, even while a sync step blocks the run's loop; a reader that falls
+    behind makes the run wait at its next event once :data:`STREAM_BUFFER` are waiting.
+    The run's error is raised in the reader after its last event; stopping early
+    (``break``, ``close()``, an error or Ctrl-C in the reader) cancels the run and waits
+    for it to end (a second Ctrl-C stops waiting)."""
+    channel = _Channel(STREAM_BUFFER)
+    context = contextvars.copy_context()
+    coro = start(channel.put)
+    try:
+        runner = _runner()
+        holder = runner.start(coro, context, channel)
+    except BaseException:  # no thread for it (the process is out of threads): it never ran
+        coro.close()
+        raise
+    reason: str | None = None
+    ended = False
+    try:
+        while items := channel.take():
+            yield from items
+        ended = True
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C)"
+        raise
+    finally:
+        if not ended:
+            _stop_between_steps(channel.first_run_id)
+            # after begin() (callbacks run in order): the task is in the holder by then
+            with contextlib.suppress(RuntimeError):  # the runner ended meanwhile: so did the run
+                runner.loop.call_soon_threadsafe(lambda: holder[0].cancel(reason))
+            channel.close()  # after: the run may wait for room, and then takes the cancel
+            if not sys.is_finalizing():  # (as the interpreter exits, the run's thread cannot go on)
+                channel.wait_ended()
+                task = holder[0]
+                if not task.cancelled():
+                    task.exception()  # it failed while stopping: retrieved, not logged
+    task = holder[0]
+    task.result()
 
 
 class EventStream(AsyncIterator[Any]):

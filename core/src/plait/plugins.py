@@ -122,12 +122,24 @@ _KIND_HOOKS = {
 }
 
 
-@dataclass(slots=True)
 class _Pending:
-    """An entry point not imported yet, and the hooks its source says it implements (None: unknown)."""
+    """An entry point not imported yet, and the hooks its source says it implements (None:
+    unknown), read from the source when first asked (a lookup the built-ins answer, as
+    ``plait runs list``'s ``sqlite://`` storage, reads none)."""
 
-    entry_point: _installed.EntryPoint
-    hooks: frozenset[str] | None
+    __slots__ = ("_hooks", "_read", "entry_point")
+
+    def __init__(self, entry_point: _installed.EntryPoint) -> None:
+        self.entry_point = entry_point
+        self._hooks: frozenset[str] | None = None
+        self._read = False
+
+    @property
+    def hooks(self) -> frozenset[str] | None:
+        if not self._read:
+            self._hooks = _installed.implemented_hooks(self.entry_point, _HOOKS)
+            self._read = True
+        return self._hooks
 
 
 class Registry:
@@ -384,7 +396,7 @@ def build_registry(
             if (only is not None and ep.name not in only) or ep.name in disabled:
                 continue
             order.setdefault(ep.name, len(order))
-            registry._pending.append(_Pending(ep, _installed.implemented_hooks(ep, _HOOKS)))
+            registry._pending.append(_Pending(ep))
     return registry
 
 

@@ -73,9 +73,14 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``plait`` parser: the built-in commands, then those plugins add (``register_commands``)."""
-    from plait.plugins import get_registry
+#: the built-in commands plugins add nothing to (``plait run`` takes their options): a line
+#: starting with one is parsed without asking the plugins for their commands and options
+_WITHOUT_PLUGINS = frozenset({"runs", "sessions", "graph", "worker", "schedule", "plugins"})
+
+
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The ``plait`` parser: the built-in commands, then those plugins add (``register_commands``);
+    ``plugins=False``: the built-in commands only, ``plait run`` without the plugins' options."""
 
     parser = argparse.ArgumentParser(
         prog="plait", description="Deterministic, production-grade LLM workflows."
@@ -88,12 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_plugins_parser(sub)
-    add_run_parser(sub)
+    add_run_parser(sub, plugins=plugins)
     add_runs_parser(sub)
     add_sessions_parser(sub)
     add_graph_parser(sub)
     add_worker_parser(sub)
     add_schedule_parser(sub)
+    if not plugins:
+        return parser
+    from plait.plugins import get_registry
+
     for name, entry in sorted(get_registry().entries("command").items()):
         configure, handler, help_text = entry.value
         command = sub.add_parser(name, help=f"{help_text} (from {entry.plugin})")
@@ -135,7 +144,7 @@ def _main(argv: list[str]) -> int:
     if argv == ["--version"]:  # without loading the plugins
         print(_version())
         return 0
-    parser = build_parser()
+    parser = build_parser(plugins=not argv or argv[0] not in _WITHOUT_PLUGINS)
     check_plugin_options(argv)
     args, extra = parser.parse_known_args(argv)
     if (

@@ -22,9 +22,9 @@ from plait.cli._common import (
 __all__ = ["add_run_parser", "check_plugin_options", "run"]
 
 
-def add_run_parser(sub: Any) -> None:
-    """``plait run`` and its options, the plugins' among them (``register_run_options``)."""
-    from plait.plugins import get_registry
+def add_run_parser(sub: Any, *, plugins: bool = True) -> None:
+    """``plait run`` and its options, the plugins' among them (``register_run_options``) unless
+    ``plugins=False``."""
 
     run_parser = sub.add_parser("run", help="run a workflow (or agent) and stream its events to the console")
     run_parser.add_argument("target", help="MODULE:NAME or path/to/file.py:NAME of a Workflow, Agent or Team")
@@ -40,10 +40,14 @@ def add_run_parser(sub: Any) -> None:
     run_parser.add_argument(
         "--storage", default=None, help=f"where to store the run (default: {storage_help()})"
     )
+    run_parser.set_defaults(handler=run)
+    if not plugins:
+        return
+    from plait.plugins import get_registry
+
     for _, entry in sorted(get_registry().entries("run_option").items()):
         configure_option, _apply = entry.value
         configure_option(run_parser)
-    run_parser.set_defaults(handler=run)
 
 
 def check_plugin_options(argv: list[str]) -> None:

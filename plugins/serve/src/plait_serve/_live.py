@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import queue
 import threading
 import time
 import uuid
@@ -50,38 +48,6 @@ class _Run:
     run_id: str
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
-
-
-class _Failed:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-def _live_events(stream: Any) -> Iterator[Event]:
-    """The events of ``stream`` (what an async entry point returns with ``stream=True``) as
-    they happen: the run goes on a thread and event loop of its own and hands each event
-    over at once, even while a sync step blocks that loop (a sync ``stream=True`` iterator
-    runs the loop in its reader's thread, so it would hold them until the step returns).
-    Raises what the run raised."""
-    items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    done = object()
-
-    def main() -> None:
-        try:
-            asyncio.run(stream.start(items.put))
-        except BaseException as exc:  # the run's failure: raised to the reader below
-            items.put(_Failed(exc))
-        else:
-            items.put(done)
-
-    context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(main,), name="plait-serve-run", daemon=True).start()
-    while (item := items.get()) is not done:
-        if isinstance(item, _Failed):
-            raise item.error
-        yield item
 
 
 class LiveRuns:
@@ -198,8 +164,8 @@ class LiveRuns:
             workflow,
             run_id,
             # wait= lets the lease of a run that has just paused (here or elsewhere) be released
-            lambda: _live_events(
-                workflow.acontinue_run(run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers)
+            lambda: workflow.continue_run(
+                run_id, stream=True, stream_events=True, wait=LEASE_WAIT, **answers
             ),
         )
 
@@ -209,7 +175,7 @@ class LiveRuns:
         return await self._drive(
             workflow,
             None,
-            lambda: _live_events(workflow.afork(run_id, stream=True, stream_events=True, **change)),
+            lambda: workflow.fork(run_id, stream=True, stream_events=True, **change),
         )
 
     async def replay(self, workflow: Workflow, run_id: str, *, live: bool = False) -> str:
@@ -218,7 +184,7 @@ class LiveRuns:
         return await self._drive(
             workflow,
             None,
-            lambda: _live_events(workflow.areplay(run_id, live=live, stream=True, stream_events=True)),
+            lambda: workflow.replay(run_id, live=live, stream=True, stream_events=True),
         )
 
     async def aclose(self) -> None:
