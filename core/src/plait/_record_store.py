@@ -133,7 +133,7 @@ def to_records(
         payloads[request_hash] = request
         payloads[response_hash] = response
         records.append(
-            CallRecord.model_construct(  # our own values, of the declared types: not validated again
+            CallRecord(
                 run_id=run_id,
                 step_id=item.step_id,
                 attempt=item.attempt,
