@@ -16,6 +16,7 @@ per session for its most recent :data:`MEMORY_SESSIONS` sessions.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
@@ -235,7 +236,7 @@ async def with_history(step: Any, step_input: StepInput, ctx: StepContext) -> St
     if text is None:
         return step_input
     message = text + format_content(step_input.message)
-    return StepInput(step_input.input, message, step_input.previous_step_outputs, step_input.additional_data)
+    return dataclasses.replace(step_input, previous_step_content=message)  # its media too
 
 
 def remember_run(workflow: Any, ctx: StepContext, input: Any, output: Any) -> None:
@@ -262,6 +263,30 @@ async def cache_context(step: Any, ctx: StepContext) -> Any:
         records = await history.sent(HistoryScope.of_step(ctx), agent_id)
         found.append([record.run_id for record in records])
     return found or None
+
+
+async def history_turn(step: Any, ctx: StepContext, messages: list[Any] | None) -> Any:
+    """:meth:`plait.Step.history_turn`: the turn (stored messages) a cached agent or team step
+    added to its conversation, or add ``messages`` as this run's turn on a cache hit."""
+    if step.agent is None:
+        return None
+    history, agent_id = step.agent._conversation()
+    if not history.enabled:  # a step's run keeps its turn only when its agent sends history
+        return None
+    from plait._history import RECENT, HistoryScope
+
+    scope = HistoryScope.of_step(ctx)
+    if messages is None:
+        records = await history.records(scope.session_id, agent_id, RECENT, scope.storage)
+        found = [r for r in records if r.origin == scope.origin]
+        return found[-1].messages if found else None
+    from plait._history import decode_messages
+    from plait._ids import new_id
+    from plait.storage import HistoryRecord
+
+    record = HistoryRecord(session_id=scope.session_id, agent_id=agent_id, run_id=new_id(), messages=messages)
+    await history.append(scope, agent_id, record.run_id, decode_messages(record, history.where))
+    return None
 
 
 def of_current_step(num_runs: Any, method: str, text: bool = False) -> Any:
