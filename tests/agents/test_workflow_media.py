@@ -26,6 +26,7 @@ from plait import (
     Step,
     StepInput,
     StepOutput,
+    VideoPart,
     Worker,
     Workflow,
 )
@@ -231,3 +232,114 @@ async def test_a_queued_run_keeps_its_media(tmp_path: Path) -> None:
     await task
     assert record.status == "COMPLETED"
     assert received == [[AudioPart(data=wav)]]
+
+
+# -- VideoPart ---------------------------------------------------------------------------------
+
+
+def test_video_parts_by_url_or_bytes() -> None:
+    assert VideoPart(data=MP4).media_type == "video/mp4"
+    assert VideoPart(data=b"\x1a\x45\xdf\xa3" + b"\x00" * 40).media_type == "video/webm"
+    assert VideoPart(url="https://example.com/clip.mp4").media_type == "video/mp4"
+    with pytest.raises(DefinitionError, match=r"VideoPart: media_type 'image/png' is not of this kind"):
+        VideoPart(data=PNG)
+    assert VideoPart(data=MP4).describe() == f"video (video/mp4, {len(MP4)} bytes)"
+
+
+@pytest.mark.filterwarnings(
+    r"ignore:Accessing the 'model_(computed_)?fields' attribute on the instance is deprecated"
+)
+async def test_litellm_sends_a_video_as_a_file_part_gemini_takes(openai_server: OpenAIServer) -> None:
+    from plait_litellm import LiteLLMModel
+
+    async with LiteLLMModel(
+        "openai/gpt-4o", base_url=openai_server.base_url, api_key="k", timeout=10
+    ) as model:
+        flow = Workflow(name="Watch", steps=[Step(name="watch", agent=Agent(name="Watcher", model=model))])
+        await flow.arun("What happens?", videos=[MP4])
+    inline = {
+        "type": "file",
+        "file": {"file_data": f"data:video/mp4;base64,{b64(MP4)}", "format": "video/mp4"},
+    }
+    text, sent = openai_server.chat_requests[-1]["messages"][-1]["content"]
+    assert text == {"type": "text", "text": "What happens?"}
+    # LiteLLM's OpenAI route keeps the bytes as a file (it drops ``format``, names the file itself)
+    assert sent["type"] == "file" and sent["file"]["file_data"] == inline["file"]["file_data"]
+    # what LiteLLM makes of plait's video parts for Gemini: inline bytes and a file URI, as video/mp4
+    from litellm.llms.vertex_ai.gemini.transformation import gemini_convert_messages_with_history
+
+    from plait.chat_format import content_params
+
+    parts = content_params(
+        [VideoPart(data=MP4), VideoPart(url="https://example.com/clip.mp4")], provider="litellm"
+    )
+    assert parts == [
+        inline,
+        {"type": "file", "file": {"file_id": "https://example.com/clip.mp4", "format": "video/mp4"}},
+    ]
+    (gemini,) = gemini_convert_messages_with_history(
+        [{"role": "user", "content": parts}],  # type: ignore[list-item]
+        model="gemini-2.5-flash",
+        custom_llm_provider="gemini",
+    )
+    assert [p for p in gemini["parts"] if "text" not in p] == [  # LiteLLM adds a blank text part
+        {"inline_data": {"data": b64(MP4), "mime_type": "video/mp4"}},
+        {"file_data": {"mime_type": "video/mp4", "file_uri": "https://example.com/clip.mp4"}},
+    ]
+
+
+async def test_openai_and_anthropic_refuse_a_video_naming_the_model(
+    openai_server: OpenAIServer, model: OpenAIModel
+) -> None:
+    from plait.errors import BadRequestError
+    from plait_anthropic import AnthropicModel
+
+    with pytest.raises(
+        BadRequestError,
+        match=r"OpenAIModel\('gpt-4o'\) \(provider 'openai'\) cannot take the video \(video/mp4, "
+        r"\d+ bytes\) part of message 0 \(user\); it accepts audio, file, image, text parts",
+    ):
+        await Agent(name="Watcher", model=model).arun("What happens?", videos=[MP4])
+    claude = AnthropicModel("claude-sonnet-4-5", base_url="http://127.0.0.1:9", api_key="k")
+    flow = Workflow(name="Watch", steps=[Step(name="watch", agent=Agent(name="Watcher", model=claude))])
+    with pytest.raises(
+        Exception,
+        match=r"AnthropicModel\('claude-sonnet-4-5'\) \(provider 'anthropic'\) cannot take the video "
+        r"\(video/mp4, https://example.com/clip.mp4\) part .*; it accepts file, image, text parts",
+    ):
+        await flow.arun("What happens?", videos=["https://example.com/clip.mp4"])
+    await claude.aclose()
+    assert openai_server.chat_requests == []  # refused before any request
+
+
+# -- a cached agent step still adds its turn to the conversation ---------------------------------------
+
+
+async def test_a_cache_hit_adds_the_agent_s_turn_to_the_session(
+    openai_server: OpenAIServer, model: OpenAIModel, tmp_path: Path
+) -> None:
+    chat = Agent(name="Chat", model=model, history=3)
+    flow = Workflow(
+        name="chat",
+        steps=[Step(name="answer", agent=chat, cache=True)],
+        storage=f"sqlite:///{tmp_path / 'runs.db'}",
+    )
+    await flow.arun("Hello there.", session_id="a")
+    assert len(openai_server.chat_requests) == 1
+    hit = await flow.arun("Hello there.", session_id="b")  # the same first turn: the cached answer
+    assert hit.step_outputs[0].metadata == {"cache_hit": True}
+    assert len(openai_server.chat_requests) == 1
+    history = await chat.aget_history("b", storage=await flow._ready_storage())
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "Hello there."),
+        ("assistant", "Echo: Hello there."),
+    ]
+    await flow.arun("And then?", session_id="b")  # the next request sends the reused turn
+    assert openai_server.chat_requests[-1]["messages"] == [
+        {"role": "user", "content": "Hello there."},
+        {"role": "assistant", "content": "Echo: Hello there."},
+        {"role": "user", "content": "And then?"},
+    ]
+    again = await flow.arun("Hello there.", session_id="b")  # a later turn: its history differs, no hit
+    assert again.step_outputs[0].metadata in (None, {})
+    assert len(openai_server.chat_requests) == 3
