@@ -165,6 +165,9 @@ class WorkflowFrame:
     executor_runs: list[Any] = field(default_factory=list)
     #: its top-level nodes' places (id of node: index), made by the first StepOutputEvent
     node_index: dict[int, int] | None = None
+    #: a nested run's top-level workflow (None: this is the top-level run): whose earlier runs
+    #: of the session its steps see (plait._workflow_history)
+    root: Any = None
 
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)

@@ -211,6 +211,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
     frame = WorkflowFrame(
         workflow, workflow.id, workflow.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
     )
+    frame.root = outer.workflow if outer.root is None else outer.root
     state = _state.isolate(ctx.state)
     inner = StepContext(
         ctx.run,
