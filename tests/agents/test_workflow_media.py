@@ -343,3 +343,20 @@ async def test_a_cache_hit_adds_the_agent_s_turn_to_the_session(
     again = await flow.arun("Hello there.", session_id="b")  # a later turn: its history differs, no hit
     assert again.step_outputs[0].metadata in (None, {})
     assert len(openai_server.chat_requests) == 3
+
+
+async def test_a_replay_of_a_run_whose_input_holds_parts(
+    openai_server: OpenAIServer, model: OpenAIModel, tmp_path: Path
+) -> None:
+    from plait import TextPart
+
+    flow = Workflow(
+        name="parts-in",
+        steps=[Step(name="look", agent=Agent(name="Looker", model=model))],
+        storage=f"sqlite:///{tmp_path / 'runs.db'}",
+    )
+    first = await flow.arun([TextPart("Describe it."), ImagePart(data=PNG)])
+    forget_blobs(PNG)
+    replayed = await flow.areplay(first.run_id)  # the recorded request again, image included
+    assert replayed.content == first.content == "Echo: Describe it."
+    assert replayed.replay_differences == [] and len(openai_server.chat_requests) == 1
