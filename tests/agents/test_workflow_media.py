@@ -360,3 +360,50 @@ async def test_a_replay_of_a_run_whose_input_holds_parts(
     replayed = await flow.areplay(first.run_id)  # the recorded request again, image included
     assert replayed.content == first.content == "Echo: Describe it."
     assert replayed.replay_differences == [] and len(openai_server.chat_requests) == 1
+
+
+async def test_a_step_s_image_survives_a_resume_and_reaches_the_agent(
+    openai_server: OpenAIServer, model: OpenAIModel, tmp_path: Path
+) -> None:
+    database = tmp_path / "runs.db"
+    made: list[str] = []
+
+    def draw(step_input: StepInput) -> StepOutput:
+        made.append("drawn")
+        return StepOutput(content="Describe the drawing.", images=[ImagePart(data=OTHER_PNG)])
+
+    def build() -> Workflow:
+        return Workflow(
+            name="draw-then-look",
+            steps=[
+                Step(name="draw", executor=draw),
+                Approval(name="ok", prompt="Show it?"),
+                Step(name="look", agent=Agent(name="Looker", model=model)),
+            ],
+            storage=f"sqlite:///{database}",
+        )
+
+    paused = await build().arun("x")
+    with sqlite3.connect(database) as db:
+        checkpoints = " ".join(row[0] for row in db.execute("SELECT data FROM plait_checkpoints"))
+    assert hashlib.sha256(OTHER_PNG).hexdigest() in checkpoints and b64(OTHER_PNG) not in checkpoints
+    forget_blobs(OTHER_PNG)
+    done = await build().acontinue_run(paused.run_id, approve=True)
+    assert done.status is RunStatus.COMPLETED and made == ["drawn"]  # restored, not drawn again
+    assert done.step_outputs[0].images == [ImagePart(data=OTHER_PNG)]
+    assert openai_server.chat_requests[-1]["messages"][-1]["content"] == [
+        {"type": "text", "text": "Describe the drawing."},
+        image_url(OTHER_PNG),
+    ]
+    # StepOutput.to_dict / from_dict keep the media (by digest)
+    data = done.step_outputs[0].to_dict()
+    assert b64(OTHER_PNG) not in str(data)
+    assert StepOutput.from_dict(data).images == [ImagePart(data=OTHER_PNG)]
+
+
+def test_print_response_takes_the_media(capsys: pytest.CaptureFixture[str]) -> None:
+    looker = Agent(name="Looker", model="offline:demo", instructions="Describe the picture.")
+    Workflow(name="Look", steps=[Step(name="look", agent=looker)]).print_response(
+        "Describe it.", images=[PNG]
+    )
+    assert f"image (image/png, {len(PNG):,} bytes)" in capsys.readouterr().out
