@@ -407,3 +407,19 @@ def test_print_response_takes_the_media(capsys: pytest.CaptureFixture[str]) -> N
         "Describe it.", images=[PNG]
     )
     assert f"image (image/png, {len(PNG):,} bytes)" in capsys.readouterr().out
+
+
+def test_a_team_step_s_leader_gets_the_media() -> None:
+    from plait import Team, TextPart
+    from plait.models import Message
+    from plait.testing import FunctionModel
+
+    seen: list[Any] = []
+
+    def reply(messages: list[Message]) -> str:
+        seen.append(messages[-1].content)
+        return "ok"
+
+    team = Team(name="T", members=[Agent(name="M", model=FunctionModel(reply))], model=FunctionModel(reply))
+    assert Workflow(name="W", steps=[team]).run("look", images=[PNG]).content == "ok"
+    assert seen == [[TextPart("look"), ImagePart(data=PNG)]]
