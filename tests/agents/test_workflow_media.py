@@ -423,3 +423,24 @@ def test_a_team_step_s_leader_gets_the_media() -> None:
     team = Team(name="T", members=[Agent(name="M", model=FunctionModel(reply))], model=FunctionModel(reply))
     assert Workflow(name="W", steps=[team]).run("look", images=[PNG]).content == "ok"
     assert seen == [[TextPart("look"), ImagePart(data=PNG)]]
+
+
+def test_the_run_output_collects_the_media_as_agno_does() -> None:
+    def make(step_input: StepInput) -> StepOutput:
+        return StepOutput(content="made", images=[ImagePart(data=OTHER_PNG)], files=[FilePart(data=PDF)])
+
+    seen: list[Any] = []
+    inner = Workflow(name="inner", steps=[Step(name="make", executor=make)])
+    after = Step(name="after", executor=lambda i: seen.append(i.media()) or "done")
+    output = Workflow(name="outer", steps=[inner, after]).run("x", images=[PNG])
+    assert output.images == [ImagePart(data=PNG), ImagePart(data=OTHER_PNG)]  # given, then made
+    assert output.files == [FilePart(data=PDF)] and output.audio is None
+    # the nested workflow's step output carries what its steps made (not again what it was given)
+    assert seen == [
+        {"images": [ImagePart(data=PNG), ImagePart(data=OTHER_PNG)], "files": [FilePart(data=PDF)]}
+    ]
+    data = output.to_dict()
+    assert b64(OTHER_PNG) not in str(data)
+    again = type(output).from_dict(data)
+    assert again.images == output.images and again.files == output.files
+    assert Workflow(name="plain", steps=[Step(name="s", executor=lambda i: "x")]).run("x").images is None

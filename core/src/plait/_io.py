@@ -508,6 +508,12 @@ class WorkflowRunOutput:
     #: a replay's steps whose output differs from the original run's:
     #: ``[{"step_id", "original", "replay"}]`` (None for a run that is not a replay)
     replay_differences: list[dict[str, Any]] | None = None
+    #: a completed run's media (Agno's fields): those it was given, then those its top-level
+    #: steps produced (``StepOutput.images``...), in order; None when it has none
+    images: list[Any] | None = None
+    videos: list[Any] | None = None
+    audio: list[Any] | None = None
+    files: list[Any] | None = None
 
     @property
     def step_results(self) -> list[StepOutput]:
@@ -558,6 +564,11 @@ class WorkflowRunOutput:
             "metadata": None
             if self.metadata is None
             else CODEC.encode(self.metadata, f"the metadata of {what}"),
+            **{
+                option: CODEC.encode(getattr(self, option), f"the {option} of {what}")
+                for option in MEDIA_FIELDS
+                if getattr(self, option)
+            },
         }
 
     @classmethod
@@ -624,6 +635,11 @@ class WorkflowRunOutput:
             metadata=None
             if data.get("metadata") is None
             else CODEC.decode(data["metadata"], f"the stored metadata of {what}", types),
+            **{
+                option: CODEC.decode(data[option], f"the stored {option} of {what}", types)
+                for option in MEDIA_FIELDS
+                if data.get(option)
+            },
         )
 
 

@@ -27,7 +27,15 @@ from plait import (
 from plait._context import RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
 from plait._frame import bounded
 from plait._ids import new_id
-from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
+from plait._io import (
+    MEDIA_FIELDS,
+    RunStatus,
+    StepInput,
+    StepOutput,
+    StepType,
+    WorkflowExecutionInput,
+    WorkflowRunOutput,
+)
 from plait._pause import PauseRequested
 from plait._step import check_tree
 from plait.errors import RunTimeoutError, StepError
@@ -237,7 +245,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         if step_output.stop:
             stop = True
             break
-    return StepOutput(
+    result = StepOutput(
         content=output.content,
         steps=output.step_outputs,
         success=output.status is RunStatus.COMPLETED,
@@ -245,6 +253,10 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         stop=stop,
         step_type=_WORKFLOW,
     )
+    if output.images or output.videos or output.audio or output.files:
+        # what its steps produced go on to the outer steps (those it was given are theirs already)
+        _collect_media(result, None, output.step_outputs)
+    return result
 
 
 _WORKFLOW = StepType.WORKFLOW.value  # read once: an enum member's .value is a property call
@@ -456,6 +468,8 @@ async def _execute(
         user_id=run.user_id,
         metadata=run.metadata,
     )
+    if media or any(o.images or o.videos or o.audio or o.files for o in outputs):
+        _collect_media(result, media, outputs)
     if span_cm is not None:
         close_span(span_cm, span)
     if run.listening:
@@ -513,3 +527,16 @@ def _first_input(
     for option, items in (media or {}).items():
         setattr(step_input, option, items)
     return step_input
+
+
+def _collect_media(
+    result: WorkflowRunOutput | StepOutput, media: dict[str, list[Any]] | None, outputs: list[StepOutput]
+) -> None:
+    """A completed run's media, as Agno collects them: those it was given, then its top-level
+    steps' (skipped steps left out), in order."""
+    for option in MEDIA_FIELDS:
+        found = [*(media or {}).get(option, ())]
+        for output in outputs:
+            if not output.skipped:
+                found.extend(getattr(output, option) or ())
+        setattr(result, option, found or None)
