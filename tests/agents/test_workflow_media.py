@@ -127,6 +127,8 @@ def test_a_step_output_s_media_reach_the_steps_after_it() -> None:
 
     Workflow(name="Py", steps=python).run("x", images=[PNG])
     assert executed == [([ImagePart(data=PNG)], [])]
+    flow.start("y", images=PNG).wait()  # start() takes them too, one part alone or a list
+    assert received[-1] == {"images": [ImagePart(data=PNG), ImagePart(data=OTHER_PNG)]}
 
 
 def test_a_nested_workflow_s_steps_get_the_media() -> None:
