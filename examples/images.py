@@ -1,10 +1,12 @@
-"""Images and files in messages: agent.run(..., images=[...], files=[...]) and parts as a step's content.
+"""Images and files in messages: agent.run(..., images=[...], files=[...]), parts as a step's
+content, and workflow.run(..., images=[...]) (Agno's media of a run).
 
 The image is a real 2x2 PNG made here, so the example needs no file and no network. The
 agent gets the text and the parts in one user message (OpenAI: ``image_url`` and ``file``
 parts; Anthropic: ``image`` and ``document`` blocks). In the workflow, the first step's
 content is a list of parts, which the agent step sends as they are; the stored run refers
-to the image by its SHA-256 and keeps its bytes once.
+to the image by its SHA-256 and keeps its bytes once. ``workflow.run(x, images=[...])``
+gives every step the image (``step_input.images``); the agent step sends it after its message.
 """
 
 import hashlib
@@ -65,3 +67,6 @@ if __name__ == "__main__":
         image = next(p for p in output.step_outputs[0].content if isinstance(p, ImagePart))
         print("stored image sha256:", hashlib.sha256(image.data or b"").hexdigest()[:16])
         print("a file part:", FilePart(path=notes), FilePart(path=notes).filename)
+        given = Workflow(name="Given", steps=[Step(name="describe", agent=describer)], storage=storage)
+        output = given.run("Describe the picture the run was given.", images=[PNG])
+        print("a run's images reach its agent step:", "Attached: image (image/png" in str(output.content))

@@ -24,6 +24,7 @@ EXPECTED = {
         "the user message held: text, image, file",
         "stored image sha256: e6d66889131220f9",
         "status: COMPLETED",
+        "a run's images reach its agent step: True",
     ],
     "queued_runs.py": [
         "queued: QUEUED, QUEUED, QUEUED",

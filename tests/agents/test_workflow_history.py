@@ -243,3 +243,36 @@ def test_runs_of_other_processes_are_history(tmp_path: Path) -> None:
         outputs.append(done.stdout.strip())
     assert outputs[0] == "[]"
     assert outputs[2] == "[['first', '[]'], ['second', '[[\"first\", \"[]\"]]']]"
+
+
+@pytest.mark.parametrize("stored", [False, True])
+async def test_a_nested_workflow_s_steps_see_the_parent_s_runs_by_their_own_switch(
+    openai_server: OpenAIServer, model: OpenAIModel, tmp_path: Path, stored: bool
+) -> None:
+    # As in Agno, a nested workflow runs in its parent's session with its own
+    # add_workflow_history_to_steps: its agent steps see the session's earlier runs (the
+    # parent's: a nested run is part of its parent's run) when the nested workflow asks for them.
+    storage = f"sqlite:///{tmp_path / 'runs.db'}" if stored else None
+    asks = Workflow(name="asks", steps=[Agent(name="Inner", model=model)], add_workflow_history_to_steps=True)
+    silent = Workflow(name="silent", steps=[Agent(name="Quiet", model=model)])
+    outer = Workflow(name="outer", steps=[asks], storage=storage)
+    plain = Workflow(name="plain", steps=[silent], add_workflow_history_to_steps=True, storage=storage)
+    await outer.arun("first topic", session_id="s")
+    assert _user(openai_server.chat_requests[-1]) == "first topic"
+    await outer.arun("second topic", session_id="s")
+    assert _user(openai_server.chat_requests[-1]) == (
+        "<workflow_history_context>\n"
+        "[Workflow Run-1]\nUser input: first topic\nWorkflow output: Echo: first topic\n\n"
+        "</workflow_history_context>\nsecond topic"
+    )
+    if stored:  # a step's code in a nested workflow reads them too (the runs of "outer" in "s")
+        seen: list[Any] = []
+        reader = Workflow(
+            name="reader", steps=[Step(name="read", executor=lambda i: seen.append(i.get_workflow_history()))]
+        )
+        await Workflow(name="outer", steps=[reader], storage=storage).arun("third", session_id="s")
+        assert [run[0] for run in seen[0]] == ["first topic", "second topic"]
+    # the parent's switch is the parent's steps': the nested workflow's steps do not get it
+    await plain.arun("one", session_id="p")
+    await plain.arun("two", session_id="p")
+    assert _user(openai_server.chat_requests[-1]) == "two"

@@ -32,6 +32,7 @@ HOMES = {
     "FilePart": "plait.models:FilePart",
     "ImagePart": "plait.models:ImagePart",
     "TextPart": "plait.models:TextPart",
+    "VideoPart": "plait.models:VideoPart",
     "Loop": "plait.primitives:Loop",
     "Parallel": "plait.primitives:Parallel",
     "ParallelContent": "plait:ParallelContent",

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     )
     from plait.events import RunEvent
     from plait.hookspecs import hookimpl
-    from plait.models import AudioPart, FallbackModel, FilePart, ImagePart, TextPart
+    from plait.models import AudioPart, FallbackModel, FilePart, ImagePart, TextPart, VideoPart
     from plait.primitives import Condition, Loop, Parallel, Router, Step, StepNode, Steps
     from plait.retry import RetryPolicy
     from plait.team import Team, TeamRunEvent
@@ -76,6 +76,7 @@ _HOMES = {
     "FallbackModel": "plait.models",
     "FilePart": "plait.models",
     "ImagePart": "plait.models",
+    "VideoPart": "plait.models",
     "Loop": "plait.primitives",
     "Parallel": "plait.primitives",
     "PlaitError": "plait.errors",
@@ -195,6 +196,7 @@ __all__ = [
     "Tool",
     "Toolset",
     "ToolsetError",
+    "VideoPart",
     "Worker",
     "Workflow",
     "WorkflowExecutionInput",

@@ -7,6 +7,7 @@ reports are the executor's (:func:`plait._engine.execute_node`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from types import CoroutineType
@@ -340,8 +341,10 @@ class Loop(StepNode):
             if self.forward_iteration_output:
                 for output in reversed(round_outputs):
                     if not output.skipped:  # the iteration's content: its last step that ran
-                        current = StepInput(
-                            step_input.input, output.content, ctx.outputs, step_input.additional_data
+                        current = dataclasses.replace(  # the loop's media go on with it
+                            step_input,
+                            previous_step_content=output.content,
+                            previous_step_outputs=ctx.outputs,
                         )
                         break
         return sequence_output(outputs, metadata={"iterations": iterations})

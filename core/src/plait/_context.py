@@ -64,6 +64,7 @@ class RunState:
         "lineage",
         "listeners",
         "listening",
+        "media",
         "metadata",
         "meter",
         "once_lock",
@@ -127,6 +128,8 @@ class RunState:
         #: the dependencies an agent or team step adds to its message
         #: (``add_dependencies_to_context=True``); None: nothing to add
         self.context_dependencies: dict[str, Any] | None = None
+        #: the media given to the run (``run(images=...)``), parts by option; None: none
+        self.media: dict[str, list[Any]] | None = None
         #: set by ``Workflow.cancel_run``: the run stops at its next safe point
         self.cancel_requested = False
         #: a run with storage: looks for a cancel request from another process, and
@@ -162,6 +165,9 @@ class WorkflowFrame:
     executor_runs: list[Any] = field(default_factory=list)
     #: its top-level nodes' places (id of node: index), made by the first StepOutputEvent
     node_index: dict[int, int] | None = None
+    #: a nested run's top-level workflow (None: this is the top-level run): whose earlier runs
+    #: of the session its steps see (plait._workflow_history)
+    root: Any = None
 
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
@@ -392,6 +398,13 @@ class StepContext:
         outputs: list[StepOutput] = []
         previous = step_input.previous_step_content
         run = self.run
+        # the run's media (Agno's shared media): what the steps were given, and what each step
+        # produced for the ones after it; None (the common case): none
+        media = (
+            step_input.media()
+            if step_input.images or step_input.videos or step_input.audio or step_input.files
+            else None
+        )
         for node in nodes:
             # Workflow.cancel_run: stop before the next step (a run with storage looks for a
             # request from another process here too, when due: sync steps never yield the loop)
@@ -399,12 +412,18 @@ class StepContext:
                 run.cancel_poll is not None and time.monotonic() >= run.cancel_due and await _polled(run)
             ):
                 raise RunCancelled(self.frame.run_id)
-            output = await execute_node(
-                node, StepInput(step_input.input, previous, self.outputs, step_input.additional_data), self
-            )
+            node_input = StepInput(step_input.input, previous, self.outputs, step_input.additional_data)
+            if media is not None:
+                for option, items in media.items():
+                    setattr(node_input, option, items)
+            output = await execute_node(node, node_input, self)
             outputs.append(output)
             if not output.skipped:
                 previous = output.content
+                if output.images or output.videos or output.audio or output.files:
+                    media = dict(media or {})
+                    for option, items in output.media().items():
+                        media[option] = [*media.get(option, ()), *items]
             if output.stop:
                 break
         return outputs

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from plait._codec import decode, encode
-from plait._io import StepOutput
+from plait._io import MEDIA_FIELDS, StepOutput
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry, StepCheckpoint, Storage, StorageError
@@ -37,8 +37,10 @@ __all__ = [
     "Checkpointer",
     "Durability",
     "dump_input",
+    "dump_media",
     "dump_output",
     "load_input",
+    "load_media",
     "load_output",
     "to_json",
 ]
@@ -76,13 +78,36 @@ def load_input(data: Any, what: str) -> Any:
     return data
 
 
+def dump_media(media: dict[str, list[Any]] | None, what: str) -> dict[str, Any] | None:
+    """A run's media (parts by option) as stored with its record (bytes by digest), or None."""
+    if not media:
+        return None
+    data: dict[str, Any] = encode(media, what)
+    return data
+
+
+def load_media(data: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    """The media :func:`dump_media` stored, as keyword arguments of a run (``images=``...)."""
+    if not data:
+        return {}
+    media: dict[str, Any] = decode(data, what)
+    return media
+
+
 def dump_output(output: StepOutput, step_id: str) -> dict[str, Any]:
     """A StepOutput as JSON; its content (and its inner outputs' content) in the tagged form of _codec."""
     what = f"the output of step {step_id!r}"
-    data: dict[str, Any] = to_json(dataclasses.replace(output, content=None, steps=None), what)
+    media = output.media() if output.images or output.videos or output.audio or output.files else None
+    plain = dataclasses.replace(output, content=None, steps=None)
+    if media:
+        plain.images = plain.videos = plain.audio = plain.files = None
+    data: dict[str, Any] = to_json(plain, what)
     data["content"] = encode(output.content, what)
     if output.steps is not None:
         data["steps"] = [dump_output(inner, step_id) for inner in output.steps]
+    if media:  # parts, their bytes by digest (plait._blobs)
+        for option, items in media.items():
+            data[option] = encode(items, f"the {option} of {what}")
     return data
 
 
@@ -92,8 +117,11 @@ def load_output(data: dict[str, Any], step_id: str, declared: Iterable[type] = (
     global _output_adapter
     if _output_adapter is None:
         _output_adapter = TypeAdapter(StepOutput)
-    output = _output_adapter.validate_python({**data, "content": None, "steps": None})
+    media = {option: data[option] for option in MEDIA_FIELDS if data.get(option)}
+    output = _output_adapter.validate_python({**data, "content": None, "steps": None, **dict.fromkeys(media)})
     output.content = decode(data.get("content"), f"the stored output of step {step_id!r}", declared)
+    for option, items in media.items():
+        setattr(output, option, decode(items, f"the stored {option} of step {step_id!r}"))
     if data.get("steps") is not None:
         output.steps = [load_output(inner, step_id, declared) for inner in data["steps"]]
     return output
@@ -252,6 +280,8 @@ class CacheHit:
     output: StepOutput
     #: the step's session-state changes, as recorded by :func:`state_delta`
     state_delta: dict[str, Any]
+    #: the conversation turn its agent added (stored messages), or None
+    history: list[Any] | None = None
 
 
 async def cache_get(storage: Storage, key: str, step_id: str, declared: Iterable[type]) -> CacheHit | None:
@@ -260,10 +290,10 @@ async def cache_get(storage: Storage, key: str, step_id: str, declared: Iterable
         return None
     from plait._blobs import load_blobs
 
-    await load_blobs(storage, entry.output, entry.state_delta)
+    await load_blobs(storage, entry.output, entry.state_delta, entry.history)
     output = load_output(entry.output, step_id, declared)
     delta = decode(entry.state_delta, f"the cached session-state changes of step {step_id!r}", declared)
-    return CacheHit(output, delta)
+    return CacheHit(output, delta, entry.history)
 
 
 async def cache_put(
@@ -273,14 +303,17 @@ async def cache_put(
     policy: CachePolicy,
     step_id: str,
     state_delta: dict[str, Any],
+    history: list[Any] | None = None,
 ) -> None:
     expires = None if policy.ttl is None else time.time() + policy.ttl
     delta = encode(state_delta, f"the session-state changes of step {step_id!r}")
     data = dump_output(output, step_id)
     from plait._blobs import save_blobs
 
-    await save_blobs(storage, data, delta)
-    await storage.put_cache(CacheEntry(key=key, output=data, state_delta=delta, expires_at=expires))
+    await save_blobs(storage, data, delta, history)
+    await storage.put_cache(
+        CacheEntry(key=key, output=data, state_delta=delta, history=history, expires_at=expires)
+    )
 
 
 def state_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -248,6 +248,8 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     assert policy is not None
     storage = ctx.run.storage
     inputs = [step_input.input, step_input.previous_step_content]
+    if step_input.images or step_input.videos or step_input.audio or step_input.files:
+        inputs.append(step_input.media())  # the media it is given (by digest): another image, another answer
     context = getattr(node, "cache_context", None)  # history a step is given (plait._workflow_history)
     if context is not None and (extra := await context(ctx)) is not None:
         inputs.append(extra)
@@ -255,8 +257,11 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     hit = await cache_get(storage, key, ctx.step_id, declared_types(node))
     if span is not None:
         span.set_attribute(ATTR.CACHE_HIT, hit is not None)
+    turns = getattr(node, "history_turn", None)  # an agent step's conversation turn (plait._workflow_history)
     if hit is not None:
         apply_state_delta(ctx.state, hit.state_delta)
+        if hit.history is not None and turns is not None:
+            await turns(ctx, hit.history)  # the session's conversation gains the turn all the same
         output = hit.output
         output.content = node.load_content(output.content)
         output.metadata = {**(output.metadata or {}), "cache_hit": True}
@@ -264,7 +269,8 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     before = copy.deepcopy(ctx.state)
     output = await _attempts(node, step_input, ctx, span)
     if output.success:
-        await cache_put(storage, key, output, policy, ctx.step_id, state_delta(before, ctx.state))
+        turn = None if turns is None else await turns(ctx)
+        await cache_put(storage, key, output, policy, ctx.step_id, state_delta(before, ctx.state), turn)
     return output
 
 

@@ -11,6 +11,7 @@ this module; the executor looks at the fork point only in a run with restored st
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -79,9 +80,7 @@ class ForkPoint:
             )
             return step_input
         if self.input is not UNSET:
-            return StepInput(
-                self.input, self.input, step_input.previous_step_outputs, step_input.additional_data
-            )
+            return dataclasses.replace(step_input, input=self.input, previous_step_content=self.input)
         return step_input
 
 
@@ -197,7 +196,7 @@ async def fork(
     checkpoints = await read_checkpoints(storage, run_id)
     from plait._blobs import load_blobs  # the media they refer to, for decoding them
 
-    await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints])
+    await load_blobs(storage, record.input, record.media, *[(c.output, c.state) for c in checkpoints])
     ids = [c.step_id for c in checkpoints]
     if at not in ids and _node_at(at, workflow.nodes) is None:
         known = ", ".join(ids) or "none (the run has no checkpoints)"
@@ -307,8 +306,10 @@ async def _start(
     run_id: str,
     at: str,
 ) -> WorkflowRunOutput:
+    from plait._durable import load_input, load_media
+
     return await workflow._run(
-        workflow._validate_input(record.input),
+        workflow._validate_input(load_input(record.input, f"the stored input of run {run_id!r}")),
         listeners=listeners,
         stream_events=stream_events,
         session_id=session_id or new_id(),
@@ -320,4 +321,5 @@ async def _start(
         # in a new session, its steps see the original session's conversation and earlier runs
         # from before the original ran
         history_from=None if session_id else (record.session_id, record.created_at),
+        **load_media(record.media, f"the stored media of run {run_id!r}"),
     )

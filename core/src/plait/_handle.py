@@ -44,6 +44,10 @@ RUN_OPTIONS = (
     "metadata",
     "dependencies",
     "add_dependencies_to_context",
+    "images",
+    "audio",
+    "videos",
+    "files",
 )
 
 
@@ -304,6 +308,11 @@ def _checked(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
     user_id, metadata, dependencies = (options.get(k) for k in ("user_id", "metadata", "dependencies"))
     if user_id is not None or metadata is not None or dependencies is not None:
         check_run_options(workflow.name, user_id, metadata, dependencies)
+    given = {k: options.pop(k) for k in ("images", "audio", "videos", "files") if options.get(k) is not None}
+    if given:  # checked now, as run() checks them: a wrong type fails start(), not the run
+        from plait._parts import run_media
+
+        options.update(run_media(f"Workflow {workflow.name!r}: start()", **given) or {})
     return options
 
 

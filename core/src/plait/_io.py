@@ -16,11 +16,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from plait._content import ParallelContent, format_content
 from plait._pause import PendingInput
 from plait._public import publish as _publish
+
+if TYPE_CHECKING:
+    from plait._parts import AudioPart, FilePart, ImagePart, VideoPart
+
+#: the media fields of StepInput, StepOutput and a run's options, in the order they are sent
+MEDIA_FIELDS = ("images", "audio", "videos", "files")
 
 __all__ = [
     "CODEC",
@@ -280,9 +286,24 @@ class StepOutput:
     metrics: StepMetrics | None = None
     skipped: bool = False
     metadata: dict[str, Any] | None = None
+    #: media the step produced (Agno's fields): :class:`~plait.ImagePart`, ... lists; the steps
+    #: after it receive them in their ``StepInput.images`` (``videos``, ``audio``, ``files``)
+    images: list[Any] | None = None
+    videos: list[Any] | None = None
+    audio: list[Any] | None = None
+    files: list[Any] | None = None
 
     def __str__(self) -> str:
         return format_content(self.content)
+
+    def media(self) -> dict[str, list[Any]]:
+        """The media this output carries, by option name (``images``...), the empty ones left out."""
+        found = {}
+        for option in MEDIA_FIELDS:
+            items = getattr(self, option)
+            if items:
+                found[option] = list(items)
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """This output and the outputs inside it as JSON-compatible data (Agno's keys; plait's
@@ -306,6 +327,10 @@ class StepOutput:
             if self.metadata is None
             else CODEC.encode(self.metadata, f"the metadata of {what}"),
             "steps": None if self.steps is None else [inner.to_dict() for inner in self.steps],
+            **{
+                option: CODEC.encode(items, f"the {option} of {what}")
+                for option, items in self.media().items()
+            },
         }
 
     @classmethod
@@ -336,6 +361,11 @@ class StepOutput:
             metrics=None if metrics is None else StepMetrics.from_dict(metrics),
             skipped=bool(data.get("skipped", False)),
             metadata=None if metadata is None else CODEC.decode(metadata, f"the metadata of {what}", types),
+            **{
+                option: CODEC.decode(data[option], f"the {option} of {what}", types)
+                for option in MEDIA_FIELDS
+                if data.get(option)
+            },
         )
 
 
@@ -346,13 +376,24 @@ class StepInput:
     ``input`` is the workflow's input; ``previous_step_content`` the content of the
     step before (after a Parallel: a :class:`ParallelContent`, every branch's content
     by name, which reads as Agno's sectioned text when used as text);
-    ``previous_step_outputs`` every earlier output by step name.
+    ``previous_step_outputs`` every earlier output by step name. ``images``, ``videos``,
+    ``audio`` and ``files`` (Agno's fields) are the run's media: those given to
+    ``workflow.run(..., images=...)`` and those the earlier steps produced
+    (``StepOutput.images``...); an agent or team step sends them with its message.
     """
 
     input: Any = None
     previous_step_content: Any = None
     previous_step_outputs: dict[str, StepOutput] = field(default_factory=dict)
     additional_data: dict[str, Any] | None = None
+    images: list[ImagePart] = field(default_factory=list)
+    videos: list[VideoPart] = field(default_factory=list)
+    audio: list[AudioPart] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
+
+    def media(self) -> dict[str, list[Any]]:
+        """The media this step receives, by option name (``images``...), the empty ones left out."""
+        return {option: list(getattr(self, option)) for option in MEDIA_FIELDS if getattr(self, option)}
 
     def get_step_output(self, name: str) -> StepOutput | None:
         """The output of the earlier step called ``name`` (at any depth), or None."""
@@ -412,10 +453,15 @@ def _read_history(num_runs: Any, method: str, text: bool = False) -> Any:
 
 @dataclass(slots=True)
 class WorkflowExecutionInput:
-    """What a fully-Python workflow function receives (``steps=fn(workflow, execution_input)``)."""
+    """What a fully-Python workflow function receives (``steps=fn(workflow, execution_input)``):
+    the run's input, ``additional_data`` and media (``images``, ``videos``, ``audio``, ``files``)."""
 
     input: Any = None
     additional_data: dict[str, Any] | None = None
+    images: list[ImagePart] = field(default_factory=list)
+    videos: list[VideoPart] = field(default_factory=list)
+    audio: list[AudioPart] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
 
     @property
     def message(self) -> Any:
@@ -462,6 +508,12 @@ class WorkflowRunOutput:
     #: a replay's steps whose output differs from the original run's:
     #: ``[{"step_id", "original", "replay"}]`` (None for a run that is not a replay)
     replay_differences: list[dict[str, Any]] | None = None
+    #: a completed run's media (Agno's fields): those it was given, then those its top-level
+    #: steps produced (``StepOutput.images``...), in order; None when it has none
+    images: list[Any] | None = None
+    videos: list[Any] | None = None
+    audio: list[Any] | None = None
+    files: list[Any] | None = None
 
     @property
     def step_results(self) -> list[StepOutput]:
@@ -512,6 +564,11 @@ class WorkflowRunOutput:
             "metadata": None
             if self.metadata is None
             else CODEC.encode(self.metadata, f"the metadata of {what}"),
+            **{
+                option: CODEC.encode(getattr(self, option), f"the {option} of {what}")
+                for option in MEDIA_FIELDS
+                if getattr(self, option)
+            },
         }
 
     @classmethod
@@ -578,6 +635,11 @@ class WorkflowRunOutput:
             metadata=None
             if data.get("metadata") is None
             else CODEC.decode(data["metadata"], f"the stored metadata of {what}", types),
+            **{
+                option: CODEC.decode(data[option], f"the stored {option} of {what}", types)
+                for option in MEDIA_FIELDS
+                if data.get(option)
+            },
         )
 
 

@@ -1,10 +1,10 @@
 """Content parts: a message's text, images, audio and files, in one provider-neutral form.
 
 ``Message.content`` is a string, or a list of parts: :class:`TextPart`, :class:`ImagePart`,
-:class:`AudioPart` and :class:`FilePart` (a document: a PDF, a text file). A media part holds
-either a ``url`` or its bytes (``data=``, or ``path=`` to read a file), with a ``media_type``
-(``image/png``, ``audio/wav``, ``application/pdf``) given or recognised from the bytes or the
-file name. Providers map the parts to their wire format (:mod:`plait.chat_format` for the
+:class:`AudioPart`, :class:`VideoPart` and :class:`FilePart` (a document: a PDF, a text file).
+A media part holds either a ``url`` or its bytes (``data=``, or ``path=`` to read a file), with
+a ``media_type`` (``image/png``, ``audio/wav``, ``video/mp4``, ``application/pdf``) given or
+recognised from the bytes or the file name. Providers map the parts to their wire format (:mod:`plait.chat_format` for the
 OpenAI shape) and raise a clear error for a kind they cannot send.
 
 Stored content and recorded requests carry a part's bytes once, by their SHA-256
@@ -32,6 +32,7 @@ __all__ = [
     "ImagePart",
     "Part",
     "TextPart",
+    "VideoPart",
     "content_text",
     "has_media",
     "input_parts",
@@ -39,6 +40,7 @@ __all__ = [
     "part_from_json",
     "part_json",
     "parts_text",
+    "run_media",
     "without_bytes",
 ]
 
@@ -53,6 +55,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xfb", "audio/mpeg"),
     (b"OggS", "audio/ogg"),
     (b"fLaC", "audio/flac"),
+    (b"\x1a\x45\xdf\xa3", "video/webm"),
 )
 
 
@@ -64,6 +67,8 @@ def _sniff(data: bytes) -> str | None:
         return "image/webp"
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         return "audio/wav"
+    if data[4:8] == b"ftyp":  # ISO base media: MP4, QuickTime
+        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
     return None
 
 
@@ -196,6 +201,16 @@ class AudioPart(_MediaPart):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class VideoPart(_MediaPart):
+    """A video (``video/mp4``, ``video/webm``...), by URL or bytes: ``VideoPart(path="clip.mp4")``,
+    ``VideoPart(url="https://...", media_type="video/mp4")``. Providers that take video (Gemini,
+    through LiteLLM) receive it; the others refuse it before any request, naming the model."""
+
+    kind: ClassVar[str] = "video"
+    accepts: ClassVar[tuple[str, ...] | None] = ("video/",)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class FilePart(_MediaPart):
     """A document (a PDF, a text file), by bytes or URL; ``filename`` is sent where the
     provider takes one (a path's name when not given)."""
@@ -209,13 +224,14 @@ class FilePart(_MediaPart):
             object.__setattr__(self, "filename", Path(self.path).name)
 
 
-Part = TextPart | ImagePart | AudioPart | FilePart
+Part = TextPart | ImagePart | AudioPart | VideoPart | FilePart
 #: every kind of part
-ALL_KINDS = frozenset({"text", "image", "audio", "file"})
-PART_TYPES = (TextPart, ImagePart, AudioPart, FilePart)
-_BY_KIND: dict[str, type[ImagePart | AudioPart | FilePart]] = {
+ALL_KINDS = frozenset({"text", "image", "audio", "video", "file"})
+PART_TYPES = (TextPart, ImagePart, AudioPart, VideoPart, FilePart)
+_BY_KIND: dict[str, type[ImagePart | AudioPart | VideoPart | FilePart]] = {
     "image": ImagePart,
     "audio": AudioPart,
+    "video": VideoPart,
     "file": FilePart,
 }
 
@@ -254,6 +270,12 @@ def has_media(value: Any) -> bool:
 def _coerce(item: Any, cls: type[_MediaPart], where: str) -> _MediaPart:
     if isinstance(item, cls):
         return item
+    if isinstance(item, _MediaPart):  # a part of another kind: never turned into this one
+        option = next((o for o, c in MEDIA_OPTIONS if isinstance(item, c)), "files")
+        raise DefinitionError(
+            f"{where}: expected {cls.__name__}, a URL, a path or bytes, got {type(item).__name__} "
+            f"(it goes in {option}=)"
+        )
     if isinstance(item, str):
         if item.startswith(("http://", "https://", "data:")):
             return cls(url=item)
@@ -278,26 +300,66 @@ def _coerce(item: Any, cls: type[_MediaPart], where: str) -> _MediaPart:
     )
 
 
+#: a run's media options, the part class each takes, in the order they follow the input
+MEDIA_OPTIONS: tuple[tuple[str, type[_MediaPart]], ...] = (
+    ("images", ImagePart),
+    ("audio", AudioPart),
+    ("videos", VideoPart),
+    ("files", FilePart),
+)
+
+
+def media_parts(items: Any, option: str, where: str) -> list[Any]:
+    """The ``images=`` (``audio=``, ``videos=``, ``files=``) of a run as parts of that kind:
+    parts, URLs, paths, bytes or Agno's media objects, one or a list (a DefinitionError
+    naming ``where`` and the option for anything else)."""
+    if items is None:
+        return []
+    cls = dict(MEDIA_OPTIONS)[option]
+    if isinstance(items, (str, bytes, bytearray, os.PathLike, _MediaPart)) or not isinstance(items, Iterable):
+        items = [items]
+    elif isinstance(items, dict):
+        raise DefinitionError(
+            f"{where} {option}=: expected a list of {cls.__name__}, URLs, paths or bytes, got a dict"
+        )
+    parts = []
+    for item in items:
+        try:
+            parts.append(_coerce(item, cls, f"{where} {option}="))
+        except DefinitionError as exc:
+            message = str(exc)
+            if message.startswith(where):
+                raise
+            raise DefinitionError(f"{where} {option}=: {message}") from None  # a path, a URL, bytes
+    return parts
+
+
+def run_media(where: str, **given: Any) -> dict[str, list[Any]] | None:
+    """A workflow run's ``images=``, ``audio=``, ``videos=`` and ``files=`` as lists of parts, by
+    option (the empty ones left out; None when there are none): see :func:`media_parts`."""
+    unknown = set(given) - {option for option, _ in MEDIA_OPTIONS}
+    if unknown:
+        raise DefinitionError(f"{where}: unknown media option(s) {', '.join(sorted(unknown))}")
+    media = {option: media_parts(given.get(option), option, where) for option, _ in MEDIA_OPTIONS}
+    found = {option: parts for option, parts in media.items() if parts}
+    return found or None
+
+
 def input_parts(
     input: Any,
     where: str,
     images: Iterable[Any] | None = None,
     audio: Iterable[Any] | None = None,
     files: Iterable[Any] | None = None,
+    videos: Iterable[Any] | None = None,
 ) -> Any:
-    """``input`` with the ``images=``, ``audio=`` and ``files=`` of a run after it, as a list of
-    parts (strings in those lists are URLs or paths); ``input`` itself when none are given."""
+    """``input`` with the ``images=``, ``audio=``, ``videos=`` and ``files=`` of a run after it,
+    as a list of parts (strings in those lists are URLs or paths); ``input`` itself when none
+    are given."""
+    given = {"images": images, "audio": audio, "videos": videos, "files": files}
     extra: list[Part] = []
-    for items, cls, option in (
-        (images, ImagePart, "images"),
-        (audio, AudioPart, "audio"),
-        (files, FilePart, "files"),
-    ):
-        if items is None:
-            continue
-        if isinstance(items, (str, bytes, _MediaPart)) or not isinstance(items, Iterable):
-            items = [items]
-        extra.extend(_coerce(item, cls, f"{where} {option}=") for item in items)  # type: ignore[misc]
+    for option, _ in MEDIA_OPTIONS:
+        extra.extend(media_parts(given[option], option, where))
     if not extra:
         return input
     parts = message_parts(input) if input is not None else []

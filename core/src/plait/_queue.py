@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from plait._durable import dump_state, to_json
+from plait._durable import dump_input, dump_media, dump_state
 from plait._ids import new_id
 from plait._io import RunStatus
 from plait._public import publish as _publish
@@ -31,7 +31,7 @@ __all__ = ["QueuedRun", "check_priority", "enqueue", "recover", "worker_owner"]
 
 #: the options of ``start`` a queued run keeps (stored with its record); the others live
 #: in the caller's process only, which a worker is not
-QUEUE_OPTIONS = ("session_id", "user_id", "metadata")
+QUEUE_OPTIONS = ("session_id", "user_id", "metadata", "images", "audio", "videos", "files")
 #: the priorities a run may have (a 32-bit column in SQL backends)
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
@@ -133,19 +133,29 @@ async def enqueue(
     if await storage.get_run(run_id) is not None:
         raise DefinitionError(f"{where}: run {run_id!r} already exists in {storage!r}")
     value = workflow._validate_input(input)
+    given = {k: kept[k] for k in ("images", "audio", "videos", "files") if k in kept}
+    media = None
+    if given:
+        from plait._parts import run_media
+
+        media = run_media(where, **given)
     record = RunRecord(
         run_id=run_id,
         workflow_id=workflow.id,
         workflow_name=workflow.name,
         session_id=kept.get("session_id") or workflow.session_id or new_id(),
         status=RunStatus.QUEUED.value,
-        input=to_json(value, f"the input of workflow {workflow.name!r}"),
+        input=dump_input(value, f"the input of workflow {workflow.name!r}"),
+        media=dump_media(media, f"the media of a queued run of workflow {workflow.name!r}"),
         target=workflow.target,
         user_id=user_id if user_id is not None else workflow.user_id,
         metadata=None if metadata is None else dump_state(metadata, "the run's metadata"),
         definition=fingerprint(workflow),
         priority=priority,
     )
+    from plait._blobs import save_blobs
+
+    await save_blobs(storage, record.input, record.media)  # their bytes once, by digest
     await storage.save_run(record)
     return QueuedRun(workflow, run_id)
 

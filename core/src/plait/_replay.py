@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from plait import _workflow_run
-from plait._durable import load_state
+from plait._durable import load_input, load_media, load_state
 from plait._io import WorkflowRunOutput
 from plait._record import REPLAY, ReplayRequest
 from plait._record_store import supports_calls
@@ -53,12 +53,16 @@ async def replay(
     metadata = (
         None if record.metadata is None else load_state(record.metadata, f"the metadata of run {run_id!r}")
     )
+    from plait._blobs import load_blobs  # the bytes of the media its input refers to
+
+    await load_blobs(storage, record.input, record.media)
+    media = load_media(record.media, f"the stored media of run {run_id!r}")
     request = ReplayRequest(run_id, live)
     token = REPLAY.set(request)
     try:
         output = await _workflow_run.run(
             workflow,
-            workflow._validate_input(record.input),
+            workflow._validate_input(load_input(record.input, f"the stored input of run {run_id!r}")),
             listeners=listeners,
             stream_events=stream_events,
             session_state=dict(record.session_base or {}),
@@ -67,6 +71,7 @@ async def replay(
             lineage={"replay_of": run_id},
             # its steps see the session's conversation and earlier runs as the original's saw them
             history_from=(record.session_id, record.created_at),
+            **media,
         )
     except Exception as exc:
         diverged = _divergence(exc) or (request.recorder.divergence if request.recorder is not None else None)

@@ -159,11 +159,12 @@ class Runnable:
         session_id: str | None = None,
         images: Sequence[Any] | None = None,
         audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
         files: Sequence[Any] | None = None,
     ) -> Any:
         """Run once: an :class:`AgentRunOutput`, or with ``stream=True`` an iterator of events.
         With ``session_id`` the run joins that conversation (see ``history=``). ``images``,
-        ``audio`` and ``files`` go with the input (parts, URLs, paths or bytes; Agno's media
+        ``audio``, ``videos`` and ``files`` go with the input (parts, URLs, paths or bytes; Agno's media
         objects too): the user message is then the input's text and those parts."""
         return sync(
             self.arun(
@@ -173,6 +174,7 @@ class Runnable:
                 session_id=session_id,
                 images=images,
                 audio=audio,
+                videos=videos,
                 files=files,
             )
         )
@@ -186,13 +188,14 @@ class Runnable:
         session_id: str | None = None,
         images: Sequence[Any] | None = None,
         audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
         files: Sequence[Any] | None = None,
     ) -> Any:
         """``await agent.arun(x)``, or ``async for event in agent.arun(x, stream=True)``."""
-        if images is not None or audio is not None or files is not None:
+        if images is not None or audio is not None or videos is not None or files is not None:
             from plait._parts import input_parts
 
-            input = input_parts(input, f"{type(self).__name__} {self.name!r}", images, audio, files)
+            input = input_parts(input, f"{type(self).__name__} {self.name!r}", images, audio, files, videos)
         scope = None
         if session_id is not None:
             check_session_id(session_id, f"{type(self).__name__} {self.name!r}")
@@ -265,11 +268,16 @@ class Runnable:
 
     async def run_as_step(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         """Run as a workflow step: the previous content (or the input) is the message (with
-        the run's dependencies after it when ``add_dependencies_to_context=True``). Its
-        output joins the workflow run's ``step_executor_runs``."""
+        the run's dependencies after it when ``add_dependencies_to_context=True``), and the
+        step's media (``step_input.images``...) its parts after it. Its output joins the
+        workflow run's ``step_executor_runs``."""
         message = step_input.message
         if ctx.run.context_dependencies is not None:
             message = with_dependencies(message, ctx.run.context_dependencies)
+        if step_input.images or step_input.videos or step_input.audio or step_input.files:
+            from plait._parts import input_parts  # the run's media, after the message (as Agno sends them)
+
+            message = input_parts(message, f"{type(self).__name__} {self.name!r}", **step_input.media())
         result = await self.invoke(message, RunOptions.of_step(ctx))
         ctx.frame.executor_runs.append(result)
         return StepOutput(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._context import RunState, StepContext
 from plait._definition import fingerprint
-from plait._durable import Checkpointer, dump_input, dump_state, load_input, to_json
+from plait._durable import Checkpointer, dump_input, dump_media, dump_state, load_input, load_media, to_json
 from plait._io import RunStatus, WorkflowRunOutput
 from plait._pause import PendingInput
 from plait._sessions import commit_stored
@@ -133,6 +133,7 @@ async def run_stored(
             session_id=session_id,
             status=RunStatus.RUNNING.value,
             input=dump_input(input, f"the input of workflow {workflow.name!r}"),
+            media=dump_media(run.media, f"the media of a run of workflow {workflow.name!r}"),
             target=workflow.target,
             session_base=base,
             user_id=run.user_id,
@@ -171,7 +172,7 @@ async def run_stored(
     try:
         from plait._blobs import save_blobs
 
-        await save_blobs(storage, record.input)  # the media of its input, stored once
+        await save_blobs(storage, record.input, record.media)  # the media of its input, stored once
         await storage.save_run(record)
         try:
             output = await workflow._execute(input, ctx, additional_data)
@@ -390,7 +391,9 @@ async def resume(
         checkpoints = {c.step_id: c for c in await read_checkpoints(storage, run_id)}
         from plait._blobs import load_blobs  # the media they refer to, for decoding them
 
-        await load_blobs(storage, record.input, *[(c.output, c.state) for c in checkpoints.values()])
+        await load_blobs(
+            storage, record.input, record.media, *[(c.output, c.state) for c in checkpoints.values()]
+        )
         checkpoints = await _check_definition(workflow, storage, record, checkpoints, on_changed)
         from plait._budget import check_budget
         from plait._budget_pause import budget_decision
@@ -399,6 +402,7 @@ async def resume(
         answers, decision = budget_decision(record, answers, approve, budget)
         resolved = resolve_answers(workflow, record, answers, approve, answer)
         input = workflow._validate_input(load_input(record.input, f"the stored input of run {run_id!r}"))
+        media = load_media(record.media, f"the stored media of run {run_id!r}")
         return await workflow._run(
             input,
             listeners=listeners,
@@ -406,6 +410,7 @@ async def resume(
             session_id=record.session_id,
             run_id=run_id,
             resume=Resume(record, checkpoints, resolved, decision),
+            **media,
         )
     finally:
         if lease is None:

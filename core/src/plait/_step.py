@@ -167,6 +167,14 @@ class Step(StepNode):
 
         return await cache_context(self, ctx)
 
+    async def history_turn(self, ctx: StepContext, messages: list[Any] | None = None) -> Any:
+        """For the step cache: without ``messages``, the conversation turn this agent or team
+        step's run just added to the session's history (None: none); with them, add that turn
+        again, to this run's session (a cache hit)."""
+        from plait._workflow_history import history_turn
+
+        return await history_turn(self, ctx, messages)
+
     def cache_identity(self) -> Any:
         if self._callee is not None:
             versioned = self.cache is not None and bool(self.cache.version)

@@ -8,14 +8,18 @@ pairs, oldest first) or ``get_workflow_history_context()``. This is the workflow
 history, not an agent's conversation (``Agent(history=N)``, :mod:`plait._history`).
 
 The runs are the completed top-level runs of the step's workflow (by id) in the run's
-session (a nested workflow's runs are part of its parent's, not runs of their own), read when a
-step asks: with storage, from the stored runs (every process's); without storage, from
-memory, where a workflow that turns the history on keeps its last :data:`MEMORY_RUNS` runs
-per session for its most recent :data:`MEMORY_SESSIONS` sessions.
+session, read when a step asks. A nested workflow's run is part of its parent's, not a run of
+its own: as in Agno (where a nested workflow runs in its parent's session and reads that
+session's runs), its steps see the top-level workflow's earlier runs, when the nested workflow
+(its ``add_workflow_history_to_steps``) or the step asks for them. With storage they are
+read from the stored runs (every process's); without storage, from memory, where a workflow
+that turns the history on (or holds a nested workflow that does) keeps its last
+:data:`MEMORY_RUNS` runs per session for its most recent :data:`MEMORY_SESSIONS` sessions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any
@@ -119,16 +123,27 @@ def wants_history(enabled: bool, nodes: list[StepNode]) -> bool:
         node = stack.pop()
         if getattr(node, "add_workflow_history", None):
             return True
-        if getattr(node, "workflow", None) is None:  # a nested workflow keeps its own history
+        nested = getattr(node, "workflow", None)
+        if nested is None:
             stack.extend(node.children())
+        elif nested._history.kept:  # a nested workflow's steps given the history: this one's runs
+            return True
     return False
+
+
+def _owner(ctx: StepContext) -> Any:
+    """The workflow whose earlier runs a step sees: its own, or for a step of a nested
+    workflow the top-level one (a nested run is part of its parent's run, as in Agno, where
+    the nested workflow runs in the parent's session and reads that session's runs)."""
+    frame = ctx.frame
+    return frame.workflow if frame.root is None or frame.workflow is None else frame.root
 
 
 async def past_runs(ctx: StepContext, num_runs: int | None) -> list[tuple[str, str]]:
     """The last ``num_runs`` (None: all) completed runs of the workflow ``ctx`` runs in, in
     its session, before this run: ``(input, output)`` as text, oldest first."""
     frame = ctx.frame
-    workflow = frame.workflow
+    workflow = _owner(ctx)
     if workflow is None:  # a Parallel branch shipped to another process (plait-ray, ...)
         raise DefinitionError(
             f"step {ctx.step_name!r}: the workflow's earlier runs are not available in a Parallel branch "
@@ -193,7 +208,7 @@ async def _runs_before(
 
 def _not_kept(ctx: StepContext) -> None:
     raise DefinitionError(
-        f"Workflow {ctx.frame.workflow.name!r}, step {ctx.step_name!r}: without storage a workflow keeps "
+        f"Workflow {_owner(ctx).name!r}, step {ctx.step_name!r}: without storage a workflow keeps "
         "its runs for get_workflow_history() only when asked to: Workflow(..., "
         "add_workflow_history_to_steps=True), Step(..., add_workflow_history=True), or storage="
     )
@@ -235,7 +250,7 @@ async def with_history(step: Any, step_input: StepInput, ctx: StepContext) -> St
     if text is None:
         return step_input
     message = text + format_content(step_input.message)
-    return StepInput(step_input.input, message, step_input.previous_step_outputs, step_input.additional_data)
+    return dataclasses.replace(step_input, previous_step_content=message)  # its media too
 
 
 def remember_run(workflow: Any, ctx: StepContext, input: Any, output: Any) -> None:
@@ -264,6 +279,30 @@ async def cache_context(step: Any, ctx: StepContext) -> Any:
     return found or None
 
 
+async def history_turn(step: Any, ctx: StepContext, messages: list[Any] | None) -> Any:
+    """:meth:`plait.Step.history_turn`: the turn (stored messages) a cached agent or team step
+    added to its conversation, or add ``messages`` as this run's turn on a cache hit."""
+    if step.agent is None:
+        return None
+    history, agent_id = step.agent._conversation()
+    if not history.enabled:  # a step's run keeps its turn only when its agent sends history
+        return None
+    from plait._history import RECENT, HistoryScope
+
+    scope = HistoryScope.of_step(ctx)
+    if messages is None:
+        records = await history.records(scope.session_id, agent_id, RECENT, scope.storage)
+        found = [r for r in records if r.origin == scope.origin]
+        return found[-1].messages if found else None
+    from plait._history import decode_messages
+    from plait._ids import new_id
+    from plait.storage import HistoryRecord
+
+    record = HistoryRecord(session_id=scope.session_id, agent_id=agent_id, run_id=new_id(), messages=messages)
+    await history.append(scope, agent_id, record.run_id, decode_messages(record, history.where))
+    return None
+
+
 def of_current_step(num_runs: Any, method: str, text: bool = False) -> Any:
     """``StepInput.get_workflow_history`` (``text``: ``..._context``) for the step whose code
     is running."""
@@ -280,7 +319,7 @@ def _of_current_step(num_runs: Any, method: str) -> list[tuple[str, str]]:
             f"StepInput.{method}() reads the workflow's runs: call it in a step's code, during a run"
         )
     runs = check_runs(num_runs, "num_runs", f"step {ctx.step_name!r}: {method}()", optional=True)
-    workflow = ctx.frame.workflow
+    workflow = _owner(ctx)
     if ctx.run.storage is None and workflow is not None:
         if not workflow._history.kept:
             _not_kept(ctx)

@@ -27,7 +27,15 @@ from plait import (
 from plait._context import RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
 from plait._frame import bounded
 from plait._ids import new_id
-from plait._io import RunStatus, StepInput, StepOutput, StepType, WorkflowExecutionInput, WorkflowRunOutput
+from plait._io import (
+    MEDIA_FIELDS,
+    RunStatus,
+    StepInput,
+    StepOutput,
+    StepType,
+    WorkflowExecutionInput,
+    WorkflowRunOutput,
+)
 from plait._pause import PauseRequested
 from plait._step import check_tree
 from plait.errors import RunTimeoutError, StepError
@@ -88,6 +96,10 @@ async def run(
     lineage: dict[str, str] | None = None,
     fork: tuple[Any, dict[str, Any]] | None = None,
     history_from: tuple[str, float] | None = None,
+    images: Any = None,
+    audio: Any = None,
+    videos: Any = None,
+    files: Any = None,
 ) -> WorkflowRunOutput:
     """A top-level run of ``workflow``; ``lineage`` names where a replayed or forked run comes
     from (stored with it, on its output); ``fork`` is a fork's point and restored steps (plait._fork);
@@ -138,6 +150,12 @@ async def run(
     if fork is not None:
         run.fork, run.restored = fork
     run.history_from = history_from
+    if images is not None or audio is not None or videos is not None or files is not None:
+        from plait._parts import run_media
+
+        run.media = run_media(
+            f"Workflow {workflow.name!r}: run()", images=images, audio=audio, videos=videos, files=files
+        )
     if resume is not None:  # a continued run is still the same user's, with the same metadata
         user_id = user_id or resume.record.user_id
         if metadata is None and resume.record.metadata is not None:
@@ -201,6 +219,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
     frame = WorkflowFrame(
         workflow, workflow.id, workflow.name, run_id, outer.session_id, outer.depth + 1, outer.run_id
     )
+    frame.root = outer.workflow if outer.root is None else outer.root
     state = _state.isolate(ctx.state)
     inner = StepContext(
         ctx.run,
@@ -212,7 +231,12 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         {},
         ctx.offload or workflow.timeout is not None,
     )
-    output = await execute(workflow, step_input.message, inner, step_input.additional_data)
+    media = (
+        step_input.media()
+        if step_input.images or step_input.videos or step_input.audio or step_input.files
+        else None
+    )
+    output = await execute(workflow, step_input.message, inner, step_input.additional_data, media)
     outer.executor_runs.append(output)
     if state or ctx.state:  # a stateless workflow has nothing to merge (and no message to build)
         _state.merge_changes(ctx.state, [(workflow.name, state)], where=f"Workflow {workflow.name!r}")
@@ -221,7 +245,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         if step_output.stop:
             stop = True
             break
-    return StepOutput(
+    result = StepOutput(
         content=output.content,
         steps=output.step_outputs,
         success=output.status is RunStatus.COMPLETED,
@@ -229,40 +253,57 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         stop=stop,
         step_type=_WORKFLOW,
     )
+    if output.images or output.videos or output.audio or output.files:
+        # what its steps produced go on to the outer steps (those it was given are theirs already)
+        _collect_media(result, None, output.step_outputs)
+    return result
 
 
 _WORKFLOW = StepType.WORKFLOW.value  # read once: an enum member's .value is a property call
 
 
 def execute(
-    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    workflow: Workflow,
+    input: Any,
+    ctx: StepContext,
+    additional_data: dict[str, Any] | None,
+    media: dict[str, list[Any]] | None = None,
 ) -> Coroutine[Any, Any, WorkflowRunOutput]:
     """The run frame around the walk over ``workflow``'s steps, with its provider policy in
-    force when it declares one (a plain function: no extra coroutine per workflow level)."""
+    force when it declares one (a plain function: no extra coroutine per workflow level).
+    ``media``: what a nested workflow's steps are given (a top-level run's are ``RunState.media``)."""
     if workflow._history.kept and ctx.run.storage is None:  # its runs kept in memory for its steps
-        return _execute_remembered(workflow, input, ctx, additional_data)
+        return _execute_remembered(workflow, input, ctx, additional_data, media)
     if workflow.budget is not None or workflow._limiters is not None:  # provider policy
-        return _execute_with_policy(workflow, input, ctx, additional_data)
-    return _execute(workflow, input, ctx, additional_data)
+        return _execute_with_policy(workflow, input, ctx, additional_data, media)
+    return _execute(workflow, input, ctx, additional_data, media)
 
 
 async def _execute_remembered(
-    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    workflow: Workflow,
+    input: Any,
+    ctx: StepContext,
+    additional_data: dict[str, Any] | None,
+    media: dict[str, list[Any]] | None = None,
 ) -> WorkflowRunOutput:
     """:func:`execute` for a workflow without storage whose steps are given its earlier runs
     (plait._workflow_history): the run, once completed, is kept for the next ones."""
     from plait._workflow_history import remember_run
 
     if workflow.budget is not None or workflow._limiters is not None:
-        output = await _execute_with_policy(workflow, input, ctx, additional_data)
+        output = await _execute_with_policy(workflow, input, ctx, additional_data, media)
     else:
-        output = await _execute(workflow, input, ctx, additional_data)
+        output = await _execute(workflow, input, ctx, additional_data, media)
     remember_run(workflow, ctx, input, output)
     return output
 
 
 async def _execute_with_policy(
-    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    workflow: Workflow,
+    input: Any,
+    ctx: StepContext,
+    additional_data: dict[str, Any] | None,
+    media: dict[str, list[Any]] | None = None,
 ) -> WorkflowRunOutput:
     """:func:`execute` with the workflow's budget (a fresh meter for this run: every call inside
     counts, plait._budget) and rate limits (shared by its runs, plait._limits) in force."""
@@ -274,14 +315,20 @@ async def _execute_with_policy(
             stack.enter_context(budget_scope(workflow.budget, f"workflow {workflow.name!r}"))
         if workflow._limiters is not None:
             stack.enter_context(limits_scope(workflow._limiters))
-        return await _execute(workflow, input, ctx, additional_data)
+        return await _execute(workflow, input, ctx, additional_data, media)
 
 
 async def _execute(
-    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    workflow: Workflow,
+    input: Any,
+    ctx: StepContext,
+    additional_data: dict[str, Any] | None,
+    media: dict[str, list[Any]] | None = None,
 ) -> WorkflowRunOutput:
     frame = ctx.frame
     run = ctx.run
+    if media is None and frame.depth == 0:
+        media = run.media
     if workflow.input_schema is not None:
         input = workflow._validate_input(input)
     if run.hooks is not None:
@@ -309,11 +356,9 @@ async def _execute(
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline
-            outputs = await ctx.run_steps(
-                workflow.nodes, StepInput(input, None, ctx.outputs, additional_data)
-            )
+            outputs = await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
         elif workflow.timeout is None:
-            outputs = await _walk(workflow, input, ctx, additional_data)
+            outputs = await _walk(workflow, input, ctx, additional_data, media)
         else:
             timeout = workflow.timeout
 
@@ -323,7 +368,7 @@ async def _execute(
                     f"Workflow {workflow.name!r} (run {frame.run_id}) timed out after {timeout:g}s"
                 )
 
-            outputs = await bounded(timeout, _walk(workflow, input, ctx, additional_data), expired)
+            outputs = await bounded(timeout, _walk(workflow, input, ctx, additional_data, media), expired)
     except PauseRequested as pause:
         if span_cm is not None:
             span.set_attribute(ATTR.PAUSED, True)
@@ -423,6 +468,8 @@ async def _execute(
         user_id=run.user_id,
         metadata=run.metadata,
     )
+    if media or any(o.images or o.videos or o.audio or o.files for o in outputs):
+        _collect_media(result, media, outputs)
     if span_cm is not None:
         close_span(span_cm, span)
     if run.listening:
@@ -451,17 +498,45 @@ def _end_hook(
 
 
 async def _walk(
-    workflow: Workflow, input: Any, ctx: StepContext, additional_data: dict[str, Any] | None
+    workflow: Workflow,
+    input: Any,
+    ctx: StepContext,
+    additional_data: dict[str, Any] | None,
+    media: dict[str, list[Any]] | None = None,
 ) -> list[StepOutput]:
     if workflow._function is None:
-        return await ctx.run_steps(workflow.nodes, StepInput(input, None, ctx.outputs, additional_data))
+        return await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
     token = _current_step.set(ctx)  # agents run by the function stream into this run
+    execution_input = WorkflowExecutionInput(input, additional_data)
+    for option, items in (media or {}).items():
+        setattr(execution_input, option, items)
     try:
-        output = await ctx.invoke(
-            workflow._function, workflow, WorkflowExecutionInput(input, additional_data)
-        )
+        output = await ctx.invoke(workflow._function, workflow, execution_input)
     finally:
         _current_step.reset(token)
     output.step_name = workflow.name
     output.step_type = StepType.FUNCTION.value
     return [output]
+
+
+def _first_input(
+    input: Any, ctx: StepContext, additional_data: dict[str, Any] | None, media: dict[str, list[Any]] | None
+) -> StepInput:
+    """What a workflow's first step receives: the input, and the run's media when it has some."""
+    step_input = StepInput(input, None, ctx.outputs, additional_data)
+    for option, items in (media or {}).items():
+        setattr(step_input, option, items)
+    return step_input
+
+
+def _collect_media(
+    result: WorkflowRunOutput | StepOutput, media: dict[str, list[Any]] | None, outputs: list[StepOutput]
+) -> None:
+    """A completed run's media, as Agno collects them: those it was given, then its top-level
+    steps' (skipped steps left out), in order."""
+    for option in MEDIA_FIELDS:
+        found = [*(media or {}).get(option, ())]
+        for output in outputs:
+            if not output.skipped:
+                found.extend(getattr(output, option) or ())
+        setattr(result, option, found or None)

@@ -271,6 +271,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> AgentRunOutput[OutputT]: ...
 
@@ -284,6 +285,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Iterator[Event]: ...
 
@@ -297,6 +299,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Iterator[Event]: ...
 
@@ -310,6 +313,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> AgentRunOutput[OutputT] | Iterator[Event]: ...
 
@@ -322,6 +326,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Any: ...
 
@@ -335,6 +340,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]]: ...
 
@@ -348,6 +354,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> AsyncIterator[Event]: ...
 
@@ -361,6 +368,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> AsyncIterator[Event]: ...
 
@@ -374,6 +382,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Coroutine[Any, Any, AgentRunOutput[OutputT]] | AsyncIterator[Event]: ...
 
@@ -386,6 +395,7 @@ class Agent(Runnable, Generic[OutputT]):
             session_id: str | None = None,
             images: Sequence[Any] | None = None,
             audio: Sequence[Any] | None = None,
+            videos: Sequence[Any] | None = None,
             files: Sequence[Any] | None = None,
         ) -> Any: ...
 

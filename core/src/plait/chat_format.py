@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart, VideoPart
 from plait.errors import BadRequestError, ModelConnectionError, ServerError
 from plait.models import (
     Message,
@@ -164,6 +164,18 @@ def content_params(parts: list[Part], *, provider: str, where: str = "message") 
             file: dict[str, Any] = {"file_data": part.data_url()}
             file["filename"] = part.filename or _default_name(part.media_type)
             params.append({"type": "file", "file": file})
+        elif isinstance(part, VideoPart):
+            # LiteLLM's form for video (Gemini): a file by its bytes (a data URL) or by URL,
+            # with its media type as ``format``; OpenAI's own API takes no video (its models
+            # refuse the part before this, plait._model_types.Model.check_parts)
+            video: dict[str, Any] = (
+                {"file_id": part.url}
+                if part.data is None and part.url is not None and not part.url.startswith("data:")
+                else {"file_data": part.data_url()}
+            )
+            if part.media_type is not None:
+                video["format"] = part.media_type
+            params.append({"type": "file", "file": video})
         else:
             raise BadRequestError(
                 f"{where}: expected a content part, got {type(part).__name__}", provider=provider

@@ -46,7 +46,7 @@ from plait._model_types import (
     Usage,
 )
 from plait._model_types import Role as Role
-from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart
+from plait._parts import AudioPart, FilePart, ImagePart, Part, TextPart, VideoPart
 from plait._public import report_public_home
 from plait._secrets import credentials, scrub_exception
 
@@ -70,6 +70,7 @@ __all__ = [
     "ToolCallPart",
     "ToolDefinition",
     "Usage",
+    "VideoPart",
     "complete_with_retry",
     "credentials",
     "default_model",

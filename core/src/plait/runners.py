@@ -234,7 +234,7 @@ class Branch:
             from opentelemetry import propagate
 
             propagate.inject(carrier)
-        frame = replace(ctx.frame, workflow=None, errors=[], executor_runs=[])
+        frame = replace(ctx.frame, workflow=None, root=None, errors=[], executor_runs=[])
         recording = None
         self._recorder = _active_recorder(ctx)
         if self._recorder is not None:

@@ -69,6 +69,10 @@ class RunArguments(TypedDict, total=False):
     metadata: dict[str, Any] | None
     dependencies: dict[str, Any] | None
     add_dependencies_to_context: bool | None
+    images: Sequence[Any] | None
+    audio: Sequence[Any] | None
+    videos: Sequence[Any] | None
+    files: Sequence[Any] | None
 
 
 class Workflow(DurableRuns):
@@ -361,10 +365,19 @@ class Workflow(DurableRuns):
         metadata: dict[str, Any] | None = None,
         dependencies: dict[str, Any] | None = None,
         add_dependencies_to_context: bool | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> WorkflowRunOutput | Iterator[Event]:
         """Run to the end and return a :class:`WorkflowRunOutput` (raising a
         :class:`~plait.errors.StepError` naming the failed step), or, with
-        ``stream=True``, return an iterator of events."""
+        ``stream=True``, return an iterator of events.
+
+        ``images``, ``audio``, ``videos`` and ``files`` (parts, URLs, paths, bytes or Agno's
+        media objects) reach every step's ``StepInput`` (Agno's ``step_input.images``...); an
+        agent or team step sends them with its message. With storage they are stored with the
+        run (their bytes once, by digest), so a resumed or replayed run has them too."""
         return sync(
             self.arun(
                 input,
@@ -379,6 +392,10 @@ class Workflow(DurableRuns):
                 metadata=metadata,
                 dependencies=dependencies,
                 add_dependencies_to_context=add_dependencies_to_context,
+                images=images,
+                audio=audio,
+                videos=videos,
+                files=files,
             )
         )
 
@@ -433,6 +450,10 @@ class Workflow(DurableRuns):
         metadata: dict[str, Any] | None = None,
         dependencies: dict[str, Any] | None = None,
         add_dependencies_to_context: bool | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> Any:
         """``await workflow.arun(x)`` returns a :class:`WorkflowRunOutput`;
         ``async for event in workflow.arun(x, stream=True)`` streams events.
@@ -459,6 +480,13 @@ class Workflow(DurableRuns):
             "dependencies": dependencies,
             "add_dependencies_to_context": add_dependencies_to_context,
         }
+        if images is not None or audio is not None or videos is not None or files is not None:
+            from plait._parts import run_media  # checked now: a wrong type fails the call, not the run
+
+            media = run_media(
+                f"Workflow {self.name!r}: run()", images=images, audio=audio, videos=videos, files=files
+            )
+            options.update(media or {})
         if not stream:
             return _workflow_run.run(self, input, listeners=(), stream_events=stream_events, **options)
         return EventStream(_stream_start(self, input, stream_events, options))

@@ -74,6 +74,9 @@ class RunRecord(_Record):
     #: ``{"forked_from": run_id, "fork_step": step_id}``
     lineage: dict[str, str] | None = None
     input: Any = None
+    #: the run's ``images=``, ``audio=``, ``videos=``, ``files=`` (parts in the codec's tagged
+    #: form, their bytes stored once by digest, plait._blobs); None: the run was given none
+    media: dict[str, Any] | None = None
     content: Any = None
     error: str | None = None
     created_at: float = Field(default_factory=time.time)
@@ -137,6 +140,9 @@ class CacheEntry(_Record):
     key: str
     output: dict[str, Any]
     state_delta: dict[str, Any] = Field(default_factory=dict)
+    #: the conversation turn an agent or team step's run added to its session's history (its
+    #: messages as stored, plait._history): a hit adds it to the session it is reused in
+    history: list[Any] | None = None
     created_at: float = Field(default_factory=time.time)
     expires_at: float | None = None
 

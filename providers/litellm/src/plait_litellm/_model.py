@@ -141,7 +141,7 @@ class LiteLLMModel(Model):
     """
 
     provider: ClassVar[str] = "litellm"
-    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "file"})
+    accepts_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "video", "file"})
 
     def __init__(
         self,
