@@ -446,3 +446,22 @@ def test_the_run_output_collects_the_media_as_agno_does() -> None:
     again = type(output).from_dict(data)
     assert again.images == output.images and again.files == output.files
     assert Workflow(name="plain", steps=[Step(name="s", executor=lambda i: "x")]).run("x").images is None
+
+
+def test_agent_print_response_takes_media_as_agno_does(capsys: pytest.CaptureFixture[str]) -> None:
+    from plait.models import Message
+    from plait.testing import FunctionModel
+
+    seen: list[Any] = []
+
+    def reply(messages: list[Message]) -> str:
+        seen.append(messages[-1].content)
+        return "a red square"
+
+    agent = Agent(name="Looker", model=FunctionModel(reply))
+    agent.print_response("What is it?", images=[PNG])
+    asyncio.run(agent.aprint_response("And now?", images=[PNG], stream=True))
+    assert [[type(p).__name__ for p in content] for content in seen] == [["TextPart", "ImagePart"]] * 2
+    assert capsys.readouterr().out.count("a red square") >= 2
+    with pytest.raises(DefinitionError, match="images"):
+        agent.print_response("x", images=[3])

@@ -228,11 +228,38 @@ class Runnable:
         stream: bool = False,
         markdown: bool = False,
         session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
     ) -> AgentRunOutput | None:
+        """Run and print the answer for a person (streamed live with ``stream=True``, as
+        Markdown with ``markdown=True``); takes :meth:`run`'s ``session_id`` and media."""
         from plait.console import print_run
 
-        options = {} if session_id is None else {"session_id": session_id}
+        options = _print_options(session_id, images, audio, videos, files)
         output: AgentRunOutput | None = print_run(
+            self, input, stream=stream, markdown=markdown, options=options
+        )
+        return output
+
+    async def aprint_response(
+        self,
+        input: Any = None,
+        *,
+        stream: bool = False,
+        markdown: bool = False,
+        session_id: str | None = None,
+        images: Sequence[Any] | None = None,
+        audio: Sequence[Any] | None = None,
+        videos: Sequence[Any] | None = None,
+        files: Sequence[Any] | None = None,
+    ) -> AgentRunOutput | None:
+        """:meth:`print_response` from async code."""
+        from plait.console import aprint_run
+
+        options = _print_options(session_id, images, audio, videos, files)
+        output: AgentRunOutput | None = await aprint_run(
             self, input, stream=stream, markdown=markdown, options=options
         )
         return output
@@ -315,3 +342,15 @@ def _content(deliver: Callable[[Event], None] | None) -> Callable[[Event], None]
             deliver(event)
 
     return emit
+
+
+def _print_options(
+    session_id: str | None,
+    images: Sequence[Any] | None,
+    audio: Sequence[Any] | None,
+    videos: Sequence[Any] | None,
+    files: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """The options print_response passes on to ``arun`` (those given)."""
+    given = {"session_id": session_id, "images": images, "audio": audio, "videos": videos, "files": files}
+    return {name: value for name, value in given.items() if value is not None}
