@@ -465,3 +465,34 @@ def test_agent_print_response_takes_media_as_agno_does(capsys: pytest.CaptureFix
     assert capsys.readouterr().out.count("a red square") >= 2
     with pytest.raises(DefinitionError, match="images"):
         agent.print_response("x", images=[3])
+
+
+def test_a_parallel_passes_its_branches_media_on_as_agno_does(tmp_path: Path) -> None:
+    from plait import Parallel
+
+    def draw(step_input: StepInput) -> StepOutput:
+        return StepOutput(content="drawn", images=[ImagePart(data=OTHER_PNG)])
+
+    def record(step_input: StepInput) -> StepOutput:
+        return StepOutput(content="recorded", files=[FilePart(data=PDF)])
+
+    seen: list[Any] = []
+    flow = Workflow(
+        name="fan",
+        steps=[
+            Parallel(Step(name="draw", executor=draw), Step(name="record", executor=record), name="both"),
+            Step(name="after", executor=lambda i: seen.append(i.media()) or "done"),
+        ],
+        storage=f"sqlite:///{tmp_path / 'runs.db'}",
+    )
+    output = flow.run("x", images=[PNG])
+    # the run's own first, then the branches' in branch order
+    assert seen == [
+        {"images": [ImagePart(data=PNG), ImagePart(data=OTHER_PNG)], "files": [FilePart(data=PDF)]}
+    ]
+    assert output.step_outputs[0].images == [ImagePart(data=OTHER_PNG)]
+    assert output.images == [ImagePart(data=PNG), ImagePart(data=OTHER_PNG)]
+    # a fork after the Parallel restores it from its checkpoint, media and all
+    forked = flow.fork(output.run_id, at="after")
+    assert forked.status is RunStatus.COMPLETED
+    assert seen[-1] == seen[0]
