@@ -189,7 +189,9 @@ def test_a_shared_redis_limit_holds_across_two_processes(openai_server: openai.O
 async def _drop(prefix: str) -> None:
     from plait_redis import RedisStorage
 
-    await RedisStorage(URL, prefix=prefix).drop()
+    storage = RedisStorage(URL, prefix=prefix)
+    await storage.drop()
+    await storage.close()
 
 
 # -- the count, in-process and in Redis alike ----------------------------------------------

@@ -4,6 +4,7 @@ edited state (earlier steps not executed, later ones live), diff of two forks, a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -58,7 +59,7 @@ def test_fork_at_a_nested_step_and_diff_two_forks(storage_url: str) -> None:
     ran.clear()
     sad = workflow.fork(original.run_id, at="inner/fan/right", state={"mood": ":("})
     assert ran == Counter(right=1, merge=1, body=2, last=1)
-    result = diff_runs(happy.run_id, sad.run_id, storage=workflow._storage or storage_for(storage_url))
+    result = diff_runs(happy.run_id, sad.run_id, storage=workflow._storage)
     assert result.first_divergence == "inner/fan/right"
     assert not result.step("first").differs and not result.step("inner/plan").differs
     assert result.step("inner/fan/right").state_changes["mood"] == (":)", ":(")
@@ -66,6 +67,8 @@ def test_fork_at_a_nested_step_and_diff_two_forks(storage_url: str) -> None:
     ran.clear()
     again = workflow.fork(happy.run_id, at="last")  # a fork of a fork: its restored steps are stored
     assert ran == Counter(last=1) and again.content == happy.content
+    if not isinstance(workflow.storage, str):  # a storage object is ours to close
+        asyncio.run(workflow.storage.close())
 
 
 def test_once_runs_the_side_effect_once_across_a_sigkill_and_a_resume(

@@ -20,6 +20,9 @@ from plait import Agent, Step, Workflow
 
 
 def storage_for(spec: str) -> Any:
+    """A storage object for ``postgres:SCHEMA`` / ``redis:PREFIX``; anything else (a URL) as it is."""
+    if "://" in spec:
+        return spec
     if spec.startswith("postgres:"):
         from plait_postgres import PostgresStorage
 
