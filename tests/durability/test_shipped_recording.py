@@ -21,6 +21,7 @@ from plait import ReplayDivergenceError
 from plait.errors import StepError
 from plait.storage import Storage, StorageError
 from plait.storage._sqlite import SQLiteStorage
+from plait.storage._sqlite import _existing as sqlite_existing
 from plait.testing import PickleRoundTripRunner
 from tests.durability import shipped, test_replay
 from tests.durability.tool_loop import storage_for
@@ -206,25 +207,40 @@ async def test_answers_a_shipped_branch_used_leave_the_runs_record() -> None:
     assert [c["response"] for c in ship(parent, "fan/a").calls] == [{"content": "2"}]
 
 
-class UnwritableFromBranches(SQLiteStorage):
-    """A SQLite storage whose copy in a branch's process cannot store calls (a firewall, say)."""
-
-    def reopen(self) -> Any:
-        return functools.partial(_NoCalls, self.url)
-
-
 class _NoCalls(SQLiteStorage):
     async def save_calls(self, calls: list[Any], payloads: dict[str, str]) -> None:
         raise StorageError("the branch's process cannot reach the storage")
 
 
-@pytest.mark.parametrize("reachable", [True, False])
+class SeenFromBranches(SQLiteStorage):
+    """A SQLite storage that a branch's process sees as ``elsewhere``: a file it cannot write
+    calls to (a firewall, say), another database at the same path, or no file at all (another
+    machine)."""
+
+    def __init__(self, url: str, elsewhere: str, other: Path) -> None:
+        super().__init__(url)
+        self.elsewhere, self.other = elsewhere, other
+
+    def reopen(self) -> Any:
+        if self.elsewhere == "unwritable":
+            return functools.partial(_NoCalls, self.url)
+        if self.elsewhere == "another database":
+            return SQLiteStorage(f"sqlite:///{self.other}").reopen()
+        return functools.partial(sqlite_existing, str(self.other), 5.0)  # "no file"
+
+
+@pytest.mark.parametrize("elsewhere", ["reachable", "unwritable", "another database", "no file"])
 async def test_a_shipped_branch_writes_its_calls_itself_or_hands_them_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reachable: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, elsewhere: str
 ) -> None:
     monkeypatch.delenv("PLAIT_DIE_AFTER", raising=False)
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    storage = SQLiteStorage(url) if reachable else UnwritableFromBranches(url)
+    other = tmp_path / "other.db"
+    if elsewhere == "another database":
+        other_storage = SQLiteStorage(f"sqlite:///{other}")
+        await other_storage.setup()
+        await other_storage.close()
+    storage = SQLiteStorage(url) if elsewhere == "reachable" else SeenFromBranches(url, elsewhere, other)
     from plait import _record_ship
 
     handed_back: list[int] = []
@@ -243,7 +259,8 @@ async def test_a_shipped_branch_writes_its_calls_itself_or_hands_them_back(
         assert output.content["research"] == "Looked up items 1 and 2."
         assert len(server.chat_requests) == 1
     calls = await storage.load_calls(output.run_id)
-    # each call stored once, whoever wrote it
+    # each call stored once, in the run's storage, whoever wrote it
     assert [(c.step_id, c.kind, c.index) for c in calls] == [("fan/research", "model", 0)]
-    assert handed_back == ([0] if reachable else [1])  # the parent wrote none, or the call
+    assert handed_back == ([0] if elsewhere == "reachable" else [1])  # the parent wrote none, or the call
+    assert other.exists() == (elsewhere == "another database")  # no file made where there was none
     await _close(workflow, model, storage)

@@ -140,6 +140,7 @@ def _collector(calls: BranchCalls) -> tuple[Callable[[list[Recorded]], Any], Col
 
         return collect, collected
     from plait._record_store import StorageSink
+    from plait.storage import StorageError
 
     writer: StorageSink | None = None
     broken = False
@@ -155,6 +156,10 @@ def _collector(calls: BranchCalls) -> tuple[Callable[[list[Recorded]], Any], Col
                 assert calls.store is not None
                 storage = _open(calls.store)
                 await storage.setup()
+                # the run's own storage, not one of the same name (another machine's
+                # 127.0.0.1, a file at the same path there): the run is in it
+                if await storage.get_run(calls.run_id) is None:
+                    raise StorageError(f"run {calls.run_id!r} is not in {storage!r} as seen from here")
                 writer = StorageSink(storage, calls.run_id, immediate=True)
             await writer(items)
             collected.written += len(items)

@@ -350,10 +350,9 @@ class SQLiteStorage(Storage):
     def reopen(self) -> Callable[[], Storage] | None:
         if self.path == ":memory:":
             return None
-        # by its absolute path: another process's working directory is not this one's
-        return functools.partial(
-            SQLiteStorage, f"sqlite:///{os.path.abspath(self.path)}", timeout=self.timeout
-        )
+        # by its absolute path (another process's working directory is not this one's), and
+        # only where the file exists (a worker on another machine must not create one)
+        return functools.partial(_existing, os.path.abspath(self.path), self.timeout)
 
     async def save_calls(self, calls: list[CallRecord], payloads: dict[str, str]) -> None:
         statements: list[tuple[str, tuple[Any, ...]]] = [
@@ -497,3 +496,10 @@ class SQLiteStorage(Storage):
             return None
 
         return await self._call(claim)
+
+
+def _existing(path: str, timeout: float) -> SQLiteStorage:
+    """:meth:`SQLiteStorage.reopen`'s factory: the storage in the file at ``path``, which must exist."""
+    if not os.path.exists(path):
+        raise StorageError(f"SQLite storage {path!r}: no such file here (another machine?)")
+    return SQLiteStorage(f"sqlite:///{path}", timeout=timeout)
