@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 from rich.console import Console
 
@@ -43,3 +44,31 @@ def test_previews_are_one_line_within_the_width_without_markdown_marks() -> None
     assert all(len(line) <= 70 and line.endswith("…") for line in lines)
     assert all("#" not in line and "**" not in line for line in lines)
     assert "The history of tea Key findings:" in lines[0]
+
+
+def test_a_blocking_sync_step_shows_as_running_while_it_blocks() -> None:
+    # the live console runs sync steps in worker threads: the loop stays free to draw
+    import threading
+
+    go, seen = threading.Event(), threading.Event()
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=70, color_system=None)
+
+    def blocker(step_input: object) -> str:
+        go.wait(30)
+        return "unblocked"
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "blocker" not in out.getvalue():
+            time.sleep(0.02)
+        if "blocker" in out.getvalue():
+            seen.set()
+        go.set()  # either way: the step may end
+
+    threading.Thread(target=watch, daemon=True).start()
+    flow = Workflow(name="W", steps=[Step(name="blocker", executor=blocker)])
+    print_run(flow, "x", stream=True, markdown=False, options={}, console=console)
+    assert seen.is_set(), "the running step was not drawn while it blocked"
+    assert "✓ blocker" in out.getvalue() and "COMPLETED" in out.getvalue()
+    assert flow.run("x").content == "unblocked"  # a plain run is as before (go is set)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENGINE",
+    "OFFLOAD_SYNC",
     "Discard",
     "RunCancelled",
     "RunState",
@@ -171,6 +172,10 @@ class WorkflowFrame:
 
 
 _current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar("plait_step", default=None)
+
+#: True where a run's sync step code must go to worker threads, keeping its event loop free:
+#: the live console sets it, so a blocking sync step still shows as running (plait.console)
+OFFLOAD_SYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("plait_offload_sync", default=False)
 
 
 def current_step() -> StepContext | None:

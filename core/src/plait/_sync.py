@@ -217,7 +217,12 @@ async def astream(start: Callable[[Listener], Coroutine[Any, Any, Any]]) -> Asyn
         task.result()
     finally:
         if not task.done():
-            task.cancel()
+            # the reader's cancel reason goes on to the run ("interrupted (Ctrl-C)" is stored)
+            stopping = sys.exc_info()[1]
+            reason = (
+                stopping.args[0] if isinstance(stopping, asyncio.CancelledError) and stopping.args else None
+            )
+            task.cancel(reason)
             try:
                 await task
             except (asyncio.CancelledError, Exception):

@@ -24,7 +24,7 @@ from plait import (
     _lookup,
     _state,
 )
-from plait._context import RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
+from plait._context import OFFLOAD_SYNC, RunCancelled, RunState, StepContext, WorkflowFrame, _current_step
 from plait._frame import bounded
 from plait._ids import new_id
 from plait._io import (
@@ -177,7 +177,8 @@ async def run(
             run.context_dependencies = run.dependencies
     run_id = run_id or new_id()
     frame = WorkflowFrame(workflow, workflow.id, workflow.name, run_id, session_id, 0)
-    ctx = StepContext(run, frame, "", None, "", state, {}, workflow.timeout is not None)
+    offload = workflow.timeout is not None or OFFLOAD_SYNC.get()  # sync code in threads: the loop stays free
+    ctx = StepContext(run, frame, "", None, "", state, {}, offload)
     _cancel.started(run_id, run)
     try:
         if storage is None:

@@ -361,10 +361,15 @@ async def aprint_run(
         renderer = ConsoleRenderer(console, live=True, markdown=markdown)
         if not hasattr(target, "steps"):  # an agent or team on its own
             renderer.begin(target.name)
+        from plait._context import OFFLOAD_SYNC
+
+        # sync steps run in worker threads meanwhile: one that blocks still shows as running
+        offloading = OFFLOAD_SYNC.set(True)
         try:
             async for event in target.arun(input, stream=True, stream_events=True, **options):
                 renderer.handle(event)
         finally:
+            OFFLOAD_SYNC.reset(offloading)
             renderer.close()
         output = target.get_last_run_output()
     else:
