@@ -109,7 +109,7 @@ class Tool:
 
     @property
     def definition(self) -> ToolDefinition:
-        schema = self._schema or self._built
+        schema = self._schema if self._schema is not None else self._built
         if schema is None:  # built from the signature once (pydantic's schema is not cheap)
             schema = self._built = self._arguments.model_json_schema()
             schema.pop("title", None)

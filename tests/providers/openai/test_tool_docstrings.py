@@ -133,3 +133,21 @@ def test_a_docstring_parser_error_is_not_the_tools_error(monkeypatch: pytest.Mon
     definition = Tool(google).definition
     assert definition.description.startswith("Current weather in a city.\n\nArgs:")  # as written
     assert "description" not in definition.parameters["properties"]["city"]
+
+
+def test_a_schema_is_built_once_and_each_definition_is_the_caller_s_own() -> None:
+    from plait._tools import Tool
+
+    def lookup(n: int) -> str:
+        """Look up item n."""
+        return str(n)
+
+    tool = Tool(lookup)
+    first, second = tool.definition, tool.definition
+    assert first.parameters == second.parameters and first.parameters["required"] == ["n"]
+    first.parameters["properties"]["n"]["type"] = "changed"  # a provider that edits what it got
+    assert tool.definition.parameters["properties"]["n"]["type"] == "integer"
+    # a schema given as it is, even an empty one, is used as it is
+    assert Tool(lookup, parameters={}).definition.parameters == {}
+    given = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    assert Tool(lookup, parameters=given).definition.parameters == given
