@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._checks import check_number
 from plait._executors import Callee, declares
-from plait._io import MEDIA_FIELDS, ParallelContent, StepInput, StepOutput, StepType
+from plait._io import ParallelContent, StepInput, StepOutput, StepType, carries_media, collect_media
 from plait._node import OnError as OnError  # re-exported: its home before plait._node
 from plait._node import StepNode
 from plait.errors import DefinitionError, StepError
@@ -152,11 +152,8 @@ class Parallel(StepNode):
             stop=any(o.stop for o in outputs),
             success=all(o.success for o in outputs),
         )
-        if any(o.images or o.videos or o.audio or o.files for o in outputs):
-            # the branches' media, in branch order, for the steps after (as Agno's Parallel)
-            for option in MEDIA_FIELDS:
-                items = [item for o in outputs for item in getattr(o, option) or ()]
-                setattr(output, option, items or None)
+        if any(carries_media(o) for o in outputs):  # the branches' media, in branch order, go on
+            collect_media(output, None, outputs)  # (as Agno's Parallel aggregates them)
         return output
 
     def children(self) -> Sequence[StepNode]:

@@ -22,7 +22,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plait._executors import Callee, call, injected, to_output
-from plait._io import StepInput, StepOutput, format_content
+from plait._io import StepInput, StepOutput, carries_media, format_content
 from plait._public import publish as _publish
 from plait._run_context import RunContext
 from plait.events import CustomEvent, Event, RunContentEvent
@@ -405,11 +405,7 @@ class StepContext:
         run = self.run
         # the run's media (Agno's shared media): what the steps were given, and what each step
         # produced for the ones after it; None (the common case): none
-        media = (
-            step_input.media()
-            if step_input.images or step_input.videos or step_input.audio or step_input.files
-            else None
-        )
+        media = step_input.media() if carries_media(step_input) else None
         for node in nodes:
             # Workflow.cancel_run: stop before the next step (a run with storage looks for a
             # request from another process here too, when due: sync steps never yield the loop)
@@ -425,7 +421,7 @@ class StepContext:
             outputs.append(output)
             if not output.skipped:
                 previous = output.content
-                if output.images or output.videos or output.audio or output.files:
+                if carries_media(output):
                     media = dict(media or {})
                     for option, items in output.media().items():
                         media[option] = [*media.get(option, ()), *items]

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from plait._codec import decode, encode
-from plait._io import MEDIA_FIELDS, StepOutput
+from plait._io import MEDIA_FIELDS, StepOutput, carries_media
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import CacheEntry, StepCheckpoint, Storage, StorageError
@@ -97,7 +97,7 @@ def load_media(data: dict[str, Any] | None, what: str) -> dict[str, Any]:
 def dump_output(output: StepOutput, step_id: str) -> dict[str, Any]:
     """A StepOutput as JSON; its content (and its inner outputs' content) in the tagged form of _codec."""
     what = f"the output of step {step_id!r}"
-    media = output.media() if output.images or output.videos or output.audio or output.files else None
+    media = output.media() if carries_media(output) else None
     plain = dataclasses.replace(output, content=None, steps=None)
     if media:
         plain.images = plain.videos = plain.audio = plain.files = None

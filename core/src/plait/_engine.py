@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from plait import _state
 from plait._context import ENGINE, Discard, StepContext, _current_step
 from plait._frame import bounded
-from plait._io import StepInput, StepMetrics, StepOutput
+from plait._io import StepInput, StepMetrics, StepOutput, carries_media
 from plait._pause import PauseRequested
 from plait.errors import StepError, StepTimeoutError, root_cause
 from plait.events import (
@@ -248,7 +248,7 @@ async def _cached(node: StepNode, step_input: StepInput, ctx: StepContext, span:
     assert policy is not None
     storage = ctx.run.storage
     inputs = [step_input.input, step_input.previous_step_content]
-    if step_input.images or step_input.videos or step_input.audio or step_input.files:
+    if carries_media(step_input):
         inputs.append(step_input.media())  # the media it is given (by digest): another image, another answer
     context = getattr(node, "cache_context", None)  # history a step is given (plait._workflow_history)
     if context is not None and (extra := await context(ctx)) is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait import _cancel, _workflow_run
 from plait._ids import new_id
-from plait._io import RunStatus, WorkflowRunOutput
+from plait._io import MEDIA_FIELDS, RunStatus, WorkflowRunOutput
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.events import Event
@@ -44,10 +44,7 @@ RUN_OPTIONS = (
     "metadata",
     "dependencies",
     "add_dependencies_to_context",
-    "images",
-    "audio",
-    "videos",
-    "files",
+    *MEDIA_FIELDS,
 )
 
 
@@ -308,7 +305,7 @@ def _checked(workflow: Workflow, options: dict[str, Any]) -> dict[str, Any]:
     user_id, metadata, dependencies = (options.get(k) for k in ("user_id", "metadata", "dependencies"))
     if user_id is not None or metadata is not None or dependencies is not None:
         check_run_options(workflow.name, user_id, metadata, dependencies)
-    given = {k: options.pop(k) for k in ("images", "audio", "videos", "files") if options.get(k) is not None}
+    given = {k: options.pop(k) for k in MEDIA_FIELDS if options.get(k) is not None}
     if given:  # checked now, as run() checks them: a wrong type fails start(), not the run
         from plait._parts import run_media
 

@@ -40,6 +40,8 @@ __all__ = [
     "WorkflowMetrics",
     "WorkflowRunOutput",
     "WorkflowStepMetrics",
+    "carries_media",
+    "collect_media",
     "format_content",
     "normalize_status",
 ]
@@ -641,6 +643,24 @@ class WorkflowRunOutput:
                 if data.get(option)
             },
         )
+
+
+def carries_media(value: StepInput | StepOutput | WorkflowRunOutput) -> bool:
+    """Whether ``value`` holds any media (a cheap check before its ``media()``)."""
+    return bool(value.images or value.videos or value.audio or value.files)
+
+
+def collect_media(
+    target: WorkflowRunOutput | StepOutput, given: dict[str, list[Any]] | None, outputs: list[StepOutput]
+) -> None:
+    """Set ``target``'s media as Agno collects them: those ``given``, then those of ``outputs``
+    (skipped ones left out), in order; None where there are none."""
+    for option in MEDIA_FIELDS:
+        found = [*(given or {}).get(option, ())]
+        for output in outputs:
+            if not output.skipped:
+                found.extend(getattr(output, option) or ())
+        setattr(target, option, found or None)
 
 
 def _expect_mapping(data: Any, where: str) -> None:

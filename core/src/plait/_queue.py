@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._durable import dump_input, dump_media, dump_state
 from plait._ids import new_id
-from plait._io import RunStatus
+from plait._io import MEDIA_FIELDS, RunStatus
 from plait._public import publish as _publish
 from plait.errors import DefinitionError
 from plait.storage import RunLease, RunRecord, Storage
@@ -31,7 +31,7 @@ __all__ = ["QueuedRun", "check_priority", "enqueue", "recover", "worker_owner"]
 
 #: the options of ``start`` a queued run keeps (stored with its record); the others live
 #: in the caller's process only, which a worker is not
-QUEUE_OPTIONS = ("session_id", "user_id", "metadata", "images", "audio", "videos", "files")
+QUEUE_OPTIONS = ("session_id", "user_id", "metadata", *MEDIA_FIELDS)
 #: the priorities a run may have (a 32-bit column in SQL backends)
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
@@ -133,7 +133,7 @@ async def enqueue(
     if await storage.get_run(run_id) is not None:
         raise DefinitionError(f"{where}: run {run_id!r} already exists in {storage!r}")
     value = workflow._validate_input(input)
-    given = {k: kept[k] for k in ("images", "audio", "videos", "files") if k in kept}
+    given = {k: kept[k] for k in MEDIA_FIELDS if k in kept}
     media = None
     if given:
         from plait._parts import run_media

@@ -12,7 +12,7 @@ from typing_extensions import TypeVar  # a TypeVar with a default (typing's has 
 
 from plait._context import current_step, with_dependencies
 from plait._history import HistoryScope, check_session_id, decode_messages
-from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, format_content
+from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, carries_media, format_content
 from plait._sync import EventStream, sync
 from plait.events import Event, RunContentEvent
 from plait.models import Message, Reasoning, ToolCall, Usage
@@ -301,7 +301,7 @@ class Runnable:
         message = step_input.message
         if ctx.run.context_dependencies is not None:
             message = with_dependencies(message, ctx.run.context_dependencies)
-        if step_input.images or step_input.videos or step_input.audio or step_input.files:
+        if carries_media(step_input):
             from plait._parts import input_parts  # the run's media, after the message (as Agno sends them)
 
             message = input_parts(message, f"{type(self).__name__} {self.name!r}", **step_input.media())

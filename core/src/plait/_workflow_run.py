@@ -28,13 +28,14 @@ from plait._context import OFFLOAD_SYNC, RunCancelled, RunState, StepContext, Wo
 from plait._frame import bounded
 from plait._ids import new_id
 from plait._io import (
-    MEDIA_FIELDS,
     RunStatus,
     StepInput,
     StepOutput,
     StepType,
     WorkflowExecutionInput,
     WorkflowRunOutput,
+    carries_media,
+    collect_media,
 )
 from plait._pause import PauseRequested
 from plait._step import check_tree
@@ -151,11 +152,9 @@ async def run(
         run.fork, run.restored = fork
     run.history_from = history_from
     if images is not None or audio is not None or videos is not None or files is not None:
-        from plait._parts import run_media
-
-        run.media = run_media(
-            f"Workflow {workflow.name!r}: run()", images=images, audio=audio, videos=videos, files=files
-        )
+        # lists of parts already: the entry points checked them (run_media), a resume decoded them
+        given = {"images": images, "audio": audio, "videos": videos, "files": files}
+        run.media = {option: items for option, items in given.items() if items} or None
     if resume is not None:  # a continued run is still the same user's, with the same metadata
         user_id = user_id or resume.record.user_id
         if metadata is None and resume.record.metadata is not None:
@@ -232,11 +231,7 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         {},
         ctx.offload or workflow.timeout is not None,
     )
-    media = (
-        step_input.media()
-        if step_input.images or step_input.videos or step_input.audio or step_input.files
-        else None
-    )
+    media = step_input.media() if carries_media(step_input) else None
     output = await execute(workflow, step_input.message, inner, step_input.additional_data, media)
     outer.executor_runs.append(output)
     if state or ctx.state:  # a stateless workflow has nothing to merge (and no message to build)
@@ -254,9 +249,9 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         stop=stop,
         step_type=_WORKFLOW,
     )
-    if output.images or output.videos or output.audio or output.files:
+    if carries_media(output):
         # what its steps produced go on to the outer steps (those it was given are theirs already)
-        _collect_media(result, None, output.step_outputs)
+        collect_media(result, None, output.step_outputs)
     return result
 
 
@@ -469,8 +464,8 @@ async def _execute(
         user_id=run.user_id,
         metadata=run.metadata,
     )
-    if media or any(o.images or o.videos or o.audio or o.files for o in outputs):
-        _collect_media(result, media, outputs)
+    if media or any(carries_media(o) for o in outputs):
+        collect_media(result, media, outputs)
     if span_cm is not None:
         close_span(span_cm, span)
     if run.listening:
@@ -528,16 +523,3 @@ def _first_input(
     for option, items in (media or {}).items():
         setattr(step_input, option, items)
     return step_input
-
-
-def _collect_media(
-    result: WorkflowRunOutput | StepOutput, media: dict[str, list[Any]] | None, outputs: list[StepOutput]
-) -> None:
-    """A completed run's media, as Agno collects them: those it was given, then its top-level
-    steps' (skipped steps left out), in order."""
-    for option in MEDIA_FIELDS:
-        found = [*(media or {}).get(option, ())]
-        for output in outputs:
-            if not output.skipped:
-                found.extend(getattr(output, option) or ())
-        setattr(result, option, found or None)
