@@ -8,7 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from plait import Step, StepInput, Workflow
+from plait.storage._sqlite import SQLiteStorage
+from plait.storage._sqlite_file import SQLiteFile
 
 
 async def test_a_locked_database_waits_off_the_event_loop(tmp_path: Path) -> None:
@@ -98,3 +102,38 @@ async def test_a_version_1_database_is_migrated_and_its_runs_still_read(tmp_path
     check = sqlite3.connect(path)
     assert check.execute("SELECT value FROM plait_meta").fetchall() == [(str(SCHEMA_VERSION),)]
     check.close()
+
+
+async def test_the_wal_is_checkpointed_in_the_worker_thread_not_on_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite checkpoints the WAL in the commit that takes it past ~4 MB: on the event loop
+    (the loop's own connection), for tens of milliseconds on a slow disk. Here that connection
+    never does; the worker thread does, and the WAL stays bounded."""
+    checkpoints: list[str] = []
+    opened: list[sqlite3.Connection] = []
+    original = SQLiteFile.open
+
+    def traced(self: SQLiteFile, timeout: float) -> sqlite3.Connection:
+        connection = original(self, timeout)
+        connection.set_trace_callback(
+            lambda sql: (
+                checkpoints.append(threading.current_thread().name) if "wal_checkpoint" in sql else None
+            )
+        )
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(SQLiteFile, "open", traced)
+    storage = SQLiteStorage(f"sqlite:///{tmp_path / 'runs.db'}")
+    await storage.setup()
+    for i in range(2000):  # about 40 MB through the WAL
+        await storage.save_calls([], {f"payload-{i}": "x" * 20_000})
+        await asyncio.sleep(0)
+    inline = storage._file.inline
+    assert inline is not None and inline.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert checkpoints and all(name.startswith("plait-sqlite") for name in checkpoints), checkpoints
+    wal = (tmp_path / "runs.db-wal").stat().st_size
+    assert wal < 16 * 1024 * 1024, f"the WAL grew to {wal} bytes: it is not checkpointed"
+    assert len(await storage.load_payloads([f"payload-{i}" for i in range(2000)])) == 2000
+    await storage.close()

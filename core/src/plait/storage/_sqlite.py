@@ -1,24 +1,20 @@
 """SQLite storage, the embedded default (``sqlite:///runs.db``).
 
-One connection per storage object, used from one worker thread so the event
-loop never blocks; WAL journal and a generous busy timeout make many
-concurrent runs, threads and processes safe on one file. The schema is
+Statements run on the event loop's own connection, or in a worker thread when they
+would wait for a lock (plait.storage._sqlite_file); WAL journal and a generous busy
+timeout make many concurrent runs, threads and processes safe on one file. The schema is
 versioned in ``plait_meta`` and migrated by :meth:`SQLiteStorage.setup`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from plait.errors import DefinitionError
 from plait.storage import _sqlite_retention as _retention
@@ -43,10 +39,10 @@ from plait.storage._claims import (
     claimable_statuses,
     lease_live,
 )
+from plait.storage._sqlite_file import SQLiteFile, transaction
 
 __all__ = ["SQLiteStorage"]
 
-T = TypeVar("T")
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -97,87 +93,14 @@ class SQLiteStorage(Storage):
         path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url[len("sqlite://") :]
         self.path = path or ":memory:"
         self.timeout = timeout
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="plait-sqlite")
-        self._connection: sqlite3.Connection | None = None
-        #: the event loop's own connection (no busy wait), see _call
-        self._inline: sqlite3.Connection | None = None
-        self._inline_lock = threading.Lock()
-        self._ready = False
+        self._file = SQLiteFile(self.path, timeout)
+        self._call = self._file.call
 
-    # -- plumbing ----------------------------------------------------------------------
-
-    def _open(self, timeout: float) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StorageError(
-                    f"SQLite storage {self.path!r}: cannot create its directory: {exc.strerror or exc}"
-                ) from None
-        connection = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
-        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            # Switching to WAL takes the file's write lock without waiting for the busy handler:
-            # two processes creating one database at once retry here instead of failing.
-            deadline = time.monotonic() + max(timeout, 1.0)
-            while True:
-                try:
-                    connection.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.01)
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        return connection
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._connection = self._open(self.timeout)
-        return self._connection
-
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # Fast path: a statement takes tens of microseconds, less than handing it to the
-        # worker thread. It runs here on a connection that never waits for a lock, so the
-        # event loop is never blocked by another writer: when the file is locked, or
-        # another task is using that connection, the work goes to the worker thread,
-        # which waits up to `timeout` for the lock.
-        if self._ready and self.path != ":memory:" and self._inline_lock.acquire(blocking=False):
-            try:
-                if self._inline is None:
-                    self._inline = self._open(0.0)
-                return fn(self._inline)
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StorageError(f"SQLite storage {self.path!r}: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite storage {self.path!r}: {exc}") from exc
-            finally:
-                self._inline_lock.release()
-
-        def work() -> T:
-            try:
-                return fn(self._connect())
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite storage {self.path!r}: {exc}") from exc
-
-        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
-
-    @staticmethod
-    def _transaction(connection: sqlite3.Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                connection.execute(sql, params)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    # the file's connections (plait.storage._sqlite_file)
+    _transaction = staticmethod(transaction)
 
     async def setup(self) -> None:
-        if self._ready:
+        if self._file.ready:
             return
 
         def migrate(connection: sqlite3.Connection) -> None:
@@ -209,18 +132,10 @@ class SQLiteStorage(Storage):
             connection.execute("COMMIT")
 
         await self._call(migrate)
-        self._ready = True
+        self._file.ready = True
 
     async def close(self) -> None:
-        self._ready = False
-        with self._inline_lock:
-            if self._inline is not None:
-                self._inline.close()
-                self._inline = None
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await asyncio.get_running_loop().run_in_executor(self._worker, connection.close)
-        self._worker.shutdown(wait=True)
+        await self._file.close()
 
     # -- runs --------------------------------------------------------------------------
 
