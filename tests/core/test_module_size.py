@@ -18,11 +18,7 @@ OVER: dict[str, tuple[int, str]] = {
     "_io.py": (711, "the data types of a run: StepInput, StepOutput, WorkflowRunOutput and their media"),
     "agent.py": (624, "Agent; about 130 lines are the typed overloads of run/arun under TYPE_CHECKING"),
     "tracing.py": (554, "the one home of every span name and attribute (tested: none elsewhere)"),
-    "storage/_sqlite.py": (
-        505,
-        "the storage protocol on one SQLite file (its retention is _sqlite_retention)",
-    ),
-    "storage/_base.py": (547, "the storage protocol and its records, documented method by method"),
+    "storage/_base.py": (550, "the storage protocol and its records, documented method by method"),
     "_workflow_run.py": (525, "one run: set-up, the run frame, nested runs, the run's media"),
     "_sync.py": (509, "sync over async: run_sync's fast path, iterate_sync, the live sync stream"),
 }

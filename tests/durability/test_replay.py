@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from plait import Agent, Parallel, ReplayDivergenceError, Step, StepInput, Workflow
-from plait._record_store import rebuild_request
+from plait._record_store import INLINE, rebuild_request
 from plait.storage import Storage
 from tests.durability.tool_loop import storage_for
 from tests.servers.openai_server import OpenAIServer, Reply, ToolCallReply
@@ -250,8 +250,13 @@ async def test_no_api_key_is_stored_and_identical_payloads_are_stored_once(backe
     calls_b = await storage.load_calls(second.run_id)
     assert len(calls_a) == len(calls_b) == 5
     hashes = sorted({h for c in calls_a + calls_b for h in (c.request, c.response)})
-    payloads = await storage.load_payloads(hashes)
-    assert set(payloads) == set(hashes)
+    stored = await storage.load_payloads(hashes)
+    # each payload once: stored apart, or (short, and not a model request) in its call's record
+    inline = {h: text for c in calls_a + calls_b for h, text in c.inline.items()}
+    assert set(stored) | set(inline) == set(hashes) and not set(stored) & set(inline)
+    assert all(len(text) < INLINE for text in inline.values())
+    assert all(c.request in stored for c in calls_a + calls_b if c.kind == "model")
+    payloads = {**stored, **inline}
     # the same requests have the same fingerprints: the planner's second request carries the
     # server's new tool-call id, which the fingerprint leaves out and the stored request keeps
     assert [c.fingerprint for c in calls_a] == [c.fingerprint for c in calls_b]

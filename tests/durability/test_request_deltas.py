@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
+from plait import Agent, Step, Workflow, _record_store
 from plait._record import request_fingerprint
 from plait._record_data import canonical
-from plait._record_store import DELTA, StorageSink, load_recorded
-from plait.storage import Storage
+from plait._record_store import DELTA, INLINE, StorageSink, load_recorded
+from plait.models import ToolCall
+from plait.storage import CallRecord, Storage
+from plait.testing import FunctionModel
 from tests.durability import test_replay
-from tests.durability.tool_loop import build
+from tests.durability.tool_loop import build, storage_for
 from tests.servers.openai_server import OpenAIServer
 
 backend = test_replay.backend  # the fixture: SQLite, and a schema / prefix of its own
@@ -78,13 +81,15 @@ async def test_a_run_recorded_with_whole_requests_still_replays(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PLAIT_TEST_LOG", str(tmp_path / "effects.log"))
-    monkeypatch.setattr(StorageSink, "deltas", False)  # the format before deltas
+    monkeypatch.setattr(StorageSink, "deltas", False)  # the format before deltas ...
+    monkeypatch.setattr(_record_store, "INLINE", 0)  # ... and before short payloads were inline
     with OpenAIServer() as server:
         workflow, output, storage = await _run_loop(backend, server)
     calls = [c for c in await storage.load_calls(output.run_id) if c.kind == "model"]
     stored = await storage.load_payloads([c.request for c in calls])
     assert all(DELTA not in json.loads(stored[c.request]) for c in calls)
     monkeypatch.setattr(StorageSink, "deltas", True)
+    monkeypatch.undo()
     replayed = await workflow.areplay(output.run_id)  # the server is stopped
     assert replayed.content == output.content
     old = [r for r in await load_recorded(storage, output.run_id) if r.kind == "model"]
@@ -125,3 +130,59 @@ def test_deltas_carry_changed_fields_and_unrelated_requests_are_stored_whole() -
     built: dict[str, Any] = {}
     assert [rebuild_request(r.request, parsed, built) for r in records] == [first, second, other]
     assert [r.fingerprint for r in records] == ["fp0", "fp1", "fp2"]  # as the recorder computed them
+
+
+async def test_short_payloads_are_kept_in_the_call_record_and_read_back(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLAIT_TEST_LOG", str(tmp_path / "effects.log"))
+    with OpenAIServer() as server:
+        workflow, output, storage = await _run_loop(backend, server)
+    calls = await storage.load_calls(output.run_id)
+    hashes = [h for c in calls for h in (c.request, c.response)]
+    stored = await storage.load_payloads(hashes)
+    for call in calls:
+        for digest in (call.request, call.response):  # in one place, never both
+            assert (digest in stored) != (digest in call.inline), call
+        assert all(len(text) < INLINE for text in call.inline.values())
+        if call.kind == "model":  # the next request's delta refers to it: stored apart
+            assert call.request in stored
+    tools = [c for c in calls if c.kind == "tool"]
+    assert len(tools) == 5 and all(c.request in c.inline and c.response in c.inline for c in tools)
+    recorded = await load_recorded(storage, output.run_id)
+    assert [r.request["arguments"] for r in recorded if r.kind == "tool"] == [{"n": n} for n in range(1, 6)]
+    replayed = await workflow.areplay(output.run_id)  # the server is stopped
+    assert replayed.content == output.content
+    await _close(workflow)
+
+
+def test_a_call_record_stored_before_inline_payloads_reads_as_none_inline() -> None:
+    old = {"run_id": "r", "step_id": "s", "kind": "tool", "fingerprint": "f", "request": "a", "response": "b"}
+    assert CallRecord.model_validate_json(json.dumps(old)).inline == {}
+
+
+async def test_a_lone_surrogate_in_a_tool_call_is_recorded_and_replayed(backend: str) -> None:
+    """JSON's "\\ud800" decodes to a str no UTF-8 database stores: a tool call holding one
+    failed its step in the recording (the canonical text now writes it as its escape)."""
+    odd = "x\ud800y\x00z"
+
+    def reply(messages: list[Any]) -> Any:
+        if messages[-1].role != "tool":
+            return ToolCall("c1", "echo", {"text": odd})
+        return f"echoed {len(messages[-1].content)} characters"
+
+    def echo(text: str) -> str:
+        """Echo the text."""
+        return text + "\udfff"
+
+    agent = Agent(name="Echo", model=FunctionModel(reply), tools=[echo])
+    workflow = Workflow(name="odd", steps=[Step(name="echo", agent=agent)], storage=storage_for(backend))
+    output = await workflow.arun("echo it")
+    assert output.content == "echoed 6 characters"
+    storage = await workflow._ready_storage()
+    assert storage is not None
+    (tool,) = [r for r in await load_recorded(storage, output.run_id) if r.kind == "tool"]
+    assert tool.request["arguments"] == {"text": odd} and tool.response["result"] == odd + "\udfff"
+    replayed = await workflow.areplay(output.run_id)  # strict: every call answered from the record
+    assert replayed.content == output.content
+    await _close(workflow)

@@ -5,6 +5,7 @@ hash every payload is stored and matched by. Shared by the recorder and its stor
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +59,19 @@ class Recorded:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+#: a UTF-16 surrogate on its own: a str can hold one (JSON's ``"\ud800"`` decodes to one), UTF-8
+#: cannot, so no database stores a text that has one as it is
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def canonical(value: Any) -> str:
-    """A value's canonical JSON text (sorted keys, compact, UTF-8): what is hashed and stored."""
-    return _CANONICAL.encode(value)
+    """A value's canonical JSON text (sorted keys, compact, UTF-8): what is hashed and stored.
+    A lone surrogate is written as its ``\\uXXXX`` escape (JSON that reads back the same), so
+    the text can be stored; a text without one is unchanged (its fingerprint too)."""
+    text = _CANONICAL.encode(value)
+    if not text.isascii() and LONE_SURROGATE.search(text):
+        text = LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+    return text
 
 
 def fingerprint(text: str) -> str:

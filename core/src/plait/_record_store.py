@@ -2,7 +2,8 @@
 :func:`for_stored_run` makes the recorder of a run with storage.
 
 Payloads are stored content-addressed (:meth:`plait.storage.Storage.save_calls`): identical
-payloads are stored once. Each model request of an agent's tool loop holds the whole message
+payloads are stored once; one shorter than :data:`INLINE` (not a model request) is kept in its
+call's record instead. Each model request of an agent's tool loop holds the whole message
 history, so storing every request whole grows as O(N²) over N rounds. A model request is
 therefore stored as a *delta* of the previous request of the same step and attempt when they
 share messages: a JSON object with the format marker ``"plait_request_delta": 1``, the hash of
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DELTA",
+    "INLINE",
     "StorageSink",
     "for_stored_run",
     "load_recorded",
@@ -42,6 +44,13 @@ DELTA = "plait_request_delta"
 
 #: a request is stored whole when its delta would keep fewer messages than this
 _MIN_KEEP = 2
+
+#: a payload shorter than this (in characters) is kept in its call's record
+#: (:attr:`CallRecord.inline`), not stored apart: a stored payload costs a row and its hash
+#: twice (about 150 bytes) and, on SQLite, two more pages written per call; what is given up is
+#: storing once the short payloads that repeat. Model requests are always stored apart: the
+#: next request's delta refers to them.
+INLINE = 512
 
 
 class StorageSink:
@@ -130,8 +139,15 @@ def to_records(
         response_hash = fingerprint(response)
         if last is not None and item.kind == "model" and isinstance(item.request, dict):
             last[(item.step_id, item.attempt)] = (item.request, request_hash)
-        payloads[request_hash] = request
-        payloads[response_hash] = response
+        inline = {}
+        for digest, text, small in (
+            (request_hash, request, item.kind != "model" and len(request) < INLINE),
+            (response_hash, response, len(response) < INLINE),
+        ):
+            if small:
+                inline[digest] = text
+            else:
+                payloads[digest] = text
         records.append(
             CallRecord(
                 run_id=run_id,
@@ -144,6 +160,7 @@ def to_records(
                 request=request_hash,
                 response=response_hash,
                 created_at=now,
+                inline=inline,
             )
         )
     return records, payloads
@@ -189,8 +206,10 @@ async def load_recorded(storage: Storage, run_id: str) -> list[Recorded]:
     records = await storage.load_calls(run_id)
     if not records:
         return []
-    hashes = sorted({h for r in records for h in (r.request, r.response)})
-    parsed = {h: json.loads(text) for h, text in (await storage.load_payloads(hashes)).items()}
+    parsed = {h: json.loads(text) for r in records for h, text in r.inline.items()}
+    hashes = sorted({h for r in records for h in (r.request, r.response) if h not in parsed})
+    if hashes:
+        parsed.update({h: json.loads(text) for h, text in (await storage.load_payloads(hashes)).items()})
     missing = _missing_bases(parsed, {r.request for r in records if r.kind == "model"})
     while missing:  # a base only another run references (payloads are shared): load it too
         loaded = {h: json.loads(text) for h, text in (await storage.load_payloads(sorted(missing))).items()}

@@ -164,6 +164,8 @@ class CallRecord(_Record):
     payloads (canonical JSON, secrets scrubbed) stored by :meth:`Storage.save_calls`;
     ``fingerprint`` is the key a replay matches on: the request's hash, for a model request with
     its provider-assigned tool-call ids replaced by their order of appearance.
+    ``inline``: by hash, the payloads short enough to be kept in the record instead (no stored
+    payload has their hash).
     """
 
     run_id: str
@@ -176,6 +178,7 @@ class CallRecord(_Record):
     request: str
     response: str
     created_at: float = Field(default_factory=time.time)
+    inline: dict[str, str] = Field(default_factory=dict)
 
 
 class HistoryRecord(_Record):
