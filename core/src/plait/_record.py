@@ -369,9 +369,9 @@ class Recorder:
         secrets = model.secrets()
         payload = request_json(model, request)
         text = canonical(payload)
-        if secrets:
-            text = scrub_secrets(text, secrets)
-            payload = json.loads(text)
+        # parsed again only when a secret was in it (the scrubbed JSON is what is stored)
+        if secrets and (scrubbed := scrub_secrets(text, secrets)) != text:
+            text, payload = scrubbed, json.loads(scrubbed)
         normal = _normalised(payload)
         key = fingerprint(text if normal is None else canonical(normal))
         hit = self._take(step_id, "model", key)
@@ -396,8 +396,8 @@ class Recorder:
         with self._lock:
             self.live += 1
         answer = response_json(response, chunks)
-        if secrets:
-            answer = json.loads(scrub_secrets(canonical(answer), secrets))
+        if secrets and (scrubbed := scrub_secrets(written := canonical(answer), secrets)) != written:
+            answer = json.loads(scrubbed)
         attempt = self.earlier.get(step_id, 0) + 1
         digest = key if normal is None else None  # the text's hash, when that is the key
         await self._keep(
