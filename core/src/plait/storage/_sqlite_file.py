@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -26,11 +25,12 @@ __all__ = ["SQLiteFile", "transaction"]
 
 T = TypeVar("T")
 
-#: the loop's connection looks at the WAL's size every this many calls ...
-_CHECK_EVERY = 16
-#: ... and has it checkpointed in the worker thread above this size (SQLite's own default is
-#: 1000 pages, about 4 MB)
-_WAL_LIMIT = 4 * 1024 * 1024
+#: the loop's connection has the worker thread checkpoint the WAL every this many calls ...
+_CHECKPOINT_EVERY = 64
+#: ... and checkpoints it itself (SQLite's automatic checkpoint) only past this many pages
+#: (SQLite's default is 1000): when writes come so close together that the worker's
+#: checkpoints never catch up
+_INLINE_CHECKPOINT_PAGES = 4000
 
 
 class SQLiteFile:
@@ -89,11 +89,11 @@ class SQLiteFile:
             try:
                 if self.inline is None:
                     self.inline = self.open(0.0)
-                    # its commits never checkpoint the WAL on the event loop: checkpoint_later
-                    self.inline.execute("PRAGMA wal_autocheckpoint=0")
+                    # its commits leave checkpoints to the worker (checkpoint_later)
+                    self.inline.execute(f"PRAGMA wal_autocheckpoint={_INLINE_CHECKPOINT_PAGES}")
                 result = fn(self.inline)
                 self._calls += 1
-                if self._calls >= _CHECK_EVERY:
+                if self._calls >= _CHECKPOINT_EVERY:
                     self.checkpoint_later()
                 return result
             except sqlite3.OperationalError as exc:
@@ -113,32 +113,19 @@ class SQLiteFile:
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
     def checkpoint_later(self) -> None:
-        """Have the worker thread copy the WAL into the database, and empty it, once it holds
-        more than :data:`_WAL_LIMIT` bytes. SQLite would do it in the commit that crosses its
-        limit: on the event loop, for tens of milliseconds on a slow disk (two fsyncs and a few
-        MB written), which a run paid every few hundred transactions. While the worker's
-        checkpoint holds the write lock, the loop's connection finds the file locked and its
-        writes queue in the worker thread behind it, off the loop."""
+        """Have the worker thread copy the WAL's new pages into the database (a PASSIVE
+        checkpoint: it takes no lock a writer needs), unless it is still at the last one.
+        SQLite does it in the commit that takes the WAL past 1000 pages: on the event loop,
+        for tens of milliseconds on a slow disk (two fsyncs and a few MB written), which a run
+        paid every few hundred transactions. Once the worker has caught up, the next write
+        starts the WAL from its beginning, so it stays small."""
         self._calls = 0
         if self._checkpoint is not None and not self._checkpoint.done():
             return
-        try:
-            size = os.stat(self.path + "-wal").st_size  # TRUNCATE empties it: this is what it holds
-        except OSError:
-            return
-        if size <= _WAL_LIMIT:
-            return
 
         def checkpoint() -> None:
-            connection = self._connect()
-            try:  # readers on an older snapshot delay it: not for long (the next one goes on)
-                connection.execute("PRAGMA busy_timeout=1000")
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass  # busy or closing: the next one, or the last connection's close, does it
-            finally:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            with contextlib.suppress(sqlite3.Error):  # closing: the last connection's close does it
+                self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
         try:
             self._checkpoint = self._worker.submit(checkpoint)
