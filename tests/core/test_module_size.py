@@ -23,7 +23,7 @@ OVER: dict[str, tuple[int, str]] = {
         "the storage protocol on one SQLite file (its retention is _sqlite_retention)",
     ),
     "storage/_base.py": (547, "the storage protocol and its records, documented method by method"),
-    "_workflow_run.py": (525, "one run: set-up, the run frame, nested runs, the run's media"),
+    "_workflow_run.py": (521, "one run: set-up, the run frame, nested runs, the run's media"),
     "_sync.py": (509, "sync over async: run_sync's fast path, iterate_sync, the live sync stream"),
 }
 

@@ -352,7 +352,7 @@ async def _execute(
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline
-            outputs = await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
+            outputs = await ctx.run_sequence(workflow.nodes, input, None, additional_data, _copied(media))
         elif workflow.timeout is None:
             outputs = await _walk(workflow, input, ctx, additional_data, media)
         else:
@@ -464,7 +464,7 @@ async def _execute(
         user_id=run.user_id,
         metadata=run.metadata,
     )
-    if media or any(carries_media(o) for o in outputs):
+    if media or any(map(carries_media, outputs)):  # map: no generator frame per run
         collect_media(result, media, outputs)
     if span_cm is not None:
         close_span(span_cm, span)
@@ -501,7 +501,7 @@ async def _walk(
     media: dict[str, list[Any]] | None = None,
 ) -> list[StepOutput]:
     if workflow._function is None:
-        return await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
+        return await ctx.run_sequence(workflow.nodes, input, None, additional_data, _copied(media))
     token = _current_step.set(ctx)  # agents run by the function stream into this run
     execution_input = WorkflowExecutionInput(input, additional_data)
     for option, items in (media or {}).items():
@@ -515,11 +515,7 @@ async def _walk(
     return [output]
 
 
-def _first_input(
-    input: Any, ctx: StepContext, additional_data: dict[str, Any] | None, media: dict[str, list[Any]] | None
-) -> StepInput:
-    """What a workflow's first step receives: the input, and the run's media when it has some."""
-    step_input = StepInput(input, None, ctx.outputs, additional_data)
-    for option, items in (media or {}).items():
-        setattr(step_input, option, items)
-    return step_input
+def _copied(media: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+    """What a workflow's first steps are given of its media: copies of the lists (as
+    ``StepInput.media()`` made them), so a step that appends to its images changes only theirs."""
+    return None if media is None else {option: list(items) for option, items in media.items()}
