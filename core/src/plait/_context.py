@@ -81,8 +81,7 @@ class RunState:
 
     def __init__(
         self,
-        *,
-        runner: Runner,
+        runner: Runner,  # positional too: a run's frame passes them so (no keywords' dict per run)
         tracer: Tracer | None,
         listeners: Sequence[Callable[[Event], None]] = (),
         step_events: bool = False,

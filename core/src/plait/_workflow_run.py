@@ -140,12 +140,12 @@ async def run(
             else lambda event: None if event.event in skip else stored_events.append(event),
         ]
     hooks = _lookup.registry().lifecycle_hooks  # loads plugins first: one may configure tracing
-    run = RunState(
-        runner=workflow._resolve_runner(),
-        tracer=resolve_tracer(workflow.tracer_provider),
-        listeners=listeners,
-        step_events=stream_events or bool(all_sinks) or bool(storage is not None and workflow.store_events),
-        hooks=hooks,
+    run = RunState(  # runner, tracer, listeners, step_events, hooks
+        workflow._resolve_runner(),
+        resolve_tracer(workflow.tracer_provider),
+        listeners,
+        stream_events or bool(all_sinks) or bool(storage is not None and workflow.store_events),
+        hooks,
     )
     run.meter = resolve_meter()
     if fork is not None:
