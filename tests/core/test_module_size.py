@@ -19,7 +19,7 @@ OVER: dict[str, tuple[int, str]] = {
     "agent.py": (624, "Agent; about 130 lines are the typed overloads of run/arun under TYPE_CHECKING"),
     "tracing.py": (554, "the one home of every span name and attribute (tested: none elsewhere)"),
     "storage/_base.py": (550, "the storage protocol and its records, documented method by method"),
-    "_workflow_run.py": (525, "one run: set-up, the run frame, nested runs, the run's media"),
+    "_workflow_run.py": (521, "one run: set-up, the run frame, nested runs, the run's media"),
     "_sync.py": (509, "sync over async: run_sync's fast path, iterate_sync, the live sync stream"),
 }
 

@@ -7,7 +7,6 @@ reports are the executor's (:func:`plait._engine.execute_node`).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from types import CoroutineType
@@ -289,7 +288,10 @@ class Loop(StepNode):
 
     async def execute(self, step_input: StepInput, ctx: StepContext) -> StepOutput:
         outputs: list[StepOutput] = []
-        current = step_input
+        # each iteration runs as run_steps(step_input) would, with the previous iteration's
+        # content as previous_step_content when it is forwarded (no StepInput per iteration)
+        previous = step_input.previous_step_content
+        has_media = carries_media(step_input)  # the loop's media go on to every iteration
         iterations = 0
         for iteration in range(1, self.max_iterations + 1):
             iterations = iteration
@@ -301,11 +303,16 @@ class Loop(StepNode):
                         LoopIterationStartedEvent, iteration=iteration, max_iterations=self.max_iterations
                     )
                 )
+            media = step_input.media() if has_media else None
             if ctx.run.tracer is None:
-                round_outputs = await scope.run_steps(self.steps, current)
+                round_outputs = await scope.run_sequence(
+                    self.steps, step_input.input, previous, step_input.additional_data, media
+                )
             else:
                 with scope.span("loop_iteration", scope.step_name, {ATTR.ITERATION: iteration}):
-                    round_outputs = await scope.run_steps(self.steps, current)
+                    round_outputs = await scope.run_sequence(
+                        self.steps, step_input.input, previous, step_input.additional_data, media
+                    )
             outputs.extend(round_outputs)
             done = False
             for output in round_outputs:
@@ -344,11 +351,7 @@ class Loop(StepNode):
             if self.forward_iteration_output:
                 for output in reversed(round_outputs):
                     if not output.skipped:  # the iteration's content: its last step that ran
-                        current = dataclasses.replace(  # the loop's media go on with it
-                            step_input,
-                            previous_step_content=output.content,
-                            previous_step_outputs=ctx.outputs,
-                        )
+                        previous = output.content
                         break
         return sequence_output(outputs, metadata={"iterations": iterations})
 

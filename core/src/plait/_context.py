@@ -22,7 +22,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plait._executors import Callee, call, injected, to_output
-from plait._io import StepInput, StepOutput, carries_media, format_content
+from plait._io import StepInput, StepOutput, carries_media
 from plait._public import publish as _publish
 from plait._run_context import RunContext
 from plait.events import CustomEvent, Event, RunContentEvent
@@ -43,7 +43,6 @@ __all__ = [
     "StepContext",
     "WorkflowFrame",
     "current_step",
-    "with_dependencies",
 ]
 
 
@@ -82,8 +81,7 @@ class RunState:
 
     def __init__(
         self,
-        *,
-        runner: Runner,
+        runner: Runner,  # positional too: a run's frame passes them so (no keywords' dict per run)
         tracer: Tracer | None,
         listeners: Sequence[Callable[[Event], None]] = (),
         step_events: bool = False,
@@ -197,16 +195,6 @@ class RunCancelled(BaseException):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Workflow run {run_id} was cancelled")
         self.run_id = run_id
-
-
-def with_dependencies(message: Any, dependencies: dict[str, Any]) -> str:
-    """An agent step's message with the run's dependencies added as Agno does with
-    ``add_dependencies_to_context=True``: after the text, inside ``<additional context>``."""
-    import json
-
-    text = format_content(message)
-    context = json.dumps(dependencies, indent=2, default=str)
-    return f"{text}\n\n<additional context>\n{context}\n</additional context>"
 
 
 class Discard:
@@ -396,16 +384,33 @@ class StepContext:
 
     # -- running children ------------------------------------------------------------
 
-    async def run_steps(self, nodes: Sequence[StepNode], step_input: StepInput) -> list[StepOutput]:
+    def run_steps(
+        self, nodes: Sequence[StepNode], step_input: StepInput
+    ) -> Coroutine[Any, Any, list[StepOutput]]:
         """Run ``nodes`` one after another, each receiving the previous one's content.
-        Stops after an output with ``stop=True``."""
+        Stops after an output with ``stop=True``. (A plain function returning the walk's
+        coroutine: no coroutine of its own per container.)"""
+        # the run's media (Agno's shared media): None (the common case): none
+        media = step_input.media() if carries_media(step_input) else None
+        return self.run_sequence(
+            nodes, step_input.input, step_input.previous_step_content, step_input.additional_data, media
+        )
+
+    async def run_sequence(
+        self,
+        nodes: Sequence[StepNode],
+        input: Any,
+        previous: Any,
+        additional_data: dict[str, Any] | None,
+        media: dict[str, list[Any]] | None,
+    ) -> list[StepOutput]:
+        """:meth:`run_steps` given what its StepInput would carry, for callers that have these
+        and no StepInput (a workflow's first steps, a loop's next iteration): each node gets a
+        StepInput of its own made of them, so none needs making for the sequence itself."""
         execute_node = ENGINE.execute_node
         outputs: list[StepOutput] = []
-        previous = step_input.previous_step_content
         run = self.run
-        # the run's media (Agno's shared media): what the steps were given, and what each step
-        # produced for the ones after it; None (the common case): none
-        media = step_input.media() if carries_media(step_input) else None
+        # media: what the steps were given, and what each step produced for the ones after it
         for node in nodes:
             # Workflow.cancel_run: stop before the next step (a run with storage looks for a
             # request from another process here too, when due: sync steps never yield the loop)
@@ -413,7 +418,7 @@ class StepContext:
                 run.cancel_poll is not None and time.monotonic() >= run.cancel_due and await _polled(run)
             ):
                 raise RunCancelled(self.frame.run_id)
-            node_input = StepInput(step_input.input, previous, self.outputs, step_input.additional_data)
+            node_input = StepInput(input, previous, self.outputs, additional_data)
             if media is not None:
                 for option, items in media.items():
                     setattr(node_input, option, items)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from typing_extensions import TypeVar  # a TypeVar with a default (typing's has one from 3.13)
 
-from plait._context import current_step, with_dependencies
+from plait._context import current_step
 from plait._history import HistoryScope, check_session_id, decode_messages
 from plait._io import AGENT_RUNS, CODEC, StepInput, StepMetrics, StepOutput, carries_media, format_content
 from plait._sync import EventStream, sync
@@ -354,3 +354,13 @@ def _print_options(
     """The options print_response passes on to ``arun`` (those given)."""
     given = {"session_id": session_id, "images": images, "audio": audio, "videos": videos, "files": files}
     return {name: value for name, value in given.items() if value is not None}
+
+
+def with_dependencies(message: Any, dependencies: dict[str, Any]) -> str:
+    """An agent step's message with the run's dependencies added as Agno does with
+    ``add_dependencies_to_context=True``: after the text, inside ``<additional context>``."""
+    import json
+
+    text = format_content(message)
+    context = json.dumps(dependencies, indent=2, default=str)
+    return f"{text}\n\n<additional context>\n{context}\n</additional context>"

@@ -27,18 +27,18 @@ __all__ = ["MAX_DEPTH", "Step", "as_node", "as_nodes", "check_tree", "check_uniq
 def sequence_output(outputs: list[StepOutput], **extra: Any) -> StepOutput:
     """A container's output from its children: the last content produced, stop if any stopped."""
     content = None
-    produced = False
-    for output in outputs:
+    produced = stop = False
+    success = True
+    for output in outputs:  # one pass (a loop's outputs are many): no any()/all() generators
         if not output.skipped:
             content = output.content
             produced = True
+        if output.stop:
+            stop = True
+        if not output.success:
+            success = False
     return StepOutput(
-        content=content,
-        steps=outputs,
-        stop=any(o.stop for o in outputs),
-        skipped=not produced,
-        success=all(o.success for o in outputs),
-        **extra,
+        content=content, steps=outputs, stop=stop, skipped=not produced, success=success, **extra
     )
 
 

@@ -140,12 +140,12 @@ async def run(
             else lambda event: None if event.event in skip else stored_events.append(event),
         ]
     hooks = _lookup.registry().lifecycle_hooks  # loads plugins first: one may configure tracing
-    run = RunState(
-        runner=workflow._resolve_runner(),
-        tracer=resolve_tracer(workflow.tracer_provider),
-        listeners=listeners,
-        step_events=stream_events or bool(all_sinks) or bool(storage is not None and workflow.store_events),
-        hooks=hooks,
+    run = RunState(  # runner, tracer, listeners, step_events, hooks
+        workflow._resolve_runner(),
+        resolve_tracer(workflow.tracer_provider),
+        listeners,
+        stream_events or bool(all_sinks) or bool(storage is not None and workflow.store_events),
+        hooks,
     )
     run.meter = resolve_meter()
     if fork is not None:
@@ -241,14 +241,11 @@ async def run_nested(workflow: Workflow, step_input: StepInput, ctx: StepContext
         if step_output.stop:
             stop = True
             break
-    result = StepOutput(
-        content=output.content,
-        steps=output.step_outputs,
-        success=output.status is RunStatus.COMPLETED,
-        error=output.error,
-        stop=stop,
-        step_type=_WORKFLOW,
-    )
+    # content, success, error, stop: positional, the rest set after (a class call's keywords
+    # cost a dict, once per nesting level)
+    result = StepOutput(output.content, output.status is RunStatus.COMPLETED, output.error, stop)
+    result.steps = output.step_outputs
+    result.step_type = _WORKFLOW
     if carries_media(output):
         # what its steps produced go on to the outer steps (those it was given are theirs already)
         collect_media(result, None, output.step_outputs)
@@ -352,7 +349,7 @@ async def _execute(
     outputs: list[StepOutput] = []
     try:
         if workflow.timeout is None and workflow._function is None:  # the common case, inline
-            outputs = await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
+            outputs = await ctx.run_sequence(workflow.nodes, input, None, additional_data, _copied(media))
         elif workflow.timeout is None:
             outputs = await _walk(workflow, input, ctx, additional_data, media)
         else:
@@ -447,24 +444,27 @@ async def _execute(
         run.meter.workflow_duration.record(
             duration, {ATTR.WORKFLOW_NAME: workflow.name, ATTR.RUN_STATUS: status.value}
         )
+    # Positional, in field order: a slotted dataclass called with 15 keywords costs twice what
+    # it does without them (CPython 3.11 makes a dict of them for a class call), every level.
     result = WorkflowRunOutput(
-        run_id=frame.run_id,
-        workflow_id=workflow.id,
-        workflow_name=workflow.name,
-        session_id=frame.session_id,
-        status=status,
-        content=content,
-        step_outputs=outputs,
-        input=input,
-        error=f"steps failed or skipped: {', '.join(frame.errors)}" if frame.errors else None,
-        duration=duration,
-        session_state=ctx.state,
-        parent_run_id=frame.parent_run_id,
-        step_executor_runs=frame.executor_runs,
-        user_id=run.user_id,
-        metadata=run.metadata,
+        frame.run_id,
+        workflow.id,
+        workflow.name,
+        frame.session_id,
+        status,
+        content,
+        outputs,  # step_outputs
+        input,
+        f"steps failed or skipped: {', '.join(frame.errors)}" if frame.errors else None,  # error
+        duration,
+        ctx.state,  # session_state
+        frame.parent_run_id,
+        None,  # pending
+        frame.executor_runs,  # step_executor_runs
+        run.user_id,
+        run.metadata,
     )
-    if media or any(carries_media(o) for o in outputs):
+    if media or any(map(carries_media, outputs)):  # map: no generator frame per run
         collect_media(result, media, outputs)
     if span_cm is not None:
         close_span(span_cm, span)
@@ -501,7 +501,7 @@ async def _walk(
     media: dict[str, list[Any]] | None = None,
 ) -> list[StepOutput]:
     if workflow._function is None:
-        return await ctx.run_steps(workflow.nodes, _first_input(input, ctx, additional_data, media))
+        return await ctx.run_sequence(workflow.nodes, input, None, additional_data, _copied(media))
     token = _current_step.set(ctx)  # agents run by the function stream into this run
     execution_input = WorkflowExecutionInput(input, additional_data)
     for option, items in (media or {}).items():
@@ -515,11 +515,7 @@ async def _walk(
     return [output]
 
 
-def _first_input(
-    input: Any, ctx: StepContext, additional_data: dict[str, Any] | None, media: dict[str, list[Any]] | None
-) -> StepInput:
-    """What a workflow's first step receives: the input, and the run's media when it has some."""
-    step_input = StepInput(input, None, ctx.outputs, additional_data)
-    for option, items in (media or {}).items():
-        setattr(step_input, option, items)
-    return step_input
+def _copied(media: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+    """What a workflow's first steps are given of its media: copies of the lists (as
+    ``StepInput.media()`` made them), so a step that appends to its images changes only theirs."""
+    return None if media is None else {option: list(items) for option, items in media.items()}

@@ -161,7 +161,7 @@ def _api(module: str, variable: str) -> Any:
     named by its environment variable."""
     loaded = sys.modules.get(module)
     if loaded is None:
-        if _env_unset(variable):
+        if _ENV_UNSET.get(variable) or _env_unset(variable):  # known unset: no call (every run)
             return None
         import importlib
 
