@@ -138,6 +138,8 @@ class SQLiteFile:
             if self.inline is not None:
                 self.inline.close()
                 self.inline = None
+        if self._checkpoint is not None:  # it may open the worker's connection: let it end first
+            await asyncio.wrap_future(self._checkpoint)
         connection, self._connection = self._connection, None
         if connection is not None:
             await asyncio.get_running_loop().run_in_executor(self._worker, connection.close)
