@@ -236,13 +236,6 @@ def load_response(data: dict[str, Any]) -> ModelResponse:
     )
 
 
-def _scrubbed(text: str, value: Any, secrets: list[str]) -> tuple[str, Any]:
-    """``value``'s canonical JSON ``text`` with ``secrets`` scrubbed, and the value it reads
-    back as: parsed again only when a secret was in it (the scrubbed JSON is what is stored)."""
-    scrubbed = scrub_secrets(text, secrets) if secrets else text
-    return (text, value) if scrubbed == text else (scrubbed, json.loads(scrubbed))
-
-
 def _jsonable(value: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
@@ -375,7 +368,10 @@ class Recorder:
         step_id, index = self._place("model")
         secrets = model.secrets()
         payload = request_json(model, request)
-        text, payload = _scrubbed(canonical(payload), payload, secrets)
+        text = canonical(payload)
+        # parsed again only when a secret was in it (the scrubbed JSON is what is stored)
+        if secrets and (scrubbed := scrub_secrets(text, secrets)) != text:
+            text, payload = scrubbed, json.loads(scrubbed)
         normal = _normalised(payload)
         key = fingerprint(text if normal is None else canonical(normal))
         hit = self._take(step_id, "model", key)
@@ -400,8 +396,8 @@ class Recorder:
         with self._lock:
             self.live += 1
         answer = response_json(response, chunks)
-        if secrets:
-            _, answer = _scrubbed(canonical(answer), answer, secrets)
+        if secrets and (scrubbed := scrub_secrets(written := canonical(answer), secrets)) != written:
+            answer = json.loads(scrubbed)
         attempt = self.earlier.get(step_id, 0) + 1
         digest = key if normal is None else None  # the text's hash, when that is the key
         await self._keep(
